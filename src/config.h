@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The configuration as the YAML files say it, after validation. Immutable once loaded: the
+ * model (model.h) is built from it, and a reload builds a new one beside the old. */
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "util.h"
+
+typedef enum Scheme {
+        SCHEME_HTTP,
+        SCHEME_HTTPS,
+        _SCHEME_MAX,
+        _SCHEME_INVALID = -EINVAL,
+} Scheme;
+
+typedef enum PassHost {
+        PASS_HOST_PASS,    /* the client's Host header */
+        PASS_HOST_NODE,    /* the node's host[:port] */
+        PASS_HOST_REWRITE, /* upstream_host */
+        _PASS_HOST_MAX,
+        _PASS_HOST_INVALID = -EINVAL,
+} PassHost;
+
+const char *scheme_to_string(Scheme s);
+Scheme scheme_from_string(const char *s);
+uint16_t scheme_default_port(Scheme s);
+const char *pass_host_to_string(PassHost p);
+PassHost pass_host_from_string(const char *s);
+
+/* Where a value came from, for messages: "file:line:column". Lines and columns are 1-based. */
+typedef struct ConfigMark {
+        const char *file; /* points into Config.files; not owned */
+        unsigned line, column;
+} ConfigMark;
+
+typedef struct ConfigListener {
+        char *name;   /* matched against FileDescriptorName= */
+        char *listen; /* "127.0.0.1:9080", "[::1]:9080", "*:80"; NULL when only activated */
+        struct sockaddr_storage address; /* parsed `listen`, valid when address_len > 0 */
+        socklen_t address_len;
+        ConfigMark mark;
+} ConfigListener;
+
+typedef struct ConfigNode {
+        char *host; /* IP literal or domain name, as written (no brackets) */
+        uint16_t port;
+        uint32_t weight; /* 0 = out of rotation */
+        ConfigMark mark;
+} ConfigNode;
+
+typedef struct ConfigTls {
+        char *ca_file; /* extra trust anchors beside the system store; NULL = none */
+        int verify;    /* 1 = verify certificate and name (default), 0 = off */
+        char *sni;     /* NULL = the node's host */
+} ConfigTls;
+
+typedef struct ConfigUpstream {
+        char *name;
+        Scheme scheme;
+        PassHost pass_host;
+        char *upstream_host; /* required with PASS_HOST_REWRITE */
+        char *balancer;      /* "roundrobin" */
+        ConfigNode *nodes;
+        size_t n_nodes;
+        uint64_t connect_timeout_usec;
+        uint64_t send_timeout_usec;
+        uint64_t read_timeout_usec;
+        unsigned retries;        /* further nodes tried after a connect failure */
+        unsigned keepalive_pool; /* idle connections kept per node address */
+        uint64_t keepalive_idle_usec;
+        ConfigTls tls; /* top-level tls: merged in, then the upstream's own block */
+        ConfigMark mark;
+} ConfigUpstream;
+
+typedef struct ConfigRouteUpstream {
+        char *name;
+        uint32_t weight;
+        ConfigMark mark;
+} ConfigRouteUpstream;
+
+typedef struct ConfigRoute {
+        char *name;
+        char **paths;   /* NULL-terminated; a trailing '*' makes a prefix */
+        char **hosts;   /* NULL-terminated or NULL; "*.example.com" allowed */
+        char **methods; /* NULL-terminated or NULL (= any), upper case */
+        int priority;   /* higher wins among routes matching the same path */
+        ConfigRouteUpstream *upstreams;
+        size_t n_upstreams;
+        ConfigMark mark;
+} ConfigRoute;
+
+typedef struct ConfigDns {
+        char **servers; /* "127.0.0.1:5353"; NULL = /etc/resolv.conf */
+        uint64_t ttl_min_usec;
+        uint64_t ttl_max_usec;
+        uint64_t timeout_usec; /* how long a request waits for a first answer */
+} ConfigDns;
+
+typedef struct Config {
+        char **files; /* the files read, in order; marks point into these strings */
+        ConfigListener *listeners;
+        size_t n_listeners;
+        ConfigUpstream *upstreams;
+        size_t n_upstreams;
+        ConfigRoute *routes;
+        size_t n_routes;
+        ConfigDns dns;
+        ConfigTls tls; /* defaults for every upstream */
+
+        bool access_log;
+        uint64_t header_timeout_usec;    /* client: a whole request head must arrive in this */
+        uint64_t keepalive_timeout_usec; /* client: idle between requests */
+        uint64_t shutdown_grace_usec;    /* SIGTERM: how long requests in flight may go on */
+        size_t max_header_bytes;         /* request or response head */
+        size_t max_headers;              /* header lines per head */
+} Config;
+
+Config *config_free(Config *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
+
+/* Loads and validates every path in `paths` (NULL-terminated): a path is a YAML file, or a
+ * directory whose *.yaml files are read in name order. Returns 0 and the Config, or a negative
+ * errno; on error each problem found was appended to `errors` (one "file:line:column: message"
+ * per line, NUL-terminated string owned by the caller, may be NULL to discard), and nothing was
+ * half-loaded. -EINVAL for invalid content, other errnos for I/O failures. */
+int config_load(char *const *paths, char **errors, Config **ret);
+
+/* Loads a YAML document from memory (for tests and the fuzzer); `name` stands for the file. */
+int config_load_string(const char *name, const char *yaml, size_t len, char **errors,
+                       Config **ret);
+
+/* Looks an upstream or a route up by name; NULL when there is none. */
+const ConfigUpstream *config_find_upstream(const Config *c, const char *name);
+const ConfigRoute *config_find_route(const Config *c, const char *name);
