@@ -1,0 +1,81 @@
+# SPDX-License-Identifier: MIT
+"""Fixtures of the lbproxy integration suite.
+
+  lbproxy_bin   the daemon under test: $LBPROXY_BIN (relative paths are taken from the repo
+                root), default build/src/lbproxy
+  upstream      factory: upstream(NAME, host="127.0.0.2") -> a started UpstreamServer
+  lbproxy       factory: lbproxy(CONFIG) -> a started, ready LbProxy; CONFIG is a dict (YAML is
+                written from it; a listener on 127.0.0.1 with a free port is added when it has
+                no `listeners`) or a YAML string (@LISTEN@ / @PORT@ are replaced). At teardown:
+                SIGTERM, bounded wait, exit code 0 asserted, and no sanitizer report in its log.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from lbtest import REPO_ROOT, LbProxy  # noqa: E402
+from upstream import UpstreamServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def lbproxy_bin():
+    p = Path(os.environ.get("LBPROXY_BIN", "build/src/lbproxy"))
+    if not p.is_absolute():
+        p = REPO_ROOT / p
+    if not os.access(p, os.X_OK):
+        pytest.fail(f"lbproxy binary not found or not executable: {p} (set LBPROXY_BIN)")
+    return p
+
+
+@pytest.fixture
+def upstream():
+    servers = []
+
+    def make(name, host="127.0.0.2", port=0):
+        s = UpstreamServer(name, host, port).start()
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.stop()
+
+
+@pytest.fixture
+def lbproxy(lbproxy_bin, tmp_path, request):
+    procs = []
+
+    def start(config, *, args=(), env=None, expect_exit=0):
+        d = tmp_path / f"lbproxy{len(procs)}"
+        d.mkdir()
+        p = LbProxy(lbproxy_bin, d, config, args=args, env=env)
+        p.expect_exit = expect_exit
+        procs.append(p)
+        return p.start()
+
+    yield start
+
+    problems = []
+    for p in procs:
+        if p.proc is None:
+            continue
+        if p.alive():
+            rc = p.terminate()
+            if rc is None:
+                problems.append(f"lbproxy {p.pid} did not exit within 20 s of SIGTERM")
+            elif p.expect_exit is not None and rc != p.expect_exit:
+                problems.append(f"lbproxy {p.pid} exited with {rc} after SIGTERM, "
+                                f"wanted {p.expect_exit}")
+        else:
+            p._finish()
+        reports = p.sanitizer_reports()
+        if reports:
+            problems.append(f"sanitizer report in lbproxy's log ({', '.join(reports)}):\n"
+                            + p.log_text()[-6000:])
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)

@@ -1,0 +1,188 @@
+# SPDX-License-Identifier: MIT
+"""Errors lbproxy answers itself: 404 no route, 502 no reachable node, 504 upstream silent,
+400 malformed request (connection closed), 501 unsupported Transfer-Encoding; and timeouts."""
+
+import re
+import time
+
+import pytest
+
+from lbtest import build_request, dead_port, route_cfg, upstream_cfg
+
+
+def assert_short_text(r):
+    """lbproxy's own error bodies: text/plain, one line saying what happened."""
+    ct = r.header1("content-type") or ""
+    assert ct.split(";")[0].strip().lower() == "text/plain", r
+    text = r.body.decode("utf-8")
+    assert text.strip(), r
+    assert len(text.rstrip("\n").splitlines()) == 1, r
+    assert len(text) < 512, r
+
+
+def test_no_route_404(upstream, lbproxy):
+    u = upstream("u")
+    lb = lbproxy({"upstreams": [upstream_cfg("up", [u])],
+                  "routes": [route_cfg("r", ["/api/*"], ["up"])]})
+    with lb.client() as c:
+        c.request("GET", "/nothing/here")
+        r = c.read_response()
+        assert r.status == 404
+        assert_short_text(r)
+        c.request("GET", "/api/after-404")  # a 404 keeps the connection
+        assert c.read_response().status == 200
+    assert u.paths() == ["/api/after-404"]
+
+
+def test_connect_refused_single_node_502(lbproxy):
+    lb = lbproxy({"upstreams": [upstream_cfg("up", [("127.0.0.5", dead_port("127.0.0.5"))])],
+                  "routes": [route_cfg("r1", ["/*"], ["up"])]})
+    t0 = time.monotonic()
+    r = lb.request("GET", "/x")
+    assert r.status == 502
+    assert_short_text(r)
+    assert time.monotonic() - t0 < 5
+
+
+def test_all_nodes_refused_502_and_logged(lbproxy):
+    nodes = [("127.0.0.5", dead_port("127.0.0.5")), ("127.0.0.6", dead_port("127.0.0.6"))]
+    lb = lbproxy({"access_log": True,
+                  "upstreams": [upstream_cfg("up", nodes, retries=1)],
+                  "routes": [route_cfg("r1", ["/*"], ["up"])]})
+    for _ in range(4):
+        r = lb.request("GET", "/x")
+        assert r.status == 502
+    lines = lb.wait_log("route=r1", count=4)
+    assert len(lines) == 4, lb.log_text()
+    for line in lines:
+        assert re.search(r"(^|\s)502(\s|$)", line), line
+        assert "upstream=up" in line, line
+
+
+def test_dead_node_is_skipped_for_live_one(upstream, lbproxy):
+    live = upstream("live", "127.0.0.2")
+    nodes = [("127.0.0.5", dead_port("127.0.0.5"), 1), (live.host, live.port, 1)]
+    lb = lbproxy({"upstreams": [upstream_cfg("up", nodes, retries=1)],
+                  "routes": [route_cfg("r1", ["/*"], ["up"])]})
+    for i in range(10):
+        r = lb.request("GET", f"/ok{i}")
+        assert r.status == 200, r
+        assert r.json()["server"] == "live"
+    assert len(live.requests) == 10
+
+
+def test_dead_node_skipped_with_body(upstream, lbproxy):
+    """A request with a body is retried on the next node after a refused connect too (no byte
+    of it was sent)."""
+    live = upstream("live", "127.0.0.2")
+    nodes = [("127.0.0.5", dead_port("127.0.0.5"), 1), (live.host, live.port, 1)]
+    lb = lbproxy({"upstreams": [upstream_cfg("up", nodes, retries=1)],
+                  "routes": [route_cfg("r1", ["/*"], ["up"])]})
+    for i in range(4):
+        r = lb.request("POST", f"/b{i}", body=b"data" * 100)
+        assert r.status == 200 and r.json()["body_len"] == 400, r
+
+
+def test_upstream_silent_past_read_timeout_504(upstream, lbproxy):
+    u = upstream("slow")
+    lb = lbproxy({"upstreams": [upstream_cfg(
+        "up", [u], timeout={"connect": "2s", "send": "5s", "read": "1s"})],
+        "routes": [route_cfg("r1", ["/*"], ["up"])]})
+    t0 = time.monotonic()
+    r = lb.request("GET", "/delay/4", timeout=10)
+    took = time.monotonic() - t0
+    assert r.status == 504
+    assert_short_text(r)
+    assert 0.8 < took < 3.5, took
+    # Within the read timeout all is well.
+    assert lb.request("GET", "/delay/0.2").status == 200
+
+
+def test_malformed_upstream_response_502(upstream, lbproxy):
+    u = upstream("bad")
+    lb = lbproxy({"upstreams": [upstream_cfg("up", [u])],
+                  "routes": [route_cfg("r1", ["/*"], ["up"])]})
+    r = lb.request("GET", "/garbage")
+    assert r.status == 502
+    assert_short_text(r)
+
+
+MALFORMED = {
+    "garbage-request-line": b"THIS IS NOT HTTP\r\n\r\n",
+    "missing-host-http11": b"GET /x HTTP/1.1\r\nAccept: */*\r\n\r\n",
+    "header-without-colon": b"GET /x HTTP/1.1\r\nHost: a\r\nNoColonHere\r\n\r\n",
+    "bad-char-in-header-name": b"GET /x HTTP/1.1\r\nHost: a\r\nBad(Name): v\r\n\r\n",
+    "nul-in-header-value": b"GET /x HTTP/1.1\r\nHost: a\r\nX-A: a\x00b\r\n\r\n",
+    "bad-version": b"GET /x HTTP/1.x\r\nHost: a\r\n\r\n",
+    "double-space-request-line": b"GET  /x HTTP/1.1\r\nHost: a\r\n\r\n",
+    "empty-method": b" /x HTTP/1.1\r\nHost: a\r\n\r\n",
+    "two-host-headers": b"GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    "bad-content-length": b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1x\r\n\r\nx",
+}
+
+
+@pytest.fixture
+def guarded(upstream, lbproxy):
+    u = upstream("u")
+    lb = lbproxy({"upstreams": [upstream_cfg("up", [u])],
+                  "routes": [route_cfg("r1", ["/*"], ["up"])]})
+    return u, lb
+
+
+@pytest.mark.parametrize("raw", MALFORMED.values(), ids=MALFORMED.keys())
+def test_malformed_request_400_and_closed(guarded, raw):
+    u, lb = guarded
+    with lb.client() as c:
+        c.send(raw)
+        r = c.read_response()
+        assert r.status == 400, r
+        assert_short_text(r)
+        assert c.is_closed(5)
+    assert lb.request("GET", "/barrier").status == 200
+    assert [h.path for h in u.heads] == ["/barrier"]
+
+
+def test_unsupported_transfer_coding_501(guarded):
+    u, lb = guarded
+    with lb.client() as c:
+        c.send(b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+               b"5\r\nhello\r\n0\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 501, r
+        assert_short_text(r)
+        assert c.is_closed(5)
+    assert lb.request("GET", "/barrier").status == 200
+    assert [h.path for h in u.heads] == ["/barrier"]
+
+
+def test_header_timeout_closes_stalled_client(upstream, lbproxy):
+    u = upstream("u")
+    lb = lbproxy({"timeouts": {"header": "1s", "keepalive": "60s", "shutdown_grace": "5s"},
+                  "upstreams": [upstream_cfg("up", [u])],
+                  "routes": [route_cfg("r1", ["/*"], ["up"])]})
+    with lb.client(timeout=6) as c:
+        c.send(b"GET /stalled HTTP/1.1\r\nHost: a\r\n")  # never finished
+        t0 = time.monotonic()
+        data = b""
+        while time.monotonic() - t0 < 6:
+            d = c.sock.recv(65536)
+            if not d:
+                break
+            data += d
+        took = time.monotonic() - t0
+    assert took < 4, "stalled client not dropped after the header timeout"
+    assert not data.startswith(b"HTTP/1.1 2"), data
+    assert u.heads == []
+
+
+def test_keepalive_timeout_closes_idle_client(upstream, lbproxy):
+    u = upstream("u")
+    lb = lbproxy({"timeouts": {"header": "5s", "keepalive": "1s", "shutdown_grace": "5s"},
+                  "upstreams": [upstream_cfg("up", [u])],
+                  "routes": [route_cfg("r1", ["/*"], ["up"])]})
+    with lb.client(timeout=6) as c:
+        c.request("GET", "/one")
+        assert c.read_response().status == 200
+        t0 = time.monotonic()
+        assert c.is_closed(5), "idle keep-alive connection not closed"
+        assert time.monotonic() - t0 < 4
