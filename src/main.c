@@ -1,6 +1,133 @@
-#include <stdio.h>
-int main(void)
+/* SPDX-License-Identifier: MIT */
+#include <getopt.h>
+
+#include "config.h"
+#include "log.h"
+#include "manager.h"
+
+#define DEFAULT_CONFIG_PATH "/etc/lbproxy"
+
+typedef struct Arguments {
+        char **config_paths; /* NULL-terminated */
+        bool check;
+        bool dump;
+} Arguments;
+
+static void help(void)
 {
-        puts("lbproxy: not yet");
-        return 0;
+        printf("Usage: lbproxy [OPTION]...\n"
+               "A load-balancing HTTP/1.1 proxy, configured in YAML, run by systemd.\n\n"
+               "  -c, --config PATH   a YAML file, or a directory whose *.yaml files are read\n"
+               "                      in name order; may repeat (default: %s)\n"
+               "  -t, --check         check the configuration, print what is wrong, exit 0 or 1\n"
+               "      --dump          with --check: print the configuration as native YAML\n"
+               "  -V, --version       print the version and exit\n"
+               "  -h, --help          print this help and exit\n",
+               DEFAULT_CONFIG_PATH);
+}
+
+static int strv_push(char ***l, const char *s)
+{
+        size_t n = strv_length(*l);
+        char **nl = realloc(*l, (n + 2) * sizeof(char *));
+        if (!nl)
+                return -ENOMEM;
+        *l = nl;
+        nl[n] = strdup(s);
+        nl[n + 1] = NULL;
+        return nl[n] ? 0 : -ENOMEM;
+}
+
+/* Returns 1 to go on, 0 to exit successfully (help, version), or a negative errno. */
+static int parse_arguments(int argc, char **argv, Arguments *a)
+{
+        enum { ARG_DUMP = 0x100 };
+        static const struct option options[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "check", no_argument, NULL, 't' },
+                { "dump", no_argument, NULL, ARG_DUMP },
+                { "version", no_argument, NULL, 'V' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "c:tVh", options, NULL)) >= 0) {
+                switch (c) {
+                case 'c':
+                        if (strv_push(&a->config_paths, optarg) < 0)
+                                return -ENOMEM;
+                        break;
+                case 't':
+                        a->check = true;
+                        break;
+                case ARG_DUMP:
+                        a->dump = true;
+                        break;
+                case 'V':
+                        printf("lbproxy %s\n", LBPROXY_VERSION);
+                        return 0;
+                case 'h':
+                        help();
+                        return 0;
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "lbproxy: unexpected argument '%s' (see --help)\n", argv[optind]);
+                return -EINVAL;
+        }
+        if (a->dump && !a->check) {
+                fprintf(stderr, "lbproxy: --dump goes with --check\n");
+                return -EINVAL;
+        }
+        if (!a->config_paths && strv_push(&a->config_paths, DEFAULT_CONFIG_PATH) < 0)
+                return -ENOMEM;
+        return 1;
+}
+
+int main(int argc, char **argv)
+{
+        Arguments args = {};
+        _cleanup_(config_freep) Config *config = NULL;
+        _cleanup_free_ char *errors = NULL;
+
+        log_setup();
+        int r = parse_arguments(argc, argv, &args);
+        if (r <= 0) {
+                strv_free(args.config_paths);
+                return r < 0 ? 2 : 0;
+        }
+        _cleanup_strv_free_ char **paths = args.config_paths;
+
+        r = config_load(paths, &errors, &config);
+        if (r < 0) {
+                if (errors && *errors)
+                        fprintf(stderr, "%s\n", errors);
+                else
+                        fprintf(stderr, "lbproxy: cannot load the configuration: %s\n",
+                                strerror(-r));
+                return 1;
+        }
+        if (args.check) {
+                if (args.dump)
+                        config_dump(config, stdout);
+                else
+                        fprintf(stderr, "lbproxy: configuration is valid: %zu listeners, %zu "
+                                "upstreams, %zu routes\n", config->n_listeners,
+                                config->n_upstreams, config->n_routes);
+                return 0;
+        }
+
+        _cleanup_(manager_freep) Manager *m = NULL;
+        r = manager_new(paths, TAKE_PTR(config), &m);
+        if (r < 0) {
+                log_error_errno(r, "Failed to set up: %m");
+                return 1;
+        }
+        r = manager_start(m);
+        if (r < 0)
+                return 1;
+        return manager_run(m);
 }

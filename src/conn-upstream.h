@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* A connection to one address of a node. Owned by one exchange while a request uses it, by the
+ * worker's pool while idle; never by two at once. */
+
+#include <stdbool.h>
+
+#include "stream.h"
+#include "util.h"
+
+typedef struct Worker Worker;
+typedef struct NodeAddress NodeAddress;
+typedef struct UpstreamConn UpstreamConn;
+
+struct UpstreamConn {
+        Stream stream;
+        struct event timer; /* connect, send, read or idle timeout, by phase */
+        Worker *worker;
+        char *pool_key; /* copied: the model it came from may be gone while it idles */
+        char address[SOCKADDR_STR_MAX];
+        bool reused;     /* has served a request before the current one */
+        unsigned requests;
+        UpstreamConn *pool_prev, *pool_next; /* while idle */
+};
+
+/* Opens a socket and starts connecting to `a`; `handler` (with `userdata`) hears the result. */
+int upstream_conn_connect(Worker *w, const NodeAddress *a, const StreamHandler *handler,
+                          void *userdata, event_callback_fn on_timer, UpstreamConn **ret);
+UpstreamConn *upstream_conn_free(UpstreamConn *c);

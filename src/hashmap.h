@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* A string-keyed hash map with open addressing, for lookups on the request path (router, pool).
+ * Keys are copied; values are borrowed pointers. Not thread-safe: each owner guards its own. */
+
+#include <stddef.h>
+
+typedef struct Hashmap Hashmap;
+
+Hashmap *hashmap_new(void);
+Hashmap *hashmap_free(Hashmap *m);
+
+/* Adds or replaces. Returns 0 or -ENOMEM. */
+int hashmap_put(Hashmap *m, const char *key, size_t key_len, void *value);
+void *hashmap_get(const Hashmap *m, const char *key, size_t key_len);
+/* Removes and returns the value, or NULL. */
+void *hashmap_remove(Hashmap *m, const char *key, size_t key_len);
+size_t hashmap_size(const Hashmap *m);
+
+/* Visits every entry; stops early when `fn` returns non-zero and returns that value. */
+int hashmap_foreach(const Hashmap *m, int (*fn)(const char *key, size_t key_len, void *value,
+                                                void *userdata),
+                    void *userdata);

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+#include "http-body.h"
+#include "util.h"
+
+void http_body_init(HttpBodyState *b, HttpBody type, uint64_t content_length)
+{
+        *b = (HttpBodyState){ .type = type, .remaining = content_length };
+        if (type == HTTP_BODY_CHUNKED)
+                http_chunked_init(&b->chunked);
+        b->done = type == HTTP_BODY_NONE || (type == HTTP_BODY_LENGTH && content_length == 0);
+}
+
+static int move_chunked(HttpBodyState *b, struct evbuffer *src, struct evbuffer *dst,
+                        size_t max_line)
+{
+        while (evbuffer_get_length(src) > 0) {
+                struct evbuffer_iovec v[16];
+                int n = evbuffer_peek(src, -1, NULL, v, ELEMENTSOF(v));
+                size_t take = 0;
+                int done = 0;
+
+                if (n > (int)ELEMENTSOF(v))
+                        n = ELEMENTSOF(v);
+                for (int i = 0; i < n && !done; i++) {
+                        size_t used = 0;
+                        int r = http_chunked_feed(&b->chunked, v[i].iov_base, v[i].iov_len,
+                                                  max_line, &used);
+                        if (r < 0)
+                                return r;
+                        take += used;
+                        done = r;
+                }
+                evbuffer_remove_buffer(src, dst, take);
+                if (done) {
+                        b->done = true;
+                        return 1;
+                }
+        }
+        return 0;
+}
+
+int http_body_move(HttpBodyState *b, struct evbuffer *src, struct evbuffer *dst, size_t max_line)
+{
+        if (b->done)
+                return 1;
+
+        switch (b->type) {
+        case HTTP_BODY_NONE:
+                return 1;
+        case HTTP_BODY_LENGTH: {
+                size_t have = evbuffer_get_length(src);
+                size_t n = have < b->remaining ? have : (size_t)b->remaining;
+                evbuffer_remove_buffer(src, dst, n);
+                b->remaining -= n;
+                b->done = b->remaining == 0;
+                return b->done;
+        }
+        case HTTP_BODY_CLOSE:
+                evbuffer_add_buffer(dst, src);
+                return 0; /* the caller sees the end of input */
+        case HTTP_BODY_CHUNKED:
+                return move_chunked(b, src, dst, max_line);
+        }
+        return -EINVAL;
+}

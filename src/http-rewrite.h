@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Writes the heads a proxy sends on: the request head for the upstream (Host by pass_host,
+ * hop-by-hop fields gone, X-Forwarded-For/-Proto and Via added) and the response head for the
+ * client (hop-by-hop fields gone, its own Connection). Pure functions over parsed heads. */
+
+#include <event2/buffer.h>
+#include <stdbool.h>
+
+#include "http1.h"
+
+typedef struct Upstream Upstream;
+
+typedef struct RequestContext {
+        const char *client_ip; /* not NUL-terminated */
+        size_t client_ip_len;
+        bool https; /* the client reached us over TLS */
+} RequestContext;
+
+bool http_method_is_idempotent(HttpSlice method);
+
+/* The request head for `u`, in a new buffer. With pass_host node the Host line depends on the
+ * node, which a retry may change: it is left out and *ret_host_at says where it goes (else
+ * SIZE_MAX). */
+int http_rewrite_request_head(const HttpHead *h, const Upstream *u, const RequestContext *ctx,
+                              char **ret, size_t *ret_len, size_t *ret_host_at);
+
+/* Just "METHOD SP path" for a request that goes nowhere (for the log). */
+int http_rewrite_copy_line(const HttpHead *h, char **ret, size_t *ret_len);
+
+/* Appends the response head for the client to `out`. `close` adds Connection: close; an HTTP/1.0
+ * client that stays gets Connection: keep-alive. */
+void http_rewrite_response_head(const HttpHead *h, struct evbuffer *out, bool close,
+                                bool http10_client);

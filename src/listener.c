@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <systemd/sd-daemon.h>
+
+#include "conn-client.h"
+#include "listener.h"
+#include "log.h"
+#include "worker.h"
+
+#define LISTEN_BACKLOG 4096
+
+static int bind_address(const ConfigListener *cl)
+{
+        const struct sockaddr *sa = (const struct sockaddr *)&cl->address;
+        _cleanup_close_ int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        int one = 1;
+        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (sa->sa_family == AF_INET6) {
+                /* "[::]:80" (and "*:80") serve IPv4 too, as nginx's ipv6only=off. */
+                int zero = 0;
+                (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+        }
+        if (bind(fd, sa, cl->address_len) < 0 || listen(fd, LISTEN_BACKLOG) < 0)
+                return -errno;
+        return TAKE_FD(fd);
+}
+
+static int make_nonblocking(int fd)
+{
+        int flags = fcntl(fd, F_GETFL);
+        if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+                return -errno;
+        return 0;
+}
+
+void listeners_free(Listener *l, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                if (l[i].evl)
+                        evconnlistener_free(l[i].evl); /* LEV_OPT_CLOSE_ON_FREE closes fd */
+                else
+                        safe_close(l[i].fd);
+                free(l[i].name);
+        }
+        free(l);
+}
+
+int listeners_open(const Config *c, Listener **ret, size_t *ret_n)
+{
+        char **names = NULL;
+        int n_fds = sd_listen_fds_with_names(true, &names);
+        if (n_fds < 0)
+                return log_error_errno(n_fds, "Failed to take activated sockets: %m");
+
+        Listener *l = calloc(c->n_listeners ? c->n_listeners : 1, sizeof(Listener));
+        bool *used = calloc(n_fds > 0 ? (size_t)n_fds : 1, sizeof(bool));
+        int r = 0;
+        if (!l || !used) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        for (size_t i = 0; i < c->n_listeners; i++) {
+                const ConfigListener *cl = &c->listeners[i];
+                l[i].fd = -EBADF;
+                l[i].name = strdup(cl->name);
+                if (!l[i].name) {
+                        r = -ENOMEM;
+                        goto finish;
+                }
+                for (int k = 0; k < n_fds; k++) {
+                        if (!used[k] && names && names[k] && streq(names[k], cl->name)) {
+                                used[k] = true;
+                                l[i].fd = SD_LISTEN_FDS_START + k;
+                                l[i].activated = true;
+                                r = make_nonblocking(l[i].fd);
+                                if (r < 0)
+                                        goto finish;
+                                break;
+                        }
+                }
+                if (l[i].fd >= 0)
+                        continue;
+                if (cl->address_len == 0) {
+                        r = log_error_errno(EADDRNOTAVAIL,
+                                            "Listener '%s' has no 'listen' address and no socket "
+                                            "named '%s' was passed by systemd", cl->name, cl->name);
+                        goto finish;
+                }
+                l[i].fd = bind_address(cl);
+                if (l[i].fd < 0) {
+                        r = log_error_errno(l[i].fd, "Failed to listen on %s (listener '%s'): %m",
+                                            cl->listen, cl->name);
+                        goto finish;
+                }
+        }
+        for (int k = 0; k < n_fds; k++) {
+                if (used[k])
+                        continue;
+                log_warning("Socket %d named '%s' was passed by systemd but no listener has that "
+                            "name: closing it", SD_LISTEN_FDS_START + k,
+                            names && names[k] ? names[k] : "?");
+                safe_close(SD_LISTEN_FDS_START + k);
+        }
+
+        *ret = TAKE_PTR(l);
+        *ret_n = c->n_listeners;
+finish:
+        if (l)
+                listeners_free(l, c->n_listeners);
+        free(used);
+        strv_free(names);
+        return r;
+}
+
+static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
+                      int socklen, void *userdata)
+{
+        Listener *l = userdata;
+        int r = client_conn_new(l->worker, fd, sa, l->https);
+        if (r < 0)
+                log_warning_errno(r, "Failed to set up a connection on listener '%s': %m",
+                                  l->name);
+}
+
+static void on_accept_error(struct evconnlistener *evl, void *userdata)
+{
+        Listener *l = userdata;
+        /* EMFILE and friends: the connection waits in the backlog; the next round retries. */
+        log_warning_errno(EVUTIL_SOCKET_ERROR(), "Accept failed on listener '%s': %m", l->name);
+}
+
+int listeners_start(Listener *l, size_t n, Worker *w)
+{
+        for (size_t i = 0; i < n; i++) {
+                l[i].worker = w;
+                l[i].evl = evconnlistener_new(w->base, on_accept, &l[i],
+                                              LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0,
+                                              l[i].fd);
+                if (!l[i].evl)
+                        return log_error_errno(ENOMEM, "Failed to watch listener '%s'", l[i].name);
+                evconnlistener_set_error_cb(l[i].evl, on_accept_error);
+        }
+        return 0;
+}
+
+void listeners_disable(Listener *l, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (l[i].evl)
+                        evconnlistener_disable(l[i].evl);
+}

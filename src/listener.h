@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Listening sockets: taken from socket activation by FileDescriptorName=, or bound here when
+ * lbproxy is started by hand. Each accepted connection becomes a ClientConn of the worker. */
+
+#include <event2/listener.h>
+#include <stdbool.h>
+
+#include "config.h"
+
+typedef struct Worker Worker;
+
+typedef struct Listener {
+        char *name;
+        int fd;
+        bool activated; /* came from systemd: never closed or re-bound by us on reload */
+        bool https;
+        struct evconnlistener *evl;
+        Worker *worker;
+} Listener;
+
+/* Opens every listener of `c`: activated fds (from sd_listen_fds_with_names) are matched by
+ * name, the rest are bound to their `listen` address. An activated fd that matches no listener
+ * is logged and closed. On failure the message names the listener and address. */
+int listeners_open(const Config *c, Listener **ret, size_t *ret_n);
+/* Starts accepting on `w`'s loop. */
+int listeners_start(Listener *l, size_t n, Worker *w);
+/* Stops accepting (shutdown); the sockets stay open so the backlog is kept for a successor. */
+void listeners_disable(Listener *l, size_t n);
+void listeners_free(Listener *l, size_t n);

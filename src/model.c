@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "model.h"
+#include "router.h"
+
+static void node_done(Node *n)
+{
+        free(n->host);
+        free(n->name);
+        free(n->host_header);
+        for (size_t i = 0; i < n->n_addresses; i++)
+                free(n->addresses[i].pool_key);
+        free(n->addresses);
+}
+
+static Upstream *upstream_free(Upstream *u)
+{
+        if (!u)
+                return NULL;
+        for (size_t i = 0; i < u->n_nodes; i++)
+                node_done(&u->nodes[i]);
+        free(u->nodes);
+        balancer_free(u->balancer);
+        free(u);
+        return NULL;
+}
+
+static Route *route_free(Route *r)
+{
+        if (!r)
+                return NULL;
+        free(r->targets);
+        balancer_free(r->balancer);
+        free(r);
+        return NULL;
+}
+
+/* An IP literal node gets its one address now; a name waits for the resolver. */
+static int node_set_literal_address(Node *n, Scheme scheme, const ConfigTls *tls)
+{
+        struct sockaddr_storage sa = {};
+        socklen_t len;
+        struct sockaddr_in *in = (struct sockaddr_in *)&sa;
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&sa;
+
+        if (inet_pton(AF_INET, n->host, &in->sin_addr) == 1) {
+                in->sin_family = AF_INET;
+                in->sin_port = htons(n->port);
+                len = sizeof(*in);
+        } else if (inet_pton(AF_INET6, n->host, &in6->sin6_addr) == 1) {
+                in6->sin6_family = AF_INET6;
+                in6->sin6_port = htons(n->port);
+                len = sizeof(*in6);
+        } else
+                return 0;
+
+        n->is_literal = true;
+        n->addresses = calloc(1, sizeof(NodeAddress));
+        if (!n->addresses)
+                return -ENOMEM;
+        NodeAddress *a = &n->addresses[0];
+        a->sa = sa;
+        a->sa_len = len;
+        sockaddr_to_string((struct sockaddr *)&sa, a->text, sizeof(a->text));
+        const char *sni = scheme == SCHEME_HTTPS ? (tls->sni ? tls->sni : n->host) : "";
+        if (asprintf(&a->pool_key, "%s|%s|%s", scheme_to_string(scheme), sni, a->text) < 0) {
+                a->pool_key = NULL;
+                return -ENOMEM;
+        }
+        n->n_addresses = 1;
+        return 0;
+}
+
+static int node_init(Node *n, const ConfigUpstream *cu, const ConfigNode *cn)
+{
+        bool v6 = strchr(cn->host, ':') != NULL;
+        bool default_port = cn->port == scheme_default_port(cu->scheme);
+
+        n->host = strdup(cn->host);
+        n->port = cn->port;
+        if (!n->host || asprintf(&n->name, v6 ? "[%s]:%u" : "%s:%u", cn->host, cn->port) < 0)
+                return -ENOMEM;
+        int r = default_port ? asprintf(&n->host_header, v6 ? "[%s]" : "%s", cn->host)
+                             : asprintf(&n->host_header, v6 ? "[%s]:%u" : "%s:%u", cn->host,
+                                        cn->port);
+        if (r < 0) {
+                n->host_header = NULL;
+                return -ENOMEM;
+        }
+        return node_set_literal_address(n, cu->scheme, &cu->tls);
+}
+
+static int upstream_new(const ConfigUpstream *cu, Upstream **ret)
+{
+        Upstream *u = calloc(1, sizeof(*u));
+        if (!u)
+                return -ENOMEM;
+        atomic_init(&u->n_ref, 1);
+        u->config = cu;
+        u->nodes = calloc(cu->n_nodes ? cu->n_nodes : 1, sizeof(Node));
+        if (!u->nodes)
+                return upstream_free(u), -ENOMEM;
+        u->n_nodes = cu->n_nodes;
+
+        _cleanup_free_ uint32_t *weights = calloc(cu->n_nodes ? cu->n_nodes : 1, sizeof(uint32_t));
+        if (!weights)
+                return upstream_free(u), -ENOMEM;
+        for (size_t i = 0; i < cu->n_nodes; i++) {
+                int r = node_init(&u->nodes[i], cu, &cu->nodes[i]);
+                if (r < 0)
+                        return upstream_free(u), r;
+                weights[i] = cu->nodes[i].weight;
+        }
+
+        const BalancerOps *ops = balancer_ops_find(cu->balancer ? cu->balancer : "roundrobin");
+        if (!ops)
+                return upstream_free(u), -EOPNOTSUPP;
+        int r = balancer_new(ops, weights, cu->n_nodes, &u->balancer);
+        if (r < 0)
+                return upstream_free(u), r;
+        *ret = u;
+        return 0;
+}
+
+Upstream *model_find_upstream(const Model *m, const char *name)
+{
+        for (size_t i = 0; i < m->n_upstreams; i++)
+                if (streq(m->upstreams[i]->config->name, name))
+                        return m->upstreams[i];
+        return NULL;
+}
+
+static int route_new(const Model *m, const ConfigRoute *cr, Route **ret)
+{
+        Route *route = calloc(1, sizeof(*route));
+        if (!route)
+                return -ENOMEM;
+        route->config = cr;
+        route->targets = calloc(cr->n_upstreams ? cr->n_upstreams : 1, sizeof(RouteTarget));
+        _cleanup_free_ uint32_t *weights = calloc(cr->n_upstreams ? cr->n_upstreams : 1,
+                                                  sizeof(uint32_t));
+        if (!route->targets || !weights)
+                return route_free(route), -ENOMEM;
+        for (size_t i = 0; i < cr->n_upstreams; i++) {
+                Upstream *u = model_find_upstream(m, cr->upstreams[i].name);
+                if (!u) /* the config loader refuses dangling references */
+                        return route_free(route), -ENOENT;
+                route->targets[i] = (RouteTarget){ .upstream = u, .weight = cr->upstreams[i].weight };
+                weights[i] = cr->upstreams[i].weight;
+        }
+        route->n_targets = cr->n_upstreams;
+        int r = balancer_new(&balancer_swrr_ops, weights, cr->n_upstreams, &route->balancer);
+        if (r < 0)
+                return route_free(route), r;
+        *ret = route;
+        return 0;
+}
+
+static Model *model_free(Model *m)
+{
+        if (!m)
+                return NULL;
+        router_free(m->router);
+        for (size_t i = 0; i < m->n_routes; i++)
+                route_free(m->routes[i]);
+        free(m->routes);
+        for (size_t i = 0; i < m->n_upstreams; i++)
+                upstream_free(m->upstreams[i]);
+        free(m->upstreams);
+        config_free(m->config);
+        free(m);
+        return NULL;
+}
+
+int model_new(Config *config, Model **ret)
+{
+        Model *m = calloc(1, sizeof(*m));
+        if (!m) {
+                config_free(config);
+                return -ENOMEM;
+        }
+        atomic_init(&m->n_ref, 1);
+        m->config = config;
+
+        m->upstreams = calloc(config->n_upstreams + 1, sizeof(Upstream *));
+        m->routes = calloc(config->n_routes + 1, sizeof(Route *));
+        if (!m->upstreams || !m->routes)
+                return model_free(m), -ENOMEM;
+        for (size_t i = 0; i < config->n_upstreams; i++) {
+                int r = upstream_new(&config->upstreams[i], &m->upstreams[i]);
+                if (r < 0)
+                        return model_free(m), r;
+                m->n_upstreams++;
+        }
+        for (size_t i = 0; i < config->n_routes; i++) {
+                int r = route_new(m, &config->routes[i], &m->routes[i]);
+                if (r < 0)
+                        return model_free(m), r;
+                m->n_routes++;
+        }
+        int r = router_new(m->routes, m->n_routes, &m->router);
+        if (r < 0)
+                return model_free(m), r;
+        *ret = m;
+        return 0;
+}
+
+Model *model_ref(Model *m)
+{
+        if (m)
+                atomic_fetch_add_explicit(&m->n_ref, 1, memory_order_relaxed);
+        return m;
+}
+
+Model *model_unref(Model *m)
+{
+        if (m && atomic_fetch_sub_explicit(&m->n_ref, 1, memory_order_acq_rel) == 1)
+                model_free(m);
+        return NULL;
+}
+
+int route_pick_upstream(Route *r, Upstream **ret)
+{
+        ssize_t i = balancer_pick(r->balancer, NULL);
+        if (i < 0)
+                return (int)i;
+        *ret = r->targets[i].upstream;
+        return 0;
+}
+
+int upstream_pick_node(Upstream *u, const uint64_t *skip, Node **ret)
+{
+        ssize_t i = balancer_pick(u->balancer, skip);
+        if (i < 0)
+                return (int)i;
+        *ret = &u->nodes[i];
+        return 0;
+}
+
+const NodeAddress *node_pick_address(Node *n)
+{
+        if (n->n_addresses == 0)
+                return NULL;
+        if (n->n_addresses == 1)
+                return &n->addresses[0];
+        unsigned i = atomic_fetch_add_explicit(&n->next_address, 1, memory_order_relaxed);
+        return &n->addresses[i % n->n_addresses];
+}

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The live model the data plane reads: routes compiled into a router, upstreams with their nodes
+ * and balancers. Built whole from a Config, never changed in place except for balancer state,
+ * counters and resolved addresses. Reference-counted: a request holds the model it started with,
+ * so a swap (reload, D-Bus change) never pulls the floor from under it. */
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "balancer.h"
+#include "config.h"
+#include "util.h"
+
+typedef struct Router Router;
+
+typedef struct NodeAddress {
+        struct sockaddr_storage sa;
+        socklen_t sa_len;
+        char text[SOCKADDR_STR_MAX]; /* "127.0.0.2:8080", for logs */
+        char *pool_key;              /* keys idle connections: scheme, SNI and address */
+} NodeAddress;
+
+typedef struct Node {
+        char *host; /* as configured */
+        uint16_t port;
+        char *name;        /* "host:port" as configured, for logs */
+        char *host_header; /* Host with pass_host: node ("host", or "host:port" off-default) */
+        bool is_literal;   /* host is an IP address: needs no resolving */
+        NodeAddress *addresses;
+        size_t n_addresses;
+        atomic_uint next_address; /* round robin over the node's addresses */
+        atomic_uint_fast64_t requests;
+} Node;
+
+typedef struct Upstream {
+        atomic_uint n_ref;
+        const ConfigUpstream *config; /* owned by the model's Config */
+        Node *nodes;
+        size_t n_nodes;
+        Balancer *balancer;
+        atomic_uint_fast64_t requests;
+} Upstream;
+
+typedef struct RouteTarget {
+        Upstream *upstream;
+        uint32_t weight;
+} RouteTarget;
+
+typedef struct Route {
+        const ConfigRoute *config;
+        RouteTarget *targets;
+        size_t n_targets;
+        Balancer *balancer; /* over targets */
+        atomic_uint_fast64_t requests;
+} Route;
+
+typedef struct Model {
+        atomic_uint n_ref;
+        Config *config; /* owned */
+        Upstream **upstreams;
+        size_t n_upstreams;
+        Route **routes;
+        size_t n_routes;
+        Router *router;
+} Model;
+
+/* Builds a model from `config`, taking ownership of it (also on failure). */
+int model_new(Config *config, Model **ret);
+Model *model_ref(Model *m);
+Model *model_unref(Model *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Model *, model_unref);
+
+Upstream *model_find_upstream(const Model *m, const char *name);
+
+/* Picks the upstream of a route and the node of that upstream. `skip` marks nodes already tried
+ * for this request (a bitmap of upstream->n_nodes bits, may be NULL). -ENOENT when no target or
+ * node has weight. */
+int route_pick_upstream(Route *r, Upstream **ret);
+int upstream_pick_node(Upstream *u, const uint64_t *skip, Node **ret);
+/* Next address of a node, round robin; NULL while it has none (not resolved yet). */
+const NodeAddress *node_pick_address(Node *n);

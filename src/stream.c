@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: MIT */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include "stream.h"
+#include "util.h"
+
+/* One read takes at most this much: large enough to amortise the syscall, small enough that a
+ * fast peer cannot fill memory before backpressure looks. */
+#define READ_CHUNK (64 * 1024)
+
+static void update_read_event(Stream *s)
+{
+        bool want = s->want_read && !s->eof && !s->connecting &&
+                    evbuffer_get_length(s->in) < s->read_max;
+
+        if (want && !s->reading) {
+                event_add(&s->ev_read, NULL);
+                s->reading = true;
+        } else if (!want && s->reading) {
+                event_del(&s->ev_read);
+                s->reading = false;
+        }
+}
+
+static void set_writing(Stream *s, bool on)
+{
+        if (on && !s->writing)
+                event_add(&s->ev_write, NULL);
+        else if (!on && s->writing)
+                event_del(&s->ev_write);
+        s->writing = on;
+}
+
+ssize_t stream_read_now(Stream *s)
+{
+        size_t have = evbuffer_get_length(s->in);
+        size_t room = s->read_max > have ? s->read_max - have : 0;
+        if (room == 0)
+                return -EAGAIN;
+        if (room > READ_CHUNK)
+                room = READ_CHUNK;
+
+        int n = evbuffer_read(s->in, s->fd, (int)room);
+        if (n > 0) {
+                s->bytes_read += (uint64_t)n;
+                return n;
+        }
+        if (n == 0) {
+                s->eof = true;
+                return 0;
+        }
+        if (errno == EAGAIN || errno == EINTR)
+                return -EAGAIN;
+        return -errno;
+}
+
+static void on_read_event(evutil_socket_t fd, short what, void *arg)
+{
+        Stream *s = arg;
+        ssize_t n = stream_read_now(s);
+
+        if (n == -EAGAIN)
+                return;
+        if (n < 0) {
+                s->want_read = false;
+                update_read_event(s);
+                s->handler->on_error(s, (int)n, s->userdata);
+                return;
+        }
+        update_read_event(s);
+        s->handler->on_read(s, s->userdata);
+}
+
+static int connect_result(Stream *s)
+{
+        int error = 0;
+        socklen_t len = sizeof(error);
+
+        if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0)
+                return -errno;
+        return -error;
+}
+
+static void on_write_event(evutil_socket_t fd, short what, void *arg)
+{
+        Stream *s = arg;
+
+        if (s->connecting) {
+                int r = connect_result(s);
+                s->connecting = false;
+                set_writing(s, false);
+                update_read_event(s);
+                s->handler->on_connect(s, r, s->userdata);
+                return;
+        }
+
+        int n = evbuffer_write(s->out, s->fd);
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                int r = -errno;
+                set_writing(s, false);
+                s->handler->on_error(s, r, s->userdata);
+                return;
+        }
+        if (n > 0)
+                s->bytes_written += (uint64_t)n;
+        if (evbuffer_get_length(s->out) == 0) {
+                set_writing(s, false);
+                s->handler->on_drain(s, s->userdata);
+        }
+}
+
+int stream_init(Stream *s, struct event_base *base, int fd, const StreamHandler *handler,
+                void *userdata)
+{
+        *s = (Stream){ .fd = fd, .handler = handler, .userdata = userdata, .read_max = READ_CHUNK };
+        s->in = evbuffer_new();
+        s->out = evbuffer_new();
+        if (!s->in || !s->out) {
+                stream_done(s);
+                return -ENOMEM;
+        }
+        event_assign(&s->ev_read, base, fd, EV_READ | EV_PERSIST, on_read_event, s);
+        event_assign(&s->ev_write, base, fd, EV_WRITE | EV_PERSIST, on_write_event, s);
+        return 0;
+}
+
+void stream_done(Stream *s)
+{
+        if (s->reading)
+                event_del(&s->ev_read);
+        if (s->writing)
+                event_del(&s->ev_write);
+        s->reading = s->writing = false;
+        if (s->in)
+                evbuffer_free(s->in);
+        if (s->out)
+                evbuffer_free(s->out);
+        s->in = s->out = NULL;
+        s->fd = safe_close(s->fd);
+}
+
+void stream_set_handler(Stream *s, const StreamHandler *handler, void *userdata)
+{
+        s->handler = handler;
+        s->userdata = userdata;
+}
+
+int stream_connect(Stream *s, const struct sockaddr *sa, socklen_t sa_len)
+{
+        if (connect(s->fd, sa, sa_len) < 0 && errno != EINPROGRESS)
+                return -errno;
+        /* Even an immediate success is reported through the event, so the owner sees one path. */
+        s->connecting = true;
+        update_read_event(s);
+        set_writing(s, true);
+        return 0;
+}
+
+void stream_read_start(Stream *s)
+{
+        s->want_read = true;
+        update_read_event(s);
+}
+
+void stream_read_stop(Stream *s)
+{
+        s->want_read = false;
+        update_read_event(s);
+}
+
+int stream_flush(Stream *s)
+{
+        if (s->connecting)
+                return 0; /* written once connected */
+        if (evbuffer_get_length(s->out) > 0) {
+                /* One writev of every chain; a short write means the socket is full, so the rest
+                 * waits for the write event rather than for a second call that would fail. */
+                int n = evbuffer_write(s->out, s->fd);
+                if (n > 0)
+                        s->bytes_written += (uint64_t)n;
+                else if (n < 0 && errno != EAGAIN && errno != EINTR)
+                        return -errno;
+        }
+        set_writing(s, evbuffer_get_length(s->out) > 0);
+        return 0;
+}

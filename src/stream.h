@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* A non-blocking byte stream over one socket, with an input and an output evbuffer. The transport
+ * (plain TCP now, TLS later through the same interface) is hidden behind it, so connections
+ * above only move bytes between buffers.
+ *
+ * Callbacks are the owner's, and the owner may free the stream inside any of them: the stream
+ * never touches itself after calling back. */
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/event_struct.h> /* embedded events: one allocation per connection */
+#include <stdbool.h>
+#include <sys/socket.h>
+
+typedef struct Stream Stream;
+
+typedef struct StreamHandler {
+        /* New bytes in s->in, or end of input (s->eof set). */
+        void (*on_read)(Stream *s, void *userdata);
+        /* s->out was waiting on the socket and is now empty. */
+        void (*on_drain)(Stream *s, void *userdata);
+        /* A connect started with stream_connect() finished: 0 or a negative errno. */
+        void (*on_connect)(Stream *s, int error, void *userdata);
+        /* Reading or writing failed (negative errno); the stream is unusable. */
+        void (*on_error)(Stream *s, int error, void *userdata);
+} StreamHandler;
+
+struct Stream {
+        int fd;
+        struct event ev_read, ev_write;
+        struct evbuffer *in, *out;
+        const StreamHandler *handler;
+        void *userdata;
+        size_t read_max; /* no reading while s->in holds this much: the backpressure */
+        bool want_read;  /* the owner wants input */
+        bool reading;    /* ev_read is added */
+        bool writing;    /* ev_write is added */
+        bool connecting;
+        bool eof;
+        uint64_t bytes_read, bytes_written;
+};
+
+/* Takes ownership of `fd` (non-blocking). */
+int stream_init(Stream *s, struct event_base *base, int fd, const StreamHandler *handler,
+                void *userdata);
+/* Closes the socket and frees the buffers; the Stream's memory stays the caller's. */
+void stream_done(Stream *s);
+
+void stream_set_handler(Stream *s, const StreamHandler *handler, void *userdata);
+
+/* Starts a non-blocking connect to `sa`: on_connect reports how it ended. */
+int stream_connect(Stream *s, const struct sockaddr *sa, socklen_t sa_len);
+
+void stream_read_start(Stream *s);
+void stream_read_stop(Stream *s);
+
+/* Writes what s->out holds as far as the socket takes it now, and waits for the socket for the
+ * rest (then on_drain). Returns 0 or a negative errno (the stream is then unusable; no callback
+ * is made for it). */
+int stream_flush(Stream *s);
+
+/* Reads once from the socket into s->in, as the read event would, without calling back. Returns
+ * bytes read, 0 at end of input, -EAGAIN, or a negative errno. */
+ssize_t stream_read_now(Stream *s);
+
+static inline size_t stream_pending_out(const Stream *s)
+{
+        return evbuffer_get_length(s->out);
+}
