@@ -55,6 +55,7 @@ struct Exchange {
         uint64_t tried_inline;
         int last_error;
         const char *error; /* why it failed, for the log */
+        char error_detail[256];
 };
 
 static void exchange_free(Exchange *x)
@@ -185,10 +186,13 @@ static const char *errno_text(int error)
  * request if one is left, else the client gets a status page. */
 static void attempt_failed(Exchange *x, int error, bool timed_out, bool connected)
 {
-        char text[256];
+        char text[640];
         bool retry_fresh = false;
 
         x->last_error = error;
+        const char *detail = x->up ? stream_error_detail(&x->up->stream) : NULL;
+        snprintf(x->error_detail, sizeof(x->error_detail), "%s",
+                 detail ? detail : errno_text(error));
         /* A kept-alive connection the peer closed meanwhile says nothing about the node: retry
          * once on a fresh connection, when the request can be sent twice safely. */
         if (connected && x->up && x->up->reused && !timed_out && x->idempotent &&
@@ -221,9 +225,8 @@ static void attempt_failed(Exchange *x, int error, bool timed_out, bool connecte
         } else {
                 snprintf(text, sizeof(text), "upstream '%s' unreachable (%s: %s)",
                          x->upstream->config->name, x->address ? x->address->text : "-",
-                         errno_text(error));
-                exchange_fail(x, 502, connected ? "upstream closed or reset" : "connect failed",
-                              text);
+                         x->error_detail);
+                exchange_fail(x, 502, x->error_detail, text);
         }
 }
 

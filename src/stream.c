@@ -42,7 +42,16 @@ ssize_t stream_read_now(Stream *s)
         if (room > READ_CHUNK)
                 room = READ_CHUNK;
 
-        int n = evbuffer_read(s->in, s->fd, (int)room);
+        ssize_t n;
+        if (s->transport) {
+                n = s->transport->read(s, room);
+                if (n > 0)
+                        s->bytes_read += (uint64_t)n;
+                else if (n == 0)
+                        s->eof = true;
+                return n;
+        }
+        n = evbuffer_read(s->in, s->fd, (int)room);
         if (n > 0) {
                 s->bytes_read += (uint64_t)n;
                 return n;
@@ -54,6 +63,23 @@ ssize_t stream_read_now(Stream *s)
         if (errno == EAGAIN || errno == EINTR)
                 return -EAGAIN;
         return -errno;
+}
+
+/* Writes what the socket takes now: >= 0 bytes, -EAGAIN, or a negative errno. */
+static ssize_t write_now(Stream *s)
+{
+        ssize_t n;
+
+        if (s->transport)
+                n = s->transport->write(s);
+        else {
+                n = evbuffer_write(s->out, s->fd);
+                if (n < 0)
+                        n = errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno;
+        }
+        if (n > 0)
+                s->bytes_written += (uint64_t)n;
+        return n;
 }
 
 static void on_read_event(evutil_socket_t fd, short what, void *arg)
@@ -96,15 +122,12 @@ static void on_write_event(evutil_socket_t fd, short what, void *arg)
                 return;
         }
 
-        int n = evbuffer_write(s->out, s->fd);
-        if (n < 0 && errno != EAGAIN && errno != EINTR) {
-                int r = -errno;
+        ssize_t n = write_now(s);
+        if (n < 0 && n != -EAGAIN) {
                 set_writing(s, false);
-                s->handler->on_error(s, r, s->userdata);
+                s->handler->on_error(s, (int)n, s->userdata);
                 return;
         }
-        if (n > 0)
-                s->bytes_written += (uint64_t)n;
         if (evbuffer_get_length(s->out) == 0) {
                 set_writing(s, false);
                 s->handler->on_drain(s, s->userdata);
@@ -138,7 +161,21 @@ void stream_done(Stream *s)
         if (s->out)
                 evbuffer_free(s->out);
         s->in = s->out = NULL;
+        if (s->transport && s->transport->free)
+                s->transport->free(s);
+        s->transport = NULL;
         s->fd = safe_close(s->fd);
+}
+
+void stream_set_transport(Stream *s, const StreamTransport *t, void *data)
+{
+        s->transport = t;
+        s->transport_data = data;
+}
+
+const char *stream_error_detail(Stream *s)
+{
+        return s->transport && s->transport->error_detail ? s->transport->error_detail(s) : NULL;
 }
 
 void stream_set_handler(Stream *s, const StreamHandler *handler, void *userdata)
@@ -177,11 +214,9 @@ int stream_flush(Stream *s)
         if (evbuffer_get_length(s->out) > 0) {
                 /* One writev of every chain; a short write means the socket is full, so the rest
                  * waits for the write event rather than for a second call that would fail. */
-                int n = evbuffer_write(s->out, s->fd);
-                if (n > 0)
-                        s->bytes_written += (uint64_t)n;
-                else if (n < 0 && errno != EAGAIN && errno != EINTR)
-                        return -errno;
+                ssize_t n = write_now(s);
+                if (n < 0 && n != -EAGAIN)
+                        return (int)n;
         }
         set_writing(s, evbuffer_get_length(s->out) > 0);
         return 0;

@@ -16,6 +16,24 @@
 
 typedef struct Stream Stream;
 
+/* How bytes cross the socket: plain TCP (the default, ops NULL) or TLS (tls-stream.c). */
+typedef struct StreamTransport {
+        /* Reads at most `max` bytes into s->in: > 0 bytes, 0 at end of input, -EAGAIN, or a
+         * negative errno. */
+        ssize_t (*read)(Stream *s, size_t max);
+        /* Writes what it can of s->out, draining what was taken: >= 0 bytes, -EAGAIN, or a
+         * negative errno. */
+        ssize_t (*write)(Stream *s);
+        /* Runs the handshake after the TCP connect: 0 when done, -EAGAIN to wait (for the
+         * direction in s->want_write_io), or a negative errno. NULL: no handshake. */
+        int (*handshake)(Stream *s);
+        /* Input the transport holds that the socket will not signal (buffered TLS records). */
+        bool (*has_pending)(Stream *s);
+        /* Why the last operation failed, in words (e.g. why a certificate was refused). */
+        const char *(*error_detail)(Stream *s);
+        void (*free)(Stream *s);
+} StreamTransport;
+
 typedef struct StreamHandler {
         /* New bytes in s->in, or end of input (s->eof set). */
         void (*on_read)(Stream *s, void *userdata);
@@ -33,6 +51,10 @@ struct Stream {
         struct evbuffer *in, *out;
         const StreamHandler *handler;
         void *userdata;
+        const StreamTransport *transport; /* NULL: plain TCP */
+        void *transport_data;
+        bool handshaking;
+        bool want_write_io; /* the transport waits for the socket to be writable */
         size_t read_max; /* no reading while s->in holds this much: the backpressure */
         bool want_read;  /* the owner wants input */
         bool reading;    /* ev_read is added */
@@ -50,6 +72,9 @@ void stream_done(Stream *s);
 
 void stream_set_handler(Stream *s, const StreamHandler *handler, void *userdata);
 
+/* Puts a transport (e.g. TLS) over the stream before it connects or is used. */
+void stream_set_transport(Stream *s, const StreamTransport *t, void *data);
+
 /* Starts a non-blocking connect to `sa`: on_connect reports how it ended. */
 int stream_connect(Stream *s, const struct sockaddr *sa, socklen_t sa_len);
 
@@ -64,6 +89,9 @@ int stream_flush(Stream *s);
 /* Reads once from the socket into s->in, as the read event would, without calling back. Returns
  * bytes read, 0 at end of input, -EAGAIN, or a negative errno. */
 ssize_t stream_read_now(Stream *s);
+
+/* The transport's words for the last failure, or NULL. */
+const char *stream_error_detail(Stream *s);
 
 static inline size_t stream_pending_out(const Stream *s)
 {
