@@ -5,10 +5,12 @@
 
 #include "conn-upstream.h"
 #include "model.h"
+#include "tls.h"
 #include "worker.h"
 
-int upstream_conn_connect(Worker *w, const NodeAddress *a, const StreamHandler *handler,
-                          void *userdata, event_callback_fn on_timer, UpstreamConn **ret)
+int upstream_conn_connect(Worker *w, const NodeAddress *a, TlsClient *tls,
+                          const char *server_name, const StreamHandler *handler, void *userdata,
+                          event_callback_fn on_timer, UpstreamConn **ret)
 {
         _cleanup_close_ int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
                                         IPPROTO_TCP);
@@ -32,6 +34,14 @@ int upstream_conn_connect(Worker *w, const NodeAddress *a, const StreamHandler *
                 return r;
         }
         event_assign(&c->timer, w->base, -1, 0, on_timer, userdata);
+
+        if (tls) {
+                r = tls_client_attach(tls, &c->stream, server_name, a->pool_key);
+                if (r < 0) {
+                        upstream_conn_free(c);
+                        return r;
+                }
+        }
 
         r = stream_connect(&c->stream, (const struct sockaddr *)&a->sa, a->sa_len);
         if (r < 0) {

@@ -24,7 +24,11 @@ struct UpstreamConn {
         UpstreamConn *pool_prev, *pool_next; /* while idle */
 };
 
-/* Opens a socket and starts connecting to `a`; `handler` (with `userdata`) hears the result. */
-int upstream_conn_connect(Worker *w, const NodeAddress *a, const StreamHandler *handler,
-                          void *userdata, event_callback_fn on_timer, UpstreamConn **ret);
+typedef struct TlsClient TlsClient;
+
+/* Opens a socket and starts connecting to `a` (then a TLS handshake when `tls` is given, for
+ * `server_name`); `handler` (with `userdata`) hears the result through on_connect. */
+int upstream_conn_connect(Worker *w, const NodeAddress *a, TlsClient *tls,
+                          const char *server_name, const StreamHandler *handler, void *userdata,
+                          event_callback_fn on_timer, UpstreamConn **ret);
 UpstreamConn *upstream_conn_free(UpstreamConn *c);

@@ -381,7 +381,8 @@ static int start_attempt(Exchange *x, bool fresh)
                 }
         }
 
-        int r = upstream_conn_connect(x->worker, x->address, &upstream_handler, x,
+        int r = upstream_conn_connect(x->worker, x->address, x->upstream->tls,
+                                      x->node->server_name, &upstream_handler, x,
                                       upstream_on_timer, &x->up);
         if (r < 0) {
                 x->last_error = r;

@@ -121,9 +121,13 @@ int main(int argc, char **argv)
         }
 
         _cleanup_(manager_freep) Manager *m = NULL;
-        r = manager_new(paths, TAKE_PTR(config), &m);
+        _cleanup_free_ char *error = NULL;
+        r = manager_new(paths, TAKE_PTR(config), &m, &error);
         if (r < 0) {
-                log_error_errno(r, "Failed to set up: %m");
+                if (error)
+                        log_error("Failed to set up: %s", error);
+                else
+                        log_error_errno(r, "Failed to set up: %m");
                 return 1;
         }
         r = manager_start(m);

@@ -48,10 +48,14 @@ int manager_reload(Manager *m, char **ret_errors)
                 return r;
         }
         Model *model;
-        r = model_new(TAKE_PTR(config), &model);
+        r = model_new(TAKE_PTR(config), &model, &errors);
         if (r < 0) {
                 daemon_notify_ready("Reload failed, previous configuration kept");
-                return log_error_errno(r, "Reload failed, configuration unchanged: %m");
+                log_error_errno(r, "Reload failed, configuration unchanged: %s",
+                                errors ? errors : strerror(-r));
+                if (ret_errors)
+                        *ret_errors = TAKE_PTR(errors);
+                return r;
         }
         set_model(m, model);
         log_info("Configuration reloaded: %zu routes, %zu upstreams", model->n_routes,
@@ -113,7 +117,7 @@ static void on_signal(evutil_socket_t sig, short what, void *userdata)
         manager_stop(m);
 }
 
-int manager_new(char **config_paths, Config *config, Manager **ret)
+int manager_new(char **config_paths, Config *config, Manager **ret, char **ret_error)
 {
         Manager *m = calloc(1, sizeof(*m));
         if (!m) {
@@ -123,7 +127,7 @@ int manager_new(char **config_paths, Config *config, Manager **ret)
         m->config_paths = config_paths;
 
         Model *model;
-        int r = model_new(config, &model);
+        int r = model_new(config, &model, ret_error);
         if (r < 0) {
                 free(m);
                 return r;

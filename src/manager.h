@@ -24,8 +24,8 @@ typedef struct Manager {
         int exit_code;
 } Manager;
 
-/* Takes ownership of `config`. */
-int manager_new(char **config_paths, Config *config, Manager **ret);
+/* Takes ownership of `config`. On failure *ret_error may say why. */
+int manager_new(char **config_paths, Config *config, Manager **ret, char **ret_error);
 Manager *manager_free(Manager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 

@@ -4,6 +4,7 @@
 
 #include "model.h"
 #include "router.h"
+#include "tls.h"
 
 static void node_done(Node *n)
 {
@@ -23,6 +24,7 @@ static Upstream *upstream_free(Upstream *u)
                 node_done(&u->nodes[i]);
         free(u->nodes);
         balancer_free(u->balancer);
+        tls_client_free(u->tls);
         free(u);
         return NULL;
 }
@@ -80,6 +82,7 @@ static int node_init(Node *n, const ConfigUpstream *cu, const ConfigNode *cn)
 
         n->host = strdup(cn->host);
         n->port = cn->port;
+        n->server_name = cu->tls.sni ? cu->tls.sni : n->host;
         if (!n->host || asprintf(&n->name, v6 ? "[%s]:%u" : "%s:%u", cn->host, cn->port) < 0)
                 return -ENOMEM;
         int r = default_port ? asprintf(&n->host_header, v6 ? "[%s]" : "%s", cn->host)
@@ -92,7 +95,7 @@ static int node_init(Node *n, const ConfigUpstream *cu, const ConfigNode *cn)
         return node_set_literal_address(n, cu->scheme, &cu->tls);
 }
 
-static int upstream_new(const ConfigUpstream *cu, Upstream **ret)
+static int upstream_new(const ConfigUpstream *cu, Upstream **ret, char **ret_error)
 {
         Upstream *u = calloc(1, sizeof(*u));
         if (!u)
@@ -120,6 +123,11 @@ static int upstream_new(const ConfigUpstream *cu, Upstream **ret)
         int r = balancer_new(ops, weights, cu->n_nodes, &u->balancer);
         if (r < 0)
                 return upstream_free(u), r;
+        if (cu->scheme == SCHEME_HTTPS) {
+                r = tls_client_new(cu, &u->tls, ret_error);
+                if (r < 0)
+                        return upstream_free(u), r;
+        }
         *ret = u;
         return 0;
 }
@@ -174,7 +182,7 @@ static Model *model_free(Model *m)
         return NULL;
 }
 
-int model_new(Config *config, Model **ret)
+int model_new(Config *config, Model **ret, char **ret_error)
 {
         Model *m = calloc(1, sizeof(*m));
         if (!m) {
@@ -189,7 +197,7 @@ int model_new(Config *config, Model **ret)
         if (!m->upstreams || !m->routes)
                 return model_free(m), -ENOMEM;
         for (size_t i = 0; i < config->n_upstreams; i++) {
-                int r = upstream_new(&config->upstreams[i], &m->upstreams[i]);
+                int r = upstream_new(&config->upstreams[i], &m->upstreams[i], ret_error);
                 if (r < 0)
                         return model_free(m), r;
                 m->n_upstreams++;

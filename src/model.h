@@ -16,6 +16,7 @@
 #include "util.h"
 
 typedef struct Router Router;
+typedef struct TlsClient TlsClient;
 
 typedef struct NodeAddress {
         struct sockaddr_storage sa;
@@ -29,6 +30,7 @@ typedef struct Node {
         uint16_t port;
         char *name;        /* "host:port" as configured, for logs */
         char *host_header; /* Host with pass_host: node ("host", or "host:port" off-default) */
+        const char *server_name; /* SNI and the name verified: tls.sni, else host */
         bool is_literal;   /* host is an IP address: needs no resolving */
         NodeAddress *addresses;
         size_t n_addresses;
@@ -42,6 +44,7 @@ typedef struct Upstream {
         Node *nodes;
         size_t n_nodes;
         Balancer *balancer;
+        TlsClient *tls; /* scheme https only */
         atomic_uint_fast64_t requests;
 } Upstream;
 
@@ -68,8 +71,9 @@ typedef struct Model {
         Router *router;
 } Model;
 
-/* Builds a model from `config`, taking ownership of it (also on failure). */
-int model_new(Config *config, Model **ret);
+/* Builds a model from `config`, taking ownership of it (also on failure). When a part cannot
+ * be built (an unreadable ca_file), *ret_error (if given) says which and why. */
+int model_new(Config *config, Model **ret, char **ret_error);
 Model *model_ref(Model *m);
 Model *model_unref(Model *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Model *, model_unref);

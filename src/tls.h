@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* TLS towards upstreams with GnuTLS: one TlsClient per upstream holds the credentials (system
+ * trust plus ca_file), the priorities (TLS 1.2 minimum) and the verification policy, and a
+ * session cache keyed by address and SNI so a new connection resumes instead of paying a full
+ * handshake. */
+
+#include "config.h"
+
+typedef struct Stream Stream;
+typedef struct TlsClient TlsClient;
+
+/* Builds the TLS client of an upstream with scheme https (`cu->tls` already has the top-level
+ * defaults merged in). On failure *ret_error (if given) says why, naming the file. */
+int tls_client_new(const ConfigUpstream *cu, TlsClient **ret, char **ret_error);
+TlsClient *tls_client_free(TlsClient *t);
+
+/* Puts a client TLS transport over `s` before it connects: SNI and the verified name are
+ * `server_name` (not sent as SNI when it is an IP literal), and resumption data is looked up and
+ * stored under `cache_key`. The handshake runs after the TCP connect; the stream's on_connect
+ * reports its end. */
+int tls_client_attach(TlsClient *t, Stream *s, const char *server_name, const char *cache_key);
