@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #include "util.h"
@@ -33,7 +34,9 @@ uint16_t scheme_default_port(Scheme s);
 const char *pass_host_to_string(PassHost p);
 PassHost pass_host_from_string(const char *s);
 
-/* Where a value came from, for messages: "file:line:column". Lines and columns are 1-based. */
+/* Where a value came from, for messages: "file:line:column". Lines and columns are 1-based.
+ * Listeners, upstreams, routes and route upstreams are marked at their name's value; nodes at
+ * their mapping. */
 typedef struct ConfigMark {
         const char *file; /* points into Config.files; not owned */
         unsigned line, column;
@@ -42,14 +45,17 @@ typedef struct ConfigMark {
 typedef struct ConfigListener {
         char *name;   /* matched against FileDescriptorName= */
         char *listen; /* "127.0.0.1:9080", "[::1]:9080", "*:80"; NULL when only activated */
-        struct sockaddr_storage address; /* parsed `listen`, valid when address_len > 0 */
+        /* Parsed `listen`, valid when address_len > 0. "*:80" and ":80" give [::]:80, meant as
+         * one dual-stack socket (IPV6_V6ONLY off); the listener may fall back to 0.0.0.0
+         * where IPv6 is missing. */
+        struct sockaddr_storage address;
         socklen_t address_len;
         ConfigMark mark;
 } ConfigListener;
 
 typedef struct ConfigNode {
         char *host; /* IP literal or domain name, as written (no brackets) */
-        uint16_t port;
+        uint16_t port; /* the scheme's default port when not given */
         uint32_t weight; /* 0 = out of rotation */
         ConfigMark mark;
 } ConfigNode;
@@ -86,8 +92,8 @@ typedef struct ConfigRouteUpstream {
 
 typedef struct ConfigRoute {
         char *name;
-        char **paths;   /* NULL-terminated; a trailing '*' makes a prefix */
-        char **hosts;   /* NULL-terminated or NULL; "*.example.com" allowed */
+        char **paths;   /* NULL-terminated, non-empty; a trailing '*' makes a prefix */
+        char **hosts;   /* NULL-terminated or NULL (= any), lower case; "*.example.com" */
         char **methods; /* NULL-terminated or NULL (= any), upper case */
         int priority;   /* higher wins among routes matching the same path */
         ConfigRouteUpstream *upstreams;
@@ -128,12 +134,23 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
  * directory whose *.yaml files are read in name order. Returns 0 and the Config, or a negative
  * errno; on error each problem found was appended to `errors` (one "file:line:column: message"
  * per line, NUL-terminated string owned by the caller, may be NULL to discard), and nothing was
- * half-loaded. -EINVAL for invalid content, other errnos for I/O failures. */
+ * half-loaded. -EINVAL for invalid content, other errnos for I/O failures. On success *errors
+ * is set to NULL.
+ *
+ * Files and their `---` documents are applied in order: listeners, upstreams and routes
+ * concatenate (names must be unique across all of them), while top-level settings and the
+ * timeouts/limits/dns/tls blocks are overridden key by key by later documents. References
+ * between routes and upstreams, and "at least one listener", are checked once all are read. */
 int config_load(char *const *paths, char **errors, Config **ret);
 
 /* Loads a YAML document from memory (for tests and the fuzzer); `name` stands for the file. */
 int config_load_string(const char *name, const char *yaml, size_t len, char **errors,
                        Config **ret);
+
+/* Writes `c` as native YAML, every value explicit (defaults too, and each upstream's tls:
+ * with the top-level defaults merged in), such that loading the output gives an equal Config.
+ * Returns 0, -ENOMEM, or -EIO when writing failed. */
+int config_dump(const Config *c, FILE *f);
 
 /* Looks an upstream or a route up by name; NULL when there is none. */
 const ConfigUpstream *config_find_upstream(const Config *c, const char *name);

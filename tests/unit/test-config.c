@@ -1,0 +1,1205 @@
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config-internal.h"
+#include "config.h"
+
+static unsigned failures;
+
+#define CHECK(cond)                                                                                \
+        do {                                                                                       \
+                if (!(cond)) {                                                                     \
+                        fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
+                        failures++;                                                                \
+                }                                                                                  \
+        } while (0)
+
+#define CHECK_STR(a, b)                                                                            \
+        do {                                                                                       \
+                const char *_a = (a), *_b = (b);                                                   \
+                if (!streq_ptr(_a, _b)) {                                                          \
+                        fprintf(stderr, "%s:%d: check failed: %s == %s\n  got:  %s\n  want: %s\n", \
+                                __FILE__, __LINE__, #a, #b, _a ? _a : "(null)",                    \
+                                _b ? _b : "(null)");                                               \
+                        failures++;                                                                \
+                }                                                                                  \
+        } while (0)
+
+/* A Config that must not be touched by a failing load. */
+#define UNTOUCHED ((Config *)(uintptr_t)0x5a5a)
+
+static Config *load_ok_at(const char *yaml, int line)
+{
+        Config *c = NULL;
+        char *errors = (char *)"not reset";
+        int r;
+
+        r = config_load_string("t.yaml", yaml, strlen(yaml), &errors, &c);
+        if (r < 0 || !c || errors) {
+                fprintf(stderr, "%s:%d: load failed: %s\n%s\n", __FILE__, line, strerror(-r),
+                        errors ? errors : "");
+                failures++;
+                free(r < 0 ? errors : NULL);
+                return NULL;
+        }
+        return c;
+}
+#define load_ok(yaml) load_ok_at(yaml, __LINE__)
+
+/* The load must fail with -EINVAL and exactly these messages. */
+static void expect_errors_at(const char *yaml, const char *want, int line)
+{
+        Config *c = UNTOUCHED;
+        char *errors = NULL;
+        int r;
+
+        r = config_load_string("t.yaml", yaml, strlen(yaml), &errors, &c);
+        if (r != -EINVAL || c != UNTOUCHED || !streq_ptr(errors, want)) {
+                fprintf(stderr, "%s:%d: expected -EINVAL, got %d%s\n  got:  %s\n  want: %s\n",
+                        __FILE__, line, r, c != UNTOUCHED ? " (ret touched)" : "",
+                        errors ? errors : "(null)", want);
+                failures++;
+                if (r >= 0 && c != UNTOUCHED)
+                        config_free(c);
+        }
+        free(errors);
+
+        /* And the same without anyone to read the messages. */
+        c = UNTOUCHED;
+        r = config_load_string("t.yaml", yaml, strlen(yaml), NULL, &c);
+        if (r != -EINVAL || c != UNTOUCHED) {
+                fprintf(stderr, "%s:%d: errors=NULL: expected -EINVAL, got %d\n", __FILE__, line,
+                        r);
+                failures++;
+        }
+}
+#define expect_errors(yaml, want) expect_errors_at(yaml, want, __LINE__)
+
+/* Line and column (1-based) of the n-th occurrence of `needle` in `text`. */
+static ConfigMark mark_of(const char *text, const char *needle, unsigned nth)
+{
+        const char *p = text;
+        ConfigMark m = { .line = 1, .column = 1 };
+
+        for (unsigned i = 0; i <= nth; i++) {
+                p = strstr(i ? p + 1 : p, needle);
+                if (!p)
+                        return (ConfigMark){};
+        }
+        for (const char *q = text; q < p; q++) {
+                if (*q == '\n') {
+                        m.line++;
+                        m.column = 1;
+                } else
+                        m.column++;
+        }
+        return m;
+}
+
+static bool mark_is(ConfigMark m, const char *file, ConfigMark want)
+{
+        return streq_ptr(m.file, file) && m.line == want.line && m.column == want.column;
+}
+
+static bool strv_is(char **l, const char *const *want)
+{
+        size_t n = 0;
+
+        if (!l || !want)
+                return !l && !want;
+        for (; want[n]; n++)
+                if (!l[n] || !streq(l[n], want[n]))
+                        return false;
+        return l[n] == NULL;
+}
+
+#define STRV(...) ((const char *const[]){ __VA_ARGS__, NULL })
+
+static bool address_is(const ConfigListener *l, const char *want)
+{
+        char buf[SOCKADDR_STR_MAX];
+
+        if (l->address_len == 0)
+                return want == NULL;
+        return want && streq(sockaddr_to_string((const struct sockaddr *)&l->address, buf,
+                                                sizeof(buf)),
+                             want);
+}
+
+static const char full_yaml[] =
+        "# every key, most away from its default\n"
+        "access_log: false\n"
+        "timeouts:\n"
+        "  header: 15s\n"
+        "  keepalive: 2m\n"
+        "  shutdown_grace: 1.5s\n"
+        "limits:\n"
+        "  max_header_bytes: 65536\n"
+        "  max_headers: 64\n"
+        "dns:\n"
+        "  servers: [\"127.0.0.1:5353\", \"[::1]:53\", 10.0.0.1, \"fe80::1\"]\n"
+        "  ttl_min: 500ms\n"
+        "  ttl_max: 2h\n"
+        "  timeout: 3\n"
+        "tls:\n"
+        "  ca_file: /etc/lbproxy/ca.pem\n"
+        "  verify: yes\n"
+        "listeners:\n"
+        "  - name: http\n"
+        "    listen: 127.0.0.1:9080\n"
+        "  - name: v6\n"
+        "    listen: \"[::1]:9443\"\n"
+        "  - name: any\n"
+        "    listen: \"*:8080\"\n"
+        "  - name: colon\n"
+        "    listen: \":8081\"\n"
+        "  - name: activated\n"
+        "upstreams:\n"
+        "  - name: httpbin\n"
+        "    scheme: https\n"
+        "    pass_host: rewrite\n"
+        "    upstream_host: example.com:8443\n"
+        "    balancer: roundrobin\n"
+        "    retries: 3\n"
+        "    keepalive_pool: 8\n"
+        "    keepalive_idle: 30s\n"
+        "    timeout: {connect: 1s, send: 2.5, read: 100ms}\n"
+        "    tls: {verify: false, sni: api.example.com}\n"
+        "    nodes:\n"
+        "      - {host: 127.0.0.2, port: 8080, weight: 5}\n"
+        "      - {host: \"[::1]\"}\n"
+        "      - host: backend.internal\n"
+        "        weight: 0\n"
+        "  - name: mock.api_2\n"
+        "    pass_host: node\n"
+        "    tls:\n"
+        "      ca_file: /other/ca.pem\n"
+        "    nodes: [{host: 10.0.0.7}]\n"
+        "routes:\n"
+        "  - name: lb-route\n"
+        "    paths: [\"/headers\", \"/api/*\"]\n"
+        "    hosts: [\"Example.com\", \"*.example.org\"]\n"
+        "    methods: [\"get\", \"POST\"]\n"
+        "    priority: -5\n"
+        "    upstreams:\n"
+        "      - {name: httpbin, weight: 3}\n"
+        "      - name: mock.api_2\n"
+        "  - name: second\n"
+        "    paths: [/]\n"
+        "    upstreams: [{name: httpbin}]\n";
+
+static void test_full(void)
+{
+        Config *c = load_ok(full_yaml);
+        const ConfigUpstream *u;
+        const ConfigRoute *rt;
+
+        if (!c)
+                return;
+
+        CHECK(strv_is(c->files, STRV("t.yaml")));
+        CHECK(c->access_log == false);
+        CHECK(c->header_timeout_usec == 15 * USEC_PER_SEC);
+        CHECK(c->keepalive_timeout_usec == 120 * USEC_PER_SEC);
+        CHECK(c->shutdown_grace_usec == 1500 * USEC_PER_MSEC);
+        CHECK(c->max_header_bytes == 65536);
+        CHECK(c->max_headers == 64);
+        CHECK(strv_is(c->dns.servers, STRV("127.0.0.1:5353", "[::1]:53", "10.0.0.1", "fe80::1")));
+        CHECK(c->dns.ttl_min_usec == 500 * USEC_PER_MSEC);
+        CHECK(c->dns.ttl_max_usec == 7200 * USEC_PER_SEC);
+        CHECK(c->dns.timeout_usec == 3 * USEC_PER_SEC);
+        CHECK_STR(c->tls.ca_file, "/etc/lbproxy/ca.pem");
+        CHECK(c->tls.verify == 1);
+        CHECK(c->tls.sni == NULL);
+
+        CHECK(c->n_listeners == 5);
+        if (c->n_listeners == 5) {
+                CHECK_STR(c->listeners[0].name, "http");
+                CHECK_STR(c->listeners[0].listen, "127.0.0.1:9080");
+                CHECK(address_is(&c->listeners[0], "127.0.0.1:9080"));
+                CHECK(c->listeners[0].address.ss_family == AF_INET);
+                CHECK(c->listeners[0].address_len == sizeof(struct sockaddr_in));
+                CHECK(mark_is(c->listeners[0].mark, c->files[0], mark_of(full_yaml, "http", 0)));
+                CHECK(c->listeners[0].mark.line == 19 && c->listeners[0].mark.column == 11);
+                CHECK_STR(c->listeners[1].listen, "[::1]:9443");
+                CHECK(address_is(&c->listeners[1], "[::1]:9443"));
+                CHECK(c->listeners[1].address_len == sizeof(struct sockaddr_in6));
+                CHECK(address_is(&c->listeners[2], "[::]:8080"));
+                CHECK(address_is(&c->listeners[3], "[::]:8081"));
+                CHECK_STR(c->listeners[4].name, "activated");
+                CHECK(c->listeners[4].listen == NULL);
+                CHECK(c->listeners[4].address_len == 0);
+        }
+
+        CHECK(c->n_upstreams == 2);
+        u = config_find_upstream(c, "httpbin");
+        CHECK(u == c->upstreams);
+        if (u) {
+                CHECK(u->scheme == SCHEME_HTTPS);
+                CHECK(u->pass_host == PASS_HOST_REWRITE);
+                CHECK_STR(u->upstream_host, "example.com:8443");
+                CHECK_STR(u->balancer, "roundrobin");
+                CHECK(u->retries == 3);
+                CHECK(u->keepalive_pool == 8);
+                CHECK(u->keepalive_idle_usec == 30 * USEC_PER_SEC);
+                CHECK(u->connect_timeout_usec == USEC_PER_SEC);
+                CHECK(u->send_timeout_usec == 2500 * USEC_PER_MSEC);
+                CHECK(u->read_timeout_usec == 100 * USEC_PER_MSEC);
+                /* ca_file inherited from the top level, verify and sni its own. */
+                CHECK_STR(u->tls.ca_file, "/etc/lbproxy/ca.pem");
+                CHECK(u->tls.verify == 0);
+                CHECK_STR(u->tls.sni, "api.example.com");
+                CHECK(mark_is(u->mark, "t.yaml", mark_of(full_yaml, "httpbin", 0)));
+                CHECK(u->n_nodes == 3);
+                if (u->n_nodes == 3) {
+                        CHECK_STR(u->nodes[0].host, "127.0.0.2");
+                        CHECK(u->nodes[0].port == 8080);
+                        CHECK(u->nodes[0].weight == 5);
+                        CHECK(mark_is(u->nodes[0].mark, "t.yaml",
+                                      mark_of(full_yaml, "{host: 127.0.0.2", 0)));
+                        CHECK_STR(u->nodes[1].host, "::1"); /* brackets stripped */
+                        CHECK(u->nodes[1].port == 443);     /* https default */
+                        CHECK(u->nodes[1].weight == 1);
+                        CHECK_STR(u->nodes[2].host, "backend.internal");
+                        CHECK(u->nodes[2].port == 443);
+                        CHECK(u->nodes[2].weight == 0);
+                        CHECK(mark_is(u->nodes[2].mark, "t.yaml",
+                                      mark_of(full_yaml, "host: backend", 0)));
+                }
+        }
+        u = config_find_upstream(c, "mock.api_2");
+        CHECK(u == c->upstreams + 1);
+        if (u) {
+                CHECK(u->scheme == SCHEME_HTTP);
+                CHECK(u->pass_host == PASS_HOST_NODE);
+                CHECK(u->upstream_host == NULL);
+                CHECK_STR(u->tls.ca_file, "/other/ca.pem");
+                CHECK(u->tls.verify == 1); /* inherited */
+                CHECK(u->tls.sni == NULL);
+                CHECK(u->n_nodes == 1 && u->nodes[0].port == 80);
+        }
+        CHECK(config_find_upstream(c, "nope") == NULL);
+        CHECK(config_find_upstream(c, NULL) == NULL);
+        CHECK(config_find_upstream(NULL, "httpbin") == NULL);
+
+        CHECK(c->n_routes == 2);
+        rt = config_find_route(c, "lb-route");
+        CHECK(rt == c->routes);
+        if (rt) {
+                CHECK(strv_is(rt->paths, STRV("/headers", "/api/*")));
+                CHECK(strv_is(rt->hosts, STRV("example.com", "*.example.org")));
+                CHECK(strv_is(rt->methods, STRV("GET", "POST")));
+                CHECK(rt->priority == -5);
+                CHECK(rt->n_upstreams == 2);
+                if (rt->n_upstreams == 2) {
+                        CHECK_STR(rt->upstreams[0].name, "httpbin");
+                        CHECK(rt->upstreams[0].weight == 3);
+                        CHECK(mark_is(rt->upstreams[0].mark, "t.yaml",
+                                      mark_of(full_yaml, "httpbin", 1)));
+                        CHECK_STR(rt->upstreams[1].name, "mock.api_2");
+                        CHECK(rt->upstreams[1].weight == 1);
+                }
+                CHECK(mark_is(rt->mark, "t.yaml", mark_of(full_yaml, "lb-route", 0)));
+        }
+        rt = config_find_route(c, "second");
+        CHECK(rt == c->routes + 1);
+        if (rt) {
+                CHECK(strv_is(rt->paths, STRV("/")));
+                CHECK(rt->hosts == NULL);
+                CHECK(rt->methods == NULL);
+                CHECK(rt->priority == 0);
+        }
+        CHECK(config_find_route(c, "nope") == NULL);
+
+        CHECK(config_free(c) == NULL);
+        CHECK(config_free(NULL) == NULL);
+}
+
+static void test_defaults(void)
+{
+        Config *c = load_ok("listeners: [{name: l}]\n"
+                            "upstreams:\n"
+                            "  - name: u\n"
+                            "    nodes: [{host: example.com}]\n");
+        const ConfigUpstream *u;
+
+        if (!c)
+                return;
+        CHECK(c->access_log == true);
+        CHECK(c->header_timeout_usec == 30 * USEC_PER_SEC);
+        CHECK(c->keepalive_timeout_usec == 60 * USEC_PER_SEC);
+        CHECK(c->shutdown_grace_usec == 10 * USEC_PER_SEC);
+        CHECK(c->max_header_bytes == 32768);
+        CHECK(c->max_headers == 100);
+        CHECK(c->dns.servers == NULL);
+        CHECK(c->dns.ttl_min_usec == USEC_PER_SEC);
+        CHECK(c->dns.ttl_max_usec == 3600 * USEC_PER_SEC);
+        CHECK(c->dns.timeout_usec == 5 * USEC_PER_SEC);
+        CHECK(c->tls.ca_file == NULL);
+        CHECK(c->tls.verify == 1);
+        CHECK(c->n_routes == 0);
+
+        u = config_find_upstream(c, "u");
+        CHECK(u != NULL);
+        if (u) {
+                CHECK(u->scheme == SCHEME_HTTP);
+                CHECK(u->pass_host == PASS_HOST_PASS);
+                CHECK(u->upstream_host == NULL);
+                CHECK_STR(u->balancer, "roundrobin");
+                CHECK(u->retries == 1);
+                CHECK(u->keepalive_pool == 32);
+                CHECK(u->keepalive_idle_usec == 60 * USEC_PER_SEC);
+                CHECK(u->connect_timeout_usec == 5 * USEC_PER_SEC);
+                CHECK(u->send_timeout_usec == 60 * USEC_PER_SEC);
+                CHECK(u->read_timeout_usec == 60 * USEC_PER_SEC);
+                CHECK(u->tls.ca_file == NULL);
+                CHECK(u->tls.verify == 1);
+                CHECK(u->tls.sni == NULL);
+                CHECK(u->n_nodes == 1 && u->nodes[0].port == 80 && u->nodes[0].weight == 1);
+        }
+        config_free(c);
+
+        /* Null values are the same as absent keys; empty documents and comments are fine. */
+        c = load_ok("# nothing\n---\n---\naccess_log: ~\ntimeouts:\ndns: {servers: null}\n"
+                    "listeners: [{name: l, listen: }]\n");
+        if (c) {
+                CHECK(c->access_log == true);
+                CHECK(c->dns.servers == NULL);
+                CHECK(c->n_listeners == 1 && c->listeners[0].listen == NULL);
+        }
+        config_free(c);
+
+        /* Booleans, YAML 1.1 style. */
+        c = load_ok("listeners: [{name: l}]\naccess_log: No\ntls: {verify: FALSE}\n");
+        if (c)
+                CHECK(c->access_log == false && c->tls.verify == 0);
+        config_free(c);
+}
+
+static void test_strings(void)
+{
+        CHECK(scheme_from_string("http") == SCHEME_HTTP);
+        CHECK(scheme_from_string("https") == SCHEME_HTTPS);
+        CHECK(scheme_from_string("ftp") == _SCHEME_INVALID);
+        CHECK(scheme_from_string(NULL) == _SCHEME_INVALID);
+        CHECK_STR(scheme_to_string(SCHEME_HTTPS), "https");
+        CHECK(scheme_to_string(_SCHEME_MAX) == NULL);
+        CHECK(scheme_to_string(_SCHEME_INVALID) == NULL);
+        CHECK(scheme_default_port(SCHEME_HTTP) == 80);
+        CHECK(scheme_default_port(SCHEME_HTTPS) == 443);
+        CHECK(pass_host_from_string("pass") == PASS_HOST_PASS);
+        CHECK(pass_host_from_string("node") == PASS_HOST_NODE);
+        CHECK(pass_host_from_string("rewrite") == PASS_HOST_REWRITE);
+        CHECK(pass_host_from_string("Rewrite") == _PASS_HOST_INVALID);
+        CHECK_STR(pass_host_to_string(PASS_HOST_REWRITE), "rewrite");
+        CHECK(pass_host_to_string(_PASS_HOST_MAX) == NULL);
+        for (int i = 0; i < _SCHEME_MAX; i++)
+                CHECK(scheme_from_string(scheme_to_string(i)) == i);
+        for (int i = 0; i < _PASS_HOST_MAX; i++)
+                CHECK(pass_host_from_string(pass_host_to_string(i)) == i);
+}
+
+static void test_durations(void)
+{
+        static const struct {
+                const char *s;
+                int r;
+                uint64_t usec;
+        } cases[] = {
+                { "0", 0, 0 },
+                { "30", 0, 30 * USEC_PER_SEC },
+                { "1.5", 0, 1500 * USEC_PER_MSEC },
+                { ".25", 0, 250 * USEC_PER_MSEC },
+                { "500ms", 0, 500 * USEC_PER_MSEC },
+                { "5s", 0, 5 * USEC_PER_SEC },
+                { "2m", 0, 120 * USEC_PER_SEC },
+                { "1h", 0, 3600 * USEC_PER_SEC },
+                { "1.5s", 0, 1500 * USEC_PER_MSEC },
+                { "100us", 0, 100 },
+                { "1h30m", 0, 5400 * USEC_PER_SEC },
+                { "1m 30s", 0, 90 * USEC_PER_SEC },
+                { "2d", 0, 2 * 86400 * USEC_PER_SEC },
+                { "0.0005ms", 0, 1 },
+                { "365d", 0, CONFIG_DURATION_MAX },
+                { "366d", -ERANGE, 0 },
+                { "99999999999999999999999s", -ERANGE, 0 },
+                { "", -EINVAL, 0 },
+                { "-5s", -EINVAL, 0 },
+                { "+5s", -EINVAL, 0 },
+                { "5x", -EINVAL, 0 },
+                { "5min", -EINVAL, 0 },
+                { "1h30", -EINVAL, 0 },
+                { "s", -EINVAL, 0 },
+                { ".", -EINVAL, 0 },
+                { "1e3", -EINVAL, 0 },
+                { "5 s", 0, 5 * USEC_PER_SEC },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                uint64_t usec = 12345;
+                int r = config_parse_duration(cases[i].s, &usec);
+
+                if (r != cases[i].r || (r == 0 && usec != cases[i].usec)) {
+                        fprintf(stderr, "%s:%d: duration '%s': got %d/%" PRIu64 "\n", __FILE__,
+                                __LINE__, cases[i].s, r, usec);
+                        failures++;
+                }
+        }
+
+        static const struct {
+                uint64_t usec;
+                const char *s;
+        } out[] = {
+                { 0, "0s" },           { 1, "1us" },           { 1500, "1500us" },
+                { 1500000, "1500ms" }, { 90000000, "90s" },    { 120000000, "2m" },
+                { 7200000000, "2h" },  { 172800000000, "48h" }, { 2000, "2ms" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(out); i++) {
+                char buf[CONFIG_DURATION_STR_MAX];
+                uint64_t back = 0;
+
+                CHECK_STR(config_format_duration(out[i].usec, buf), out[i].s);
+                CHECK(config_parse_duration(buf, &back) == 0 && back == out[i].usec);
+        }
+}
+
+#define L "listeners: [{name: l}]\n"
+#define X23 "xxxxxxxxxxxxxxxxxxxxxxx"
+#define X92 X23 X23 X23 X23
+
+static void test_errors(void)
+{
+        /* The examples of the format. */
+        expect_errors(L "upstreams:\n"
+                        "  - name: a\n"
+                        "    nodes:\n"
+                        "      - host: 127.0.0.1\n"
+                        "        port: 70000\n",
+                      "t.yaml:6:15: upstreams[0].nodes[0].port: 70000 is out of range (1..65535)");
+        expect_errors(L "upstreams: [{name: a, nodes: [{host: h}, {host: h, port: -1}]}]\n",
+                      "t.yaml:2:58: upstreams[0].nodes[1].port: -1 is out of range (1..65535)");
+        expect_errors(L "upstreams: [{name: u, nodes: [{host: h}]}]\n"
+                        "routes:\n"
+                        "  - name: r\n"
+                        "    pathz: [/]\n"
+                        "    upstreams: [{name: u}]\n",
+                      "t.yaml:4:5: routes[0]: missing required key 'paths'\n"
+                      "t.yaml:5:5: routes[0]: unknown key 'pathz'");
+        expect_errors(L "upstreams:\n"
+                        "  - name: httpbin\n"
+                        "    nodes: [{host: a}]\n"
+                        "  - name: httpbin\n"
+                        "    nodes: [{host: b}]\n",
+                      "t.yaml:5:11: upstreams[1].name: duplicate upstream name 'httpbin' "
+                      "(first defined at t.yaml:3:11)");
+        expect_errors(L "upstreams: [{name: mockapi, nodes: [{host: a}]}]\n"
+                        "routes:\n"
+                        "  - name: r\n"
+                        "    paths: [/]\n"
+                        "    upstreams:\n"
+                        "      - name: mockapi\n"
+                        "      - name: mockapi7\n",
+                      "t.yaml:8:15: routes[0].upstreams[1].name: no upstream named 'mockapi7'");
+        expect_errors("listeners: http\n",
+                      "t.yaml:1:12: listeners: expected a sequence, got a scalar");
+        expect_errors(L "upstreams: [{name: u, nodes: [{host: h}]}]\n"
+                        "routes:\n"
+                        "  - name: r\n"
+                        "    paths: /\n"
+                        "    upstreams: {name: u}\n",
+                      "t.yaml:5:12: routes[0].paths: expected a sequence, got a scalar\n"
+                      "t.yaml:6:16: routes[0].upstreams: expected a sequence, got a mapping");
+
+        /* YAML syntax errors: libyaml's words, at its mark. */
+        expect_errors(L "upstreams:\n  - name: a\n   nodes: []\n",
+                      "t.yaml:4:4: did not find expected '-' indicator (while parsing a block "
+                      "collection at 3:3)");
+        expect_errors(L "routes: [{name: r\n",
+                      "t.yaml:3:1: did not find expected ',' or '}' (while parsing a flow mapping "
+                      "at 2:10)");
+        expect_errors(L "upstreams: *nope\n", "t.yaml:2:12: found undefined alias");
+        expect_errors("listeners: [{name: \"a\xff\"}]\n",
+                      "t.yaml:1:22: invalid leading UTF-8 octet (0xFF)");
+
+        /* Top-level shape. */
+        expect_errors("- listeners\n",
+                      "t.yaml:1:1: expected a mapping at the top level, got a sequence\n"
+                      "t.yaml:1:1: listeners: at least one listener is required");
+        expect_errors("access_log: true\n",
+                      "t.yaml:1:1: listeners: at least one listener is required");
+        expect_errors("listeners: []\n",
+                      "t.yaml:1:12: listeners: at least one listener is required");
+        expect_errors(L "listener: []\n? [a]\n: b\n", "t.yaml:2:1: unknown key 'listener'\n"
+                                                     "t.yaml:3:3: expected a string as key, got "
+                                                     "a sequence");
+        expect_errors(L "access_log: true\naccess_log: false\n",
+                      "t.yaml:3:1: duplicate key 'access_log' (first at 2:1)");
+
+        /* Missing and empty things. */
+        expect_errors("listeners: [{listen: \"*:80\"}]\n",
+                      "t.yaml:1:13: listeners[0]: missing required key 'name'");
+        expect_errors(L "upstreams: [{name: u}]\n",
+                      "t.yaml:2:13: upstreams[0]: missing required key 'nodes'");
+        expect_errors(L "upstreams: [{name: u, nodes: []}]\n",
+                      "t.yaml:2:30: upstreams[0].nodes: at least one node is required");
+        expect_errors(L "upstreams: [{name: u, nodes: [{port: 80}]}]\n",
+                      "t.yaml:2:31: upstreams[0].nodes[0]: missing required key 'host'");
+        expect_errors(L "upstreams: [{name: u, nodes: [{host: h}]}]\n"
+                        "routes: [{name: r, paths: [], upstreams: []}]\n",
+                      "t.yaml:3:27: routes[0].paths: at least one path is required\n"
+                      "t.yaml:3:42: routes[0].upstreams: at least one upstream is required");
+        expect_errors(L "upstreams: [{name: u, nodes: [~]}]\n",
+                      "t.yaml:2:31: upstreams[0].nodes[0]: expected a mapping, got null");
+        expect_errors(L "upstreams: [{name: \"\", nodes: [{host: h}]}]\n",
+                      "t.yaml:2:20: upstreams[0].name: must not be empty");
+
+        /* pass_host and upstream_host go together. */
+        expect_errors(L "upstreams:\n"
+                        "  - name: u\n"
+                        "    pass_host: rewrite\n"
+                        "    nodes: [{host: h}]\n"
+                        "  - name: v\n"
+                        "    upstream_host: example.com\n"
+                        "    nodes: [{host: h}]\n"
+                        "  - name: w\n"
+                        "    pass_host: rewrite!\n"
+                        "    upstream_host: example.com\n"
+                        "    nodes: [{host: h}]\n",
+                      "t.yaml:3:5: upstreams[0]: missing required key 'upstream_host' (pass_host "
+                      "is rewrite)\n"
+                      "t.yaml:7:20: upstreams[1].upstream_host: only allowed with pass_host: "
+                      "rewrite\n"
+                      "t.yaml:10:16: upstreams[2].pass_host: unknown pass_host 'rewrite!' (known: "
+                      "pass, node, rewrite)");
+        expect_errors(L "upstreams: [{name: u, balancer: chash, scheme: ftp, nodes: [{host: h}]}]\n",
+                      "t.yaml:2:33: upstreams[0].balancer: unknown balancer 'chash' (known: "
+                      "roundrobin)\n"
+                      "t.yaml:2:48: upstreams[0].scheme: unknown scheme 'ftp' (known: http, "
+                      "https)");
+
+        /* Scalars of the wrong kind. */
+        expect_errors(L "access_log: maybe\n"
+                        "tls: {verify: \"true\"}\n"
+                        "limits: {max_headers: 1.5, max_header_bytes: \"2048\"}\n"
+                        "timeouts: {header: -5s, keepalive: soon, shutdown_grace: [1]}\n"
+                        "dns: {timeout: 400d}\n",
+                      "t.yaml:2:13: access_log: expected a boolean (true or false), got 'maybe'\n"
+                      "t.yaml:3:15: tls.verify: expected a boolean (true or false), got the "
+                      "quoted string 'true'\n"
+                      "t.yaml:4:23: limits.max_headers: expected an integer, got '1.5'\n"
+                      "t.yaml:4:46: limits.max_header_bytes: expected an integer, got the quoted "
+                      "string '2048'\n"
+                      "t.yaml:5:20: timeouts.header: duration '-5s' is negative\n"
+                      "t.yaml:5:36: timeouts.keepalive: invalid duration 'soon' (expected "
+                      "seconds, or a number with a unit us, ms, s, m, h, d, as in 500ms or "
+                      "1.5s)\n"
+                      "t.yaml:5:58: timeouts.shutdown_grace: expected a duration, got a sequence\n"
+                      "t.yaml:6:16: dns.timeout: duration '400d' is too long (at most 8760h)");
+        expect_errors(L "limits: {max_headers: 0, max_header_bytes: 99999999999999999999999}\n"
+                        "upstreams: [{name: u, retries: 101, keepalive_pool: 10001, nodes: "
+                        "[{host: h, weight: 10001}]}]\n",
+                      "t.yaml:2:23: limits.max_headers: 0 is out of range (1..128)\n"
+                      "t.yaml:2:44: limits.max_header_bytes: 99999999999999999999999 is out of "
+                      "range (1024..1048576)\n"
+                      "t.yaml:3:32: upstreams[0].retries: 101 is out of range (0..100)\n"
+                      "t.yaml:3:53: upstreams[0].keepalive_pool: 10001 is out of range "
+                      "(0..10000)\n"
+                      "t.yaml:3:86: upstreams[0].nodes[0].weight: 10001 is out of range "
+                      "(0..10000)");
+
+        /* Values checked for what they are. */
+        expect_errors("listeners:\n"
+                      "  - {name: \"a b\"}\n"
+                      "  - {name: x, listen: 1.2.3.4}\n"
+                      "  - {name: y, listen: \"::1:80\"}\n"
+                      "  - {name: z, listen: \"localhost:80\"}\n"
+                      "  - {name: w, listen: \"1.2.3.4:0\"}\n"
+                      "  - {name: v, listen: \"[1.2.3.4]:80\"}\n",
+                      "t.yaml:2:12: listeners[0].name: invalid name 'a b': only letters, digits, "
+                      "'_', '.' and '-' are allowed\n"
+                      "t.yaml:3:23: listeners[1].listen: invalid listen address '1.2.3.4': "
+                      "missing port\n"
+                      "t.yaml:4:23: listeners[2].listen: invalid listen address '::1:80': IPv6 "
+                      "addresses must be in brackets, as in [::1]:80\n"
+                      "t.yaml:5:23: listeners[3].listen: invalid listen address 'localhost:80': "
+                      "not a numeric IP address (names are not resolved here)\n"
+                      "t.yaml:6:23: listeners[4].listen: invalid listen address '1.2.3.4:0': port "
+                      "out of range (1..65535)\n"
+                      "t.yaml:7:23: listeners[5].listen: invalid listen address '[1.2.3.4]:80': "
+                      "invalid IPv6 address");
+        expect_errors("listeners:\n"
+                      "  - {name: a, listen: \"*:80\"}\n"
+                      "  - {name: b, listen: \":80\"}\n"
+                      "  - {name: a}\n",
+                      "t.yaml:3:23: listeners[1].listen: duplicate listen address '[::]:80' "
+                      "(first defined at t.yaml:2:23)\n"
+                      "t.yaml:4:12: listeners[2].name: duplicate listener name 'a' (first "
+                      "defined at t.yaml:2:12)");
+        expect_errors(L "upstreams:\n"
+                        "  - name: u\n"
+                        "    nodes:\n"
+                        "      - host: -bad.example\n"
+                        "      - host: 1.2.3.999\n"
+                        "      - host: \"host:80\"\n"
+                        "      - host: \"[::1\"\n"
+                        "      - host: under_score.example\n"
+                        "      - host: a..b\n"
+                        "    tls: {sni: 10.0.0.1}\n",
+                      "t.yaml:5:15: upstreams[0].nodes[0].host: invalid host '-bad.example': a "
+                      "label must not start with '-'\n"
+                      "t.yaml:6:15: upstreams[0].nodes[1].host: invalid host '1.2.3.999': "
+                      "invalid IPv4 address\n"
+                      "t.yaml:7:15: upstreams[0].nodes[2].host: invalid host 'host:80': the port "
+                      "goes in the port: key\n"
+                      "t.yaml:8:15: upstreams[0].nodes[3].host: invalid host '[::1': missing "
+                      "']'\n"
+                      "t.yaml:9:15: upstreams[0].nodes[4].host: invalid host "
+                      "'under_score.example': only letters, digits, '-' and '.' are allowed\n"
+                      "t.yaml:10:15: upstreams[0].nodes[5].host: invalid host 'a..b': empty "
+                      "label\n"
+                      "t.yaml:11:16: upstreams[0].tls.sni: invalid server name '10.0.0.1': an IP "
+                      "address cannot be sent as a server name");
+        expect_errors(L "upstreams: [{name: u, nodes: [{host: h}]}]\n"
+                        "routes:\n"
+                        "  - name: r\n"
+                        "    paths: [api, \"/a*b\", \"/a b\", \"/x?y\"]\n"
+                        "    hosts: [\"*\", \"a.*.com\", \"*example.com\", \"h:80\", \"*.1.2\"]\n"
+                        "    methods: [\"GE T\", \"\"]\n"
+                        "    upstreams: [{name: u}]\n",
+                      "t.yaml:5:13: routes[0].paths[0]: invalid path 'api': must start with "
+                      "'/'\n"
+                      "t.yaml:5:18: routes[0].paths[1]: invalid path '/a*b': '*' is only allowed "
+                      "as the last character\n"
+                      "t.yaml:5:26: routes[0].paths[2]: invalid path '/a b': spaces and control "
+                      "characters are not allowed\n"
+                      "t.yaml:5:34: routes[0].paths[3]: invalid path '/x?y': a query or fragment "
+                      "is not part of a path\n"
+                      "t.yaml:6:13: routes[0].hosts[0]: invalid host '*': '*' alone would match "
+                      "every host: leave hosts: out instead\n"
+                      "t.yaml:6:18: routes[0].hosts[1]: invalid host 'a.*.com': '*' is only "
+                      "allowed as a whole leading label, as in *.example.com\n"
+                      "t.yaml:6:29: routes[0].hosts[2]: invalid host '*example.com': '*' is only "
+                      "allowed as a whole leading label, as in *.example.com\n"
+                      "t.yaml:6:45: routes[0].hosts[3]: invalid host 'h:80': a port is not "
+                      "allowed (IPv6 addresses go in brackets)\n"
+                      "t.yaml:6:53: routes[0].hosts[4]: invalid host '*.1.2': '*.' must be "
+                      "followed by a domain name\n"
+                      "t.yaml:7:15: routes[0].methods[0]: invalid method 'GE T': not a valid "
+                      "HTTP token\n"
+                      "t.yaml:7:23: routes[0].methods[1]: must not be empty");
+        expect_errors(L "dns: {servers: [\"1.2.3.4:99999\", name.example, \"*:53\"]}\n"
+                        "routes: [{name: r, paths: [/], hosts: [], methods: [],"
+                        " upstreams: [{name: \"u u\"}]}]\n",
+                      "t.yaml:2:17: dns.servers[0]: invalid DNS server address '1.2.3.4:99999': "
+                      "port out of range (1..65535)\n"
+                      "t.yaml:2:34: dns.servers[1]: invalid DNS server address 'name.example': "
+                      "not a numeric IP address (names are not resolved here)\n"
+                      "t.yaml:2:48: dns.servers[2]: invalid DNS server address '*:53': '*' is "
+                      "not allowed here\n"
+                      "t.yaml:3:39: routes[0].hosts: must not be empty (leave hosts: out to match "
+                      "any host)\n"
+                      "t.yaml:3:52: routes[0].methods: must not be empty (leave methods: out to "
+                      "match any method)\n"
+                      "t.yaml:3:75: routes[0].upstreams[0].name: invalid name 'u u': only "
+                      "letters, digits, '_', '.' and '-' are allowed");
+        expect_errors(L "dns: {ttl_min: 2h, ttl_max: 1h}\n",
+                      "t.yaml:2:6: dns: ttl_min (2h) is greater than ttl_max (1h)");
+
+        /* User text in messages stays on one line and short. */
+        expect_errors(L "\"a\\nb\\0\": 1\n"
+                        "upstreams: [{name: \"x\\0y\", nodes: [{host: h}]}]\n"
+                        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx: 1\n",
+                      "t.yaml:2:1: unknown key 'a\\nb\\x00'\n"
+                      "t.yaml:3:20: upstreams[0].name: must not contain a NUL character\n"
+                      "t.yaml:4:1: unknown key '" X92 "...'");
+
+        /* APISIX manifests are refused, by kind. */
+        expect_errors(L "---\napiVersion: apisix.apache.org/v2\nkind: ApisixUpstream\n"
+                        "metadata: {name: x}\n"
+                        "---\napiVersion: apisix.apache.org/v2\nspec: {}\n",
+                      "t.yaml:4:7: kind 'ApisixUpstream': APISIX manifests are not supported "
+                      "yet\n"
+                      "t.yaml:7:13: apiVersion 'apisix.apache.org/v2': APISIX manifests are not "
+                      "supported yet");
+
+        /* Aliases may share nodes but not blow up. */
+        {
+                /* 300 routes sharing one list of 300 paths: 90000 values from 600 nodes. */
+                char bomb[8192] = L "p: &p [";
+                char *rt;
+
+                for (int i = 0; i < 300; i++)
+                        strcat(bomb, i ? ", /" : "/");
+                strcat(bomb, "]\nr: &r {name: r, paths: *p, upstreams: [{name: u}]}\nroutes: [");
+                for (int i = 0; i < 300; i++)
+                        strcat(bomb, i ? ", *r" : "*r");
+                strcat(bomb, "]\n");
+                rt = bomb;
+                (void)rt;
+
+                Config *c = UNTOUCHED;
+                char *errors = NULL;
+                int r = config_load_string("t.yaml", bomb, strlen(bomb), &errors, &c);
+
+                CHECK(r == -EINVAL);
+                CHECK(c == UNTOUCHED);
+                CHECK(errors && strstr(errors, "through aliases"));
+                CHECK(errors && strlen(errors) < 64 * 1024);
+                free(errors);
+        }
+
+        /* Many errors: only the first ones are kept. */
+        {
+                char *yaml = NULL, *errors = NULL;
+                size_t size = 0;
+                FILE *f = open_memstream(&yaml, &size);
+                Config *c = UNTOUCHED;
+
+                fputs(L, f);
+                for (int i = 0; i < 150; i++)
+                        fprintf(f, "bad%d: 1\n", i);
+                fclose(f);
+                CHECK(config_load_string("t.yaml", yaml, size, &errors, &c) == -EINVAL);
+                CHECK(errors && strstr(errors, "t.yaml:101:1: unknown key 'bad99'\n"
+                                               "(50 more errors not shown)"));
+                free(errors);
+                free(yaml);
+        }
+}
+
+/* Several documents in one stream merge like several files. */
+static void test_documents(void)
+{
+        static const char yaml[] = "listeners: [{name: a, listen: \"127.0.0.1:1\"}]\n"
+                                   "timeouts: {header: 1s, keepalive: 2s}\n"
+                                   "dns: {servers: [1.1.1.1], ttl_max: 10s}\n"
+                                   "upstreams: [{name: u, nodes: [{host: h}]}]\n"
+                                   "---\n"
+                                   "listeners: [{name: b}]\n"
+                                   "timeouts: {header: 5s}\n"
+                                   "dns: {servers: [8.8.8.8, 9.9.9.9], ttl_min: 5s}\n"
+                                   "routes: [{name: r, paths: [/], upstreams: [{name: u}]}]\n"
+                                   "...\n";
+        Config *c = load_ok(yaml);
+
+        if (!c)
+                return;
+        CHECK(c->n_listeners == 2);
+        CHECK(c->n_listeners == 2 && streq(c->listeners[0].name, "a") &&
+              streq(c->listeners[1].name, "b"));
+        CHECK(c->n_listeners == 2 && c->listeners[1].mark.line == 6);
+        CHECK(c->header_timeout_usec == 5 * USEC_PER_SEC);
+        CHECK(c->keepalive_timeout_usec == 2 * USEC_PER_SEC);
+        CHECK(strv_is(c->dns.servers, STRV("8.8.8.8", "9.9.9.9")));
+        CHECK(c->dns.ttl_min_usec == 5 * USEC_PER_SEC);
+        CHECK(c->dns.ttl_max_usec == 10 * USEC_PER_SEC);
+        CHECK(c->n_upstreams == 1 && c->n_routes == 1);
+        config_free(c);
+
+        /* The duplicate points back into the first document. */
+        expect_errors("listeners: [{name: a}]\n---\nlisteners: [{name: a}]\n",
+                      "t.yaml:3:20: listeners[0].name: duplicate listener name 'a' (first "
+                      "defined at t.yaml:1:20)");
+        /* A syntax error in a later document still reports the earlier ones' problems. */
+        expect_errors("listeners: [{name: a, x: 1}]\n---\n: : :\n",
+                      "t.yaml:1:23: listeners[0]: unknown key 'x'\n"
+                      "t.yaml:3:1: did not find expected key (while parsing a block mapping at "
+                      "3:1)");
+}
+
+static char *write_file(const char *dir, const char *name, const char *content)
+{
+        char *path;
+        FILE *f;
+
+        if (asprintf(&path, "%s/%s", dir, name) < 0)
+                abort();
+        f = fopen(path, "we");
+        if (!f) {
+                perror(path);
+                abort();
+        }
+        fputs(content, f);
+        fclose(f);
+        return path;
+}
+
+static void rm_rf(const char *dir)
+{
+        char *cmd;
+
+        if (asprintf(&cmd, "rm -rf '%s'", dir) < 0)
+                abort();
+        if (system(cmd) != 0)
+                fprintf(stderr, "could not remove %s\n", dir);
+        free(cmd);
+}
+
+static void test_files(void)
+{
+        char dir[] = "/tmp/test-config-XXXXXX";
+        char *confd, *p_a, *p_b, *p_main, *p_other, *p_dup, *p_bad, *errors = NULL;
+        Config *c = NULL;
+        int r;
+
+        if (!mkdtemp(dir)) {
+                perror("mkdtemp");
+                failures++;
+                return;
+        }
+        if (asprintf(&confd, "%s/conf.d", dir) < 0 || mkdir(confd, 0755) < 0)
+                abort();
+
+        p_main = write_file(dir, "main.conf", /* read though it does not end in .yaml */
+                            "access_log: false\n"
+                            "tls: {ca_file: /main.pem}\n"
+                            "limits: {max_headers: 10}\n"
+                            "listeners: [{name: main}]\n"
+                            "upstreams: [{name: early, nodes: [{host: h}]}]\n");
+        /* Written out of order: the directory is read sorted by name. */
+        p_b = write_file(confd, "20-b.yaml",
+                         "tls: {ca_file: /b.pem, verify: false}\n"
+                         "limits: {max_header_bytes: 4096}\n"
+                         "listeners: [{name: b}]\n"
+                         "routes: [{name: r, paths: [/], upstreams: [{name: a}, {name: early}]}]\n");
+        p_a = write_file(confd, "10-a.yaml",
+                         "access_log: true\n"
+                         "listeners: [{name: a}]\n"
+                         "upstreams: [{name: a, nodes: [{host: h}]}]\n");
+        free(write_file(confd, "30-ignored.yml", "garbage: ["));
+        free(write_file(confd, ".40-hidden.yaml", "garbage: ["));
+        free(write_file(confd, "README", "garbage: ["));
+        {
+                char *sub;
+
+                if (asprintf(&sub, "%s/50-dir.yaml", confd) < 0 || mkdir(sub, 0755) < 0)
+                        abort();
+                free(sub);
+        }
+
+        r = config_load((char *[]){ p_main, confd, NULL }, &errors, &c);
+        CHECK(r == 0);
+        if (r < 0)
+                fprintf(stderr, "%s\n", errors);
+        CHECK(errors == NULL);
+        if (r == 0) {
+                CHECK(strv_is(c->files, STRV(p_main, p_a, p_b)));
+                CHECK(c->access_log == true);        /* 10-a.yaml overrode main.conf */
+                CHECK(c->max_headers == 10);         /* main.conf, kept */
+                CHECK(c->max_header_bytes == 4096);  /* 20-b.yaml */
+                CHECK_STR(c->tls.ca_file, "/b.pem"); /* 20-b.yaml, field by field */
+                CHECK(c->tls.verify == 0);
+                CHECK(c->n_listeners == 3);
+                CHECK(c->n_listeners == 3 && streq(c->listeners[0].name, "main") &&
+                      streq(c->listeners[1].name, "a") && streq(c->listeners[2].name, "b"));
+                CHECK(c->n_listeners == 3 && c->listeners[2].mark.file == c->files[2]);
+                /* An upstream of the first file gets the tls: defaults of the last. */
+                CHECK(c->n_upstreams == 2);
+                CHECK(c->n_upstreams == 2 && streq(c->upstreams[0].tls.ca_file, "/b.pem") &&
+                      c->upstreams[0].tls.verify == 0);
+                CHECK(c->n_routes == 1 && c->routes[0].mark.file == c->files[2]);
+        }
+        config_free(c);
+        c = NULL;
+
+        /* Duplicates across files name both places; errors follow the file order. */
+        p_dup = write_file(dir, "dup.yaml", "upstreams:\n  - name: a\n    nodes: [{host: h}]\n"
+                                            "listeners: [{name: main}]\n");
+        {
+                char *want;
+
+                if (asprintf(&want,
+                             "%s:2:11: upstreams[0].name: duplicate upstream name 'a' (first "
+                             "defined at %s:3:20)\n"
+                             "%s:4:20: listeners[0].name: duplicate listener name 'main' (first "
+                             "defined at %s:4:20)",
+                             p_dup, p_a, p_dup, p_main) < 0)
+                        abort();
+                c = UNTOUCHED;
+                r = config_load((char *[]){ p_main, confd, p_dup, NULL }, &errors, &c);
+                CHECK(r == -EINVAL);
+                CHECK(c == UNTOUCHED);
+                CHECK_STR(errors, want);
+                free(errors);
+                free(want);
+        }
+
+        /* A dangling reference in one file, a problem in the next: both, in file order. */
+        p_other = write_file(dir, "other.yaml", "routes: [{name: q, paths: [/], upstreams: "
+                                                "[{name: ghost}]}]\n");
+        p_bad = write_file(dir, "bad.yaml", "limits: {max_headers: 1000}\n");
+        {
+                char *want;
+
+                if (asprintf(&want,
+                             "%s:1:51: routes[0].upstreams[0].name: no upstream named 'ghost'\n"
+                             "%s:1:23: limits.max_headers: 1000 is out of range (1..128)",
+                             p_other, p_bad) < 0)
+                        abort();
+                c = UNTOUCHED;
+                r = config_load((char *[]){ p_main, p_other, p_bad, NULL }, &errors, &c);
+                CHECK(r == -EINVAL);
+                CHECK(c == UNTOUCHED);
+                CHECK_STR(errors, want);
+                free(errors);
+                free(want);
+        }
+
+        /* I/O errors carry the errno. */
+        {
+                char *missing, *want;
+
+                if (asprintf(&missing, "%s/missing.yaml", dir) < 0 ||
+                    asprintf(&want, "%s: No such file or directory", missing) < 0)
+                        abort();
+                c = UNTOUCHED;
+                r = config_load((char *[]){ missing, NULL }, &errors, &c);
+                CHECK(r == -ENOENT);
+                CHECK(c == UNTOUCHED);
+                CHECK_STR(errors, want);
+                free(errors);
+                free(want);
+                free(missing);
+        }
+        c = UNTOUCHED;
+        r = config_load((char *[]){ NULL }, &errors, &c);
+        CHECK(r == -EINVAL && c == UNTOUCHED);
+        CHECK_STR(errors, "no configuration files given");
+        free(errors);
+
+        /* An empty directory: nothing read, so nothing to point at. */
+        {
+                char *empty;
+
+                if (asprintf(&empty, "%s/empty", dir) < 0 || mkdir(empty, 0755) < 0)
+                        abort();
+                c = UNTOUCHED;
+                r = config_load((char *[]){ empty, NULL }, &errors, &c);
+                CHECK(r == -EINVAL && c == UNTOUCHED);
+                CHECK_STR(errors, "listeners: at least one listener is required");
+                free(errors);
+                free(empty);
+        }
+
+        free(p_main);
+        free(p_a);
+        free(p_b);
+        free(p_dup);
+        free(p_other);
+        free(p_bad);
+        free(confd);
+        rm_rf(dir);
+}
+
+static bool tls_equal(const ConfigTls *a, const ConfigTls *b)
+{
+        return streq_ptr(a->ca_file, b->ca_file) && a->verify == b->verify &&
+               streq_ptr(a->sni, b->sni);
+}
+
+static bool strv_equal(char **a, char **b)
+{
+        if (!a || !b)
+                return a == b;
+        for (; *a && *b; a++, b++)
+                if (!streq(*a, *b))
+                        return false;
+        return !*a && !*b;
+}
+
+/* Every field but the marks, which point into different files. */
+static bool config_equal(const Config *a, const Config *b)
+{
+        if (a->n_listeners != b->n_listeners || a->n_upstreams != b->n_upstreams ||
+            a->n_routes != b->n_routes || !strv_equal(a->dns.servers, b->dns.servers) ||
+            a->dns.ttl_min_usec != b->dns.ttl_min_usec ||
+            a->dns.ttl_max_usec != b->dns.ttl_max_usec ||
+            a->dns.timeout_usec != b->dns.timeout_usec || !tls_equal(&a->tls, &b->tls) ||
+            a->access_log != b->access_log || a->header_timeout_usec != b->header_timeout_usec ||
+            a->keepalive_timeout_usec != b->keepalive_timeout_usec ||
+            a->shutdown_grace_usec != b->shutdown_grace_usec ||
+            a->max_header_bytes != b->max_header_bytes || a->max_headers != b->max_headers)
+                return false;
+
+        for (size_t i = 0; i < a->n_listeners; i++) {
+                const ConfigListener *x = a->listeners + i, *y = b->listeners + i;
+
+                if (!streq_ptr(x->name, y->name) || !streq_ptr(x->listen, y->listen) ||
+                    x->address_len != y->address_len ||
+                    memcmp(&x->address, &y->address, x->address_len) != 0)
+                        return false;
+        }
+        for (size_t i = 0; i < a->n_upstreams; i++) {
+                const ConfigUpstream *x = a->upstreams + i, *y = b->upstreams + i;
+
+                if (!streq_ptr(x->name, y->name) || x->scheme != y->scheme ||
+                    x->pass_host != y->pass_host || !streq_ptr(x->upstream_host, y->upstream_host) ||
+                    !streq_ptr(x->balancer, y->balancer) || x->n_nodes != y->n_nodes ||
+                    x->connect_timeout_usec != y->connect_timeout_usec ||
+                    x->send_timeout_usec != y->send_timeout_usec ||
+                    x->read_timeout_usec != y->read_timeout_usec || x->retries != y->retries ||
+                    x->keepalive_pool != y->keepalive_pool ||
+                    x->keepalive_idle_usec != y->keepalive_idle_usec ||
+                    !tls_equal(&x->tls, &y->tls))
+                        return false;
+                for (size_t j = 0; j < x->n_nodes; j++)
+                        if (!streq_ptr(x->nodes[j].host, y->nodes[j].host) ||
+                            x->nodes[j].port != y->nodes[j].port ||
+                            x->nodes[j].weight != y->nodes[j].weight)
+                                return false;
+        }
+        for (size_t i = 0; i < a->n_routes; i++) {
+                const ConfigRoute *x = a->routes + i, *y = b->routes + i;
+
+                if (!streq_ptr(x->name, y->name) || !strv_equal(x->paths, y->paths) ||
+                    !strv_equal(x->hosts, y->hosts) || !strv_equal(x->methods, y->methods) ||
+                    x->priority != y->priority || x->n_upstreams != y->n_upstreams)
+                        return false;
+                for (size_t j = 0; j < x->n_upstreams; j++)
+                        if (!streq_ptr(x->upstreams[j].name, y->upstreams[j].name) ||
+                            x->upstreams[j].weight != y->upstreams[j].weight)
+                                return false;
+        }
+        return true;
+}
+
+static char *dump(const Config *c)
+{
+        char *text = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&text, &size);
+
+        CHECK(f != NULL);
+        if (!f)
+                return NULL;
+        CHECK(config_dump(c, f) == 0);
+        fclose(f);
+        return text;
+}
+
+static void check_round_trip(const char *yaml, int line)
+{
+        Config *a = load_ok_at(yaml, line), *b;
+        char *text, *text2, *errors = NULL;
+        int r;
+
+        if (!a)
+                return;
+        text = dump(a);
+        r = config_load_string("dump.yaml", text, strlen(text), &errors, &b);
+        if (r < 0) {
+                fprintf(stderr, "%s:%d: dump does not load:\n%s\n%s\n", __FILE__, line, errors,
+                        text);
+                failures++;
+                free(errors);
+        } else {
+                if (!config_equal(a, b)) {
+                        fprintf(stderr, "%s:%d: dump loads differently:\n%s\n", __FILE__, line,
+                                text);
+                        failures++;
+                }
+                /* And a dump of the dump is the same text. */
+                text2 = dump(b);
+                CHECK_STR(text2, text);
+                free(text2);
+                config_free(b);
+        }
+        free(text);
+        config_free(a);
+}
+
+static void test_dump(void)
+{
+        Config *c;
+        char *text;
+
+        check_round_trip(full_yaml, __LINE__);
+        check_round_trip(L, __LINE__);
+        /* Strings that must be quoted to stay strings. */
+        check_round_trip(L "tls: {ca_file: \"null\"}\n"
+                           "upstreams:\n"
+                           "  - name: \"123\"\n"
+                           "    pass_host: rewrite\n"
+                           "    upstream_host: \"[::1]:8080\"\n"
+                           "    tls: {ca_file: \"/a path/with: colon #and hash\\ttab\", sni: yes}\n"
+                           "    nodes: [{host: \"true\"}, {host: \"::1\", port: 1}]\n"
+                           "routes: [{name: \"null\", paths: [\"/*\", \"/é\"], hosts: [\"[::1]\"],"
+                           " methods: [\"M-SEARCH\", \"~\"], upstreams: [{name: \"123\", "
+                           "weight: 0}]}]\n",
+                         __LINE__);
+
+        /* What the dump looks like, for the record. */
+        c = load_ok("listeners: [{name: http, listen: \"*:80\"}]\n"
+                    "upstreams: [{name: u, nodes: [{host: example.com}]}]\n"
+                    "routes: [{name: r, paths: [/], upstreams: [{name: u}]}]\n");
+        if (!c)
+                return;
+        text = dump(c);
+        CHECK_STR(text, "access_log: true\n"
+                        "timeouts:\n"
+                        "  header: 30s\n"
+                        "  keepalive: 1m\n"
+                        "  shutdown_grace: 10s\n"
+                        "limits:\n"
+                        "  max_header_bytes: 32768\n"
+                        "  max_headers: 100\n"
+                        "dns:\n"
+                        "  ttl_min: 1s\n"
+                        "  ttl_max: 1h\n"
+                        "  timeout: 5s\n"
+                        "tls:\n"
+                        "  verify: true\n"
+                        "listeners:\n"
+                        "- name: http\n"
+                        "  listen: '*:80'\n"
+                        "upstreams:\n"
+                        "- name: u\n"
+                        "  scheme: http\n"
+                        "  pass_host: pass\n"
+                        "  balancer: roundrobin\n"
+                        "  retries: 1\n"
+                        "  keepalive_pool: 32\n"
+                        "  keepalive_idle: 1m\n"
+                        "  timeout: {connect: 5s, send: 1m, read: 1m}\n"
+                        "  tls:\n"
+                        "    verify: true\n"
+                        "  nodes:\n"
+                        "  - {host: example.com, port: 80, weight: 1}\n"
+                        "routes:\n"
+                        "- name: r\n"
+                        "  paths: [/]\n"
+                        "  priority: 0\n"
+                        "  upstreams:\n"
+                        "  - {name: u, weight: 1}\n");
+        free(text);
+        config_free(c);
+}
+
+int main(void)
+{
+        test_strings();
+        test_durations();
+        test_full();
+        test_defaults();
+        test_errors();
+        test_documents();
+        test_files();
+        test_dump();
+
+        if (failures > 0) {
+                fprintf(stderr, "%u check(s) failed\n", failures);
+                return 1;
+        }
+        printf("all config checks passed\n");
+        return 0;
+}
