@@ -9,6 +9,7 @@
 #include "log.h"
 #include "model.h"
 #include "pool.h"
+#include "resolver.h"
 #include "router.h"
 #include "worker.h"
 
@@ -22,7 +23,10 @@ struct Exchange {
         Route *route;
         Upstream *upstream;
         Node *node;
-        const NodeAddress *address;
+        NodeAddress address; /* valid when has_address */
+        bool has_address;
+        ResolveWaiter dns_wait; /* while the node's name has no first answer */
+        struct event *dns_timer;
         UpstreamConn *up;
         uint64_t start_usec;
 
@@ -54,12 +58,16 @@ struct Exchange {
         uint64_t *tried; /* bitmap over the upstream's nodes */
         uint64_t tried_inline;
         int last_error;
+        bool last_timed_out;
         const char *error; /* why it failed, for the log */
         char error_detail[256];
 };
 
 static void exchange_free(Exchange *x)
 {
+        resolved_name_cancel_wait(&x->dns_wait);
+        if (x->dns_timer)
+                event_free(x->dns_timer);
         if (x->tried != &x->tried_inline)
                 free(x->tried);
         upstream_conn_free(x->up);
@@ -81,7 +89,7 @@ static void log_exchange(Exchange *x)
                 .route = x->route ? x->route->config->name : "-",
                 .upstream = x->upstream ? x->upstream->config->name : "-",
                 .node = x->node ? x->node->name : "-",
-                .node_address = x->address ? x->address->text : "-",
+                .node_address = x->has_address ? x->address.text : "-",
                 .client = x->client->peer,
                 .method = x->method,
                 .method_len = x->method_len,
@@ -175,7 +183,19 @@ static void rearm_upstream_timer(Exchange *x)
                 arm_upstream_timer(x, cu->read_timeout_usec);
 }
 
-static int start_attempt(Exchange *x, bool fresh);
+typedef enum AttemptMode {
+        ATTEMPT_NEXT_NODE,  /* the balancer picks a node not tried yet */
+        ATTEMPT_SAME_NODE,  /* the node picked before (its name has just resolved) */
+        ATTEMPT_SAME_FRESH, /* the node picked before, on a new connection, never a pooled one */
+} AttemptMode;
+
+static int run_attempts(Exchange *x, AttemptMode mode);
+
+static void mark_tried(Exchange *x)
+{
+        bitmap_set(x->tried, (size_t)(x->node - x->upstream->nodes));
+}
+
 
 static const char *errno_text(int error)
 {
@@ -203,28 +223,27 @@ static void attempt_failed(Exchange *x, int error, bool timed_out, bool connecte
         x->up = upstream_conn_free(x->up);
 
         if (retry_fresh) {
-                if (start_attempt(x, true) >= 0)
-                        return;
-        } else if (!connected && x->node) {
+                (void)run_attempts(x, ATTEMPT_SAME_FRESH);
+                return;
+        }
+        x->last_timed_out = timed_out;
+        if (!connected && x->node) {
                 /* Connect failures move on to the other nodes; anything later does not, as the
                  * request may have had effects. */
-                bitmap_set(x->tried, (size_t)(x->node - x->upstream->nodes));
-                while (x->attempts <= upstream_config(x)->retries) {
-                        int r = start_attempt(x, false);
-                        if (r >= 0)
-                                return;
-                        if (r == -ENOENT)
-                                break;
+                mark_tried(x);
+                if (x->attempts <= upstream_config(x)->retries) {
+                        (void)run_attempts(x, ATTEMPT_NEXT_NODE); /* runs, or fails the request */
+                        return;
                 }
         }
 
         if (timed_out) {
                 snprintf(text, sizeof(text), "upstream '%s' timed out (%s)",
-                         x->upstream->config->name, x->address ? x->address->text : "-");
+                         x->upstream->config->name, x->has_address ? x->address.text : "-");
                 exchange_fail(x, 504, "upstream timeout", text);
         } else {
                 snprintf(text, sizeof(text), "upstream '%s' unreachable (%s: %s)",
-                         x->upstream->config->name, x->address ? x->address->text : "-",
+                         x->upstream->config->name, x->has_address ? x->address.text : "-",
                          x->error_detail);
                 exchange_fail(x, 502, x->error_detail, text);
         }
@@ -352,27 +371,73 @@ static const StreamHandler upstream_handler = {
         .on_error = upstream_on_error,
 };
 
-/* Picks a node (unless `fresh`: same node, new connection) and gets a connection to it. Returns
- * 0 when the attempt runs, -ENOENT when no node is left, another negative errno when this node
- * failed at once (the caller may try again). */
-static int start_attempt(Exchange *x, bool fresh)
+static void dns_wait_over(Exchange *x, int error)
 {
-        if (!fresh) {
+        if (x->dns_timer)
+                event_del(x->dns_timer);
+        if (error == 0) {
+                (void)run_attempts(x, ATTEMPT_SAME_NODE);
+                return;
+        }
+        x->last_error = error;
+        mark_tried(x);
+        (void)run_attempts(x, ATTEMPT_NEXT_NODE);
+}
+
+static void on_dns_answer(ResolveWaiter *w, int error)
+{
+        Exchange *x = (Exchange *)((char *)w - offsetof(Exchange, dns_wait));
+        dns_wait_over(x, error);
+}
+
+static void on_dns_timeout(evutil_socket_t fd, short what, void *userdata)
+{
+        Exchange *x = userdata;
+        resolved_name_cancel_wait(&x->dns_wait);
+        dns_wait_over(x, -ETIMEDOUT);
+}
+
+/* Waits (bounded by dns.timeout) for the first answer about the node's name. */
+static int wait_for_dns(Exchange *x)
+{
+        if (!x->dns_timer) {
+                x->dns_timer = evtimer_new(x->worker->base, on_dns_timeout, x);
+                if (!x->dns_timer)
+                        return -ENOMEM;
+        }
+        uint64_t usec = x->model->config->dns.timeout_usec;
+        struct timeval tv = { .tv_sec = (time_t)(usec / USEC_PER_SEC),
+                              .tv_usec = (suseconds_t)(usec % USEC_PER_SEC) };
+        x->dns_wait.done = on_dns_answer;
+        resolved_name_wait(x->node->dns, &x->dns_wait);
+        evtimer_add(x->dns_timer, &tv);
+        return 0;
+}
+
+/* Gets a connection to a node for the request. Returns 0 when the attempt runs (or waits for
+ * DNS), -ENOENT when no node is left, another negative errno when this node failed at once (the
+ * caller may try the next). */
+static int start_attempt(Exchange *x, AttemptMode mode)
+{
+        if (mode == ATTEMPT_NEXT_NODE) {
                 int r = upstream_pick_node(x->upstream, x->tried, &x->node);
                 if (r < 0)
                         return -ENOENT;
                 x->attempts++;
         }
-        x->address = node_pick_address(x->node);
-        if (!x->address) {
-                bitmap_set(x->tried, (size_t)(x->node - x->upstream->nodes));
-                x->last_error = -EADDRNOTAVAIL;
-                return -EADDRNOTAVAIL;
+        int r = node_pick_address(x->node, upstream_config(x)->scheme, &x->address);
+        x->has_address = r >= 0;
+        if (r == -EAGAIN)
+                return wait_for_dns(x);
+        if (r < 0) {
+                x->last_error = r;
+                mark_tried(x);
+                return r;
         }
         x->request_sent = false;
 
-        if (!fresh) {
-                x->up = pool_take(x->worker->pool, x->address->pool_key);
+        if (mode != ATTEMPT_SAME_FRESH) {
+                x->up = pool_take(x->worker->pool, x->address.pool_key);
                 if (x->up) {
                         stream_set_handler(&x->up->stream, &upstream_handler, x);
                         event_assign(&x->up->timer, x->worker->base, -1, 0, upstream_on_timer, x);
@@ -381,16 +446,69 @@ static int start_attempt(Exchange *x, bool fresh)
                 }
         }
 
-        int r = upstream_conn_connect(x->worker, x->address, x->upstream->tls,
-                                      x->node->server_name, &upstream_handler, x,
-                                      upstream_on_timer, &x->up);
+        r = upstream_conn_connect(x->worker, &x->address, x->upstream->tls, x->node->server_name,
+                                  &upstream_handler, x, upstream_on_timer, &x->up);
         if (r < 0) {
                 x->last_error = r;
-                bitmap_set(x->tried, (size_t)(x->node - x->upstream->nodes));
+                mark_tried(x);
                 return r;
         }
         rearm_upstream_timer(x);
         return 0;
+}
+
+/* No node could take the request: a status page that says why. */
+static void fail_no_node(Exchange *x)
+{
+        char text[512];
+        const char *name = x->upstream->config->name;
+
+        switch (x->last_error) {
+        case -ENXIO:
+        case -EHOSTUNREACH:
+        case -ETIMEDOUT:
+                if (x->node && x->node->dns) {
+                        const char *why = resolved_name_error(x->node->dns);
+                        snprintf(text, sizeof(text), "upstream '%s': cannot resolve %s (%s)",
+                                 name, resolved_name_host(x->node->dns),
+                                 why ? why : x->last_error == -ETIMEDOUT ? "no answer in time"
+                                                                         : "no address");
+                        exchange_fail(x, 502, "DNS resolution failed", text);
+                        return;
+                }
+                break;
+        default:
+                break;
+        }
+        if (x->last_timed_out) {
+                snprintf(text, sizeof(text), "upstream '%s' timed out (%s)", name,
+                         x->has_address ? x->address.text : "-");
+                exchange_fail(x, 504, "upstream timeout", text);
+        } else if (x->error_detail[0]) {
+                snprintf(text, sizeof(text), "upstream '%s' unreachable (%s: %s)", name,
+                         x->has_address ? x->address.text : "-", x->error_detail);
+                exchange_fail(x, 502, x->error_detail, text);
+        } else {
+                snprintf(text, sizeof(text), "upstream '%s' has no node available (%s)", name,
+                         errno_text(x->last_error ? x->last_error : -ENOENT));
+                exchange_fail(x, 502, "no node", text);
+        }
+}
+
+/* Runs attempts until one is under way, or fails the request. Returns 0 while it runs, 1 when
+ * the exchange ended. */
+static int run_attempts(Exchange *x, AttemptMode mode)
+{
+        for (;;) {
+                int r = start_attempt(x, mode);
+                if (r >= 0)
+                        return 0;
+                mode = ATTEMPT_NEXT_NODE;
+                if (r == -ENOENT || x->attempts > upstream_config(x)->retries)
+                        break;
+        }
+        fail_no_node(x);
+        return 1;
 }
 
 /* Everything of the response is with the client (or on its way): finish. */
@@ -645,19 +763,5 @@ int exchange_start(ClientConn *c, const HttpHead *h)
         }
 
         c->state = CLIENT_BUSY;
-        for (;;) {
-                r = start_attempt(x, false);
-                if (r >= 0)
-                        return 0;
-                if (r == -ENOENT || x->attempts > upstream_config(x)->retries)
-                        break;
-        }
-        if (x->last_error == -EADDRNOTAVAIL)
-                snprintf(text, sizeof(text), "upstream '%s' has no address for node %s",
-                         x->upstream->config->name, x->node ? x->node->name : "-");
-        else
-                snprintf(text, sizeof(text), "upstream '%s' has no node available (%s)",
-                         x->upstream->config->name, errno_text(x->last_error ? x->last_error : ENOENT));
-        exchange_fail(x, 502, "no node", text);
-        return 1;
+        return run_attempts(x, ATTEMPT_NEXT_NODE);
 }

@@ -48,7 +48,7 @@ int manager_reload(Manager *m, char **ret_errors)
                 return r;
         }
         Model *model;
-        r = model_new(TAKE_PTR(config), &model, &errors);
+        r = model_new(TAKE_PTR(config), m->resolver, &model, &errors);
         if (r < 0) {
                 daemon_notify_ready("Reload failed, previous configuration kept");
                 log_error_errno(r, "Reload failed, configuration unchanged: %s",
@@ -126,13 +126,6 @@ int manager_new(char **config_paths, Config *config, Manager **ret, char **ret_e
         }
         m->config_paths = config_paths;
 
-        Model *model;
-        int r = model_new(config, &model, ret_error);
-        if (r < 0) {
-                free(m);
-                return r;
-        }
-
         struct event_config *ec = event_config_new();
         if (ec) {
                 /* Coalesces the event_add/del of one loop iteration into fewer epoll_ctl calls. */
@@ -141,9 +134,25 @@ int manager_new(char **config_paths, Config *config, Manager **ret, char **ret_e
                 event_config_free(ec);
         }
         if (!m->base) {
-                model_unref(model);
+                config_free(config);
                 free(m);
                 return -ENOMEM;
+        }
+
+        /* DNS settings are read once: the channel's servers stay as started. */
+        int r = resolver_new(m->base, &config->dns, &m->resolver);
+        if (r < 0) {
+                config_free(config);
+                manager_free(m);
+                if (ret_error)
+                        *ret_error = strdup("cannot set up the DNS resolver (dns.servers)");
+                return r;
+        }
+        Model *model;
+        r = model_new(config, m->resolver, &model, ret_error);
+        if (r < 0) {
+                manager_free(m);
+                return r;
         }
         m->worker.id = 0;
         m->worker.base = m->base;
@@ -174,6 +183,7 @@ Manager *manager_free(Manager *m)
                         event_free(events[i]);
         model_unref(m->worker.model);
         model_unref(m->model);
+        resolver_free(m->resolver);
         if (m->base)
                 event_base_free(m->base);
         free(m);

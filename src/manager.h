@@ -9,11 +9,13 @@
 
 #include "listener.h"
 #include "model.h"
+#include "resolver.h"
 #include "worker.h"
 
 typedef struct Manager {
         char **config_paths;
         Model *model;
+        Resolver *resolver;
         Worker worker;
         struct event_base *base;
         Listener *listeners;

@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 
 #include "model.h"
+#include "resolver.h"
 #include "router.h"
 #include "tls.h"
 
@@ -11,9 +12,7 @@ static void node_done(Node *n)
         free(n->host);
         free(n->name);
         free(n->host_header);
-        for (size_t i = 0; i < n->n_addresses; i++)
-                free(n->addresses[i].pool_key);
-        free(n->addresses);
+        resolved_name_unref(n->dns);
 }
 
 static Upstream *upstream_free(Upstream *u)
@@ -39,43 +38,68 @@ static Route *route_free(Route *r)
         return NULL;
 }
 
-/* An IP literal node gets its one address now; a name waits for the resolver. */
-static int node_set_literal_address(Node *n, Scheme scheme, const ConfigTls *tls)
+static void set_pool_key(NodeAddress *a, Scheme scheme, const char *server_name)
 {
-        struct sockaddr_storage sa = {};
-        socklen_t len;
-        struct sockaddr_in *in = (struct sockaddr_in *)&sa;
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&sa;
+        snprintf(a->pool_key, sizeof(a->pool_key), "%s|%s|%s", scheme_to_string(scheme),
+                 scheme == SCHEME_HTTPS ? server_name : "", a->text);
+}
 
-        if (inet_pton(AF_INET, n->host, &in->sin_addr) == 1) {
+static void set_address(NodeAddress *a, const struct sockaddr_storage *ip, uint16_t port)
+{
+        a->sa = *ip;
+        if (ip->ss_family == AF_INET) {
+                ((struct sockaddr_in *)&a->sa)->sin_port = htons(port);
+                a->sa_len = sizeof(struct sockaddr_in);
+        } else {
+                ((struct sockaddr_in6 *)&a->sa)->sin6_port = htons(port);
+                a->sa_len = sizeof(struct sockaddr_in6);
+        }
+        sockaddr_to_string((struct sockaddr *)&a->sa, a->text, sizeof(a->text));
+}
+
+/* An IP literal node gets its one address now; a name is handed to the resolver. */
+static int node_set_address(Node *n, Scheme scheme, Resolver *resolver)
+{
+        struct sockaddr_storage ip = {};
+        struct sockaddr_in *in = (struct sockaddr_in *)&ip;
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ip;
+
+        if (inet_pton(AF_INET, n->host, &in->sin_addr) == 1)
                 in->sin_family = AF_INET;
-                in->sin_port = htons(n->port);
-                len = sizeof(*in);
-        } else if (inet_pton(AF_INET6, n->host, &in6->sin6_addr) == 1) {
+        else if (inet_pton(AF_INET6, n->host, &in6->sin6_addr) == 1)
                 in6->sin6_family = AF_INET6;
-                in6->sin6_port = htons(n->port);
-                len = sizeof(*in6);
-        } else
-                return 0;
+        else
+                return resolver ? resolver_get(resolver, n->host, &n->dns) : 0;
 
         n->is_literal = true;
-        n->addresses = calloc(1, sizeof(NodeAddress));
-        if (!n->addresses)
-                return -ENOMEM;
-        NodeAddress *a = &n->addresses[0];
-        a->sa = sa;
-        a->sa_len = len;
-        sockaddr_to_string((struct sockaddr *)&sa, a->text, sizeof(a->text));
-        const char *sni = scheme == SCHEME_HTTPS ? (tls->sni ? tls->sni : n->host) : "";
-        if (asprintf(&a->pool_key, "%s|%s|%s", scheme_to_string(scheme), sni, a->text) < 0) {
-                a->pool_key = NULL;
-                return -ENOMEM;
-        }
-        n->n_addresses = 1;
+        set_address(&n->literal, &ip, n->port);
+        set_pool_key(&n->literal, scheme, n->server_name);
         return 0;
 }
 
-static int node_init(Node *n, const ConfigUpstream *cu, const ConfigNode *cn)
+int node_pick_address(Node *n, Scheme scheme, NodeAddress *ret)
+{
+        if (n->is_literal) {
+                *ret = n->literal;
+                return 0;
+        }
+        if (!n->dns)
+                return -EHOSTUNREACH;
+
+        int error = 0;
+        AddressList *l = resolved_name_addresses(n->dns, &error);
+        if (!l)
+                return error;
+        unsigned i = l->n == 1 ? 0
+                               : atomic_fetch_add_explicit(&n->next_address, 1,
+                                                           memory_order_relaxed) % l->n;
+        set_address(ret, &l->addrs[i], n->port);
+        set_pool_key(ret, scheme, n->server_name);
+        address_list_unref(l);
+        return 0;
+}
+
+static int node_init(Node *n, const ConfigUpstream *cu, const ConfigNode *cn, Resolver *resolver)
 {
         bool v6 = strchr(cn->host, ':') != NULL;
         bool default_port = cn->port == scheme_default_port(cu->scheme);
@@ -92,10 +116,11 @@ static int node_init(Node *n, const ConfigUpstream *cu, const ConfigNode *cn)
                 n->host_header = NULL;
                 return -ENOMEM;
         }
-        return node_set_literal_address(n, cu->scheme, &cu->tls);
+        return node_set_address(n, cu->scheme, resolver);
 }
 
-static int upstream_new(const ConfigUpstream *cu, Upstream **ret, char **ret_error)
+static int upstream_new(const ConfigUpstream *cu, Resolver *resolver, Upstream **ret,
+                        char **ret_error)
 {
         Upstream *u = calloc(1, sizeof(*u));
         if (!u)
@@ -111,7 +136,7 @@ static int upstream_new(const ConfigUpstream *cu, Upstream **ret, char **ret_err
         if (!weights)
                 return upstream_free(u), -ENOMEM;
         for (size_t i = 0; i < cu->n_nodes; i++) {
-                int r = node_init(&u->nodes[i], cu, &cu->nodes[i]);
+                int r = node_init(&u->nodes[i], cu, &cu->nodes[i], resolver);
                 if (r < 0)
                         return upstream_free(u), r;
                 weights[i] = cu->nodes[i].weight;
@@ -182,7 +207,7 @@ static Model *model_free(Model *m)
         return NULL;
 }
 
-int model_new(Config *config, Model **ret, char **ret_error)
+int model_new(Config *config, Resolver *resolver, Model **ret, char **ret_error)
 {
         Model *m = calloc(1, sizeof(*m));
         if (!m) {
@@ -197,7 +222,8 @@ int model_new(Config *config, Model **ret, char **ret_error)
         if (!m->upstreams || !m->routes)
                 return model_free(m), -ENOMEM;
         for (size_t i = 0; i < config->n_upstreams; i++) {
-                int r = upstream_new(&config->upstreams[i], &m->upstreams[i], ret_error);
+                int r = upstream_new(&config->upstreams[i], resolver, &m->upstreams[i],
+                                     ret_error);
                 if (r < 0)
                         return model_free(m), r;
                 m->n_upstreams++;
@@ -247,12 +273,3 @@ int upstream_pick_node(Upstream *u, const uint64_t *skip, Node **ret)
         return 0;
 }
 
-const NodeAddress *node_pick_address(Node *n)
-{
-        if (n->n_addresses == 0)
-                return NULL;
-        if (n->n_addresses == 1)
-                return &n->addresses[0];
-        unsigned i = atomic_fetch_add_explicit(&n->next_address, 1, memory_order_relaxed);
-        return &n->addresses[i % n->n_addresses];
-}

@@ -17,12 +17,19 @@
 
 typedef struct Router Router;
 typedef struct TlsClient TlsClient;
+typedef struct Resolver Resolver;
+typedef struct ResolvedName ResolvedName;
 
+/* "https|" + SNI (a DNS name: 253 bytes at most) + "|" + address */
+#define POOL_KEY_MAX (8 + 256 + SOCKADDR_STR_MAX)
+
+/* One address of a node, as a request uses it: copied into the request, so a DNS change or a
+ * model swap never frees it underneath. */
 typedef struct NodeAddress {
         struct sockaddr_storage sa;
         socklen_t sa_len;
         char text[SOCKADDR_STR_MAX]; /* "127.0.0.2:8080", for logs */
-        char *pool_key;              /* keys idle connections: scheme, SNI and address */
+        char pool_key[POOL_KEY_MAX]; /* keys idle connections: scheme, SNI and address */
 } NodeAddress;
 
 typedef struct Node {
@@ -32,8 +39,8 @@ typedef struct Node {
         char *host_header; /* Host with pass_host: node ("host", or "host:port" off-default) */
         const char *server_name; /* SNI and the name verified: tls.sni, else host */
         bool is_literal;   /* host is an IP address: needs no resolving */
-        NodeAddress *addresses;
-        size_t n_addresses;
+        NodeAddress literal; /* its address, when is_literal */
+        ResolvedName *dns;   /* its name's addresses, when not */
         atomic_uint next_address; /* round robin over the node's addresses */
         atomic_uint_fast64_t requests;
 } Node;
@@ -73,7 +80,7 @@ typedef struct Model {
 
 /* Builds a model from `config`, taking ownership of it (also on failure). When a part cannot
  * be built (an unreadable ca_file), *ret_error (if given) says which and why. */
-int model_new(Config *config, Model **ret, char **ret_error);
+int model_new(Config *config, Resolver *resolver, Model **ret, char **ret_error);
 Model *model_ref(Model *m);
 Model *model_unref(Model *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Model *, model_unref);
@@ -85,5 +92,7 @@ Upstream *model_find_upstream(const Model *m, const char *name);
  * node has weight. */
 int route_pick_upstream(Route *r, Upstream **ret);
 int upstream_pick_node(Upstream *u, const uint64_t *skip, Node **ret);
-/* Next address of a node, round robin; NULL while it has none (not resolved yet). */
-const NodeAddress *node_pick_address(Node *n);
+/* Copies the node's next address (round robin over what its name resolves to) into `ret`.
+ * Returns 0, or -EAGAIN while its name has no first answer (wait on n->dns), -ENXIO when the
+ * name does not exist, -EHOSTUNREACH when it could not be resolved. */
+int node_pick_address(Node *n, Scheme scheme, NodeAddress *ret);
