@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+
+#include "hashmap.h"
+#include "resolver.h"
+#include "tap.h"
+#include "util.h"
+
+static void test_hashmap(void)
+{
+        Hashmap *m = hashmap_new();
+        char key[32];
+        static int values[1000];
+
+        CHECK(m);
+        for (int i = 0; i < 1000; i++) {
+                snprintf(key, sizeof(key), "k%d", i);
+                CHECK(hashmap_put(m, key, strlen(key), &values[i]) == 0);
+        }
+        CHECK(hashmap_size(m) == 1000);
+        for (int i = 0; i < 1000; i += 2) {
+                snprintf(key, sizeof(key), "k%d", i);
+                CHECK(hashmap_remove(m, key, strlen(key)) == &values[i]);
+        }
+        for (int i = 0; i < 1000; i++) {
+                snprintf(key, sizeof(key), "k%d", i);
+                CHECK(hashmap_get(m, key, strlen(key)) == (i % 2 ? &values[i] : NULL));
+        }
+        /* A prefix of a key is another key. */
+        CHECK(hashmap_get(m, "k1", 1) == NULL);
+        CHECK(hashmap_size(m) == 500);
+        hashmap_free(m);
+}
+
+static void test_refresh_delay(void)
+{
+        uint64_t s = USEC_PER_SEC;
+        /* TTLs are clamped to the floor and the ceiling. */
+        CHECK(resolver_refresh_delay_usec(0, 0, 1 * s, 3600 * s) == 1 * s);
+        CHECK(resolver_refresh_delay_usec(300 * s, 0, 1 * s, 3600 * s) == 300 * s);
+        CHECK(resolver_refresh_delay_usec(86400 * s, 0, 1 * s, 3600 * s) == 3600 * s);
+        /* Failures back off: 1 s, 2 s, 4 s ... up to the ceiling. */
+        CHECK(resolver_refresh_delay_usec(300 * s, 1, 1 * s, 60 * s) == 1 * s);
+        CHECK(resolver_refresh_delay_usec(300 * s, 2, 1 * s, 60 * s) == 2 * s);
+        CHECK(resolver_refresh_delay_usec(300 * s, 3, 1 * s, 60 * s) == 4 * s);
+        CHECK(resolver_refresh_delay_usec(300 * s, 30, 1 * s, 60 * s) == 60 * s);
+}
+
+static void test_sockaddr_to_string(void)
+{
+        struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(8080) };
+        struct sockaddr_in6 in6 = { .sin6_family = AF_INET6, .sin6_port = htons(443) };
+        char buf[SOCKADDR_STR_MAX];
+
+        inet_pton(AF_INET, "127.0.0.2", &in.sin_addr);
+        inet_pton(AF_INET6, "::1", &in6.sin6_addr);
+        CHECK(streq(sockaddr_to_string((struct sockaddr *)&in, buf, sizeof(buf)), "127.0.0.2:8080"));
+        CHECK(streq(sockaddr_to_string((struct sockaddr *)&in6, buf, sizeof(buf)), "[::1]:443"));
+}
+
+int main(void)
+{
+        test_hashmap();
+        test_refresh_delay();
+        test_sockaddr_to_string();
+        TEST_MAIN_END();
+}
