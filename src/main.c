@@ -111,12 +111,23 @@ int main(int argc, char **argv)
                 return 1;
         }
         if (args.check) {
+                size_t n_listeners = config->n_listeners, n_upstreams = config->n_upstreams,
+                       n_routes = config->n_routes;
                 if (args.dump)
                         config_dump(config, stdout);
-                else
+                /* Building the model checks what the files alone cannot (a CA file that does
+                 * not load); names are not resolved. */
+                Model *model = NULL;
+                _cleanup_free_ char *error = NULL;
+                r = model_new(TAKE_PTR(config), NULL, &model, &error);
+                if (r < 0) {
+                        fprintf(stderr, "%s\n", error ? error : strerror(-r));
+                        return 1;
+                }
+                model_unref(model);
+                if (!args.dump)
                         fprintf(stderr, "lbproxy: configuration is valid: %zu listeners, %zu "
-                                "upstreams, %zu routes\n", config->n_listeners,
-                                config->n_upstreams, config->n_routes);
+                                "upstreams, %zu routes\n", n_listeners, n_upstreams, n_routes);
                 return 0;
         }
 
