@@ -47,8 +47,10 @@ typedef struct HttpHead {
         /* Request line (requests only) */
         HttpSlice method;
         HttpSlice target; /* request-target as sent */
-        HttpSlice path;   /* target up to '?' (origin-form) */
-        HttpSlice query;  /* after '?', without it; empty when none */
+        HttpSlice path;   /* target up to '?'; for absolute-form the part after the authority, or a
+                             static "/" when that is empty (the one slice not in the buffer);
+                             "*" for asterisk-form; empty for CONNECT */
+        HttpSlice query;  /* after '?', without it; p == NULL when there is no '?' */
         /* Status line (responses only) */
         unsigned status;
         HttpSlice reason;
@@ -58,24 +60,30 @@ typedef struct HttpHead {
         uint8_t header_flags[HTTP_MAX_HEADERS]; /* HttpHeaderFlag per header */
         size_t n_headers;
 
-        HttpSlice host; /* the Host header's value; p == NULL when absent */
+        HttpSlice host; /* the Host header's value; p == NULL when absent. An HTTP/1.0 request
+                           with an absolute-form or CONNECT target and no Host gets the target's
+                           authority here. When both exist they must be equal (else -EBADMSG). */
         HttpBody body;
-        uint64_t content_length; /* with HTTP_BODY_LENGTH */
+        uint64_t content_length; /* with HTTP_BODY_LENGTH (never above INT64_MAX); else 0 */
         bool keep_alive;         /* per version and Connection: close / keep-alive */
         bool expect_continue;    /* Expect: 100-continue */
         bool upgrade;            /* Connection: upgrade with an Upgrade header */
-        size_t head_len;         /* bytes of the head, through the empty line */
+        size_t head_len;         /* bytes of the head, through the empty line, including the
+                                    empty lines skipped before a request line */
 } HttpHead;
 
-/* Parses a request head from buf[0..len). max_headers (<= HTTP_MAX_HEADERS) and max_bytes bound
- * it. Returns:
+/* Parses a request head from buf[0..len). max_headers (clamped to HTTP_MAX_HEADERS) and max_bytes
+ * bound it. Up to 4 empty lines before the request line are skipped (RFC 9112 2.2). Returns:
  *   > 0          the head is complete; the value is head_len, the bytes it used
  *   -EAGAIN      incomplete: more bytes needed (and len < max_bytes)
  *   -EMSGSIZE    head larger than max_bytes, or more than max_headers lines (431)
- *   -EBADMSG     malformed or ambiguous (400): see http1_error_reason() for why
+ *   -EBADMSG     malformed or ambiguous (400)
  *   -ENOTSUP     valid HTTP but not a version or coding we handle: HTTP/2 preface, HTTP/1.x
  *                with x > 1, HTTP/0.9, a Transfer-Encoding other than chunked (501/505)
- * A request without Host in HTTP/1.1 is -EBADMSG. A request body is never HTTP_BODY_CLOSE. */
+ * On every error *ret_reason (when not NULL) is set to a short static English reason, for the
+ * 400 body and the log; on success and -EAGAIN to NULL. *ret is only meaningful on success.
+ * A request without Host in HTTP/1.1 is -EBADMSG. A request body is never HTTP_BODY_CLOSE.
+ * Content-Length may repeat (as headers or as a list) only with identical values. */
 ssize_t http1_parse_request(const char *buf, size_t len, size_t max_headers, size_t max_bytes,
                             HttpHead *ret, const char **ret_reason);
 
@@ -96,8 +104,8 @@ const HttpHeader *http_head_find(const HttpHead *h, const char *lower_name);
 typedef struct HttpChunked {
         int state;
         uint64_t remaining; /* data bytes left in the current chunk */
-        size_t line_len;    /* bytes of the current size/trailer line seen so far */
-        size_t trailer_bytes;
+        size_t line_len;    /* bytes of the current size line seen so far */
+        size_t trailer_bytes; /* bytes of the trailer section seen so far */
 } HttpChunked;
 
 void http_chunked_init(HttpChunked *c);
@@ -107,6 +115,8 @@ void http_chunked_init(HttpChunked *c);
  *   1         the body ended; *ret_used = the bytes that belong to it (the rest is the next
  *             message)
  *   -EBADMSG  invalid chunk size line, missing CRLF after data, size overflow, bare LF, ...
- *   -EMSGSIZE a size line or the trailers grew past max_line (trailers: past max_line * 4) */
+ *   -EMSGSIZE a size line or the trailers grew past max_line (trailers: past max_line * 4)
+ * Once it returned 1 it keeps returning 1 with *ret_used = 0; once it failed, -EBADMSG.
+ * Trailer fields are checked for syntax only, and passed on with the body. */
 int http_chunked_feed(HttpChunked *c, const char *buf, size_t len, size_t max_line,
                       size_t *ret_used);
