@@ -66,3 +66,15 @@ void balancer_set_weight(Balancer *b, size_t i, uint32_t weight)
                 b->ops->set_weight(b, i, weight);
         pthread_mutex_unlock(&b->lock);
 }
+
+void balancer_copy_state(Balancer *b, Balancer *from)
+{
+        if (b->ops != from->ops || b->n != from->n || !b->ops->copy_state ||
+            memcmp(b->weights, from->weights, b->n * sizeof(uint32_t)) != 0)
+                return;
+        pthread_mutex_lock(&from->lock);
+        pthread_mutex_lock(&b->lock);
+        b->ops->copy_state(b, from);
+        pthread_mutex_unlock(&b->lock);
+        pthread_mutex_unlock(&from->lock);
+}

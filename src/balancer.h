@@ -23,6 +23,8 @@ typedef struct BalancerOps {
         /* Returns the index picked among items with weight > 0 that are not marked in `skip`
          * (a bitmap of n bits, may be NULL), or -ENOENT. Called with the lock held. */
         ssize_t (*pick)(Balancer *b, const uint64_t *skip);
+        /* Copies the schedule of `from` (same ops, same n); called with both locks held. */
+        void (*copy_state)(Balancer *b, const Balancer *from);
         /* Takes a new weight for item i (already stored in b->weights). */
         void (*set_weight)(Balancer *b, size_t i, uint32_t weight);
 } BalancerOps;
@@ -44,6 +46,9 @@ int balancer_new(const BalancerOps *ops, const uint32_t *weights, size_t n, Bala
 Balancer *balancer_free(Balancer *b);
 
 ssize_t balancer_pick(Balancer *b, const uint64_t *skip);
+/* Continues `from`'s schedule in `b` when both have the same algorithm and weights (a model swap
+ * that did not touch them); otherwise `b` starts afresh. */
+void balancer_copy_state(Balancer *b, Balancer *from);
 void balancer_set_weight(Balancer *b, size_t i, uint32_t weight);
 
 #define BITMAP_WORDS(n) (((n) + 63) / 64)

@@ -7,6 +7,7 @@
 #include "http-body.h"
 #include "http-rewrite.h"
 #include "log.h"
+#include "manager.h"
 #include "model.h"
 #include "pool.h"
 #include "resolver.h"
@@ -228,6 +229,9 @@ static void attempt_failed(Exchange *x, int error, bool timed_out, bool connecte
         }
         x->last_timed_out = timed_out;
         if (!connected && x->node) {
+                if (node_report_failure(x->node))
+                        manager_node_health_changed(x->worker->manager, x->upstream, x->node,
+                                                    x->error_detail);
                 /* Connect failures move on to the other nodes; anything later does not, as the
                  * request may have had effects. */
                 mark_tried(x);
@@ -325,6 +329,8 @@ static void upstream_on_connect(Stream *s, int error, void *userdata)
                 attempt_failed(x, error, false, false);
                 return;
         }
+        if (node_report_success(x->node))
+                manager_node_health_changed(x->worker->manager, x->upstream, x->node, NULL);
         send_request(x);
 }
 

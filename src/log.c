@@ -67,6 +67,28 @@ int log_full_errno(int priority, int error, const char *fmt, ...)
         return -error;
 }
 
+void log_event(int priority, const char *message_id, const char *upstream, const char *node,
+               const char *host, const char *fmt, ...)
+{
+        char message[1024];
+        va_list ap;
+
+        if (priority > max_level)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(message, sizeof(message), fmt, ap);
+        va_end(ap);
+
+        if (!journal_is_stderr) {
+                fprintf(stderr, "lbproxy: %s\n", message);
+                return;
+        }
+        (void)sd_journal_send("MESSAGE=%s", message, "MESSAGE_ID=%s", message_id,
+                              "PRIORITY=%i", priority, "LBPROXY_UPSTREAM=%s",
+                              upstream ? upstream : "", "LBPROXY_NODE=%s", node ? node : "",
+                              "LBPROXY_HOST=%s", host ? host : "", NULL);
+}
+
 #define FIELD(iov, n, buf, size, ...)                                                              \
         do {                                                                                       \
                 int _l = snprintf((buf), (size), __VA_ARGS__);                                     \

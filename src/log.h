@@ -10,9 +10,12 @@
 
 #include "util.h"
 
-/* MESSAGE_IDs, explained in the journal catalog. */
-#define LBPROXY_MESSAGE_REQUEST "5c1b9a2e4d7f4e1a9b3c6d8e0f2a4b6c"
-#define LBPROXY_MESSAGE_STARTED "0b7e2d4f6a8c4e1b9d3f5a7c9e1b3d5f"
+/* MESSAGE_IDs, explained in the journal catalog (systemd/lbproxy.catalog). */
+#define LBPROXY_MESSAGE_REQUEST "5c1b9a2e4d7f4e1a9b3c6d8e0f2a4b6c"     /* one proxied request */
+#define LBPROXY_MESSAGE_NODE_HEALTH "7a3e9c1f5b2d4e8a9c6f1b3d5e7a9c2e" /* node healthy/failing */
+#define LBPROXY_MESSAGE_DNS_CHANGE "2f8d6b4a1c9e4f7b8a5d3c1e9f7b5a3d"  /* a name's addresses */
+#define LBPROXY_MESSAGE_DNS_FAILURE "4b6d8f0a2c4e4a6b8d0f2a4c6e8b0d2f" /* a name did not resolve */
+#define LBPROXY_MESSAGE_CONFIG_CHANGE "9e1c3a5f7b2d4c6e8a0f1b3d5c7e9a2b" /* D-Bus change, reload */
 
 void log_setup(void);
 void log_set_max_level(int level);
@@ -29,6 +32,11 @@ int log_full_errno(int priority, int error, const char *fmt, ...) _printf_(3, 4)
 #define log_error(...) log_full(LOG_ERR, __VA_ARGS__)
 #define log_error_errno(e, ...) log_full_errno(LOG_ERR, e, __VA_ARGS__)
 #define log_warning_errno(e, ...) log_full_errno(LOG_WARNING, e, __VA_ARGS__)
+
+/* A notable event: one entry with its MESSAGE_ID and LBPROXY_UPSTREAM / LBPROXY_NODE /
+ * LBPROXY_HOST fields where given (NULL = absent). */
+void log_event(int priority, const char *message_id, const char *upstream, const char *node,
+               const char *host, const char *fmt, ...) _printf_(6, 7);
 
 /* One proxied (or refused) request: one journal entry with LBPROXY_* fields. */
 typedef struct AccessRecord {

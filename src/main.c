@@ -4,11 +4,13 @@
 #include "config.h"
 #include "log.h"
 #include "manager.h"
+#include "state.h"
 
 #define DEFAULT_CONFIG_PATH "/etc/lbproxy"
 
 typedef struct Arguments {
         char **config_paths; /* NULL-terminated */
+        char *state_dir;
         bool check;
         bool dump;
 } Arguments;
@@ -21,6 +23,8 @@ static void help(void)
                "                      in name order; may repeat (default: %s)\n"
                "  -t, --check         check the configuration, print what is wrong, exit 0 or 1\n"
                "      --dump          with --check: print the configuration as native YAML\n"
+               "      --state-dir DIR where changes made over D-Bus are kept\n"
+               "                      (default: $STATE_DIRECTORY)\n"
                "  -V, --version       print the version and exit\n"
                "  -h, --help          print this help and exit\n",
                DEFAULT_CONFIG_PATH);
@@ -41,11 +45,12 @@ static int strv_push(char ***l, const char *s)
 /* Returns 1 to go on, 0 to exit successfully (help, version), or a negative errno. */
 static int parse_arguments(int argc, char **argv, Arguments *a)
 {
-        enum { ARG_DUMP = 0x100 };
+        enum { ARG_DUMP = 0x100, ARG_STATE_DIR };
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' },
                 { "check", no_argument, NULL, 't' },
                 { "dump", no_argument, NULL, ARG_DUMP },
+                { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "version", no_argument, NULL, 'V' },
                 { "help", no_argument, NULL, 'h' },
                 {},
@@ -63,6 +68,12 @@ static int parse_arguments(int argc, char **argv, Arguments *a)
                         break;
                 case ARG_DUMP:
                         a->dump = true;
+                        break;
+                case ARG_STATE_DIR:
+                        free(a->state_dir);
+                        a->state_dir = strdup(optarg);
+                        if (!a->state_dir)
+                                return -ENOMEM;
                         break;
                 case 'V':
                         printf("lbproxy %s\n", LBPROXY_VERSION);
@@ -84,6 +95,13 @@ static int parse_arguments(int argc, char **argv, Arguments *a)
         }
         if (!a->config_paths && strv_push(&a->config_paths, DEFAULT_CONFIG_PATH) < 0)
                 return -ENOMEM;
+        /* systemd's StateDirectory= sets $STATE_DIRECTORY, colon-separated: the first is ours. */
+        const char *e = getenv("STATE_DIRECTORY");
+        if (!a->state_dir && e && *e) {
+                a->state_dir = strndup(e, strcspn(e, ":"));
+                if (!a->state_dir)
+                        return -ENOMEM;
+        }
         return 1;
 }
 
@@ -97,11 +115,32 @@ int main(int argc, char **argv)
         int r = parse_arguments(argc, argv, &args);
         if (r <= 0) {
                 strv_free(args.config_paths);
+                free(args.state_dir);
                 return r < 0 ? 2 : 0;
         }
         _cleanup_strv_free_ char **paths = args.config_paths;
+        _cleanup_free_ char *state_dir = args.state_dir;
 
-        r = config_load(paths, &errors, &config);
+        /* Changes made over D-Bus outlive a restart: their state wins over the files until a
+         * Reload(). A state file that does not load is reported and the files are used. */
+        if (!args.check && state_exists(state_dir)) {
+                _cleanup_free_ char *path = NULL;
+                char *state_paths[2] = {};
+                if (state_path(state_dir, &path) >= 0) {
+                        state_paths[0] = path;
+                        r = config_load(state_paths, &errors, &config);
+                        if (r >= 0)
+                                log_info("Using the runtime state in %s (changes made over "
+                                         "D-Bus); Reload() goes back to the files", path);
+                        else
+                                log_error("Ignoring the runtime state in %s, it does not load:\n%s",
+                                          path, errors ? errors : strerror(-r));
+                        errors = mfree(errors);
+                }
+        }
+
+        if (!config)
+                r = config_load(paths, &errors, &config);
         if (r < 0) {
                 if (errors && *errors)
                         fprintf(stderr, "%s\n", errors);
@@ -133,7 +172,7 @@ int main(int argc, char **argv)
 
         _cleanup_(manager_freep) Manager *m = NULL;
         _cleanup_free_ char *error = NULL;
-        r = manager_new(paths, TAKE_PTR(config), &m, &error);
+        r = manager_new(paths, state_dir, TAKE_PTR(config), &m, &error);
         if (r < 0) {
                 if (error)
                         log_error("Failed to set up: %s", error);

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include <signal.h>
 
+#include "bus.h"
+#include "state.h"
+
 #include "conn-client.h"
 #include "daemon.h"
 #include "log.h"
@@ -33,6 +36,55 @@ static void set_model(Manager *m, Model *model)
         m->worker.model = model_ref(model);
 }
 
+static void warn_unverified(const Model *model)
+{
+        for (size_t i = 0; i < model->n_upstreams; i++) {
+                const ConfigUpstream *cu = model->upstreams[i]->config;
+                if (cu->scheme == SCHEME_HTTPS && !cu->tls.verify)
+                        log_warning("Upstream '%s': TLS certificate verification is OFF "
+                                    "(tls.verify: false): its identity is not checked",
+                                    cu->name);
+        }
+}
+
+/* The one way a model goes live: state carried over, D-Bus told before and after. */
+static void swap_model(Manager *m, Model *model)
+{
+        Model *old = m->model ? model_ref(m->model) : NULL;
+
+        if (old)
+                model_carry_state(model, old);
+        warn_unverified(model);
+        bus_model_removing(m->bus, old, model);
+        set_model(m, model);
+        bus_model_swapped(m->bus, old, model);
+        model_unref(old);
+
+        char status[256];
+        format_status(m, status, sizeof(status));
+        daemon_notify_status(status);
+}
+
+int manager_apply_config(Manager *m, Config *config, char **ret_error)
+{
+        Model *model;
+        int r = model_new(config, m->resolver, &model, ret_error);
+        if (r < 0)
+                return r;
+        if (m->state_dir) {
+                r = state_save(m->state_dir, model->config);
+                if (r < 0) {
+                        model_unref(model);
+                        if (ret_error && asprintf(ret_error, "cannot save the state in %s: %s",
+                                                  m->state_dir, strerror(-r)) < 0)
+                                *ret_error = NULL;
+                        return r;
+                }
+        }
+        swap_model(m, model);
+        return 0;
+}
+
 int manager_reload(Manager *m, char **ret_errors)
 {
         _cleanup_(config_freep) Config *config = NULL;
@@ -57,13 +109,32 @@ int manager_reload(Manager *m, char **ret_errors)
                         *ret_errors = TAKE_PTR(errors);
                 return r;
         }
-        set_model(m, model);
+        /* The files are current again: runtime changes made over D-Bus are dropped. */
+        if (m->state_dir) {
+                r = state_remove(m->state_dir);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot remove the runtime state in %s: %m",
+                                          m->state_dir);
+        }
+        swap_model(m, model);
         log_info("Configuration reloaded: %zu routes, %zu upstreams", model->n_routes,
                  model->n_upstreams);
         char status[256];
         format_status(m, status, sizeof(status));
         daemon_notify_ready(status);
         return 0;
+}
+
+void manager_node_health_changed(Manager *m, const Upstream *u, const Node *n, const char *why)
+{
+        if (why)
+                log_event(LOG_WARNING, LBPROXY_MESSAGE_NODE_HEALTH, u->config->name, n->name, NULL,
+                          "Upstream '%s': node %s is failing (%s)", u->config->name, n->name,
+                          why);
+        else
+                log_event(LOG_NOTICE, LBPROXY_MESSAGE_NODE_HEALTH, u->config->name, n->name, NULL,
+                          "Upstream '%s': node %s is healthy again", u->config->name, n->name);
+        bus_upstream_health_changed(m->bus, u);
 }
 
 static void on_grace_timeout(evutil_socket_t fd, short what, void *userdata)
@@ -117,7 +188,8 @@ static void on_signal(evutil_socket_t sig, short what, void *userdata)
         manager_stop(m);
 }
 
-int manager_new(char **config_paths, Config *config, Manager **ret, char **ret_error)
+int manager_new(char **config_paths, const char *state_dir, Config *config, Manager **ret,
+                char **ret_error)
 {
         Manager *m = calloc(1, sizeof(*m));
         if (!m) {
@@ -125,6 +197,14 @@ int manager_new(char **config_paths, Config *config, Manager **ret, char **ret_e
                 return -ENOMEM;
         }
         m->config_paths = config_paths;
+        if (state_dir) {
+                m->state_dir = strdup(state_dir);
+                if (!m->state_dir) {
+                        config_free(config);
+                        free(m);
+                        return -ENOMEM;
+                }
+        }
 
         struct event_config *ec = event_config_new();
         if (ec) {
@@ -163,7 +243,7 @@ int manager_new(char **config_paths, Config *config, Manager **ret, char **ret_e
                 manager_free(m);
                 return -ENOMEM;
         }
-        set_model(m, model);
+        swap_model(m, model);
         *ret = m;
         return 0;
 }
@@ -174,6 +254,7 @@ Manager *manager_free(Manager *m)
                 return NULL;
         while (m->worker.clients)
                 client_conn_free(m->worker.clients);
+        bus_free(m->bus);
         pool_free(m->worker.pool);
         listeners_free(m->listeners, m->n_listeners);
         struct event *events[] = { m->sig_term, m->sig_int, m->sig_hup, m->status_timer,
@@ -186,6 +267,7 @@ Manager *manager_free(Manager *m)
         resolver_free(m->resolver);
         if (m->base)
                 event_base_free(m->base);
+        free(m->state_dir);
         free(m);
         return NULL;
 }
@@ -216,6 +298,11 @@ int manager_start(Manager *m)
                         event_add(m->status_timer, &tv);
         }
         m->watchdog = daemon_watchdog_start(m->base);
+
+        /* Without the bus lbproxy still proxies; the control API comes when the bus does. */
+        r = bus_start(m, &m->bus);
+        if (r < 0)
+                return r;
 
         char status[256];
         format_status(m, status, sizeof(status));

@@ -12,8 +12,12 @@
 #include "resolver.h"
 #include "worker.h"
 
+typedef struct Bus Bus;
+
 typedef struct Manager {
         char **config_paths;
+        char *state_dir; /* runtime state (D-Bus changes); NULL: not persisted */
+        Bus *bus;
         Model *model;
         Resolver *resolver;
         Worker worker;
@@ -26,8 +30,10 @@ typedef struct Manager {
         int exit_code;
 } Manager;
 
-/* Takes ownership of `config`. On failure *ret_error may say why. */
-int manager_new(char **config_paths, Config *config, Manager **ret, char **ret_error);
+/* Takes ownership of `config`. `state_dir` (may be NULL) is where D-Bus changes are kept. On
+ * failure *ret_error may say why. */
+int manager_new(char **config_paths, const char *state_dir, Config *config, Manager **ret,
+                char **ret_error);
 Manager *manager_free(Manager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 
@@ -39,6 +45,15 @@ int manager_run(Manager *m);
 /* Re-reads the configuration files and swaps the new model in. On failure nothing changes and
  * *ret_errors (if given) holds the "file:line:column: message" lines. */
 int manager_reload(Manager *m, char **ret_errors);
+
+/* Swaps in a configuration changed at run time (D-Bus), taking ownership of `config`: builds
+ * the model, persists it to the state directory, then swaps. On failure nothing changed and
+ * *ret_error (if given) says why. */
+int manager_apply_config(Manager *m, Config *config, char **ret_error);
+
+/* A node turned failing (`why` says what failed) or healthy again: a journal entry and a
+ * PropertiesChanged. */
+void manager_node_health_changed(Manager *m, const Upstream *u, const Node *n, const char *why);
 
 /* Starts a graceful stop: no new connections, requests in flight may finish. */
 void manager_stop(Manager *m);

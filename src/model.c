@@ -273,3 +273,70 @@ int upstream_pick_node(Upstream *u, const uint64_t *skip, Node **ret)
         return 0;
 }
 
+
+Route *model_find_route(const Model *m, const char *name)
+{
+        for (size_t i = 0; i < m->n_routes; i++)
+                if (streq(m->routes[i]->config->name, name))
+                        return m->routes[i];
+        return NULL;
+}
+
+bool node_report_failure(Node *n)
+{
+        return atomic_fetch_add_explicit(&n->failures, 1, memory_order_relaxed) == 0;
+}
+
+bool node_report_success(Node *n)
+{
+        if (atomic_load_explicit(&n->failures, memory_order_relaxed) == 0)
+                return false; /* the common case: no write to a shared line */
+        atomic_store_explicit(&n->failures, 0, memory_order_relaxed);
+        return true;
+}
+
+const char *node_health_to_string(const Node *n)
+{
+        return atomic_load_explicit(&n->failures, memory_order_relaxed) == 0 ? "healthy"
+                                                                             : "failing";
+}
+
+static const Node *find_node(const Upstream *u, const char *host, uint16_t port)
+{
+        for (size_t i = 0; i < u->n_nodes; i++)
+                if (u->nodes[i].port == port && streq(u->nodes[i].host, host))
+                        return &u->nodes[i];
+        return NULL;
+}
+
+void model_carry_state(Model *new, const Model *old)
+{
+        for (size_t i = 0; i < new->n_upstreams; i++) {
+                Upstream *u = new->upstreams[i];
+                const Upstream *o = model_find_upstream(old, u->config->name);
+                if (!o)
+                        continue;
+                atomic_store(&u->requests, atomic_load(&o->requests));
+                for (size_t k = 0; k < u->n_nodes; k++) {
+                        const Node *on = find_node(o, u->nodes[k].host, u->nodes[k].port);
+                        if (!on)
+                                continue;
+                        atomic_store(&u->nodes[k].requests, atomic_load(&on->requests));
+                        atomic_store(&u->nodes[k].failures, atomic_load(&on->failures));
+                }
+                balancer_copy_state(u->balancer, o->balancer);
+        }
+        for (size_t i = 0; i < new->n_routes; i++) {
+                Route *r = new->routes[i];
+                const Route *o = model_find_route(old, r->config->name);
+                if (!o)
+                        continue;
+                atomic_store(&r->requests, atomic_load(&o->requests));
+                bool same = r->n_targets == o->n_targets;
+                for (size_t k = 0; same && k < r->n_targets; k++)
+                        same = streq(r->targets[k].upstream->config->name,
+                                     o->targets[k].upstream->config->name);
+                if (same)
+                        balancer_copy_state(r->balancer, o->balancer);
+        }
+}

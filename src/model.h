@@ -42,6 +42,7 @@ typedef struct Node {
         NodeAddress literal; /* its address, when is_literal */
         ResolvedName *dns;   /* its name's addresses, when not */
         atomic_uint next_address; /* round robin over the node's addresses */
+        atomic_uint failures;     /* connect failures in a row: 0 = healthy */
         atomic_uint_fast64_t requests;
 } Node;
 
@@ -53,6 +54,7 @@ typedef struct Upstream {
         Balancer *balancer;
         TlsClient *tls; /* scheme https only */
         atomic_uint_fast64_t requests;
+        atomic_uint active; /* requests in flight */
 } Upstream;
 
 typedef struct RouteTarget {
@@ -86,6 +88,17 @@ Model *model_unref(Model *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Model *, model_unref);
 
 Upstream *model_find_upstream(const Model *m, const char *name);
+Route *model_find_route(const Model *m, const char *name);
+
+/* Carries what must outlive a swap from `old` to `new`, by name: counters, node health, and the
+ * balancer schedules of upstreams and routes whose weights did not change. */
+void model_carry_state(Model *new, const Model *old);
+
+/* Passive health: a node is "failing" after a connect failure, "healthy" again after a
+ * success. Return true when the state changed (worth a PropertiesChanged). */
+bool node_report_failure(Node *n);
+bool node_report_success(Node *n);
+const char *node_health_to_string(const Node *n);
 
 /* Picks the upstream of a route and the node of that upstream. `skip` marks nodes already tried
  * for this request (a bitmap of upstream->n_nodes bits, may be NULL). -ENOENT when no target or

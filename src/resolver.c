@@ -167,12 +167,14 @@ static void on_answer(void *userdata, int status, int timeouts, struct ares_addr
                 if (!lists_equal(l, n->addresses)) {
                         format_list(n->addresses, before, sizeof(before));
                         if (n->addresses)
-                                log_notice("DNS: %s now resolves to %s (was %s), TTL %llus",
-                                           n->host, now, before,
-                                           (unsigned long long)(ttl / USEC_PER_SEC));
+                                log_event(LOG_NOTICE, LBPROXY_MESSAGE_DNS_CHANGE, NULL, NULL,
+                                          n->host, "DNS: %s now resolves to %s (was %s), TTL %llus",
+                                          n->host, now, before,
+                                          (unsigned long long)(ttl / USEC_PER_SEC));
                         else
-                                log_info("DNS: %s resolves to %s, TTL %llus", n->host, now,
-                                         (unsigned long long)(ttl / USEC_PER_SEC));
+                                log_event(LOG_INFO, LBPROXY_MESSAGE_DNS_CHANGE, NULL, NULL,
+                                          n->host, "DNS: %s resolves to %s, TTL %llus", n->host,
+                                          now, (unsigned long long)(ttl / USEC_PER_SEC));
                 } else if (n->failures > 0)
                         log_info("DNS: %s resolves again (%s)", n->host, now);
                 pthread_mutex_lock(&n->lock);
@@ -189,10 +191,13 @@ static void on_answer(void *userdata, int status, int timeouts, struct ares_addr
                 /* Logged once per run of failures, not at every retry. */
                 if (n->failures == 0) {
                         if (n->addresses)
-                                log_warning("DNS: resolving %s failed (%s); keeping its last "
-                                            "addresses", n->host, n->error_text);
+                                log_event(LOG_WARNING, LBPROXY_MESSAGE_DNS_FAILURE, NULL, NULL,
+                                          n->host, "DNS: resolving %s failed (%s); keeping its "
+                                          "last addresses", n->host, n->error_text);
                         else
-                                log_error("DNS: cannot resolve %s: %s", n->host, n->error_text);
+                                log_event(LOG_ERR, LBPROXY_MESSAGE_DNS_FAILURE, NULL, NULL,
+                                          n->host, "DNS: cannot resolve %s: %s", n->host,
+                                          n->error_text);
                 }
                 n->error = error;
                 n->failures++;
