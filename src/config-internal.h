@@ -28,6 +28,16 @@
 /* Enough for a quoted, escaped, truncated user string inside a message. */
 #define CONFIG_ESCAPE_MAX 96
 
+/* The longest name of a listener, upstream or route: systemd's limit for FileDescriptorName=,
+ * which listener names must match. */
+#define CONFIG_NAME_MAX 255
+
+/* Ranges the schema and config-edit.c both check. */
+#define CONFIG_PORT_MAX 65535
+#define CONFIG_WEIGHT_MAX 10000 /* nodes and route upstreams; 0 = out of rotation */
+#define CONFIG_RETRIES_MAX 100
+#define CONFIG_KEEPALIVE_POOL_MAX 10000
+
 typedef struct ConfigError {
         size_t file_index; /* position in Config.files, for sorting */
         unsigned line, column;
@@ -119,6 +129,11 @@ const char *config_node_kind(const yaml_node_t *node);
 
 /* config-schema.c: the defaults of a fresh Config, and the native document walker. */
 void config_schema_init(Config *c);
+/* The defaults of an upstream, before any of its keys are read; shared with config-edit.c so
+ * an upstream added at run time gets what a file would give it. tls.verify stays -1 and
+ * tls.ca_file NULL, to be inherited from the top-level tls: block; balancer stays NULL, which
+ * means config_balancer_names[0]. */
+void config_upstream_init(ConfigUpstream *u);
 int config_schema_apply(ConfigContext *ctx, yaml_document_t *doc, yaml_node_t *root);
 
 /* config-values.c. Each check returns NULL when `s` is fine, else why it is not; those taking
@@ -145,3 +160,6 @@ const char *config_format_duration(uint64_t usec, char buf[static CONFIG_DURATIO
 
 extern const char *const config_scheme_names[_SCHEME_MAX];
 extern const char *const config_pass_host_names[_PASS_HOST_MAX];
+/* The balancers balancer.h knows; the first is the default. */
+#define CONFIG_BALANCER_MAX 1
+extern const char *const config_balancer_names[CONFIG_BALANCER_MAX];

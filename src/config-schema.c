@@ -602,11 +602,11 @@ static const ConfigChoice choice_scheme = {"scheme", config_scheme_names, _SCHEM
 static const ConfigChoice choice_pass_host = {"pass_host", config_pass_host_names, _PASS_HOST_MAX,
                                               false};
 /* The balancers balancer.h knows; the name is kept as a string for it to look up. */
-static const char *const balancer_names[] = {
+const char *const config_balancer_names[CONFIG_BALANCER_MAX] = {
         "roundrobin",
 };
-static const ConfigChoice choice_balancer = {"balancer", balancer_names, ELEMENTSOF(balancer_names),
-                                             true};
+static const ConfigChoice choice_balancer = {"balancer", config_balancer_names,
+                                             CONFIG_BALANCER_MAX, true};
 
 /* Items are marked where their name is, which is where a duplicate points back to. */
 static ConfigMark item_mark(ConfigContext *ctx, yaml_node_t *node, yaml_node_t *name)
@@ -696,9 +696,10 @@ static int node_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_t *no
 
 static const ConfigField node_fields[] = {
         REQUIRED("host", parse_string, offsetof(ConfigNode, host), &validate_node_host),
-        FIELD("port", parse_integer, offsetof(ConfigNode, port), RANGE(1, 65535, uint16_t, false)),
+        FIELD("port", parse_integer, offsetof(ConfigNode, port),
+              RANGE(1, CONFIG_PORT_MAX, uint16_t, false)),
         FIELD("weight", parse_integer, offsetof(ConfigNode, weight),
-              RANGE(0, 10000, uint32_t, false)),
+              RANGE(0, CONFIG_WEIGHT_MAX, uint32_t, false)),
 };
 
 static const ConfigTable node_table = TABLE(node_fields, node_init, node_finish);
@@ -721,10 +722,8 @@ static const ConfigField upstream_tls_fields[] = {
 
 static const ConfigTable upstream_tls_table = TABLE(upstream_tls_fields, NULL, NULL);
 
-static void upstream_init(void *item)
+void config_upstream_init(ConfigUpstream *u)
 {
-        ConfigUpstream *u = item;
-
         u->scheme = SCHEME_HTTP;
         u->pass_host = PASS_HOST_PASS;
         u->retries = 1;
@@ -735,6 +734,11 @@ static void upstream_init(void *item)
         u->read_timeout_usec = 60 * USEC_PER_SEC;
         /* ca_file NULL and verify -1 inherit the top-level tls: block, see config_finish(). */
         u->tls.verify = -1;
+}
+
+static void upstream_init(void *item)
+{
+        config_upstream_init(item);
 }
 
 static int upstream_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_t *node,
@@ -768,7 +772,7 @@ static int upstream_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_t
         }
 
         if (!u->balancer) {
-                u->balancer = strdup(balancer_names[0]);
+                u->balancer = strdup(config_balancer_names[0]);
                 if (!u->balancer)
                         return -ENOMEM;
         }
@@ -795,9 +799,9 @@ static const ConfigField upstream_fields[] = {
               &validate_host_port),
         FIELD("balancer", parse_choice, offsetof(ConfigUpstream, balancer), &choice_balancer),
         FIELD("retries", parse_integer, offsetof(ConfigUpstream, retries),
-              RANGE(0, 100, unsigned, false)),
+              RANGE(0, CONFIG_RETRIES_MAX, unsigned, false)),
         FIELD("keepalive_pool", parse_integer, offsetof(ConfigUpstream, keepalive_pool),
-              RANGE(0, 10000, unsigned, false)),
+              RANGE(0, CONFIG_KEEPALIVE_POOL_MAX, unsigned, false)),
         FIELD("keepalive_idle", parse_duration, offsetof(ConfigUpstream, keepalive_idle_usec),
               NULL),
         FIELD("timeout", parse_block, 0, &upstream_timeout_table),
@@ -832,7 +836,7 @@ static int route_upstream_finish(ConfigContext *ctx, const ConfigTable *t, yaml_
 static const ConfigField route_upstream_fields[] = {
         REQUIRED("name", parse_string, offsetof(ConfigRouteUpstream, name), &validate_name),
         FIELD("weight", parse_integer, offsetof(ConfigRouteUpstream, weight),
-              RANGE(0, 10000, uint32_t, false)),
+              RANGE(0, CONFIG_WEIGHT_MAX, uint32_t, false)),
 };
 
 static const ConfigTable route_upstream_table =

@@ -11,9 +11,6 @@
 
 #include "config-internal.h"
 
-/* systemd's limit for FileDescriptorName=, which listener names must match. */
-#define CONFIG_NAME_MAX 255
-
 static bool is_numeric_host(const char *s)
 {
         return s[strspn(s, "0123456789.")] == 0;

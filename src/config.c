@@ -669,6 +669,13 @@ static int compare_strings(const void *a, const void *b)
         return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static bool endswith_slash(const char *s)
+{
+        size_t l = strlen(s);
+
+        return l > 0 && s[l - 1] == '/';
+}
+
 static bool is_yaml_name(const char *n)
 {
         size_t l = strlen(n);
@@ -709,7 +716,8 @@ static int load_directory(ConfigContext *ctx, const char *path)
                 if (!is_yaml_name(de->d_name))
                         continue;
 
-                if (asprintf(&full, "%s/%s", path, de->d_name) < 0) {
+                if (asprintf(&full, "%s%s%s", path, endswith_slash(path) ? "" : "/", de->d_name) <
+                    0) {
                         r = -ENOMEM;
                         break;
                 }

@@ -912,6 +912,24 @@ static void test_files(void)
         config_free(c);
         c = NULL;
 
+        /* A trailing slash does not double in the file names. */
+        {
+                char *slashed, *want;
+
+                if (asprintf(&slashed, "%s/", confd) < 0 ||
+                    asprintf(&want, "%s:4:62: routes[0].upstreams[1].name: no upstream named "
+                                    "'early'",
+                             p_b) < 0)
+                        abort();
+                c = UNTOUCHED;
+                r = config_load((char *[]){ slashed, NULL }, &errors, &c);
+                CHECK(r == -EINVAL && c == UNTOUCHED);
+                CHECK_STR(errors, want);
+                free(errors);
+                free(want);
+                free(slashed);
+        }
+
         /* Duplicates across files name both places; errors follow the file order. */
         p_dup = write_file(dir, "dup.yaml", "upstreams:\n  - name: a\n    nodes: [{host: h}]\n"
                                             "listeners: [{name: main}]\n");
