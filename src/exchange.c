@@ -317,8 +317,11 @@ static void send_request(Exchange *x)
         if (pump_request(x) < 0)
                 return;
         int r = stream_flush(&x->up->stream);
-        if (r < 0)
+        if (r < 0) {
                 attempt_failed(x, r, false, true);
+                return;
+        }
+        rearm_upstream_timer(x); /* sent: from now on the read timeout runs */
 }
 
 static void upstream_on_connect(Stream *s, int error, void *userdata)
@@ -615,9 +618,18 @@ static int read_response_head(Exchange *x)
                                               "upstream switched protocols unasked");
                                 return -1;
                         }
+                        /* The head points into us->in: write it out before draining. */
                         if (!x->client_http10)
                                 http_rewrite_response_head(&h, c->stream.out, false, false);
                         evbuffer_drain(us->in, (size_t)r);
+                        if (!x->client_http10) {
+                                /* The client may be waiting for it before it sends the body. */
+                                if (stream_flush(&c->stream) < 0) {
+                                        exchange_abort(x, "client write failed");
+                                        client_conn_abort(c);
+                                        return -1;
+                                }
+                        }
                         continue;
                 }
 
