@@ -47,7 +47,7 @@ typedef struct ConfigUpstreamOptions {
                                   .send_timeout_usec = -1,                                         \
                                   .read_timeout_usec = -1 })
 
-/* scheme NULL = "http". A node's port must be given (1..65535); a node may be listed once. */
+/* scheme NULL or "" = "http". A node's port must be given (1..65535); a node may be listed once. */
 int config_edit_add_upstream(Config *c, const char *name, const char *scheme,
                              const ConfigNode *nodes, size_t n_nodes,
                              const ConfigUpstreamOptions *options, char **ret_error);
