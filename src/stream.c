@@ -10,14 +10,29 @@
  * fast peer cannot fill memory before backpressure looks. */
 #define READ_CHUNK (64 * 1024)
 
+/* Input a transport (TLS) already took off the socket: epoll will not signal it, so the read
+ * event is run by hand. Only while reading, so stream_read_stop() and stream_done() (event_del)
+ * also cancel it. */
+static void kick_pending(Stream *s)
+{
+        if (s->reading && s->transport && s->transport->has_pending &&
+            s->transport->has_pending(s))
+                event_active(&s->ev_read, EV_READ, 0);
+}
+
 static void update_read_event(Stream *s)
 {
+        if (s->handshaking)
+                return; /* handshake_step() owns the events until the connect ends */
+
         bool want = s->want_read && !s->eof && !s->connecting &&
                     evbuffer_get_length(s->in) < s->read_max;
 
         if (want && !s->reading) {
                 event_add(&s->ev_read, NULL);
                 s->reading = true;
+                if (s->transport)
+                        kick_pending(s);
         } else if (!want && s->reading) {
                 event_del(&s->ev_read);
                 s->reading = false;
@@ -82,9 +97,17 @@ static ssize_t write_now(Stream *s)
         return n;
 }
 
+static void handshake_step(Stream *s);
+
 static void on_read_event(evutil_socket_t fd, short what, void *arg)
 {
         Stream *s = arg;
+
+        if (s->handshaking) {
+                handshake_step(s);
+                return;
+        }
+
         ssize_t n = stream_read_now(s);
 
         if (n == -EAGAIN)
@@ -96,6 +119,10 @@ static void on_read_event(evutil_socket_t fd, short what, void *arg)
                 return;
         }
         update_read_event(s);
+        /* Decided before the callback, which may free the stream; a read that stopped at `room`
+         * may have left whole records behind. */
+        if (s->transport)
+                kick_pending(s);
         s->handler->on_read(s, s->userdata);
 }
 
@@ -109,12 +136,50 @@ static int connect_result(Stream *s)
         return -error;
 }
 
+/* Runs the transport's handshake as far as the socket allows now, then waits for the direction
+ * it asks for. Its end (done or failed) ends the connect. */
+static void handshake_step(Stream *s)
+{
+        int r = s->transport->handshake(s);
+        if (r == -EAGAIN) {
+                bool on_write = s->want_write_io;
+                /* update_read_event() leaves the events to us while handshaking. */
+                if (!on_write && !s->reading)
+                        event_add(&s->ev_read, NULL);
+                else if (on_write && s->reading)
+                        event_del(&s->ev_read);
+                s->reading = !on_write;
+                set_writing(s, on_write);
+                return;
+        }
+
+        s->handshaking = false;
+        s->connecting = false;
+        s->want_write_io = false;
+        set_writing(s, false);
+        update_read_event(s);
+        /* The event may have stayed on from the handshake, and the records after the last
+         * handshake message may already be inside the transport. */
+        if (r == 0)
+                kick_pending(s);
+        s->handler->on_connect(s, r, s->userdata);
+}
+
 static void on_write_event(evutil_socket_t fd, short what, void *arg)
 {
         Stream *s = arg;
 
+        if (s->handshaking) {
+                handshake_step(s);
+                return;
+        }
         if (s->connecting) {
                 int r = connect_result(s);
+                if (r == 0 && s->transport && s->transport->handshake) {
+                        s->handshaking = true;
+                        handshake_step(s);
+                        return;
+                }
                 s->connecting = false;
                 set_writing(s, false);
                 update_read_event(s);

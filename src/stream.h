@@ -25,9 +25,12 @@ typedef struct StreamTransport {
          * negative errno. */
         ssize_t (*write)(Stream *s);
         /* Runs the handshake after the TCP connect: 0 when done, -EAGAIN to wait (for the
-         * direction in s->want_write_io), or a negative errno. NULL: no handshake. */
+         * direction in s->want_write_io), or a negative errno. NULL: no handshake. The stream
+         * stays `connecting` meanwhile, so the owner's connect timeout bounds it, and reports
+         * the end through on_connect. */
         int (*handshake)(Stream *s);
-        /* Input the transport holds that the socket will not signal (buffered TLS records). */
+        /* Input the transport holds that the socket will not signal (buffered TLS records):
+         * the stream then runs its read event by hand. */
         bool (*has_pending)(Stream *s);
         /* Why the last operation failed, in words (e.g. why a certificate was refused). */
         const char *(*error_detail)(Stream *s);
@@ -53,13 +56,13 @@ struct Stream {
         void *userdata;
         const StreamTransport *transport; /* NULL: plain TCP */
         void *transport_data;
-        bool handshaking;
+        bool handshaking;   /* the transport's handshake runs after the TCP connect */
         bool want_write_io; /* the transport waits for the socket to be writable */
         size_t read_max; /* no reading while s->in holds this much: the backpressure */
         bool want_read;  /* the owner wants input */
         bool reading;    /* ev_read is added */
         bool writing;    /* ev_write is added */
-        bool connecting;
+        bool connecting; /* from stream_connect() until on_connect, handshake included */
         bool eof;
         uint64_t bytes_read, bytes_written;
 };
