@@ -116,7 +116,8 @@ int router_new(Route **routes, size_t n_routes, Router **ret)
                                 return router_free(r), k;
                 }
         }
-        qsort(r->prefix_lengths, r->n_prefix_lengths, sizeof(size_t), cmp_size_desc);
+        if (r->n_prefix_lengths > 1)
+                qsort(r->prefix_lengths, r->n_prefix_lengths, sizeof(size_t), cmp_size_desc);
         *ret = r;
         return 0;
 }
