@@ -7,6 +7,7 @@ import hashlib
 import socket
 import ssl
 import threading
+import time
 import warnings
 
 import pytest
@@ -189,6 +190,34 @@ def test_plain_http_to_tls_port_fails_cleanly(pki, tls_upstream, lbproxy):
     assert "TLS handshake failed" in failure_line(lb, "/not-tls")
     t.join(5)
     srv.close()
+
+
+def test_silent_server_handshake_bounded_by_connect_timeout(pki, tls_upstream, lbproxy):
+    """A server that takes the TCP connection but never answers the ClientHello: the connect
+    timeout covers the handshake, and the next node gets the request."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.2", 0))
+    silent.listen(8)  # accepted by the kernel, never read
+    good = tls_upstream("good", pki.good, "127.0.0.3")
+    try:
+        lb = lbproxy(config(https_upstream(
+            "up", [("127.0.0.2", silent.getsockname()[1]), good], ca=pki.ca,
+            sni="httpbin.org", retries=1, timeout={"connect": "1s", "send": "5s", "read": "5s"})))
+        t0 = time.monotonic()
+        statuses = [lb.request("GET", f"/stall/{i}", timeout=15).status for i in range(2)]
+        took = time.monotonic() - t0
+        assert statuses == [200, 200]
+        assert 0.9 < took < 6, took  # one node timed out once, then was skipped or retried
+        assert len(good.requests) == 2
+
+        lb2 = lbproxy(config(https_upstream(
+            "only", [("127.0.0.2", silent.getsockname()[1])], ca=pki.ca, sni="httpbin.org",
+            timeout={"connect": "1s", "send": "5s", "read": "5s"})))
+        t0 = time.monotonic()
+        assert lb2.request("GET", "/stall-only", timeout=15).status == 504
+        assert time.monotonic() - t0 < 5
+    finally:
+        silent.close()
 
 
 # -- connections ------------------------------------------------------------------------------
