@@ -121,26 +121,7 @@ int main(int argc, char **argv)
         _cleanup_strv_free_ char **paths = args.config_paths;
         _cleanup_free_ char *state_dir = args.state_dir;
 
-        /* Changes made over D-Bus outlive a restart: their state wins over the files until a
-         * Reload(). A state file that does not load is reported and the files are used. */
-        if (!args.check && state_exists(state_dir)) {
-                _cleanup_free_ char *path = NULL;
-                char *state_paths[2] = {};
-                if (state_path(state_dir, &path) >= 0) {
-                        state_paths[0] = path;
-                        r = config_load(state_paths, &errors, &config);
-                        if (r >= 0)
-                                log_info("Using the runtime state in %s (changes made over "
-                                         "D-Bus); Reload() goes back to the files", path);
-                        else
-                                log_error("Ignoring the runtime state in %s, it does not load:\n%s",
-                                          path, errors ? errors : strerror(-r));
-                        errors = mfree(errors);
-                }
-        }
-
-        if (!config)
-                r = config_load(paths, &errors, &config);
+        r = config_load(paths, &errors, &config);
         if (r < 0) {
                 if (errors && *errors)
                         fprintf(stderr, "%s\n", errors);
@@ -149,6 +130,29 @@ int main(int argc, char **argv)
                                 strerror(-r));
                 return 1;
         }
+
+        /* Upstreams and routes changed over D-Bus outlive a restart: the state's win over the
+         * files' until a Reload(). A state file that does not load is reported and ignored. */
+        if (!args.check && state_exists(state_dir)) {
+                _cleanup_free_ char *path = NULL;
+                _cleanup_(config_freep) Config *state = NULL;
+                char *state_paths[2] = {};
+                if (state_path(state_dir, &path) >= 0) {
+                        state_paths[0] = path;
+                        r = config_load(state_paths, &errors, &state);
+                        if (r >= 0)
+                                r = state_merge(config, state);
+                        if (r >= 0)
+                                log_info("Using the upstreams and routes of the runtime state in "
+                                         "%s (changes made over D-Bus); Reload() goes back to "
+                                         "the files", path);
+                        else
+                                log_error("Ignoring the runtime state in %s, it does not load:\n%s",
+                                          path, errors ? errors : strerror(-r));
+                        errors = mfree(errors);
+                }
+        }
+
         if (args.check) {
                 size_t n_listeners = config->n_listeners, n_upstreams = config->n_upstreams,
                        n_routes = config->n_routes;

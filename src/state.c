@@ -68,3 +68,27 @@ int state_remove(const char *dir)
                 return -errno;
         return fsync_dir(dir);
 }
+
+int state_merge(Config *files, Config *state)
+{
+        size_t n_files = strv_length(files->files), n_state = strv_length(state->files);
+
+        /* Marks of the moved objects point into state->files: those strings move along. */
+        char **l = realloc(files->files, (n_files + n_state + 1) * sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        files->files = l;
+        for (size_t i = 0; i < n_state; i++) {
+                l[n_files + i] = state->files[i];
+                state->files[i] = NULL;
+        }
+        l[n_files + n_state] = NULL;
+
+#define SWAP(a, b)                                                                                         do {                                                                                                       __typeof__(a) _t = (a);                                                                            (a) = (b);                                                                                         (b) = _t;                                                                                  } while (0)
+        SWAP(files->upstreams, state->upstreams);
+        SWAP(files->n_upstreams, state->n_upstreams);
+        SWAP(files->routes, state->routes);
+        SWAP(files->n_routes, state->n_routes);
+#undef SWAP
+        return 0;
+}

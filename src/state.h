@@ -14,5 +14,10 @@ int state_path(const char *dir, char **ret);
 int state_save(const char *dir, const Config *c);
 /* The files are the truth again (after a Reload()). */
 int state_remove(const char *dir);
+/* Gives `files` the upstreams and routes of `state` (what D-Bus changes), keeping everything
+ * else (listeners, dns, tls defaults, timeouts) from the files: an administrator who edits
+ * those and restarts sees them applied. `state` is left without upstreams and routes. */
+int state_merge(Config *files, Config *state);
+
 /* True when a state file exists. */
 bool state_exists(const char *dir);

@@ -1,0 +1,316 @@
+# SPDX-License-Identifier: MIT
+"""The D-Bus control API (org.lbproxy1) on a real dbus-daemon with a system-bus configuration,
+driven with busctl: every method, every error, traffic following the changes, the unprivileged
+refusal, the introspection XML, persistence across a restart and a kill -9, and changes made
+while a load generator runs."""
+
+import collections
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from dbus_helpers import SystemBus, dbus_error
+from lbtest import REPO_ROOT, route_cfg, upstream_cfg
+
+NOBODY = 65534
+
+
+@pytest.fixture
+def bus():
+    # Not under pytest's tmp_path (mode 0700): an unprivileged caller must reach the socket.
+    d = tempfile.mkdtemp(prefix="lbp-bus-", dir="/tmp")
+    os.chmod(d, 0o755)
+    b = SystemBus(d).start()
+    yield b
+    b.stop()
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def two(upstream):
+    return upstream("a", "127.0.0.2"), upstream("b", "127.0.0.3")
+
+
+def config_for(a, b):
+    return {
+        "upstreams": [upstream_cfg("up_a", [a]), upstream_cfg("up_b", [b])],
+        "routes": [route_cfg("r1", ["/headers"], ["up_a", "up_b"])],
+    }
+
+
+@pytest.fixture
+def lb(lbproxy, bus, two, tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    p = lbproxy(config_for(*two), args=["--state-dir", str(state)], env=bus.env())
+    bus.wait_name()
+    p.state_dir = state
+    return p
+
+
+def servers(lb, n, path="/headers"):
+    got = []
+    with lb.client() as c:
+        for _ in range(n):
+            c.request("GET", path)
+            r = c.read_response()
+            assert r.status == 200, r
+            got.append(r.json()["server"])
+    return got
+
+
+def test_tree_lists_objects(lb, bus):
+    out = bus.busctl("tree", "org.lbproxy1").stdout
+    for path in ("/org/lbproxy1/upstream/up_5fa", "/org/lbproxy1/upstream/up_5fb",
+                 "/org/lbproxy1/route/r1"):
+        assert path in out, out
+
+
+def test_list_methods_and_properties(lb, bus):
+    out = bus.call("ListUpstreams").stdout
+    assert '"up_a" "/org/lbproxy1/upstream/up_5fa"' in out
+    out = bus.call("ListRoutes").stdout
+    assert '"r1" "/org/lbproxy1/route/r1"' in out
+    up = "/org/lbproxy1/upstream/up_5fa"
+    p = bus.busctl("get-property", "org.lbproxy1", up, "org.lbproxy1.Upstream", "Name", "Scheme",
+                   "PassHost", "Balancer", "Nodes", "Health").stdout.splitlines()
+    assert p[0] == 's "up_a"'
+    assert p[1] == 's "http"'
+    assert p[2] == 's "pass"'
+    assert p[3] == 's "roundrobin"'
+    assert p[4].startswith('a(squ) 1 "127.0.0.2"') and p[4].endswith(" 1")
+    assert p[5].startswith('a(sqs) 1 "127.0.0.2"') and p[5].endswith('"healthy"')
+    servers(lb, 4)
+    served = bus.busctl("get-property", "org.lbproxy1", up, "org.lbproxy1.Upstream",
+                        "RequestsServed").stdout.strip()
+    assert served == "t 2"
+    r = bus.busctl("get-property", "org.lbproxy1", "/org/lbproxy1/route/r1", "org.lbproxy1.Route",
+                   "Paths", "Upstreams", "RequestsServed").stdout.splitlines()
+    assert r == ['as 1 "/headers"', 'a(su) 2 "up_a" 1 "up_b" 1', "t 4"]
+
+
+def interfaces(xml_text):
+    root = ET.fromstring(xml_text)
+    return {i.get("name"): ET.canonicalize(ET.tostring(i), strip_text=True)
+            for i in root.iter("interface") if i.get("name").startswith("org.lbproxy1.")}
+
+
+def test_introspection_matches_checked_in_xml(lb, bus):
+    want = interfaces((REPO_ROOT / "dbus" / "org.lbproxy1.xml").read_text())
+    got = {}
+    for path in ("/org/lbproxy1", "/org/lbproxy1/upstream/up_5fa", "/org/lbproxy1/route/r1"):
+        out = bus.busctl("introspect", "--xml-interface", "org.lbproxy1", path).stdout
+        got.update(interfaces(out))
+    assert set(got) == {"org.lbproxy1.Manager", "org.lbproxy1.Upstream", "org.lbproxy1.Route"}
+    assert got == want
+
+
+def test_add_upstream_and_route_then_traffic_follows(lb, bus, upstream):
+    c = upstream("c", "127.0.0.4")
+    out = bus.call("AddUpstream", "ssa(squ)a{sv}", "up_c", "http", 1, c.host, c.port, 1,
+                   1, "pass_host", "s", "node").stdout
+    assert out.strip() == 'o "/org/lbproxy1/upstream/up_5fc"'
+    out = bus.call("AddRoute", "sasa(su)a{sv}", "rc", 1, "/c/*", 1, "up_c", 1, 0).stdout
+    assert out.strip() == 'o "/org/lbproxy1/route/rc"'
+    r = lb.request("GET", "/c/x")
+    assert r.status == 200 and r.json()["server"] == "c"
+    # pass_host node: the node's host:port
+    assert r.json()["host"] == f"{c.host}:{c.port}"
+    assert "/org/lbproxy1/route/rc" in bus.busctl("tree", "org.lbproxy1").stdout
+
+
+def test_add_node_and_set_weight_give_exact_splits(lb, bus, two, upstream):
+    a, b = two
+    a2 = upstream("a2", "127.0.0.5")
+    bus.call("AddNode", "ssqu", "up_a", a2.host, a2.port, 1)
+    got = collections.Counter(servers(lb, 40))
+    assert got == {"a": 10, "a2": 10, "b": 20}
+    bus.call("SetNodeWeight", "ssqu", "up_a", a.host, a.port, 3)
+    got = collections.Counter(servers(lb, 80))
+    assert got == {"a": 30, "a2": 10, "b": 40}
+
+
+def test_set_node_weight_3_1_gives_30_10(lb, bus, two, lbproxy, upstream):
+    a, b = two
+    bus.call("RemoveRoute", "s", "r1")
+    bus.call("AddNode", "ssqu", "up_a", b.host, b.port, 1)
+    bus.call("AddRoute", "sasa(su)a{sv}", "only_a", 1, "/headers", 1, "up_a", 1, 0)
+    bus.call("SetNodeWeight", "ssqu", "up_a", a.host, a.port, 3)
+    got = collections.Counter(servers(lb, 40))
+    assert got == {"a": 30, "b": 10}
+
+
+def test_weight_zero_drains_and_remove_node(lb, bus, two, upstream):
+    a, b = two
+    a2 = upstream("a2", "127.0.0.5")
+    bus.call("AddNode", "ssqu", "up_a", a2.host, a2.port, 1)
+    bus.call("SetNodeWeight", "ssqu", "up_a", a.host, a.port, 0)
+    got = collections.Counter(servers(lb, 20))
+    assert got == {"a2": 10, "b": 10}
+    bus.call("SetNodeWeight", "ssqu", "up_a", a.host, a.port, 1)
+    bus.call("RemoveNode", "ssq", "up_a", a2.host, a2.port)
+    got = collections.Counter(servers(lb, 20))
+    assert got == {"a": 10, "b": 10}
+
+
+def test_route_upstream_weight_remove_route_remove_upstream(lb, bus, two):
+    bus.call("SetRouteUpstreamWeight", "ssu", "r1", "up_b", 3)
+    got = collections.Counter(servers(lb, 40))
+    assert got == {"a": 10, "b": 30}
+    bus.call("RemoveRoute", "s", "r1")
+    assert lb.request("GET", "/headers").status == 404
+    bus.call("RemoveUpstream", "s", "up_a")
+    assert '"up_a"' not in bus.call("ListUpstreams").stdout
+    assert "/org/lbproxy1/upstream/up_5fa" not in bus.busctl("tree", "org.lbproxy1").stdout
+
+
+@pytest.mark.parametrize("method,sig,args,name,text", [
+    ("AddNode", "ssqu", ("up_a", "127.0.0.9", 0, 1), "org.freedesktop.DBus.Error.InvalidArgs",
+     "port"),
+    ("AddNode", "ssqu", ("up_a", "bad host!", 80, 1), "org.freedesktop.DBus.Error.InvalidArgs",
+     "host"),
+    ("AddNode", "ssqu", ("up_a", "127.0.0.9", 80, 100000),
+     "org.freedesktop.DBus.Error.InvalidArgs", "weight"),
+    ("AddNode", "ssqu", ("nope", "127.0.0.9", 80, 1), "org.lbproxy1.Error.NotFound", "nope"),
+    ("AddNode", "ssqu", ("up_a", "127.0.0.2", "@APORT@", 1), "org.lbproxy1.Error.Exists",
+     "127.0.0.2"),
+    ("RemoveUpstream", "s", ("up_a",), "org.lbproxy1.Error.InUse", "r1"),
+    ("RemoveUpstream", "s", ("nope",), "org.lbproxy1.Error.NotFound", "nope"),
+    ("RemoveRoute", "s", ("nope",), "org.lbproxy1.Error.NotFound", "nope"),
+    ("SetNodeWeight", "ssqu", ("up_a", "10.9.9.9", 80, 1), "org.lbproxy1.Error.NotFound",
+     "10.9.9.9"),
+    ("RemoveNode", "ssq", ("up_a", "127.0.0.2", "@APORT@"),
+     "org.freedesktop.DBus.Error.InvalidArgs", "node"),
+    ("SetRouteUpstreamWeight", "ssu", ("r1", "nope", 1), "org.lbproxy1.Error.NotFound", "nope"),
+    ("AddRoute", "sasa(su)a{sv}", ("r1", ["/x"], [("up_a", 1)], {}),
+     "org.lbproxy1.Error.Exists", "r1"),
+    ("AddRoute", "sasa(su)a{sv}", ("r9", ["x"], [("up_a", 1)], {}),
+     "org.freedesktop.DBus.Error.InvalidArgs", "paths"),
+    ("AddRoute", "sasa(su)a{sv}", ("r9", ["/x"], [("nope", 1)], {}),
+     "org.lbproxy1.Error.NotFound", "nope"),
+    ("AddUpstream", "ssa(squ)a{sv}", ("up_a", "http", [("127.0.0.9", 80, 1)], {}),
+     "org.lbproxy1.Error.Exists", "up_a"),
+    ("AddUpstream", "ssa(squ)a{sv}", ("x y", "http", [("127.0.0.9", 80, 1)], {}),
+     "org.freedesktop.DBus.Error.InvalidArgs", "name"),
+    ("AddUpstream", "ssa(squ)a{sv}", ("up_x", "gopher", [("127.0.0.9", 80, 1)], {}),
+     "org.freedesktop.DBus.Error.InvalidArgs", "scheme"),
+    ("AddUpstream", "ssa(squ)a{sv}", ("up_x", "http", [("127.0.0.9", 80, 1)], {"colour": "red"}),
+     "org.freedesktop.DBus.Error.InvalidArgs", "colour"),
+    ("AddUpstream", "ssa(squ)a{sv}", ("up_x", "http", [("127.0.0.9", 80, 1)], {"verify": "yes"}),
+     "org.freedesktop.DBus.Error.InvalidArgs", "verify"),
+    ("AddUpstream", "ssa(squ)a{sv}", ("up_x", "http", [("127.0.0.9", 80, 1)],
+                                      {"pass_host": "rewrite"}),
+     "org.freedesktop.DBus.Error.InvalidArgs", "upstream_host"),
+])
+def test_errors_name_the_argument_and_change_nothing(lb, bus, two, method, sig, args, name,
+                                                     text):
+    a, _ = two
+    args = tuple(a.port if x == "@APORT@" else x for x in args)
+    before = bus.busctl("get-property", "org.lbproxy1", "/org/lbproxy1/upstream/up_5fa",
+                        "org.lbproxy1.Upstream", "Nodes").stdout
+    before_state = sorted(os.listdir(lb.state_dir))
+    err = dbus_error(bus, method, sig, *args)
+    assert err is not None, "the call succeeded"
+    assert err[0] == name, err
+    assert text in err[1], err
+    after = bus.busctl("get-property", "org.lbproxy1", "/org/lbproxy1/upstream/up_5fa",
+                       "org.lbproxy1.Upstream", "Nodes").stdout
+    assert after == before
+    assert sorted(os.listdir(lb.state_dir)) == before_state
+    assert collections.Counter(servers(lb, 4)) == {"a": 2, "b": 2}
+
+
+def test_unprivileged_caller_refused_but_may_read(lb, bus, two):
+    a, _ = two
+    p = bus.busctl("call", "org.lbproxy1", "/org/lbproxy1", "org.lbproxy1.Manager",
+                   "SetNodeWeight", "ssqu", "up_a", a.host, a.port, 5, user=NOBODY, check=False)
+    assert p.returncode != 0
+    assert "Access denied" in p.stderr or "AccessDenied" in p.stderr, p.stderr
+    p = bus.call("ListUpstreams", user=NOBODY)
+    assert '"up_a"' in p.stdout
+    p = bus.busctl("get-property", "org.lbproxy1", "/org/lbproxy1/upstream/up_5fa",
+                   "org.lbproxy1.Upstream", "Nodes", user=NOBODY)
+    assert p.stdout.strip().endswith(" 1")
+
+
+def restart(lbproxy, bus, two, state_dir, old, how):
+    if how == "kill":
+        os.kill(old.pid, signal.SIGKILL)
+        old.proc.wait(10)
+        old.expect_exit = None
+    else:
+        old.terminate()
+    new = lbproxy(config_for(*two), args=["--state-dir", str(state_dir)], env=bus.env())
+    bus.wait_name()
+    return new
+
+
+@pytest.mark.parametrize("how", ["sigterm", "kill"])
+def test_changes_survive_restart(lb, bus, two, lbproxy, upstream, how):
+    c = upstream("c", "127.0.0.4")
+    bus.call("AddUpstream", "ssa(squ)a{sv}", "up_c", "http", 1, c.host, c.port, 1, 0)
+    bus.call("AddRoute", "sasa(su)a{sv}", "rc", 1, "/c", 1, "up_c", 1, 0)
+    bus.call("SetRouteUpstreamWeight", "ssu", "r1", "up_b", 3)
+    new = restart(lbproxy, bus, two, lb.state_dir, lb, how)
+    assert new.request("GET", "/c").json()["server"] == "c"
+    assert collections.Counter(servers(new, 40)) == {"a": 10, "b": 30}
+    assert "runtime state" in new.log_text()
+
+
+def test_reload_goes_back_to_files_and_refuses_broken_file(lb, bus, two):
+    bus.call("SetRouteUpstreamWeight", "ssu", "r1", "up_b", 3)
+    assert (lb.state_dir / "state.yaml").exists()
+    bus.call("Reload")
+    assert not (lb.state_dir / "state.yaml").exists()
+    assert collections.Counter(servers(lb, 40)) == {"a": 20, "b": 20}
+
+    text = lb.config_path.read_text()
+    lb.config_path.write_text(text + "\nbogus_key: 1\n")
+    p = bus.call("Reload", check=False)
+    assert p.returncode != 0
+    assert "bogus_key" in p.stderr and "lbproxy.yaml:" in p.stderr, p.stderr
+    assert collections.Counter(servers(lb, 4)) == {"a": 2, "b": 2}
+    lb.config_path.write_text(text)
+
+
+def test_200_changes_under_load_lose_no_request(lb, bus, two, upstream):
+    a, b = two
+    a2 = upstream("a2", "127.0.0.5")
+    stop = threading.Event()
+    results = collections.Counter()
+    errors = []
+
+    def load():
+        deadline = time.monotonic() + 60
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                with lb.client() as c:
+                    for _ in range(20):
+                        c.request("GET", "/headers")
+                        r = c.read_response()
+                        results[r.status] += 1
+            except Exception as e:  # noqa: BLE001 - any failure is a lost request
+                errors.append(repr(e))
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(50):
+            bus.call("AddNode", "ssqu", "up_a", a2.host, a2.port, 1)
+            bus.call("SetNodeWeight", "ssqu", "up_a", a.host, a.port, 1 + i % 4)
+            bus.call("SetRouteUpstreamWeight", "ssu", "r1", "up_b", 1 + i % 3)
+            bus.call("RemoveNode", "ssq", "up_a", a2.host, a2.port)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert not errors, errors[:5]
+    assert set(results) == {200}, results
+    assert results[200] > 0
