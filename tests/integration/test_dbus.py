@@ -314,3 +314,12 @@ def test_200_changes_under_load_lose_no_request(lb, bus, two, upstream):
     assert not errors, errors[:5]
     assert set(results) == {200}, results
     assert results[200] > 0
+
+
+def test_losing_the_bus_keeps_proxying_and_reconnects(lb, bus):
+    bus.stop()
+    assert collections.Counter(servers(lb, 4)) == {"a": 2, "b": 2}
+    bus.start()
+    bus.wait_name(timeout=15)  # lbproxy retries every 5 s
+    assert '"up_a"' in bus.call("ListUpstreams").stdout
+    assert collections.Counter(servers(lb, 4)) == {"a": 2, "b": 2}
