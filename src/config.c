@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <sys/stat.h>
 
+#include "apisix.h"
 #include "config-internal.h"
 
 const char *const config_scheme_names[_SCHEME_MAX] = {
@@ -433,31 +434,7 @@ yaml_node_t *config_mapping_get(yaml_document_t *doc, yaml_node_t *mapping, cons
 
 /* ---- documents ---- */
 
-/* APISIX manifests (apiVersion/kind) will be translated by a module of their own, which will
- * take this slot in document_hooks[]; until then they are refused by name rather than being
- * reported as a heap of unknown keys. */
-static int apisix_document_hook(ConfigContext *ctx, yaml_document_t *doc, yaml_node_t *root)
-{
-        yaml_node_t *kind = config_mapping_get(doc, root, "kind");
-        yaml_node_t *api = config_mapping_get(doc, root, "apiVersion");
-        yaml_node_t *n = kind ? kind : api;
-        const char *key = kind ? "kind" : "apiVersion";
-        char esc[CONFIG_ESCAPE_MAX];
-        ConfigMark m;
-
-        if (!n)
-                return 0;
-
-        m = config_mark(ctx, n);
-        if (n->type == YAML_SCALAR_NODE)
-                config_error(ctx, &m, NULL, "%s '%s': APISIX manifests are not supported yet", key,
-                             config_escape((const char *)n->data.scalar.value,
-                                           n->data.scalar.length, esc));
-        else
-                config_error(ctx, &m, NULL, "%s: APISIX manifests are not supported yet", key);
-        return 1;
-}
-
+/* Manifests (apiVersion/kind) go to apisix.c, which translates the APISIX ones. */
 static const ConfigDocumentHook document_hooks[] = {
         apisix_document_hook,
 };
