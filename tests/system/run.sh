@@ -64,6 +64,17 @@ WORK=$(mktemp -d /var/tmp/lbproxy-system.XXXXXX)
 NSPID=
 LEADER=
 CG=lbproxy-system-$$
+# The host's PID 1 is not systemd: nspawn (--keep-unit) nests the container's cgroups in a
+# cgroup of our own, in the unified and the named systemd hierarchy (cgroup v1 hybrid), or in
+# the one cgroup2 tree.
+if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+        CGDIRS=/sys/fs/cgroup/$CG
+else
+        CGDIRS=
+        for h in unified systemd; do
+                [ -d "/sys/fs/cgroup/$h" ] && CGDIRS="$CGDIRS /sys/fs/cgroup/$h/$CG"
+        done
+fi
 cleanup() {
         set +e
         if [ -n "$NSPID" ] && kill -0 "$NSPID" 2>/dev/null; then
@@ -75,9 +86,8 @@ cleanup() {
                 kill -KILL "$NSPID" 2>/dev/null
         fi
         [ -n "$NSPID" ] && wait "$NSPID" 2>/dev/null
-        for h in unified systemd; do
-                [ -d "/sys/fs/cgroup/$h/$CG" ] &&
-                        find "/sys/fs/cgroup/$h/$CG" -depth -type d -exec rmdir {} + 2>/dev/null
+        for d in $CGDIRS; do
+                [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
         done
         [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
 }
@@ -103,10 +113,9 @@ for u in /etc/systemd/system/multi-user.target.wants/*.service \
 done
 mkdir -p "$WORK/root"
 MACHINE=lbproxy-system-$$
-# No systemd on the host (cgroup v1 hybrid): give nspawn a cgroup of our own to nest in.
-for h in unified systemd; do mkdir -p "/sys/fs/cgroup/$h/$CG"; done
+for d in $CGDIRS; do mkdir -p "$d"; done
 (
-        for h in unified systemd; do echo "$BASHPID" >"/sys/fs/cgroup/$h/$CG/cgroup.procs"; done
+        for d in $CGDIRS; do echo "$BASHPID" >"$d/cgroup.procs"; done
         # A private mount namespace: a NON-recursive bind of / (no host /dev, /proc, /run
         # submounts inside), and a private /run for nspawn's own files.
         exec unshare -m --propagation private /bin/bash -c '
