@@ -203,6 +203,14 @@ static bool read_mapping(Apisix *a, yaml_node_t *node, const char *path, const A
         return true;
 }
 
+/* Whether a mapping has `key` with a value that is not null. */
+static bool has_value(Apisix *a, yaml_node_t *mapping, const char *key)
+{
+        yaml_node_t *v = config_mapping_get(a->doc, mapping, key);
+
+        return v && !config_node_is_null(v);
+}
+
 static void missing_key(Apisix *a, yaml_node_t *mapping, const char *path, const char *key)
 {
         apisix_error(a, mapping, path, "missing required key '%s'", key);
@@ -975,6 +983,10 @@ static int translate_reference(Apisix *a, yaml_node_t *node, const char *path, C
                              node_escape(v[REF_NAME], esc), why);
                 return 0;
         }
+        /* With its metadata in error, the route's namespace is unknown: whatever this would
+         * resolve to could only add misleading errors. */
+        if (!a->name)
+                return 0;
         /* Resolved in the route's namespace, as the ingress controller does. */
         r = compose_name(a, a->namespace, name, NULL, v[REF_NAME], p, "upstream name", &ru->name);
         if (r < 0 || !ru->name)
@@ -1149,7 +1161,7 @@ static int translate_rule(Apisix *a, yaml_node_t *node, const char *path)
         path_join(p, path, "upstreams");
         if (!v[HTTP_UPSTREAMS]) {
                 /* A refused backends: said enough. */
-                if (!config_mapping_get(a->doc, node, "backends"))
+                if (!has_value(a, node, "backends"))
                         missing_key(a, node, path, "upstreams");
                 return 0;
         }
@@ -1193,7 +1205,8 @@ static int translate_route(Apisix *a, yaml_node_t *spec)
         check_ingress_class(a, v[ROUTE_INGRESS_CLASS], "spec.ingressClassName");
 
         if (!v[ROUTE_HTTP]) {
-                if (!config_mapping_get(a->doc, spec, "stream"))
+                /* A refused stream: said enough. */
+                if (!has_value(a, spec, "stream"))
                         missing_key(a, spec, "spec", "http");
                 return 0;
         }

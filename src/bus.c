@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+#include <pthread.h>
+
 #include "bus-event.h"
 #include "bus.h"
 #include "log.h"
@@ -12,6 +14,7 @@ struct Bus {
         BusEvent *event;
         struct event *reconnect;
         struct event *flush;  /* deferred PropertiesChanged for health */
+        pthread_mutex_t dirty_lock; /* health changes come from worker threads */
         char **dirty_health;  /* upstream names whose Health changed */
         bool connected;
 };
@@ -28,6 +31,8 @@ static void bus_disconnect(Bus *b)
 
 static void schedule_reconnect(Bus *b)
 {
+        if (evtimer_pending(b->reconnect, NULL))
+                return;
         struct timeval tv = { .tv_sec = RECONNECT_USEC / USEC_PER_SEC };
         evtimer_add(b->reconnect, &tv);
 }
@@ -41,12 +46,18 @@ static void on_disconnect(void *userdata)
         schedule_reconnect(b);
 }
 
+static void schedule_reconnect(Bus *b);
+
 static int on_name_acquired(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
+        Bus *b = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(m);
-        if (e)
-                log_error("D-Bus: cannot own the name %s: %s", BUS_NAME, e->message);
-        else
+        if (e) {
+                /* A policy or user fixed later is picked up without a restart. */
+                log_error("D-Bus: cannot own the name %s: %s; trying again in %llus", BUS_NAME,
+                          e->message, (unsigned long long)(RECONNECT_USEC / USEC_PER_SEC));
+                schedule_reconnect(b);
+        } else
                 log_info("D-Bus: serving %s on the system bus", BUS_NAME);
         return 0;
 }
@@ -94,6 +105,8 @@ static int bus_connect(Bus *b)
 static void on_reconnect(evutil_socket_t fd, short what, void *userdata)
 {
         Bus *b = userdata;
+        if (b->connected)
+                bus_disconnect(b); /* connected without the name: start over */
         int r = bus_connect(b);
         if (r < 0) {
                 log_debug("D-Bus: system bus still unavailable: %s", strerror(-r));
@@ -106,7 +119,9 @@ static void on_reconnect(evutil_socket_t fd, short what, void *userdata)
 static void on_flush(evutil_socket_t fd, short what, void *userdata)
 {
         Bus *b = userdata;
+        pthread_mutex_lock(&b->dirty_lock);
         char **names = TAKE_PTR(b->dirty_health);
+        pthread_mutex_unlock(&b->dirty_lock);
 
         for (char **n = names; b->connected && n && *n; n++) {
                 _cleanup_free_ char *path = NULL;
@@ -124,6 +139,7 @@ int bus_start(Manager *m, Bus **ret)
         if (!b)
                 return -ENOMEM;
         b->manager = m;
+        pthread_mutex_init(&b->dirty_lock, NULL);
         b->reconnect = evtimer_new(m->base, on_reconnect, b);
         b->flush = event_new(m->base, -1, 0, on_flush, b);
         if (!b->reconnect || !b->flush) {
@@ -150,6 +166,7 @@ Bus *bus_free(Bus *b)
         if (b->flush)
                 event_free(b->flush);
         strv_free(b->dirty_health);
+        pthread_mutex_destroy(&b->dirty_lock);
         free(b);
         return NULL;
 }
@@ -220,17 +237,22 @@ void bus_model_swapped(Bus *b, const Model *old, const Model *new)
 
 void bus_upstream_health_changed(Bus *b, const Upstream *u)
 {
-        if (!b || !b->connected)
+        if (!b)
                 return;
+        pthread_mutex_lock(&b->dirty_lock);
         size_t n = strv_length(b->dirty_health);
-        for (size_t i = 0; i < n; i++)
-                if (streq(b->dirty_health[i], u->config->name))
-                        return;
-        char **l = realloc(b->dirty_health, (n + 2) * sizeof(char *));
-        if (!l)
-                return;
-        b->dirty_health = l;
-        l[n] = strdup(u->config->name);
-        l[n + 1] = NULL;
+        bool known = false;
+        for (size_t i = 0; i < n && !known; i++)
+                known = streq(b->dirty_health[i], u->config->name);
+        if (!known) {
+                char **l = realloc(b->dirty_health, (n + 2) * sizeof(char *));
+                if (l) {
+                        b->dirty_health = l;
+                        l[n] = strdup(u->config->name);
+                        l[n + 1] = NULL;
+                }
+        }
+        pthread_mutex_unlock(&b->dirty_lock);
+        /* Emitted from the control loop, where the bus lives. */
         event_active(b->flush, EV_TIMEOUT, 0);
 }

@@ -235,6 +235,7 @@ static void dump_config(Dumper *d, const Config *c)
         mapping_start(d, false);
 
         key_bool(d, "access_log", c->access_log);
+        key_uint(d, "workers", c->workers);
 
         key(d, "timeouts");
         mapping_start(d, false);

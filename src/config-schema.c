@@ -970,6 +970,8 @@ static int top_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_t *nod
 
 static const ConfigField top_fields[] = {
         FIELD("access_log", parse_bool, offsetof(Config, access_log), NULL),
+        FIELD("workers", parse_integer, offsetof(Config, workers),
+              RANGE(0, 64, unsigned, false)),
         FIELD("timeouts", parse_block, 0, &timeouts_table),
         FIELD("limits", parse_block, 0, &limits_table),
         FIELD("dns", parse_block, offsetof(Config, dns), &dns_table),

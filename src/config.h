@@ -120,6 +120,7 @@ typedef struct Config {
         ConfigTls tls; /* defaults for every upstream */
 
         bool access_log;
+        unsigned workers;                /* event loops, one per thread; 0 = one per core */
         uint64_t header_timeout_usec;    /* client: a whole request head must arrive in this */
         uint64_t keepalive_timeout_usec; /* client: idle between requests */
         uint64_t shutdown_grace_usec;    /* SIGTERM: how long requests in flight may go on */

@@ -132,6 +132,7 @@ static void client_process(ClientConn *c)
 {
         const Config *cfg;
 
+        worker_refresh_model(c->worker);
         /* One request at a time; pipelined ones wait their turn in the input buffer. */
         while (!c->exchange && c->state != CLIENT_CLOSING && c->state != CLIENT_LINGERING) {
                 size_t len = evbuffer_get_length(c->stream.in);

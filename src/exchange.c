@@ -393,15 +393,16 @@ static void dns_wait_over(Exchange *x, int error)
         (void)run_attempts(x, ATTEMPT_NEXT_NODE);
 }
 
-static void on_dns_answer(ResolveWaiter *w, int error)
-{
-        Exchange *x = (Exchange *)((char *)w - offsetof(Exchange, dns_wait));
-        dns_wait_over(x, error);
-}
-
-static void on_dns_timeout(evutil_socket_t fd, short what, void *userdata)
+/* The node's name answered (EV_READ, maybe activated from the control thread) or the wait
+ * timed out. */
+static void on_dns_event(evutil_socket_t fd, short what, void *userdata)
 {
         Exchange *x = userdata;
+
+        if (what & EV_READ) {
+                dns_wait_over(x, x->dns_wait.error);
+                return;
+        }
         resolved_name_cancel_wait(&x->dns_wait);
         dns_wait_over(x, -ETIMEDOUT);
 }
@@ -410,16 +411,16 @@ static void on_dns_timeout(evutil_socket_t fd, short what, void *userdata)
 static int wait_for_dns(Exchange *x)
 {
         if (!x->dns_timer) {
-                x->dns_timer = evtimer_new(x->worker->base, on_dns_timeout, x);
+                x->dns_timer = event_new(x->worker->base, -1, 0, on_dns_event, x);
                 if (!x->dns_timer)
                         return -ENOMEM;
         }
         uint64_t usec = x->model->config->dns.timeout_usec;
         struct timeval tv = { .tv_sec = (time_t)(usec / USEC_PER_SEC),
                               .tv_usec = (suseconds_t)(usec % USEC_PER_SEC) };
-        x->dns_wait.done = on_dns_answer;
+        x->dns_wait.wake = x->dns_timer;
+        event_add(x->dns_timer, &tv);
         resolved_name_wait(x->node->dns, &x->dns_wait);
-        evtimer_add(x->dns_timer, &tv);
         return 0;
 }
 
@@ -472,22 +473,16 @@ static void fail_no_node(Exchange *x)
         char text[512];
         const char *name = x->upstream->config->name;
 
-        switch (x->last_error) {
-        case -ENXIO:
-        case -EHOSTUNREACH:
-        case -ETIMEDOUT:
-                if (x->node && x->node->dns) {
-                        const char *why = resolved_name_error(x->node->dns);
-                        snprintf(text, sizeof(text), "upstream '%s': cannot resolve %s (%s)",
-                                 name, resolved_name_host(x->node->dns),
-                                 why ? why : x->last_error == -ETIMEDOUT ? "no answer in time"
-                                                                         : "no address");
-                        exchange_fail(x, 502, "DNS resolution failed", text);
-                        return;
-                }
-                break;
-        default:
-                break;
+        /* The last node tried had a name and got no address: say which and why. */
+        if (x->node && x->node->dns && !x->has_address && x->last_error < 0) {
+                const char *why = resolved_name_error(x->node->dns);
+                snprintf(text, sizeof(text), "upstream '%s': cannot resolve %s (%s)", name,
+                         resolved_name_host(x->node->dns),
+                         why                               ? why
+                         : x->last_error == -ETIMEDOUT     ? "no answer in time"
+                                                           : errno_text(x->last_error));
+                exchange_fail(x, 502, "DNS resolution failed", text);
+                return;
         }
         if (x->last_timed_out) {
                 snprintf(text, sizeof(text), "upstream '%s' timed out (%s)", name,
@@ -532,7 +527,7 @@ static void response_complete(Exchange *x)
         x->node->requests++;
         x->upstream->requests++;
         x->route->requests++;
-        x->worker->requests++;
+        atomic_fetch_add_explicit(&x->worker->requests, 1, memory_order_relaxed);
         exchange_finish(x, keep_upstream, keep_client);
 }
 

@@ -40,13 +40,23 @@ static int make_nonblocking(int fd)
 void listeners_free(Listener *l, size_t n)
 {
         for (size_t i = 0; i < n; i++) {
-                if (l[i].evl)
-                        evconnlistener_free(l[i].evl); /* LEV_OPT_CLOSE_ON_FREE closes fd */
-                else
-                        safe_close(l[i].fd);
+                safe_close(l[i].fd);
                 free(l[i].name);
         }
         free(l);
+}
+
+static int listener_add(Listener **l, size_t *n, const char *name, int fd, bool activated)
+{
+        Listener *nl = realloc(*l, (*n + 1) * sizeof(Listener));
+        if (!nl)
+                return -ENOMEM;
+        *l = nl;
+        nl[*n] = (Listener){ .name = strdup(name), .fd = fd, .activated = activated };
+        if (!nl[*n].name)
+                return -ENOMEM;
+        (*n)++;
+        return 0;
 }
 
 int listeners_open(const Config *c, Listener **ret, size_t *ret_n)
@@ -56,33 +66,33 @@ int listeners_open(const Config *c, Listener **ret, size_t *ret_n)
         if (n_fds < 0)
                 return log_error_errno(n_fds, "Failed to take activated sockets: %m");
 
-        Listener *l = calloc(c->n_listeners ? c->n_listeners : 1, sizeof(Listener));
+        Listener *l = NULL;
+        size_t n = 0;
         bool *used = calloc(n_fds > 0 ? (size_t)n_fds : 1, sizeof(bool));
         int r = 0;
-        if (!l || !used) {
+        if (!used) {
                 r = -ENOMEM;
                 goto finish;
         }
         for (size_t i = 0; i < c->n_listeners; i++) {
                 const ConfigListener *cl = &c->listeners[i];
-                l[i].fd = -EBADF;
-                l[i].name = strdup(cl->name);
-                if (!l[i].name) {
-                        r = -ENOMEM;
-                        goto finish;
-                }
+                bool found = false;
+
+                /* Every socket of that name is this listener's: a socket unit with several
+                 * ListenStream= lines passes them all under one FileDescriptorName=. */
                 for (int k = 0; k < n_fds; k++) {
-                        if (!used[k] && names && names[k] && streq(names[k], cl->name)) {
-                                used[k] = true;
-                                l[i].fd = SD_LISTEN_FDS_START + k;
-                                l[i].activated = true;
-                                r = make_nonblocking(l[i].fd);
-                                if (r < 0)
-                                        goto finish;
-                                break;
-                        }
+                        if (used[k] || !names || !names[k] || !streq(names[k], cl->name))
+                                continue;
+                        used[k] = true;
+                        found = true;
+                        int fd = SD_LISTEN_FDS_START + k;
+                        r = make_nonblocking(fd);
+                        if (r >= 0)
+                                r = listener_add(&l, &n, cl->name, fd, true);
+                        if (r < 0)
+                                goto finish;
                 }
-                if (l[i].fd >= 0)
+                if (found)
                         continue;
                 if (cl->address_len == 0) {
                         r = log_error_errno(EADDRNOTAVAIL,
@@ -90,10 +100,15 @@ int listeners_open(const Config *c, Listener **ret, size_t *ret_n)
                                             "named '%s' was passed by systemd", cl->name, cl->name);
                         goto finish;
                 }
-                l[i].fd = bind_address(cl);
-                if (l[i].fd < 0) {
-                        r = log_error_errno(l[i].fd, "Failed to listen on %s (listener '%s'): %m",
+                int fd = bind_address(cl);
+                if (fd < 0) {
+                        r = log_error_errno(fd, "Failed to listen on %s (listener '%s'): %m",
                                             cl->listen, cl->name);
+                        goto finish;
+                }
+                r = listener_add(&l, &n, cl->name, fd, false);
+                if (r < 0) {
+                        safe_close(fd);
                         goto finish;
                 }
         }
@@ -107,10 +122,11 @@ int listeners_open(const Config *c, Listener **ret, size_t *ret_n)
         }
 
         *ret = TAKE_PTR(l);
-        *ret_n = c->n_listeners;
+        *ret_n = n;
+        n = 0;
 finish:
         if (l)
-                listeners_free(l, c->n_listeners);
+                listeners_free(l, n);
         free(used);
         strv_free(names);
         return r;
@@ -119,37 +135,41 @@ finish:
 static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
                       int socklen, void *userdata)
 {
-        Listener *l = userdata;
-        int r = client_conn_new(l->worker, fd, sa, l->https);
+        ListenerWatch *lw = userdata;
+        int r = client_conn_new(lw->worker, fd, sa, lw->listener->https);
         if (r < 0)
                 log_warning_errno(r, "Failed to set up a connection on listener '%s': %m",
-                                  l->name);
+                                  lw->listener->name);
 }
 
 static void on_accept_error(struct evconnlistener *evl, void *userdata)
 {
-        Listener *l = userdata;
+        ListenerWatch *lw = userdata;
         /* EMFILE and friends: the connection waits in the backlog; the next round retries. */
-        log_warning_errno(EVUTIL_SOCKET_ERROR(), "Accept failed on listener '%s': %m", l->name);
+        log_warning_errno(EVUTIL_SOCKET_ERROR(), "Accept failed on listener '%s': %m",
+                          lw->listener->name);
 }
 
-int listeners_start(Listener *l, size_t n, Worker *w)
+int listeners_watch(Listener *l, size_t n, Worker *w, ListenerWatch *watches)
 {
         for (size_t i = 0; i < n; i++) {
-                l[i].worker = w;
-                l[i].evl = evconnlistener_new(w->base, on_accept, &l[i],
-                                              LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0,
-                                              l[i].fd);
-                if (!l[i].evl)
-                        return log_error_errno(ENOMEM, "Failed to watch listener '%s'", l[i].name);
-                evconnlistener_set_error_cb(l[i].evl, on_accept_error);
+                watches[i] = (ListenerWatch){ .listener = &l[i], .worker = w };
+                /* Not LEV_OPT_CLOSE_ON_FREE: the socket is shared by the workers. */
+                watches[i].evl = evconnlistener_new(w->base, on_accept, &watches[i],
+                                                    LEV_OPT_CLOSE_ON_EXEC, 0, l[i].fd);
+                if (!watches[i].evl)
+                        return log_error_errno(ENOMEM, "Failed to watch listener '%s'",
+                                               l[i].name);
+                evconnlistener_set_error_cb(watches[i].evl, on_accept_error);
         }
         return 0;
 }
 
-void listeners_disable(Listener *l, size_t n)
+void listeners_unwatch(ListenerWatch *watches, size_t n)
 {
-        for (size_t i = 0; i < n; i++)
-                if (l[i].evl)
-                        evconnlistener_disable(l[i].evl);
+        for (size_t i = 0; watches && i < n; i++)
+                if (watches[i].evl) {
+                        evconnlistener_free(watches[i].evl);
+                        watches[i].evl = NULL;
+                }
 }

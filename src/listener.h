@@ -16,16 +16,23 @@ typedef struct Listener {
         int fd;
         bool activated; /* came from systemd: never closed or re-bound by us on reload */
         bool https;
-        struct evconnlistener *evl;
-        Worker *worker;
 } Listener;
+
+/* One worker's watch on one listening socket: every worker accepts on every socket, and the
+ * kernel hands each connection to one of them. */
+typedef struct ListenerWatch {
+        Listener *listener;
+        Worker *worker;
+        struct evconnlistener *evl;
+} ListenerWatch;
 
 /* Opens every listener of `c`: activated fds (from sd_listen_fds_with_names) are matched by
  * name, the rest are bound to their `listen` address. An activated fd that matches no listener
  * is logged and closed. On failure the message names the listener and address. */
 int listeners_open(const Config *c, Listener **ret, size_t *ret_n);
-/* Starts accepting on `w`'s loop. */
-int listeners_start(Listener *l, size_t n, Worker *w);
-/* Stops accepting (shutdown); the sockets stay open so the backlog is kept for a successor. */
-void listeners_disable(Listener *l, size_t n);
+/* Starts accepting on `w`'s loop: fills `watches` (n of them). */
+int listeners_watch(Listener *l, size_t n, Worker *w, ListenerWatch *watches);
+/* Stops accepting on one worker (shutdown); the sockets stay open so the backlog is kept for a
+ * successor. */
+void listeners_unwatch(ListenerWatch *watches, size_t n);
 void listeners_free(Listener *l, size_t n);

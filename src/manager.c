@@ -1,22 +1,36 @@
 /* SPDX-License-Identifier: MIT */
+#include <event2/thread.h>
 #include <signal.h>
 
 #include "bus.h"
-#include "state.h"
-
 #include "conn-client.h"
 #include "daemon.h"
 #include "log.h"
 #include "manager.h"
 #include "pool.h"
+#include "state.h"
 
 #define STATUS_INTERVAL_USEC (5 * USEC_PER_SEC)
 
+static uint64_t total_requests(const Manager *m)
+{
+        uint64_t n = 0;
+        for (size_t i = 0; i < m->n_workers; i++)
+                n += atomic_load_explicit(&m->workers[i].requests, memory_order_relaxed);
+        return n;
+}
+
 static void format_status(Manager *m, char *buf, size_t size)
 {
-        snprintf(buf, size, "Serving %zu routes over %zu upstreams; %llu requests, %zu connections",
-                 m->model->n_routes, m->model->n_upstreams,
-                 (unsigned long long)m->worker.requests, m->worker.n_clients);
+        size_t clients = 0;
+        /* A glance at other threads' counters: a status line needs no exactness. */
+        for (size_t i = 0; i < m->n_workers; i++)
+                clients += *(volatile size_t *)&m->workers[i].n_clients;
+        snprintf(buf, size,
+                 "Serving %zu routes over %zu upstreams with %zu workers; %llu requests, "
+                 "%zu connections",
+                 m->model->n_routes, m->model->n_upstreams, m->n_workers,
+                 (unsigned long long)total_requests(m), clients);
 }
 
 static void on_status_timer(evutil_socket_t fd, short what, void *userdata)
@@ -27,13 +41,48 @@ static void on_status_timer(evutil_socket_t fd, short what, void *userdata)
         daemon_notify_status(status);
 }
 
+/* Publishes a model: workers pick it up at their next request (worker_refresh_model). */
 static void set_model(Manager *m, Model *model)
 {
-        model_unref(m->model);
+        pthread_mutex_lock(&m->model_lock);
+        Model *old = m->model;
         m->model = model;
-        /* One worker on this thread: it sees the new model at once. */
-        model_unref(m->worker.model);
-        m->worker.model = model_ref(model);
+        atomic_fetch_add_explicit(&m->model_generation, 1, memory_order_release);
+        pthread_mutex_unlock(&m->model_lock);
+        model_unref(old);
+}
+
+/* Models whose last reference went on a worker thread come here to be freed. */
+static void on_model_released(Model *model, void *userdata)
+{
+        Manager *m = userdata;
+        pthread_mutex_lock(&m->release_lock);
+        Model **l = realloc(m->released, (m->n_released + 1) * sizeof(Model *));
+        if (l) {
+                m->released = l;
+                l[m->n_released++] = model;
+        }
+        pthread_mutex_unlock(&m->release_lock);
+        if (!l)
+                log_error("Out of memory: a retired model is leaked");
+        event_active(m->release_event, EV_TIMEOUT, 0);
+}
+
+static void free_released(Manager *m)
+{
+        pthread_mutex_lock(&m->release_lock);
+        Model **l = TAKE_PTR(m->released);
+        size_t n = m->n_released;
+        m->n_released = 0;
+        pthread_mutex_unlock(&m->release_lock);
+        for (size_t i = 0; i < n; i++)
+                model_release(l[i]);
+        free(l);
+}
+
+static void on_release_event(evutil_socket_t fd, short what, void *userdata)
+{
+        free_released(userdata);
 }
 
 static void warn_unverified(const Model *model)
@@ -93,7 +142,8 @@ int manager_reload(Manager *m, char **ret_errors)
         daemon_notify_reloading();
         int r = config_load(m->config_paths, &errors, &config);
         if (r < 0) {
-                log_error("Reload refused, configuration unchanged:\n%s", errors ? errors : "");
+                log_event(LOG_ERR, LBPROXY_MESSAGE_CONFIG_CHANGE, NULL, NULL, NULL,
+                          "Reload refused, configuration unchanged:\n%s", errors ? errors : "");
                 if (ret_errors)
                         *ret_errors = TAKE_PTR(errors);
                 daemon_notify_ready("Reload refused: configuration invalid, previous one kept");
@@ -103,8 +153,9 @@ int manager_reload(Manager *m, char **ret_errors)
         r = model_new(TAKE_PTR(config), m->resolver, &model, &errors);
         if (r < 0) {
                 daemon_notify_ready("Reload failed, previous configuration kept");
-                log_error_errno(r, "Reload failed, configuration unchanged: %s",
-                                errors ? errors : strerror(-r));
+                log_event(LOG_ERR, LBPROXY_MESSAGE_CONFIG_CHANGE, NULL, NULL, NULL,
+                          "Reload failed, configuration unchanged: %s",
+                          errors ? errors : strerror(-r));
                 if (ret_errors)
                         *ret_errors = TAKE_PTR(errors);
                 return r;
@@ -117,8 +168,9 @@ int manager_reload(Manager *m, char **ret_errors)
                                           m->state_dir);
         }
         swap_model(m, model);
-        log_info("Configuration reloaded: %zu routes, %zu upstreams", model->n_routes,
-                 model->n_upstreams);
+        log_event(LOG_NOTICE, LBPROXY_MESSAGE_CONFIG_CHANGE, NULL, NULL, NULL,
+                  "Configuration reloaded: %zu routes, %zu upstreams", model->n_routes,
+                  model->n_upstreams);
         char status[256];
         format_status(m, status, sizeof(status));
         daemon_notify_ready(status);
@@ -137,11 +189,40 @@ void manager_node_health_changed(Manager *m, const Upstream *u, const Node *n, c
         bus_upstream_health_changed(m->bus, u);
 }
 
+/* Stopped when worker 0 (this loop) has no connection left and every thread has ended. */
+static void check_stopped(Manager *m)
+{
+        if (m->stopping && m->workers[0].n_clients == 0 && m->threads_running == 0)
+                event_base_loopexit(m->base, NULL);
+}
+
+void manager_worker_idle(Manager *m)
+{
+        check_stopped(m);
+}
+
+static void on_thread_exited(evutil_socket_t fd, short what, void *userdata)
+{
+        Manager *m = userdata;
+        size_t running = 0;
+        for (size_t i = 1; i < m->n_workers; i++)
+                if (!atomic_load(&m->workers[i].exited))
+                        running++;
+        m->threads_running = running;
+        check_stopped(m);
+}
+
+void manager_thread_exited(Manager *m)
+{
+        event_active(m->thread_exited, EV_TIMEOUT, 0);
+}
+
 static void on_grace_timeout(evutil_socket_t fd, short what, void *userdata)
 {
         Manager *m = userdata;
-        log_warning("Shutdown grace period over: closing %zu connections still open",
-                    m->worker.n_clients);
+        log_warning("Shutdown grace period over: closing the connections still open");
+        for (size_t i = 1; i < m->n_workers; i++)
+                worker_force_exit(&m->workers[i]);
         event_base_loopexit(m->base, NULL);
 }
 
@@ -150,26 +231,20 @@ void manager_stop(Manager *m)
         if (m->stopping)
                 return;
         m->stopping = true;
-        m->worker.stopping = true;
         daemon_notify_stopping();
-        log_info("Stopping: %zu connections open", m->worker.n_clients);
-        listeners_disable(m->listeners, m->n_listeners);
+        log_info("Stopping: requests in flight may finish");
 
-        /* Idle connections go now; busy ones close after their current response. */
-        for (ClientConn *c = m->worker.clients, *next; c; c = next) {
-                next = c->next;
-                client_conn_stop(c);
-        }
-        if (m->worker.n_clients == 0) {
-                event_base_loopexit(m->base, NULL);
-                return;
-        }
+        for (size_t i = 1; i < m->n_workers; i++)
+                worker_request_stop(&m->workers[i]);
+        worker_stop(&m->workers[0]);
+
         uint64_t usec = m->model->config->shutdown_grace_usec;
         struct timeval tv = { .tv_sec = (time_t)(usec / USEC_PER_SEC),
                               .tv_usec = (suseconds_t)(usec % USEC_PER_SEC) };
         m->grace_timer = evtimer_new(m->base, on_grace_timeout, m);
         if (m->grace_timer)
                 evtimer_add(m->grace_timer, &tv);
+        check_stopped(m);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *userdata)
@@ -182,7 +257,7 @@ static void on_signal(evutil_socket_t sig, short what, void *userdata)
         }
         if (m->stopping) {
                 /* A second SIGTERM/SIGINT does not wait for the grace period. */
-                event_base_loopexit(m->base, NULL);
+                on_grace_timeout(-1, 0, m);
                 return;
         }
         manager_stop(m);
@@ -197,6 +272,10 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
                 return -ENOMEM;
         }
         m->config_paths = config_paths;
+        pthread_mutex_init(&m->model_lock, NULL);
+        pthread_mutex_init(&m->release_lock, NULL);
+        /* Workers on other threads activate events of the control loop (and it of theirs). */
+        (void)evthread_use_pthreads();
         if (state_dir) {
                 m->state_dir = strdup(state_dir);
                 if (!m->state_dir) {
@@ -219,6 +298,15 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
                 return -ENOMEM;
         }
 
+        m->release_event = event_new(m->base, -1, 0, on_release_event, m);
+        m->thread_exited = event_new(m->base, -1, 0, on_thread_exited, m);
+        if (!m->release_event || !m->thread_exited) {
+                config_free(config);
+                manager_free(m);
+                return -ENOMEM;
+        }
+        model_set_release_handler(on_model_released, m);
+
         /* DNS settings are read once: the channel's servers stay as started. */
         int r = resolver_new(m->base, &config->dns, &m->resolver);
         if (r < 0) {
@@ -234,15 +322,6 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
                 manager_free(m);
                 return r;
         }
-        m->worker.id = 0;
-        m->worker.base = m->base;
-        m->worker.manager = m;
-        m->worker.pool = pool_new(&m->worker);
-        if (!m->worker.pool) {
-                model_unref(model);
-                manager_free(m);
-                return -ENOMEM;
-        }
         swap_model(m, model);
         *ret = m;
         return 0;
@@ -252,24 +331,83 @@ Manager *manager_free(Manager *m)
 {
         if (!m)
                 return NULL;
-        while (m->worker.clients)
-                client_conn_free(m->worker.clients);
+        for (size_t i = 1; i < m->n_workers; i++) {
+                worker_force_exit(&m->workers[i]);
+                worker_join(&m->workers[i]);
+        }
+        for (size_t i = 0; i < m->n_workers; i++) {
+                worker_done(&m->workers[i]);
+                if (i > 0 && m->workers[i].base)
+                        event_base_free(m->workers[i].base);
+        }
+        free(m->workers);
         bus_free(m->bus);
-        pool_free(m->worker.pool);
         listeners_free(m->listeners, m->n_listeners);
         struct event *events[] = { m->sig_term, m->sig_int, m->sig_hup, m->status_timer,
-                                   m->grace_timer, m->watchdog };
+                                   m->grace_timer, m->watchdog, m->release_event,
+                                   m->thread_exited };
+        /* Models retired by worker threads, then the current one: before the resolver. */
+        if (m->release_event)
+                free_released(m);
+        model_set_release_handler(NULL, NULL);
+        model_unref(m->model);
         for (size_t i = 0; i < ELEMENTSOF(events); i++)
                 if (events[i])
                         event_free(events[i]);
-        model_unref(m->worker.model);
-        model_unref(m->model);
         resolver_free(m->resolver);
         if (m->base)
                 event_base_free(m->base);
+        pthread_mutex_destroy(&m->model_lock);
+        pthread_mutex_destroy(&m->release_lock);
         free(m->state_dir);
         free(m);
         return NULL;
+}
+
+static struct event_base *new_base(void)
+{
+        struct event_config *ec = event_config_new();
+        struct event_base *base = NULL;
+        if (ec) {
+                /* Coalesces the event_add/del of one loop iteration into fewer epoll_ctl calls. */
+                event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+                base = event_base_new_with_config(ec);
+                event_config_free(ec);
+        }
+        return base;
+}
+
+static size_t workers_wanted(const Config *c)
+{
+        if (c->workers > 0)
+                return c->workers;
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        return n > 0 ? (size_t)(n > 64 ? 64 : n) : 1;
+}
+
+static int start_workers(Manager *m)
+{
+        size_t n = workers_wanted(m->model->config);
+
+        m->workers = calloc(n, sizeof(Worker));
+        if (!m->workers)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                struct event_base *base = i == 0 ? m->base : new_base();
+                if (!base)
+                        return -ENOMEM;
+                m->n_workers++;
+                int r = worker_init(&m->workers[i], (unsigned)i, m, base);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 1; i < n; i++) {
+                int r = worker_start_thread(&m->workers[i]);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to start worker %zu: %m", i);
+                m->threads_running++;
+        }
+        return 0;
 }
 
 int manager_start(Manager *m)
@@ -277,7 +415,7 @@ int manager_start(Manager *m)
         int r = listeners_open(m->model->config, &m->listeners, &m->n_listeners);
         if (r < 0)
                 return r;
-        r = listeners_start(m->listeners, m->n_listeners, &m->worker);
+        r = start_workers(m);
         if (r < 0)
                 return r;
 
@@ -316,6 +454,10 @@ int manager_start(Manager *m)
 int manager_run(Manager *m)
 {
         event_base_dispatch(m->base);
-        log_info("Stopped after %llu requests", (unsigned long long)m->worker.requests);
+        for (size_t i = 1; i < m->n_workers; i++) {
+                worker_force_exit(&m->workers[i]);
+                worker_join(&m->workers[i]);
+        }
+        log_info("Stopped after %llu requests", (unsigned long long)total_requests(m));
         return m->exit_code;
 }

@@ -18,9 +18,18 @@ typedef struct Manager {
         char **config_paths;
         char *state_dir; /* runtime state (D-Bus changes); NULL: not persisted */
         Bus *bus;
-        Model *model;
+        Model *model; /* the current model; swapped under model_lock */
+        pthread_mutex_t model_lock;
+        atomic_uint model_generation;
         Resolver *resolver;
-        Worker worker;
+        Worker *workers; /* [0] runs on this (the control) loop, the rest on threads */
+        size_t n_workers;
+        size_t threads_running;
+        struct event *thread_exited;
+        pthread_mutex_t release_lock; /* models retired on worker threads, freed here */
+        Model **released;
+        size_t n_released;
+        struct event *release_event;
         struct event_base *base;
         Listener *listeners;
         size_t n_listeners;
@@ -54,6 +63,11 @@ int manager_apply_config(Manager *m, Config *config, char **ret_error);
 /* A node turned failing (`why` says what failed) or healthy again: a journal entry and a
  * PropertiesChanged. */
 void manager_node_health_changed(Manager *m, const Upstream *u, const Node *n, const char *why);
+
+/* Worker 0 has no connection left (it runs on the control loop). */
+void manager_worker_idle(Manager *m);
+/* A worker thread ended its loop (called on that thread). */
+void manager_thread_exited(Manager *m);
 
 /* Starts a graceful stop: no new connections, requests in flight may finish. */
 void manager_stop(Manager *m);

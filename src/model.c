@@ -248,9 +248,29 @@ Model *model_ref(Model *m)
         return m;
 }
 
+static pthread_t control_thread;
+static void (*release_handler)(Model *m, void *userdata);
+static void *release_userdata;
+
+void model_set_release_handler(void (*handler)(Model *m, void *userdata), void *userdata)
+{
+        control_thread = pthread_self();
+        release_handler = handler;
+        release_userdata = userdata;
+}
+
+void model_release(Model *m)
+{
+        model_free(m);
+}
+
 Model *model_unref(Model *m)
 {
-        if (m && atomic_fetch_sub_explicit(&m->n_ref, 1, memory_order_acq_rel) == 1)
+        if (!m || atomic_fetch_sub_explicit(&m->n_ref, 1, memory_order_acq_rel) != 1)
+                return NULL;
+        if (release_handler && !pthread_equal(pthread_self(), control_thread))
+                release_handler(m, release_userdata);
+        else
                 model_free(m);
         return NULL;
 }

@@ -84,7 +84,13 @@ typedef struct Model {
  * be built (an unreadable ca_file), *ret_error (if given) says which and why. */
 int model_new(Config *config, Resolver *resolver, Model **ret, char **ret_error);
 Model *model_ref(Model *m);
+/* Drops a reference. A model must be freed on the control thread (its names belong to the
+ * resolver there): when the last reference goes on another thread, the model is handed to the
+ * function set with model_set_release_handler(), which passes it back. */
 Model *model_unref(Model *m);
+void model_set_release_handler(void (*handler)(Model *m, void *userdata), void *userdata);
+/* Frees a model whose last reference is gone; control thread only. */
+void model_release(Model *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Model *, model_unref);
 
 Upstream *model_find_upstream(const Model *m, const char *name);

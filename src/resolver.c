@@ -76,6 +76,7 @@ static void schedule_refresh(ResolvedName *n, uint64_t ttl_usec)
 
 static void wake_waiters(ResolvedName *n, int error)
 {
+        pthread_mutex_lock(&n->lock);
         while (n->waiters) {
                 ResolveWaiter *w = n->waiters;
                 n->waiters = w->next;
@@ -83,8 +84,12 @@ static void wake_waiters(ResolvedName *n, int error)
                         n->waiters->prev = NULL;
                 w->prev = w->next = NULL;
                 w->name = NULL;
-                w->done(w, error);
+                w->error = error;
+                /* Runs the waiter's callback on its own loop; the lock keeps it alive until
+                 * then (cancel takes the lock before the waiter may go away). */
+                event_active(w->wake, EV_READ, 0);
         }
+        pthread_mutex_unlock(&n->lock);
 }
 
 static void format_list(const AddressList *l, char *buf, size_t size)
@@ -180,9 +185,9 @@ static void on_answer(void *userdata, int status, int timeouts, struct ares_addr
                 pthread_mutex_lock(&n->lock);
                 AddressList *old = n->addresses;
                 n->addresses = l;
+                n->error = 0;
                 pthread_mutex_unlock(&n->lock);
                 address_list_unref(old);
-                n->error = 0;
                 n->failures = 0;
         } else {
                 int error = status == ARES_SUCCESS ? -ENXIO : dns_status_to_errno(status);
@@ -199,10 +204,14 @@ static void on_answer(void *userdata, int status, int timeouts, struct ares_addr
                                           n->host, "DNS: cannot resolve %s: %s", n->host,
                                           n->error_text);
                 }
+                pthread_mutex_lock(&n->lock);
                 n->error = error;
+                pthread_mutex_unlock(&n->lock);
                 n->failures++;
         }
+        pthread_mutex_lock(&n->lock);
         n->answered = true;
+        pthread_mutex_unlock(&n->lock);
         schedule_refresh(n, ttl);
         wake_waiters(n, n->addresses ? 0 : n->error);
 }
@@ -314,9 +323,9 @@ AddressList *resolved_name_addresses(ResolvedName *n, int *ret_error)
 {
         pthread_mutex_lock(&n->lock);
         AddressList *l = address_list_ref(n->addresses);
-        pthread_mutex_unlock(&n->lock);
         if (!l)
                 *ret_error = !n->answered ? -EAGAIN : n->error ? n->error : -EHOSTUNREACH;
+        pthread_mutex_unlock(&n->lock);
         return l;
 }
 
@@ -332,25 +341,40 @@ const char *resolved_name_error(const ResolvedName *n)
 
 void resolved_name_wait(ResolvedName *n, ResolveWaiter *w)
 {
-        w->name = n;
-        w->prev = NULL;
-        w->next = n->waiters;
-        if (n->waiters)
-                n->waiters->prev = w;
-        n->waiters = w;
+        pthread_mutex_lock(&n->lock);
+        if (n->answered) {
+                /* The answer came between the caller's look and now. */
+                w->error = n->addresses ? 0 : n->error ? n->error : -EHOSTUNREACH;
+                w->name = NULL;
+                event_active(w->wake, EV_READ, 0);
+        } else {
+                w->name = n;
+                w->prev = NULL;
+                w->next = n->waiters;
+                if (n->waiters)
+                        n->waiters->prev = w;
+                n->waiters = w;
+        }
+        pthread_mutex_unlock(&n->lock);
 }
 
 void resolved_name_cancel_wait(ResolveWaiter *w)
 {
+        /* w->name is only cleared under the name's lock; read it racily to find the lock, then
+         * check again under it. Names outlive their waiters' models, so `n` is alive here. */
         ResolvedName *n = w->name;
         if (!n)
                 return;
-        if (w->prev)
-                w->prev->next = w->next;
-        else
-                n->waiters = w->next;
-        if (w->next)
-                w->next->prev = w->prev;
-        w->prev = w->next = NULL;
-        w->name = NULL;
+        pthread_mutex_lock(&n->lock);
+        if (w->name == n) {
+                if (w->prev)
+                        w->prev->next = w->next;
+                else
+                        n->waiters = w->next;
+                if (w->next)
+                        w->next->prev = w->prev;
+                w->prev = w->next = NULL;
+                w->name = NULL;
+        }
+        pthread_mutex_unlock(&n->lock);
 }

@@ -33,11 +33,14 @@ typedef struct AddressList {
 AddressList *address_list_ref(AddressList *l);
 AddressList *address_list_unref(AddressList *l);
 
-/* Someone waiting for a first answer. Embedded in the waiter's own object. */
+/* Someone waiting for a first answer, maybe on another thread's loop: the answer activates
+ * `wake` (with EV_READ) on that loop, with `error` set: 0, or -ENXIO / -EHOSTUNREACH /
+ * -ECANCELED. Embedded in the waiter's own object. */
 struct ResolveWaiter {
-        void (*done)(ResolveWaiter *w, int error); /* 0, or -EHOSTUNREACH/-ENXIO/-ETIMEDOUT */
+        struct event *wake;
+        int error;
         ResolveWaiter *prev, *next;
-        ResolvedName *name; /* while queued */
+        ResolvedName *name; /* while queued; guarded by the name's lock */
 };
 
 int resolver_new(struct event_base *base, const ConfigDns *dns, Resolver **ret);
@@ -56,7 +59,9 @@ const char *resolved_name_host(const ResolvedName *n);
 /* Why the last resolution failed, in words ("NXDOMAIN", "timeout"), or NULL. */
 const char *resolved_name_error(const ResolvedName *n);
 
+/* Queues `w`, or wakes it at once when an answer came meanwhile. Any thread. */
 void resolved_name_wait(ResolvedName *n, ResolveWaiter *w);
+/* Dequeues `w` if it is still waiting. Any thread; safe against a concurrent wake-up. */
 void resolved_name_cancel_wait(ResolveWaiter *w);
 
 /* The delay before the next refresh: the TTL clamped to [min, max] after a success; after

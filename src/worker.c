@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: MIT */
+#include "conn-client.h"
+#include "listener.h"
+#include "log.h"
 #include "manager.h"
+#include "pool.h"
 #include "worker.h"
 
 Model *worker_get_model(Worker *w)
@@ -7,9 +11,125 @@ Model *worker_get_model(Worker *w)
         return model_ref(w->model);
 }
 
+void worker_refresh_model(Worker *w)
+{
+        Manager *m = w->manager;
+        unsigned g = atomic_load_explicit(&m->model_generation, memory_order_acquire);
+
+        if (_likely_(g == w->generation))
+                return;
+        pthread_mutex_lock(&m->model_lock);
+        Model *model = model_ref(m->model);
+        g = atomic_load_explicit(&m->model_generation, memory_order_relaxed);
+        pthread_mutex_unlock(&m->model_lock);
+
+        Model *old = w->model;
+        w->model = model;
+        w->generation = g;
+        model_unref(old);
+}
+
 void worker_client_closed(Worker *w)
 {
-        /* The last connection of a stopping worker closes: the loop has nothing left to do. */
-        if (w->stopping && w->n_clients == 0)
+        /* The last connection of a stopping worker closes: its loop has nothing left to do.
+         * Worker 0's loop is the control loop, which the manager ends when all are done. */
+        if (!w->stopping || w->n_clients > 0)
+                return;
+        if (w->id == 0)
+                manager_worker_idle(w->manager);
+        else
                 event_base_loopexit(w->base, NULL);
+}
+
+void worker_stop(Worker *w)
+{
+        if (w->stopping)
+                return;
+        w->stopping = true;
+        listeners_unwatch(w->watches, w->n_watches);
+        /* Idle connections go now; busy ones close after their current response. */
+        for (ClientConn *c = w->clients, *next; c; c = next) {
+                next = c->next;
+                client_conn_stop(c);
+        }
+        worker_client_closed(w);
+}
+
+static void on_stop_event(evutil_socket_t fd, short what, void *userdata)
+{
+        Worker *w = userdata;
+        /* EV_TIMEOUT asks for a graceful stop, EV_SIGNAL for the end of the grace period. */
+        if (what & EV_SIGNAL)
+                event_base_loopexit(w->base, NULL);
+        else
+                worker_stop(w);
+}
+
+int worker_init(Worker *w, unsigned id, Manager *m, struct event_base *base)
+{
+        *w = (Worker){ .id = id, .manager = m, .base = base };
+        atomic_init(&w->exited, false);
+        w->pool = pool_new(w);
+        w->stop_event = event_new(base, -1, 0, on_stop_event, w);
+        w->n_watches = m->n_listeners;
+        w->watches = calloc(m->n_listeners ? m->n_listeners : 1, sizeof(ListenerWatch));
+        if (!w->pool || !w->stop_event || !w->watches)
+                return -ENOMEM;
+        worker_refresh_model(w);
+        return listeners_watch(m->listeners, m->n_listeners, w, w->watches);
+}
+
+void worker_done(Worker *w)
+{
+        while (w->clients)
+                client_conn_free(w->clients);
+        listeners_unwatch(w->watches, w->n_watches);
+        free(w->watches);
+        w->watches = NULL;
+        w->pool = pool_free(w->pool);
+        if (w->stop_event)
+                event_free(w->stop_event);
+        w->stop_event = NULL;
+        w->model = model_unref(w->model);
+}
+
+static void *worker_thread(void *userdata)
+{
+        Worker *w = userdata;
+        event_base_dispatch(w->base);
+        /* Connections of this loop are freed here, on its own thread. */
+        while (w->clients)
+                client_conn_free(w->clients);
+        listeners_unwatch(w->watches, w->n_watches);
+        w->pool = pool_free(w->pool);
+        atomic_store(&w->exited, true);
+        manager_thread_exited(w->manager);
+        return NULL;
+}
+
+int worker_start_thread(Worker *w)
+{
+        int r = pthread_create(&w->thread, NULL, worker_thread, w);
+        if (r != 0)
+                return -r;
+        w->has_thread = true;
+        return 0;
+}
+
+void worker_request_stop(Worker *w)
+{
+        event_active(w->stop_event, EV_TIMEOUT, 0);
+}
+
+void worker_force_exit(Worker *w)
+{
+        event_active(w->stop_event, EV_SIGNAL, 0);
+}
+
+void worker_join(Worker *w)
+{
+        if (w->has_thread) {
+                pthread_join(w->thread, NULL);
+                w->has_thread = false;
+        }
 }

@@ -223,7 +223,8 @@ def test_silent_server_handshake_bounded_by_connect_timeout(pki, tls_upstream, l
 # -- connections ------------------------------------------------------------------------------
 def test_keepalive_reuses_tls_connections(pki, tls_upstream, lbproxy):
     a = tls_upstream("a", pki.good, "127.0.0.2")
-    lb = lbproxy(config(https_upstream("up", [a], ca=pki.ca, sni="httpbin.org")))
+    # One worker: idle connections are pooled per worker, and this counts one pool's reuse.
+    lb = lbproxy(config(https_upstream("up", [a], ca=pki.ca, sni="httpbin.org"), workers=1))
     with lb.client() as c:
         for i in range(30):
             c.request("GET", f"/ka/{i}", "client.example")
