@@ -42,6 +42,33 @@ typedef struct ConfigMark {
         unsigned line, column;
 } ConfigMark;
 
+typedef enum ListenerProtocol {
+        LISTENER_HTTP,            /* HTTP/1.1, routed by the routes: (default) */
+        LISTENER_HTTPS,           /* TLS terminated here, then as http */
+        LISTENER_TCP,             /* bytes both ways to `upstream`'s nodes */
+        LISTENER_TLS_PASSTHROUGH, /* TLS not terminated: routed by the ClientHello's SNI */
+        _LISTENER_PROTOCOL_MAX,
+        _LISTENER_PROTOCOL_INVALID = -EINVAL,
+} ListenerProtocol;
+
+const char *listener_protocol_to_string(ListenerProtocol p);
+ListenerProtocol listener_protocol_from_string(const char *s);
+
+/* A certificate and key a TLS listener presents; picked by SNI, the first is the default. */
+typedef struct ConfigCertificate {
+        char *cert_file; /* PEM chain */
+        char *key_file;  /* PEM key; a relative path is looked up in $CREDENTIALS_DIRECTORY */
+        char *ocsp_file; /* DER OCSP response to staple, or NULL */
+        ConfigMark mark;
+} ConfigCertificate;
+
+/* tls-passthrough: connections whose SNI matches go to `upstream`. */
+typedef struct ConfigSniRoute {
+        char **server_names; /* "a.example" or "*.example.org"; lower case */
+        char *upstream;
+        ConfigMark mark;
+} ConfigSniRoute;
+
 typedef struct ConfigListener {
         char *name;   /* matched against FileDescriptorName= */
         char *listen; /* "127.0.0.1:9080", "[::1]:9080", "*:80"; NULL when only activated */
@@ -50,6 +77,16 @@ typedef struct ConfigListener {
          * where IPv6 is missing. */
         struct sockaddr_storage address;
         socklen_t address_len;
+        ListenerProtocol protocol;
+        ConfigCertificate *certificates; /* https: at least one */
+        size_t n_certificates;
+        uint64_t ticket_rotate_usec;     /* https: session ticket key lifetime (default 12h) */
+        char *upstream;                  /* tcp: the upstream whose nodes take connections */
+        bool tls_originate;              /* tcp: `tls: originate`, TLS to the upstream */
+        ConfigSniRoute *sni_routes;      /* tls-passthrough */
+        size_t n_sni_routes;
+        uint64_t idle_timeout_usec;      /* tcp, tls-passthrough, WebSocket: idle both ways
+                                            (default 5m) */
         ConfigMark mark;
 } ConfigListener;
 
@@ -96,6 +133,7 @@ typedef struct ConfigRoute {
         char **hosts;   /* NULL-terminated or NULL (= any), lower case; "*.example.com" */
         char **methods; /* NULL-terminated or NULL (= any), upper case */
         int priority;   /* higher wins among routes matching the same path */
+        bool websocket; /* Upgrade: websocket is passed on and the connection becomes a tunnel */
         ConfigRouteUpstream *upstreams;
         size_t n_upstreams;
         ConfigMark mark;
