@@ -6,6 +6,7 @@
 #include "conn-client.h"
 #include "exchange.h"
 #include "http-status.h"
+#include "listener.h"
 #include "log.h"
 #include "model.h"
 #include "worker.h"
@@ -272,7 +273,7 @@ static void set_peer(ClientConn *c, const struct sockaddr *peer)
         }
 }
 
-int client_conn_new(Worker *w, int fd, const struct sockaddr *peer, bool https)
+int client_conn_new(Worker *w, int fd, const struct sockaddr *peer, const Listener *l)
 {
         ClientConn *c = calloc(1, sizeof(*c));
         if (!c) {
@@ -288,7 +289,8 @@ int client_conn_new(Worker *w, int fd, const struct sockaddr *peer, bool https)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
         c->worker = w;
-        c->https = https;
+        c->listener = l;
+        c->https = l->https;
         set_peer(c, peer);
         event_assign(&c->timer, w->base, -1, 0, client_on_timer, c);
 

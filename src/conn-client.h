@@ -14,6 +14,7 @@
 typedef struct Worker Worker;
 typedef struct Exchange Exchange;
 typedef struct ClientConn ClientConn;
+typedef struct Listener Listener;
 
 typedef enum ClientState {
         CLIENT_IDLE,      /* between requests: keep-alive timeout */
@@ -30,6 +31,7 @@ struct ClientConn {
         ClientConn *prev, *next; /* the worker's list */
         Exchange *exchange;
         ClientState state;
+        const Listener *listener;  /* accepted on; lives as long as the manager */
         bool https;                /* the listener terminates TLS (X-Forwarded-Proto) */
         unsigned requests;
         char peer[SOCKADDR_STR_MAX]; /* "ip:port" */
@@ -37,8 +39,8 @@ struct ClientConn {
         uint8_t peer_ip_offset;
 };
 
-/* Takes `fd`, an accepted connection. */
-int client_conn_new(Worker *w, int fd, const struct sockaddr *peer, bool https);
+/* Takes `fd`, an accepted connection on `l`. */
+int client_conn_new(Worker *w, int fd, const struct sockaddr *peer, const Listener *l);
 void client_conn_free(ClientConn *c);
 
 /* The exchange is over (it detached itself): serve the next request, or close when

@@ -46,13 +46,17 @@ void listeners_free(Listener *l, size_t n)
         free(l);
 }
 
-static int listener_add(Listener **l, size_t *n, const char *name, int fd, bool activated)
+static int listener_add(Listener **l, size_t *n, const ConfigListener *cl, int fd,
+                        bool activated)
 {
+        const char *name = cl->name;
         Listener *nl = realloc(*l, (*n + 1) * sizeof(Listener));
         if (!nl)
                 return -ENOMEM;
         *l = nl;
-        nl[*n] = (Listener){ .name = strdup(name), .fd = fd, .activated = activated };
+        nl[*n] = (Listener){ .name = strdup(name), .fd = fd, .activated = activated,
+                             .protocol = cl->protocol,
+                             .https = cl->protocol == LISTENER_HTTPS };
         if (!nl[*n].name)
                 return -ENOMEM;
         (*n)++;
@@ -88,7 +92,7 @@ int listeners_open(const Config *c, Listener **ret, size_t *ret_n)
                         int fd = SD_LISTEN_FDS_START + k;
                         r = make_nonblocking(fd);
                         if (r >= 0)
-                                r = listener_add(&l, &n, cl->name, fd, true);
+                                r = listener_add(&l, &n, cl, fd, true);
                         if (r < 0)
                                 goto finish;
                 }
@@ -106,7 +110,7 @@ int listeners_open(const Config *c, Listener **ret, size_t *ret_n)
                                             cl->listen, cl->name);
                         goto finish;
                 }
-                r = listener_add(&l, &n, cl->name, fd, false);
+                r = listener_add(&l, &n, cl, fd, false);
                 if (r < 0) {
                         safe_close(fd);
                         goto finish;
@@ -136,7 +140,7 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
                       int socklen, void *userdata)
 {
         ListenerWatch *lw = userdata;
-        int r = client_conn_new(lw->worker, fd, sa, lw->listener->https);
+        int r = client_conn_new(lw->worker, fd, sa, lw->listener);
         if (r < 0)
                 log_warning_errno(r, "Failed to set up a connection on listener '%s': %m",
                                   lw->listener->name);

@@ -16,6 +16,7 @@ typedef struct Listener {
         int fd;
         bool activated; /* came from systemd: never closed or re-bound by us on reload */
         bool https;
+        ListenerProtocol protocol; /* as configured when opened */
 } Listener;
 
 /* One worker's watch on one listening socket: every worker accepts on every socket, and the
