@@ -949,6 +949,25 @@ static void test_names(void)
                       "ApisixUpstream name 'Up': must be lower case letters, digits, '-' and '.', "
                       "each '.'-separated part starting and ending with a letter or digit");
 
+        /* With its metadata in error, a route's namespace is unknown: its references are not
+         * resolved against anything, and so not reported as dangling. A null backends: is no
+         * backends. */
+        expect_errors("apiVersion: apisix.apache.org/v2\n"
+                      "kind: ApisixRoute\n"
+                      "metadata: {name: rt, namespace: No}\n"
+                      "spec:\n"
+                      "  http:\n"
+                      "  - name: r\n"
+                      "    match: {paths: [/]}\n"
+                      "    upstreams: [{name: nope}]\n"
+                      "  - name: s\n"
+                      "    match: {paths: [/s]}\n"
+                      "    backends: ~\n",
+                      "t.yaml:3:33: ApisixRoute: metadata.namespace: invalid namespace 'No': must "
+                      "be lower case letters, digits and '-', starting and ending with a letter "
+                      "or digit\n"
+                      "t.yaml:9:5: ApisixRoute: spec.http[1]: missing required key 'upstreams'");
+
         /* Rule names become parts of native names. */
         expect_errors(UPSTREAM_HEAD "---\n"
                       "apiVersion: apisix.apache.org/v2\n"
