@@ -129,11 +129,32 @@ static void refuse(ClientConn *c, unsigned status, const char *reason)
         close_after_flush(c);
 }
 
+/* tcp and tls-passthrough listeners: no HTTP, a stream session per connection. */
+static void client_process_stream(ClientConn *c)
+{
+        if (c->exchange || c->state == CLIENT_CLOSING || c->state == CLIENT_LINGERING)
+                return;
+        int r = exchange_start_stream(c);
+        if (r == -EAGAIN) {
+                /* A passthrough ClientHello still on its way: bounded by the header timeout. */
+                if (c->state == CLIENT_IDLE)
+                        set_timer(c, client_config(c)->header_timeout_usec);
+                c->state = CLIENT_HEAD;
+                stream_read_start(&c->stream);
+        }
+        /* 0: runs; 1: ended, and `c` is gone. */
+}
+
 static void client_process(ClientConn *c)
 {
         const Config *cfg;
 
         worker_refresh_model(c->worker);
+        if (c->listener->protocol == LISTENER_TCP ||
+            c->listener->protocol == LISTENER_TLS_PASSTHROUGH) {
+                client_process_stream(c);
+                return;
+        }
         /* One request at a time; pipelined ones wait their turn in the input buffer. */
         while (!c->exchange && c->state != CLIENT_CLOSING && c->state != CLIENT_LINGERING) {
                 size_t len = evbuffer_get_length(c->stream.in);
@@ -248,6 +269,11 @@ static void client_on_timer(evutil_socket_t fd, short what, void *userdata)
 
         switch (c->state) {
         case CLIENT_HEAD:
+                if (c->listener->protocol != LISTENER_HTTP &&
+                    c->listener->protocol != LISTENER_HTTPS) {
+                        client_conn_free(c); /* no HTTP to answer with */
+                        return;
+                }
                 refuse(c, 408, "request head not received in time");
                 return;
         case CLIENT_BUSY:

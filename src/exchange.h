@@ -15,6 +15,11 @@ typedef struct Exchange Exchange;
  * 1 when it was answered at once (c->exchange NULL, client_conn_exchange_done already called). */
 int exchange_start(ClientConn *c, const HttpHead *h);
 
+/* Starts a stream session for a connection of a tcp or tls-passthrough listener. Returns 0
+ * when it runs, 1 when it ended at once (the connection is closed), or -EAGAIN when a
+ * passthrough connection has not sent its whole ClientHello yet. */
+int exchange_start_stream(ClientConn *c);
+
 /* The client side moved: input arrived (or ended), or output drained. */
 void exchange_on_client_read(Exchange *x);
 void exchange_on_client_drain(Exchange *x);

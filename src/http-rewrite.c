@@ -66,7 +66,7 @@ int http_rewrite_request_head(const HttpHead *h, const Upstream *u, const Reques
         else if (cu->pass_host == PASS_HOST_PASS)
                 host = h->host; /* an HTTP/1.0 request without Host gets the node's */
 
-        size_t size = h->head_len + host.len + ctx->client_ip_len + 256;
+        size_t size = h->head_len + host.len + ctx->client_ip_len + ctx->upgrade.len + 256;
         Writer w = { .p = malloc(size), .size = size };
         if (!w.p)
                 return -ENOMEM;
@@ -125,7 +125,11 @@ int http_rewrite_request_head(const HttpHead *h, const Upstream *u, const Reques
         PUT_LITERAL(&w, VIA_TOKEN "\r\n");
         if (h->body == HTTP_BODY_CHUNKED)
                 PUT_LITERAL(&w, "Transfer-Encoding: chunked\r\n");
-        if (h->version_minor == 0)
+        if (ctx->upgrade.p) {
+                PUT_LITERAL(&w, "Connection: upgrade\r\nUpgrade: ");
+                put_slice(&w, ctx->upgrade);
+                PUT_LITERAL(&w, "\r\n");
+        } else if (h->version_minor == 0)
                 PUT_LITERAL(&w, "Connection: keep-alive\r\n");
         PUT_LITERAL(&w, "\r\n");
 
@@ -146,6 +150,24 @@ int http_rewrite_copy_line(const HttpHead *h, char **ret, size_t *ret_len)
         *ret = w.p;
         *ret_len = w.len;
         return 0;
+}
+
+void http_rewrite_switching_head(const HttpHead *h, struct evbuffer *out)
+{
+        const HttpHeader *up = http_head_find(h, "upgrade");
+        HttpSlice upgrade = up ? up->value : (HttpSlice){ "websocket", 9 };
+
+        evbuffer_add_printf(out, "HTTP/1.1 101 %.*s\r\n", (int)h->reason.len, h->reason.p);
+        for (size_t i = 0; i < h->n_headers; i++) {
+                if (h->header_flags[i] & HTTP_HEADER_HOP)
+                        continue;
+                evbuffer_add(out, h->headers[i].name.p, h->headers[i].name.len);
+                evbuffer_add(out, ": ", 2);
+                evbuffer_add(out, h->headers[i].value.p, h->headers[i].value.len);
+                evbuffer_add(out, "\r\n", 2);
+        }
+        evbuffer_add_printf(out, "Connection: upgrade\r\nUpgrade: %.*s\r\n\r\n",
+                            (int)upgrade.len, upgrade.p);
 }
 
 void http_rewrite_response_head(const HttpHead *h, struct evbuffer *out, bool close,

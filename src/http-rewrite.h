@@ -16,6 +16,7 @@ typedef struct RequestContext {
         const char *client_ip; /* not NUL-terminated */
         size_t client_ip_len;
         bool https; /* the client reached us over TLS */
+        HttpSlice upgrade; /* an Upgrade to pass on (WebSocket), or p == NULL */
 } RequestContext;
 
 bool http_method_is_idempotent(HttpSlice method);
@@ -28,6 +29,10 @@ int http_rewrite_request_head(const HttpHead *h, const Upstream *u, const Reques
 
 /* Just "METHOD SP path" for a request that goes nowhere (for the log). */
 int http_rewrite_copy_line(const HttpHead *h, char **ret, size_t *ret_len);
+
+/* Appends the head of a 101 Switching Protocols for the client: the upstream's fields, with its
+ * Connection: upgrade and Upgrade kept (they are hop-by-hop, but this hop is switching). */
+void http_rewrite_switching_head(const HttpHead *h, struct evbuffer *out);
 
 /* Appends the response head for the client to `out`. `close` adds Connection: close; an HTTP/1.0
  * client that stays gets Connection: keep-alive. */

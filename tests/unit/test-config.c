@@ -1163,6 +1163,7 @@ static void test_dump(void)
                 return;
         text = dump(c);
         CHECK_STR(text, "access_log: true\n"
+                        "workers: 0\n"
                         "timeouts:\n"
                         "  header: 30s\n"
                         "  keepalive: 1m\n"
