@@ -42,9 +42,11 @@ static void log_internal(int priority, int error, const char *fmt, va_list ap)
                 errno = error; /* %m in fmt names it */
         vsnprintf(buf, sizeof(buf), fmt, ap);
 
-        if (journal_is_stderr)
-                sd_journal_send("MESSAGE=%s", buf, "PRIORITY=%i", priority,
-                                error ? "ERRNO=%i" : NULL, error, NULL);
+        if (journal_is_stderr && error)
+                sd_journal_send("MESSAGE=%s", buf, "PRIORITY=%i", priority, "ERRNO=%i", error,
+                                NULL);
+        else if (journal_is_stderr)
+                sd_journal_send("MESSAGE=%s", buf, "PRIORITY=%i", priority, NULL);
         else
                 fprintf(stderr, "lbproxy: %s\n", buf);
 }
