@@ -32,6 +32,7 @@ bool log_to_journal(void)
         return journal_is_stderr;
 }
 
+__attribute__((format(printf, 3, 0)))
 static void log_internal(int priority, int error, const char *fmt, va_list ap)
 {
         char buf[2048];
