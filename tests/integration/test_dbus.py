@@ -8,6 +8,7 @@ import collections
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -323,3 +324,43 @@ def test_losing_the_bus_keeps_proxying_and_reconnects(lb, bus):
     bus.wait_name(timeout=15)  # lbproxy retries every 5 s
     assert '"up_a"' in bus.call("ListUpstreams").stdout
     assert collections.Counter(servers(lb, 4)) == {"a": 2, "b": 2}
+
+
+def test_weight_change_emits_properties_changed(lb, bus, two):
+    a, _ = two
+    env = dict(os.environ)
+    env.update(bus.env())
+    mon = subprocess.Popen(["busctl", "--system", "monitor", "org.lbproxy1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        # The monitor is ready once it sees traffic of ours: poll with harmless reads.
+        deadline = time.monotonic() + 10
+        ready = threading.Event()
+        lines = []
+
+        def reader():
+            for line in mon.stdout:
+                lines.append(line)
+                if "ListUpstreams" in line:
+                    ready.set()
+
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        while not ready.is_set() and time.monotonic() < deadline:
+            bus.call("ListUpstreams")
+            ready.wait(0.2)
+        assert ready.is_set(), "busctl monitor saw nothing"
+        bus.call("SetNodeWeight", "ssqu", "up_a", a.host, a.port, 7)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            text = "".join(lines)
+            if "PropertiesChanged" in text and '"Nodes"' in text:
+                break
+            time.sleep(0.1)
+        text = "".join(lines)
+        assert "PropertiesChanged" in text, text[-3000:]
+        assert "/org/lbproxy1/upstream/up_5fa" in text
+        assert '"Nodes"' in text
+    finally:
+        mon.terminate()
+        mon.wait(10)
