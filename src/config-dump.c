@@ -203,6 +203,63 @@ static void dump_upstream(Dumper *d, const ConfigUpstream *u)
         mapping_end(d);
 }
 
+static void dump_listener(Dumper *d, const ConfigListener *l)
+{
+        mapping_start(d, false);
+        if (l->name)
+                key_string(d, "name", l->name);
+        if (l->listen)
+                key_string(d, "listen", l->listen);
+        /* The defaults of a plain HTTP listener are left out, so that the dump of a
+         * configuration that never named a protocol reads as it always did. */
+        if (l->protocol != LISTENER_HTTP)
+                key_string(d, "protocol", listener_protocol_to_string(l->protocol));
+
+        switch (l->protocol) {
+        case LISTENER_HTTPS:
+                key(d, "certificates");
+                sequence_start(d, false);
+                for (size_t i = 0; i < l->n_certificates; i++) {
+                        const ConfigCertificate *c = l->certificates + i;
+
+                        mapping_start(d, true);
+                        if (c->cert_file)
+                                key_string(d, "cert", c->cert_file);
+                        if (c->key_file)
+                                key_string(d, "key", c->key_file);
+                        if (c->ocsp_file)
+                                key_string(d, "ocsp", c->ocsp_file);
+                        mapping_end(d);
+                }
+                sequence_end(d);
+                key_duration(d, "ticket_rotate", l->ticket_rotate_usec);
+                break;
+        case LISTENER_TCP:
+                if (l->upstream)
+                        key_string(d, "upstream", l->upstream);
+                if (l->tls_originate)
+                        key_string(d, "tls", "originate");
+                break;
+        case LISTENER_TLS_PASSTHROUGH:
+                key(d, "sni_routes");
+                sequence_start(d, false);
+                for (size_t i = 0; i < l->n_sni_routes; i++) {
+                        mapping_start(d, true);
+                        key_strv(d, "server_names", l->sni_routes[i].server_names);
+                        if (l->sni_routes[i].upstream)
+                                key_string(d, "upstream", l->sni_routes[i].upstream);
+                        mapping_end(d);
+                }
+                sequence_end(d);
+                break;
+        default:
+                break;
+        }
+        if (l->protocol != LISTENER_HTTP || l->idle_timeout_usec != CONFIG_IDLE_TIMEOUT_DEFAULT)
+                key_duration(d, "idle_timeout", l->idle_timeout_usec);
+        mapping_end(d);
+}
+
 static void dump_route(Dumper *d, const ConfigRoute *r)
 {
         mapping_start(d, false);
@@ -212,6 +269,9 @@ static void dump_route(Dumper *d, const ConfigRoute *r)
         key_strv(d, "hosts", r->hosts);
         key_strv(d, "methods", r->methods);
         key_int(d, "priority", r->priority);
+        /* Like a listener's protocol: written when it is not the default. */
+        if (r->websocket)
+                key_bool(d, "websocket", true);
 
         key(d, "upstreams");
         sequence_start(d, false);
@@ -263,14 +323,8 @@ static void dump_config(Dumper *d, const Config *c)
 
         key(d, "listeners");
         sequence_start(d, false);
-        for (size_t i = 0; i < c->n_listeners; i++) {
-                mapping_start(d, false);
-                if (c->listeners[i].name)
-                        key_string(d, "name", c->listeners[i].name);
-                if (c->listeners[i].listen)
-                        key_string(d, "listen", c->listeners[i].listen);
-                mapping_end(d);
-        }
+        for (size_t i = 0; i < c->n_listeners; i++)
+                dump_listener(d, c->listeners + i);
         sequence_end(d);
 
         key(d, "upstreams");

@@ -366,12 +366,58 @@ static int listener_copy(const Config *from, Config *to, const ConfigListener *l
         int r;
 
         *ret = *l;
-        ret->name = ret->listen = NULL;
+        ret->name = ret->listen = ret->upstream = NULL;
+        ret->certificates = NULL;
+        ret->n_certificates = 0;
+        ret->sni_routes = NULL;
+        ret->n_sni_routes = 0;
         ret->mark = mark_copy(from, to, l->mark);
         r = strdup_ptr(l->name, &ret->name);
+        if (r >= 0)
+                r = strdup_ptr(l->listen, &ret->listen);
+        if (r >= 0)
+                r = strdup_ptr(l->upstream, &ret->upstream);
         if (r < 0)
                 return r;
-        return strdup_ptr(l->listen, &ret->listen);
+
+        if (l->n_certificates > 0) {
+                ret->certificates = calloc(l->n_certificates, sizeof(ConfigCertificate));
+                if (!ret->certificates)
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; i < l->n_certificates; i++) {
+                const ConfigCertificate *c = l->certificates + i;
+                ConfigCertificate *n = ret->certificates + i;
+
+                n->mark = mark_copy(from, to, c->mark);
+                ret->n_certificates++;
+                r = strdup_ptr(c->cert_file, &n->cert_file);
+                if (r >= 0)
+                        r = strdup_ptr(c->key_file, &n->key_file);
+                if (r >= 0)
+                        r = strdup_ptr(c->ocsp_file, &n->ocsp_file);
+                if (r < 0)
+                        return r;
+        }
+
+        if (l->n_sni_routes > 0) {
+                ret->sni_routes = calloc(l->n_sni_routes, sizeof(ConfigSniRoute));
+                if (!ret->sni_routes)
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; i < l->n_sni_routes; i++) {
+                const ConfigSniRoute *sr = l->sni_routes + i;
+                ConfigSniRoute *n = ret->sni_routes + i;
+
+                n->mark = mark_copy(from, to, sr->mark);
+                ret->n_sni_routes++;
+                r = strv_copy(sr->server_names, &n->server_names);
+                if (r >= 0)
+                        r = strdup_ptr(sr->upstream, &n->upstream);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 static int upstream_copy(const Config *from, Config *to, const ConfigUpstream *u,
@@ -717,6 +763,17 @@ int config_edit_add_upstream(Config *c, const char *name, const char *scheme,
         return 0;
 }
 
+/* A tcp listener's upstream, or one of a tls-passthrough listener's SNI routes'. */
+static bool listener_uses_upstream(const ConfigListener *l, const char *name)
+{
+        if (l->protocol == LISTENER_TCP && streq_ptr(l->upstream, name))
+                return true;
+        for (size_t i = 0; i < l->n_sni_routes; i++)
+                if (streq_ptr(l->sni_routes[i].upstream, name))
+                        return true;
+        return false;
+}
+
 int config_edit_remove_upstream(Config *c, const char *name, char **ret_error)
 {
         char e[CONFIG_ESCAPE_MAX], e2[CONFIG_ESCAPE_MAX];
@@ -738,6 +795,11 @@ int config_edit_remove_upstream(Config *c, const char *name, char **ret_error)
                     0)
                         return edit_fail(ret_error, -EBUSY, "upstream '%s' is used by route '%s'",
                                          esc(name, e), esc(c->routes[j].name, e2));
+        for (size_t j = 0; j < c->n_listeners; j++)
+                if (listener_uses_upstream(c->listeners + j, name))
+                        return edit_fail(ret_error, -EBUSY,
+                                         "upstream '%s' is used by listener '%s'", esc(name, e),
+                                         esc(c->listeners[j].name, e2));
 
         upstream_done(c->upstreams + i);
         memmove(c->upstreams + i, c->upstreams + i + 1,

@@ -7,7 +7,7 @@
  *   -EINVAL  invalid argument (InvalidArgs)
  *   -ENOENT  no such upstream / route / node (NotFound)
  *   -EEXIST  the name or node exists already (Exists)
- *   -EBUSY   an upstream still used by a route, named in the message (InUse)
+ *   -EBUSY   an upstream still used by a route or listener, named in the message (InUse)
  *   -ENOMEM
  *
  * Arguments are checked first (-EINVAL), then against the configuration (the other codes).
@@ -51,7 +51,7 @@ typedef struct ConfigUpstreamOptions {
 int config_edit_add_upstream(Config *c, const char *name, const char *scheme,
                              const ConfigNode *nodes, size_t n_nodes,
                              const ConfigUpstreamOptions *options, char **ret_error);
-/* -EBUSY while a route uses it. */
+/* -EBUSY while a route or a listener (tcp, tls-passthrough) uses it. */
 int config_edit_remove_upstream(Config *c, const char *name, char **ret_error);
 /* Nodes are found by host (IP literals compared as addresses, names without regard to case) and
  * port. The last node of an upstream cannot be removed (-EINVAL). */

@@ -38,6 +38,12 @@
 #define CONFIG_RETRIES_MAX 100
 #define CONFIG_KEEPALIVE_POOL_MAX 10000
 
+/* Listener defaults and ranges. Session tickets live at most 7 days (RFC 8446 4.6.1). */
+#define CONFIG_TICKET_ROTATE_DEFAULT (UINT64_C(12) * 3600 * USEC_PER_SEC)
+#define CONFIG_TICKET_ROTATE_MIN USEC_PER_SEC
+#define CONFIG_TICKET_ROTATE_MAX (UINT64_C(7) * 24 * 3600 * USEC_PER_SEC)
+#define CONFIG_IDLE_TIMEOUT_DEFAULT (UINT64_C(5) * 60 * USEC_PER_SEC)
+
 typedef struct ConfigError {
         size_t file_index; /* position in Config.files, for sorting */
         unsigned line, column;
@@ -135,6 +141,10 @@ void config_schema_init(Config *c);
  * means config_balancer_names[0]. */
 void config_upstream_init(ConfigUpstream *u);
 int config_schema_apply(ConfigContext *ctx, yaml_document_t *doc, yaml_node_t *root);
+/* The defaults of a listener before its keys are read (protocol http, ticket_rotate 12h,
+ * idle_timeout 5m); and what a listener owns, freed (config.c). */
+void config_listener_init(ConfigListener *l);
+void config_listener_done(ConfigListener *l);
 
 /* config-values.c. Each check returns NULL when `s` is fine, else why it is not; those taking
  * a non-const string may normalize it in place. */
@@ -146,6 +156,11 @@ const char *config_check_sni(char *s);        /* a host name, not an IP */
 const char *config_check_path(char *s);       /* "/..." with '*' only last */
 const char *config_check_method(char *s);     /* an HTTP token; upper-cases */
 const char *config_check_dns_server(char *s); /* "ip", "ip:port", "[ipv6]:port", "ipv6" */
+const char *config_check_absolute_path(char *s); /* "/..." */
+/* A key file: absolute, or the name of a credential (LoadCredential=), which has no '/'. */
+const char *config_check_key_path(char *s);
+/* A TLS server name (SNI) to match: a host name, or "*." and one, lower-cased; no IP. */
+const char *config_check_server_name(char *s);
 
 /* "ip:port", "[ipv6]:port", "*:port" / ":port" (with allow_wildcard; gives [::]), or, when
  * default_port is not 0, "ip" and a bare "ipv6". Numeric only, no resolver. */
@@ -160,6 +175,7 @@ const char *config_format_duration(uint64_t usec, char buf[static CONFIG_DURATIO
 
 extern const char *const config_scheme_names[_SCHEME_MAX];
 extern const char *const config_pass_host_names[_PASS_HOST_MAX];
+extern const char *const config_listener_protocol_names[_LISTENER_PROTOCOL_MAX];
 /* The balancers balancer.h knows; the first is the default. */
 #define CONFIG_BALANCER_MAX 1
 extern const char *const config_balancer_names[CONFIG_BALANCER_MAX];

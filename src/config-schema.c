@@ -176,6 +176,14 @@ static yaml_node_t *field_value(const ConfigTable *t, yaml_node_t *const *values
         return NULL;
 }
 
+static bool strv_contains(char *const *l, const char *s)
+{
+        for (; l && *l; l++)
+                if (streq(*l, s))
+                        return true;
+        return false;
+}
+
 static void set_string(char **p, char *s)
 {
         free(*p);
@@ -192,6 +200,9 @@ static const ConfigValidator validate_sni = {"server name", config_check_sni};
 static const ConfigValidator validate_path = {"path", config_check_path};
 static const ConfigValidator validate_method = {"method", config_check_method};
 static const ConfigValidator validate_dns_server = {"DNS server address", config_check_dns_server};
+static const ConfigValidator validate_absolute_path = {"path", config_check_absolute_path};
+static const ConfigValidator validate_key_path = {"key path", config_check_key_path};
+static const ConfigValidator validate_server_name = {"server name", config_check_server_name};
 
 /* ---- parsers ---- */
 
@@ -643,10 +654,189 @@ static int parse_listen(ConfigContext *ctx, const ConfigField *f, yaml_node_t *n
         return 0;
 }
 
+/* listeners[].certificates[] */
+
+static int certificate_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_t *node,
+                              yaml_node_t *const *values, void *item, const char *path)
+{
+        ((ConfigCertificate *)item)->mark = config_mark(ctx, node);
+        return 0;
+}
+
+static const ConfigField certificate_fields[] = {
+        REQUIRED("cert", parse_string, offsetof(ConfigCertificate, cert_file),
+                 &validate_absolute_path),
+        REQUIRED("key", parse_string, offsetof(ConfigCertificate, key_file), &validate_key_path),
+        FIELD("ocsp", parse_string, offsetof(ConfigCertificate, ocsp_file),
+              &validate_absolute_path),
+};
+
+static const ConfigTable certificate_table = TABLE(certificate_fields, NULL, certificate_finish);
+
+static const ConfigList certificates_list = {
+        &certificate_table,
+        sizeof(ConfigCertificate),
+        offsetof(ConfigListener, n_certificates),
+        "at least one certificate is required",
+};
+
+/* listeners[].sni_routes[] */
+
+static int sni_route_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_t *node,
+                            yaml_node_t *const *values, void *item, const char *path)
+{
+        ConfigSniRoute *sr = item;
+        char p[CONFIG_PATH_MAX];
+
+        sr->mark = config_mark(ctx, node);
+        if (!sr->upstream)
+                return 0;
+        ConfigMark m = config_mark(ctx, field_value(t, values, "upstream"));
+        path_join(p, path, "upstream");
+        return config_add_reference(ctx, sr->upstream, &m, p);
+}
+
+static const ConfigStrv strv_server_names = {&validate_server_name,
+                                             "at least one server name is required"};
+
+static const ConfigField sni_route_fields[] = {
+        REQUIRED("server_names", parse_strv, offsetof(ConfigSniRoute, server_names),
+                 &strv_server_names),
+        REQUIRED("upstream", parse_string, offsetof(ConfigSniRoute, upstream), &validate_name),
+};
+
+static const ConfigTable sni_route_table = TABLE(sni_route_fields, NULL, sni_route_finish);
+
+static const ConfigList sni_routes_list = {
+        &sni_route_table,
+        sizeof(ConfigSniRoute),
+        offsetof(ConfigListener, n_sni_routes),
+        "at least one SNI route is required",
+};
+
+/* listeners[] */
+
+/* `tls: originate`: one word for now, so that `tls:` can grow other modes. */
+static int parse_listener_tls(ConfigContext *ctx, const ConfigField *f, yaml_node_t *node,
+                              void *base, const char *path)
+{
+        char esc[CONFIG_ESCAPE_MAX];
+        const char *v = scalar_text(ctx, node, path, "a string");
+
+        if (!v)
+                return 0;
+        if (streq(v, "originate"))
+                ((ConfigListener *)base)->tls_originate = true;
+        else
+                node_error(ctx, node, path, "unknown tls mode '%s' (known: originate)",
+                           node_escape(node, esc));
+        return 0;
+}
+
+void config_listener_init(ConfigListener *l)
+{
+        l->protocol = LISTENER_HTTP;
+        l->ticket_rotate_usec = CONFIG_TICKET_ROTATE_DEFAULT;
+        l->idle_timeout_usec = CONFIG_IDLE_TIMEOUT_DEFAULT;
+}
+
+static void listener_init(void *item)
+{
+        config_listener_init(item);
+}
+
+/* Which protocols a key belongs to (a bit per ListenerProtocol); keys not listed go with all. */
+static const struct {
+        const char *key;
+        unsigned protocols;
+} listener_protocol_keys[] = {
+        {"certificates", 1u << LISTENER_HTTPS},
+        {"ticket_rotate", 1u << LISTENER_HTTPS},
+        {"upstream", 1u << LISTENER_TCP},
+        {"tls", 1u << LISTENER_TCP},
+        {"sni_routes", 1u << LISTENER_TLS_PASSTHROUGH},
+};
+
+static int listener_check_protocol(ConfigContext *ctx, const ConfigTable *t, yaml_node_t *node,
+                                   yaml_node_t *const *values, ConfigListener *l,
+                                   const char *path)
+{
+        const char *proto = listener_protocol_to_string(l->protocol);
+        char p[CONFIG_PATH_MAX], a[CONFIG_DURATION_STR_MAX], b[CONFIG_DURATION_STR_MAX];
+        yaml_node_t *v;
+
+        for (size_t i = 0; i < ELEMENTSOF(listener_protocol_keys); i++) {
+                unsigned mask = listener_protocol_keys[i].protocols;
+
+                v = field_value(t, values, listener_protocol_keys[i].key);
+                if (!v || (mask & (1u << l->protocol)))
+                        continue;
+                path_join(p, path, listener_protocol_keys[i].key);
+                /* Each key belongs to one protocol today. */
+                node_error(ctx, v, p, "only for protocol %s (this listener's protocol is %s)",
+                           listener_protocol_to_string((ListenerProtocol)__builtin_ctz(mask)),
+                           proto);
+        }
+
+        if (l->protocol == LISTENER_HTTPS && !field_value(t, values, "certificates"))
+                node_error(ctx, node, path,
+                           "missing required key 'certificates' (protocol is https)");
+        if (l->protocol == LISTENER_TCP && !field_value(t, values, "upstream"))
+                node_error(ctx, node, path, "missing required key 'upstream' (protocol is tcp)");
+        if (l->protocol == LISTENER_TLS_PASSTHROUGH && !field_value(t, values, "sni_routes"))
+                node_error(ctx, node, path,
+                           "missing required key 'sni_routes' (protocol is tls-passthrough)");
+
+        v = field_value(t, values, "ticket_rotate");
+        if (v && (l->ticket_rotate_usec < CONFIG_TICKET_ROTATE_MIN ||
+                  l->ticket_rotate_usec > CONFIG_TICKET_ROTATE_MAX)) {
+                char d[CONFIG_DURATION_STR_MAX];
+
+                path_join(p, path, "ticket_rotate");
+                node_error(ctx, v, p, "%s is out of range (%s..%s)",
+                           config_format_duration(l->ticket_rotate_usec, d),
+                           config_format_duration(CONFIG_TICKET_ROTATE_MIN, a),
+                           config_format_duration(CONFIG_TICKET_ROTATE_MAX, b));
+        }
+        v = field_value(t, values, "idle_timeout");
+        if (v && l->idle_timeout_usec == 0) {
+                path_join(p, path, "idle_timeout");
+                node_error(ctx, v, p, "must be longer than 0");
+        }
+
+        if (l->protocol == LISTENER_TCP && l->upstream) {
+                ConfigMark m = config_mark(ctx, field_value(t, values, "upstream"));
+
+                path_join(p, path, "upstream");
+                int r = config_add_reference(ctx, l->upstream, &m, p);
+                if (r < 0)
+                        return r;
+        }
+
+        /* A server name routes to one place: the same name twice in one listener is a
+         * mistake, not a preference. */
+        for (size_t i = 0; i < l->n_sni_routes; i++)
+                for (char **n = l->sni_routes[i].server_names; n && *n; n++)
+                        for (size_t k = 0; k < i; k++)
+                                if (strv_contains(l->sni_routes[k].server_names, *n)) {
+                                        char e[CONFIG_ESCAPE_MAX];
+
+                                        snprintf(p, sizeof(p), "%s%ssni_routes[%zu]", path,
+                                                 *path ? "." : "", i);
+                                        config_error(ctx, &l->sni_routes[i].mark, p,
+                                                     "server name '%s' is in sni_routes[%zu] "
+                                                     "already",
+                                                     config_escape(*n, strlen(*n), e), k);
+                                        break;
+                                }
+        return 0;
+}
+
 static int listener_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_t *node,
                            yaml_node_t *const *values, void *item, const char *path)
 {
         ConfigListener *l = item;
+        yaml_node_t *proto = field_value(t, values, "protocol");
         char p[CONFIG_PATH_MAX], addr[SOCKADDR_STR_MAX];
         int r;
 
@@ -668,15 +858,32 @@ static int listener_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_t
                 if (r < 0)
                         return r;
         }
-        return 0;
+
+        /* An unknown protocol was reported already: which keys fit it is moot. */
+        if (proto && (proto->type != YAML_SCALAR_NODE ||
+                      listener_protocol_from_string((const char *)proto->data.scalar.value) < 0))
+                return 0;
+        return listener_check_protocol(ctx, t, node, values, l, path);
 }
+
+static const ConfigChoice choice_protocol = {"protocol", config_listener_protocol_names,
+                                             _LISTENER_PROTOCOL_MAX, false};
 
 static const ConfigField listener_fields[] = {
         REQUIRED("name", parse_string, offsetof(ConfigListener, name), &validate_name),
         FIELD("listen", parse_listen, 0, NULL),
+        FIELD("protocol", parse_choice, offsetof(ConfigListener, protocol), &choice_protocol),
+        FIELD("certificates", parse_list, offsetof(ConfigListener, certificates),
+              &certificates_list),
+        FIELD("ticket_rotate", parse_duration, offsetof(ConfigListener, ticket_rotate_usec),
+              NULL),
+        FIELD("upstream", parse_string, offsetof(ConfigListener, upstream), &validate_name),
+        FIELD("tls", parse_listener_tls, 0, NULL),
+        FIELD("idle_timeout", parse_duration, offsetof(ConfigListener, idle_timeout_usec), NULL),
+        FIELD("sni_routes", parse_list, offsetof(ConfigListener, sni_routes), &sni_routes_list),
 };
 
-static const ConfigTable listener_table = TABLE(listener_fields, NULL, listener_finish);
+static const ConfigTable listener_table = TABLE(listener_fields, listener_init, listener_finish);
 
 /* upstreams[].nodes[] */
 
@@ -880,6 +1087,7 @@ static const ConfigField route_fields[] = {
         FIELD("methods", parse_strv, offsetof(ConfigRoute, methods), &strv_methods),
         FIELD("priority", parse_integer, offsetof(ConfigRoute, priority),
               RANGE(INT_MIN, INT_MAX, int, true)),
+        FIELD("websocket", parse_bool, offsetof(ConfigRoute, websocket), NULL),
         REQUIRED("upstreams", parse_list, offsetof(ConfigRoute, upstreams), &route_upstreams_list),
 };
 

@@ -206,6 +206,48 @@ const char *config_check_sni(char *s)
         return check_hostname(s);
 }
 
+const char *config_check_server_name(char *s)
+{
+        const char *rest = s;
+        size_t l;
+
+        for (char *p = s; *p; p++)
+                if (*p >= 'A' && *p <= 'Z')
+                        *p = (char)(*p - 'A' + 'a');
+        /* Clients send names without the root's dot: "a.example." would never match. */
+        l = strlen(s);
+        if (l > 1 && s[l - 1] == '.')
+                s[l - 1] = 0;
+
+        if (s[0] == '*') {
+                if (s[1] != '.')
+                        return "'*' is only allowed as a whole leading label, as in *.example.com";
+                rest = s + 2;
+        }
+        if (strchr(rest, '*'))
+                return "'*' is only allowed as a whole leading label, as in *.example.com";
+        if (is_ipv4(rest) || is_ipv6(rest) || (rest != s && is_numeric_host(rest)))
+                return "an IP address is never sent as a server name";
+        return check_hostname(rest);
+}
+
+const char *config_check_absolute_path(char *s)
+{
+        if (s[0] != '/')
+                return "must be an absolute path";
+        return NULL;
+}
+
+const char *config_check_key_path(char *s)
+{
+        if (s[0] == '/')
+                return NULL;
+        if (strchr(s, '/') || streq(s, ".") || streq(s, ".."))
+                return "must be an absolute path, or the name of a credential (LoadCredential=, "
+                       "no '/'), which is looked up in $CREDENTIALS_DIRECTORY";
+        return NULL;
+}
+
 const char *config_check_path(char *s)
 {
         if (s[0] != '/')

@@ -24,6 +24,13 @@ const char *const config_pass_host_names[_PASS_HOST_MAX] = {
         [PASS_HOST_REWRITE] = "rewrite",
 };
 
+const char *const config_listener_protocol_names[_LISTENER_PROTOCOL_MAX] = {
+        [LISTENER_HTTP] = "http",
+        [LISTENER_HTTPS] = "https",
+        [LISTENER_TCP] = "tcp",
+        [LISTENER_TLS_PASSTHROUGH] = "tls-passthrough",
+};
+
 static int string_table_lookup(const char *const *table, size_t n, const char *s)
 {
         if (!s)
@@ -70,10 +77,41 @@ PassHost pass_host_from_string(const char *s)
         return (PassHost)string_table_lookup(config_pass_host_names, _PASS_HOST_MAX, s);
 }
 
+const char *listener_protocol_to_string(ListenerProtocol p)
+{
+        if (p < 0 || p >= _LISTENER_PROTOCOL_MAX)
+                return NULL;
+        return config_listener_protocol_names[p];
+}
+
+ListenerProtocol listener_protocol_from_string(const char *s)
+{
+        return (ListenerProtocol)string_table_lookup(config_listener_protocol_names,
+                                                     _LISTENER_PROTOCOL_MAX, s);
+}
+
 static void config_tls_done(ConfigTls *t)
 {
         free(t->ca_file);
         free(t->sni);
+}
+
+void config_listener_done(ConfigListener *l)
+{
+        free(l->name);
+        free(l->listen);
+        for (size_t i = 0; i < l->n_certificates; i++) {
+                free(l->certificates[i].cert_file);
+                free(l->certificates[i].key_file);
+                free(l->certificates[i].ocsp_file);
+        }
+        free(l->certificates);
+        free(l->upstream);
+        for (size_t i = 0; i < l->n_sni_routes; i++) {
+                strv_free(l->sni_routes[i].server_names);
+                free(l->sni_routes[i].upstream);
+        }
+        free(l->sni_routes);
 }
 
 Config *config_free(Config *c)
@@ -81,10 +119,8 @@ Config *config_free(Config *c)
         if (!c)
                 return NULL;
 
-        for (size_t i = 0; i < c->n_listeners; i++) {
-                free(c->listeners[i].name);
-                free(c->listeners[i].listen);
-        }
+        for (size_t i = 0; i < c->n_listeners; i++)
+                config_listener_done(c->listeners + i);
         free(c->listeners);
 
         for (size_t i = 0; i < c->n_upstreams; i++) {

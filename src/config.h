@@ -35,8 +35,8 @@ const char *pass_host_to_string(PassHost p);
 PassHost pass_host_from_string(const char *s);
 
 /* Where a value came from, for messages: "file:line:column". Lines and columns are 1-based.
- * Listeners, upstreams, routes and route upstreams are marked at their name's value; nodes at
- * their mapping. */
+ * Listeners, upstreams, routes and route upstreams are marked at their name's value; nodes,
+ * certificates and SNI routes at their mapping. */
 typedef struct ConfigMark {
         const char *file; /* points into Config.files; not owned */
         unsigned line, column;
@@ -188,7 +188,9 @@ int config_load_string(const char *name, const char *yaml, size_t len, char **er
 
 /* Writes `c` as native YAML, every value explicit (defaults too, and each upstream's tls:
  * with the top-level defaults merged in), such that loading the output gives an equal Config.
- * Returns 0, -ENOMEM, or -EIO when writing failed. */
+ * Exceptions, so that configurations which do not use them dump as they always did: a
+ * listener's `protocol: http` and its default idle_timeout, and a route's `websocket: false`
+ * are left out. Returns 0, -ENOMEM, or -EIO when writing failed. */
 int config_dump(const Config *c, FILE *f);
 
 /* Looks an upstream or a route up by name; NULL when there is none. */

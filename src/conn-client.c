@@ -9,6 +9,7 @@
 #include "listener.h"
 #include "log.h"
 #include "model.h"
+#include "tls-server.h"
 #include "worker.h"
 
 /* After the last response of a closing connection, unread input is read and dropped for this
@@ -313,6 +314,16 @@ int client_conn_new(Worker *w, int fd, const struct sockaddr *peer, const Listen
         }
         int one = 1;
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (l->https) {
+                /* TLS terminated here: the handshake runs before the first request byte. */
+                worker_refresh_model(w);
+                r = tls_server_attach(model_find_tls_server(w->model, l->name), &c->stream);
+                if (r < 0) {
+                        stream_done(&c->stream);
+                        free(c);
+                        return r;
+                }
+        }
 
         c->worker = w;
         c->listener = l;

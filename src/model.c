@@ -5,6 +5,7 @@
 #include "model.h"
 #include "resolver.h"
 #include "router.h"
+#include "tls-server.h"
 #include "tls.h"
 
 static void node_done(Node *n)
@@ -196,6 +197,9 @@ static Model *model_free(Model *m)
         if (!m)
                 return NULL;
         router_free(m->router);
+        for (size_t i = 0; m->tls_servers && i < m->config->n_listeners; i++)
+                tls_server_free(m->tls_servers[i]);
+        free(m->tls_servers);
         for (size_t i = 0; i < m->n_routes; i++)
                 route_free(m->routes[i]);
         free(m->routes);
@@ -237,6 +241,18 @@ int model_new(Config *config, Resolver *resolver, Model **ret, char **ret_error)
         int r = router_new(m->routes, m->n_routes, &m->router);
         if (r < 0)
                 return model_free(m), r;
+        /* Certificates are loaded here, so that --check and a reload refuse one that does not
+         * load, and the running model stays as it was. */
+        m->tls_servers = calloc(config->n_listeners + 1, sizeof(TlsServer *));
+        if (!m->tls_servers)
+                return model_free(m), -ENOMEM;
+        for (size_t i = 0; i < config->n_listeners; i++) {
+                if (config->listeners[i].protocol != LISTENER_HTTPS)
+                        continue;
+                r = tls_server_new(&config->listeners[i], &m->tls_servers[i], ret_error);
+                if (r < 0)
+                        return model_free(m), r;
+        }
         *ret = m;
         return 0;
 }
@@ -293,6 +309,14 @@ int upstream_pick_node(Upstream *u, const uint64_t *skip, Node **ret)
         return 0;
 }
 
+
+TlsServer *model_find_tls_server(const Model *m, const char *listener)
+{
+        for (size_t i = 0; m->tls_servers && i < m->config->n_listeners; i++)
+                if (m->tls_servers[i] && streq(m->config->listeners[i].name, listener))
+                        return m->tls_servers[i];
+        return NULL;
+}
 
 Route *model_find_route(const Model *m, const char *name)
 {
@@ -359,4 +383,9 @@ void model_carry_state(Model *new, const Model *old)
                 if (same)
                         balancer_copy_state(r->balancer, o->balancer);
         }
+        for (size_t i = 0; new->tls_servers && i < new->config->n_listeners; i++)
+                if (new->tls_servers[i])
+                        tls_server_carry_state(new->tls_servers[i],
+                                               model_find_tls_server(old,
+                                                                     new->config->listeners[i].name));
 }

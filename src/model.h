@@ -17,6 +17,7 @@
 
 typedef struct Router Router;
 typedef struct TlsClient TlsClient;
+typedef struct TlsServer TlsServer;
 typedef struct Resolver Resolver;
 typedef struct ResolvedName ResolvedName;
 
@@ -78,10 +79,12 @@ typedef struct Model {
         Route **routes;
         size_t n_routes;
         Router *router;
+        TlsServer **tls_servers; /* per config listener, same index: https ones only, else NULL */
 } Model;
 
 /* Builds a model from `config`, taking ownership of it (also on failure). When a part cannot
- * be built (an unreadable ca_file), *ret_error (if given) says which and why. */
+ * be built (an unreadable ca_file, a listener's certificate or key that does not load),
+ * *ret_error (if given) says which and why. */
 int model_new(Config *config, Resolver *resolver, Model **ret, char **ret_error);
 Model *model_ref(Model *m);
 /* Drops a reference. A model must be freed on the control thread (its names belong to the
@@ -95,9 +98,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Model *, model_unref);
 
 Upstream *model_find_upstream(const Model *m, const char *name);
 Route *model_find_route(const Model *m, const char *name);
+/* The TLS server of the https listener named `listener`, or NULL. */
+TlsServer *model_find_tls_server(const Model *m, const char *listener);
 
-/* Carries what must outlive a swap from `old` to `new`, by name: counters, node health, and the
- * balancer schedules of upstreams and routes whose weights did not change. */
+/* Carries what must outlive a swap from `old` to `new`, by name: counters, node health, the
+ * balancer schedules of upstreams and routes whose weights did not change, and the session
+ * ticket keys of https listeners. */
 void model_carry_state(Model *new, const Model *old);
 
 /* Passive health: a node is "failing" after a connect failure, "healthy" again after a

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -50,6 +51,9 @@ static void set_writing(Stream *s, bool on)
 
 ssize_t stream_read_now(Stream *s)
 {
+        if (s->handshaking)
+                return -EAGAIN; /* no application data before the handshake's end */
+
         size_t have = evbuffer_get_length(s->in);
         size_t room = s->read_max > have ? s->read_max - have : 0;
         if (room == 0)
@@ -137,7 +141,8 @@ static int connect_result(Stream *s)
 }
 
 /* Runs the transport's handshake as far as the socket allows now, then waits for the direction
- * it asks for. Its end (done or failed) ends the connect. */
+ * it asks for. On the connecting side its end (done or failed) ends the connect; on the accepting
+ * side (stream_start_handshake) a failure is an error and success goes on to the input. */
 static void handshake_step(Stream *s)
 {
         int r = s->transport->handshake(s);
@@ -153,16 +158,21 @@ static void handshake_step(Stream *s)
                 return;
         }
 
+        bool accepted = !s->connecting;
         s->handshaking = false;
         s->connecting = false;
         s->want_write_io = false;
-        set_writing(s, false);
+        /* What the owner wrote meanwhile (accepting side) goes out now. */
+        set_writing(s, r == 0 && accepted && evbuffer_get_length(s->out) > 0);
         update_read_event(s);
         /* The event may have stayed on from the handshake, and the records after the last
          * handshake message may already be inside the transport. */
         if (r == 0)
                 kick_pending(s);
-        s->handler->on_connect(s, r, s->userdata);
+        if (!accepted)
+                s->handler->on_connect(s, r, s->userdata);
+        else if (r < 0)
+                s->handler->on_error(s, r, s->userdata);
 }
 
 static void on_write_event(evutil_socket_t fd, short what, void *arg)
@@ -249,6 +259,21 @@ void stream_set_handler(Stream *s, const StreamHandler *handler, void *userdata)
         s->userdata = userdata;
 }
 
+void stream_start_handshake(Stream *s)
+{
+        assert(s->transport && s->transport->handshake);
+        assert(!s->connecting && !s->handshaking);
+
+        s->handshaking = true;
+        /* The peer speaks first (a ClientHello): wait for it. handshake_step() owns the events
+         * from here until the end of the handshake. */
+        set_writing(s, false);
+        if (!s->reading) {
+                event_add(&s->ev_read, NULL);
+                s->reading = true;
+        }
+}
+
 int stream_connect(Stream *s, const struct sockaddr *sa, socklen_t sa_len)
 {
         if (connect(s->fd, sa, sa_len) < 0 && errno != EINPROGRESS)
@@ -274,8 +299,8 @@ void stream_read_stop(Stream *s)
 
 int stream_flush(Stream *s)
 {
-        if (s->connecting)
-                return 0; /* written once connected */
+        if (s->connecting || s->handshaking)
+                return 0; /* written once connected, or once the handshake is done */
         if (evbuffer_get_length(s->out) > 0) {
                 /* One writev of every chain; a short write means the socket is full, so the rest
                  * waits for the write event rather than for a second call that would fail. */

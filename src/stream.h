@@ -27,7 +27,8 @@ typedef struct StreamTransport {
         /* Runs the handshake after the TCP connect: 0 when done, -EAGAIN to wait (for the
          * direction in s->want_write_io), or a negative errno. NULL: no handshake. The stream
          * stays `connecting` meanwhile, so the owner's connect timeout bounds it, and reports
-         * the end through on_connect. */
+         * the end through on_connect. On an accepted stream it runs from
+         * stream_start_handshake() instead (the server side). */
         int (*handshake)(Stream *s);
         /* Input the transport holds that the socket will not signal (buffered TLS records):
          * the stream then runs its read event by hand. */
@@ -56,7 +57,8 @@ struct Stream {
         void *userdata;
         const StreamTransport *transport; /* NULL: plain TCP */
         void *transport_data;
-        bool handshaking;   /* the transport's handshake runs after the TCP connect */
+        bool handshaking;   /* the transport's handshake runs (after the TCP connect, or on an
+                               accepted stream from stream_start_handshake()) */
         bool want_write_io; /* the transport waits for the socket to be writable */
         size_t read_max; /* no reading while s->in holds this much: the backpressure */
         bool want_read;  /* the owner wants input */
@@ -77,6 +79,12 @@ void stream_set_handler(Stream *s, const StreamHandler *handler, void *userdata)
 
 /* Puts a transport (e.g. TLS) over the stream before it connects or is used. */
 void stream_set_transport(Stream *s, const StreamTransport *t, void *data);
+
+/* The server side of a transport's handshake (TLS termination), on an accepted stream: the
+ * handshake runs on the socket's events before any input reaches s->in or any of s->out is
+ * written. A failure is reported through on_error; success only by the input that follows. The
+ * owner's own timer bounds it (no on_connect is made). */
+void stream_start_handshake(Stream *s);
 
 /* Starts a non-blocking connect to `sa`: on_connect reports how it ended. */
 int stream_connect(Stream *s, const struct sockaddr *sa, socklen_t sa_len);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* The GnuTLS glue: a client TLS session as a StreamTransport. GnuTLS's non-blocking quirks
- * (retrying a send with the same data, records it buffered that epoll does not signal, session
- * tickets that arrive after the handshake) stay in this file. */
+/* The GnuTLS glue: a TLS session as a StreamTransport, the client side (towards upstreams) and
+ * the server side (https listeners). GnuTLS's non-blocking quirks (retrying a send with the same
+ * data, records it buffered that epoll does not signal, session tickets that arrive after the
+ * handshake, the ticket key chosen from the ClientHello) stay in this file. */
 #include <arpa/inet.h>
 #include <assert.h>
 
@@ -18,6 +19,8 @@ typedef struct TlsStream {
         unsigned magic;
         gnutls_session_t session;
         TlsClient *client; /* a reference: the upstream may be retired while this idles */
+        TlsServer *server; /* the server side: a reference, as `client` */
+        uint64_t ticket_key; /* server: the id of the ticket key the session uses; 0 = none */
         char *server_name; /* GnuTLS keeps the pointer for verification */
         char *cache_key;
         /* Plaintext bytes of a gnutls_record_send() that returned GNUTLS_E_AGAIN: still at the
@@ -53,8 +56,8 @@ static int fail(TlsStream *t, int gnutls_error, const char *what)
         t->failed = true;
         if (gnutls_error == GNUTLS_E_FATAL_ALERT_RECEIVED) {
                 const char *alert = gnutls_alert_get_name(gnutls_alert_get(t->session));
-                snprintf(t->detail, sizeof(t->detail), "%s: the server sent the alert '%s'", what,
-                         alert ? alert : "unknown");
+                snprintf(t->detail, sizeof(t->detail), "%s: the %s sent the alert '%s'", what,
+                         t->server ? "client" : "server", alert ? alert : "unknown");
         } else
                 snprintf(t->detail, sizeof(t->detail), "%s: %s", what,
                          gnutls_strerror(gnutls_error));
@@ -176,7 +179,7 @@ static ssize_t tls_write(Stream *s)
  * on_new_session_ticket). */
 static void store_session(TlsStream *t)
 {
-        if (gnutls_protocol_get_version(t->session) == GNUTLS_TLS1_3)
+        if (!t->client || gnutls_protocol_get_version(t->session) == GNUTLS_TLS1_3)
                 return;
         gnutls_datum_t d = {};
         if (gnutls_session_get_data2(t->session, &d) >= 0) {
@@ -252,6 +255,7 @@ static void tls_stream_free(TlsStream *t)
         if (t->session)
                 gnutls_deinit(t->session);
         tls_client_free(t->client);
+        tls_server_free(t->server);
         free(t->server_name);
         free(t->cache_key);
         t->magic = 0;
@@ -333,6 +337,90 @@ int tls_client_attach(TlsClient *c, Stream *s, const char *server_name, const ch
         }
 
         stream_set_transport(s, &tls_transport, t);
+        return 0;
+}
+
+/* ---- the server side ---- */
+
+/* Sees every handshake message. The ClientHello, before GnuTLS reads it: the session gets the
+ * ticket key that can decrypt the ticket offered (see tls-server.c). A NewSessionTicket sent:
+ * the key name it starts with is learnt for that key. */
+static int on_server_handshake_message(gnutls_session_t session, unsigned htype, unsigned when,
+                                       unsigned incoming, const gnutls_datum_t *msg)
+{
+        TlsStream *t = gnutls_session_get_ptr(session);
+        assert(t && t->magic == TLS_STREAM_MAGIC && t->server);
+        TlsServer *srv = t->server;
+        const unsigned char *name = NULL;
+
+        if (htype == GNUTLS_HANDSHAKE_CLIENT_HELLO && when == GNUTLS_HOOK_PRE && incoming) {
+                /* Once: a second hello (after a HelloRetryRequest) keeps the first's key. */
+                if (t->ticket_key != 0)
+                        return 0;
+                if (tls_client_hello_ticket_name(msg->data, msg->size, &name) <= 0)
+                        name = NULL; /* a malformed hello is GnuTLS's to refuse */
+                unsigned char key[TLS_TICKET_KEY_SIZE];
+                uint64_t id = tls_tickets_pick(srv->tickets, now_usec(CLOCK_BOOTTIME),
+                                               srv->ticket_rotate_usec, name, key);
+                gnutls_datum_t d = { .data = key, .size = sizeof(key) };
+                /* A failure leaves the session without tickets: a full handshake next time. */
+                if (gnutls_session_ticket_enable_server(session, &d) >= 0)
+                        t->ticket_key = id;
+                explicit_bzero(key, sizeof(key));
+                return 0;
+        }
+        if (htype == GNUTLS_HANDSHAKE_NEW_SESSION_TICKET && when == GNUTLS_HOOK_POST &&
+            !incoming && t->ticket_key != 0) {
+                bool tls13 = gnutls_protocol_get_version(session) == GNUTLS_TLS1_3;
+                if (tls_new_session_ticket_name(msg->data, msg->size, tls13, &name) > 0)
+                        tls_tickets_learn(srv->tickets, t->ticket_key, name);
+        }
+        return 0;
+}
+
+static const gnutls_datum_t alpn_http11 = { .data = (unsigned char *)"http/1.1", .size = 8 };
+
+int tls_server_attach(TlsServer *srv, Stream *s)
+{
+        assert(s);
+        assert(!s->transport);
+
+        if (!srv)
+                return -ENOKEY;
+        TlsStream *t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        t->magic = TLS_STREAM_MAGIC;
+        t->server = tls_server_ref(srv);
+
+        int r = gnutls_init(&t->session, GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
+        if (r < 0) {
+                t->session = NULL;
+                tls_stream_free(t);
+                return -ENOMEM;
+        }
+        gnutls_session_set_ptr(t->session, t);
+        r = gnutls_priority_set(t->session, srv->priority);
+        if (r >= 0)
+                r = gnutls_credentials_set(t->session, GNUTLS_CRD_CERTIFICATE, srv->credentials);
+        /* HTTP/1.1 is all lbproxy speaks: a client offering h2 alone gets no ALPN, and may
+         * try HTTP/1.1 or give up, as it would with an old server. */
+        if (r >= 0)
+                r = gnutls_alpn_set_protocols(t->session, &alpn_http11, 1,
+                                              GNUTLS_ALPN_SERVER_PRECEDENCE);
+        if (r < 0) {
+                tls_stream_free(t);
+                return r == GNUTLS_E_MEMORY_ERROR ? -ENOMEM : -EINVAL;
+        }
+        gnutls_db_set_cache_expiration(t->session, (int)srv->ticket_lifetime_sec);
+        /* The client connection's timer bounds the handshake. */
+        gnutls_handshake_set_timeout(t->session, GNUTLS_INDEFINITE_TIMEOUT);
+        gnutls_handshake_set_hook_function(t->session, GNUTLS_HANDSHAKE_ANY, GNUTLS_HOOK_BOTH,
+                                           on_server_handshake_message);
+        gnutls_transport_set_int(t->session, s->fd);
+
+        stream_set_transport(s, &tls_transport, t);
+        stream_start_handshake(s);
         return 0;
 }
 

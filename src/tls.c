@@ -31,8 +31,7 @@ static void cache_entry_free(TlsCacheEntry *e)
         free(e);
 }
 
-/* Reads a whole file; errno-style result, so the caller can say why. */
-static int read_file(const char *path, size_t max, char **ret, size_t *ret_size)
+int tls_read_file(const char *path, size_t max, char **ret, size_t *ret_size)
 {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
@@ -84,7 +83,7 @@ static int add_ca_file(TlsClient *t, const ConfigUpstream *cu, char **ret_error)
         _cleanup_free_ char *pem = NULL;
         size_t size = 0;
 
-        int r = read_file(path, CA_FILE_MAX, &pem, &size);
+        int r = tls_read_file(path, CA_FILE_MAX, &pem, &size);
         if (r < 0) {
                 set_error(ret_error, cu->name, path,
                           r == -EBADFD ? "not a regular file" : strerror(-r));

@@ -27,6 +27,6 @@ TlsClient *tls_client_free(TlsClient *t);
  * peer went away, -EPROTO for any other TLS failure; stream_error_detail() says more. */
 int tls_client_attach(TlsClient *t, Stream *s, const char *server_name, const char *cache_key);
 
-/* Whether the stream's TLS session was resumed (false for plain streams and before the end of
- * the handshake). */
+/* Whether the stream's TLS session was resumed, on either side (false for plain streams and
+ * before the end of the handshake). */
 bool tls_stream_resumed(Stream *s);
