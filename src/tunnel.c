@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
 #include <sys/socket.h>
 
 #include "tunnel.h"
@@ -6,14 +7,28 @@
 
 /* Past this much waiting for one side, the other is not read. */
 #define HIGH_WATER (256 * 1024)
+/* A direction of plain sockets that has moved this much is bulk: it goes over splice(2), kernel
+ * to kernel through a pipe, no copy through user space. Short exchanges stay on the buffers and
+ * never cost the pipe's two file descriptors. */
+#define SPLICE_AFTER (256 * 1024)
+#define PIPE_SIZE (64 * 1024)
 
 typedef struct Direction {
+        Tunnel *tunnel;
         Stream *from, *to;
         uint64_t bytes;
         bool shut; /* from's end of input was passed on as to's end of output */
+
+        /* splice mode */
+        bool splicing;
+        int pipe[2];
+        size_t in_pipe;
+        bool from_eof;
+        struct event *rd, *wr; /* our own events on from->fd and to->fd */
 } Direction;
 
 struct Tunnel {
+        struct event_base *base;
         Direction ab, ba;
         struct event *idle;
         uint64_t idle_usec;
@@ -22,12 +37,25 @@ struct Tunnel {
         bool over;
 };
 
+static void splice_done(Direction *d)
+{
+        if (d->rd)
+                event_free(d->rd);
+        if (d->wr)
+                event_free(d->wr);
+        d->rd = d->wr = NULL;
+        d->pipe[0] = safe_close(d->pipe[0]);
+        d->pipe[1] = safe_close(d->pipe[1]);
+}
+
 static void finish(Tunnel *t, int error)
 {
         if (t->over)
                 return;
         t->over = true;
         event_del(t->idle);
+        splice_done(&t->ab);
+        splice_done(&t->ba);
         t->done(t->userdata, error); /* may free t */
 }
 
@@ -38,10 +66,100 @@ static void touch(Tunnel *t)
         event_add(t->idle, &tv);
 }
 
+static void check(Tunnel *t, int r);
+
+/* Moves bytes from->pipe->to until neither side takes more now. Returns 0 or a negative
+ * errno. */
+static int splice_move(Direction *d)
+{
+        for (int rounds = 0; rounds < 16; rounds++) {
+                bool progress = false;
+
+                if (!d->from_eof && d->in_pipe < PIPE_SIZE) {
+                        ssize_t n = splice(d->from->fd, NULL, d->pipe[1], NULL,
+                                           PIPE_SIZE - d->in_pipe,
+                                           SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+                        if (n > 0) {
+                                d->in_pipe += (size_t)n;
+                                d->bytes += (uint64_t)n;
+                                d->from->bytes_read += (uint64_t)n;
+                                progress = true;
+                        } else if (n == 0)
+                                d->from_eof = true;
+                        else if (errno != EAGAIN && errno != EINTR)
+                                return -errno;
+                }
+                if (d->in_pipe > 0) {
+                        ssize_t n = splice(d->pipe[0], NULL, d->to->fd, NULL, d->in_pipe,
+                                           SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+                        if (n > 0) {
+                                d->in_pipe -= (size_t)n;
+                                d->to->bytes_written += (uint64_t)n;
+                                progress = true;
+                        } else if (n < 0 && errno != EAGAIN && errno != EINTR)
+                                return -errno;
+                }
+                if (!progress)
+                        break;
+        }
+
+        if (d->from_eof && d->in_pipe == 0 && !d->shut) {
+                d->shut = true;
+                (void)shutdown(d->to->fd, SHUT_WR);
+        }
+        /* Read while the pipe has room; wait for the writer while it holds bytes. */
+        if (!d->from_eof && d->in_pipe < PIPE_SIZE)
+                event_add(d->rd, NULL);
+        else
+                event_del(d->rd);
+        if (d->in_pipe > 0)
+                event_add(d->wr, NULL);
+        else
+                event_del(d->wr);
+        return 0;
+}
+
+static void on_splice_event(evutil_socket_t fd, short what, void *userdata)
+{
+        Direction *d = userdata;
+        Tunnel *t = d->tunnel;
+        uint64_t before = d->bytes;
+        int r = splice_move(d);
+        if (d->bytes != before)
+                touch(t);
+        check(t, r);
+}
+
+/* A direction between plain sockets, once bulk and with nothing left in the buffers, moves to
+ * splice. Returns true when it did. */
+static bool maybe_splice(Tunnel *t, Direction *d, struct event_base *base)
+{
+        if (d->splicing || d->bytes < SPLICE_AFTER || d->from->transport || d->to->transport ||
+            d->from->eof || evbuffer_get_length(d->from->in) > 0 || stream_pending_out(d->to) > 0)
+                return d->splicing;
+        if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+                d->pipe[0] = d->pipe[1] = -EBADF;
+                return false; /* stay on the buffers */
+        }
+        (void)fcntl(d->pipe[1], F_SETPIPE_SZ, PIPE_SIZE);
+        d->rd = event_new(base, d->from->fd, EV_READ | EV_PERSIST, on_splice_event, d);
+        d->wr = event_new(base, d->to->fd, EV_WRITE | EV_PERSIST, on_splice_event, d);
+        if (!d->rd || !d->wr) {
+                splice_done(d);
+                return false;
+        }
+        stream_read_stop(d->from); /* from now on our own events watch from->fd */
+        d->splicing = true;
+        (void)splice_move(d);
+        return true;
+}
+
 /* Moves what `d->from` has to `d->to` and passes an end of input on once all is out. Returns 0
  * or a negative errno. */
 static int pump(Tunnel *t, Direction *d)
 {
+        if (d->splicing)
+                return 0; /* the splice events drive it */
         size_t n = evbuffer_get_length(d->from->in);
         if (n > 0) {
                 evbuffer_add_buffer(d->to->out, d->from->in);
@@ -53,6 +171,8 @@ static int pump(Tunnel *t, Direction *d)
                 return r;
 
         size_t pending = stream_pending_out(d->to);
+        if (maybe_splice(t, d, t->base))
+                return 0;
         if (d->from->eof && pending == 0 && !d->shut) {
                 d->shut = true;
                 /* Half-close: the peer sees the end, and may still answer the other way. */
@@ -92,8 +212,9 @@ int tunnel_new(struct event_base *base, Stream *a, Stream *b, uint64_t idle_usec
         Tunnel *t = calloc(1, sizeof(*t));
         if (!t)
                 return -ENOMEM;
-        t->ab = (Direction){ .from = a, .to = b };
-        t->ba = (Direction){ .from = b, .to = a };
+        t->base = base;
+        t->ab = (Direction){ .tunnel = t, .from = a, .to = b, .pipe = { -EBADF, -EBADF } };
+        t->ba = (Direction){ .tunnel = t, .from = b, .to = a, .pipe = { -EBADF, -EBADF } };
         t->idle_usec = idle_usec ? idle_usec : 300 * USEC_PER_SEC;
         t->done = done;
         t->userdata = userdata;
@@ -111,6 +232,8 @@ Tunnel *tunnel_free(Tunnel *t)
 {
         if (!t)
                 return NULL;
+        splice_done(&t->ab);
+        splice_done(&t->ba);
         event_free(t->idle);
         free(t);
         return NULL;
