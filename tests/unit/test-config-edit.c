@@ -220,8 +220,30 @@ static bool config_equal(const Config *a, const Config *b, bool marks)
                 if (!streq_ptr(x->name, y->name) || !streq_ptr(x->listen, y->listen) ||
                     x->address_len != y->address_len ||
                     memcmp(&x->address, &y->address, x->address_len) != 0 ||
+                    x->protocol != y->protocol || x->n_certificates != y->n_certificates ||
+                    x->ticket_rotate_usec != y->ticket_rotate_usec ||
+                    !streq_ptr(x->upstream, y->upstream) || x->tls_originate != y->tls_originate ||
+                    x->n_sni_routes != y->n_sni_routes ||
+                    x->idle_timeout_usec != y->idle_timeout_usec ||
                     !mark_equal(x->mark, y->mark, marks))
                         return false;
+                for (size_t j = 0; j < x->n_certificates; j++) {
+                        const ConfigCertificate *p = x->certificates + j, *q = y->certificates + j;
+
+                        if (!streq_ptr(p->cert_file, q->cert_file) ||
+                            !streq_ptr(p->key_file, q->key_file) ||
+                            !streq_ptr(p->ocsp_file, q->ocsp_file) ||
+                            !mark_equal(p->mark, q->mark, marks))
+                                return false;
+                }
+                for (size_t j = 0; j < x->n_sni_routes; j++) {
+                        const ConfigSniRoute *p = x->sni_routes + j, *q = y->sni_routes + j;
+
+                        if (!strv_equal(p->server_names, q->server_names) ||
+                            !streq_ptr(p->upstream, q->upstream) ||
+                            !mark_equal(p->mark, q->mark, marks))
+                                return false;
+                }
         }
         for (size_t i = 0; i < a->n_upstreams; i++) {
                 const ConfigUpstream *x = a->upstreams + i, *y = b->upstreams + i;
@@ -249,8 +271,8 @@ static bool config_equal(const Config *a, const Config *b, bool marks)
 
                 if (!streq_ptr(x->name, y->name) || !strv_equal(x->paths, y->paths) ||
                     !strv_equal(x->hosts, y->hosts) || !strv_equal(x->methods, y->methods) ||
-                    x->priority != y->priority || x->n_upstreams != y->n_upstreams ||
-                    !mark_equal(x->mark, y->mark, marks))
+                    x->priority != y->priority || x->websocket != y->websocket ||
+                    x->n_upstreams != y->n_upstreams || !mark_equal(x->mark, y->mark, marks))
                         return false;
                 for (size_t j = 0; j < x->n_upstreams; j++)
                         if (!streq_ptr(x->upstreams[j].name, y->upstreams[j].name) ||
@@ -272,9 +294,18 @@ static bool mark_in(const Config *c, ConfigMark m)
 /* Every mark points at one of c's own file names. */
 static bool marks_in_files(const Config *c)
 {
-        for (size_t i = 0; i < c->n_listeners; i++)
-                if (!mark_in(c, c->listeners[i].mark))
+        for (size_t i = 0; i < c->n_listeners; i++) {
+                const ConfigListener *l = c->listeners + i;
+
+                if (!mark_in(c, l->mark))
                         return false;
+                for (size_t j = 0; j < l->n_certificates; j++)
+                        if (!mark_in(c, l->certificates[j].mark))
+                                return false;
+                for (size_t j = 0; j < l->n_sni_routes; j++)
+                        if (!mark_in(c, l->sni_routes[j].mark))
+                                return false;
+        }
         for (size_t i = 0; i < c->n_upstreams; i++) {
                 if (!mark_in(c, c->upstreams[i].mark))
                         return false;
@@ -388,6 +419,25 @@ static const char base_yaml[] =
         "    methods: [GET, POST]\n"
         "    priority: 3\n"
         "    upstreams: [{name: httpbin, weight: 1}, {name: mockapi7, weight: 1}]\n";
+
+/* Listeners of every protocol, and a WebSocket route: added to the base. */
+static const char protocols_yaml[] =
+        "listeners:\n"
+        "  - name: https\n"
+        "    listen: 127.0.0.1:9443\n"
+        "    protocol: https\n"
+        "    certificates:\n"
+        "      - {cert: /etc/a.pem, key: a.key, ocsp: /etc/a.der}\n"
+        "      - {cert: /etc/b.pem, key: /etc/b.key}\n"
+        "    ticket_rotate: 1h\n"
+        "  - {name: tcp, protocol: tcp, upstream: mockapi7, tls: originate, idle_timeout: 1m}\n"
+        "  - name: pass\n"
+        "    protocol: tls-passthrough\n"
+        "    sni_routes:\n"
+        "      - {server_names: [a.example, \"*.b.example\"], upstream: httpbin}\n"
+        "      - {server_names: [c.example], upstream: spare}\n"
+        "upstreams: [{name: spare, nodes: [{host: s.example}]}]\n"
+        "routes: [{name: ws, paths: [/ws], websocket: true, upstreams: [{name: httpbin}]}]\n";
 
 static Config *load_base(void)
 {
@@ -514,6 +564,44 @@ static void test_copy(void)
         check_copy(edited);
         /* The original did not change with its copy. */
         CHECK(upstream(c, "httpbin")->n_nodes == 1);
+}
+
+static void test_copy_protocols(void)
+{
+        _cleanup_(config_freep) Config *c = load_base_and(protocols_yaml), *n = NULL;
+
+        if (!c)
+                return;
+        CHECK(c->n_listeners == 6);
+        check_copy(c);
+        CHECK(config_copy(c, &n) == 0);
+        if (!n || n->n_listeners != 6)
+                return;
+        /* Deep: every string and array of the new keys is the copy's own. */
+        for (size_t i = 3; i < 6; i++) {
+                const ConfigListener *a = c->listeners + i, *b = n->listeners + i;
+
+                CHECK(a->n_certificates == 0 || b->certificates != a->certificates);
+                for (size_t j = 0; j < a->n_certificates; j++) {
+                        CHECK(b->certificates[j].cert_file != a->certificates[j].cert_file);
+                        CHECK(b->certificates[j].key_file != a->certificates[j].key_file);
+                        CHECK(!a->certificates[j].ocsp_file ||
+                              b->certificates[j].ocsp_file != a->certificates[j].ocsp_file);
+                }
+                CHECK(!a->upstream || b->upstream != a->upstream);
+                CHECK(a->n_sni_routes == 0 || b->sni_routes != a->sni_routes);
+                for (size_t j = 0; j < a->n_sni_routes; j++) {
+                        CHECK(b->sni_routes[j].server_names != a->sni_routes[j].server_names);
+                        CHECK(b->sni_routes[j].server_names[0] !=
+                              a->sni_routes[j].server_names[0]);
+                        CHECK(b->sni_routes[j].upstream != a->sni_routes[j].upstream);
+                }
+        }
+        CHECK(n->listeners[3].protocol == LISTENER_HTTPS && n->listeners[3].n_certificates == 2);
+        CHECK(n->listeners[4].protocol == LISTENER_TCP && n->listeners[4].tls_originate);
+        CHECK(n->listeners[5].protocol == LISTENER_TLS_PASSTHROUGH);
+        CHECK(route(n, "ws")->websocket && !route(n, "lb-route")->websocket);
+        check_round_trip(n);
 }
 
 /* ---- upstreams ---- */
@@ -756,6 +844,20 @@ static void test_remove_upstream(void)
 
         EXPECT_FAIL(c, -EBUSY, "upstream 'httpbin' is used by route 'lb-route'",
                     config_edit_remove_upstream(c, "httpbin", &err));
+        {
+                /* Listeners use upstreams too: a tcp listener, an SNI route. */
+                _cleanup_(config_freep) Config *p = load_base_and(protocols_yaml);
+
+                if (p) {
+                        EXPECT_OK(config_edit_remove_route(p, "lb-route", &err));
+                        EXPECT_FAIL(p, -EBUSY, "upstream 'mockapi7' is used by listener 'tcp'",
+                                    config_edit_remove_upstream(p, "mockapi7", &err));
+                        EXPECT_FAIL(p, -EBUSY, "upstream 'spare' is used by listener 'pass'",
+                                    config_edit_remove_upstream(p, "spare", &err));
+                        EXPECT_FAIL(p, -EBUSY, "upstream 'httpbin' is used by route 'ws'",
+                                    config_edit_remove_upstream(p, "httpbin", &err));
+                }
+        }
         EXPECT_FAIL(c, -ENOENT, "name: no upstream named 'nope'",
                     config_edit_remove_upstream(c, "nope", &err));
         EXPECT_FAIL(c, -EINVAL,
@@ -1125,8 +1227,8 @@ static void test_out_of_memory(void)
                 edit_add_upstream,       edit_add_node, edit_add_route,
                 edit_add_route_upstream, edit_failing,
         };
-        _cleanup_(config_freep) Config *c =
-                load_base_and("upstreams: [{name: spare, nodes: [{host: s.example}]}]\n");
+        /* With listeners of every protocol, so that copying them fails at every step too. */
+        _cleanup_(config_freep) Config *c = load_base_and(protocols_yaml);
         _cleanup_free_ char *text = NULL;
 
         if (!c)
@@ -1201,6 +1303,7 @@ static void test_out_of_memory(void)
 int main(void)
 {
         test_copy();
+        test_copy_protocols();
         test_add_upstream();
         test_add_upstream_errors();
         test_remove_upstream();

@@ -1034,6 +1034,28 @@ static bool strv_equal(char **a, char **b)
         return !*a && !*b;
 }
 
+static bool listener_equal(const ConfigListener *x, const ConfigListener *y)
+{
+        if (!streq_ptr(x->name, y->name) || !streq_ptr(x->listen, y->listen) ||
+            x->address_len != y->address_len ||
+            memcmp(&x->address, &y->address, x->address_len) != 0 ||
+            x->protocol != y->protocol || x->n_certificates != y->n_certificates ||
+            x->ticket_rotate_usec != y->ticket_rotate_usec ||
+            !streq_ptr(x->upstream, y->upstream) || x->tls_originate != y->tls_originate ||
+            x->n_sni_routes != y->n_sni_routes || x->idle_timeout_usec != y->idle_timeout_usec)
+                return false;
+        for (size_t i = 0; i < x->n_certificates; i++)
+                if (!streq_ptr(x->certificates[i].cert_file, y->certificates[i].cert_file) ||
+                    !streq_ptr(x->certificates[i].key_file, y->certificates[i].key_file) ||
+                    !streq_ptr(x->certificates[i].ocsp_file, y->certificates[i].ocsp_file))
+                        return false;
+        for (size_t i = 0; i < x->n_sni_routes; i++)
+                if (!strv_equal(x->sni_routes[i].server_names, y->sni_routes[i].server_names) ||
+                    !streq_ptr(x->sni_routes[i].upstream, y->sni_routes[i].upstream))
+                        return false;
+        return true;
+}
+
 /* Every field but the marks, which point into different files. */
 static bool config_equal(const Config *a, const Config *b)
 {
@@ -1048,14 +1070,9 @@ static bool config_equal(const Config *a, const Config *b)
             a->max_header_bytes != b->max_header_bytes || a->max_headers != b->max_headers)
                 return false;
 
-        for (size_t i = 0; i < a->n_listeners; i++) {
-                const ConfigListener *x = a->listeners + i, *y = b->listeners + i;
-
-                if (!streq_ptr(x->name, y->name) || !streq_ptr(x->listen, y->listen) ||
-                    x->address_len != y->address_len ||
-                    memcmp(&x->address, &y->address, x->address_len) != 0)
+        for (size_t i = 0; i < a->n_listeners; i++)
+                if (!listener_equal(a->listeners + i, b->listeners + i))
                         return false;
-        }
         for (size_t i = 0; i < a->n_upstreams; i++) {
                 const ConfigUpstream *x = a->upstreams + i, *y = b->upstreams + i;
 
@@ -1080,7 +1097,8 @@ static bool config_equal(const Config *a, const Config *b)
 
                 if (!streq_ptr(x->name, y->name) || !strv_equal(x->paths, y->paths) ||
                     !strv_equal(x->hosts, y->hosts) || !strv_equal(x->methods, y->methods) ||
-                    x->priority != y->priority || x->n_upstreams != y->n_upstreams)
+                    x->priority != y->priority || x->websocket != y->websocket ||
+                    x->n_upstreams != y->n_upstreams)
                         return false;
                 for (size_t j = 0; j < x->n_upstreams; j++)
                         if (!streq_ptr(x->upstreams[j].name, y->upstreams[j].name) ||
@@ -1135,12 +1153,291 @@ static void check_round_trip(const char *yaml, int line)
         config_free(a);
 }
 
+static const char protocols_yaml[] =
+        "listeners:\n"
+        "  - name: https\n"
+        "    listen: 127.0.0.1:9443\n"
+        "    protocol: https\n"
+        "    certificates:\n"
+        "      - {cert: /etc/lbproxy/a.pem, key: a.key, ocsp: /var/lib/a.ocsp.der}\n"
+        "      - cert: /etc/lbproxy/b.pem\n"
+        "        key: /etc/lbproxy/b.key\n"
+        "    ticket_rotate: 1h\n"
+        "    idle_timeout: 2m\n"
+        "  - name: tcp\n"
+        "    listen: 127.0.0.1:9000\n"
+        "    protocol: tcp\n"
+        "    upstream: echo\n"
+        "    tls: originate\n"
+        "    idle_timeout: 30s\n"
+        "  - name: pass\n"
+        "    listen: 127.0.0.1:9444\n"
+        "    protocol: tls-passthrough\n"
+        "    sni_routes:\n"
+        "      - {server_names: [\"A.Example\", \"*.b.example.\"], upstream: echo}\n"
+        "      - server_names: [c.example]\n"
+        "        upstream: other\n"
+        "  - name: plain\n"
+        "    listen: 127.0.0.1:9080\n"
+        "    protocol: http\n"
+        "upstreams:\n"
+        "  - {name: echo, nodes: [{host: 127.0.0.1, port: 7}]}\n"
+        "  - {name: other, nodes: [{host: 127.0.0.2, port: 7}]}\n"
+        "routes:\n"
+        "  - name: ws\n"
+        "    paths: [/ws]\n"
+        "    websocket: true\n"
+        "    upstreams: [{name: echo}]\n"
+        "  - {name: plain, paths: [/], websocket: false, upstreams: [{name: echo}]}\n";
+
+static void test_protocols(void)
+{
+        Config *c = load_ok(protocols_yaml);
+        const ConfigListener *l;
+
+        CHECK(listener_protocol_from_string("http") == LISTENER_HTTP);
+        CHECK(listener_protocol_from_string("https") == LISTENER_HTTPS);
+        CHECK(listener_protocol_from_string("tcp") == LISTENER_TCP);
+        CHECK(listener_protocol_from_string("tls-passthrough") == LISTENER_TLS_PASSTHROUGH);
+        CHECK(listener_protocol_from_string("TCP") == _LISTENER_PROTOCOL_INVALID);
+        CHECK(listener_protocol_from_string(NULL) == _LISTENER_PROTOCOL_INVALID);
+        CHECK_STR(listener_protocol_to_string(LISTENER_TLS_PASSTHROUGH), "tls-passthrough");
+        CHECK(listener_protocol_to_string(_LISTENER_PROTOCOL_MAX) == NULL);
+        CHECK(listener_protocol_to_string(_LISTENER_PROTOCOL_INVALID) == NULL);
+
+        if (!c)
+                return;
+        CHECK(c->n_listeners == 4);
+        if (c->n_listeners != 4) {
+                config_free(c);
+                return;
+        }
+        l = &c->listeners[0];
+        CHECK(l->protocol == LISTENER_HTTPS);
+        CHECK(l->n_certificates == 2);
+        if (l->n_certificates == 2) {
+                CHECK_STR(l->certificates[0].cert_file, "/etc/lbproxy/a.pem");
+                CHECK_STR(l->certificates[0].key_file, "a.key"); /* a credential: as written */
+                CHECK_STR(l->certificates[0].ocsp_file, "/var/lib/a.ocsp.der");
+                CHECK(mark_is(l->certificates[0].mark, "t.yaml",
+                              mark_of(protocols_yaml, "{cert: /etc/lbproxy/a.pem", 0)));
+                CHECK_STR(l->certificates[1].cert_file, "/etc/lbproxy/b.pem");
+                CHECK_STR(l->certificates[1].key_file, "/etc/lbproxy/b.key");
+                CHECK(l->certificates[1].ocsp_file == NULL);
+                CHECK(mark_is(l->certificates[1].mark, "t.yaml",
+                              mark_of(protocols_yaml, "cert: /etc/lbproxy/b.pem", 0)));
+        }
+        CHECK(l->ticket_rotate_usec == 3600 * USEC_PER_SEC);
+        CHECK(l->idle_timeout_usec == 120 * USEC_PER_SEC);
+        CHECK(l->upstream == NULL && !l->tls_originate && l->n_sni_routes == 0);
+
+        l = &c->listeners[1];
+        CHECK(l->protocol == LISTENER_TCP);
+        CHECK_STR(l->upstream, "echo");
+        CHECK(l->tls_originate);
+        CHECK(l->idle_timeout_usec == 30 * USEC_PER_SEC);
+        CHECK(l->n_certificates == 0 && l->n_sni_routes == 0);
+
+        l = &c->listeners[2];
+        CHECK(l->protocol == LISTENER_TLS_PASSTHROUGH);
+        CHECK(l->n_sni_routes == 2);
+        if (l->n_sni_routes == 2) {
+                /* Lower case, and no root dot: as clients send them. */
+                CHECK(strv_is(l->sni_routes[0].server_names, STRV("a.example", "*.b.example")));
+                CHECK_STR(l->sni_routes[0].upstream, "echo");
+                CHECK(mark_is(l->sni_routes[0].mark, "t.yaml",
+                              mark_of(protocols_yaml, "{server_names", 0)));
+                CHECK(strv_is(l->sni_routes[1].server_names, STRV("c.example")));
+                CHECK_STR(l->sni_routes[1].upstream, "other");
+        }
+        CHECK(l->idle_timeout_usec == 5 * 60 * USEC_PER_SEC); /* the default */
+
+        l = &c->listeners[3];
+        CHECK(l->protocol == LISTENER_HTTP);
+        CHECK(l->ticket_rotate_usec == 12 * 3600 * USEC_PER_SEC); /* unused, but the default */
+
+        CHECK(c->n_routes == 2 && c->routes[0].websocket && !c->routes[1].websocket);
+        config_free(c);
+
+        /* The defaults of a listener that says nothing but its name. */
+        c = load_ok(L);
+        if (c) {
+                CHECK(c->listeners[0].protocol == LISTENER_HTTP);
+                CHECK(c->listeners[0].idle_timeout_usec == 5 * 60 * USEC_PER_SEC);
+                CHECK(c->listeners[0].ticket_rotate_usec == 12 * 3600 * USEC_PER_SEC);
+                CHECK(c->listeners[0].n_certificates == 0 && !c->listeners[0].tls_originate);
+        }
+        config_free(c);
+}
+
+#define UP "upstreams: [{name: u, nodes: [{host: h}]}]\n"
+
+static void test_protocol_errors(void)
+{
+        /* Keys of another protocol, each named with both protocols. */
+        expect_errors(UP "listeners:\n"
+                         "  - name: t\n"
+                         "    protocol: tcp\n"
+                         "    upstream: u\n"
+                         "    certificates: [{cert: /a.pem, key: a.key}]\n"
+                         "    ticket_rotate: 1h\n"
+                         "    sni_routes: [{server_names: [a.example], upstream: u}]\n",
+                      "t.yaml:6:19: listeners[0].certificates: only for protocol https (this "
+                      "listener's protocol is tcp)\n"
+                      "t.yaml:7:20: listeners[0].ticket_rotate: only for protocol https (this "
+                      "listener's protocol is tcp)\n"
+                      "t.yaml:8:17: listeners[0].sni_routes: only for protocol tls-passthrough "
+                      "(this listener's protocol is tcp)");
+        expect_errors(UP "listeners:\n"
+                         "  - name: h\n"
+                         "    upstream: u\n"
+                         "    tls: originate\n",
+                      "t.yaml:4:15: listeners[0].upstream: only for protocol tcp (this "
+                      "listener's protocol is http)\n"
+                      "t.yaml:5:10: listeners[0].tls: only for protocol tcp (this listener's "
+                      "protocol is http)");
+        /* What each protocol requires. */
+        expect_errors(UP "listeners:\n"
+                         "  - {name: s, protocol: https}\n"
+                         "  - {name: t, protocol: tcp}\n"
+                         "  - {name: p, protocol: tls-passthrough}\n",
+                      "t.yaml:3:5: listeners[0]: missing required key 'certificates' (protocol "
+                      "is https)\n"
+                      "t.yaml:4:5: listeners[1]: missing required key 'upstream' (protocol is "
+                      "tcp)\n"
+                      "t.yaml:5:5: listeners[2]: missing required key 'sni_routes' (protocol is "
+                      "tls-passthrough)");
+        expect_errors(UP "listeners:\n"
+                         "  - {name: s, protocol: https, certificates: []}\n"
+                         "  - {name: p, protocol: tls-passthrough, sni_routes: []}\n",
+                      "t.yaml:3:46: listeners[0].certificates: at least one certificate is "
+                      "required\n"
+                      "t.yaml:4:54: listeners[1].sni_routes: at least one SNI route is required");
+        /* An unknown protocol: no second guess about which keys would fit. */
+        expect_errors(UP "listeners: [{name: x, protocol: ftp, upstream: u}]\n",
+                      "t.yaml:2:33: listeners[0].protocol: unknown protocol 'ftp' (known: http, "
+                      "https, tcp, tls-passthrough)");
+        /* Certificates. */
+        expect_errors(UP "listeners:\n"
+                         "  - name: s\n"
+                         "    protocol: https\n"
+                         "    certificates:\n"
+                         "      - {cert: a.pem, key: keys/a.key, ocsp: a.der}\n"
+                         "      - {key: /k}\n"
+                         "      - {cert: /c, key: ..}\n"
+                         "      - {cert: /c, key: /k, oscp: /o}\n",
+                      "t.yaml:6:16: listeners[0].certificates[0].cert: invalid path 'a.pem': "
+                      "must be an absolute path\n"
+                      "t.yaml:6:28: listeners[0].certificates[0].key: invalid key path "
+                      "'keys/a.key': must be an absolute path, or the name of a credential "
+                      "(LoadCredential=, no '/'), which is looked up in $CREDENTIALS_DIRECTORY\n"
+                      "t.yaml:6:46: listeners[0].certificates[0].ocsp: invalid path 'a.der': "
+                      "must be an absolute path\n"
+                      "t.yaml:7:9: listeners[0].certificates[1]: missing required key 'cert'\n"
+                      "t.yaml:8:25: listeners[0].certificates[2].key: invalid key path '..': "
+                      "must be an absolute path, or the name of a credential (LoadCredential=, "
+                      "no '/'), which is looked up in $CREDENTIALS_DIRECTORY\n"
+                      "t.yaml:9:29: listeners[0].certificates[3]: unknown key 'oscp'");
+        expect_errors(UP "listeners:\n"
+                         "  - {name: s, protocol: https, certificates: [{cert: /c, key: /k}],\n"
+                         "     ticket_rotate: 500ms}\n"
+                         "  - {name: t, protocol: https, certificates: [{cert: /c, key: /k}],\n"
+                         "     ticket_rotate: 8d}\n",
+                      "t.yaml:4:21: listeners[0].ticket_rotate: 500ms is out of range "
+                      "(1s..168h)\n"
+                      "t.yaml:6:21: listeners[1].ticket_rotate: 192h is out of range (1s..168h)");
+        /* tcp. */
+        expect_errors(UP "listeners:\n"
+                         "  - {name: t, protocol: tcp, upstream: nope, tls: yes, "
+                         "idle_timeout: 0}\n",
+                      "t.yaml:3:40: listeners[0].upstream: no upstream named 'nope'\n"
+                      "t.yaml:3:51: listeners[0].tls: unknown tls mode 'yes' (known: "
+                      "originate)\n"
+                      "t.yaml:3:70: listeners[0].idle_timeout: must be longer than 0");
+        /* tls-passthrough. */
+        expect_errors(UP "listeners:\n"
+                         "  - name: p\n"
+                         "    protocol: tls-passthrough\n"
+                         "    sni_routes:\n"
+                         "      - {server_names: [a.example, \"*.b.example\"], upstream: u}\n"
+                         "      - {server_names: [c.example, A.EXAMPLE], upstream: nope}\n"
+                         "      - {server_names: [\"10.0.0.1\", \"*\", \"a.*.example\"], "
+                         "upstream: u}\n"
+                         "      - {server_names: [], upstream: u}\n"
+                         "      - {upstream: u}\n",
+                      "t.yaml:7:9: listeners[0].sni_routes[1]: server name 'a.example' is in "
+                      "sni_routes[0] already\n"
+                      "t.yaml:7:58: listeners[0].sni_routes[1].upstream: no upstream named "
+                      "'nope'\n"
+                      "t.yaml:8:25: listeners[0].sni_routes[2].server_names[0]: invalid server "
+                      "name '10.0.0.1': an IP address is never sent as a server name\n"
+                      "t.yaml:8:37: listeners[0].sni_routes[2].server_names[1]: invalid server "
+                      "name '*': '*' is only allowed as a whole leading label, as in "
+                      "*.example.com\n"
+                      "t.yaml:8:42: listeners[0].sni_routes[2].server_names[2]: invalid server "
+                      "name 'a.*.example': '*' is only allowed as a whole leading label, as in "
+                      "*.example.com\n"
+                      "t.yaml:9:24: listeners[0].sni_routes[3].server_names: at least one "
+                      "server name is required\n"
+                      "t.yaml:10:9: listeners[0].sni_routes[4]: missing required key "
+                      "'server_names'");
+        /* websocket is a boolean. */
+        expect_errors(UP "listeners: [{name: l}]\n"
+                         "routes: [{name: r, paths: [/], websocket: maybe, upstreams: "
+                         "[{name: u}]}]\n",
+                      "t.yaml:3:43: routes[0].websocket: expected a boolean (true or false), "
+                      "got 'maybe'");
+        /* An upstream defined in a later document still counts. */
+        Config *c = load_ok("listeners: [{name: t, protocol: tcp, upstream: late}]\n"
+                            "---\n"
+                            "upstreams: [{name: late, nodes: [{host: h}]}]\n");
+        config_free(c);
+}
+
 static void test_dump(void)
 {
         Config *c;
         char *text;
 
         check_round_trip(full_yaml, __LINE__);
+        check_round_trip(protocols_yaml, __LINE__);
+        c = load_ok(protocols_yaml);
+        if (c) {
+                text = dump(c);
+                /* Per protocol, its own keys; http listeners and routes as they always were. */
+                CHECK(text && strstr(text, "- name: https\n"
+                                           "  listen: \"127.0.0.1:9443\"\n"
+                                           "  protocol: https\n"
+                                           "  certificates:\n"
+                                           "  - {cert: /etc/lbproxy/a.pem, key: a.key, ocsp: "
+                                           "/var/lib/a.ocsp.der}\n"
+                                           "  - {cert: /etc/lbproxy/b.pem, key: /etc/lbproxy/b.key}\n"
+                                           "  ticket_rotate: 1h\n"
+                                           "  idle_timeout: 2m\n"
+                                           "- name: tcp\n"
+                                           "  listen: \"127.0.0.1:9000\"\n"
+                                           "  protocol: tcp\n"
+                                           "  upstream: echo\n"
+                                           "  tls: originate\n"
+                                           "  idle_timeout: 30s\n"
+                                           "- name: pass\n"
+                                           "  listen: \"127.0.0.1:9444\"\n"
+                                           "  protocol: tls-passthrough\n"
+                                           "  sni_routes:\n"
+                                           "  - {server_names: [a.example, '*.b.example'], "
+                                           "upstream: echo}\n"
+                                           "  - {server_names: [c.example], upstream: other}\n"
+                                           "  idle_timeout: 5m\n"
+                                           "- name: plain\n"
+                                           "  listen: \"127.0.0.1:9080\"\n"
+                                           "upstreams:\n"));
+                CHECK(text && strstr(text, "  priority: 0\n"
+                                           "  websocket: true\n"
+                                           "  upstreams:\n"));
+                CHECK(text && !strstr(text, "websocket: false"));
+                free(text);
+                config_free(c);
+        }
         check_round_trip(L, __LINE__);
         /* Strings that must be quoted to stay strings. */
         check_round_trip(L "tls: {ca_file: \"null\"}\n"
@@ -1212,6 +1509,8 @@ int main(void)
         test_errors();
         test_documents();
         test_files();
+        test_protocols();
+        test_protocol_errors();
         test_dump();
 
         if (failures > 0) {

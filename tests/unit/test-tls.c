@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* The TLS client: its session cache, its ca_file errors, and whole handshakes over loopback
  * against a GnuTLS server in a thread (verification, resumption with TLS 1.2 and 1.3, records
- * left inside GnuTLS when a read stops at the stream's limit). */
+ * left inside GnuTLS when a read stops at the stream's limit). The TLS server (https listeners):
+ * certificate and key errors, the ticket keys and the handshake messages they are chosen from,
+ * and handshakes from a GnuTLS client in a thread (certificate by SNI, ALPN, resumption across
+ * a key rotation and a reload, TLS 1.1 refused). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <gnutls/x509.h>
@@ -14,6 +17,7 @@
 #include <unistd.h>
 
 #include "stream.h"
+#include "tls-server.h"
 #include "tls-stream.h"
 #include "tls.h"
 
@@ -465,6 +469,577 @@ static void test_handshakes(const Pki *pki, const char *priority, const char *wh
         server_done(&srv);
 }
 
+/* ---- the server: certificates ---- */
+
+static gnutls_x509_crt_t leaf_crt(const Pki *pki, gnutls_x509_privkey_t key, const char *name,
+                                  unsigned serial)
+{
+        gnutls_x509_crt_t c = new_crt(key, name, serial);
+        GNUTLS_OK(gnutls_x509_crt_set_basic_constraints(c, 0, -1));
+        GNUTLS_OK(gnutls_x509_crt_set_key_usage(c, GNUTLS_KEY_DIGITAL_SIGNATURE));
+        GNUTLS_OK(gnutls_x509_crt_set_key_purpose_oid(c, GNUTLS_KP_TLS_WWW_SERVER, 0));
+        GNUTLS_OK(gnutls_x509_crt_set_subject_alt_name(c, GNUTLS_SAN_DNSNAME, name,
+                                                       (unsigned)strlen(name),
+                                                       GNUTLS_FSAN_APPEND));
+        GNUTLS_OK(gnutls_x509_crt_sign2(c, pki->ca, pki->ca_key, GNUTLS_DIG_SHA256, 0));
+        return c;
+}
+
+/* Writes a key pair for `name` as name.pem and name.key. */
+static void write_pair(const Pki *pki, const char *name, unsigned serial, char **ret_cert,
+                       char **ret_key)
+{
+        gnutls_x509_privkey_t key = new_key();
+        gnutls_x509_crt_t crt = leaf_crt(pki, key, name, serial);
+        gnutls_datum_t pem;
+        char file[128];
+
+        GNUTLS_OK(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &pem));
+        snprintf(file, sizeof(file), "%s.pem", name);
+        *ret_cert = write_tmp(file, pem.data, pem.size);
+        gnutls_free(pem.data);
+        GNUTLS_OK(gnutls_x509_privkey_export2(key, GNUTLS_X509_FMT_PEM, &pem));
+        snprintf(file, sizeof(file), "%s.key", name);
+        *ret_key = write_tmp(file, pem.data, pem.size);
+        gnutls_free(pem.data);
+        gnutls_x509_crt_deinit(crt);
+        gnutls_x509_privkey_deinit(key);
+}
+
+typedef struct ServerFiles {
+        char *a_cert, *a_key, *b_cert, *b_key;
+} ServerFiles;
+
+#define CERT(c, k) { .cert_file = (char *)(c), .key_file = (char *)(k), \
+                     .mark = { .file = "t.yaml", .line = 5, .column = 9 } }
+
+static TlsServer *server_new(ConfigCertificate *certs, size_t n, char **ret_error)
+{
+        ConfigListener cl = {
+                .name = (char *)"https",
+                .protocol = LISTENER_HTTPS,
+                .certificates = certs,
+                .n_certificates = n,
+                .ticket_rotate_usec = 12 * 3600 * USEC_PER_SEC,
+        };
+        TlsServer *t = NULL;
+        if (tls_server_new(&cl, &t, ret_error) < 0)
+                return NULL;
+        return t;
+}
+
+/* The server refuses to start without what it was told to load: which file, and why. */
+static void expect_server_error(ConfigCertificate *certs, size_t n, const char *want_prefix,
+                                const char *want_suffix, int line)
+{
+        char *error = NULL;
+        TlsServer *t = server_new(certs, n, &error);
+        bool ok = !t && error && strncmp(error, want_prefix, strlen(want_prefix)) == 0 &&
+                  (!want_suffix || (strlen(error) >= strlen(want_suffix) &&
+                                    streq(error + strlen(error) - strlen(want_suffix),
+                                          want_suffix)));
+        if (!ok) {
+                fprintf(stderr, "%s:%d: got %s\n  want: %s...%s\n", __FILE__, line,
+                        error ? error : t ? "a server" : "(null)", want_prefix,
+                        want_suffix ? want_suffix : "");
+                failures++;
+        }
+        tls_server_free(t);
+        free(error);
+}
+
+static void test_server_errors(const Pki *pki, const ServerFiles *f)
+{
+        char *p1 = NULL, *p2 = NULL;
+        _cleanup_free_ char *garbage = write_tmp("garbage.pem", "-----BEGIN CERTIFICATE-----\n"
+                                                 "bm90IGEgY2VydGlmaWNhdGU=\n"
+                                                 "-----END CERTIFICATE-----\n", 78);
+        _cleanup_free_ char *empty = write_tmp("empty.pem", "", 0);
+        _cleanup_free_ char *bad_key = write_tmp("bad.key", "-----BEGIN PRIVATE KEY-----\n"
+                                                 "bm90IGEga2V5\n"
+                                                 "-----END PRIVATE KEY-----\n", 67);
+        _cleanup_free_ char *ocsp = write_tmp("bad.ocsp", "not DER", 7);
+
+        ConfigCertificate c1[] = { CERT("/nonexistent/a.pem", f->a_key) };
+        expect_server_error(c1, 1,
+                            "t.yaml:5:9: listener 'https': certificates[0].cert "
+                            "/nonexistent/a.pem: No such file or directory", "", __LINE__);
+        ConfigCertificate c2[] = { CERT(garbage, f->a_key) };
+        CHECK(asprintf(&p1, "t.yaml:5:9: listener 'https': certificates[0].cert %s: ",
+                       garbage) > 0);
+        expect_server_error(c2, 1, p1, NULL, __LINE__);
+        free(TAKE_PTR(p1));
+        ConfigCertificate c3[] = { CERT(empty, f->a_key) };
+        CHECK(asprintf(&p1, "t.yaml:5:9: listener 'https': certificates[0].cert %s: No "
+                            "certificate was found.", empty) > 0);
+        expect_server_error(c3, 1, p1, "", __LINE__);
+        free(TAKE_PTR(p1));
+        ConfigCertificate c4[] = { CERT(tmpdir, f->a_key) };
+        expect_server_error(c4, 1, "t.yaml:5:9: listener 'https': certificates[0].cert /tmp/",
+                            ": Is a directory", __LINE__);
+
+        /* The second entry's key: missing, not a key, not the certificate's. */
+        ConfigCertificate c5[] = { CERT(f->a_cert, f->a_key), CERT(f->b_cert, "/nonexistent.key") };
+        expect_server_error(c5, 2,
+                            "t.yaml:5:9: listener 'https': certificates[1].key /nonexistent.key: "
+                            "No such file or directory", "", __LINE__);
+        ConfigCertificate c6[] = { CERT(f->a_cert, bad_key) };
+        CHECK(asprintf(&p1, "t.yaml:5:9: listener 'https': certificates[0].key %s: ", bad_key) >
+              0);
+        expect_server_error(c6, 1, p1, NULL, __LINE__);
+        free(TAKE_PTR(p1));
+        ConfigCertificate c7[] = { CERT(f->a_cert, f->b_key) };
+        CHECK(asprintf(&p1, "t.yaml:5:9: listener 'https': certificates[0] %s and %s: ",
+                       f->a_cert, f->b_key) > 0);
+        expect_server_error(c7, 1, p1, "The certificate and the given key do not match.",
+                            __LINE__);
+        free(TAKE_PTR(p1));
+
+        /* A relative key is a credential: $CREDENTIALS_DIRECTORY must say where. */
+        const char *slash = strrchr(f->a_key, '/');
+        ConfigCertificate c8[] = { CERT(f->a_cert, slash + 1) };
+        unsetenv("CREDENTIALS_DIRECTORY");
+        expect_server_error(c8, 1,
+                            "t.yaml:5:9: listener 'https': certificates[0].key a.example.key: a "
+                            "relative key is a credential's name, but $CREDENTIALS_DIRECTORY is "
+                            "not set (LoadCredential= in the service unit)", "", __LINE__);
+        setenv("CREDENTIALS_DIRECTORY", "/nonexistent/creds/", 1);
+        expect_server_error(c8, 1,
+                            "t.yaml:5:9: listener 'https': certificates[0].key "
+                            "/nonexistent/creds/a.example.key: No such file or directory", "",
+                            __LINE__);
+        setenv("CREDENTIALS_DIRECTORY", tmpdir, 1);
+        TlsServer *t = server_new(c8, 1, NULL);
+        CHECK(t);
+        tls_server_free(t);
+        unsetenv("CREDENTIALS_DIRECTORY");
+
+        /* An OCSP response that is none. */
+        ConfigCertificate c9[] = { CERT(f->a_cert, f->a_key) };
+        c9[0].ocsp_file = ocsp;
+        CHECK(asprintf(&p1, "t.yaml:5:9: listener 'https': certificates[0].ocsp %s: ", ocsp) > 0);
+        expect_server_error(c9, 1, p1, NULL, __LINE__);
+        free(TAKE_PTR(p1));
+
+        /* Without a mark (a listener made at run time), the message starts at the listener. */
+        ConfigCertificate c10[] = { { .cert_file = (char *)"/nonexistent/a.pem",
+                                      .key_file = f->a_key } };
+        expect_server_error(c10, 1,
+                            "listener 'https': certificates[0].cert /nonexistent/a.pem: No such "
+                            "file or directory", "", __LINE__);
+
+        /* Two pairs load, and references outlive the owner's. */
+        ConfigCertificate ok[] = { CERT(f->a_cert, f->a_key), CERT(f->b_cert, f->b_key) };
+        char *error = NULL;
+        t = server_new(ok, 2, &error);
+        CHECK(t && !error);
+        CHECK(tls_server_free(t) == NULL);
+        CHECK(tls_server_free(NULL) == NULL);
+
+        (void)pki;
+        free(p2);
+        unlink(garbage);
+        unlink(empty);
+        unlink(bad_key);
+        unlink(ocsp);
+}
+
+/* ---- the server: ticket keys and the messages they are chosen from ---- */
+
+static void test_ticket_keys(void)
+{
+        const uint64_t period = 1000, t0 = 5000;
+        unsigned char k1[TLS_TICKET_KEY_SIZE], k[TLS_TICKET_KEY_SIZE];
+        unsigned char name1[TLS_TICKET_NAME_SIZE], name2[TLS_TICKET_NAME_SIZE];
+        TlsTickets *t = NULL;
+
+        memset(name1, 0x11, sizeof(name1));
+        memset(name2, 0x22, sizeof(name2));
+        CHECK(tls_tickets_new(t0, &t) == 0);
+        if (!t)
+                return;
+
+        /* Within the period: the same key, whatever is offered. */
+        uint64_t id1 = tls_tickets_pick(t, t0, period, NULL, k1);
+        CHECK(id1 != 0);
+        CHECK(tls_tickets_pick(t, t0 + period - 1, period, name1, k) == id1);
+        CHECK(memcmp(k, k1, sizeof(k)) == 0);
+        tls_tickets_learn(t, id1, name1);
+        tls_tickets_learn(t, id1, name1); /* once is enough */
+        CHECK(t->current.n_names == 1);
+        tls_tickets_learn(t, 999, name2); /* no such key: nothing */
+        CHECK(t->current.n_names == 1);
+
+        /* A period on: a new key for new sessions, the old one for its own tickets. */
+        uint64_t id2 = tls_tickets_pick(t, t0 + period, period, NULL, k);
+        CHECK(id2 != id1 && memcmp(k, k1, sizeof(k)) != 0);
+        CHECK(tls_tickets_pick(t, t0 + period + 1, period, name2, k) == id2);
+        CHECK(tls_tickets_pick(t, t0 + period + 2, period, name1, k) == id1);
+        CHECK(memcmp(k, k1, sizeof(k)) == 0);
+        tls_tickets_learn(t, id2, name2);
+
+        /* Two periods on: the first key is gone. */
+        uint64_t id3 = tls_tickets_pick(t, t0 + 2 * period, period, name1, k);
+        CHECK(id3 != id1 && id3 != id2);
+        CHECK(tls_tickets_pick(t, t0 + 2 * period, period, name2, k) == id2);
+
+        /* Names are bounded: the oldest go. */
+        for (unsigned i = 0; i < TLS_TICKET_NAMES_MAX + 2; i++) {
+                unsigned char n[TLS_TICKET_NAME_SIZE];
+                memset(n, (int)(0x40 + i), sizeof(n));
+                tls_tickets_learn(t, id3, n);
+        }
+        CHECK(t->current.n_names == TLS_TICKET_NAMES_MAX);
+
+        CHECK(tls_tickets_ref(t) == t);
+        CHECK(tls_tickets_unref(t) == NULL);
+        CHECK(tls_tickets_unref(t) == NULL);
+        CHECK(tls_tickets_unref(NULL) == NULL);
+}
+
+/* A ClientHello body: version, random, session id, suites, compression, then `ext`. */
+static size_t client_hello(unsigned char *buf, const unsigned char *ext, size_t ext_len)
+{
+        size_t o = 0;
+        buf[o++] = 3;
+        buf[o++] = 3;
+        memset(buf + o, 0xaa, 32);
+        o += 32;
+        buf[o++] = 32; /* session id */
+        memset(buf + o, 0xbb, 32);
+        o += 32;
+        buf[o++] = 0;
+        buf[o++] = 2; /* one suite */
+        buf[o++] = 0x13;
+        buf[o++] = 0x01;
+        buf[o++] = 1; /* compression: null */
+        buf[o++] = 0;
+        buf[o++] = (unsigned char)(ext_len >> 8);
+        buf[o++] = (unsigned char)ext_len;
+        memcpy(buf + o, ext, ext_len);
+        return o + ext_len;
+}
+
+static void test_ticket_messages(void)
+{
+        unsigned char m[512];
+        const unsigned char *name = NULL;
+        size_t n;
+
+        /* server_name, then session_ticket with a 20-byte ticket. */
+        unsigned char e12[] = { 0, 0, 0, 5, 0, 3, 0, 0, 0, 0, 35, 0, 20,
+                                1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
+                                20 };
+        n = client_hello(m, e12, sizeof(e12));
+        CHECK(tls_client_hello_ticket_name(m, n, &name) == 1 && name && name[0] == 1 &&
+              name[15] == 16);
+        /* Cut anywhere: never read past the end. */
+        for (size_t k = 0; k < n; k++) {
+                name = NULL;
+                int r = tls_client_hello_ticket_name(m, k, &name);
+                CHECK(r == -EBADMSG || r == 0);
+        }
+        /* An empty session_ticket (asking for one) offers none. */
+        unsigned char e0[] = { 0, 35, 0, 0 };
+        n = client_hello(m, e0, sizeof(e0));
+        CHECK(tls_client_hello_ticket_name(m, n, &name) == 0);
+        n = client_hello(m, NULL, 0);
+        CHECK(tls_client_hello_ticket_name(m, n, &name) == 0);
+
+        /* pre_shared_key: identities (one of 17 bytes + age), then binders. */
+        unsigned char e13[] = { 0, 41, 0, 2 + 2 + 17 + 4 + 2 + 1 + 32,
+                                0, 23, 0, 17, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+                                15, 16, 0, 0, 0, 0,
+                                0, 33, 32 };
+        unsigned char big[sizeof(e13) + 32] = {};
+        memcpy(big, e13, sizeof(e13));
+        n = client_hello(m, big, sizeof(big));
+        name = NULL;
+        CHECK(tls_client_hello_ticket_name(m, n, &name) == 1 && name && name[0] == 9 &&
+              name[15] == 15);
+        /* An identity shorter than a key name: not ours to match. */
+        unsigned char e13s[] = { 0, 41, 0, 12, 0, 8, 0, 4, 1, 2, 3, 4, 0, 0, 0, 0 };
+        n = client_hello(m, e13s, sizeof(e13s));
+        CHECK(tls_client_hello_ticket_name(m, n, &name) == 0);
+        /* An extension longer than the block. */
+        unsigned char bad[] = { 0, 35, 0, 200, 1, 2 };
+        n = client_hello(m, bad, sizeof(bad));
+        CHECK(tls_client_hello_ticket_name(m, n, &name) == -EBADMSG);
+
+        /* NewSessionTicket, TLS 1.2: lifetime hint, ticket. */
+        unsigned char nst12[4 + 2 + 20] = { 0, 0, 1, 0, 0, 20, 7 };
+        name = NULL;
+        CHECK(tls_new_session_ticket_name(nst12, sizeof(nst12), false, &name) == 1 && name &&
+              name[0] == 7);
+        CHECK(tls_new_session_ticket_name(nst12, sizeof(nst12) - 1, false, &name) == -EBADMSG);
+        /* TLS 1.3: lifetime, age add, nonce (2 bytes), ticket, extensions. */
+        unsigned char nst13[4 + 4 + 1 + 2 + 2 + 20 + 2] = { 0, 0, 1, 0, 1, 2, 3, 4, 2, 0, 1,
+                                                           0, 20, 8 };
+        name = NULL;
+        CHECK(tls_new_session_ticket_name(nst13, sizeof(nst13), true, &name) == 1 && name &&
+              name[0] == 8);
+        CHECK(tls_new_session_ticket_name(nst13, 12, true, &name) == -EBADMSG);
+        for (size_t k = 0; k < sizeof(nst13); k++)
+                (void)tls_new_session_ticket_name(nst13, k, true, &name);
+}
+
+/* ---- the server: handshakes from a GnuTLS client ---- */
+
+typedef struct Peer {
+        /* the client's settings */
+        const char *priority;
+        const char *sni;  /* NULL: none */
+        const char *alpn; /* NULL: none offered */
+        gnutls_datum_t session; /* to resume (in), the newest (out) */
+        int fd;
+        /* what it saw */
+        int handshake;
+        char cn[64];
+        char alpn_got[32];
+        bool resumed;
+        char echo[16];
+} Peer;
+
+static void *peer_run(void *arg)
+{
+        Peer *p = arg;
+        gnutls_certificate_credentials_t cred;
+        gnutls_session_t s;
+
+        GNUTLS_OK(gnutls_certificate_allocate_credentials(&cred));
+        GNUTLS_OK(gnutls_init(&s, GNUTLS_CLIENT));
+        GNUTLS_OK(gnutls_priority_set_direct(s, p->priority, NULL));
+        GNUTLS_OK(gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred));
+        if (p->sni)
+                GNUTLS_OK(gnutls_server_name_set(s, GNUTLS_NAME_DNS, p->sni, strlen(p->sni)));
+        if (p->alpn) {
+                gnutls_datum_t a = { .data = (unsigned char *)p->alpn,
+                                     .size = (unsigned)strlen(p->alpn) };
+                GNUTLS_OK(gnutls_alpn_set_protocols(s, &a, 1, 0));
+        }
+        if (p->session.size)
+                GNUTLS_OK(gnutls_session_set_data(s, p->session.data, p->session.size));
+        gnutls_transport_set_int(s, p->fd);
+
+        int r;
+        do
+                r = gnutls_handshake(s);
+        while (r < 0 && !gnutls_error_is_fatal(r));
+        p->handshake = r;
+        if (r >= 0) {
+                p->resumed = gnutls_session_is_resumed(s);
+                unsigned n = 0;
+                const gnutls_datum_t *certs = gnutls_certificate_get_peers(s, &n);
+                gnutls_x509_crt_t crt;
+                size_t size = sizeof(p->cn);
+                if (n > 0 && gnutls_x509_crt_init(&crt) >= 0) {
+                        if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) >= 0)
+                                (void)gnutls_x509_crt_get_dn_by_oid(
+                                        crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, p->cn, &size);
+                        gnutls_x509_crt_deinit(crt);
+                }
+                gnutls_datum_t a = {};
+                if (gnutls_alpn_get_selected_protocol(s, &a) >= 0)
+                        snprintf(p->alpn_got, sizeof(p->alpn_got), "%.*s", (int)a.size, a.data);
+
+                /* The echo proves the data path; reading also takes TLS 1.3 tickets in. */
+                ssize_t k;
+                do
+                        k = gnutls_record_send(s, "ping", 4);
+                while (k == GNUTLS_E_AGAIN || k == GNUTLS_E_INTERRUPTED);
+                size_t got = 0;
+                while (got < 4) {
+                        k = gnutls_record_recv(s, p->echo + got, 4 - got);
+                        if (k == GNUTLS_E_AGAIN || k == GNUTLS_E_INTERRUPTED)
+                                continue;
+                        if (k <= 0)
+                                break;
+                        got += (size_t)k;
+                }
+                gnutls_free(p->session.data);
+                p->session = (gnutls_datum_t){};
+                (void)gnutls_session_get_data2(s, &p->session);
+                (void)gnutls_bye(s, GNUTLS_SHUT_WR);
+        }
+        gnutls_deinit(s);
+        gnutls_certificate_free_credentials(cred);
+        close(p->fd);
+        return NULL;
+}
+
+typedef struct Accepted {
+        struct event_base *base;
+        int error;
+        bool eof;
+} Accepted;
+
+static void accepted_on_read(Stream *s, void *userdata)
+{
+        Accepted *a = userdata;
+        evbuffer_add_buffer(s->out, s->in);
+        CHECK(stream_flush(s) == 0);
+        if (s->eof) {
+                a->eof = true;
+                event_base_loopbreak(a->base);
+        }
+}
+
+static void accepted_on_error(Stream *s, int error, void *userdata)
+{
+        Accepted *a = userdata;
+        a->error = error;
+        event_base_loopbreak(a->base);
+}
+
+static void accepted_on_connect(Stream *s, int error, void *userdata)
+{
+        CHECK(!"no on_connect on an accepted stream");
+}
+
+static const StreamHandler accepted_handler = {
+        .on_read = accepted_on_read,
+        .on_drain = client_on_drain,
+        .on_connect = accepted_on_connect,
+        .on_error = accepted_on_error,
+};
+
+/* One connection from a client thread to `t`; `p` holds its settings and gets its results. */
+static Accepted serve_one(TlsServer *t, Peer *p, bool *ret_resumed, char *detail, size_t size)
+{
+        Accepted a = { .base = event_base_new() };
+        int sv[2];
+        Stream s;
+        pthread_t thread;
+
+        p->handshake = 1;
+        p->resumed = false;
+        p->cn[0] = p->alpn_got[0] = p->echo[0] = 0;
+        CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+        p->fd = sv[0];
+        CHECK(evutil_make_socket_nonblocking(sv[1]) == 0);
+        CHECK(stream_init(&s, a.base, sv[1], &accepted_handler, &a) == 0);
+        CHECK(tls_server_attach(t, &s) == 0);
+        stream_read_start(&s);
+        CHECK(pthread_create(&thread, NULL, peer_run, p) == 0);
+
+        struct timeval limit = { .tv_sec = 20 };
+        event_base_loopexit(a.base, &limit);
+        event_base_dispatch(a.base);
+
+        *ret_resumed = tls_stream_resumed(&s);
+        const char *d = stream_error_detail(&s);
+        snprintf(detail, size, "%s", d ? d : "");
+        stream_done(&s);
+        CHECK(pthread_join(thread, NULL) == 0);
+        event_base_free(a.base);
+        return a;
+}
+
+static void test_server_handshakes(const ServerFiles *f, const char *priority, const char *what)
+{
+        ConfigCertificate certs[] = { CERT(f->a_cert, f->a_key), CERT(f->b_cert, f->b_key) };
+        TlsServer *t = server_new(certs, 2, NULL);
+        Peer p = { .priority = priority, .alpn = "http/1.1" };
+        char detail[256];
+        bool resumed;
+        Accepted a;
+
+        fprintf(stderr, "server handshakes, %s\n", what);
+        CHECK(t);
+        if (!t)
+                return;
+
+        /* The certificate by SNI; the first without SNI or for an unknown name. */
+        const char *names[][2] = { { "a.example", "a.example" },
+                                   { "b.example", "b.example" },
+                                   { NULL, "a.example" },
+                                   { "z.example", "a.example" } };
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                p.sni = names[i][0];
+                a = serve_one(t, &p, &resumed, detail, sizeof(detail));
+                CHECK(p.handshake == 0);
+                CHECK(streq(p.cn, names[i][1]));
+                CHECK(streq(p.alpn_got, "http/1.1"));
+                CHECK(memcmp(p.echo, "ping", 4) == 0);
+                CHECK(a.eof && a.error == 0 && !resumed);
+                gnutls_free(p.session.data);
+                p.session = (gnutls_datum_t){};
+        }
+
+        /* No ALPN offered: none chosen, HTTP/1.1 all the same. A client that wants h2 only
+         * gets none. */
+        p.sni = "a.example";
+        p.alpn = NULL;
+        a = serve_one(t, &p, &resumed, detail, sizeof(detail));
+        CHECK(p.handshake == 0 && !p.alpn_got[0] && a.eof);
+        gnutls_free(p.session.data);
+        p.session = (gnutls_datum_t){};
+        p.alpn = "h2";
+        a = serve_one(t, &p, &resumed, detail, sizeof(detail));
+        CHECK(p.handshake == 0 && !p.alpn_got[0] && a.eof);
+        p.alpn = "http/1.1";
+
+        /* Resumption: each connection leaves a ticket for the next. */
+        gnutls_free(p.session.data);
+        p.session = (gnutls_datum_t){};
+        for (unsigned i = 0; i < 3; i++) {
+                a = serve_one(t, &p, &resumed, detail, sizeof(detail));
+                CHECK(p.handshake == 0 && a.eof);
+                CHECK(p.resumed == (i > 0));
+                CHECK(resumed == (i > 0));
+        }
+
+        /* A rotation: tickets of the previous key still resume, for one period. */
+        gnutls_datum_t kept = p.session;
+        p.session.data = gnutls_malloc(kept.size);
+        memcpy(p.session.data, kept.data, kept.size);
+        t->tickets->rotated_usec -= t->ticket_rotate_usec;
+        a = serve_one(t, &p, &resumed, detail, sizeof(detail));
+        CHECK(p.handshake == 0 && p.resumed && resumed);
+        /* Two rotations: no more. A ticket of the current key still resumes. */
+        t->tickets->rotated_usec -= t->ticket_rotate_usec;
+        gnutls_free(p.session.data);
+        p.session = kept;
+        a = serve_one(t, &p, &resumed, detail, sizeof(detail));
+        CHECK(p.handshake == 0 && !p.resumed && !resumed);
+        a = serve_one(t, &p, &resumed, detail, sizeof(detail));
+        CHECK(p.handshake == 0 && p.resumed && resumed);
+
+        /* A reload: the same listener's new server takes the keys over, and the tickets stay
+         * good. Without that, they would not. */
+        TlsServer *t2 = server_new(certs, 2, NULL), *t3 = server_new(certs, 2, NULL);
+        CHECK(t2 && t3);
+        if (t2 && t3) {
+                gnutls_datum_t copy = { .data = gnutls_malloc(p.session.size),
+                                        .size = p.session.size };
+                memcpy(copy.data, p.session.data, copy.size);
+                tls_server_carry_state(t2, t);
+                CHECK(t2->tickets == t->tickets);
+                a = serve_one(t3, &p, &resumed, detail, sizeof(detail));
+                CHECK(p.handshake == 0 && !p.resumed);
+                gnutls_free(p.session.data);
+                p.session = copy;
+                a = serve_one(t2, &p, &resumed, detail, sizeof(detail));
+                CHECK(p.handshake == 0 && p.resumed && resumed);
+        }
+        tls_server_free(t3);
+        tls_server_free(t2);
+        gnutls_free(p.session.data);
+        p.session = (gnutls_datum_t){};
+
+        /* TLS 1.1 is refused: the handshake fails, reported as the stream's error. */
+        p.priority = "NORMAL:-VERS-ALL:+VERS-TLS1.1";
+        a = serve_one(t, &p, &resumed, detail, sizeof(detail));
+        CHECK(p.handshake < 0);
+        CHECK(a.error == -EPROTO && !a.eof);
+        CHECK(strstr(detail, "TLS handshake failed: "));
+
+        /* Streams hold the server: it may go first. */
+        tls_server_free(t);
+        Stream unused = {};
+        CHECK(tls_server_attach(NULL, &unused) == -ENOKEY);
+}
+
 int main(void)
 {
         if (!mkdtemp(tmpdir))
@@ -476,6 +1051,20 @@ int main(void)
         test_ca_file(&pki);
         test_handshakes(&pki, "NORMAL", "TLS 1.3");
         test_handshakes(&pki, "NORMAL:-VERS-TLS1.3", "TLS 1.2");
+
+        ServerFiles f = {};
+        write_pair(&pki, "a.example", 10, &f.a_cert, &f.a_key);
+        write_pair(&pki, "b.example", 11, &f.b_cert, &f.b_key);
+        test_server_errors(&pki, &f);
+        test_ticket_keys();
+        test_ticket_messages();
+        test_server_handshakes(&f, "NORMAL", "TLS 1.3");
+        test_server_handshakes(&f, "NORMAL:-VERS-TLS1.3", "TLS 1.2");
+        char *files[] = { f.a_cert, f.a_key, f.b_cert, f.b_key };
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                unlink(files[i]);
+                free(files[i]);
+        }
 
         pki_done(&pki);
         rmdir(tmpdir);
