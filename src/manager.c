@@ -23,9 +23,9 @@ static uint64_t total_requests(const Manager *m)
 static void format_status(Manager *m, char *buf, size_t size)
 {
         size_t clients = 0;
-        /* A glance at other threads' counters: a status line needs no exactness. */
+
         for (size_t i = 0; i < m->n_workers; i++)
-                clients += *(volatile size_t *)&m->workers[i].n_clients;
+                clients += atomic_load_explicit(&m->workers[i].n_clients, memory_order_relaxed);
         snprintf(buf, size,
                  "Serving %zu routes over %zu upstreams with %zu workers; %llu requests, "
                  "%zu connections",

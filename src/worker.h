@@ -26,7 +26,7 @@ typedef struct Worker {
         Model *model;        /* the current model as this worker sees it (a reference) */
         unsigned generation; /* of that model, against the manager's */
         ClientConn *clients; /* every client connection, for shutdown */
-        size_t n_clients;
+        atomic_size_t n_clients; /* written by the worker, read by the status line */
         bool stopping;       /* finish what is in flight, take nothing new */
         atomic_uint_fast64_t requests; /* served by this worker (read by the control loop) */
         struct ListenerWatch *watches; /* this loop's watch on each shared socket */
