@@ -140,7 +140,7 @@ class Closed(Exception):
 class Client:
     """One client TCP connection, for exact control over the bytes sent and read."""
 
-    def __init__(self, host, port, timeout=10.0, source=None):
+    def __init__(self, host, port, timeout=5.0, source=None):
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         if source:
             self.sock.bind((source, 0))
@@ -289,7 +289,7 @@ def build_request(method="GET", path="/", host="example.test", headers=(), body=
 
 
 def request(host, port, method="GET", path="/", host_header="example.test", headers=(),
-            body=None, timeout=10.0, source=None):
+            body=None, timeout=5.0, source=None):
     """One request on a new connection; returns the Response."""
     with Client(host, port, timeout=timeout, source=source) as c:
         c.request(method, path, host_header, headers, body)
@@ -529,9 +529,9 @@ class LbProxy:
 
     # -- convenience ------
     def request(self, method="GET", path="/", host_header="example.test", headers=(),
-                body=None, timeout=10.0, source=None):
+                body=None, timeout=5.0, source=None):
         return request(self.listen_host, self.port, method, path, host_header, headers, body,
                        timeout, source)
 
-    def client(self, timeout=10.0, source=None):
+    def client(self, timeout=5.0, source=None):
         return Client(self.listen_host, self.port, timeout=timeout, source=source)

@@ -9,7 +9,7 @@ import time
 from lbtest import Client, route_cfg, upstream_cfg
 
 
-def setup(upstream, lbproxy, grace="10s"):
+def start_proxy(upstream, lbproxy, grace="10s"):
     u = upstream("u")
     lb = lbproxy({"timeouts": {"header": "30s", "keepalive": "60s", "shutdown_grace": grace},
                   "upstreams": [upstream_cfg("up", [u])],
@@ -33,7 +33,7 @@ def in_flight(lb, path, timeout=20):
 
 
 def test_ready_and_status_notified(upstream, lbproxy):
-    u, lb = setup(upstream, lbproxy)
+    u, lb = start_proxy(upstream, lbproxy)
     lines = lb.notify_lines()
     assert "READY=1" in lines
     assert any(ln.startswith("STATUS=") for ln in lines), lines
@@ -42,7 +42,7 @@ def test_ready_and_status_notified(upstream, lbproxy):
 
 
 def test_sigterm_idle_exits_0_and_notifies_stopping(upstream, lbproxy):
-    u, lb = setup(upstream, lbproxy)
+    u, lb = start_proxy(upstream, lbproxy)
     assert lb.request("GET", "/x").status == 200
     t0 = time.monotonic()
     rc = lb.terminate(timeout=10)
@@ -52,7 +52,7 @@ def test_sigterm_idle_exits_0_and_notifies_stopping(upstream, lbproxy):
 
 
 def test_sigterm_with_request_in_flight(upstream, lbproxy):
-    u, lb = setup(upstream, lbproxy)
+    u, lb = start_proxy(upstream, lbproxy)
     t, out = in_flight(lb, "/delay/2")
     u.wait_heads(1)  # the request reached the upstream: it is in flight
     t0 = time.monotonic()
@@ -70,7 +70,7 @@ def test_sigterm_with_request_in_flight(upstream, lbproxy):
 
 
 def test_no_new_connections_served_after_sigterm(upstream, lbproxy):
-    u, lb = setup(upstream, lbproxy)
+    u, lb = start_proxy(upstream, lbproxy)
     t, out = in_flight(lb, "/delay/2")
     u.wait_heads(1)
     lb.proc.send_signal(15)
@@ -90,7 +90,7 @@ def test_no_new_connections_served_after_sigterm(upstream, lbproxy):
 
 
 def test_idle_keepalive_client_does_not_delay_exit(upstream, lbproxy):
-    u, lb = setup(upstream, lbproxy)
+    u, lb = start_proxy(upstream, lbproxy)
     with lb.client() as c:
         c.request("GET", "/x")
         assert c.read_response().status == 200
@@ -101,7 +101,7 @@ def test_idle_keepalive_client_does_not_delay_exit(upstream, lbproxy):
 
 
 def test_grace_period_bounds_shutdown(upstream, lbproxy):
-    u, lb = setup(upstream, lbproxy, grace="1s")
+    u, lb = start_proxy(upstream, lbproxy, grace="1s")
     t, out = in_flight(lb, "/delay/8")
     u.wait_heads(1)
     t0 = time.monotonic()
