@@ -1146,8 +1146,8 @@ static int translate_rule(Apisix *a, yaml_node_t *node, const char *path)
                 rt->priority = (int)i;
 
         path_join(p, path, "websocket");
-        if (v[HTTP_WEBSOCKET] && bool_value(a, v[HTTP_WEBSOCKET], p, &websocket) && websocket)
-                apisix_error(a, v[HTTP_WEBSOCKET], p, "WebSocket proxying is not supported yet");
+        if (v[HTTP_WEBSOCKET] && bool_value(a, v[HTTP_WEBSOCKET], p, &websocket))
+                rt->websocket = websocket;
 
         path_join(p, path, "match");
         if (!v[HTTP_MATCH])

@@ -441,7 +441,7 @@ static void test_route_fields(void)
                      "  http:\n"
                      "  - name: api\n"
                      "    priority: 10\n"
-                     "    websocket: false\n"
+                     "    websocket: true\n"
                      "    match:\n"
                      "      paths: [/api/*, /exact]\n"
                      "      hosts: [Example.COM, \"*.example.org\"]\n"
@@ -466,6 +466,7 @@ static void test_route_fields(void)
                 CHECK(strv_is(r->hosts, STRV("example.com", "*.example.org")));
                 CHECK(strv_is(r->methods, STRV("GET", "POST")));
                 CHECK(r->priority == 10);
+                CHECK(r->websocket);
                 CHECK(r->n_upstreams == 2);
                 CHECK(route_upstream_is(r, 0, "a", 3));
                 CHECK(route_upstream_is(r, 1, "b", 100));
@@ -480,6 +481,7 @@ static void test_route_fields(void)
                 CHECK(strv_is(r->paths, STRV("/*")));
                 CHECK(!r->hosts && !r->methods);
                 CHECK(r->priority == -1);
+                CHECK(!r->websocket);
                 CHECK(r->n_upstreams == 1 && route_upstream_is(r, 0, "b", 0));
         }
         config_free(c);
@@ -701,9 +703,6 @@ static void test_refused_route_fields(void)
         expect_errors(UPSTREAM_HEAD "---\n" ROUTE_HEAD "    timeout: {connect: 1s}\n",
                       "t.yaml:15:5: ApisixRoute/rt: spec.http[0].timeout: per-route timeouts are "
                       "not supported (set spec.timeout on the ApisixUpstream)");
-        expect_errors(UPSTREAM_HEAD "---\n" ROUTE_HEAD "    websocket: true\n",
-                      "t.yaml:15:16: ApisixRoute/rt: spec.http[0].websocket: WebSocket proxying "
-                      "is not supported yet");
         expect_errors(UPSTREAM_HEAD "---\n"
                       "apiVersion: apisix.apache.org/v2\n"
                       "kind: ApisixRoute\n"
