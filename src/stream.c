@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "stream.h"
 #include "util.h"
@@ -10,6 +11,8 @@
 /* One read takes at most this much: large enough to amortise the syscall, small enough that a
  * fast peer cannot fill memory before backpressure looks. */
 #define READ_CHUNK (64 * 1024)
+/* The first read of a stream: a request head and more fit. */
+#define READ_FIRST (16 * 1024)
 
 /* Input a transport (TLS) already took off the socket: epoll will not signal it, so the read
  * event is run by hand. Only while reading, so stream_read_stop() and stream_done() (event_del)
@@ -49,6 +52,48 @@ static void set_writing(Stream *s, bool on)
         s->writing = on;
 }
 
+/* Reads into space reserved in s->in. evbuffer_read() would ask the kernel how much is waiting
+ * (an ioctl per read); instead the size adapts: a read that fills its space doubles the next one,
+ * up to `room`, so a request head costs one small read and a bulk body few large ones. */
+static ssize_t read_plain(Stream *s, size_t room)
+{
+        size_t want = s->read_size < room ? s->read_size : room;
+        struct evbuffer_iovec v[2];
+        struct iovec iov[2];
+
+        int nv = evbuffer_reserve_space(s->in, (ev_ssize_t)want, v, 2);
+        if (nv <= 0)
+                return -ENOMEM;
+        size_t total = 0;
+        for (int i = 0; i < nv; i++) {
+                size_t len = v[i].iov_len;
+                if (total + len > want)
+                        len = want - total;
+                iov[i] = (struct iovec){ .iov_base = v[i].iov_base, .iov_len = len };
+                total += len;
+        }
+        ssize_t n = readv(s->fd, iov, nv);
+        if (n <= 0) {
+                evbuffer_commit_space(s->in, v, 0);
+                if (n < 0)
+                        return errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno;
+                return 0;
+        }
+        size_t left = (size_t)n;
+        int used = 0;
+        for (int i = 0; i < nv && left > 0; i++, used++) {
+                v[i].iov_len = left < iov[i].iov_len ? left : iov[i].iov_len;
+                left -= v[i].iov_len;
+        }
+        evbuffer_commit_space(s->in, v, used);
+
+        if ((size_t)n == want && s->read_size < READ_CHUNK)
+                s->read_size *= 2;
+        else if ((size_t)n < want / 4 && s->read_size > READ_FIRST)
+                s->read_size /= 2;
+        return n;
+}
+
 ssize_t stream_read_now(Stream *s)
 {
         if (s->handshaking)
@@ -70,7 +115,7 @@ ssize_t stream_read_now(Stream *s)
                         s->eof = true;
                 return n;
         }
-        n = evbuffer_read(s->in, s->fd, (int)room);
+        n = read_plain(s, room);
         if (n > 0) {
                 s->bytes_read += (uint64_t)n;
                 return n;
@@ -212,7 +257,8 @@ static void on_write_event(evutil_socket_t fd, short what, void *arg)
 int stream_init(Stream *s, struct event_base *base, int fd, const StreamHandler *handler,
                 void *userdata)
 {
-        *s = (Stream){ .fd = fd, .handler = handler, .userdata = userdata, .read_max = READ_CHUNK };
+        *s = (Stream){ .fd = fd, .handler = handler, .userdata = userdata, .read_max = READ_CHUNK,
+                       .read_size = READ_FIRST };
         s->in = evbuffer_new();
         s->out = evbuffer_new();
         if (!s->in || !s->out) {

@@ -61,6 +61,7 @@ struct Stream {
                                accepted stream from stream_start_handshake()) */
         bool want_write_io; /* the transport waits for the socket to be writable */
         size_t read_max; /* no reading while s->in holds this much: the backpressure */
+        size_t read_size; /* the next plain read's size, adapting to the traffic */
         bool want_read;  /* the owner wants input */
         bool reading;    /* ev_read is added */
         bool writing;    /* ev_write is added */
