@@ -14,7 +14,8 @@ typedef struct Worker Worker;
 Pool *pool_new(Worker *w);
 Pool *pool_free(Pool *p);
 
-/* Takes an idle connection for `key`, or NULL. The caller owns it and must set its handler. */
+/* Takes an idle connection for `key`, or NULL. The caller owns it and must set its handler
+ * before returning to the loop (it is still reading). */
 UpstreamConn *pool_take(Pool *p, const char *key);
 
 /* Gives a connection back after a complete exchange. Keeps it when its key has fewer than `max`
