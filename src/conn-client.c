@@ -70,7 +70,7 @@ void client_conn_abort(ClientConn *c)
 static void start_lingering(ClientConn *c)
 {
         c->state = CLIENT_LINGERING;
-        if (shutdown(c->stream.fd, SHUT_WR) < 0 || c->stream.eof) {
+        if (stream_shutdown_write(&c->stream) < 0 || c->stream.eof) {
                 client_conn_free(c);
                 return;
         }

@@ -134,6 +134,40 @@ int manager_apply_config(Manager *m, Config *config, char **ret_error)
         return 0;
 }
 
+/* Sockets are opened once, at start: a reload cannot add, remove or retarget a listener, nor
+ * change what protocol it speaks. Says which listener changed, or NULL. */
+static char *listeners_changed(const Config *old, const Config *new)
+{
+        char *why = NULL;
+
+        for (size_t i = 0; i < new->n_listeners && !why; i++) {
+                const ConfigListener *n = &new->listeners[i], *o = NULL;
+                for (size_t k = 0; k < old->n_listeners && !o; k++)
+                        if (streq(old->listeners[k].name, n->name))
+                                o = &old->listeners[k];
+                if (!o)
+                        (void)asprintf(&why, "%s:%u:%u: listener '%s' is new", n->mark.file,
+                                       n->mark.line, n->mark.column, n->name);
+                else if (o->protocol != n->protocol)
+                        (void)asprintf(&why, "%s:%u:%u: listener '%s' changes protocol (%s to %s)",
+                                       n->mark.file, n->mark.line, n->mark.column, n->name,
+                                       listener_protocol_to_string(o->protocol),
+                                       listener_protocol_to_string(n->protocol));
+                else if (!streq_ptr(o->listen, n->listen))
+                        (void)asprintf(&why, "%s:%u:%u: listener '%s' changes its address (%s to %s)",
+                                       n->mark.file, n->mark.line, n->mark.column, n->name,
+                                       o->listen ? o->listen : "-", n->listen ? n->listen : "-");
+        }
+        for (size_t k = 0; k < old->n_listeners && !why; k++) {
+                bool found = false;
+                for (size_t i = 0; i < new->n_listeners && !found; i++)
+                        found = streq(old->listeners[k].name, new->listeners[i].name);
+                if (!found)
+                        (void)asprintf(&why, "listener '%s' is gone", old->listeners[k].name);
+        }
+        return why;
+}
+
 int manager_reload(Manager *m, char **ret_errors)
 {
         _cleanup_(config_freep) Config *config = NULL;
@@ -148,6 +182,20 @@ int manager_reload(Manager *m, char **ret_errors)
                         *ret_errors = TAKE_PTR(errors);
                 daemon_notify_ready("Reload refused: configuration invalid, previous one kept");
                 return r;
+        }
+        _cleanup_free_ char *changed = listeners_changed(m->model->config, config);
+        if (changed) {
+                free(errors);
+                if (asprintf(&errors, "%s: listeners are opened at start; restart lbproxy to "
+                             "change them", changed) < 0)
+                        errors = NULL;
+                log_event(LOG_ERR, LBPROXY_MESSAGE_CONFIG_CHANGE, NULL, NULL, NULL,
+                          "Reload refused, configuration unchanged: %s", errors ? errors : "");
+                if (ret_errors)
+                        *ret_errors = TAKE_PTR(errors);
+                daemon_notify_ready("Reload refused: listeners changed, previous configuration "
+                                    "kept");
+                return -EINVAL;
         }
         Model *model;
         r = model_new(TAKE_PTR(config), m->resolver, &model, &errors);

@@ -294,6 +294,13 @@ void stream_set_transport(Stream *s, const StreamTransport *t, void *data)
         s->transport_data = data;
 }
 
+int stream_shutdown_write(Stream *s)
+{
+        if (s->transport && s->transport->shutdown_write)
+                s->transport->shutdown_write(s);
+        return shutdown(s->fd, SHUT_WR) < 0 ? -errno : 0;
+}
+
 const char *stream_error_detail(Stream *s)
 {
         return s->transport && s->transport->error_detail ? s->transport->error_detail(s) : NULL;

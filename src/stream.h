@@ -33,6 +33,9 @@ typedef struct StreamTransport {
         /* Input the transport holds that the socket will not signal (buffered TLS records):
          * the stream then runs its read event by hand. */
         bool (*has_pending)(Stream *s);
+        /* Ends the output cleanly before the socket's write side is shut (TLS: close_notify,
+         * when it can go out at once). NULL: nothing to say. */
+        void (*shutdown_write)(Stream *s);
         /* Why the last operation failed, in words (e.g. why a certificate was refused). */
         const char *(*error_detail)(Stream *s);
         void (*free)(Stream *s);
@@ -101,6 +104,10 @@ int stream_flush(Stream *s);
 /* Reads once from the socket into s->in, as the read event would, without calling back. Returns
  * bytes read, 0 at end of input, -EAGAIN, or a negative errno. */
 ssize_t stream_read_now(Stream *s);
+
+/* Ends the output: the transport's goodbye (TLS close_notify), then shutdown(SHUT_WR). Returns 0
+ * or a negative errno. */
+int stream_shutdown_write(Stream *s);
 
 /* The transport's words for the last failure, or NULL. */
 const char *stream_error_detail(Stream *s);

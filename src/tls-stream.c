@@ -31,6 +31,7 @@ typedef struct TlsStream {
         int deferred;
         bool ended; /* input is over: reads return 0 */
         bool handshake_done;
+        bool said_goodbye; /* close_notify sent */
         bool failed; /* a fatal error: no close_notify at the end */
         bool resumed;
         char detail[256];
@@ -262,14 +263,26 @@ static void tls_stream_free(TlsStream *t)
         free(t);
 }
 
+/* A close_notify when it goes out at once; never waiting for the socket, nor for the peer's
+ * answer. Not in the middle of a record, which would corrupt the stream; once only. */
+static void tls_say_goodbye(TlsStream *t)
+{
+        if (t->handshake_done && !t->failed && t->send_pending == 0 && !t->said_goodbye) {
+                t->said_goodbye = true;
+                (void)gnutls_bye(t->session, GNUTLS_SHUT_WR);
+        }
+}
+
+static void tls_shutdown_write(Stream *s)
+{
+        tls_say_goodbye(tls_stream_of(s));
+}
+
 static void tls_free(Stream *s)
 {
         TlsStream *t = tls_stream_of(s);
 
-        /* A close_notify when it goes out at once; never waiting for the socket, nor for the
-         * peer's answer. Not in the middle of a record, which would corrupt the stream. */
-        if (t->handshake_done && !t->failed && t->send_pending == 0)
-                (void)gnutls_bye(t->session, GNUTLS_SHUT_WR);
+        tls_say_goodbye(t);
         tls_stream_free(t);
         s->transport_data = NULL;
 }
@@ -280,6 +293,7 @@ const StreamTransport tls_transport = {
         .handshake = tls_handshake,
         .has_pending = tls_has_pending,
         .error_detail = tls_error_detail,
+        .shutdown_write = tls_shutdown_write,
         .free = tls_free,
 };
 

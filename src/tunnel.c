@@ -176,7 +176,7 @@ static int pump(Tunnel *t, Direction *d)
         if (d->from->eof && pending == 0 && !d->shut) {
                 d->shut = true;
                 /* Half-close: the peer sees the end, and may still answer the other way. */
-                (void)shutdown(d->to->fd, SHUT_WR);
+                (void)stream_shutdown_write(d->to);
         }
         if (d->from->eof || pending >= HIGH_WATER)
                 stream_read_stop(d->from);

@@ -364,3 +364,16 @@ def test_weight_change_emits_properties_changed(lb, bus, two):
     finally:
         mon.terminate()
         mon.wait(10)
+
+
+def test_reload_refuses_listener_changes(lb, bus):
+    text = lb.config_path.read_text()
+    moved = text.replace(f":{lb.port}", f":{lb.port + 1}")
+    assert moved != text
+    lb.config_path.write_text(moved)
+    p = bus.call("Reload", check=False)
+    assert p.returncode != 0
+    assert "listener 'http' changes its address" in p.stderr, p.stderr
+    assert "restart lbproxy" in p.stderr
+    assert collections.Counter(servers(lb, 4)) == {"a": 2, "b": 2}
+    lb.config_path.write_text(text)
