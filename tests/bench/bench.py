@@ -150,6 +150,7 @@ def core_busy():
 
 
 UPSTREAM_PIDS = []  # the upstream nginx masters
+LBPROXY_HAS_WORKERS = False
 
 
 def wait_port(host, port, timeout=20, proc=None):
@@ -271,8 +272,8 @@ def route_paths(topo):
 def lbproxy_config(d, name, port, topo, tls_listener):
     ca = f"{d}/ca.pem"
     out = ["access_log: false", "timeouts: {header: 30s, keepalive: 60s}"]
-    if topo.get("workers"):
-        out.append(f"workers: {topo['workers']}")
+    if LBPROXY_HAS_WORKERS:  # its default is one per core: one, unless the row says more
+        out.append(f"workers: {topo.get('workers') or 1}")
     out.append("listeners:")
     if tls_listener:
         t = tls_listener.replace("@CERT@", f"{d}/localhost.pem").replace("@KEY@", f"{d}/localhost.key")
@@ -361,7 +362,8 @@ def nginx_config(d, name, port, topo, tls_listener, single=False):
     nodes = seed_nodes(topo)
     listen = f"listen 127.0.0.1:{port} backlog=4096"
     if tls_listener:
-        listen += f" ssl;\n    ssl_certificate {d}/localhost.pem; ssl_certificate_key {d}/localhost.key"
+        listen += (f" ssl;\n    ssl_protocols TLSv1.2 TLSv1.3;\n    ssl_session_cache shared:{name}:10m;\n"
+                   f"    ssl_certificate {d}/localhost.pem; ssl_certificate_key {d}/localhost.key")
     if nodes is None:
         # nginx cannot set SNI and Host per server of one upstream block: the route picks one of
         # two upstream blocks per request instead (split_clients, 50/50), each with its name.
@@ -662,12 +664,22 @@ def perf_profile(proxy, secs, conns, close, outfile):
         perf.wait(30)
     except subprocess.TimeoutExpired:
         perf.kill()
-    rep = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "-g", "none",
-                          "--percent-limit", "0.7", "--sort", "symbol,dso"],
-                         capture_output=True, text=True, timeout=120).stdout
+    def report(sort, limit):
+        return subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "-g",
+                               "none", "--percent-limit", limit, "--sort", sort],
+                              capture_output=True, text=True, timeout=120).stdout
+    rep = report("symbol,dso", "0.7")
+    dsos = report("dso", "0.5")
     with open(outfile, "w") as f:
-        f.write(rep)
-    return [l for l in rep.splitlines() if l.strip() and not l.startswith("#")][:25]
+        f.write(dsos + rep)
+    split = "; ".join(" ".join(l.split()[:2]) for l in dsos.splitlines()
+                      if l.strip() and not l.startswith("#"))
+    top = []
+    for l in rep.splitlines():
+        f = l.split()
+        if len(f) >= 4 and f[0].endswith("%") and not l.startswith("#"):
+            top.append(f"{f[0]:>7}  {f[1]} {f[2]}  ({f[3]})")
+    return split, top[:22]
 
 
 def strace_breakdown(proxy, n, close, outfile):
@@ -772,6 +784,7 @@ def detect_lbproxy(lbproxy_bin, d):
     workers = bool(re.search(r"^workers:", dump, re.M))
     shapes = [os.environ.get("LBPROXY_BENCH_TLS_LISTENER")] if os.environ.get(
         "LBPROXY_BENCH_TLS_LISTENER") else [
+        "protocol: https, certificates: [{cert: @CERT@, key: @KEY@}]",
         "tls: {cert_file: @CERT@, key_file: @KEY@}",
         "tls: {certificate: @CERT@, key: @KEY@}",
         "tls: {cert: @CERT@, key: @KEY@}",
@@ -821,7 +834,7 @@ def machine_info(lbproxy_bin):
 
 
 def main():
-    global tls_listener_ca
+    global tls_listener_ca, LBPROXY_HAS_WORKERS
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--lbproxy", default=os.path.join(ROOT, "build-bench/src/lbproxy"))
     ap.add_argument("--quick", action="store_true", help="1 run each, short: a smoke check")
@@ -836,9 +849,9 @@ def main():
 
     runs_main = a.runs or (1 if a.quick else 5)  # ka, close, tls-*
     runs = a.runs or (1 if a.quick else 3)       # idle, scale, workers
-    dur = int(a.duration or (1 if a.quick else 6))
+    dur = int(a.duration or (1 if a.quick else 5))
     warm = 1 if a.quick else 2
-    scale_dur = int(a.duration or (1 if a.quick else 4))
+    scale_dur = int(a.duration or (1 if a.quick else 3))
     only = set((a.only or "ka,close,tls,idle,scale,workers,counts").split(","))
     if os.cpu_count() < 2:
         sys.exit("needs two cores (proxy on one, wrk and upstreams on the other)")
@@ -858,6 +871,7 @@ def main():
         make_certs(d)
         tls_listener_ca = f"{d}/ca.pem"
         workers, tls_shape = detect_lbproxy(a.lbproxy, d)
+        LBPROXY_HAS_WORKERS = workers
         info = machine_info(a.lbproxy)
         pin = (f"pinning: each proxy on CPU {PROXY_CPU}; wrk, the two upstream nginx and the idle "
                f"clients on CPU {LOAD_CPU} (taskset)")
@@ -941,6 +955,10 @@ def main():
                 bar.append((f"{name}: {what}", f"{m[0]:.3f}" if m else "—",
                             f"{cb[key][0]:.3f}–{cb[key][1]:.3f}" if cb.get(key) else "—", ok))
 
+        # quick: a smoke check of every path, on fewer proxies and sizes
+        few = ["lbproxy", "haproxy"] if a.quick else [l for l, _ in PROXIES]
+        scale_labels = ["lbproxy", "haproxy"] if a.quick else ["lbproxy", "haproxy", "haproxy#2"]
+
         # -- ka and close ------------------------------------------------------------------
         seed = {"kind": "seed", "routes": 1}
         for name, close in (("ka", False), ("close", True)):
@@ -952,15 +970,12 @@ def main():
         if "tls" in only:
             if tls_shape:
                 for name, close in (("tls-ka", False), ("tls-close", True)):
-                    res = scenario(name, seed, tls=tls_shape, close=close)
+                    res = scenario(name, seed, tls=tls_shape, close=close, labels=few)
                     judge(name, add_rows(name, res))
             else:
                 notes.append("tls-ka, tls-close, idle TLS: skipped — lbproxy has no TLS listener "
                              "yet (`--check` accepts none of the listener TLS shapes tried).")
 
-        # quick: a smoke check of every path, on fewer proxies and sizes
-        few = ["lbproxy", "haproxy"] if a.quick else [l for l, _ in PROXIES]
-        scale_labels = ["lbproxy", "haproxy"] if a.quick else ["lbproxy", "haproxy", "haproxy#2"]
 
         # -- idle ---------------------------------------------------------------------------
         if "idle" in only:
@@ -1007,6 +1022,7 @@ def main():
 
         # -- scale --------------------------------------------------------------------------
         scale_res = {}
+        scale_pairs = []
         if "scale" in only:
             sizes_r, sizes_n = ((1, 10000), (2, 100)) if a.quick else ((1, 100, 10000),
                                                                          (2, 100, 1000))
@@ -1026,8 +1042,30 @@ def main():
                     cb_ = med([r["cpu_per_1k"] for r in scale_res[hi][label]])
                     if label == "lbproxy" and a_ and b_:
                         r = b_[0] / a_[0]
-                        bar.append((f"scale {lo}→{hi}: requests/s within 10%", f"{r:.3f}",
-                                    "0.900–1.100", "met" if r >= 0.9 else "NOT met"))
+                        def refs(key):
+                            out, worst = [], None
+                            for other in scale_labels[1:]:
+                                x = med([q[key] for q in scale_res[lo][other]])
+                                y = med([q[key] for q in scale_res[hi][other]])
+                                if x and y:
+                                    out.append(f"{other} ×{y[0] / x[0]:.3f}")
+                                    worst = y[0] / x[0] if worst is None else (
+                                        min(worst, y[0] / x[0]) if key == "rps"
+                                        else max(worst, y[0] / x[0]))
+                            return "same run: " + ", ".join(out), worst
+
+                        ref, worst = refs("rps")
+                        ok = "met" if r >= 0.9 else (
+                            "NOT met (HAProxy too: noise?)" if worst and worst < 0.9 else "NOT met")
+                        bar.append((f"scale {lo}→{hi}: requests/s within 10%", f"×{r:.3f}", ref, ok))
+                        if ca_ and cb_:
+                            r = cb_[0] / ca_[0]
+                            ref, worst = refs("cpu_per_1k")
+                            ok = "met" if r <= 1.1 else ("NOT met (HAProxy too: noise?)"
+                                                         if worst and worst > 1.1 else "NOT met")
+                            bar.append((f"scale {lo}→{hi}: CPU/request within 10%", f"×{r:.3f}",
+                                        ref, ok))
+                        scale_pairs.append((lo, hi))
                     if a_ and b_ and ca_ and cb_:
                         extra.append(f"- {label}: {hi} vs {lo}: requests/s ×{b_[0] / a_[0]:.3f}, "
                                      f"CPU/request ×{cb_[0] / ca_[0]:.3f}")
@@ -1073,10 +1111,11 @@ def main():
                             px, 1 if a.quick else 3, 64, mode == "close")
                     if label == "lbproxy" and not a.quick:
                         for mode in ("ka", "close"):
-                            top = perf_profile(px, 4, 64, mode == "close",
-                                               f"{d}/perf-lbproxy-{mode}.txt")
+                            split, top = perf_profile(px, 4, 64, mode == "close",
+                                                      f"{d}/perf-lbproxy-{mode}.txt")
                             extra.append(f"\n`perf record -e cpu-clock` of lbproxy, {mode} "
-                                         f"(64 connections, self time):\n\n```\n" +
+                                         f"(wrk, 64 connections, 4 s), self time by object: "
+                                         f"{split}; by function:\n\n```\n" +
                                          "\n".join(top) + "\n```")
                         for mode in ("ka", "close"):
                             st = strace_breakdown(px, 1000, mode == "close",
@@ -1092,12 +1131,30 @@ def main():
                     if f:
                         ann = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=100", f],
                                              capture_output=True, text=True, timeout=120).stdout
-                        # (frames on the stack when counting started show ~100%: left out)
-                        lines = [l for l in ann.splitlines() if re.match(r"^\s*[\d,]+ \(", l)
-                                 and "(100.0%)" not in l and "(99." not in l]
-                        extra.append(f"\ncallgrind of lbproxy, {mode} (instructions, self, "
-                                     "top functions, for all requests of the count):\n\n```\n" +
-                                     "\n".join(lines[:25]) + "\n```")
+                        n = n_ka if mode == "ka" else n_close
+                        lines = []
+                        for l in ann.splitlines():
+                            m = re.match(r"^\s*([\d,]+) \(\s*([\d.]+)%\)\s+(\S+)(?:\s+\[(\S+)\])?", l)
+                            # (frames on the stack when counting started show ~100%: left out)
+                            if not m or float(m.group(2)) >= 99:
+                                continue
+                            fn = m.group(3).rsplit(":", 1)[-1]
+                            obj = os.path.basename(m.group(4) or "")
+                            lines.append(f"{int(m.group(1).replace(',', '')) / n:8,.0f} "
+                                         f"{float(m.group(2)):5.1f}%  {fn}  ({obj})")
+                        extra.append(f"\ncallgrind of lbproxy, {mode}: instructions per request "
+                                     f"by function (self), over {n} sequential requests:\n\n```\n"
+                                     + "\n".join(lines[:25]) + "\n```")
+        # scale by instructions: repeatable where the timings are not
+        for lo, hi in scale_pairs:
+            x, y = counts.get(("lbproxy", lo, "ka", "ir")), counts.get(("lbproxy", hi, "ka", "ir"))
+            if x and y:
+                hx = counts.get(("haproxy", lo, "ka", "ir"))
+                hy = counts.get(("haproxy", hi, "ka", "ir"))
+                bar.append((f"scale {lo}→{hi}: Ir/request within 10% (callgrind)",
+                            f"×{y / x:.3f} ({x:,.0f} → {y:,.0f})",
+                            f"HAProxy ×{hy / hx:.3f}" if hx and hy else "",
+                            "met" if y / x <= 1.1 else "NOT met"))
     finally:
         stop_all()
 
@@ -1107,7 +1164,8 @@ def main():
     R = []
     R.append(f"Machine: {info['cpu']}; Linux {info['kernel']}")
     R.append(f"lbproxy: {info['lbproxy']}; {info['haproxy']}; {info['nginx']}; {info['wrk']}")
-    R.append(f"Command: `{cmd.strip()}` — {runs} run(s) per figure, {dur:g} s each "
+    R.append(f"Command: `{cmd.strip()}` — {runs_main} run(s) per figure for ka/close/tls, "
+             f"{runs} for the others, {dur:g} s each "
              f"(scale: {scale_dur:g} s), interleaved lbproxy, HAProxy, nginx, HAProxy#2 run by "
              f"run; {elapsed / 60:.1f} min in all; {datetime.datetime.now():%Y-%m-%d %H:%M}.")
     R.append(pin + ". wrk: 1 thread, 64 connections. Each cell: median (min–max) of the runs.")
@@ -1140,7 +1198,7 @@ def main():
         R.append("The bar (issue #7): lbproxy/HAProxy ratio of medians against the control's "
                  "spread (HAProxy#2/HAProxy per run, and its inverse): inside it is a tie.")
         R.append("")
-        R.append("| criterion | lbproxy/HAProxy | control spread | verdict |")
+        R.append("| criterion | lbproxy (/HAProxy) | control spread, or reference | verdict |")
         R.append("|---|---|---|---|")
         for c, v, b, ok in bar:
             R.append(f"| {c} | {v} | {b} | {ok} |")
