@@ -50,94 +50,46 @@ static int begin(Manager *m, Config **ret, sd_bus_error *error)
         return r < 0 ? reply_error(error, r, "cannot copy the configuration") : 0;
 }
 
-/* Reads an a{sv} of upstream options; unknown keys and wrong types are refused by name. */
-static int read_upstream_options(sd_bus_message *msg, ConfigUpstreamOptions *o,
-                                 sd_bus_error *error)
+/* An option of an a{sv}: its key and the one D-Bus type it takes. */
+typedef struct OptionSpec {
+        const char *key;
+        const char *type;
+} OptionSpec;
+
+/* Reads an a{sv}: each entry's key must be in `specs` with its type, else the call is refused
+ * naming the key; `apply` reads the value (the variant is entered) into `userdata`. */
+static int read_options(sd_bus_message *msg, const OptionSpec *specs, size_t n_specs,
+                        int (*apply)(sd_bus_message *msg, const OptionSpec *spec, void *userdata),
+                        void *userdata, sd_bus_error *error)
 {
         int r = sd_bus_message_enter_container(msg, 'a', "{sv}");
         if (r < 0)
                 return r;
         while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
                 const char *key, *contents;
+                const OptionSpec *spec = NULL;
                 char type;
 
                 r = sd_bus_message_read(msg, "s", &key);
+                if (r >= 0)
+                        r = sd_bus_message_peek_type(msg, &type, &contents);
                 if (r < 0)
                         return r;
-                r = sd_bus_message_peek_type(msg, &type, &contents);
-                if (r < 0)
-                        return r;
-
-                static const struct {
-                        const char *key;
-                        const char *type;
-                } known[] = {
-                        { "pass_host", "s" },
-                        { "upstream_host", "s" },
-                        { "balancer", "s" },
-                        { "sni", "s" },
-                        { "ca_file", "s" },
-                        { "verify", "b" },
-                        { "retries", "u" },
-                        { "keepalive_pool", "u" },
-                        { "connect_timeout_usec", "t" },
-                        { "send_timeout_usec", "t" },
-                        { "read_timeout_usec", "t" },
-                };
-                const char *want = NULL;
-                for (size_t i = 0; i < ELEMENTSOF(known); i++)
-                        if (streq(known[i].key, key))
-                                want = known[i].type;
-                if (!want)
+                for (size_t i = 0; i < n_specs && !spec; i++)
+                        if (streq(specs[i].key, key))
+                                spec = &specs[i];
+                if (!spec)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                  "options: unknown key '%s'", key);
-                if (!streq(contents, want))
+                if (!streq(contents, spec->type))
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                  "options.%s: expected type '%s', got '%s'", key,
-                                                 want, contents);
+                                                 spec->type, contents);
                 r = sd_bus_message_enter_container(msg, 'v', contents);
-                if (r < 0)
-                        return r;
-                if (streq(want, "s")) {
-                        const char *v;
-                        r = sd_bus_message_read(msg, "s", &v);
-                        if (streq(key, "pass_host"))
-                                o->pass_host = v;
-                        else if (streq(key, "upstream_host"))
-                                o->upstream_host = v;
-                        else if (streq(key, "balancer"))
-                                o->balancer = v;
-                        else if (streq(key, "sni"))
-                                o->sni = v;
-                        else
-                                o->ca_file = v;
-                } else if (streq(want, "b")) {
-                        int v;
-                        r = sd_bus_message_read(msg, "b", &v);
-                        o->verify = !!v;
-                } else if (streq(want, "u")) {
-                        uint32_t v;
-                        r = sd_bus_message_read(msg, "u", &v);
-                        if (streq(key, "retries"))
-                                o->retries = v;
-                        else
-                                o->keepalive_pool = v;
-                } else {
-                        uint64_t v;
-                        r = sd_bus_message_read(msg, "t", &v);
-                        if (v > INT64_MAX)
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "options.%s: out of range", key);
-                        if (streq(key, "connect_timeout_usec"))
-                                o->connect_timeout_usec = (int64_t)v;
-                        else if (streq(key, "send_timeout_usec"))
-                                o->send_timeout_usec = (int64_t)v;
-                        else
-                                o->read_timeout_usec = (int64_t)v;
-                }
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(msg);
+                if (r >= 0)
+                        r = apply(msg, spec, userdata);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(msg);
                 if (r >= 0)
                         r = sd_bus_message_exit_container(msg);
                 if (r < 0)
@@ -146,6 +98,72 @@ static int read_upstream_options(sd_bus_message *msg, ConfigUpstreamOptions *o,
         if (r < 0)
                 return r;
         return sd_bus_message_exit_container(msg);
+}
+
+static const OptionSpec upstream_options[] = {
+        { "pass_host", "s" },
+        { "upstream_host", "s" },
+        { "balancer", "s" },
+        { "sni", "s" },
+        { "ca_file", "s" },
+        { "verify", "b" },
+        { "retries", "u" },
+        { "keepalive_pool", "u" },
+        { "connect_timeout_usec", "t" },
+        { "send_timeout_usec", "t" },
+        { "read_timeout_usec", "t" },
+};
+
+static int apply_upstream_option(sd_bus_message *msg, const OptionSpec *spec, void *userdata)
+{
+        ConfigUpstreamOptions *o = userdata;
+        const char *key = spec->key;
+        int r;
+
+        if (streq(spec->type, "s")) {
+                const char *v;
+                r = sd_bus_message_read(msg, "s", &v);
+                if (streq(key, "pass_host"))
+                        o->pass_host = v;
+                else if (streq(key, "upstream_host"))
+                        o->upstream_host = v;
+                else if (streq(key, "balancer"))
+                        o->balancer = v;
+                else if (streq(key, "sni"))
+                        o->sni = v;
+                else
+                        o->ca_file = v;
+        } else if (streq(spec->type, "b")) {
+                int v;
+                r = sd_bus_message_read(msg, "b", &v);
+                o->verify = !!v;
+        } else if (streq(spec->type, "u")) {
+                uint32_t v;
+                r = sd_bus_message_read(msg, "u", &v);
+                if (streq(key, "retries"))
+                        o->retries = v;
+                else
+                        o->keepalive_pool = v;
+        } else {
+                uint64_t v;
+                r = sd_bus_message_read(msg, "t", &v);
+                /* Out of range values fail in the edit, which names the option. */
+                int64_t u = v > INT64_MAX ? INT64_MAX : (int64_t)v;
+                if (streq(key, "connect_timeout_usec"))
+                        o->connect_timeout_usec = u;
+                else if (streq(key, "send_timeout_usec"))
+                        o->send_timeout_usec = u;
+                else
+                        o->read_timeout_usec = u;
+        }
+        return r;
+}
+
+static int read_upstream_options(sd_bus_message *msg, ConfigUpstreamOptions *o,
+                                 sd_bus_error *error)
+{
+        return read_options(msg, upstream_options, ELEMENTSOF(upstream_options),
+                            apply_upstream_option, o, error);
 }
 
 static int reply_path(sd_bus_message *msg, int (*path_of)(const char *, char **),
@@ -324,58 +342,34 @@ static int method_set_route_upstream_weight(sd_bus_message *msg, void *userdata,
         return simple_edit(msg, userdata, EDIT_SET_ROUTE_UPSTREAM_WEIGHT, error);
 }
 
+static const OptionSpec route_options[] = {
+        { "hosts", "as" },
+        { "methods", "as" },
+        { "priority", "i" },
+};
+
+static int apply_route_option(sd_bus_message *msg, const OptionSpec *spec, void *userdata)
+{
+        ConfigRouteOptions *o = userdata;
+
+        if (streq(spec->key, "priority")) {
+                int32_t v;
+                int r = sd_bus_message_read(msg, "i", &v);
+                o->priority = v;
+                return r;
+        }
+        char **l = NULL;
+        int r = sd_bus_message_read_strv(msg, &l);
+        char ***field = streq(spec->key, "hosts") ? &o->hosts : &o->methods;
+        strv_free(*field);
+        *field = l;
+        return r;
+}
+
 static int read_route_options(sd_bus_message *msg, ConfigRouteOptions *o, sd_bus_error *error)
 {
-        int r = sd_bus_message_enter_container(msg, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
-                const char *key, *contents;
-                char type;
-
-                r = sd_bus_message_read(msg, "s", &key);
-                if (r >= 0)
-                        r = sd_bus_message_peek_type(msg, &type, &contents);
-                if (r < 0)
-                        return r;
-                const char *want = streq(key, "hosts") || streq(key, "methods") ? "as"
-                                   : streq(key, "priority")                      ? "i"
-                                                                                 : NULL;
-                if (!want)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "options: unknown key '%s'", key);
-                if (!streq(contents, want))
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "options.%s: expected type '%s', got '%s'", key,
-                                                 want, contents);
-                r = sd_bus_message_enter_container(msg, 'v', contents);
-                if (r < 0)
-                        return r;
-                if (streq(key, "priority")) {
-                        int32_t v;
-                        r = sd_bus_message_read(msg, "i", &v);
-                        o->priority = v;
-                } else {
-                        char **l = NULL;
-                        r = sd_bus_message_read_strv(msg, &l);
-                        if (streq(key, "hosts")) {
-                                strv_free(o->hosts);
-                                o->hosts = l;
-                        } else {
-                                strv_free(o->methods);
-                                o->methods = l;
-                        }
-                }
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(msg);
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(msg);
-                if (r < 0)
-                        return r;
-        }
-        if (r < 0)
-                return r;
-        return sd_bus_message_exit_container(msg);
+        return read_options(msg, route_options, ELEMENTSOF(route_options), apply_route_option, o,
+                            error);
 }
 
 static int method_add_route(sd_bus_message *msg, void *userdata, sd_bus_error *error)
