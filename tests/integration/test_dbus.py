@@ -14,6 +14,7 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 
+import dbus  # Debian's python3-dbus: error names, which busctl does not print
 import pytest
 
 from dbus_helpers import SystemBus, dbus_error
@@ -208,6 +209,11 @@ def test_route_upstream_weight_remove_route_remove_upstream(lb, bus, two):
     ("AddUpstream", "ssa(squ)a{sv}", ("up_x", "http", [("127.0.0.9", 80, 1)],
                                       {"pass_host": "rewrite"}),
      "org.freedesktop.DBus.Error.InvalidArgs", "upstream_host"),
+    ("AddUpstream", "ssa(squ)a{sv}", ("up_x", "http", [("127.0.0.9", 80, 1)],
+                                      {"connect_timeout_usec": dbus.UInt64(2**63)}),
+     "org.freedesktop.DBus.Error.InvalidArgs", "connect_timeout_usec"),
+    ("AddRoute", "sasa(su)a{sv}", ("r9", ["/x"], [("up_a", 1)], {"priority": "high"}),
+     "org.freedesktop.DBus.Error.InvalidArgs", "priority"),
 ])
 def test_errors_name_the_argument_and_change_nothing(lb, bus, two, method, sig, args, name,
                                                      text):
