@@ -50,10 +50,10 @@ def upstream():
 def lbproxy(lbproxy_bin, tmp_path, request):
     procs = []
 
-    def start(config, *, args=(), env=None, expect_exit=0):
+    def start(config, *, args=(), env=None, expect_exit=0, listen_host="127.0.0.1"):
         d = tmp_path / f"lbproxy{len(procs)}"
         d.mkdir()
-        p = LbProxy(lbproxy_bin, d, config, args=args, env=env)
+        p = LbProxy(lbproxy_bin, d, config, args=args, env=env, listen_host=listen_host)
         p.expect_exit = expect_exit
         procs.append(p)
         return p.start()

@@ -328,7 +328,8 @@ class LbProxy:
     # -- config ------
     def _render(self, port):
         cfg = self.config_src
-        listen = f"{self.listen_host}:{port}"
+        h = f"[{self.listen_host}]" if ":" in self.listen_host else self.listen_host
+        listen = f"{h}:{port}"
         if isinstance(cfg, dict):
             cfg = dict(cfg)
             if "listeners" not in cfg:
@@ -346,7 +347,8 @@ class LbProxy:
 
     @property
     def url(self):
-        return f"http://{self.listen_host}:{self.port}"
+        h = f"[{self.listen_host}]" if ":" in self.listen_host else self.listen_host
+        return f"http://{h}:{self.port}"
 
     # -- life ------
     def start(self, attempts=3):

@@ -186,3 +186,78 @@ def test_keepalive_timeout_closes_idle_client(upstream, lbproxy):
         t0 = time.monotonic()
         assert c.is_closed(5), "idle keep-alive connection not closed"
         assert time.monotonic() - t0 < 4
+
+
+def test_upstream_hangs_up_without_answer_502(guarded):
+    u, lb = guarded
+    r = lb.request("GET", "/hangup")
+    assert r.status == 502, r
+    assert_short_text(r)
+
+
+def test_upstream_response_with_cl_and_te(guarded):
+    """RFC 9112 6.3: Transfer-Encoding overrides Content-Length; an intermediary either
+    refuses (502) or forwards with Content-Length removed and the chunked body as framed."""
+    u, lb = guarded
+    with lb.client() as c:
+        c.request("GET", "/badresp/cl-te")
+        r = c.read_response()
+        if r.status == 502:
+            return
+        assert r.status == 200, r
+        assert r.header("content-length") == [], r
+        assert r.body == b""
+        c.request("GET", "/in-sync")  # the client connection is still framed right
+        r2 = c.read_response()
+        assert r2.status == 200 and r2.json()["path"] == "/in-sync"
+
+
+@pytest.mark.parametrize("kind", ["two-cl", "obs-fold", "bigheader"])
+def test_invalid_upstream_response_head_502(guarded, kind):
+    """Response smuggling: an ambiguous or oversized upstream head is never passed on."""
+    u, lb = guarded
+    r = lb.request("GET", f"/badresp/{kind}")
+    assert r.status == 502, r
+    assert_short_text(r)
+
+
+def test_invalid_upstream_chunked_body_cuts_client_connection(guarded):
+    """The head went out already: the client must not see a complete response."""
+    u, lb = guarded
+    with lb.client() as c:
+        c.request("GET", "/badresp/bad-chunk")
+        try:
+            r = c.read_response()
+        except (AssertionError, ValueError, OSError, Exception) as e:  # noqa: B014
+            r = e
+        if not isinstance(r, Exception):
+            assert r.status == 502, r
+
+
+def test_upstream_stalls_mid_body_client_connection_closed(upstream, lbproxy):
+    u = upstream("u")
+    lb = lbproxy({"upstreams": [upstream_cfg(
+        "up", [u], timeout={"connect": "2s", "send": "5s", "read": "1s"})],
+        "routes": [route_cfg("r1", ["/*"], ["up"])]})
+    with lb.client(timeout=8) as c:
+        c.request("GET", "/stall/100000")
+        t0 = time.monotonic()
+        status, _, _, headers, _ = c.read_head()
+        assert status == 200
+        got = len(c.buf)
+        c.buf = b""
+        closed = False
+        while time.monotonic() - t0 < 8:
+            try:
+                d = c.sock.recv(65536)
+            except ConnectionResetError:
+                closed = True
+                break
+            if not d:
+                closed = True
+                break
+            got += len(d)
+        took = time.monotonic() - t0
+    assert closed, "client connection left open after the upstream stalled"
+    assert got < 100000
+    assert took < 4, took

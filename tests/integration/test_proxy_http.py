@@ -350,3 +350,207 @@ def test_curl_through_proxy(one):
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == [b"200", b"200", b"200"]
     assert u.paths() == ["/c1", "/c2", "/c3"]
+
+
+# -- more framing and ordering -------------------------------------------------------------
+def test_absolute_form_target_routed_by_path(one):
+    """RFC 9112 3.2.2: a server accepts the absolute-form; the upstream gets the origin-form."""
+    u, lb = one
+    with lb.client() as c:
+        c.send(b"GET http://a.example/abs?x=1 HTTP/1.1\r\nHost: a.example\r\n\r\n")
+        r = c.read_response()
+    assert r.status == 200, r
+    (rec,) = u.requests
+    assert rec.target == "/abs?x=1"
+
+
+def test_pipelined_local_error_keeps_order(upstream, lbproxy):
+    """A 404 lbproxy answers itself must wait for the slower upstream answer before it."""
+    u = upstream("u")
+    lb = lbproxy({"upstreams": [upstream_cfg("up", [u])],
+                  "routes": [route_cfg("api", ["/api/*"], ["up"])]})
+    with lb.client() as c:
+        c.send(build_request("GET", "/api/delay/0.5") + build_request("GET", "/nothing")
+               + build_request("GET", "/api/last"))
+        first, second, third = (c.read_response() for _ in range(3))
+    assert first.status == 200 and first.json()["path"] == "/api/delay/0.5"
+    assert second.status == 404
+    assert third.status == 200 and third.json()["path"] == "/api/last"
+
+
+def test_pipelined_requests_after_connection_close_are_not_served(one):
+    u, lb = one
+    with lb.client() as c:
+        c.send(build_request("GET", "/first", headers=[("Connection", "close")])
+               + build_request("GET", "/second"))
+        r = c.read_response()
+        assert r.status == 200 and r.json()["path"] == "/first"
+        assert c.is_closed(5)
+    assert lb.request("GET", "/barrier").status == 200
+    assert u.paths() == ["/first", "/barrier"]
+
+
+def test_response_streamed_not_stored(one):
+    """/drip/N takes about a second upstream: the client has the head and first bytes long
+    before the upstream finished."""
+    import time
+    u, lb = one
+    with lb.client() as c:
+        t0 = time.monotonic()
+        c.request("GET", "/drip/100000")
+        status, _, _, headers, _ = c.read_head()
+        first = c.buf or c.sock.recv(65536)
+        t_first = time.monotonic() - t0
+        assert status == 200 and first
+        got = len(first)
+        while got < 100000:
+            d = c.sock.recv(65536)
+            assert d
+            got += len(d)
+        t_all = time.monotonic() - t0
+    assert t_first < 0.5, f"first body bytes after {t_first:.2f}s (whole body {t_all:.2f}s)"
+    assert t_all > 0.7
+
+
+def test_request_head_forwarded_before_body_complete(one):
+    """A request body is streamed: the upstream has the head while the client still sends."""
+    u, lb = one
+    with lb.client() as c:
+        c.send(build_request("POST", "/streaming", headers=[("Content-Length", "200000")]))
+        c.send(b"a" * 50000)
+        u.wait_heads(1, timeout=5)
+        assert u.requests == []
+        c.send(b"a" * 150000)
+        r = c.read_response()
+    assert r.status == 200 and r.json()["body_len"] == 200000
+
+
+def test_stale_pooled_connection_is_not_an_error(one):
+    """The upstream closes its idle keep-alive connections; the next requests still succeed."""
+    u, lb = one
+    for round_ in range(3):
+        for i in range(3):
+            r = lb.request("GET", f"/r{round_}-{i}")
+            assert r.status == 200, r
+        u.drop_connections()
+    assert lb.request("GET", "/final").status == 200
+
+
+def test_client_gone_mid_request_then_service_continues(one):
+    u, lb = one
+    for i in range(5):
+        c = lb.client()
+        c.request("GET", "/delay/0.3")
+        c.close()
+    c = lb.client()
+    c.send(build_request("POST", "/partial", headers=[("Content-Length", "100000")])
+           + b"x" * 1000)
+    c.close()
+    for i in range(5):
+        assert lb.request("GET", f"/after{i}").status == 200
+
+
+def test_concurrent_clients(one):
+    """100 clients at once, 5 keep-alive requests each: every answer right and in order."""
+    import concurrent.futures
+    u, lb = one
+
+    def client(k):
+        with lb.client(timeout=20) as c:
+            for i in range(5):
+                c.request("GET", f"/c{k}/{i}")
+                r = c.read_response()
+                assert r.status == 200 and r.json()["path"] == f"/c{k}/{i}", r
+        return k
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=100) as ex:
+        done = list(ex.map(client, range(100), timeout=60))
+    assert done == list(range(100))
+    assert len(u.requests) == 500
+
+
+def test_ipv6_listener_and_upstream(upstream, lbproxy):
+    u6 = upstream("six", "::1")
+    lb = lbproxy({"upstreams": [upstream_cfg("up6", [u6], pass_host="node")],
+                  "routes": [route_cfg("all", ["/*"], ["up6"])]}, listen_host="::1")
+    r = lb.request("GET", "/v6")
+    assert r.status == 200, r
+    (rec,) = u6.requests
+    assert rec.header("host") == [f"[::1]:{u6.port}"]
+    assert [v.strip() for v in rec.header("x-forwarded-for")[0].split(",")] == ["::1"]
+
+
+def test_client_forwarded_proto_is_replaced(one):
+    u, lb = one
+    assert lb.request("GET", "/p", headers=[("X-Forwarded-Proto", "https")]).status == 200
+    (rec,) = u.requests
+    assert rec.header("x-forwarded-proto") == ["http"]
+
+
+@pytest.mark.parametrize("path", ["/bytes/1000", "/chunked/1000", "/status/404"])
+def test_head_requests_have_no_body(one, path):
+    u, lb = one
+    with lb.client() as c:
+        for _ in range(2):
+            c.request("HEAD", path)
+            r = c.read_response("HEAD")
+            assert r.body == b""
+        c.request("GET", "/after-head")
+        r = c.read_response()
+        assert r.status == 200 and r.json()["path"] == "/after-head", r
+
+
+def test_304_with_content_length_has_no_body(one):
+    u, lb = one
+    with lb.client() as c:
+        c.request("GET", "/status/304?h=Content-Length:50&h=ETag:x")
+        r = c.read_response()
+        assert r.status == 304 and r.body == b""
+        c.request("GET", "/after")
+        r = c.read_response()
+        assert r.status == 200 and r.json()["path"] == "/after"
+
+
+def test_http10_client_gets_no_chunked_response(one):
+    u, lb = one
+    with lb.client() as c:
+        c.send(b"GET /chunked/100000 HTTP/1.0\r\nHost: example.test\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200
+        assert r.header("transfer-encoding") == [], r
+        assert len(r.body) == 100000
+        assert hashlib.sha256(r.body).hexdigest() == pattern_sha256(100000)
+
+
+def test_many_pipelined_requests(one):
+    u, lb = one
+    n = 200
+    with lb.client(timeout=20) as c:
+        c.send(b"".join(build_request("GET", f"/pp{i}") for i in range(n)))
+        paths = [c.read_response().json()["path"] for _ in range(n)]
+    assert paths == [f"/pp{i}" for i in range(n)]
+
+
+def test_content_length_with_leading_zeros(one):
+    u, lb = one
+    with lb.client() as c:
+        c.send(b"POST /lz HTTP/1.1\r\nHost: a\r\nContent-Length: 005\r\n\r\nhello")
+        r = c.read_response()
+    assert r.status == 200 and r.json()["body_len"] == 5
+
+
+def test_long_url_within_limits(one):
+    u, lb = one
+    path = "/long/" + "x" * 16000
+    r = lb.request("GET", path)
+    assert r.status == 200
+    assert u.requests[0].target == path
+
+
+def test_keepalive_pool_zero_opens_a_connection_per_request(upstream, lbproxy):
+    u = upstream("u")
+    lb = lbproxy({"upstreams": [upstream_cfg("up", [u], keepalive_pool=0)],
+                  "routes": [route_cfg("all", ["/*"], ["up"])]})
+    for i in range(10):
+        assert lb.request("GET", f"/n{i}").status == 200
+    assert u.connections == 10

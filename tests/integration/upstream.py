@@ -22,6 +22,12 @@ never held in memory. Endpoints:
   /close/N       N bytes without Content-Length, then closes
   /hop           the JSON answer, with hop-by-hop headers that a proxy must remove
   /garbage       an unparsable response, then closes
+  /hangup        closes the connection without an answer
+  /drip/N        N bytes with Content-Length in 10 pieces over about a second
+  /stall/N       Content-Length N, half the bytes, then silence (until stopped or 30 s), close
+  /badresp/KIND  a response that must not be passed on: cl-te (Content-Length with chunked),
+                 two-cl (differing Content-Lengths), bad-chunk (invalid chunk size),
+                 obs-fold (folded header line), bigheader (a 100 KB header)
   ?h=Name:Value  (any path, repeatable) adds a response header
 
 HEAD gets the headers of GET without a body. `Expect: 100-continue` is answered with
@@ -69,6 +75,17 @@ def pattern_sha256(n):
             h.update(piece)
         _sha_cache[n] = h.hexdigest()
     return _sha_cache[n]
+
+
+BAD_RESPONSES = {
+    "cl-te": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+             b"0\r\n\r\n",
+    "two-cl": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello",
+    "bad-chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n"
+                 b"0\r\n\r\n",
+    "obs-fold": b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 0\r\n\r\n",
+    "bigheader": b"HTTP/1.1 200 OK\r\nX-Big: " + b"b" * 100_000 + b"\r\nContent-Length: 0\r\n\r\n",
+}
 
 
 class BadRequest(Exception):
@@ -128,6 +145,21 @@ class UpstreamServer:
                     return list(self.requests)
             time.sleep(0.01)
         raise AssertionError(f"upstream {self.name}: {len(self.requests)} requests, wanted {n}")
+
+    def drop_connections(self):
+        """Closes every connection (as an upstream restarting or timing idle ones out)."""
+        with self._lock:
+            socks = list(self._socks)
+        for c in socks:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        return len(socks)
+
+    def open_connections(self):
+        with self._lock:
+            return len(self._socks)
 
     def wait_heads(self, n, timeout=10.0):
         deadline = time.monotonic() + timeout
@@ -380,13 +412,34 @@ class UpstreamServer:
         for item in urllib.parse.parse_qs(rec.query).get("h", []):
             k, _, v = item.partition(":")
             extra.append((k.strip(), v.strip()))
-        m = re.fullmatch(r"/(bytes|chunked|delay|status|close)/([0-9.]+)", path)
+        m = re.fullmatch(r"/(bytes|chunked|delay|status|close|drip|stall|badresp)/([0-9a-z.-]+)",
+                         path)
         kind, arg = (m.group(1), m.group(2)) if m else (path, None)
         status = 200
         body = None
         if kind == "/garbage":
             c.sendall(b"HTTP/1.1 abc\r\nthis is not http\r\n\r\n")
             return False
+        if kind == "/hangup":
+            return False
+        if kind == "badresp":
+            c.sendall(BAD_RESPONSES[arg])
+            return False
+        if kind in ("drip", "stall"):
+            n = int(arg)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                      b"Content-Length: %d\r\n\r\n" % n)
+            data = b"".join(pattern_bytes(n))
+            if kind == "stall":
+                c.sendall(data[:n // 2])
+                self._stop.wait(30)
+                return False
+            step = max(1, (n + 9) // 10)
+            for i in range(0, n, step):
+                c.sendall(data[i:i + step])
+                if i + step < n and self._stop.wait(0.1):
+                    return False
+            return keep
         if kind == "delay":
             if self._stop.wait(float(arg)):
                 return False
