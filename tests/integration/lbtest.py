@@ -235,7 +235,10 @@ class Client:
             assert te.split(",")[-1].strip() == "chunked", f"response TE {te!r}"
             for _ in range(10_000_000):
                 size_line = self._line()
-                size = int(size_line.split(b";")[0].strip(), 16)
+                m = re.fullmatch(rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;.*)?", size_line)
+                if not m:
+                    raise AssertionError(f"bad chunk size line {size_line[:40]!r}")
+                size = int(m.group(1), 16)
                 if size == 0:
                     for _ in range(1000):
                         if self._line() == b"":

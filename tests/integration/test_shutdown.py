@@ -113,3 +113,36 @@ def test_grace_period_bounds_shutdown(upstream, lbproxy):
     t.join(15)
     r = out.get("response")
     assert r is None or r.status != 200, r
+
+
+def test_sigterm_with_upload_in_flight(upstream, lbproxy):
+    """An upload half sent when SIGTERM comes still completes."""
+    import hashlib
+    from lbtest import build_request
+    u, lb = start_proxy(upstream, lbproxy)
+    body = bytes(range(256)) * 4096  # 1 MiB
+    with lb.client(timeout=15) as c:
+        c.send(build_request("PUT", "/up", headers=[("Content-Length", str(len(body)))]))
+        c.send(body[:len(body) // 2])
+        u.wait_heads(1)
+        lb.proc.send_signal(15)
+        assert lb.wait_notify("STOPPING=1", 5)
+        c.send(body[len(body) // 2:])
+        r = c.read_response()
+    assert r.status == 200, r
+    assert r.json()["body_sha256"] == hashlib.sha256(body).hexdigest()
+    assert lb.wait_exit(15) == 0
+
+
+def test_sigterm_then_idle_keepalive_after_inflight_request_is_closed(upstream, lbproxy):
+    """A keep-alive client whose request finished during the shutdown gets its answer and then
+    the connection is closed (not left for another request)."""
+    u, lb = start_proxy(upstream, lbproxy)
+    with lb.client(timeout=10) as c:
+        c.request("GET", "/delay/1")
+        u.wait_heads(1)
+        lb.proc.send_signal(15)
+        r = c.read_response()
+        assert r.status == 200
+        assert c.is_closed(5)
+    assert lb.wait_exit(15) == 0
