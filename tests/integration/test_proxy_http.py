@@ -560,3 +560,50 @@ def test_keepalive_pool_zero_opens_a_connection_per_request(upstream, lbproxy):
     for i in range(10):
         assert lb.request("GET", f"/n{i}").status == 200
     assert u.connections == 10
+
+
+def test_upstream_connection_close_not_reused(one):
+    u, lb = one
+    for i in range(3):
+        r = lb.request("GET", f"/c{i}?close=1")
+        assert r.status == 200, r
+    assert u.connections == 3
+    assert [r.conn_id for r in u.requests] == [1, 2, 3]
+
+
+def test_many_one_byte_chunks(one):
+    u, lb = one
+    n = 10000
+    raw = b"1\r\nx\r\n" * n + b"0\r\n\r\n"
+    with lb.client(timeout=20) as c:
+        c.send(build_request("POST", "/tiny", headers=[("Transfer-Encoding", "chunked")]) + raw)
+        r = c.read_response()
+    assert r.status == 200 and r.json()["body_len"] == n
+    assert r.json()["body_sha256"] == hashlib.sha256(b"x" * n).hexdigest()
+
+
+def test_obs_text_header_value_passes(one):
+    u, lb = one
+    with lb.client() as c:
+        c.send(b"GET /o HTTP/1.1\r\nHost: a\r\nX-Latin: caf\xe9\r\n\r\n")
+        assert c.read_response().status == 200
+    (rec,) = u.requests
+    assert rec.header("x-latin") == ["caf\xe9"]
+
+
+def test_two_listeners(upstream, lbproxy):
+    from lbtest import free_port, request
+    u = upstream("u")
+    p2 = free_port("127.0.0.1")
+    lb = lbproxy(f"""
+listeners:
+  - {{name: one, listen: "@LISTEN@"}}
+  - {{name: two, listen: "127.0.0.1:{p2}"}}
+upstreams:
+  - {{name: up, nodes: [{{host: {u.host}, port: {u.port}, weight: 1}}]}}
+routes:
+  - {{name: r, paths: ["/*"], upstreams: [{{name: up, weight: 1}}]}}
+""")
+    assert lb.request("GET", "/via-one").status == 200
+    assert request("127.0.0.1", p2, "GET", "/via-two").status == 200
+    assert u.paths() == ["/via-one", "/via-two"]

@@ -29,6 +29,7 @@ never held in memory. Endpoints:
                  two-cl (differing Content-Lengths), bad-chunk (invalid chunk size),
                  obs-fold (folded header line), bigheader (a 100 KB header)
   ?h=Name:Value  (any path, repeatable) adds a response header
+  ?close=1       (any path) answers with Connection: close and closes
 
 HEAD gets the headers of GET without a body. `Expect: 100-continue` is answered with
 100 Continue before the body is read.
@@ -352,6 +353,8 @@ class UpstreamServer:
         conn_tokens = {t.strip().lower() for v in hget("connection") for t in v.split(",")}
         keep = ("close" not in conn_tokens) and (version == "HTTP/1.1" or
                                                   "keep-alive" in conn_tokens)
+        if "close=1" in rec.query.split("&"):
+            keep = False  # ?close=1: answer with Connection: close, then close
         return self._respond(c, rec, hget, keep)
 
     def _read_chunked(self, rf, h):
