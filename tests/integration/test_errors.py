@@ -117,6 +117,9 @@ MALFORMED = {
     "double-space-request-line": b"GET  /x HTTP/1.1\r\nHost: a\r\n\r\n",
     "empty-method": b" /x HTTP/1.1\r\nHost: a\r\n\r\n",
     "two-host-headers": b"GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    "nul-in-target": b"GET /x\x00y HTTP/1.1\r\nHost: a\r\n\r\n",
+    "target-not-origin-form": b"GET x HTTP/1.1\r\nHost: a\r\n\r\n",
+    "space-in-target": b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n",
     "bad-content-length": b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1x\r\n\r\nx",
 }
 

@@ -39,6 +39,11 @@ STRICT = {
                                  b"\r\n\r\n0\r\n\r\n", {400, 501}),
     "te-with-cl-and-final-not-chunked": (H + b"Transfer-Encoding: chunked, identity\r\n"
                                          b"Content-Length: 5\r\n\r\nhello", {400, 501}),
+    "te-chunked-twice": (H + b"Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n0\r\n\r\n",
+                         {400, 501}),
+    "te-in-http10": (b"POST /smuggle HTTP/1.0\r\nHost: a.example\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", {400, 501}),
+    "empty-header-name": (G + b": value\r\n\r\n", {400}),
     "obs-fold-custom-header": (G + b"X-A: a\r\n b\r\n\r\n", {400}),
     "obs-fold-transfer-encoding": (H + b"Transfer-Encoding:\r\n chunked\r\n\r\n"
                                    b"0\r\n\r\n", {400}),
