@@ -743,6 +743,8 @@ int config_edit_add_upstream(Config *c, const char *name, const char *scheme,
         r = check_upstream_options(c, options, &u, ret_error);
         if (r < 0)
                 return r;
+        if (options->retries == -1)
+                u.retries = config_upstream_default_retries(u.n_nodes);
 
         if (find_upstream(c, u.name) >= 0)
                 return edit_fail(ret_error, -EEXIST, "name: an upstream named '%s' exists already",

@@ -139,6 +139,8 @@ void config_schema_init(Config *c);
  * an upstream added at run time gets what a file would give it. tls.verify stays -1 and
  * tls.ca_file NULL, to be inherited from the top-level tls: block; balancer stays NULL, which
  * means config_balancer_names[0]. */
+/* The retries of an upstream that does not say: every other node once. */
+unsigned config_upstream_default_retries(size_t n_nodes);
 void config_upstream_init(ConfigUpstream *u);
 int config_schema_apply(ConfigContext *ctx, yaml_document_t *doc, yaml_node_t *root);
 /* The defaults of a listener before its keys are read (protocol http, ticket_rotate 12h,

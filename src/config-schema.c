@@ -929,6 +929,12 @@ static const ConfigField upstream_tls_fields[] = {
 
 static const ConfigTable upstream_tls_table = TABLE(upstream_tls_fields, NULL, NULL);
 
+unsigned config_upstream_default_retries(size_t n_nodes)
+{
+        return n_nodes == 0 ? 0 : n_nodes - 1 < CONFIG_RETRIES_MAX ? (unsigned)(n_nodes - 1)
+                                                                   : CONFIG_RETRIES_MAX;
+}
+
 void config_upstream_init(ConfigUpstream *u)
 {
         u->scheme = SCHEME_HTTP;
@@ -988,6 +994,11 @@ static int upstream_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_t
         for (size_t i = 0; i < u->n_nodes; i++)
                 if (u->nodes[i].port == 0)
                         u->nodes[i].port = scheme_default_port(u->scheme);
+
+        /* Unless told otherwise, a request whose node refuses it tries every other node once
+         * (as APISIX does) before it is a 502. */
+        if (!field_value(t, values, "retries"))
+                u->retries = config_upstream_default_retries(u->n_nodes);
         return 0;
 }
 

@@ -303,3 +303,18 @@ def test_body_of_a_502_request_is_skipped(lbproxy):
         except Closed:
             return
         assert r2.status == 502, r2  # /z, not a 400 from parsing the body as a request
+
+
+def test_default_retries_try_every_other_node(upstream, lbproxy):
+    """Without `retries`, a request tries every other node once: with two dead nodes of three,
+    every request still reaches the live one."""
+    live = upstream("live", "127.0.0.4")
+    nodes = [{"host": "127.0.0.5", "port": dead_port("127.0.0.5"), "weight": 1},
+             {"host": "127.0.0.6", "port": dead_port("127.0.0.6"), "weight": 1},
+             {"host": live.host, "port": live.port, "weight": 1}]
+    lb = lbproxy({"upstreams": [{"name": "up", "nodes": nodes}],
+                  "routes": [route_cfg("r1", ["/*"], ["up"])]})
+    for i in range(9):
+        r = lb.request("GET", f"/x{i}")
+        assert r.status == 200, r
+    assert len(live.requests) == 9

@@ -636,7 +636,8 @@ static void test_add_upstream(void)
         if (u) {
                 CHECK(u->scheme == SCHEME_HTTP && u->pass_host == PASS_HOST_PASS);
                 CHECK_STR(u->balancer, "roundrobin");
-                CHECK(u->retries == 1 && u->keepalive_pool == 32);
+                /* Unset retries: every other of the three nodes once. */
+                CHECK(u->retries == 2 && u->keepalive_pool == 32);
                 CHECK(u->keepalive_idle_usec == 60 * USEC_PER_SEC);
                 CHECK(u->connect_timeout_usec == 5 * USEC_PER_SEC);
                 CHECK(u->send_timeout_usec == 60 * USEC_PER_SEC);

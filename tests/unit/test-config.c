@@ -355,7 +355,7 @@ static void test_defaults(void)
                 CHECK(u->pass_host == PASS_HOST_PASS);
                 CHECK(u->upstream_host == NULL);
                 CHECK_STR(u->balancer, "roundrobin");
-                CHECK(u->retries == 1);
+                CHECK(u->retries == 0); /* one node: no other to try */
                 CHECK(u->keepalive_pool == 32);
                 CHECK(u->keepalive_idle_usec == 60 * USEC_PER_SEC);
                 CHECK(u->connect_timeout_usec == 5 * USEC_PER_SEC);
@@ -1482,7 +1482,7 @@ static void test_dump(void)
                         "  scheme: http\n"
                         "  pass_host: pass\n"
                         "  balancer: roundrobin\n"
-                        "  retries: 1\n"
+                        "  retries: 0\n"
                         "  keepalive_pool: 32\n"
                         "  keepalive_idle: 1m\n"
                         "  timeout: {connect: 5s, send: 1m, read: 1m}\n"
