@@ -313,8 +313,12 @@ static int read_response_head(Exchange *x)
                 x->response_head_done = true;
                 http_body_init(&x->response, h.body, h.content_length);
                 x->response_keep_alive = h.keep_alive;
+                /* An HTTP/1.0 client cannot read chunked coding (an upstream may send it all
+                 * the same): it gets the payload, delimited by the close. */
+                bool dechunk = x->client_http10 && h.body == HTTP_BODY_CHUNKED;
+                x->response.dechunk = dechunk;
                 bool client_close = !x->client_keep_alive || !x->request.done ||
-                                    h.body == HTTP_BODY_CLOSE || c->worker->stopping;
+                                    h.body == HTTP_BODY_CLOSE || dechunk || c->worker->stopping;
                 size_t before = evbuffer_get_length(c->stream.out);
                 http_rewrite_response_head(&h, c->stream.out, client_close, x->client_http10);
                 x->response_bytes += evbuffer_get_length(c->stream.out) - before;

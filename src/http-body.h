@@ -15,6 +15,7 @@ typedef struct HttpBodyState {
         HttpBody type;
         uint64_t remaining; /* HTTP_BODY_LENGTH */
         HttpChunked chunked;
+        bool dechunk; /* chunked in, payload out: for an HTTP/1.0 client */
         bool done;
 } HttpBodyState;
 

@@ -921,6 +921,11 @@ void http_chunked_init(HttpChunked *c)
         *c = (HttpChunked){ .state = CH_SIZE_START };
 }
 
+uint64_t http_chunked_data_left(const HttpChunked *c)
+{
+        return c->state == CH_DATA ? c->remaining : 0;
+}
+
 static int chunked_fail(HttpChunked *c, int r, const char *p, const char *buf, size_t *ret_used)
 {
         c->state = CH_ERROR;

@@ -110,6 +110,10 @@ typedef struct HttpChunked {
 
 void http_chunked_init(HttpChunked *c);
 
+/* The data bytes the framer expects next, before any more framing: > 0 only inside a chunk's
+ * data. For decoding: those bytes are payload, everything else is framing. */
+uint64_t http_chunked_data_left(const HttpChunked *c);
+
 /* Feeds buf[0..len). Returns:
  *   0         all of it belongs to the body and more is needed; *ret_used = len
  *   1         the body ended; *ret_used = the bytes that belong to it (the rest is the next
