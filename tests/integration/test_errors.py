@@ -193,7 +193,7 @@ def test_keepalive_timeout_closes_idle_client(upstream, lbproxy):
 
 def test_upstream_hangs_up_without_answer_502(guarded):
     u, lb = guarded
-    r = lb.request("GET", "/hangup")
+    r = lb.request("GET", "/_hangup")
     assert r.status == 502, r
     assert_short_text(r)
 
@@ -203,7 +203,7 @@ def test_upstream_response_with_cl_and_te(guarded):
     refuses (502) or forwards with Content-Length removed and the chunked body as framed."""
     u, lb = guarded
     with lb.client() as c:
-        c.request("GET", "/badresp/cl-te")
+        c.request("GET", "/_badresp/cl-te")
         r = c.read_response()
         if r.status == 502:
             return
@@ -219,7 +219,7 @@ def test_upstream_response_with_cl_and_te(guarded):
 def test_invalid_upstream_response_head_502(guarded, kind):
     """Response smuggling: an ambiguous or oversized upstream head is never passed on."""
     u, lb = guarded
-    r = lb.request("GET", f"/badresp/{kind}")
+    r = lb.request("GET", f"/_badresp/{kind}")
     assert r.status == 502, r
     assert_short_text(r)
 
@@ -228,7 +228,7 @@ def test_invalid_upstream_chunked_body_cuts_client_connection(guarded):
     """The head went out already: the client must not see a complete response."""
     u, lb = guarded
     with lb.client() as c:
-        c.request("GET", "/badresp/bad-chunk")
+        c.request("GET", "/_badresp/bad-chunk")
         try:
             r = c.read_response()
         except (AssertionError, ValueError, OSError, Exception) as e:  # noqa: B014
@@ -243,7 +243,7 @@ def test_upstream_stalls_mid_body_client_connection_closed(upstream, lbproxy):
         "up", [u], timeout={"connect": "2s", "send": "5s", "read": "1s"})],
         "routes": [route_cfg("r1", ["/*"], ["up"])]})
     with lb.client(timeout=8) as c:
-        c.request("GET", "/stall/100000")
+        c.request("GET", "/_stall/100000")
         t0 = time.monotonic()
         status, _, _, headers, _ = c.read_head()
         assert status == 200

@@ -391,13 +391,13 @@ def test_pipelined_requests_after_connection_close_are_not_served(one):
 
 
 def test_response_streamed_not_stored(one):
-    """/drip/N takes about a second upstream: the client has the head and first bytes long
+    """/_drip/N takes about a second upstream: the client has the head and first bytes long
     before the upstream finished."""
     import time
     u, lb = one
     with lb.client() as c:
         t0 = time.monotonic()
-        c.request("GET", "/drip/100000")
+        c.request("GET", "/_drip/100000")
         status, _, _, headers, _ = c.read_head()
         first = c.buf or c.sock.recv(65536)
         t_first = time.monotonic() - t0

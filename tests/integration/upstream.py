@@ -11,7 +11,7 @@ lbproxy forwarded:
   incomplete   requests whose body never completed, and bytes it could not parse at all
 
 Bodies (Content-Length or chunked, decoded here) are read streaming and hashed as they come,
-never held in memory. Endpoints:
+never held in memory. Endpoints (the names of the underscored ones keep them apart from paths other tests use):
 
   any path       200, JSON {"server", "host", "method", "path", "target", "query", "version",
                  "headers": {lower-case name: value}, "body_len", "body_sha256", "conn_id"}
@@ -22,10 +22,10 @@ never held in memory. Endpoints:
   /close/N       N bytes without Content-Length, then closes
   /hop           the JSON answer, with hop-by-hop headers that a proxy must remove
   /garbage       an unparsable response, then closes
-  /hangup        closes the connection without an answer
-  /drip/N        N bytes with Content-Length in 10 pieces over about a second
-  /stall/N       Content-Length N, half the bytes, then silence (until stopped or 30 s), close
-  /badresp/KIND  a response that must not be passed on: cl-te (Content-Length with chunked),
+  /_hangup       closes the connection without an answer
+  /_drip/N       N bytes with Content-Length in 10 pieces over about a second
+  /_stall/N      Content-Length N, half the bytes, then silence (until stopped or 30 s), close
+  /_badresp/KIND a response that must not be passed on: cl-te (Content-Length with chunked),
                  two-cl (differing Content-Lengths), bad-chunk (invalid chunk size),
                  obs-fold (folded header line), bigheader (a 100 KB header)
   ?h=Name:Value  (any path, repeatable) adds a response header
@@ -415,25 +415,25 @@ class UpstreamServer:
         for item in urllib.parse.parse_qs(rec.query).get("h", []):
             k, _, v = item.partition(":")
             extra.append((k.strip(), v.strip()))
-        m = re.fullmatch(r"/(bytes|chunked|delay|status|close|drip|stall|badresp)/([0-9a-z.-]+)",
-                         path)
+        m = re.fullmatch(
+            r"/(bytes|chunked|delay|status|close|_drip|_stall|_badresp)/([0-9a-z.-]+)", path)
         kind, arg = (m.group(1), m.group(2)) if m else (path, None)
         status = 200
         body = None
         if kind == "/garbage":
             c.sendall(b"HTTP/1.1 abc\r\nthis is not http\r\n\r\n")
             return False
-        if kind == "/hangup":
+        if kind == "/_hangup":
             return False
-        if kind == "badresp":
+        if kind == "_badresp":
             c.sendall(BAD_RESPONSES[arg])
             return False
-        if kind in ("drip", "stall"):
+        if kind in ("_drip", "_stall"):
             n = int(arg)
             c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
                       b"Content-Length: %d\r\n\r\n" % n)
             data = b"".join(pattern_bytes(n))
-            if kind == "stall":
+            if kind == "_stall":
                 c.sendall(data[:n // 2])
                 self._stop.wait(30)
                 return False
