@@ -22,14 +22,18 @@ static uint64_t total_requests(const Manager *m)
 
 static void format_status(Manager *m, char *buf, size_t size)
 {
-        size_t clients = 0;
+        size_t clients = 0, nodes = 0, healthy = 0;
 
         for (size_t i = 0; i < m->n_workers; i++)
                 clients += atomic_load_explicit(&m->workers[i].n_clients, memory_order_relaxed);
+        for (size_t i = 0; i < m->model->n_upstreams; i++)
+                for (size_t k = 0; k < m->model->upstreams[i]->n_nodes; k++, nodes++)
+                        healthy += atomic_load_explicit(&m->model->upstreams[i]->nodes[k].failures,
+                                                        memory_order_relaxed) == 0;
         snprintf(buf, size,
-                 "Serving %zu routes over %zu upstreams with %zu workers; %llu requests, "
-                 "%zu connections",
-                 m->model->n_routes, m->model->n_upstreams, m->n_workers,
+                 "Serving %zu routes over %zu upstreams (%zu/%zu nodes healthy) with %zu workers; "
+                 "%llu requests, %zu connections",
+                 m->model->n_routes, m->model->n_upstreams, healthy, nodes, m->n_workers,
                  (unsigned long long)total_requests(m), clients);
 }
 
