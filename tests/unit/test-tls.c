@@ -716,7 +716,8 @@ static size_t client_hello(unsigned char *buf, const unsigned char *ext, size_t 
         buf[o++] = 0;
         buf[o++] = (unsigned char)(ext_len >> 8);
         buf[o++] = (unsigned char)ext_len;
-        memcpy(buf + o, ext, ext_len);
+        if (ext_len > 0) /* memcpy from NULL is undefined even for 0 bytes */
+                memcpy(buf + o, ext, ext_len);
         return o + ext_len;
 }
 
