@@ -458,6 +458,22 @@ class Proxy:
         stop(self.p)
         self.err.close()
 
+    def crashed(self):
+        """None while running; else how it ended and the end of what it printed."""
+        if self.p.poll() is None:
+            return None
+        rc = self.p.returncode
+        how = f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}"
+        self.err.flush()
+        try:
+            tail = [l.strip() for l in open(self.errfile, errors="replace").read().splitlines()
+                    if l.strip()][-40:]
+        except OSError:
+            tail = []
+        first = next((l for l in tail if "ERROR" in l or "free()" in l or "SUMMARY" in l
+                      or "Assertion" in l), tail[-1] if tail else "")
+        return how, first, tail
+
 
 # ----------------------------------------------------------------------------------------------
 # measurements
@@ -531,6 +547,14 @@ def measure_run(proxy, secs, conns, close, scheme="http"):
     r["load_core"] = lb / lt if lt else None
     r["load_us"] = lb / HZ / r["requests"] * 1e6 if r["requests"] else None
     r["rss_mb"] = status_kb(proxy.pids(), "VmHWM") / 1024
+    dead = proxy.crashed()
+    if dead:  # the figures of this run mean nothing: left out, and said
+        r["crashed"] = dead
+        for k in ("rps", "p50", "p99", "cpu_per_1k", "rss_mb", "load_us"):
+            r[k] = None
+    elif r["requests"] == 0:
+        r["rps"] = None  # wrk failed (its output is kept in the work directory)
+        r["wrk_failed"] = r["raw"].strip().splitlines()[-1:] or ["no output"]
     return r
 
 
@@ -849,7 +873,7 @@ def main():
 
     runs_main = a.runs or (1 if a.quick else 5)  # ka, close, tls-*
     runs = a.runs or (1 if a.quick else 3)       # idle, scale, workers
-    dur = int(a.duration or (1 if a.quick else 5))
+    dur = int(a.duration or (1 if a.quick else 4))
     warm = 1 if a.quick else 2
     scale_dur = int(a.duration or (1 if a.quick else 3))
     only = set((a.only or "ka,close,tls,idle,scale,workers,counts").split(","))
@@ -867,6 +891,7 @@ def main():
     counts = {}    # (label, topo, mode) -> Ir/req ; syscalls
     extra = []     # further sections of the report
     notes = []
+    crashes = []
     try:
         make_certs(d)
         tls_listener_ca = f"{d}/ca.pem"
@@ -897,9 +922,20 @@ def main():
                 for p in pxs:  # warm-up: upstream connections and TLS sessions
                     warm_up(f"{scheme}://127.0.0.1:{p.port}/headers", conns, warm, close,
                             1 if a.quick else 8)
-                for _ in range(nruns):
+                for i in range(nruns):
                     for p in pxs:
-                        res[p.label].append(measure_run(p, secs, conns, close, scheme))
+                        r = measure_run(p, secs, conns, close, scheme)
+                        res[p.label].append(r)
+                        if r.get("crashed"):
+                            how, first, tail = r["crashed"]
+                            keep = f"{d}/crash-{p.label.replace('#', '-')}-{name.replace(' ', '_')}-{i}.txt"
+                            with open(keep, "w") as f:
+                                f.write("\n".join(tail) + "\n")
+                            log(f"  {p.label} CRASHED ({how}): {first} — {keep}; restarted")
+                            crashes.append(f"{name}: {p.label} crashed ({how}): `{first}`")
+                            p.err.close()
+                            p.start()
+                            warm_up(f"{scheme}://127.0.0.1:{p.port}/headers", conns, warm, close, 1)
             finally:
                 for p in pxs:
                     p.stop()
@@ -910,6 +946,12 @@ def main():
             ctrl = res.get("haproxy#2")
             for label, rs in res.items():
                 n = []
+                bad = sum(1 for r in rs if r.get("crashed"))
+                if bad:
+                    n.append(f"CRASHED in {bad} of {len(rs)} runs (left out)")
+                bad = sum(1 for r in rs if r.get("wrk_failed"))
+                if bad:
+                    n.append(f"wrk failed in {bad} of {len(rs)} runs")
                 if any(r["errors"] or r["non2xx"] for r in rs):
                     n.append(f"errors {sum(r['errors'] for r in rs)}, non-2xx "
                              f"{sum(r['non2xx'] for r in rs)}")
@@ -920,13 +962,14 @@ def main():
                     n.append("wrk saturated its core")
                 elif any((r["load_core"] or 0) >= 0.95 for r in rs):
                     n.append("load core saturated")
+                ok = [r for r in rs if not r.get("crashed")]
                 rows.append((name, label, {
-                    "rps": med([r["rps"] for r in rs]), "p50": med([r["p50"] for r in rs]),
-                    "p99": med([r["p99"] for r in rs]), "cpu": med([r["cpu_per_1k"] for r in rs]),
-                    "rss": med([r["rss_mb"] for r in rs]),
-                    "pcore": med([r["proxy_core"] * 100 for r in rs]),
-                    "lcore": med([(r["load_core"] or 0) * 100 for r in rs]),
-                    "lus": med([r["load_us"] for r in rs])}, "; ".join(n)))
+                    "rps": med([r["rps"] for r in ok]), "p50": med([r["p50"] for r in ok]),
+                    "p99": med([r["p99"] for r in ok]), "cpu": med([r["cpu_per_1k"] for r in ok]),
+                    "rss": med([r["rss_mb"] for r in ok]),
+                    "pcore": med([r["proxy_core"] * 100 for r in ok]),
+                    "lcore": med([(r["load_core"] or 0) * 100 for r in ok]),
+                    "lus": med([r["load_us"] for r in ok])}, "; ".join(n)))
             out = {}
             if ref:
                 for who, rs in (("lbproxy", res.get("lbproxy")), ("control", ctrl)):
@@ -969,7 +1012,7 @@ def main():
         # -- TLS listener ------------------------------------------------------------------
         if "tls" in only:
             if tls_shape:
-                for name, close in (("tls-ka", False), ("tls-close", True)):
+                for name, close in (("tls-ka", False),) + ((("tls-close", True),) if not a.quick else ()):
                     res = scenario(name, seed, tls=tls_shape, close=close, labels=few)
                     judge(name, add_rows(name, res))
             else:
@@ -979,7 +1022,7 @@ def main():
 
         # -- idle ---------------------------------------------------------------------------
         if "idle" in only:
-            variants = [("idle", None)] + ([("idle-tls", tls_shape)] if tls_shape else [])
+            variants = [("idle", None)] + ([("idle-tls", tls_shape)] if tls_shape and not a.quick else [])
             for vname, tls in variants:
                 for count in (1000,) if a.quick else (1000, 10000):
                     name = f"{vname} {count // 1000}k"
@@ -1203,6 +1246,8 @@ def main():
         for c, v, b, ok in bar:
             R.append(f"| {c} | {v} | {b} | {ok} |")
         R.append("")
+    if crashes:
+        notes = [f"CRASH: {c}" for c in crashes[:10]] + notes
     if notes:
         R += [f"- {n}" for n in notes]
         R.append("")
