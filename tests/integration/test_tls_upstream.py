@@ -270,6 +270,11 @@ def test_tls_1_1_server_refused(pki, tls_upstream, lbproxy):
             assert s.version() == "TLSv1.1"
     except ssl.SSLError as e:
         pytest.skip(f"this OpenSSL cannot speak TLS 1.1 here: {e}")
+    # The server thread counts the probe's handshake a moment after the client saw it: wait for
+    # that (bounded) before resetting, or the count lands after the reset.
+    deadline = time.monotonic() + 5
+    while a.handshakes < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
     a.reset()
 
     lb = lbproxy(config(https_upstream("up", [a], ca=pki.ca, sni="httpbin.org")))
