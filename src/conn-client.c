@@ -346,8 +346,20 @@ int client_conn_new(Worker *w, int fd, const struct sockaddr *peer, const Listen
         return 0;
 }
 
+/* How long a connection accepted just before a stop may take to send its first request. */
+#define STOP_FIRST_REQUEST_USEC (2 * USEC_PER_SEC)
+
 void client_conn_stop(ClientConn *c)
 {
-        if (c->state == CLIENT_IDLE)
+        if (c->state != CLIENT_IDLE)
+                return; /* closes after its current response (worker->stopping) */
+        if (c->requests > 0) {
+                /* Idle between requests: the client knows a kept-alive connection may go. */
                 client_conn_free(c);
+                return;
+        }
+        /* Accepted, but its request has not arrived yet: the client has sent it, or is about
+         * to, and has no reason to expect a close. Serve it (then close), within a short
+         * bound, so a restart under load answers every request that got through accept(). */
+        set_timer(c, STOP_FIRST_REQUEST_USEC);
 }
