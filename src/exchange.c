@@ -220,8 +220,9 @@ static void pump_response(Exchange *x)
 
         r = stream_flush(cs);
         if (r < 0) {
+                ClientConn *c = x->client; /* exchange_abort() frees x */
                 exchange_abort(x, "client write failed");
-                client_conn_abort(x->client);
+                client_conn_abort(c);
                 return;
         }
         if (x->response.done) {
