@@ -318,3 +318,22 @@ def test_default_retries_try_every_other_node(upstream, lbproxy):
         r = lb.request("GET", f"/x{i}")
         assert r.status == 200, r
     assert len(live.requests) == 9
+
+
+def test_client_reset_while_response_streams_then_service_continues(upstream, lbproxy):
+    """A client that resets its connection while a large response is being written to it: the
+    write fails, the exchange ends (a use after free once lived here), others are served."""
+    import socket
+    import struct
+    u = upstream("big", "127.0.0.2")
+    lb = lbproxy({"upstreams": [upstream_cfg("up", [u])],
+                  "routes": [route_cfg("r1", ["/*"], ["up"])]})
+    for _ in range(5):
+        s = socket.create_connection(("127.0.0.1", lb.port), timeout=10)
+        s.sendall(b"GET /bytes/50000000 HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert s.recv(65536)  # the response started
+        # Reset, not FIN: lbproxy's next write fails at once.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+    r = lb.request("GET", "/after")
+    assert r.status == 200
