@@ -471,7 +471,7 @@ class Proxy:
         except OSError:
             tail = []
         first = next((l for l in tail if "ERROR" in l or "free()" in l or "SUMMARY" in l
-                      or "Assertion" in l), tail[-1] if tail else "")
+                      or "Assertion" in l or "corrupted" in l), "nothing printed")
         return how, first, tail
 
 
@@ -546,7 +546,7 @@ def measure_run(proxy, secs, conns, close, scheme="http"):
     lb, lt = (b1[LOAD_CPU][0] - b0[LOAD_CPU][0]), (b1[LOAD_CPU][1] - b0[LOAD_CPU][1])
     r["load_core"] = lb / lt if lt else None
     r["load_us"] = lb / HZ / r["requests"] * 1e6 if r["requests"] else None
-    r["rss_mb"] = status_kb(proxy.pids(), "VmHWM") / 1024
+    r["rss_mb"] = status_kb(proxy.pids(), "VmHWM") / 1024 or None  # 0: it is gone
     dead = proxy.crashed()
     if dead:  # the figures of this run mean nothing: left out, and said
         r["crashed"] = dead
@@ -932,7 +932,7 @@ def main():
                             with open(keep, "w") as f:
                                 f.write("\n".join(tail) + "\n")
                             log(f"  {p.label} CRASHED ({how}): {first} — {keep}; restarted")
-                            crashes.append(f"{name}: {p.label} crashed ({how}): `{first}`")
+                            crashes.append(f"{name}: {p.label} crashed ({how}; {first})")
                             p.err.close()
                             p.start()
                             warm_up(f"{scheme}://127.0.0.1:{p.port}/headers", conns, warm, close, 1)
@@ -1247,7 +1247,10 @@ def main():
             R.append(f"| {c} | {v} | {b} | {ok} |")
         R.append("")
     if crashes:
-        notes = [f"CRASH: {c}" for c in crashes[:10]] + notes
+        seen = {}
+        for c in crashes:
+            seen[c] = seen.get(c, 0) + 1
+        notes = [f"CRASH: {c}" + (f", {n} times" if n > 1 else "") for c, n in seen.items()] + notes
     if notes:
         R += [f"- {n}" for n in notes]
         R.append("")
