@@ -105,8 +105,41 @@ static void test_many(void)
         CHECK(balancer_ops_find("chash") == NULL);
 }
 
+/* Equal weights take the O(1) rotation: it must give the very sequence the full algorithm
+ * gives, with or without items skipped. */
+static void test_uniform_matches_full_algorithm(void)
+{
+        enum { N = 1000 };
+        static uint32_t w[N];
+        static int64_t ref[N];
+        Balancer *b;
+
+        for (int i = 0; i < N; i++)
+                w[i] = 7;
+        CHECK(balancer_new(&balancer_swrr_ops, w, N, &b) == 0);
+        for (int round = 0; round < 3 * N; round++) {
+                int64_t total = 0;
+                ssize_t best = -1;
+                for (int i = 0; i < N; i++) {
+                        ref[i] += w[i];
+                        total += w[i];
+                        if (best < 0 || ref[i] > ref[best])
+                                best = i;
+                }
+                ref[best] -= total;
+                CHECK(balancer_pick(b, NULL) == best);
+        }
+        uint64_t skip[BITMAP_WORDS(N)] = {};
+        bitmap_set(skip, 0);
+        bitmap_set(skip, 1);
+        CHECK(balancer_pick(b, skip) == 2); /* the rotation is at 0 again: 0 and 1 skipped */
+        CHECK(balancer_pick(b, NULL) == 3);
+        balancer_free(b);
+}
+
 int main(void)
 {
+        test_uniform_matches_full_algorithm();
         test_exact_splits();
         test_weight_changes();
         test_skip();
