@@ -413,7 +413,12 @@ int tls_server_new(const ConfigListener *cl, TlsServer **ret, char **ret_error)
 
         /* Debian's NORMAL still allows TLS 1.0 and 1.1; the server's order of ciphers wins. */
         const char *err_pos = NULL;
-        r = gnutls_priority_init2(&t->priority, "-VERS-TLS1.0:-VERS-TLS1.1:%SERVER_PRECEDENCE",
+        /* X25519 first: it is the one key share most clients send at once (OpenSSL sends only
+         * it), so preferring another group would cost them a HelloRetryRequest round trip. */
+        r = gnutls_priority_init2(&t->priority,
+                                  "-VERS-TLS1.0:-VERS-TLS1.1:%SERVER_PRECEDENCE:-GROUP-ALL:"
+                                  "+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:"
+                                  "+GROUP-SECP521R1:+GROUP-X448:+GROUP-FFDHE2048:+GROUP-FFDHE3072",
                                   &err_pos, GNUTLS_PRIORITY_INIT_DEF_APPEND);
         if (r < 0) {
                 t->priority = NULL;
