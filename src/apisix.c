@@ -343,28 +343,14 @@ static bool int_value(Apisix *a, yaml_node_t *node, const char *path, int64_t mi
 
 static bool bool_value(Apisix *a, yaml_node_t *node, const char *path, bool *ret)
 {
-        /* YAML 1.1 booleans as Kubernetes' YAML reader takes them, minus the single letters
-         * and on/off, as in native documents. */
-        static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes", "YES"};
-        static const char *const no[] = {"false", "False", "FALSE", "no", "No", "NO"};
         char esc[CONFIG_ESCAPE_MAX];
         const char *v;
 
         v = scalar_text(a, node, path, "a boolean");
         if (!v)
                 return false;
-        if (is_plain(node)) {
-                for (size_t i = 0; i < ELEMENTSOF(yes); i++)
-                        if (streq(v, yes[i])) {
-                                *ret = true;
-                                return true;
-                        }
-                for (size_t i = 0; i < ELEMENTSOF(no); i++)
-                        if (streq(v, no[i])) {
-                                *ret = false;
-                                return true;
-                        }
-        }
+        if (is_plain(node) && config_boolean_word(v, ret))
+                return true;
         apisix_error(a, node, path, "expected a boolean (true or false), got %s'%s'",
                      is_plain(node) ? "" : "the quoted string ", node_escape(node, esc));
         return false;

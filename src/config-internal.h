@@ -140,6 +140,9 @@ void config_schema_init(Config *c);
  * tls.ca_file NULL, to be inherited from the top-level tls: block; balancer stays NULL, which
  * means config_balancer_names[0]. */
 /* The retries of an upstream that does not say: every other node once. */
+/* A YAML boolean word ("true", "no", ...): true with *ret set, false for anything else. */
+bool config_boolean_word(const char *v, bool *ret);
+
 unsigned config_upstream_default_retries(size_t n_nodes);
 void config_upstream_init(ConfigUpstream *u);
 int config_schema_apply(ConfigContext *ctx, yaml_document_t *doc, yaml_node_t *root);

@@ -208,27 +208,14 @@ static const ConfigValidator validate_server_name = {"server name", config_check
 
 static bool parse_boolean(ConfigContext *ctx, yaml_node_t *node, const char *path, bool *ret)
 {
-        /* YAML 1.1 booleans, minus the single letters and on/off. */
-        static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes", "YES"};
-        static const char *const no[] = {"false", "False", "FALSE", "no", "No", "NO"};
         char esc[CONFIG_ESCAPE_MAX];
         const char *v;
 
         v = scalar_text(ctx, node, path, "a boolean");
         if (!v)
                 return false;
-        if (is_plain(node)) {
-                for (size_t i = 0; i < ELEMENTSOF(yes); i++)
-                        if (streq(v, yes[i])) {
-                                *ret = true;
-                                return true;
-                        }
-                for (size_t i = 0; i < ELEMENTSOF(no); i++)
-                        if (streq(v, no[i])) {
-                                *ret = false;
-                                return true;
-                        }
-        }
+        if (is_plain(node) && config_boolean_word(v, ret))
+                return true;
         node_error(ctx, node, path, "expected a boolean (true or false), got %s'%s'",
                    is_plain(node) ? "" : "the quoted string ", node_escape(node, esc));
         return false;

@@ -479,3 +479,23 @@ const char *config_format_duration(uint64_t usec, char buf[static CONFIG_DURATIO
         snprintf(buf, CONFIG_DURATION_STR_MAX, "%" PRIu64 "us", usec);
         return buf;
 }
+
+bool config_boolean_word(const char *v, bool *ret)
+{
+        /* YAML 1.1 booleans, minus the single letters and on/off: the same words in native
+         * and APISIX documents. */
+        static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes", "YES"};
+        static const char *const no[] = {"false", "False", "FALSE", "no", "No", "NO"};
+
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++)
+                if (streq(v, yes[i])) {
+                        *ret = true;
+                        return true;
+                }
+        for (size_t i = 0; i < ELEMENTSOF(no); i++)
+                if (streq(v, no[i])) {
+                        *ret = false;
+                        return true;
+                }
+        return false;
+}
