@@ -53,14 +53,6 @@ void exchange_tunnel_start(Exchange *x)
         tunnel_start(x->tunnel);
 }
 
-static const ConfigListener *listener_config(const Model *m, const char *name)
-{
-        for (size_t i = 0; i < m->config->n_listeners; i++)
-                if (streq(m->config->listeners[i].name, name))
-                        return &m->config->listeners[i];
-        return NULL;
-}
-
 /* "*.example.org" matches one or more labels before ".example.org". */
 static bool server_name_matches(const char *pattern, const char *name)
 {
@@ -140,7 +132,7 @@ static int start_session(ClientConn *c, Model *model, const ConfigListener *cl,
 int exchange_start_stream(ClientConn *c)
 {
         Model *model = worker_get_model(c->worker);
-        const ConfigListener *cl = listener_config(model, c->listener->name);
+        const ConfigListener *cl = model_find_listener(model, c->listener->name);
 
         if (c->listener->protocol == LISTENER_TCP)
                 return start_session(c, model, cl, cl ? cl->upstream : NULL);

@@ -409,15 +409,6 @@ static int exchange_new(ClientConn *c, const HttpHead *h, Exchange **ret)
         return 0;
 }
 
-/* The listener's idle_timeout bounds a WebSocket tunnel too. */
-static uint64_t websocket_idle_usec(const Model *m, const ClientConn *c)
-{
-        for (size_t i = 0; i < m->config->n_listeners; i++)
-                if (streq(m->config->listeners[i].name, c->listener->name))
-                        return m->config->listeners[i].idle_timeout_usec;
-        return 0;
-}
-
 static HttpSlice host_without_port(HttpSlice host)
 {
         const char *end = host.p + host.len;
@@ -464,7 +455,10 @@ int exchange_start(ClientConn *c, const HttpHead *h)
                     http_slice_case_eq(h->method, "get")) {
                         x->upgrade = true;
                         ctx.upgrade = up->value;
-                        x->idle_usec = websocket_idle_usec(x->model, c);
+                        /* The listener's idle_timeout bounds a WebSocket tunnel too. */
+                        const ConfigListener *cl = model_find_listener(x->model,
+                                                                       c->listener->name);
+                        x->idle_usec = cl ? cl->idle_timeout_usec : 0;
                 }
                 r = x->tried ? http_rewrite_request_head(h, x->upstream, &ctx, &x->head,
                                                          &x->head_len, &x->host_at)

@@ -326,6 +326,14 @@ Route *model_find_route(const Model *m, const char *name)
         return NULL;
 }
 
+const ConfigListener *model_find_listener(const Model *m, const char *name)
+{
+        for (size_t i = 0; i < m->config->n_listeners; i++)
+                if (streq(m->config->listeners[i].name, name))
+                        return &m->config->listeners[i];
+        return NULL;
+}
+
 bool node_report_failure(Node *n)
 {
         return atomic_fetch_add_explicit(&n->failures, 1, memory_order_relaxed) == 0;

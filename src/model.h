@@ -98,6 +98,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Model *, model_unref);
 
 Upstream *model_find_upstream(const Model *m, const char *name);
 Route *model_find_route(const Model *m, const char *name);
+const ConfigListener *model_find_listener(const Model *m, const char *name);
 /* The TLS server of the https listener named `listener`, or NULL. */
 TlsServer *model_find_tls_server(const Model *m, const char *listener);
 
