@@ -43,6 +43,10 @@ PROXIES = [
     ("haproxy#2", 18004),  # the control: a second, identical HAProxy
 ]
 TLS_PORT_OFFSET = 100
+# A group of scale sizes runs at once, size k of the group on ports + CASE_PORT_OFFSET + 10 * k
+# (18201-18204, 18211-18214, ...): clear of the plain and TLS ports, callgrind's 18500, the
+# upstreams' 8443 and 20000-20499, and the ephemeral range.
+CASE_PORT_OFFSET = 200
 
 _children = []  # every process we started: (Popen, name)
 
@@ -423,10 +427,11 @@ http {{
 
 
 class Proxy:
-    def __init__(self, kind, label, port, d, topo, tls_listener, lbproxy_bin, valgrind=None):
+    def __init__(self, kind, label, port, d, topo, tls_listener, lbproxy_bin, valgrind=None, tag=None):
         self.kind, self.label, self.port, self.d = kind, label, port, d
         self.p = None
-        fname = label.replace("#", "-") + ("-vg" if valgrind else "")
+        # tag: which of several proxies with one label running at once (their files apart)
+        fname = label.replace("#", "-") + (f"-{tag}" if tag else "") + ("-vg" if valgrind else "")
         if kind == "lbproxy":
             cfg = lbproxy_config(d, fname, port, topo, tls_listener)
             argv = [lbproxy_bin, "--config", cfg]
@@ -904,28 +909,44 @@ def main():
         ups = [start_upstream(d, "A"), start_upstream(d, "B")]
         UPSTREAM_PIDS[:] = [u.pid for u in ups]
 
-        def scenario(name, topo, tls=None, close=False, conns=64, labels=None, secs=dur,
-                     nruns=runs_main):
+        def scenarios(cases, tls=None, close=False, conns=64, labels=None, secs=dur,
+                      nruns=runs_main):
+            """cases: [(name, topo)]. Every (case, proxy) runs at once, each on its own port,
+            and all are measured interleaved run by run: for each run, for each case, for each
+            proxy; so run i of every case and proxy falls in the same stretch of time, and
+            time-correlated noise hits them alike. Returns {name: {label: [run results]}}."""
             labels = labels or [l for l, _ in PROXIES]
-            log(f"[{time.monotonic() - t_start:5.0f}s] {name}: {topo_name(topo)}, "
-                f"{nruns} x {secs}s, {', '.join(labels)}")
-            pxs = []
-            for label, port in PROXIES:
-                if label not in labels:
-                    continue
-                kind = label.split("#")[0]
-                port = port + (TLS_PORT_OFFSET if tls else 0)
-                pxs.append(Proxy(kind, label, port, d, topo, tls, a.lbproxy).start())
+            if len(cases) == 1:
+                log(f"[{time.monotonic() - t_start:5.0f}s] {cases[0][0]}: {topo_name(cases[0][1])}, "
+                    f"{nruns} x {secs}s, {', '.join(labels)}")
+            else:
+                log(f"[{time.monotonic() - t_start:5.0f}s] {', '.join(n for n, _ in cases)} "
+                    f"(interleaved): {nruns} x {secs}s, {', '.join(labels)}")
+            assert len(cases) <= 9  # ports 18201-18284 (TLS: 18301-18384), clear of 18500
             scheme = "https" if tls else "http"
-            res = {p.label: [] for p in pxs}
+            pxs = []  # (case name, Proxy), in measuring order
+            res = {name: {} for name, _ in cases}
             try:
-                for p in pxs:  # warm-up: upstream connections and TLS sessions
+                for k, (name, topo) in enumerate(cases):
+                    for label, port in PROXIES:
+                        if label not in labels:
+                            continue
+                        kind = label.split("#")[0]
+                        port = port + (TLS_PORT_OFFSET if tls else 0)
+                        tag = None
+                        if len(cases) > 1:
+                            port += CASE_PORT_OFFSET + 10 * k
+                            tag = topo_name(topo)
+                        px = Proxy(kind, label, port, d, topo, tls, a.lbproxy, tag=tag)
+                        pxs.append((name, px.start()))
+                        res[name][label] = []
+                for _, p in pxs:  # warm-up: upstream connections and TLS sessions
                     warm_up(f"{scheme}://127.0.0.1:{p.port}/headers", conns, warm, close,
                             1 if a.quick else 8)
                 for i in range(nruns):
-                    for p in pxs:
+                    for name, p in pxs:
                         r = measure_run(p, secs, conns, close, scheme)
-                        res[p.label].append(r)
+                        res[name][p.label].append(r)
                         if r.get("crashed"):
                             how, first, tail = r["crashed"]
                             keep = f"{d}/crash-{p.label.replace('#', '-')}-{name.replace(' ', '_')}-{i}.txt"
@@ -937,9 +958,12 @@ def main():
                             p.start()
                             warm_up(f"{scheme}://127.0.0.1:{p.port}/headers", conns, warm, close, 1)
             finally:
-                for p in pxs:
+                for _, p in pxs:
                     p.stop()
             return res
+
+        def scenario(name, topo, **kw):
+            return scenarios([(name, topo)], **kw)[name]
 
         def add_rows(name, res):
             ref = res.get("haproxy")
@@ -1064,54 +1088,58 @@ def main():
                                      "worse": "NOT met", "n/a": "n/a"}[v]))
 
         # -- scale --------------------------------------------------------------------------
+        # Each group (routes, nodes) runs all its sizes at once, interleaved with the proxies
+        # run by run, and is judged by per-run ratios: largest/smallest size, same proxy, same
+        # run (adjacent in time), so the minutes when the whole machine is slower cancel out.
         scale_res = {}
         scale_pairs = []
         if "scale" in only:
             sizes_r, sizes_n = ((1, 10000), (2, 100)) if a.quick else ((1, 100, 10000),
                                                                          (2, 100, 1000))
-            topos = [{"kind": "seed", "routes": n} for n in sizes_r] + \
-                    [{"kind": "nodes", "nodes": n} for n in sizes_n]
-            for topo in topos:
-                name = f"scale {topo_name(topo)}"
-                res = scenario(name, topo, labels=scale_labels, secs=scale_dur, nruns=runs)
-                add_rows(name, res)
-                scale_res[topo_name(topo)] = res
+            groups = [[{"kind": "seed", "routes": n} for n in sizes_r],
+                      [{"kind": "nodes", "nodes": n} for n in sizes_n]]
+            for group in groups:
+                cases = [(f"scale {topo_name(topo)}", topo) for topo in group]
+                res = scenarios(cases, labels=scale_labels, secs=scale_dur, nruns=runs)
+                for (name, topo) in cases:
+                    add_rows(name, res[name])
+                    scale_res[topo_name(topo)] = res[name]
             for lo, hi in ((f"routes{sizes_r[0]}", f"routes{sizes_r[-1]}"),
                            (f"nodes{sizes_n[0]}", f"nodes{sizes_n[-1]}")):
-                for label in scale_labels:
-                    a_ = med([r["rps"] for r in scale_res[lo][label]])
-                    b_ = med([r["rps"] for r in scale_res[hi][label]])
-                    ca_ = med([r["cpu_per_1k"] for r in scale_res[lo][label]])
-                    cb_ = med([r["cpu_per_1k"] for r in scale_res[hi][label]])
-                    if label == "lbproxy" and a_ and b_:
-                        r = b_[0] / a_[0]
-                        def refs(key):
-                            out, worst = [], None
-                            for other in scale_labels[1:]:
-                                x = med([q[key] for q in scale_res[lo][other]])
-                                y = med([q[key] for q in scale_res[hi][other]])
-                                if x and y:
-                                    out.append(f"{other} ×{y[0] / x[0]:.3f}")
-                                    worst = y[0] / x[0] if worst is None else (
-                                        min(worst, y[0] / x[0]) if key == "rps"
-                                        else max(worst, y[0] / x[0]))
-                            return "same run: " + ", ".join(out), worst
+                # {label: {key: (median, min, max) of hi/lo per run}}
+                pr = {label: {key: med(paired_ratios(scale_res[hi][label], scale_res[lo][label], key))
+                              for key in ("rps", "cpu_per_1k")} for label in scale_labels}
+                lb = pr["lbproxy"]
+                if lb["rps"]:
+                    def refs(key):
+                        out, worst = [], None
+                        for other in scale_labels[1:]:
+                            m = pr[other][key]
+                            if m:
+                                out.append(f"{other} ×{fmt(m, 3)}")
+                                worst = m[0] if worst is None else (
+                                    min(worst, m[0]) if key == "rps" else max(worst, m[0]))
+                        return "same run: " + ", ".join(out), worst
 
-                        ref, worst = refs("rps")
-                        ok = "met" if r >= 0.9 else (
-                            "NOT met (HAProxy too: noise?)" if worst and worst < 0.9 else "NOT met")
-                        bar.append((f"scale {lo}→{hi}: requests/s within 10%", f"×{r:.3f}", ref, ok))
-                        if ca_ and cb_:
-                            r = cb_[0] / ca_[0]
-                            ref, worst = refs("cpu_per_1k")
-                            ok = "met" if r <= 1.1 else ("NOT met (HAProxy too: noise?)"
-                                                         if worst and worst > 1.1 else "NOT met")
-                            bar.append((f"scale {lo}→{hi}: CPU/request within 10%", f"×{r:.3f}",
-                                        ref, ok))
-                        scale_pairs.append((lo, hi))
-                    if a_ and b_ and ca_ and cb_:
-                        extra.append(f"- {label}: {hi} vs {lo}: requests/s ×{b_[0] / a_[0]:.3f}, "
-                                     f"CPU/request ×{cb_[0] / ca_[0]:.3f}")
+                    r = lb["rps"][0]
+                    ref, worst = refs("rps")
+                    ok = "met" if r >= 0.9 else (
+                        "NOT met (HAProxy too: noise?)" if worst and worst < 0.9 else "NOT met")
+                    bar.append((f"scale {lo}→{hi}: requests/s within 10%", f"×{fmt(lb['rps'], 3)}",
+                                ref, ok))
+                    if lb["cpu_per_1k"]:
+                        r = lb["cpu_per_1k"][0]
+                        ref, worst = refs("cpu_per_1k")
+                        ok = "met" if r <= 1.1 else ("NOT met (HAProxy too: noise?)"
+                                                     if worst and worst > 1.1 else "NOT met")
+                        bar.append((f"scale {lo}→{hi}: CPU/request within 10%",
+                                    f"×{fmt(lb['cpu_per_1k'], 3)}", ref, ok))
+                    scale_pairs.append((lo, hi))
+                for label in scale_labels:
+                    if pr[label]["rps"] and pr[label]["cpu_per_1k"]:
+                        extra.append(f"- {label}: {hi} vs {lo} (per run, median (min–max)): "
+                                     f"requests/s ×{fmt(pr[label]['rps'], 3)}, "
+                                     f"CPU/request ×{fmt(pr[label]['cpu_per_1k'], 3)}")
 
         # -- workers ------------------------------------------------------------------------
         if "workers" in only:
@@ -1210,7 +1238,7 @@ def main():
     R.append(f"Command: `{cmd.strip()}` — {runs_main} run(s) per figure for ka/close/tls, "
              f"{runs} for the others, {dur:g} s each "
              f"(scale: {scale_dur:g} s), interleaved lbproxy, HAProxy, nginx, HAProxy#2 run by "
-             f"run; {elapsed / 60:.1f} min in all; {datetime.datetime.now():%Y-%m-%d %H:%M}.")
+             f"run (scale: each group's sizes too, judged by per-run ratios); {elapsed / 60:.1f} min in all; {datetime.datetime.now():%Y-%m-%d %H:%M}.")
     R.append(pin + ". wrk: 1 thread, 64 connections. Each cell: median (min–max) of the runs.")
     R.append("")
     head = ("| scenario | proxy | req/s | p50 ms | p99 ms | CPU s/1k req | peak RSS MB "
