@@ -25,6 +25,8 @@ int upstream_conn_connect(Worker *w, const NodeAddress *a, TlsClient *tls,
                 return -ENOMEM;
         c->worker = w;
         c->pool_key = strdup(a->pool_key);
+        c->pool_key_len = a->pool_key_len;
+        c->pool_key_hash = a->pool_key_hash;
         memcpy(c->address, a->text, sizeof(c->address));
         int r = c->pool_key ? stream_init(&c->stream, w->base, TAKE_FD(fd), handler, userdata)
                             : -ENOMEM;

@@ -18,6 +18,8 @@ struct UpstreamConn {
         struct event timer; /* connect, send, read or idle timeout, by phase */
         Worker *worker;
         char *pool_key; /* copied: the model it came from may be gone while it idles */
+        size_t pool_key_len;
+        uint64_t pool_key_hash;
         char address[SOCKADDR_STR_MAX];
         bool reused;     /* has served a request before the current one */
         unsigned requests;

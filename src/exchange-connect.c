@@ -242,7 +242,8 @@ static int start_attempt(Exchange *x, AttemptMode mode)
 
         /* Stream sessions never share a connection: it becomes theirs for good. */
         if (mode != ATTEMPT_SAME_FRESH && x->kind == EXCHANGE_HTTP) {
-                x->up = pool_take(x->worker->pool, x->address.pool_key);
+                x->up = pool_take(x->worker->pool, x->address.pool_key, x->address.pool_key_len,
+                                  x->address.pool_key_hash);
                 if (x->up) {
                         stream_set_handler(&x->up->stream, &exchange_upstream_handler, x);
                         event_assign(&x->up->timer, x->worker->base, -1, 0, upstream_on_timer, x);

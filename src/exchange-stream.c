@@ -79,7 +79,7 @@ static const char *sni_route_upstream(const ConfigListener *cl, const char *sni)
 static int start_session(ClientConn *c, Model *model, const ConfigListener *cl,
                          const char *upstream)
 {
-        Exchange *x = calloc(1, sizeof(*x));
+        Exchange *x = exchange_alloc(c->worker);
         if (!x) {
                 model_unref(model);
                 client_conn_abort(c);

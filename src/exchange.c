@@ -13,6 +13,30 @@
 #include "pool.h"
 #include "router.h"
 
+/* Enough for the requests one worker starts in a burst; beyond that, back to malloc. */
+#define SPARE_EXCHANGES_MAX 64
+
+Exchange *exchange_alloc(Worker *w)
+{
+        Exchange *x = w->spare_exchanges;
+        if (!x)
+                return calloc(1, sizeof(*x));
+        w->spare_exchanges = x->next_spare;
+        w->n_spare_exchanges--;
+        memset(x, 0, sizeof(*x));
+        return x;
+}
+
+void exchange_spares_free(Worker *w)
+{
+        while (w->spare_exchanges) {
+                Exchange *x = w->spare_exchanges;
+                w->spare_exchanges = x->next_spare;
+                free(x);
+        }
+        w->n_spare_exchanges = 0;
+}
+
 void exchange_free(Exchange *x)
 {
         tunnel_free(x->tunnel);
@@ -26,7 +50,13 @@ void exchange_free(Exchange *x)
         upstream_conn_free(x->up);
         model_unref(x->model);
         free(x->head);
-        free(x);
+        Worker *w = x->worker;
+        if (w && w->n_spare_exchanges < SPARE_EXCHANGES_MAX && !w->stopping) {
+                x->next_spare = w->spare_exchanges;
+                w->spare_exchanges = x;
+                w->n_spare_exchanges++;
+        } else
+                free(x);
 }
 
 const ConfigUpstream *exchange_upstream_config(const Exchange *x)
@@ -394,7 +424,7 @@ void exchange_on_client_drain(Exchange *x)
 /* Copies what outlives the client's input buffer: method, path, and the upstream head. */
 static int exchange_new(ClientConn *c, const HttpHead *h, Exchange **ret)
 {
-        Exchange *x = calloc(1, sizeof(*x));
+        Exchange *x = exchange_alloc(c->worker);
         if (!x)
                 return -ENOMEM;
         x->client = c;

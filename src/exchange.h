@@ -9,6 +9,7 @@
 
 typedef struct ClientConn ClientConn;
 typedef struct Exchange Exchange;
+typedef struct Worker Worker;
 
 /* Starts serving the request whose parsed head `h` lies at the start of the client's input
  * buffer. The head bytes are consumed. Returns 0 when the exchange runs (c->exchange set), or
@@ -19,6 +20,9 @@ int exchange_start(ClientConn *c, const HttpHead *h);
  * when it runs, 1 when it ended at once (the connection is closed), or -EAGAIN when a
  * passthrough connection has not sent its whole ClientHello yet. */
 int exchange_start_stream(ClientConn *c);
+
+/* Frees the exchanges a worker keeps for reuse; at its end, on its thread. */
+void exchange_spares_free(Worker *w);
 
 /* The client side moved: input arrived (or ended), or output drained. */
 void exchange_on_client_read(Exchange *x);

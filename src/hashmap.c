@@ -127,12 +127,22 @@ int hashmap_put(Hashmap *m, const char *key, size_t key_len, void *value)
         return 0;
 }
 
-void *hashmap_get(const Hashmap *m, const char *key, size_t key_len)
+uint64_t hashmap_hash(const char *key, size_t key_len)
 {
-        Entry *e = find_slot(m, key, key_len, hash_bytes(key, key_len), false);
+        return hash_bytes(key, key_len);
+}
+
+void *hashmap_get_hashed(const Hashmap *m, const char *key, size_t key_len, uint64_t hash)
+{
+        Entry *e = find_slot(m, key, key_len, hash, false);
         if (!e || !e->key || e->key == TOMBSTONE)
                 return NULL;
         return e->value;
+}
+
+void *hashmap_get(const Hashmap *m, const char *key, size_t key_len)
+{
+        return hashmap_get_hashed(m, key, key_len, hash_bytes(key, key_len));
 }
 
 void *hashmap_remove(Hashmap *m, const char *key, size_t key_len)

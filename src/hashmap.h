@@ -5,6 +5,7 @@
  * Keys are copied; values are borrowed pointers. Not thread-safe: each owner guards its own. */
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct Hashmap Hashmap;
 
@@ -14,6 +15,9 @@ Hashmap *hashmap_free(Hashmap *m);
 /* Adds or replaces. Returns 0 or -ENOMEM. */
 int hashmap_put(Hashmap *m, const char *key, size_t key_len, void *value);
 void *hashmap_get(const Hashmap *m, const char *key, size_t key_len);
+/* The hash every lookup starts with, for keys looked up often enough to hash once. */
+uint64_t hashmap_hash(const char *key, size_t key_len);
+void *hashmap_get_hashed(const Hashmap *m, const char *key, size_t key_len, uint64_t hash);
 /* Removes and returns the value, or NULL. */
 void *hashmap_remove(Hashmap *m, const char *key, size_t key_len);
 size_t hashmap_size(const Hashmap *m);

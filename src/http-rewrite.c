@@ -173,8 +173,11 @@ void http_rewrite_switching_head(const HttpHead *h, struct evbuffer *out)
 void http_rewrite_response_head(const HttpHead *h, struct evbuffer *out, bool close,
                                 bool http10_client)
 {
-        char line[64];
-        int n = snprintf(line, sizeof(line), "HTTP/1.%d %03u ", http10_client ? 0 : 1, h->status);
+        /* "HTTP/1.x NNN ", by hand: snprintf cost more than the rest of this function. */
+        unsigned status = h->status % 1000;
+        char line[] = { 'H', 'T', 'T', 'P', '/', '1', '.', http10_client ? '0' : '1', ' ',
+                        (char)('0' + status / 100), (char)('0' + status / 10 % 10),
+                        (char)('0' + status % 10), ' ' };
         size_t size = h->head_len + 128;
         struct evbuffer_iovec v;
 
@@ -183,7 +186,7 @@ void http_rewrite_response_head(const HttpHead *h, struct evbuffer *out, bool cl
         if (evbuffer_reserve_space(out, (ev_ssize_t)size, &v, 1) < 1)
                 return;
         Writer w = { .p = v.iov_base, .size = v.iov_len };
-        put(&w, line, (size_t)n);
+        put(&w, line, sizeof(line));
         put_slice(&w, h->reason);
         PUT_LITERAL(&w, "\r\n");
         for (size_t i = 0; i < h->n_headers; i++) {

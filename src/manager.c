@@ -315,6 +315,14 @@ static void on_signal(evutil_socket_t sig, short what, void *userdata)
         manager_stop(m);
 }
 
+static size_t workers_wanted(const Config *c)
+{
+        if (c->workers > 0)
+                return c->workers;
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        return n > 0 ? (size_t)(n > 64 ? 64 : n) : 1;
+}
+
 int manager_new(char **config_paths, const char *state_dir, Config *config, Manager **ret,
                 char **ret_error)
 {
@@ -326,8 +334,11 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
         m->config_paths = config_paths;
         pthread_mutex_init(&m->model_lock, NULL);
         pthread_mutex_init(&m->release_lock, NULL);
-        /* Workers on other threads activate events of the control loop (and it of theirs). */
-        (void)evthread_use_pthreads();
+        /* Workers on other threads activate events of the control loop (and it of theirs), so
+         * libevent must lock. With one worker there is no other thread, and the locks (two
+         * mutex calls per event_add, event_del and buffer operation) would be pure cost. */
+        if (workers_wanted(config) > 1)
+                (void)evthread_use_pthreads();
         if (state_dir) {
                 m->state_dir = strdup(state_dir);
                 if (!m->state_dir) {
@@ -427,14 +438,6 @@ static struct event_base *new_base(void)
                 event_config_free(ec);
         }
         return base;
-}
-
-static size_t workers_wanted(const Config *c)
-{
-        if (c->workers > 0)
-                return c->workers;
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        return n > 0 ? (size_t)(n > 64 ? 64 : n) : 1;
 }
 
 static int start_workers(Manager *m)

@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include "hashmap.h"
 #include "model.h"
 #include "resolver.h"
 #include "router.h"
@@ -41,8 +42,11 @@ static Route *route_free(Route *r)
 
 static void set_pool_key(NodeAddress *a, Scheme scheme, const char *server_name)
 {
-        snprintf(a->pool_key, sizeof(a->pool_key), "%s|%s|%s", scheme_to_string(scheme),
-                 scheme == SCHEME_HTTPS ? server_name : "", a->text);
+        int n = snprintf(a->pool_key, sizeof(a->pool_key), "%s|%s|%s", scheme_to_string(scheme),
+                         scheme == SCHEME_HTTPS ? server_name : "", a->text);
+        a->pool_key_len = n < 0 ? 0 : (size_t)n < sizeof(a->pool_key) ? (size_t)n
+                                                                       : sizeof(a->pool_key) - 1;
+        a->pool_key_hash = hashmap_hash(a->pool_key, a->pool_key_len);
 }
 
 static void set_address(NodeAddress *a, const struct sockaddr_storage *ip, uint16_t port)

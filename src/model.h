@@ -31,6 +31,8 @@ typedef struct NodeAddress {
         socklen_t sa_len;
         char text[SOCKADDR_STR_MAX]; /* "127.0.0.2:8080", for logs */
         char pool_key[POOL_KEY_MAX]; /* keys idle connections: scheme, SNI and address */
+        size_t pool_key_len;
+        uint64_t pool_key_hash; /* hashed once here, not at every pool lookup */
 } NodeAddress;
 
 typedef struct Node {

@@ -29,7 +29,7 @@ static void bucket_unlink(Bucket *b, UpstreamConn *c)
 
 static void pool_drop(Pool *p, UpstreamConn *c)
 {
-        Bucket *b = hashmap_get(p->buckets, c->pool_key, strlen(c->pool_key));
+        Bucket *b = hashmap_get_hashed(p->buckets, c->pool_key, c->pool_key_len, c->pool_key_hash);
         if (b)
                 bucket_unlink(b, c);
         p->n_idle--;
@@ -104,9 +104,9 @@ Pool *pool_free(Pool *p)
         return NULL;
 }
 
-UpstreamConn *pool_take(Pool *p, const char *key)
+UpstreamConn *pool_take(Pool *p, const char *key, size_t key_len, uint64_t key_hash)
 {
-        Bucket *b = hashmap_get(p->buckets, key, strlen(key));
+        Bucket *b = hashmap_get_hashed(p->buckets, key, key_len, key_hash);
         if (!b || !b->head)
                 return NULL;
         UpstreamConn *c = b->head;
@@ -121,8 +121,7 @@ UpstreamConn *pool_take(Pool *p, const char *key)
 
 void pool_put(Pool *p, UpstreamConn *c, unsigned max, uint64_t idle_usec)
 {
-        size_t key_len = strlen(c->pool_key);
-        Bucket *b = hashmap_get(p->buckets, c->pool_key, key_len);
+        Bucket *b = hashmap_get_hashed(p->buckets, c->pool_key, c->pool_key_len, c->pool_key_hash);
 
         if (p->worker->stopping || max == 0 || (b && b->n >= max) ||
             evbuffer_get_length(c->stream.in) > 0 || c->stream.eof) {
@@ -131,7 +130,7 @@ void pool_put(Pool *p, UpstreamConn *c, unsigned max, uint64_t idle_usec)
         }
         if (!b) {
                 b = calloc(1, sizeof(*b));
-                if (!b || hashmap_put(p->buckets, c->pool_key, key_len, b) < 0) {
+                if (!b || hashmap_put(p->buckets, c->pool_key, c->pool_key_len, b) < 0) {
                         free(b);
                         upstream_conn_free(c);
                         return;

@@ -16,7 +16,7 @@ Pool *pool_free(Pool *p);
 
 /* Takes an idle connection for `key`, or NULL. The caller owns it and must set its handler
  * before returning to the loop (it is still reading). */
-UpstreamConn *pool_take(Pool *p, const char *key);
+UpstreamConn *pool_take(Pool *p, const char *key, size_t key_len, uint64_t key_hash);
 
 /* Gives a connection back after a complete exchange. Keeps it when its key has fewer than `max`
  * idle ones, for at most `idle_usec`; frees it otherwise. */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "conn-client.h"
+#include "exchange.h"
 #include "listener.h"
 #include "log.h"
 #include "manager.h"
@@ -87,6 +88,7 @@ void worker_done(Worker *w)
         free(w->watches);
         w->watches = NULL;
         w->pool = pool_free(w->pool);
+        exchange_spares_free(w);
         if (w->stop_event)
                 event_free(w->stop_event);
         w->stop_event = NULL;
@@ -102,6 +104,7 @@ static void *worker_thread(void *userdata)
                 client_conn_free(w->clients);
         listeners_unwatch(w->watches, w->n_watches);
         w->pool = pool_free(w->pool);
+        exchange_spares_free(w);
         atomic_store(&w->exited, true);
         manager_thread_exited(w->manager);
         return NULL;

@@ -32,6 +32,8 @@ typedef struct Worker {
         struct ListenerWatch *watches; /* this loop's watch on each shared socket */
         size_t n_watches;
         struct event *stop_event; /* activated from the control thread */
+        struct Exchange *spare_exchanges; /* freed ones kept for reuse (exchange_alloc) */
+        unsigned n_spare_exchanges;
         pthread_t thread;
         bool has_thread;
         atomic_bool exited; /* its thread left the loop */
