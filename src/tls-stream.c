@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <assert.h>
 
+#include "tls-pull.h"
 #include "tls-stream.h"
 #include "util.h"
 
@@ -18,6 +19,7 @@
 typedef struct TlsStream {
         unsigned magic;
         gnutls_session_t session;
+        TlsPull pull; /* what GnuTLS reads goes through here */
         TlsClient *client; /* a reference: the upstream may be retired while this idles */
         TlsServer *server; /* the server side: a reference, as `client` */
         uint64_t ticket_key; /* server: the id of the ticket key the session uses; 0 = none */
@@ -92,18 +94,14 @@ static int on_new_session_ticket(gnutls_session_t session, unsigned htype, unsig
         return 0; /* a failure to cache must not fail the connection */
 }
 
-static ssize_t tls_read(Stream *s, size_t max)
-{
-        TlsStream *t = tls_stream_of(s);
-        size_t got = 0;
+/* GnuTLS returns after a post-handshake message (a TLS 1.3 session ticket) even when the next
+ * record is already taken off the socket; so many such returns are followed in one read. */
+#define TLS_READ_RESTARTS 8
 
-        if (t->deferred) {
-                int r = t->deferred;
-                t->deferred = 0;
-                return r > 0 ? 0 : r;
-        }
-        if (t->ended)
-                return 0;
+static ssize_t read_records(Stream *s, TlsStream *t, size_t max)
+{
+        size_t got = 0;
+        unsigned restarts = 0;
 
         while (got < max) {
                 size_t want = max - got < TLS_RECORD_MAX ? max - got : TLS_RECORD_MAX;
@@ -119,8 +117,11 @@ static ssize_t tls_read(Stream *s, size_t max)
                         continue;
                 }
                 int end = 0;
-                if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+                if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+                        if (tls_pull_pending(&t->pull) && restarts++ < TLS_READ_RESTARTS)
+                                continue;
                         break;
+                }
                 if (n == 0 || n == GNUTLS_E_PREMATURE_TERMINATION) {
                         /* HTTP frames its messages, so a close without close_notify cuts
                          * nothing the framing would not notice. */
@@ -138,6 +139,25 @@ static ssize_t tls_read(Stream *s, size_t max)
                 break;
         }
         return got > 0 ? (ssize_t)got : -EAGAIN;
+}
+
+static ssize_t tls_read(Stream *s, size_t max)
+{
+        TlsStream *t = tls_stream_of(s);
+
+        if (t->deferred) {
+                int r = t->deferred;
+                t->deferred = 0;
+                return r > 0 ? 0 : r;
+        }
+        if (t->ended)
+                return 0;
+
+        tls_pull_rearm(&t->pull);
+        ssize_t n = read_records(s, t, max);
+        if (tls_pull_settle(&t->pull) < 0)
+                return n > 0 ? (t->deferred = -ENOMEM, n) : -ENOMEM;
+        return n;
 }
 
 static ssize_t tls_write(Stream *s)
@@ -217,10 +237,13 @@ static int tls_handshake(Stream *s)
         TlsStream *t = tls_stream_of(s);
         int r;
 
+        tls_pull_rearm(&t->pull);
         do
                 r = gnutls_handshake(t->session);
         while (r < 0 && r != GNUTLS_E_AGAIN && r != GNUTLS_E_INTERRUPTED &&
                !gnutls_error_is_fatal(r));
+        if (tls_pull_settle(&t->pull) < 0)
+                return fail(t, GNUTLS_E_MEMORY_ERROR, "TLS handshake failed");
 
         if (r == GNUTLS_E_SUCCESS) {
                 t->handshake_done = true;
@@ -240,7 +263,8 @@ static int tls_handshake(Stream *s)
 static bool tls_has_pending(Stream *s)
 {
         TlsStream *t = tls_stream_of(s);
-        return t->deferred != 0 || gnutls_record_check_pending(t->session) > 0;
+        return t->deferred != 0 || gnutls_record_check_pending(t->session) > 0 ||
+               tls_pull_pending(&t->pull);
 }
 
 static const char *tls_error_detail(Stream *s)
@@ -255,6 +279,7 @@ static void tls_stream_free(TlsStream *t)
                 return;
         if (t->session)
                 gnutls_deinit(t->session);
+        tls_pull_done(&t->pull);
         tls_client_free(t->client);
         tls_server_free(t->server);
         free(t->server_name);
@@ -334,7 +359,7 @@ int tls_client_attach(TlsClient *c, Stream *s, const char *server_name, const ch
         }
         if (c->verify)
                 gnutls_session_set_verify_cert(t->session, t->server_name, 0);
-        gnutls_transport_set_int(t->session, s->fd);
+        tls_pull_attach(&t->pull, t->session, s->fd);
         /* The connect timeout of the owner bounds the handshake; GnuTLS's own would only cut
          * a slow but allowed one short. */
         gnutls_handshake_set_timeout(t->session, GNUTLS_INDEFINITE_TIMEOUT);
@@ -431,7 +456,7 @@ int tls_server_attach(TlsServer *srv, Stream *s)
         gnutls_handshake_set_timeout(t->session, GNUTLS_INDEFINITE_TIMEOUT);
         gnutls_handshake_set_hook_function(t->session, GNUTLS_HANDSHAKE_ANY, GNUTLS_HOOK_BOTH,
                                            on_server_handshake_message);
-        gnutls_transport_set_int(t->session, s->fd);
+        tls_pull_attach(&t->pull, t->session, s->fd);
 
         stream_set_transport(s, &tls_transport, t);
         stream_start_handshake(s);
