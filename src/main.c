@@ -2,6 +2,7 @@
 #include <getopt.h>
 
 #include "config.h"
+#include "event-alloc.h"
 #include "log.h"
 #include "manager.h"
 #include "state.h"
@@ -112,6 +113,7 @@ int main(int argc, char **argv)
         _cleanup_free_ char *errors = NULL;
 
         log_setup();
+        event_alloc_setup();
         int r = parse_arguments(argc, argv, &args);
         if (r <= 0) {
                 strv_free(args.config_paths);

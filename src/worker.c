@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "conn-client.h"
+#include "event-alloc.h"
 #include "exchange.h"
 #include "listener.h"
 #include "log.h"
@@ -105,6 +106,7 @@ static void *worker_thread(void *userdata)
         listeners_unwatch(w->watches, w->n_watches);
         w->pool = pool_free(w->pool);
         exchange_spares_free(w);
+        event_alloc_thread_done();
         atomic_store(&w->exited, true);
         manager_thread_exited(w->manager);
         return NULL;

@@ -354,6 +354,9 @@ backend no_route
 backend be
   balance roundrobin
   http-reuse always
+  # idle server connections kept 60 s, as lbproxy and nginx keep theirs (the default 5 s would
+  # make HAProxy reconnect between interleaved runs)
+  default-server pool-purge-delay 60s
 {servers}"""
     path = f"{d}/{name}.cfg"
     with open(path, "w") as f:
