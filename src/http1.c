@@ -112,6 +112,35 @@ static inline const char *skip_target(const char *p, const char *e)
         return p;
 }
 
+/* Header names are letters, digits and '-' almost always: those are passed 16 at a time, and
+ * the table finishes with any other token character. The caller knows a CR ends the line
+ * before e. */
+static inline const char *skip_name(const char *p, const char *e)
+{
+#ifdef __SSE2__
+        const __m128i fold = _mm_set1_epi8(0x20), a = _mm_set1_epi8('a' - 1),
+                      z = _mm_set1_epi8('z' + 1), d0 = _mm_set1_epi8('0' - 1),
+                      d9 = _mm_set1_epi8('9' + 1), dash = _mm_set1_epi8('-');
+        while (e - p >= 16) {
+                __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+                /* signed: bytes >= 0x80 are < 0 and fail both ranges */
+                __m128i x = _mm_or_si128(v, fold);
+                __m128i ok = _mm_and_si128(_mm_cmpgt_epi8(x, a), _mm_cmplt_epi8(x, z));
+                ok = _mm_or_si128(ok, _mm_and_si128(_mm_cmpgt_epi8(v, d0), _mm_cmplt_epi8(v, d9)));
+                ok = _mm_or_si128(ok, _mm_cmpeq_epi8(v, dash));
+                unsigned bad = (unsigned)_mm_movemask_epi8(ok) ^ 0xffffu;
+                if (bad) {
+                        p += __builtin_ctz(bad);
+                        break;
+                }
+                p += 16;
+        }
+#endif
+        while (is_class(*p, C_TCHAR))
+                p++;
+        return p;
+}
+
 static inline char lower_ascii(char c)
 {
         return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
@@ -147,6 +176,29 @@ static bool case_eq_both(const char *a, size_t a_len, const char *b, size_t b_le
 
 /* Literal-only shorthand, so the length is computed at compile time. */
 #define CASE_EQ(p, n, lit) case_eq((p), (n), "" lit, sizeof(lit) - 1)
+
+/* case_eq for bytes already checked to be token or field-value characters, against a literal of
+ * lowercase letters, digits, '-', ':' and '/', eight at a time. OR-ing 0x20 folds A-Z onto a-z;
+ * of the other bytes it could make equal to such a literal byte only control characters, which
+ * those checks refused. */
+static inline bool token_eq(const char *p, size_t n, const char *lit, size_t len)
+{
+        if (n != len)
+                return false;
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+                uint64_t x, y;
+                memcpy(&x, p + i, 8);
+                memcpy(&y, lit + i, 8);
+                if ((x | UINT64_C(0x2020202020202020)) != y)
+                        return false;
+        }
+        for (; i < n; i++)
+                if ((char)(p[i] | 0x20) != lit[i])
+                        return false;
+        return true;
+}
+#define TOKEN_EQ(p, n, lit) token_eq((p), (n), "" lit, sizeof(lit) - 1)
 
 bool http_slice_case_eq(HttpSlice name, const char *lower)
 {
@@ -219,31 +271,31 @@ static HeaderKind header_kind(const char *p, size_t n)
 {
         switch (n) {
         case 2:
-                return CASE_EQ(p, n, "te") ? HK_HOP : HK_OTHER;
+                return TOKEN_EQ(p, n, "te") ? HK_HOP : HK_OTHER;
         case 3:
-                return CASE_EQ(p, n, "via") ? HK_VIA : HK_OTHER;
+                return TOKEN_EQ(p, n, "via") ? HK_VIA : HK_OTHER;
         case 4:
-                return CASE_EQ(p, n, "host") ? HK_HOST : HK_OTHER;
+                return TOKEN_EQ(p, n, "host") ? HK_HOST : HK_OTHER;
         case 6:
-                return CASE_EQ(p, n, "expect") ? HK_EXPECT : HK_OTHER;
+                return TOKEN_EQ(p, n, "expect") ? HK_EXPECT : HK_OTHER;
         case 7:
-                if (CASE_EQ(p, n, "upgrade"))
+                if (TOKEN_EQ(p, n, "upgrade"))
                         return HK_UPGRADE;
-                return CASE_EQ(p, n, "trailer") ? HK_HOP : HK_OTHER;
+                return TOKEN_EQ(p, n, "trailer") ? HK_HOP : HK_OTHER;
         case 10:
-                if (CASE_EQ(p, n, "connection"))
+                if (TOKEN_EQ(p, n, "connection"))
                         return HK_CONNECTION;
-                return CASE_EQ(p, n, "keep-alive") ? HK_HOP : HK_OTHER;
+                return TOKEN_EQ(p, n, "keep-alive") ? HK_HOP : HK_OTHER;
         case 14:
-                return CASE_EQ(p, n, "content-length") ? HK_CONTENT_LENGTH : HK_OTHER;
+                return TOKEN_EQ(p, n, "content-length") ? HK_CONTENT_LENGTH : HK_OTHER;
         case 15:
-                return CASE_EQ(p, n, "x-forwarded-for") ? HK_FORWARDED_FOR : HK_OTHER;
+                return TOKEN_EQ(p, n, "x-forwarded-for") ? HK_FORWARDED_FOR : HK_OTHER;
         case 16:
-                return CASE_EQ(p, n, "proxy-connection") ? HK_HOP : HK_OTHER;
+                return TOKEN_EQ(p, n, "proxy-connection") ? HK_HOP : HK_OTHER;
         case 17:
-                if (CASE_EQ(p, n, "transfer-encoding"))
+                if (TOKEN_EQ(p, n, "transfer-encoding"))
                         return HK_TRANSFER_ENCODING;
-                return CASE_EQ(p, n, "x-forwarded-proto") ? HK_FORWARDED_PROTO : HK_OTHER;
+                return TOKEN_EQ(p, n, "x-forwarded-proto") ? HK_FORWARDED_PROTO : HK_OTHER;
         default:
                 return HK_OTHER;
         }
@@ -304,7 +356,7 @@ static int scan_transfer_encoding(HttpSlice v, HeadScan *s, const char **ret_rea
                         p++;
                 if (p == tok)
                         return fail(ret_reason, -EBADMSG, "invalid Transfer-Encoding");
-                if (CASE_EQ(tok, (size_t)(p - tok), "chunked")) {
+                if (TOKEN_EQ(tok, (size_t)(p - tok), "chunked")) {
                         if (s->n_chunked++ > 0)
                                 return fail(ret_reason, -EBADMSG, "chunked applied twice");
                         s->te_final_chunked = true;
@@ -337,13 +389,13 @@ static int scan_connection(HttpSlice v, HeadScan *s, const char **ret_reason)
                 size_t n = (size_t)(p - tok);
                 if (n == 0) {
                         /* empty element: only OWS and commas may be here */
-                } else if (CASE_EQ(tok, n, "close"))
+                } else if (TOKEN_EQ(tok, n, "close"))
                         s->conn_close = true;
-                else if (CASE_EQ(tok, n, "keep-alive"))
+                else if (TOKEN_EQ(tok, n, "keep-alive"))
                         s->conn_keep_alive = true;
-                else if (CASE_EQ(tok, n, "upgrade"))
+                else if (TOKEN_EQ(tok, n, "upgrade"))
                         s->conn_upgrade = true;
-                else if (CASE_EQ(tok, n, "host") || CASE_EQ(tok, n, "content-length"))
+                else if (TOKEN_EQ(tok, n, "host") || TOKEN_EQ(tok, n, "content-length"))
                         return fail(ret_reason, -EBADMSG, "Connection names a framing header");
                 else
                         s->conn_options = true;
@@ -453,9 +505,9 @@ static int parse_target(HttpHead *h, HttpSlice *ret_authority, const char **ret_
         }
 
         size_t scheme;
-        if (h->target.len >= 7 && CASE_EQ(p, 7, "http://"))
+        if (h->target.len >= 7 && TOKEN_EQ(p, 7, "http://"))
                 scheme = 7;
-        else if (h->target.len >= 8 && CASE_EQ(p, 8, "https://"))
+        else if (h->target.len >= 8 && TOKEN_EQ(p, 8, "https://"))
                 scheme = 8;
         else
                 return fail(ret_reason, -EBADMSG, "invalid request-target");
@@ -602,7 +654,7 @@ static int scan_header(HttpHead *h, size_t i, HeadScan *s, const char **ret_reas
                 s->has_upgrade = true;
                 return 0;
         case HK_EXPECT:
-                if (CASE_EQ(hdr->value.p, hdr->value.len, "100-continue"))
+                if (TOKEN_EQ(hdr->value.p, hdr->value.len, "100-continue"))
                         s->expect_continue = true;
                 return 0;
         case HK_FORWARDED_FOR:
@@ -780,26 +832,42 @@ static ssize_t parse_head(bool request, const char *buf, size_t len, size_t max_
         if (start < window && buf[start] == '\n')
                 return fail(ret_reason, -EBADMSG, "bare LF");
 
-        /* Find the end of the head first, with one memchr per line: most heads arrive whole, and
-         * an incomplete one then costs little however often a slow client makes us come back.
-         * Already refused on the way: a bare LF, and more lines than max_headers allows. */
+        /* Find the end of the head first: most heads arrive whole, and an incomplete one then
+         * costs little however often a slow client makes us come back. Already refused on the
+         * way: a bare LF, and more lines than max_headers allows. */
         const char *s = buf + start, *e = buf + window, *p = s, *end = NULL, *first_eol = NULL;
         size_t lines = 0;
-        while (p < e) {
-                const char *nl = memchr(p, '\n', (size_t)(e - p));
-                if (!nl)
-                        break;
-                if (nl == s || nl[-1] != '\r')
-                        return fail(ret_reason, -EBADMSG, "bare LF");
-                if (nl - 1 == p && first_eol) {
-                        end = nl + 1;
-                        break;
+        for (const char *b = s; b < e && !end; b += 16) {
+                unsigned lfs = 0; /* bit i: b[i] is a LF */
+#ifdef __SSE2__
+                const __m128i lf = _mm_set1_epi8('\n');
+                if (e - b >= 16)
+                        lfs = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(
+                                _mm_loadu_si128((const __m128i *)(const void *)b), lf));
+                else if (e - s >= 16)
+                        /* The last 16 bytes, shifted past those already looked at. */
+                        lfs = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(
+                                      _mm_loadu_si128((const __m128i *)(const void *)(e - 16)),
+                                      lf)) >>
+                              (16 - (e - b));
+                else
+#endif
+                        for (unsigned i = 0; i < 16 && b + i < e; i++)
+                                lfs |= (unsigned)(b[i] == '\n') << i;
+                for (; lfs; lfs &= lfs - 1) {
+                        const char *nl = b + __builtin_ctz(lfs);
+                        if (nl == s || nl[-1] != '\r')
+                                return fail(ret_reason, -EBADMSG, "bare LF");
+                        if (nl - 1 == p && first_eol) {
+                                end = nl + 1;
+                                break;
+                        }
+                        if (!first_eol)
+                                first_eol = nl - 1;
+                        else if (++lines > max_headers)
+                                return fail(ret_reason, -EMSGSIZE, "too many header fields");
+                        p = nl + 1;
                 }
-                if (!first_eol)
-                        first_eol = nl - 1;
-                else if (++lines > max_headers)
-                        return fail(ret_reason, -EMSGSIZE, "too many header fields");
-                p = nl + 1;
         }
 
         if (first_eol) {
@@ -828,8 +896,7 @@ static ssize_t parse_head(bool request, const char *buf, size_t len, size_t max_
                 if (is_ows(*p))
                         return fail(ret_reason, -EBADMSG, "obs-fold header line");
 
-                while (is_class(*p, C_TCHAR))
-                        p++;
+                p = skip_name(p, end);
                 if (*p != ':') {
                         if (is_ows(*p) && p > name)
                                 return fail(ret_reason, -EBADMSG, "space before colon");
