@@ -66,9 +66,15 @@ void client_conn_abort(ClientConn *c)
         client_conn_free(c);
 }
 
-/* The last response is out: shut the write side and drop what the client still sends. */
+/* The last response is out: shut the write side and drop what the client still sends. A client
+ * that said its request was the last sends nothing more (RFC 9112 9.6): it is closed at once,
+ * as nginx does, without the shutdown, the wait and the read of its end. */
 static void start_lingering(ClientConn *c)
 {
+        if (c->said_last && evbuffer_get_length(c->stream.in) == 0) {
+                client_conn_free(c);
+                return;
+        }
         c->state = CLIENT_LINGERING;
         if (stream_shutdown_write(&c->stream) < 0 || c->stream.eof) {
                 client_conn_free(c);

@@ -33,6 +33,8 @@ struct ClientConn {
         ClientState state;
         const Listener *listener;  /* accepted on; lives as long as the manager */
         bool https;                /* the listener terminates TLS (X-Forwarded-Proto) */
+        bool said_last;            /* the client sent all of a request it said was its last
+                                    * (Connection: close, or HTTP/1.0 without keep-alive) */
         unsigned requests;
         char peer[SOCKADDR_STR_MAX]; /* "ip:port" */
         uint8_t peer_ip_len;         /* the ip part of `peer`, brackets excluded */

@@ -102,6 +102,7 @@ static void exchange_finish(Exchange *x, bool keep_upstream, bool client_keep_al
                 }
         }
         c->exchange = NULL;
+        c->said_last = !x->client_keep_alive && x->request.done;
         exchange_free(x);
         client_conn_exchange_done(c, client_keep_alive);
 }
