@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "event-alloc.h"
+#include "util.h"
 
 #define CLASS_MIN_SHIFT 9  /* 512 bytes: libevent's smallest chain */
 #define CLASS_MAX_SHIFT 16 /* 64 KiB: the largest read this daemon makes */
@@ -73,6 +74,8 @@ static void free_block(void *p)
 
 void event_alloc_setup(void)
 {
+        if (HAVE_ASAN)
+                return; /* libevent's own malloc and free, which ASan watches */
         event_set_mem_functions(alloc_block, realloc, free_block);
         /* The main thread's blocks, after main() and its cleanups have freed the rest. */
         atexit(event_alloc_thread_done);

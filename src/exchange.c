@@ -51,7 +51,7 @@ void exchange_free(Exchange *x)
         model_unref(x->model);
         free(x->head);
         Worker *w = x->worker;
-        if (w && w->n_spare_exchanges < SPARE_EXCHANGES_MAX && !w->stopping) {
+        if (!HAVE_ASAN && w && w->n_spare_exchanges < SPARE_EXCHANGES_MAX && !w->stopping) {
                 x->next_spare = w->spare_exchanges;
                 w->spare_exchanges = x;
                 w->n_spare_exchanges++;

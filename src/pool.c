@@ -124,7 +124,8 @@ void pool_put(Pool *p, UpstreamConn *c, unsigned max, uint64_t idle_usec)
         Bucket *b = hashmap_get_hashed(p->buckets, c->pool_key, c->pool_key_len, c->pool_key_hash);
 
         if (p->worker->stopping || max == 0 || (b && b->n >= max) ||
-            evbuffer_get_length(c->stream.in) > 0 || c->stream.eof) {
+            evbuffer_get_length(c->stream.in) > 0 || c->stream.eof ||
+            stream_has_pending_in(&c->stream)) {
                 upstream_conn_free(c);
                 return;
         }

@@ -83,11 +83,12 @@ static void wake_waiters(ResolvedName *n, int error)
                 if (n->waiters)
                         n->waiters->prev = NULL;
                 w->prev = w->next = NULL;
-                w->name = NULL;
                 w->error = error;
-                /* Runs the waiter's callback on its own loop; the lock keeps it alive until
-                 * then (cancel takes the lock before the waiter may go away). */
+                /* Runs the waiter's callback on its own loop. The name is cleared last: a
+                 * cancel that sees it cleared frees the waiter at once, so nothing may touch
+                 * the waiter after that store. */
                 event_active(w->wake, EV_READ, 0);
+                __atomic_store_n(&w->name, NULL, __ATOMIC_RELEASE);
         }
         pthread_mutex_unlock(&n->lock);
 }
@@ -360,9 +361,10 @@ void resolved_name_wait(ResolvedName *n, ResolveWaiter *w)
 
 void resolved_name_cancel_wait(ResolveWaiter *w)
 {
-        /* w->name is only cleared under the name's lock; read it racily to find the lock, then
-         * check again under it. Names outlive their waiters' models, so `n` is alive here. */
-        ResolvedName *n = w->name;
+        /* w->name is only cleared under the name's lock, after the last use of the waiter by
+         * the thread that woke it; read it without the lock to find the lock, then check again
+         * under it. Names outlive their waiters' models, so `n` is alive here. */
+        ResolvedName *n = __atomic_load_n(&w->name, __ATOMIC_ACQUIRE);
         if (!n)
                 return;
         pthread_mutex_lock(&n->lock);

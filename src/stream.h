@@ -116,3 +116,10 @@ static inline size_t stream_pending_out(const Stream *s)
 {
         return evbuffer_get_length(s->out);
 }
+
+/* Input the transport took off the socket and the owner has not read yet (TLS records, an end
+ * of input or an error held back): epoll will not tell of it. */
+static inline bool stream_has_pending_in(Stream *s)
+{
+        return s->transport && s->transport->has_pending && s->transport->has_pending(s);
+}

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
-#include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,8 +40,11 @@ static ssize_t pull(gnutls_transport_ptr_t ptr, void *data, size_t size)
         char *to = direct ? data : ahead;
         size_t want = direct ? size : sizeof(ahead);
         ssize_t n = recv(p->fd, to, want, 0);
-        if (n < 0)
+        if (n < 0) {
+                if (errno == EAGAIN)
+                        p->drained = true;
                 return pull_fail(p, errno);
+        }
         p->drained = (size_t)n < want;
         if (direct || n == 0)
                 return n;
@@ -55,15 +57,13 @@ static ssize_t pull(gnutls_transport_ptr_t ptr, void *data, size_t size)
         return (ssize_t)give;
 }
 
-/* GnuTLS calls this only for blocking sessions, which these are not; it must exist all the
- * same, and never blocks the loop. */
+/* GnuTLS asks this before a read only when a handshake or record timeout is set, which these
+ * sessions leave indefinite; it must exist all the same. "Data may be there" is always a safe
+ * answer for a non-blocking session: pull() then says EAGAIN when there is none, where "none"
+ * would be taken as a timeout, a fatal error. */
 static int pull_timeout(gnutls_transport_ptr_t ptr, unsigned ms)
 {
-        TlsPull *p = ptr;
-        if (p->len > 0)
-                return 1;
-        struct pollfd pfd = { .fd = p->fd, .events = POLLIN };
-        return poll(&pfd, 1, 0);
+        return 1;
 }
 
 void tls_pull_attach(TlsPull *p, gnutls_session_t session, int fd)

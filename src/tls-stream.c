@@ -94,14 +94,9 @@ static int on_new_session_ticket(gnutls_session_t session, unsigned htype, unsig
         return 0; /* a failure to cache must not fail the connection */
 }
 
-/* GnuTLS returns after a post-handshake message (a TLS 1.3 session ticket) even when the next
- * record is already taken off the socket; so many such returns are followed in one read. */
-#define TLS_READ_RESTARTS 8
-
 static ssize_t read_records(Stream *s, TlsStream *t, size_t max)
 {
         size_t got = 0;
-        unsigned restarts = 0;
 
         while (got < max) {
                 size_t want = max - got < TLS_RECORD_MAX ? max - got : TLS_RECORD_MAX;
@@ -109,6 +104,7 @@ static ssize_t read_records(Stream *s, TlsStream *t, size_t max)
                 if (evbuffer_reserve_space(s->in, (ev_ssize_t)want, &v, 1) < 1)
                         return got > 0 ? (ssize_t)got : -ENOMEM;
 
+                size_t before = t->pull.len;
                 ssize_t n = gnutls_record_recv(t->session, v.iov_base, want);
                 if (n > 0) {
                         v.iov_len = (size_t)n;
@@ -118,7 +114,10 @@ static ssize_t read_records(Stream *s, TlsStream *t, size_t max)
                 }
                 int end = 0;
                 if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
-                        if (tls_pull_pending(&t->pull) && restarts++ < TLS_READ_RESTARTS)
+                        /* GnuTLS returns after a post-handshake message (a TLS 1.3 session
+                         * ticket, a KeyUpdate) even when the next record is already read
+                         * ahead, which epoll will not signal: go on while it takes bytes. */
+                        if (t->pull.len > 0 && t->pull.len != before)
                                 continue;
                         break;
                 }
