@@ -237,6 +237,22 @@ def test_keepalive_reuses_tls_connections(pki, tls_upstream, lbproxy):
     assert a.handshakes == 1
 
 
+def test_many_session_tickets_do_not_hold_the_response(pki, tls_upstream, lbproxy):
+    """GnuTLS stops reading at every TLS 1.3 ticket, and lbproxy reads ahead of it: an OpenSSL
+    server sending 60 tickets with each new connection still gets every response through in
+    time. (Tickets and response in one write, which OpenSSL cannot be made to do, are in
+    tests/unit/test-tls.c.)"""
+    a = tls_upstream("a", pki.good, "127.0.0.2", num_tickets=60)
+    lb = lbproxy(config(https_upstream("up", [a], ca=pki.ca, sni="httpbin.org", keepalive_pool=0,
+                                       timeout={"connect": "5s", "send": "5s", "read": "3s"})))
+    for i in range(8):
+        t0 = time.monotonic()
+        r = lb.request("GET", f"/tickets/{i}", timeout=10)
+        assert r.status == 200, r
+        assert time.monotonic() - t0 < 2.5, f"request {i} waited for the read timeout"
+    assert a.handshakes == 8
+
+
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3],
                          ids=["tls1.2", "tls1.3"])
 def test_session_resumption(pki, tls_upstream, lbproxy, version):

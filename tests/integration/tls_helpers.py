@@ -86,11 +86,15 @@ def make_pki(d):
 
 class TlsUpstreamServer(UpstreamServer):
     """UpstreamServer over TLS. `max_version` (an ssl.TLSVersion) caps the protocol, to test
-    TLS 1.2 next to 1.3; `legacy` lets it speak TLS 1.0 and 1.1 too."""
+    TLS 1.2 next to 1.3; `legacy` lets it speak TLS 1.0 and 1.1 too; `num_tickets` is how many
+    TLS 1.3 session tickets it sends after each handshake (OpenSSL's default: 2)."""
 
-    def __init__(self, name, host, cert, port=0, max_version=None, legacy=False):
+    def __init__(self, name, host, cert, port=0, max_version=None, legacy=False,
+                 num_tickets=None):
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(str(cert[0]), str(cert[1]))
+        if num_tickets is not None:
+            self.ctx.num_tickets = num_tickets
         if legacy:
             # OpenSSL 3 refuses TLS < 1.2 at its default security level.
             self.ctx.set_ciphers("DEFAULT:@SECLEVEL=0")

@@ -251,11 +251,53 @@ typedef struct Server {
         gnutls_datum_t ticket_key;
         const char *priority;
         pthread_t thread;
+        /* > 0: answer with this many TLS 1.3 tickets and a short response in one write, then
+         * wait for the client to close (no end of input to wake its loop) */
+        unsigned burst_tickets;
         /* results of the last connection */
         int handshake;
         bool resumed;
         size_t sent;
 } Server;
+
+/* The burst server's output, gathered for one send(). */
+typedef struct Gather {
+        int fd;
+        bool on;
+        char buf[64 * 1024];
+        size_t len;
+} Gather;
+
+static ssize_t gather_push(gnutls_transport_ptr_t ptr, const void *data, size_t size)
+{
+        Gather *g = ptr;
+        if (!g->on)
+                return send(g->fd, data, size, MSG_NOSIGNAL);
+        if (size > sizeof(g->buf) - g->len)
+                abort();
+        memcpy(g->buf + g->len, data, size);
+        g->len += size;
+        return (ssize_t)size;
+}
+
+#define BURST_RESPONSE "a response behind the tickets"
+
+static void serve_burst(Server *srv, gnutls_session_t s, int fd)
+{
+        Gather g = { .fd = fd };
+        gnutls_transport_set_ptr(s, &g);
+        gnutls_transport_set_push_function(s, gather_push);
+        g.on = true;
+        for (unsigned i = 0; i < srv->burst_tickets; i++)
+                GNUTLS_OK(gnutls_session_ticket_send(s, 1, 0));
+        CHECK(gnutls_record_send(s, BURST_RESPONSE, strlen(BURST_RESPONSE)) > 0);
+        g.on = false;
+        CHECK(send(fd, g.buf, g.len, MSG_NOSIGNAL) == (ssize_t)g.len);
+        srv->sent = strlen(BURST_RESPONSE);
+        char c;
+        while (recv(fd, &c, 1, 0) > 0) /* until the client closes */
+                ;
+}
 
 static void *server_run(void *arg)
 {
@@ -283,6 +325,13 @@ static void *server_run(void *arg)
                 do
                         n = gnutls_record_recv(s, buf, sizeof(buf));
                 while (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED);
+                if (srv->burst_tickets > 0) {
+                        if (n > 0)
+                                serve_burst(srv, s, fd);
+                        gnutls_deinit(s);
+                        close(fd);
+                        return NULL;
+                }
                 static char block[10000];
                 memset(block, 'x', sizeof(block));
                 while (n > 0 && srv->sent < PAYLOAD) {
@@ -327,6 +376,7 @@ static void server_done(Server *srv)
 
 typedef struct Client {
         struct event_base *base;
+        size_t want; /* > 0: done once this much arrived */
         int connect_error;
         bool connected;
         size_t received;
@@ -356,6 +406,10 @@ static void client_on_read(Stream *s, void *userdata)
         CHECK(n <= s->read_max);
         c->received += n;
         evbuffer_drain(s->in, n);
+        if (c->want > 0 && c->received >= c->want) {
+                event_base_loopbreak(c->base);
+                return;
+        }
         if (s->eof) {
                 c->eof = true;
                 event_base_loopbreak(c->base);
@@ -386,7 +440,8 @@ static const StreamHandler client_handler = {
 static Client run_one(TlsClient *t, Server *srv, const char *server_name, bool *ret_resumed,
                       char *detail, size_t detail_size)
 {
-        Client c = { .base = event_base_new() };
+        Client c = { .base = event_base_new(),
+                     .want = srv->burst_tickets > 0 ? strlen(BURST_RESPONSE) : 0 };
         Stream s;
         char key[128];
 
@@ -403,7 +458,7 @@ static Client run_one(TlsClient *t, Server *srv, const char *server_name, bool *
         CHECK(tls_client_attach(t, &s, server_name, key) == 0);
         CHECK(stream_connect(&s, (struct sockaddr *)&srv->addr, sizeof(srv->addr)) == 0);
 
-        struct timeval limit = { .tv_sec = 20 };
+        struct timeval limit = { .tv_sec = srv->burst_tickets > 0 ? 5 : 20 };
         event_base_loopexit(c.base, &limit);
         event_base_dispatch(c.base);
 
@@ -466,6 +521,32 @@ static void test_handshakes(const Pki *pki, const char *priority, const char *wh
         CHECK(c.connect_error == 0 && c.received == PAYLOAD);
         tls_client_free(t);
 
+        server_done(&srv);
+}
+
+/* GnuTLS stops reading at each TLS 1.3 ticket. With the tickets and the response taken off the
+ * socket in one read ahead, and nothing more coming, only the stream itself can bring the
+ * response out: epoll will not signal it. */
+static void test_ticket_burst(const Pki *pki)
+{
+        Server srv;
+        char detail[256];
+        bool resumed;
+
+        fprintf(stderr, "tickets and a response in one write\n");
+        server_init(&srv, pki, "NORMAL:-VERS-ALL:+VERS-TLS1.3");
+        TlsClient *t = client_new(pki->ca_file, 1, NULL);
+        CHECK(t);
+        for (unsigned n = 1; t && n <= 40; n = n * 3 + 1) { /* 1, 4, 13, 40 */
+                srv.burst_tickets = n;
+                Client c = run_one(t, &srv, "test.example", &resumed, detail, sizeof(detail));
+                CHECK(c.connect_error == 0 && c.error == 0);
+                if (c.received != strlen(BURST_RESPONSE))
+                        fprintf(stderr, "  %u tickets: %zu bytes of the response arrived\n", n,
+                                c.received);
+                CHECK(c.received == strlen(BURST_RESPONSE));
+        }
+        tls_client_free(t);
         server_done(&srv);
 }
 
@@ -1052,6 +1133,7 @@ int main(void)
         test_ca_file(&pki);
         test_handshakes(&pki, "NORMAL", "TLS 1.3");
         test_handshakes(&pki, "NORMAL:-VERS-TLS1.3", "TLS 1.2");
+        test_ticket_burst(&pki);
 
         ServerFiles f = {};
         write_pair(&pki, "a.example", 10, &f.a_cert, &f.a_key);
