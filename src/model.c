@@ -11,6 +11,10 @@
 
 static void node_done(Node *n)
 {
+        if (n->dns_addresses_lock_init)
+                pthread_mutex_destroy(&n->dns_addresses_lock);
+        free(n->dns_addresses);
+        address_list_unref(n->dns_addresses_for);
         free(n->host);
         free(n->name);
         free(n->host_header);
@@ -98,8 +102,29 @@ int node_pick_address(Node *n, Scheme scheme, NodeAddress *ret)
         unsigned i = l->n == 1 ? 0
                                : atomic_fetch_add_explicit(&n->next_address, 1,
                                                            memory_order_relaxed) % l->n;
-        set_address(ret, &l->addrs[i], n->port);
-        set_pool_key(ret, scheme, n->server_name);
+
+        pthread_mutex_lock(&n->dns_addresses_lock);
+        if (n->dns_addresses_for != l) {
+                /* A new answer: its addresses made once. Without memory, made per request. */
+                NodeAddress *a = calloc(l->n, sizeof(*a));
+                if (a) {
+                        for (size_t k = 0; k < l->n; k++) {
+                                set_address(&a[k], &l->addrs[k], n->port);
+                                set_pool_key(&a[k], scheme, n->server_name);
+                        }
+                        free(n->dns_addresses);
+                        address_list_unref(n->dns_addresses_for);
+                        n->dns_addresses = a;
+                        n->dns_addresses_for = address_list_ref(l);
+                }
+        }
+        if (n->dns_addresses_for == l)
+                *ret = n->dns_addresses[i];
+        else {
+                set_address(ret, &l->addrs[i], n->port);
+                set_pool_key(ret, scheme, n->server_name);
+        }
+        pthread_mutex_unlock(&n->dns_addresses_lock);
         address_list_unref(l);
         return 0;
 }
@@ -109,6 +134,8 @@ static int node_init(Node *n, const ConfigUpstream *cu, const ConfigNode *cn, Re
         bool v6 = strchr(cn->host, ':') != NULL;
         bool default_port = cn->port == scheme_default_port(cu->scheme);
 
+        pthread_mutex_init(&n->dns_addresses_lock, NULL);
+        n->dns_addresses_lock_init = true;
         n->host = strdup(cn->host);
         n->port = cn->port;
         n->server_name = cu->tls.sni ? cu->tls.sni : n->host;

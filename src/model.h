@@ -6,6 +6,7 @@
  * counters and resolved addresses. Reference-counted: a request holds the model it started with,
  * so a swap (reload, D-Bus change) never pulls the floor from under it. */
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -20,6 +21,7 @@ typedef struct TlsClient TlsClient;
 typedef struct TlsServer TlsServer;
 typedef struct Resolver Resolver;
 typedef struct ResolvedName ResolvedName;
+typedef struct AddressList AddressList;
 
 /* "https|" + SNI (a DNS name: 253 bytes at most) + "|" + address */
 #define POOL_KEY_MAX (8 + 256 + SOCKADDR_STR_MAX)
@@ -44,6 +46,12 @@ typedef struct Node {
         bool is_literal;   /* host is an IP address: needs no resolving */
         NodeAddress literal; /* its address, when is_literal */
         ResolvedName *dns;   /* its name's addresses, when not */
+        /* Those addresses as requests use them, made once per DNS answer rather than formatted
+         * (address text, pool key) for every request; workers share them under the lock. */
+        pthread_mutex_t dns_addresses_lock;
+        AddressList *dns_addresses_for; /* the answer they were made from (a reference) */
+        NodeAddress *dns_addresses;
+        bool dns_addresses_lock_init;
         atomic_uint next_address; /* round robin over the node's addresses */
         atomic_uint failures;     /* connect failures in a row: 0 = healthy */
         atomic_uint_fast64_t requests;
