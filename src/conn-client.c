@@ -318,8 +318,10 @@ int client_conn_new(Worker *w, int fd, const struct sockaddr *peer, const Listen
                 free(c);
                 return r;
         }
-        int one = 1;
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (!l->nodelay) {
+                int one = 1;
+                (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        }
         if (l->https) {
                 /* TLS terminated here: the handshake runs before the first request byte. */
                 worker_refresh_model(w);

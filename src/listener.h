@@ -16,6 +16,7 @@ typedef struct Listener {
         int fd;
         bool activated; /* came from systemd: never closed or re-bound by us on reload */
         bool https;
+        bool nodelay; /* TCP_NODELAY set here: accepted sockets inherit it (Linux) */
         ListenerProtocol protocol; /* as configured when opened */
 } Listener;
 
