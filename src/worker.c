@@ -81,15 +81,22 @@ int worker_init(Worker *w, unsigned id, Manager *m, struct event_base *base)
         return listeners_watch(m->listeners, m->n_listeners, w, w->watches);
 }
 
-void worker_done(Worker *w)
+/* What belongs to the worker's loop and must be freed on its thread: its connections, its
+ * watches on the listening sockets, its pool and its spare exchanges. */
+static void free_loop_objects(Worker *w)
 {
         while (w->clients)
                 client_conn_free(w->clients);
         listeners_unwatch(w->watches, w->n_watches);
-        free(w->watches);
-        w->watches = NULL;
         w->pool = pool_free(w->pool);
         exchange_spares_free(w);
+}
+
+void worker_done(Worker *w)
+{
+        free_loop_objects(w);
+        free(w->watches);
+        w->watches = NULL;
         if (w->stop_event)
                 event_free(w->stop_event);
         w->stop_event = NULL;
@@ -101,11 +108,7 @@ static void *worker_thread(void *userdata)
         Worker *w = userdata;
         event_base_dispatch(w->base);
         /* Connections of this loop are freed here, on its own thread. */
-        while (w->clients)
-                client_conn_free(w->clients);
-        listeners_unwatch(w->watches, w->n_watches);
-        w->pool = pool_free(w->pool);
-        exchange_spares_free(w);
+        free_loop_objects(w);
         event_alloc_thread_done();
         atomic_store(&w->exited, true);
         manager_thread_exited(w->manager);
