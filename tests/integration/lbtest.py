@@ -42,6 +42,16 @@ def dead_port(host="127.0.0.1"):
     return free_port(host)
 
 
+def read_to_eof(sock):
+    """Everything `sock` (a socket, or an SSL socket) receives until the peer closes."""
+    data = b""
+    while True:
+        d = sock.recv(65536)
+        if not d:
+            return data
+        data += d
+
+
 # -- YAML -------------------------------------------------------------------------------------
 def _scalar(v):
     if v is None:

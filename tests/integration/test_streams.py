@@ -15,7 +15,7 @@ import threading
 import pytest
 
 import tls_helpers
-from lbtest import free_port, route_cfg, upstream_cfg
+from lbtest import free_port, read_to_eof, route_cfg, upstream_cfg
 from tls_helpers import TlsUpstreamServer, make_pki
 
 
@@ -206,12 +206,7 @@ def test_tcp_balanced_round_robin(echo, lbproxy):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
             s.sendall(f"hello {i}".encode())
             s.shutdown(socket.SHUT_WR)
-            data = b""
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    break
-                data += d
+            data = read_to_eof(s)
         assert data.startswith(f"hello {i}".encode()), data
         got[data.rsplit(b" from ", 1)[1].strip().decode()] += 1
     assert got == {"a": 5, "b": 5}
@@ -309,12 +304,7 @@ def test_passthrough_routes_by_sni_end_to_end(pki, lbproxy):
                 with ctx.wrap_socket(raw, server_hostname=name) as s:
                     s.sendall(f"GET /who HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n"
                               .encode())
-                    data = b""
-                    while True:
-                        d = s.recv(65536)
-                        if not d:
-                            break
-                        data += d
+                    data = read_to_eof(s)
             assert b" 200 " in data.split(b"\r\n", 1)[0], data[:200]
             assert f'"server": "{want}"'.encode() in data.replace(b'":"', b'": "'), data[-300:]
         # No SNI route: the connection is closed without a byte.

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from lbtest import Client, curl
+from lbtest import Client, curl, read_to_eof
 from tls_helpers import _ca, _leaf
 
 GNUTLS_CLI = shutil.which("gnutls-cli") or "/usr/bin/gnutls-cli"
@@ -173,12 +173,7 @@ def test_resumption_across_reload(certs, upstream, lbproxy):
         with socket.create_connection(("127.0.0.1", lb.port), timeout=10) as raw:
             with ctx.wrap_socket(raw, server_hostname="a.example", session=session) as s:
                 s.sendall(b"GET /r HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n")
-                data = b""
-                while True:
-                    d = s.recv(65536)
-                    if not d:
-                        break
-                    data += d
+                data = read_to_eof(s)
                 assert data.startswith(b"HTTP/1.1 200 "), data[:200]
                 return s.session, s.session_reused
 

@@ -196,13 +196,7 @@ class UpstreamServer:
 
     def stop(self):
         self._stop.set()
-        with self._lock:
-            socks = list(self._socks)
-        for c in socks:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        self.drop_connections()
         deadline = time.monotonic() + 5
         for t in list(self._threads):
             t.join(max(0.0, deadline - time.monotonic()))
