@@ -319,8 +319,14 @@ def curl(*args, timeout=60, check=False, **kw):
 class LbProxy:
     """One lbproxy process: started with a config, ready once READY=1 arrived."""
 
-    def __init__(self, binary, workdir, config, *, args=(), env=None, listen_host="127.0.0.1"):
+    def __init__(self, binary, workdir, config, *, args=(), env=None, listen_host="127.0.0.1",
+                 wrapper=(), journal_stream=False):
         self.binary = str(binary)
+        # wrapper: argv that execs the daemon's argv given after it (same pid), e.g. unshare.
+        self.wrapper = list(wrapper)
+        # journal_stream: JOURNAL_STREAM names the log file, as systemd names the journal's
+        # stream: lbproxy then writes entries to the journal socket, nothing to stderr.
+        self.journal_stream = journal_stream
         self.workdir = Path(workdir)
         self.config_src = config
         self.args = list(args)
@@ -390,8 +396,11 @@ class LbProxy:
         env["NOTIFY_SOCKET"] = path
         env.update(self.extra_env)
         self.log_file = open(self.log_path, "ab")
+        if self.journal_stream:
+            st = os.fstat(self.log_file.fileno())
+            env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
         self.proc = subprocess.Popen(
-            [self.binary, "--config", str(self.config_path)] + self.args,
+            self.wrapper + [self.binary, "--config", str(self.config_path)] + self.args,
             stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=subprocess.STDOUT, env=env,
             cwd=self.workdir)
         deadline = time.monotonic() + READY_TIMEOUT
