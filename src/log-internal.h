@@ -91,16 +91,23 @@ int log_fields_add(LogFields *f, const char *fmt, ...) _printf_(2, 3);
 int log_format_fields(const LogEntry *e, LogFields *f);
 
 /* The sink belongs to one thread at a time: the log thread while it runs, else the thread
- * that logs (only one then). Writes `e` to the journal and/or stderr; waits at most
- * `wait_usec` for a journal that takes nothing. Returns -EAGAIN when it gave up waiting (the
- * entry was not written: try again), else 0. */
-int log_sink_write(const LogEntry *e, uint64_t wait_usec);
+ * that logs (only one then). */
+
+#define LOG_JOURNAL_SOCKET "/run/systemd/journal/socket"
+
+/* Whether `path` is a socket (0), or why it is no journal: -ENOENT, -ENOTSOCK, ... */
+int log_journal_probe(const char *path);
+/* Decides, once, whether there is a journal (LOG_JOURNAL_SOCKET is a socket). Done at the first
+ * entry bound for the journal, or by log_start() if none came before. */
+void log_sink_open(void);
+/* Writes `e` to the journal and/or stderr (stderr lines are buffered until log_sink_flush).
+ * False when it went nowhere (the journal or stderr was given up on at the stop). */
+bool log_sink_write(const LogEntry *e);
 /* Writes the stderr lines buffered so far. */
 void log_sink_flush(void);
-/* Access entries whose journal copy was skipped because the journal was full, while stderr got
- * them (stderr not the journal): how many so far, and how many since the last take. */
-uint64_t log_sink_skipped(void);
-uint64_t log_sink_take_skipped(void);
+
+/* After the log thread was cancelled in a write: nothing more is tried where it was stuck. */
+void log_sink_give_up(void);
 /* True when stderr is journald's stream (JOURNAL_STREAM), set by log_setup(). */
 extern bool log_journal_is_stderr;
 

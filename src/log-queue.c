@@ -17,6 +17,10 @@
 #include "log-internal.h"
 #include "log.h"
 
+#if HAVE_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 /* A record in a ring: this header, then the strings that are present, one after the other. */
 typedef struct LogRecord {
         uint32_t size;    /* bytes to the next record, a multiple of 8 */
@@ -41,12 +45,8 @@ _Static_assert(LOG_RING_SIZE >= 16 * LOG_RECORD_MAX, "a ring holds many of the l
 /* How long the log thread lingers after a round that wrote something: entries logged
  * meanwhile are taken without waking it, so under load producers never make a system call. */
 #define LINGER_NSEC 1000000
-/* How long one wait for the journal lasts before the log thread looks at its state again. */
-#define JOURNAL_WAIT_USEC (100 * USEC_PER_MSEC)
-/* At the stop, a journal that takes nothing for this long is given up on. */
-#define STOP_GIVE_UP_USEC USEC_PER_SEC
-/* How long log_stop() waits for the log thread (it may be stuck writing to stderr). */
-#define STOP_JOIN_SEC 5
+/* How long log_stop() lets the log thread write what the rings hold. */
+#define STOP_DRAIN_USEC USEC_PER_SEC
 #define REPORT_INTERVAL_USEC USEC_PER_SEC
 
 int log_ring_init(LogRing *r, uint64_t size)
@@ -167,9 +167,8 @@ void log_ring_pop(LogRing *r)
 }
 
 typedef enum LogMode {
-        LOG_SYNC,      /* no log thread: the thread that logs writes */
-        LOG_THREAD,    /* the log thread writes what the rings hold */
-        LOG_ABANDONED, /* the log thread did not end in time at the stop: nothing more is written */
+        LOG_SYNC,   /* no log thread: the thread that logs writes */
+        LOG_THREAD, /* the log thread writes what the rings hold */
 } LogMode;
 
 static struct {
@@ -186,8 +185,7 @@ static struct {
         uint64_t *tails;
         LogEntry *next; /* each ring's next entry in this round */
         bool *has_next;
-        bool giving_up; /* stopping, and the journal takes nothing: count the rest as dropped */
-        uint64_t lost_access, lost_other;
+        uint64_t lost_access, lost_other; /* went nowhere (given up on at the stop) */
         uint64_t last_report;
 } q = { .mode = LOG_SYNC, .efd = -EBADF };
 
@@ -234,19 +232,12 @@ bool log_queue_peer_allowed(void)
 
 /* ---- the log thread ---- */
 
+/* While journald takes nothing, this waits in sd_journal_sendv (log-sink.c), and entries pile
+ * up in the rings, where the ones that do not fit are dropped and counted. */
 static void write_entry(const LogEntry *e)
 {
-        uint64_t since = now_usec(CLOCK_MONOTONIC);
-
-        while (!q.giving_up) {
-                if (log_sink_write(e, JOURNAL_WAIT_USEC) != -EAGAIN)
-                        return;
-                /* The journal takes nothing: wait on (entries pile up in the rings, and are
-                 * dropped there), unless this is the stop. */
-                if (atomic_load(&q.stopping) &&
-                    now_usec(CLOCK_MONOTONIC) - since >= STOP_GIVE_UP_USEC)
-                        q.giving_up = true;
-        }
+        if (log_sink_write(e))
+                return;
         if (e->kind == LOG_KIND_ACCESS)
                 q.lost_access++;
         else
@@ -263,7 +254,7 @@ static void message_entry(LogEntry *e, int priority, const char *text, int len)
 static bool counts_pending(void)
 {
         if (atomic_load_explicit(&q.dropped_other, memory_order_relaxed) || q.lost_access ||
-            q.lost_other || log_sink_skipped())
+            q.lost_other)
                 return true;
         for (size_t i = 0; i < q.n_rings; i++) {
                 LogRing *r = &q.rings[i];
@@ -296,7 +287,6 @@ static int64_t report(bool force)
                 other += atomic_exchange_explicit(&r->dropped_other, 0, memory_order_relaxed);
                 suppressed += atomic_exchange_explicit(&r->suppressed, 0, memory_order_relaxed);
         }
-        unsigned long long skipped = log_sink_take_skipped();
 
         char text[256];
         LogEntry e;
@@ -318,12 +308,6 @@ static int64_t report(bool force)
                 int n = snprintf(text, sizeof(text), "Suppressed %llu warnings about clients "
                                  "(more than %d a second per worker)", suppressed,
                                  LOG_PEER_WARNINGS_PER_SEC);
-                message_entry(&e, LOG_WARNING, text, n);
-                write_entry(&e);
-        }
-        if (skipped) {
-                int n = snprintf(text, sizeof(text), "The journal was full: %llu access entries "
-                                 "were written to stderr only", skipped);
                 message_entry(&e, LOG_WARNING, text, n);
                 write_entry(&e);
         }
@@ -388,7 +372,7 @@ static void wait_for_entries(int64_t timeout_usec)
         atomic_store_explicit(&q.sleeping, false, memory_order_seq_cst);
 }
 
-static void *log_thread(void *userdata)
+static void run(void)
 {
         for (;;) {
                 bool stopping = atomic_load(&q.stopping);
@@ -398,7 +382,7 @@ static void *log_thread(void *userdata)
                 /* Everything logged before log_stop() was in the rings when `stopping` was
                  * read (the workers have ended, the stopping thread logs no more). */
                 if (stopping)
-                        return NULL;
+                        return;
                 if (n > 0) {
                         struct timespec ts = { .tv_nsec = LINGER_NSEC };
                         (void)nanosleep(&ts, NULL);
@@ -407,6 +391,37 @@ static void *log_thread(void *userdata)
                 /* Wakes once a second at least, for counts that came without an entry. */
                 wait_for_entries(due >= 0 ? due : (int64_t)REPORT_INTERVAL_USEC);
         }
+}
+
+/* Runs when log_stop() cancelled the thread, once the frames below log_thread are unwound.
+ * AddressSanitizer does not see them go (google/sanitizers#1399): their poisoned stack shadow
+ * stays, and its own thread teardown, which runs on that part of the stack, then reports a
+ * stack-use-after-scope. Everything below this frame is dead: its shadow is cleared. */
+static void on_cancelled(void *userdata)
+{
+#if HAVE_ASAN
+        pthread_attr_t attr;
+        void *low;
+        size_t size;
+
+        if (pthread_getattr_np(pthread_self(), &attr) != 0)
+                return;
+        if (pthread_attr_getstack(&attr, &low, &size) == 0)
+                __asan_unpoison_memory_region(low, (size_t)((char *)__builtin_frame_address(0) -
+                                                            (char *)low));
+        pthread_attr_destroy(&attr);
+#endif
+}
+
+static void *log_thread(void *userdata)
+{
+        /* Cancelled only inside a blocking write (log-sink.c), by log_stop(). Not a
+         * cancellation point itself, so a cancel cannot act before this. */
+        (void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+        pthread_cleanup_push(on_cancelled, NULL);
+        run();
+        pthread_cleanup_pop(0);
+        return NULL;
 }
 
 static void free_queues(void)
@@ -442,6 +457,8 @@ int log_start(size_t n_queues)
                         goto fail;
                 }
         }
+        /* Whether there is a journal is decided here at the latest, once (log-sink.c). */
+        log_sink_open();
         q.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (q.efd < 0) {
                 r = -errno;
@@ -449,7 +466,6 @@ int log_start(size_t n_queues)
         }
         atomic_store(&q.sleeping, false);
         atomic_store(&q.stopping, false);
-        q.giving_up = false;
         q.last_report = 0;
 
         /* Signals go to the other threads: the log thread's waits and writes are never cut. */
@@ -480,22 +496,39 @@ void log_attach(size_t i)
         my_ring = &q.rings[i];
 }
 
+/* Why the stop ends in time even when journald takes nothing: the log thread blocks only in
+ * sd_journal_sendv() or a write to stderr (a sendmsg or write that waits for the reader), and
+ * only there is it cancellable (write_cancellable in log-sink.c: cancellation enabled just
+ * around the call, disabled everywhere else, deferred). Anywhere else it makes progress: it
+ * ends on its own (it saw `stopping`) or reaches its next write, where the pending cancel acts
+ * at once. So after the drain's deadline, pthread_cancel() and an unbounded join end it within
+ * a moment. It holds no lock of ours, and nothing of ours is half-updated at a cancellation
+ * point: the entry being written is still in its ring (the head moves after the write), and
+ * the sink noted which write was under way before it began. The unwinding runs on_cancelled
+ * and no cleanup attribute (C without -fexceptions): no frame on that path owns memory or a
+ * descriptor of ours (libsystemd may leave the memfd of an oversized entry open; the exit
+ * closes it). After the join this thread owns the rings and the sink, and nothing more is
+ * tried where the log thread was stuck: what is left goes where it can without waiting, with a
+ * last "dropped" line for the rest (under systemd with journald stuck that is nowhere;
+ * outside it, stderr). */
 void log_stop(void)
 {
         if (atomic_load(&q.mode) != LOG_THREAD)
                 return;
         atomic_store(&q.stopping, true);
         (void)eventfd_write(q.efd, 1);
+        my_ring = NULL;
 
         struct timespec deadline;
         clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += STOP_JOIN_SEC;
-        my_ring = NULL;
+        deadline.tv_sec += STOP_DRAIN_USEC / USEC_PER_SEC;
         if (pthread_timedjoin_np(q.thread, NULL, &deadline) != 0) {
-                /* Stuck writing to stderr (a pipe nobody reads): it keeps the rings and the
-                 * sink; the process ends without them, and writes nothing more. */
-                atomic_store(&q.mode, LOG_ABANDONED);
-                return;
+                (void)pthread_cancel(q.thread);
+                (void)pthread_join(q.thread, NULL);
+                log_sink_give_up();
+                (void)drain();
+                (void)report(true);
+                log_sink_flush();
         }
         atomic_store(&q.mode, LOG_SYNC);
         free_queues();

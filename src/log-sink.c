@@ -3,27 +3,45 @@
 /* Where an entry is written: its journal fields (the same fields, in the same order, as the
  * entries always had) and its stderr line. Under systemd (stderr is journald's stream) the
  * journal gets every entry and stderr nothing; else stderr gets every line and the journal,
- * if there is one, a copy of the access entries with their fields. When the journal cannot be
- * written (no socket, nobody behind it), that is said once, and stderr takes its place. */
+ * if there is one, a copy of the access entries with their fields. Entries go to the journal
+ * through sd_journal_sendv(), which blocks while journald takes nothing: the log thread is the
+ * only one that calls it while the daemon serves (log-queue.c). */
+
+/* CODE_FILE/LINE/FUNC would only ever name the one call below. */
+#define SD_JOURNAL_SUPPRESS_LOCATION
 
 #include <assert.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <sys/stat.h>
+#include <systemd/sd-journal.h>
 
-#include "journal.h"
 #include "log-internal.h"
 #include "log.h"
 
 bool log_journal_is_stderr;
 
-static struct {
-        int journal_fd;
-        bool journal_gone; /* said once; not tried again */
-        uint64_t skipped, skipped_taken;
-        size_t out_len;
-        char out[64 * 1024]; /* stderr lines not written yet */
-} sink = { .journal_fd = -EBADF };
+/* The write a sink call may block in, and be cancelled in (log_stop). */
+typedef enum LogSinkWrite {
+        LOG_SINK_NONE,
+        LOG_SINK_JOURNAL,
+        LOG_SINK_STDERR,
+} LogSinkWrite;
 
-_Static_assert(sizeof(sink.out) > 2 * LOG_FIELDS_STORAGE, "a line always fits the buffer");
+static struct {
+        bool journal_decided; /* log_sink_open() looked for the socket */
+        int journal_error;    /* why entries no longer go to the journal, 0: they do */
+        bool journal_said;    /* journal_error was said (once) */
+        bool journal_stuck;   /* given up at the stop: nothing more is sent */
+        bool stderr_stuck;
+        LogSinkWrite writing; /* the write under way, while it may be cancelled */
+        size_t out_len, out_done;
+        char out[64 * 1024]; /* stderr lines not written yet (out_done of them are) */
+} sink;
+
+/* A line is at most the MESSAGE field, and a notice 256 bytes: the buffer flushed down to half
+ * always has room for both. */
+_Static_assert(sizeof(sink.out) / 2 > LOG_FIELDS_STORAGE + 512, "a line always fits the buffer");
 
 int log_fields_add(LogFields *f, const char *fmt, ...)
 {
@@ -100,27 +118,48 @@ int log_format_fields(const LogEntry *e, LogFields *f)
         return e->kind == LOG_KIND_ACCESS ? format_access(e, f) : format_message(e, f);
 }
 
+/* The two writes that block for as long as their reader takes nothing (journald, or whoever
+ * reads stderr), and the only points at which log_stop() may cancel the log thread: that
+ * thread runs with cancellation disabled, and it is enabled just around them. Nothing of ours
+ * changes during them (sink.writing is set before; sink.out_done and the ring's head move
+ * after), so a cancelled write leaves nothing half-updated, and the thread holds no lock of
+ * ours (there is none). In any other thread cancellation stays as it was. */
+static int write_cancellable(LogSinkWrite what, const void *data, size_t n)
+{
+        int old, r;
+
+        sink.writing = what;
+        (void)pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
+        if (what == LOG_SINK_JOURNAL)
+                r = sd_journal_sendv(data, (int)n);
+        else {
+                ssize_t k = write(STDERR_FILENO, data, n); /* n: at most sizeof(sink.out) */
+                r = k < 0 ? -errno : (int)k;
+        }
+        (void)pthread_setcancelstate(old, NULL);
+        sink.writing = LOG_SINK_NONE;
+        return r;
+}
+
 void log_sink_flush(void)
 {
-        size_t done = 0;
-
-        while (done < sink.out_len) {
-                ssize_t n = write(STDERR_FILENO, sink.out + done, sink.out_len - done);
-                if (n < 0 && errno == EINTR)
+        while (!sink.stderr_stuck && sink.out_done < sink.out_len) {
+                int n = write_cancellable(LOG_SINK_STDERR, sink.out + sink.out_done,
+                                          sink.out_len - sink.out_done);
+                if (n == -EINTR)
                         continue;
                 if (n <= 0)
                         break; /* stderr is gone: nowhere left to say so */
-                done += (size_t)n;
+                sink.out_done += (size_t)n;
         }
-        sink.out_len = 0;
+        sink.out_len = sink.out_done = 0;
 }
 
 static void out_line(const char *text, size_t len)
 {
         static const char prefix[] = "lbproxy: ";
 
-        if (sink.out_len + sizeof(prefix) + len > sizeof(sink.out))
-                log_sink_flush();
+        assert(sink.out_len + sizeof(prefix) + len <= sizeof(sink.out));
         memcpy(sink.out + sink.out_len, prefix, sizeof(prefix) - 1);
         sink.out_len += sizeof(prefix) - 1;
         memcpy(sink.out + sink.out_len, text, len);
@@ -128,76 +167,91 @@ static void out_line(const char *text, size_t len)
         sink.out[sink.out_len++] = '\n';
 }
 
-static int journal_write(const LogFields *f, uint64_t wait_usec)
+int log_journal_probe(const char *path)
 {
-        int r;
+        struct stat st;
 
-        for (int attempt = 0; attempt < 2; attempt++) {
-                if (sink.journal_fd < 0) {
-                        r = journal_connect();
-                        if (r < 0)
-                                return r;
-                        sink.journal_fd = r;
-                }
-                r = journal_send(sink.journal_fd, f->iov, f->n, wait_usec);
-                if (r != -ECONNREFUSED && r != -ENOTCONN)
-                        return r;
-                /* journald went away; a new one listens on a new socket at the same path. */
-                sink.journal_fd = safe_close(sink.journal_fd);
+        if (stat(path, &st) < 0)
+                return -errno;
+        return S_ISSOCK(st.st_mode) ? 0 : -ENOTSOCK;
+}
+
+void log_sink_open(void)
+{
+        if (sink.journal_decided)
+                return;
+        sink.journal_decided = true;
+        /* sd_journal_sendv() returns 0 for a missing socket (ENOENT), dropping the entry: a
+         * journal that is not there is found here, once, and never tried. */
+        sink.journal_error = log_journal_probe(LOG_JOURNAL_SOCKET);
+}
+
+/* Whether entries go to the journal; when they no longer do, says why, once. */
+static bool journal_usable(void)
+{
+        log_sink_open();
+        if (sink.journal_stuck)
+                return false;
+        if (sink.journal_error == 0)
+                return true;
+        if (!sink.journal_said) {
+                char text[256];
+                int error = -sink.journal_error;
+                int n = log_journal_is_stderr ?
+                        snprintf(text, sizeof(text), "Cannot write to the journal (%s): log "
+                                 "entries go to stderr from now on, without their fields",
+                                 strerror(error)) :
+                        snprintf(text, sizeof(text), "No journal (%s): access entries go to "
+                                 "stderr only", strerror(error));
+                out_line(text, n < 0 ? 0 : (size_t)n);
+                sink.journal_said = true;
         }
-        return r;
+        return false;
 }
 
-static void journal_gone(int error)
-{
-        char text[256];
-
-        sink.journal_gone = true;
-        sink.journal_fd = safe_close(sink.journal_fd);
-        int n = log_journal_is_stderr ?
-                snprintf(text, sizeof(text), "Cannot write to the journal (%s): log entries go "
-                         "to stderr from now on, without their fields", strerror(-error)) :
-                snprintf(text, sizeof(text), "No journal (%s): access entries go to stderr only",
-                         strerror(-error));
-        out_line(text, n < 0 ? 0 : (size_t)n);
-}
-
-int log_sink_write(const LogEntry *e, uint64_t wait_usec)
+bool log_sink_write(const LogEntry *e)
 {
         LogFields f;
         int r = log_format_fields(e, &f);
         assert(r >= 0); /* LOG_FIELDS_STORAGE holds every string at its maximum */
+        assert(f.n > 0);
+
+        /* Room for the line first, and the journal before it: a write cancelled at the stop has
+         * written nothing of this entry, which the stopping thread then takes again. */
+        if (sink.out_len > sizeof(sink.out) / 2)
+                log_sink_flush();
 
         /* Under systemd every entry goes to the journal; else access entries get a copy there. */
-        bool to_stderr = !log_journal_is_stderr;
-        if (!sink.journal_gone && (log_journal_is_stderr || e->kind == LOG_KIND_ACCESS)) {
-                r = journal_write(&f, log_journal_is_stderr ? wait_usec : 0);
-                if (r == -EAGAIN && log_journal_is_stderr)
-                        return -EAGAIN;
-                if (r == -EAGAIN)
-                        sink.skipped++; /* stderr, the log that matters here, has it */
-                else if (r < 0)
-                        journal_gone(r);
+        bool journal = log_journal_is_stderr || e->kind == LOG_KIND_ACCESS;
+        bool written = false;
+        if (journal && journal_usable()) {
+                r = write_cancellable(LOG_SINK_JOURNAL, f.iov, f.n);
+                if (r >= 0)
+                        written = true;
+                else {
+                        /* Any later entry would fail the same way (nobody behind the socket). */
+                        sink.journal_error = r;
+                        (void)journal_usable(); /* says so */
+                }
         }
-        if (sink.journal_gone && log_journal_is_stderr)
-                to_stderr = true;
-        if (to_stderr && f.n > 0) {
+        /* Under systemd stderr takes the journal's place once the journal failed, but not for a
+         * journal given up at the stop: stderr is journald's stream then. */
+        bool to_stderr = !log_journal_is_stderr || (!written && !sink.journal_stuck);
+        if (to_stderr && !sink.stderr_stuck) {
                 static const char message[] = "MESSAGE=";
                 assert(f.iov[0].iov_len >= sizeof(message) - 1);
                 out_line((const char *)f.iov[0].iov_base + sizeof(message) - 1,
                          f.iov[0].iov_len - (sizeof(message) - 1));
+                written = true;
         }
-        return 0;
+        return written;
 }
 
-uint64_t log_sink_skipped(void)
+void log_sink_give_up(void)
 {
-        return sink.skipped - sink.skipped_taken;
-}
-
-uint64_t log_sink_take_skipped(void)
-{
-        uint64_t n = sink.skipped - sink.skipped_taken;
-        sink.skipped_taken = sink.skipped;
-        return n;
+        if (sink.writing == LOG_SINK_JOURNAL)
+                sink.journal_stuck = true;
+        else if (sink.writing == LOG_SINK_STDERR)
+                sink.stderr_stuck = true;
+        sink.writing = LOG_SINK_NONE;
 }

@@ -9,9 +9,6 @@
 #include "log-internal.h"
 #include "log.h"
 
-/* How long a message written at once (start-up, the stop) waits for a full journal. */
-#define SYNC_WAIT_USEC USEC_PER_SEC
-
 static int max_level = LOG_INFO;
 
 const uint16_t log_str_max[_LOG_STR_MAX] = {
@@ -67,7 +64,7 @@ static void submit(const LogEntry *e)
 {
         if (log_queue_push(e))
                 return;
-        (void)log_sink_write(e, SYNC_WAIT_USEC);
+        (void)log_sink_write(e);
         log_sink_flush();
 }
 

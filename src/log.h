@@ -9,7 +9,8 @@
  * calling thread's queue and one log thread writes them (log-queue.c), so a slow or stuck
  * journald never stalls a request. A full queue drops the entry and counts it; the log thread
  * says "dropped N access entries" once a second at most. Before log_start() and after
- * log_stop() entries are written at once by the thread that logs. */
+ * log_stop() entries are written at once by the thread that logs (sd_journal_sendv() holds it
+ * while journald takes nothing, as it holds any program). */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -38,8 +39,9 @@ bool log_to_journal(void);
 int log_start(size_t n_queues);
 /* The calling thread logs into queue `i` from now on (a worker thread, at its start). */
 void log_attach(size_t i);
-/* Writes what the queues hold (giving up on a journal that takes nothing for a second), ends
- * the log thread, and goes back to synchronous logging. Call when no other thread logs. */
+/* Writes what the queues hold, ends the log thread, and goes back to synchronous logging. Call
+ * when no other thread logs. Takes a second at most: a log thread still stuck then in a write
+ * that journald (or stderr) does not take is cancelled, and nothing more is tried there. */
 void log_stop(void);
 
 void log_full(int priority, const char *fmt, ...) _printf_(2, 3);

@@ -7,6 +7,7 @@ trigger at will are rate-limited and the rest counted."""
 
 import os
 import re
+import socket
 import time
 
 import pytest
@@ -125,32 +126,47 @@ def test_stuck_journal_stalls_no_request_and_drops_are_counted(upstream, lbproxy
     assert lb.terminate() == 0
 
 
-def test_stop_with_a_stuck_journal_is_prompt(upstream, lbproxy, journal):
+@pytest.mark.parametrize("journal_stream", [True, False])
+def test_stop_with_a_stuck_journal_is_prompt(upstream, lbproxy, journal, journal_stream):
     u = upstream("u", "127.0.0.2")
-    lb = lbproxy(config(u), wrapper=journal.wrapper(), journal_stream=True)
+    lb = lbproxy(config(u), wrapper=journal.wrapper(), journal_stream=journal_stream)
     journal.pause()
     for i in range(300):
         assert lb.request("GET", f"/s{i}").status == 200
     t = time.monotonic()
     assert lb.terminate(timeout=15) == 0
     assert time.monotonic() - t < (8 if SANITIZED else 4)
+    if not journal_stream:
+        # Outside systemd stderr is the log: the access lines the log thread could not write
+        # while it waited for the journal are written there at the stop, and the last word.
+        assert len(lb.access_lines()) == 300, lb.log_text()[-2000:]
+        assert lb.log_lines("Stopped after 300 requests"), lb.log_text()[-2000:]
 
 
+@pytest.mark.parametrize("socket_state", ["missing", "stale"])
 @pytest.mark.parametrize("journal_stream,notice", [
     # Not under systemd: the access log is on stderr; copying it to the journal fails once.
-    (False, "No journal (No such file or directory): access entries go to stderr only"),
+    (False, "No journal ({}): access entries go to stderr only"),
     # Under systemd (JOURNAL_STREAM) with the journal's socket gone: every entry goes to stderr.
-    (True, "Cannot write to the journal (No such file or directory): log entries go to stderr "
-           "from now on"),
+    (True, "Cannot write to the journal ({}): log entries go to stderr from now on"),
 ])
-def test_without_a_journal_stderr_says_so_once(upstream, lbproxy, journal_stream, notice):
+def test_without_a_journal_stderr_says_so_once(upstream, lbproxy, tmp_path, journal_stream,
+                                               notice, socket_state):
+    # missing: no socket at the path, found at the start. stale: a socket file nobody is
+    # behind (journald gone), found by the first send.
+    path, reason = None, "No such file or directory"
+    if socket_state == "stale":
+        path, reason = tmp_path / "stale.sock", "Connection refused"
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.bind(str(path))
+        s.close()
     u = upstream("u", "127.0.0.2")
-    lb = lbproxy(config(u), wrapper=journal_namespace(None), journal_stream=journal_stream)
+    lb = lbproxy(config(u), wrapper=journal_namespace(path), journal_stream=journal_stream)
     for i in range(50):
         assert lb.request("GET", f"/nj{i}").status == 200
     assert len(lb.wait_log("route=r1", count=50)) == 50
     assert lb.terminate() == 0
-    assert len(lb.log_lines(notice)) == 1, lb.log_text()
+    assert len(lb.log_lines(notice.format(reason))) == 1, lb.log_text()
     assert len(lb.log_lines("journal")) == 1, lb.log_text()
     assert len(lb.access_lines()) == 50
     assert lb.log_lines("Listening on 'http'") and lb.log_lines("Stopped after 50 requests")
