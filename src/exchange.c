@@ -180,7 +180,7 @@ static int pump_request(Exchange *x)
          * buffer (bounded by its read limit), and not toggling the read event saves two
          * epoll_ctl calls per request. */
         if (!x->request.done &&
-            (!x->request_sent || stream_pending_out(&x->up->stream) >= OUT_HIGH_WATER))
+            (!x->request_sent || stream_pending_out(&x->up->stream) >= STREAM_OUT_HIGH_WATER))
                 stream_read_stop(cs);
         else
                 stream_read_start(cs);
@@ -266,7 +266,7 @@ static void pump_response(Exchange *x)
                 return;
         }
 
-        x->upstream_paused = stream_pending_out(cs) >= OUT_HIGH_WATER;
+        x->upstream_paused = stream_pending_out(cs) >= STREAM_OUT_HIGH_WATER;
         if (x->upstream_paused) {
                 stream_read_stop(us);
                 client_conn_set_timer(x->client, exchange_upstream_config(x)->send_timeout_usec);
