@@ -507,12 +507,13 @@ int exchange_start(ClientConn *c, const HttpHead *h)
         x->method_len = h->method.len;
         x->path = x->head + h->method.len + 1;
         x->path_len = h->path.len;
+        /* `h` points into the input buffer: not to be read after this. */
         evbuffer_drain(c->stream.in, h->head_len);
 
         char text[256];
         if (!x->route) {
-                snprintf(text, sizeof(text), "no route for %.*s %.*s", (int)h->method.len,
-                         h->method.p, (int)(h->path.len > 200 ? 200 : h->path.len), h->path.p);
+                snprintf(text, sizeof(text), "no route for %.*s %.*s", (int)x->method_len,
+                         x->method, (int)(x->path_len > 200 ? 200 : x->path_len), x->path);
                 exchange_fail(x, 404, "no route", text);
                 return 1;
         }
