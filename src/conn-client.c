@@ -204,7 +204,9 @@ static bool serve_next(ClientConn *c)
         }
         size_t len = evbuffer_get_length(c->stream.in);
         if (len == 0) {
-                if (c->stream.eof)
+                /* A stopping worker keeps no idle connection (client_conn_stop() left this one
+                 * its turn, which found nothing more). */
+                if (c->stream.eof || (c->worker->stopping && c->state != CLIENT_NEW))
                         close_after_flush(c);
                 else
                         wait_for_request(c);

@@ -236,6 +236,35 @@ static void test_pipelined_not_reading(void)
         fixture_done(&f);
 }
 
+/* A stop between two turns of a pipelining connection: the turn still comes, and a connection
+ * that then has nothing more to answer closes instead of idling until the keep-alive timeout. */
+static void test_stop_between_turns(void)
+{
+        Fixture f;
+        Traffic t;
+        fixture_init(&f);
+        traffic_init(&t, PER_TURN);
+        ClientConn *c = connect_client(&f);
+
+        feed(f.peer, &t);
+        CHECK(t.at == t.len);
+        for (unsigned i = 0; i < 100 && c->requests < t.n; i++)
+                loop_pass(&f);
+        CHECK(c->requests == t.n);
+        worker_stop(&f.worker);
+        CHECK(f.worker.clients == c); /* its turn is due */
+        for (unsigned i = 0; i < 100 && f.worker.clients; i++) {
+                loop_pass(&f);
+                drain(f.peer, &t);
+        }
+        CHECK(c->state == CLIENT_LINGERING); /* write side shut: the client sees the end */
+        drain(f.peer, &t);
+        CHECK(answers_in_order(&t));
+        CHECK(read(f.peer, &(char){ 0 }, 1) == 0);
+        traffic_done(&t);
+        fixture_done(&f);
+}
+
 /* Waits (bounded) for the client's end to see the close; returns the bytes it got first. */
 static size_t run_until_closed(Fixture *f, char *buf, size_t size, bool *closed)
 {
@@ -297,6 +326,7 @@ int main(void)
         log_setup(); /* lbproxy's own lines go to stderr */
         test_pipelined_bounded_turns();
         test_pipelined_not_reading();
+        test_stop_between_turns();
         test_header_timeout_from_accept();
         TEST_MAIN_END();
 }
