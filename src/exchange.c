@@ -180,7 +180,7 @@ static int pump_request(Exchange *x)
          * buffer (bounded by its read limit), and not toggling the read event saves two
          * epoll_ctl calls per request. */
         if (!x->request.done &&
-            (!x->request_sent || stream_pending_out(&x->up->stream) >= OUT_HIGH_WATER))
+            (!x->request_sent || stream_pending_out(&x->up->stream) >= STREAM_OUT_HIGH_WATER))
                 stream_read_stop(cs);
         else
                 stream_read_start(cs);
@@ -266,7 +266,7 @@ static void pump_response(Exchange *x)
                 return;
         }
 
-        x->upstream_paused = stream_pending_out(cs) >= OUT_HIGH_WATER;
+        x->upstream_paused = stream_pending_out(cs) >= STREAM_OUT_HIGH_WATER;
         if (x->upstream_paused) {
                 stream_read_stop(us);
                 client_conn_set_timer(x->client, exchange_upstream_config(x)->send_timeout_usec);
@@ -507,12 +507,13 @@ int exchange_start(ClientConn *c, const HttpHead *h)
         x->method_len = h->method.len;
         x->path = x->head + h->method.len + 1;
         x->path_len = h->path.len;
+        /* `h` points into the input buffer: not to be read after this. */
         evbuffer_drain(c->stream.in, h->head_len);
 
         char text[256];
         if (!x->route) {
-                snprintf(text, sizeof(text), "no route for %.*s %.*s", (int)h->method.len,
-                         h->method.p, (int)(h->path.len > 200 ? 200 : h->path.len), h->path.p);
+                snprintf(text, sizeof(text), "no route for %.*s %.*s", (int)x->method_len,
+                         x->method, (int)(x->path_len > 200 ? 200 : x->path_len), x->path);
                 exchange_fail(x, 404, "no route", text);
                 return 1;
         }

@@ -5,8 +5,6 @@
 #include "tunnel.h"
 #include "util.h"
 
-/* Past this much waiting for one side, the other is not read. */
-#define HIGH_WATER (256 * 1024)
 /* A direction of plain sockets that has moved this much is bulk: it goes over splice(2), kernel
  * to kernel through a pipe, no copy through user space. Short exchanges stay on the buffers and
  * never cost the pipe's two file descriptors. */
@@ -178,7 +176,7 @@ static int pump(Tunnel *t, Direction *d)
                 /* Half-close: the peer sees the end, and may still answer the other way. */
                 (void)stream_shutdown_write(d->to);
         }
-        if (d->from->eof || pending >= HIGH_WATER)
+        if (d->from->eof || pending >= STREAM_OUT_HIGH_WATER)
                 stream_read_stop(d->from);
         else
                 stream_read_start(d->from);
