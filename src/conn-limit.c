@@ -158,8 +158,9 @@ uint64_t conn_limit_back_off(ConnLimit *cl, const char *listener, int error)
                 log_warning("Cannot accept connections on listener '%s': %s. Not accepting on any "
                             "listener for %llu ms; failed accepts since the last message: %u; "
                             "connections open: %zu (max_connections %zu)",
-                            listener, strerror(error), (unsigned long long)(backoff / USEC_PER_MSEC),
-                            failed, conn_limit_current(cl), conn_limit_max(cl));
+                            listener, strerror(error),
+                            (unsigned long long)(backoff / USEC_PER_MSEC), failed,
+                            conn_limit_current(cl), conn_limit_max(cl));
         return until;
 }
 
