@@ -11,6 +11,19 @@
 #define BACKOFF_MAX_USEC USEC_PER_SEC
 #define MESSAGE_INTERVAL_USEC USEC_PER_SEC
 
+/* Counts an event under cl->lock; returns how many to report now (this one included), or 0
+ * while the last message is less than MESSAGE_INTERVAL_USEC old. */
+static unsigned count_event(ConnLimitEvents *e, uint64_t now)
+{
+        e->count++;
+        if (e->logged_usec != 0 && now - e->logged_usec < MESSAGE_INTERVAL_USEC)
+                return 0;
+        unsigned n = e->count;
+        e->count = 0;
+        e->logged_usec = now;
+        return n;
+}
+
 /* The daemon's own descriptors, beside the listeners and the workers': standard input, output
  * and error, the journal, the bus and sd_notify's sockets, c-ares' (one or two per DNS server),
  * the signal pipe, and files opened now and then (configuration files and directories read at
@@ -131,7 +144,7 @@ uint64_t conn_limit_retry_at(ConnLimit *cl)
 uint64_t conn_limit_back_off(ConnLimit *cl, const char *listener, int error)
 {
         uint64_t now = now_usec(CLOCK_MONOTONIC), until, backoff;
-        unsigned failed = 0;
+        unsigned failed;
 
         pthread_mutex_lock(&cl->lock);
         until = atomic_load(&cl->retry_at_usec);
@@ -146,12 +159,7 @@ uint64_t conn_limit_back_off(ConnLimit *cl, const char *listener, int error)
                 atomic_store(&cl->backoff_usec, backoff);
                 atomic_store(&cl->retry_at_usec, until);
         }
-        cl->failed++;
-        if (now - cl->failed_logged_usec >= MESSAGE_INTERVAL_USEC || cl->failed_logged_usec == 0) {
-                failed = cl->failed;
-                cl->failed = 0;
-                cl->failed_logged_usec = now;
-        }
+        failed = count_event(&cl->failed, now);
         pthread_mutex_unlock(&cl->lock);
 
         if (failed > 0)
@@ -174,15 +182,10 @@ void conn_limit_accepted(ConnLimit *cl)
 void conn_limit_report_full(ConnLimit *cl)
 {
         uint64_t now = now_usec(CLOCK_MONOTONIC);
-        unsigned full = 0;
+        unsigned full;
 
         pthread_mutex_lock(&cl->lock);
-        cl->full++;
-        if (now - cl->full_logged_usec >= MESSAGE_INTERVAL_USEC || cl->full_logged_usec == 0) {
-                full = cl->full;
-                cl->full = 0;
-                cl->full_logged_usec = now;
-        }
+        full = count_event(&cl->full, now);
         pthread_mutex_unlock(&cl->lock);
 
         if (full > 0)

@@ -20,6 +20,12 @@
 
 typedef struct Worker Worker;
 
+/* Events of one kind since their last message. */
+typedef struct ConnLimitEvents {
+        uint64_t logged_usec; /* CLOCK_MONOTONIC; 0: never */
+        unsigned count;
+} ConnLimitEvents;
+
 typedef struct ConnLimit {
         atomic_size_t current;  /* client connections open, and slots taken for an accept */
         atomic_size_t max;
@@ -30,8 +36,8 @@ typedef struct ConnLimit {
         size_t n_workers;
 
         pthread_mutex_t lock; /* the back-off decision and the counts below */
-        uint64_t failed_logged_usec, full_logged_usec; /* when each message was last given */
-        unsigned failed, full; /* accept failures, and pauses at the limit, since then */
+        ConnLimitEvents failed; /* accept failures */
+        ConnLimitEvents full;   /* workers pausing at the limit */
 } ConnLimit;
 
 void conn_limit_init(ConnLimit *cl);

@@ -66,7 +66,7 @@ static void test_backoff(void)
                 /* Another failure meanwhile joins it, neither longer nor logged again. */
                 CHECK(conn_limit_back_off(&cl, "test", ENFILE) == until);
         }
-        CHECK(cl.failed == 11); /* failures since the first message, all within a second */
+        CHECK(cl.failed.count == 11); /* failures since the first message, all within a second */
         conn_limit_accepted(&cl);
         atomic_store(&cl.retry_at_usec, 1);
         CHECK(conn_limit_retry_at(&cl) == 0);
