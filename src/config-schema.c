@@ -1106,6 +1106,10 @@ static const ConfigField limits_fields[] = {
               RANGE(1024, 1048576, size_t, false)),
         FIELD("max_headers", parse_integer, offsetof(Config, max_headers),
               RANGE(1, 128, size_t, false)),
+        /* Each takes a descriptor or more: ten million is ten times what the kernel lets a
+         * process open by default (fs.nr_open). */
+        FIELD("max_connections", parse_integer, offsetof(Config, max_connections),
+              RANGE(1, 10000000, size_t, false)),
 };
 
 static const ConfigTable limits_table = TABLE(limits_fields, NULL, NULL);

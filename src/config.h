@@ -164,6 +164,8 @@ typedef struct Config {
         uint64_t shutdown_grace_usec;    /* SIGTERM: how long requests in flight may go on */
         size_t max_header_bytes;         /* request or response head */
         size_t max_headers;              /* header lines per head */
+        size_t max_connections;          /* client connections open at once, all workers
+                                          * together; 0: derived from RLIMIT_NOFILE at start */
 } Config;
 
 Config *config_free(Config *c);
@@ -189,8 +191,8 @@ int config_load_string(const char *name, const char *yaml, size_t len, char **er
 /* Writes `c` as native YAML, every value explicit (defaults too, and each upstream's tls:
  * with the top-level defaults merged in), such that loading the output gives an equal Config.
  * Exceptions, so that configurations which do not use them dump as they always did: a
- * listener's `protocol: http` and its default idle_timeout, and a route's `websocket: false`
- * are left out. Returns 0, -ENOMEM, or -EIO when writing failed. */
+ * listener's `protocol: http` and its default idle_timeout, a route's `websocket: false`
+ * and an unset max_connections (derived at start) are left out. Returns 0, -ENOMEM, or -EIO when writing failed. */
 int config_dump(const Config *c, FILE *f);
 
 /* Looks an upstream or a route up by name; NULL when there is none. */

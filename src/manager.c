@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <event2/thread.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include "bus.h"
 #include "conn-client.h"
@@ -22,19 +23,46 @@ static uint64_t total_requests(const Manager *m)
 
 static void format_status(Manager *m, char *buf, size_t size)
 {
-        size_t clients = 0, nodes = 0, healthy = 0;
+        size_t nodes = 0, healthy = 0;
+        size_t clients = conn_limit_current(&m->conn_limit);
+        size_t max = conn_limit_max(&m->conn_limit);
+        const char *accepting = "";
 
-        for (size_t i = 0; i < m->n_workers; i++)
-                clients += atomic_load_explicit(&m->workers[i].n_clients, memory_order_relaxed);
         for (size_t i = 0; i < m->model->n_upstreams; i++)
                 for (size_t k = 0; k < m->model->upstreams[i]->n_nodes; k++, nodes++)
                         healthy += atomic_load_explicit(&m->model->upstreams[i]->nodes[k].failures,
                                                         memory_order_relaxed) == 0;
+        if (m->default_max_connections == 0)
+                max = 0; /* not started: no limit yet */
+        else if (conn_limit_retry_at(&m->conn_limit) > 0)
+                accepting = " (not accepting: out of file descriptors or memory)";
+        else if (clients >= max)
+                accepting = " (max_connections reached: new ones wait)";
         snprintf(buf, size,
                  "Serving %zu routes over %zu upstreams (%zu/%zu nodes healthy) with %zu workers; "
-                 "%llu requests, %zu connections",
+                 "%llu requests, %zu/%zu connections%s",
                  m->model->n_routes, m->model->n_upstreams, healthy, nodes, m->n_workers,
-                 (unsigned long long)total_requests(m), clients);
+                 (unsigned long long)total_requests(m), clients, max, accepting);
+}
+
+/* max_connections from the configuration, or derived from the descriptor limit; said when it
+ * changes (at start, or by a reload). */
+static void apply_max_connections(Manager *m)
+{
+        size_t configured = m->model->config->max_connections;
+        size_t max = configured > 0 ? configured : m->default_max_connections;
+        if (m->default_max_connections == 0 || max == conn_limit_max(&m->conn_limit))
+                return; /* not started yet (the listeners and workers count), or unchanged */
+        conn_limit_set_max(&m->conn_limit, max);
+        log_info("Accepting up to %zu client connections (%s; file descriptor limit %llu)", max,
+                 configured > 0 ? "max_connections" : "derived from the file descriptor limit",
+                 (unsigned long long)m->nofile);
+        size_t needed = conn_limit_fds_needed(max, m->n_listeners, m->n_workers);
+        if (needed > m->nofile)
+                log_warning("max_connections %zu may need about %zu file descriptors, more than "
+                            "the limit of %llu (LimitNOFILE=): when they run out, accepting pauses "
+                            "and new connections wait", max, needed,
+                            (unsigned long long)m->nofile);
 }
 
 static void on_status_timer(evutil_socket_t fd, short what, void *userdata)
@@ -112,6 +140,7 @@ static void swap_model(Manager *m, Model *model)
         set_model(m, model);
         bus_model_swapped(m->bus, old, model);
         model_unref(old);
+        apply_max_connections(m);
 
         char status[256];
         format_status(m, status, sizeof(status));
@@ -332,6 +361,7 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
                 return -ENOMEM;
         }
         m->config_paths = config_paths;
+        conn_limit_init(&m->conn_limit);
         pthread_mutex_init(&m->model_lock, NULL);
         pthread_mutex_init(&m->release_lock, NULL);
         /* Workers on other threads activate events of the control loop (and it of theirs), so
@@ -422,6 +452,7 @@ Manager *manager_free(Manager *m)
                 event_base_free(m->base);
         pthread_mutex_destroy(&m->model_lock);
         pthread_mutex_destroy(&m->release_lock);
+        conn_limit_done(&m->conn_limit);
         free(m->state_dir);
         free(m);
         return NULL;
@@ -447,6 +478,8 @@ static int start_workers(Manager *m)
         m->workers = calloc(n, sizeof(Worker));
         if (!m->workers)
                 return -ENOMEM;
+        /* Before any worker accepts: a closing connection wakes them through it. */
+        conn_limit_set_workers(&m->conn_limit, m->workers, n);
         for (size_t i = 0; i < n; i++) {
                 struct event_base *base = i == 0 ? m->base : new_base();
                 if (!base)
@@ -465,14 +498,28 @@ static int start_workers(Manager *m)
         return 0;
 }
 
+/* The soft limit, read once: the workers and listeners count, and the daemon does not raise it
+ * (LimitNOFILE= in the unit does). */
+static uint64_t nofile_limit(void)
+{
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+                return UINT64_MAX;
+        return (uint64_t)rl.rlim_cur;
+}
+
 int manager_start(Manager *m)
 {
         int r = listeners_open(m->model->config, &m->listeners, &m->n_listeners);
         if (r < 0)
                 return r;
+        m->nofile = nofile_limit();
+        m->default_max_connections = conn_limit_default(m->nofile, m->n_listeners,
+                                                        workers_wanted(m->model->config));
         r = start_workers(m);
         if (r < 0)
                 return r;
+        apply_max_connections(m);
 
         m->sig_term = evsignal_new(m->base, SIGTERM, on_signal, m);
         m->sig_int = evsignal_new(m->base, SIGINT, on_signal, m);

@@ -7,6 +7,7 @@
 #include <event2/event.h>
 #include <stdbool.h>
 
+#include "conn-limit.h"
 #include "listener.h"
 #include "model.h"
 #include "resolver.h"
@@ -33,6 +34,9 @@ typedef struct Manager {
         struct event_base *base;
         Listener *listeners;
         size_t n_listeners;
+        ConnLimit conn_limit; /* client connections against max_connections, all workers */
+        uint64_t nofile;      /* the soft RLIMIT_NOFILE at start */
+        size_t default_max_connections; /* derived from it; 0 before the start */
         struct event *sig_term, *sig_int, *sig_hup;
         struct event *status_timer, *grace_timer, *watchdog;
         bool stopping;

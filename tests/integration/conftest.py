@@ -6,7 +6,8 @@
   upstream      factory: upstream(NAME, host="127.0.0.2") -> a started UpstreamServer
   lbproxy       factory: lbproxy(CONFIG) -> a started, ready LbProxy; CONFIG is a dict (YAML is
                 written from it; a listener on 127.0.0.1 with a free port is added when it has
-                no `listeners`) or a YAML string (@LISTEN@ / @PORT@ are replaced). At teardown:
+                no `listeners`) or a YAML string (@LISTEN@ / @PORT@ are replaced); wrapper= a
+                command that execs it (["prlimit", "--nofile=64:64"]). At teardown:
                 SIGTERM, bounded wait, exit code 0 asserted, and no sanitizer report in its log.
 """
 
@@ -50,10 +51,11 @@ def upstream():
 def lbproxy(lbproxy_bin, tmp_path, request):
     procs = []
 
-    def start(config, *, args=(), env=None, expect_exit=0, listen_host="127.0.0.1"):
+    def start(config, *, args=(), env=None, expect_exit=0, listen_host="127.0.0.1", wrapper=()):
         d = tmp_path / f"lbproxy{len(procs)}"
         d.mkdir()
-        p = LbProxy(lbproxy_bin, d, config, args=args, env=env, listen_host=listen_host)
+        p = LbProxy(lbproxy_bin, d, config, args=args, env=env, listen_host=listen_host,
+                    wrapper=wrapper)
         p.expect_exit = expect_exit
         procs.append(p)
         return p.start()

@@ -319,8 +319,10 @@ def curl(*args, timeout=60, check=False, **kw):
 class LbProxy:
     """One lbproxy process: started with a config, ready once READY=1 arrived."""
 
-    def __init__(self, binary, workdir, config, *, args=(), env=None, listen_host="127.0.0.1"):
+    def __init__(self, binary, workdir, config, *, args=(), env=None, listen_host="127.0.0.1",
+                 wrapper=()):
         self.binary = str(binary)
+        self.wrapper = list(wrapper)  # a command that execs lbproxy, e.g. prlimit: same pid
         self.workdir = Path(workdir)
         self.config_src = config
         self.args = list(args)
@@ -391,7 +393,7 @@ class LbProxy:
         env.update(self.extra_env)
         self.log_file = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [self.binary, "--config", str(self.config_path)] + self.args,
+            self.wrapper + [self.binary, "--config", str(self.config_path)] + self.args,
             stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=subprocess.STDOUT, env=env,
             cwd=self.workdir)
         deadline = time.monotonic() + READY_TIMEOUT
@@ -535,6 +537,14 @@ class LbProxy:
     def sanitizer_reports(self):
         text = self.log_text()
         return [m for m in SANITIZER_MARKERS if m in text]
+
+    def cpu_seconds(self):
+        """User plus system CPU time the process used so far (/proc/PID/stat)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def fd_count(self):
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
 
     def vm_hwm_kib(self):
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():

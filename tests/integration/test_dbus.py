@@ -383,3 +383,43 @@ def test_reload_refuses_listener_changes(lb, bus):
     assert "restart lbproxy" in p.stderr
     assert collections.Counter(servers(lb, 4)) == {"a": 2, "b": 2}
     lb.config_path.write_text(text)
+
+
+def test_connection_properties_show_count_and_limit(lbproxy, bus, two):
+    """ActiveConnections and MaxConnections on the Manager: 5/5 with five clients held at
+    max_connections 5 (two workers), back down when they leave; a reload changes the limit."""
+    import socket
+
+    cfg = dict(config_for(*two), workers=2, limits={"max_connections": 5})
+    lb = lbproxy(cfg, env=bus.env())
+    bus.wait_name()
+
+    def props():
+        out = bus.busctl("get-property", "org.lbproxy1", "/org/lbproxy1", "org.lbproxy1.Manager",
+                         "ActiveConnections", "MaxConnections").stdout.split()
+        return out[1], out[3]
+
+    assert props() == ("0", "5")
+    held = []
+    try:
+        for _ in range(5):
+            s = socket.create_connection(lb.address, timeout=5)
+            s.sendall(b"GET /headers HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert s.recv(65536).startswith(b"HTTP/1.1 200 ")
+            held.append(s)
+        waiting = socket.create_connection(lb.address, timeout=5)
+        held.append(waiting)
+        assert props() == ("5", "5")
+        for s in held:
+            s.close()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and props()[0] != "0":
+            time.sleep(0.05)
+        assert props() == ("0", "5")
+    finally:
+        for s in held:
+            s.close()
+    lb.config_path.write_text(lb.config_path.read_text().replace("max_connections: 5",
+                                                                 "max_connections: 7"))
+    bus.call("Reload")
+    assert props() == ("0", "7")

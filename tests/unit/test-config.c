@@ -145,6 +145,7 @@ static const char full_yaml[] =
         "limits:\n"
         "  max_header_bytes: 65536\n"
         "  max_headers: 64\n"
+        "  max_connections: 5000\n"
         "dns:\n"
         "  servers: [\"127.0.0.1:5353\", \"[::1]:53\", 10.0.0.1, \"fe80::1\"]\n"
         "  ttl_min: 500ms\n"
@@ -213,6 +214,7 @@ static void test_full(void)
         CHECK(c->shutdown_grace_usec == 1500 * USEC_PER_MSEC);
         CHECK(c->max_header_bytes == 65536);
         CHECK(c->max_headers == 64);
+        CHECK(c->max_connections == 5000);
         CHECK(strv_is(c->dns.servers, STRV("127.0.0.1:5353", "[::1]:53", "10.0.0.1", "fe80::1")));
         CHECK(c->dns.ttl_min_usec == 500 * USEC_PER_MSEC);
         CHECK(c->dns.ttl_max_usec == 7200 * USEC_PER_SEC);
@@ -229,7 +231,7 @@ static void test_full(void)
                 CHECK(c->listeners[0].address.ss_family == AF_INET);
                 CHECK(c->listeners[0].address_len == sizeof(struct sockaddr_in));
                 CHECK(mark_is(c->listeners[0].mark, c->files[0], mark_of(full_yaml, "http", 0)));
-                CHECK(c->listeners[0].mark.line == 19 && c->listeners[0].mark.column == 11);
+                CHECK(c->listeners[0].mark.line == 20 && c->listeners[0].mark.column == 11);
                 CHECK_STR(c->listeners[1].listen, "[::1]:9443");
                 CHECK(address_is(&c->listeners[1], "[::1]:9443"));
                 CHECK(c->listeners[1].address_len == sizeof(struct sockaddr_in6));
@@ -340,6 +342,7 @@ static void test_defaults(void)
         CHECK(c->shutdown_grace_usec == 10 * USEC_PER_SEC);
         CHECK(c->max_header_bytes == 32768);
         CHECK(c->max_headers == 100);
+        CHECK(c->max_connections == 0); /* derived from RLIMIT_NOFILE at start */
         CHECK(c->dns.servers == NULL);
         CHECK(c->dns.ttl_min_usec == USEC_PER_SEC);
         CHECK(c->dns.ttl_max_usec == 3600 * USEC_PER_SEC);
@@ -615,6 +618,22 @@ static void test_errors(void)
                       "(0..10000)\n"
                       "t.yaml:3:86: upstreams[0].nodes[0].weight: 10001 is out of range "
                       "(0..10000)");
+
+        /* max_connections: a positive integer, nothing else. */
+        expect_errors(L "limits: {max_connections: 0}\n",
+                      "t.yaml:2:27: limits.max_connections: 0 is out of range (1..10000000)");
+        expect_errors(L "limits: {max_connections: -5}\n",
+                      "t.yaml:2:27: limits.max_connections: -5 is out of range (1..10000000)");
+        expect_errors(L "limits: {max_connections: 10000001}\n",
+                      "t.yaml:2:27: limits.max_connections: 10000001 is out of range "
+                      "(1..10000000)");
+        expect_errors(L "limits:\n  max_connections: many\n",
+                      "t.yaml:3:20: limits.max_connections: expected an integer, got 'many'");
+        expect_errors(L "limits: {max_connections: \"100\"}\n",
+                      "t.yaml:2:27: limits.max_connections: expected an integer, got the quoted "
+                      "string '100'");
+        expect_errors(L "limits: {max_connections: 1e3}\n",
+                      "t.yaml:2:27: limits.max_connections: expected an integer, got '1e3'");
 
         /* Values checked for what they are. */
         expect_errors("listeners:\n"
