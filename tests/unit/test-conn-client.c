@@ -49,6 +49,8 @@ static void fixture_init(Fixture *f)
         f->manager.model = model;
         pthread_mutex_init(&f->manager.model_lock, NULL);
         atomic_init(&f->manager.model_generation, 1);
+        conn_limit_init(&f->manager.conn_limit);
+        conn_limit_set_max(&f->manager.conn_limit, 16);
         f->worker = (Worker){ .id = 1, .base = f->base, .manager = &f->manager };
         f->worker.pool = pool_new(&f->worker);
         worker_refresh_model(&f->worker);
@@ -64,6 +66,7 @@ static void fixture_done(Fixture *f)
         f->worker.model = model_unref(f->worker.model);
         f->manager.model = model_unref(f->manager.model);
         pthread_mutex_destroy(&f->manager.model_lock);
+        conn_limit_done(&f->manager.conn_limit);
         f->peer = safe_close(f->peer);
         event_base_free(f->base);
 }
@@ -77,6 +80,8 @@ static ClientConn *connect_client(Fixture *f)
 
         CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == 0);
         f->peer = fds[1];
+        /* The slot the listener takes before accept(2); the connection gives it back. */
+        CHECK(conn_limit_take(&f->manager.conn_limit));
         CHECK(client_conn_new(&f->worker, fds[0], (struct sockaddr *)&sin, &f->listener) == 0);
         return f->worker.clients;
 }
