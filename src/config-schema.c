@@ -63,6 +63,7 @@ typedef struct ConfigValidator {
 typedef struct ConfigStrv {
         const ConfigValidator *validator;
         const char *empty_error;
+        const ConfigCount *count; /* NULL: no limit */
 } ConfigStrv;
 
 typedef struct ConfigList {
@@ -70,6 +71,7 @@ typedef struct ConfigList {
         size_t item_size;
         size_t count_offset;     /* of the size_t count, beside the array pointer */
         const char *empty_error; /* NULL: an empty list is fine */
+        const ConfigCount *count; /* NULL: no limit */
 } ConfigList;
 
 /* ---- helpers ---- */
@@ -182,6 +184,22 @@ static bool strv_contains(char *const *l, const char *s)
                 if (streq(*l, s))
                         return true;
         return false;
+}
+
+/* False (and reported) when a sequence of `n` more items does not fit. Checked before any item
+ * is read, so an oversized list costs nothing more. */
+static bool count_fits(ConfigContext *ctx, const ConfigCount *count, yaml_node_t *node,
+                       const char *path, size_t n)
+{
+        char buf[CONFIG_COUNT_STR_MAX];
+        const char *why;
+
+        if (!count)
+                return true;
+        why = config_check_count(count, n, buf);
+        if (why)
+                node_error(ctx, node, path, "%s", why);
+        return !why;
 }
 
 static void set_string(char **p, char *s)
@@ -425,6 +443,8 @@ static int parse_strv(ConfigContext *ctx, const ConfigField *f, yaml_node_t *nod
                 node_error(ctx, node, path, "%s", arg->empty_error);
                 return 0;
         }
+        if (!count_fits(ctx, arg->count, node, path, n))
+                return 0;
 
         l = calloc(n + 1, sizeof(char *));
         if (!l)
@@ -485,6 +505,8 @@ static int parse_list(ConfigContext *ctx, const ConfigField *f, yaml_node_t *nod
 
         if (n > SIZE_MAX / list->item_size - *count)
                 return -ENOMEM;
+        if (!count_fits(ctx, list->count, node, path, *count + n))
+                return 0;
         a = reallocarray(*array, *count + n, list->item_size);
         if (!a)
                 return -ENOMEM;
@@ -665,6 +687,7 @@ static const ConfigList certificates_list = {
         sizeof(ConfigCertificate),
         offsetof(ConfigListener, n_certificates),
         "at least one certificate is required",
+        NULL,
 };
 
 /* listeners[].sni_routes[] */
@@ -684,7 +707,8 @@ static int sni_route_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_
 }
 
 static const ConfigStrv strv_server_names = {&validate_server_name,
-                                             "at least one server name is required"};
+                                             "at least one server name is required",
+                                             &config_count_server_names};
 
 static const ConfigField sni_route_fields[] = {
         REQUIRED("server_names", parse_strv, offsetof(ConfigSniRoute, server_names),
@@ -699,6 +723,7 @@ static const ConfigList sni_routes_list = {
         sizeof(ConfigSniRoute),
         offsetof(ConfigListener, n_sni_routes),
         "at least one SNI route is required",
+        NULL,
 };
 
 /* listeners[] */
@@ -994,6 +1019,7 @@ static const ConfigList nodes_list = {
         sizeof(ConfigNode),
         offsetof(ConfigUpstream, n_nodes),
         "at least one node is required",
+        &config_count_nodes,
 };
 
 static const ConfigField upstream_fields[] = {
@@ -1062,20 +1088,27 @@ static int route_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_t *n
         return config_register_name(ctx, &ctx->route_names, "route name", rt->name, &rt->mark, p);
 }
 
-static const ConfigStrv strv_paths = {&validate_path, "at least one path is required"};
+static const ConfigStrv strv_paths = {
+        &validate_path,
+        "at least one path is required",
+        &config_count_route_paths,
+};
 static const ConfigStrv strv_hosts = {
         &validate_route_host,
         "must not be empty (leave hosts: out to match any host)",
+        &config_count_route_hosts,
 };
 static const ConfigStrv strv_methods = {
         &validate_method,
         "must not be empty (leave methods: out to match any method)",
+        &config_count_route_methods,
 };
 static const ConfigList route_upstreams_list = {
         &route_upstream_table,
         sizeof(ConfigRouteUpstream),
         offsetof(ConfigRoute, n_upstreams),
         "at least one upstream is required",
+        &config_count_route_upstreams,
 };
 
 static const ConfigField route_fields[] = {
@@ -1113,6 +1146,7 @@ static const ConfigTable limits_table = TABLE(limits_fields, NULL, NULL);
 static const ConfigStrv strv_dns_servers = {
         &validate_dns_server,
         "must not be empty (leave servers: out to use /etc/resolv.conf)",
+        NULL,
 };
 
 static int dns_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_t *node,
@@ -1146,17 +1180,20 @@ static const ConfigList listeners_list = {
         sizeof(ConfigListener),
         offsetof(Config, n_listeners),
         NULL,
+        NULL,
 };
 static const ConfigList upstreams_list = {
         &upstream_table,
         sizeof(ConfigUpstream),
         offsetof(Config, n_upstreams),
         NULL,
+        NULL,
 };
 static const ConfigList routes_list = {
         &route_table,
         sizeof(ConfigRoute),
         offsetof(Config, n_routes),
+        NULL,
         NULL,
 };
 

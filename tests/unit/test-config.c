@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -733,11 +734,12 @@ static void test_errors(void)
 
         /* Aliases may share nodes but not blow up. */
         {
-                /* 300 routes sharing one list of 300 paths: 90000 values from 600 nodes. */
+                /* 300 routes sharing one list of 64 paths (the most a route may have): 19200
+                 * values from 380 nodes. */
                 char bomb[8192] = L "p: &p [";
                 char *rt;
 
-                for (int i = 0; i < 300; i++)
+                for (int i = 0; i < 64; i++)
                         strcat(bomb, i ? ", /" : "/");
                 strcat(bomb, "]\nr: &r {name: r, paths: *p, upstreams: [{name: u}]}\nroutes: [");
                 for (int i = 0; i < 300; i++)
@@ -842,6 +844,143 @@ static void rm_rf(const char *dir)
         if (system(cmd) != 0)
                 fprintf(stderr, "could not remove %s\n", dir);
         free(cmd);
+}
+
+/* A growing buffer for generated documents. */
+typedef struct Text {
+        char *s;
+        size_t len;
+} Text;
+
+static void text_add(Text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void text_add(Text *t, const char *fmt, ...)
+{
+        va_list ap;
+        char *more;
+        int n;
+
+        va_start(ap, fmt);
+        n = vasprintf(&more, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                abort();
+        t->s = realloc(t->s, t->len + (size_t)n + 1);
+        if (!t->s)
+                abort();
+        memcpy(t->s + t->len, more, (size_t)n + 1);
+        t->len += (size_t)n;
+        free(more);
+}
+
+/* "[<prefix>0<suffix>, <prefix>1<suffix>, ...]" with `n` items. */
+static void text_list(Text *t, const char *prefix, const char *suffix, int n)
+{
+        text_add(t, "[");
+        for (int i = 0; i < n; i++)
+                text_add(t, "%s%s%d%s", i ? ", " : "", prefix, i, suffix);
+        text_add(t, "]");
+}
+
+/* The documented sizes: at the limit loads, one more is refused naming the field. */
+static void test_limits(void)
+{
+        Text t = {};
+        char *want;
+
+        /* 4096 nodes (the benchmark runs 1,000) load; 4097 do not. */
+        text_add(&t, "listeners: [{name: l}]\nupstreams:\n  - name: u\n    nodes: ");
+        text_list(&t, "{host: h", "}", 4096);
+        text_add(&t, "\n");
+        {
+                Config *c = load_ok(t.s);
+                CHECK(c && c->upstreams[0].n_nodes == 4096);
+                config_free(c);
+        }
+        t.len = 0;
+        text_add(&t, "listeners: [{name: l}]\nupstreams:\n  - name: u\n    nodes: ");
+        text_list(&t, "{host: h", "}", 4097);
+        text_add(&t, "\n");
+        expect_errors(t.s, "t.yaml:4:12: upstreams[0].nodes: too many nodes (4097; at most 4096 "
+                           "per upstream)");
+
+        /* Route paths: 4096 bytes each, 64 per route. */
+        t.len = 0;
+        text_add(&t, "listeners: [{name: l}]\nupstreams: [{name: u, nodes: [{host: h}]}]\n"
+                     "routes:\n  - {name: r, upstreams: [{name: u}], paths: [/%04095d]}\n", 0);
+        {
+                Config *c = load_ok(t.s);
+                CHECK(c && strlen(c->routes[0].paths[0]) == 4096);
+                config_free(c);
+        }
+        t.len = 0;
+        text_add(&t, "listeners: [{name: l}]\nupstreams: [{name: u, nodes: [{host: h}]}]\n"
+                     "routes:\n  - {name: r, upstreams: [{name: u}], paths: [/%04096d]}\n", 0);
+        expect_errors(t.s, "t.yaml:4:47: routes[0].paths[0]: invalid path "
+                           "'/000000000000000000000000000000000000000000000000000000000000000000000"
+                           "0000000000000000000000...': longer than 4096 bytes");
+        t.len = 0;
+        text_add(&t, "listeners: [{name: l}]\nupstreams: [{name: u, nodes: [{host: h}]}]\n"
+                     "routes:\n  - {name: r, upstreams: [{name: u}], paths: ");
+        text_list(&t, "/p", "", 65);
+        text_add(&t, "}\n");
+        expect_errors(t.s, "t.yaml:4:46: routes[0].paths: too many paths (65; at most 64 per "
+                           "route)");
+
+        /* Hosts, methods and upstreams of a route; server names of an SNI route. */
+        t.len = 0;
+        text_add(&t, "listeners: [{name: l}]\nupstreams: [{name: u, nodes: [{host: h}]}]\n"
+                     "routes:\n  - {name: r, paths: [/], upstreams: [{name: u}], hosts: ");
+        text_list(&t, "h", ".example", 257);
+        text_add(&t, "}\n");
+        expect_errors(t.s, "t.yaml:4:58: routes[0].hosts: too many hosts (257; at most 256 per "
+                           "route)");
+        t.len = 0;
+        text_add(&t, "listeners: [{name: l}]\nupstreams: [{name: u, nodes: [{host: h}]}]\n"
+                     "routes:\n  - {name: r, paths: [/], upstreams: [{name: u}], methods: ");
+        text_list(&t, "M", "", 33);
+        text_add(&t, "}\n");
+        expect_errors(t.s, "t.yaml:4:60: routes[0].methods: too many methods (33; at most 32 per "
+                           "route)");
+        expect_errors(L "upstreams: [{name: u, nodes: [{host: h}]}]\n"
+                        "routes: [{name: r, paths: [/], upstreams: [{name: u}],\n"
+                        "          methods: [ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFG]}]\n",
+                      "t.yaml:4:21: routes[0].methods[0]: invalid method "
+                      "'ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFG': longer than 32 characters");
+        t.len = 0;
+        text_add(&t, "listeners: [{name: l}]\nupstreams: [{name: u, nodes: [{host: h}]}]\n"
+                     "routes:\n  - {name: r, paths: [/], upstreams: ");
+        text_list(&t, "{name: u", "}", 65);
+        text_add(&t, "}\n");
+        expect_errors(t.s, "t.yaml:4:38: routes[0].upstreams: too many upstreams (65; at most 64 "
+                           "per route)");
+        t.len = 0;
+        text_add(&t, "upstreams: [{name: u, nodes: [{host: h}]}]\n"
+                     "listeners:\n  - {name: l, protocol: tls-passthrough,\n"
+                     "     sni_routes: [{upstream: u, server_names: ");
+        text_list(&t, "h", ".example", 257);
+        text_add(&t, "}]}\n");
+        if (asprintf(&want, "t.yaml:4:47: listeners[0].sni_routes[0].server_names: too many "
+                            "server names (257; at most 256 per SNI route)") < 0)
+                abort();
+        expect_errors(t.s, want);
+        free(want);
+
+        /* Names and host names keep their limits (255, 253). */
+        t.len = 0;
+        text_add(&t, L "upstreams: [{name: u, nodes: [{host: %0254d.example}]}]\n", 0);
+        CHECK(t.len > 0);
+        {
+                Config *c = UNTOUCHED;
+                char *errors = NULL;
+                int r = config_load_string("t.yaml", t.s, t.len, &errors, &c);
+
+                CHECK(r == -EINVAL && c == UNTOUCHED);
+                CHECK(errors && strstr(errors, "upstreams[0].nodes[0].host: invalid host"));
+                CHECK(errors && strstr(errors, "longer than 253 characters"));
+                free(errors);
+        }
+        free(t.s);
 }
 
 static void test_files(void)
@@ -1509,6 +1648,7 @@ int main(void)
         test_errors();
         test_documents();
         test_files();
+        test_limits();
         test_protocols();
         test_protocol_errors();
         test_dump();
