@@ -129,6 +129,12 @@ typedef struct ConfigContext {
         /* libyaml gave up on some file: its later documents were not read. */
         bool syntax_error;
 
+        /* config_load_with_state(): the runtime state file is being read (only its upstreams
+         * and routes are), and, once read, where its upstreams are: a file's listener whose
+         * upstream the state lacks is reported there. */
+        bool reading_state;
+        ConfigMark state_mark;
+
         /* Alias-expansion guard for the document being walked. */
         size_t visits, max_visits;
         bool too_complex;

@@ -38,6 +38,8 @@ typedef struct ConfigTable {
          * or NULL. */
         int (*finish)(ConfigContext *ctx, const struct ConfigTable *t, yaml_node_t *node,
                       yaml_node_t *const *values, void *item, const char *path);
+        /* Keys of this table that are known but not read here: skipped, not unknown. */
+        const struct ConfigTable *skipped;
 } ConfigTable;
 
 typedef struct ConfigRange {
@@ -534,6 +536,18 @@ static int parse_list(ConfigContext *ctx, const ConfigField *f, yaml_node_t *nod
         return 0;
 }
 
+/* The index of the field named by the scalar `key`, or t->n_fields. */
+static size_t find_field(const ConfigTable *t, const yaml_node_t *key)
+{
+        size_t i;
+
+        for (i = 0; i < t->n_fields; i++)
+                if (strlen(t->fields[i].key) == key->data.scalar.length &&
+                    memcmp(t->fields[i].key, key->data.scalar.value, key->data.scalar.length) == 0)
+                        break;
+        return i;
+}
+
 static int walk_mapping(ConfigContext *ctx, yaml_node_t *node, const ConfigTable *t, void *base,
                         const char *path)
 {
@@ -564,13 +578,10 @@ static int walk_mapping(ConfigContext *ctx, yaml_node_t *node, const ConfigTable
                                    config_node_kind(key));
                         continue;
                 }
-                for (i = 0; i < t->n_fields; i++)
-                        if (strlen(t->fields[i].key) == key->data.scalar.length &&
-                            memcmp(t->fields[i].key, key->data.scalar.value,
-                                   key->data.scalar.length) == 0) {
-                                f = t->fields + i;
-                                break;
-                        }
+                i = find_field(t, key);
+                f = i < t->n_fields ? t->fields + i : NULL;
+                if (!f && t->skipped && find_field(t->skipped, key) < t->skipped->n_fields)
+                        continue;
                 if (!f) {
                         node_error(ctx, key, path, "unknown key '%s'", node_escape(key, esc));
                         continue;
@@ -1226,6 +1237,29 @@ static const ConfigField top_fields[] = {
 
 static const ConfigTable top_table = TABLE(top_fields, NULL, top_finish);
 
+/* The runtime state (state.c) is a whole configuration as config_dump() wrote it: only its
+ * upstreams and routes are read, in place of the files'; the rest is the files' business. */
+static int state_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_t *node,
+                        yaml_node_t *const *values, void *item, const char *path)
+{
+        yaml_node_t *u = field_value(t, values, "upstreams");
+
+        ctx->state_mark = config_mark(ctx, u ? u : node);
+        return 0;
+}
+
+static const ConfigField state_fields[] = {
+        FIELD("upstreams", parse_list, offsetof(Config, upstreams), &upstreams_list),
+        FIELD("routes", parse_list, offsetof(Config, routes), &routes_list),
+};
+
+static const ConfigTable state_table = {
+        .fields = state_fields,
+        .n_fields = ELEMENTSOF(state_fields),
+        .finish = state_finish,
+        .skipped = &top_table,
+};
+
 void config_schema_init(Config *c)
 {
         c->access_log = true;
@@ -1243,5 +1277,6 @@ void config_schema_init(Config *c)
 int config_schema_apply(ConfigContext *ctx, yaml_document_t *doc, yaml_node_t *root)
 {
         assert(ctx->document == doc);
-        return walk_mapping(ctx, root, &top_table, ctx->config, "");
+        return walk_mapping(ctx, root, ctx->reading_state ? &state_table : &top_table,
+                            ctx->config, "");
 }

@@ -983,6 +983,142 @@ static void test_limits(void)
         free(t.s);
 }
 
+/* config_load_with_state(): the files, with the runtime state's upstreams and routes in place
+ * of theirs, checked as one configuration. */
+static void test_state(void)
+{
+        char dir[] = "/tmp/test-config-XXXXXX";
+        char *files, *state, *want, *errors = NULL;
+        Config *c = NULL;
+        int r;
+
+        if (!mkdtemp(dir)) {
+                perror("mkdtemp");
+                failures++;
+                return;
+        }
+        /* A newer file adds a tcp listener for an upstream the older state lacks. */
+        files = write_file(dir, "lb.yaml",
+                           "listeners:\n"
+                           "  - {name: http}\n"
+                           "  - {name: db, protocol: tcp, upstream: pg}\n"
+                           "upstreams:\n"
+                           "  - {name: web, nodes: [{host: 10.0.0.1}]}\n"
+                           "  - {name: pg, nodes: [{host: 10.0.0.2, port: 5432}]}\n"
+                           "routes: [{name: r, paths: [/], upstreams: [{name: web}]}]\n");
+        state = write_file(dir, "state.yaml",
+                           "# lbproxy runtime state\n"
+                           "access_log: true\n"
+                           "limits: {max_headers: 7}\n"
+                           "listeners: [{name: gone, listen: '127.0.0.1:1'}]\n"
+                           "upstreams:\n"
+                           "- {name: web, nodes: [{host: 10.0.0.9, port: 80, weight: 3}]}\n"
+                           "routes: [{name: r2, paths: [/x], upstreams: [{name: web}]}]\n");
+        if (asprintf(&want, "%s:6:1: upstreams: no upstream named 'pg', which "
+                            "listeners[1].upstream uses (%s:3:41)",
+                     state, files) < 0)
+                abort();
+        c = UNTOUCHED;
+        r = config_load_with_state((char *[]){ files, NULL }, state, &errors, &c);
+        CHECK(r == -EINVAL && c == UNTOUCHED);
+        CHECK_STR(errors, want);
+        free(errors);
+        free(want);
+
+        /* With pg in the state it fits: listeners and settings from the files, upstreams and
+         * routes from the state, its other keys skipped. */
+        free(write_file(dir, "state.yaml",
+                        "access_log: false\n"
+                        "limits: {max_headers: 7}\n"
+                        "listeners: [{name: gone, listen: '127.0.0.1:1'}]\n"
+                        "upstreams:\n"
+                        "- {name: web, nodes: [{host: 10.0.0.9, port: 80, weight: 3}]}\n"
+                        "- {name: pg, nodes: [{host: 10.0.0.3, port: 5432}]}\n"
+                        "routes: [{name: r2, paths: [/x], upstreams: [{name: web}]}]\n"));
+        c = NULL;
+        r = config_load_with_state((char *[]){ files, NULL }, state, &errors, &c);
+        CHECK(r == 0 && c && !errors);
+        if (c) {
+                CHECK(c->access_log && c->max_headers == 100);
+                CHECK(c->n_listeners == 2 && streq(c->listeners[1].name, "db"));
+                CHECK(c->n_upstreams == 2 && c->upstreams[0].nodes[0].weight == 3);
+                CHECK_STR(c->upstreams[1].nodes[0].host, "10.0.0.3");
+                CHECK(c->n_routes == 1 && streq(c->routes[0].name, "r2"));
+                CHECK(mark_is(c->routes[0].mark, state, (ConfigMark){ .line = 7, .column = 17 }));
+                CHECK(mark_is(c->listeners[1].mark, files,
+                              (ConfigMark){ .line = 3, .column = 12 }));
+                config_free(c);
+        }
+
+        /* The state's own references and limits are the files' rules too. */
+        free(write_file(dir, "state.yaml",
+                        "upstreams: [{name: pg, nodes: [{host: 10.0.0.3}]}]\n"
+                        "routes: [{name: r2, paths: [/x], upstreams: [{name: web}]}]\n"));
+        if (asprintf(&want, "%s:2:53: routes[0].upstreams[0].name: no upstream named 'web'",
+                     state) < 0)
+                abort();
+        c = UNTOUCHED;
+        r = config_load_with_state((char *[]){ files, NULL }, state, &errors, &c);
+        CHECK(r == -EINVAL && c == UNTOUCHED);
+        CHECK_STR(errors, want);
+        free(errors);
+        free(want);
+
+        /* A state that does not parse. */
+        free(write_file(dir, "state.yaml", "upstreams: [{name: pg\nroutes: ]\n"));
+        c = UNTOUCHED;
+        r = config_load_with_state((char *[]){ files, NULL }, state, &errors, &c);
+        CHECK(r == -EINVAL && c == UNTOUCHED);
+        CHECK(errors && strncmp(errors, state, strlen(state)) == 0 &&
+              strncmp(errors + strlen(state), ":2:", 3) == 0);
+        free(errors);
+
+        /* An empty state has no upstreams: still the state's fault, at its top. */
+        free(write_file(dir, "state.yaml", ""));
+        if (asprintf(&want, "%s:1:1: upstreams: no upstream named 'pg', which "
+                            "listeners[1].upstream uses (%s:3:41)",
+                     state, files) < 0)
+                abort();
+        c = UNTOUCHED;
+        r = config_load_with_state((char *[]){ files, NULL }, state, &errors, &c);
+        CHECK(r == -EINVAL && c == UNTOUCHED);
+        CHECK_STR(errors, want);
+        free(errors);
+        free(want);
+
+        /* The files' APISIX manifests give way to the state as their native upstreams do. */
+        free(write_file(dir, "apisix.yaml",
+                        "apiVersion: apisix.apache.org/v2\nkind: ApisixUpstream\n"
+                        "metadata: {name: web}\nspec: {externalNodes: [{type: Domain, name: a}]}\n"
+                        "---\napiVersion: apisix.apache.org/v2\nkind: ApisixRoute\n"
+                        "metadata: {name: rt}\n"
+                        "spec: {http: [{name: rt, match: {paths: [/]},\n"
+                        "               upstreams: [{name: web}]}]}\n"
+                        "---\nlisteners: [{name: l}]\n"));
+        free(write_file(dir, "state.yaml",
+                        "upstreams: [{name: web, nodes: [{host: 10.0.0.3}]}]\n"
+                        "routes: [{name: rt, paths: [/], upstreams: [{name: web}]}]\n"));
+        {
+                char *apisix;
+
+                if (asprintf(&apisix, "%s/apisix.yaml", dir) < 0)
+                        abort();
+                c = NULL;
+                r = config_load_with_state((char *[]){ apisix, NULL }, state, &errors, &c);
+                CHECK(r == 0 && c && !errors);
+                CHECK(c && c->n_upstreams == 1 && c->n_routes == 1);
+                if (r < 0)
+                        fprintf(stderr, "%s\n", errors ? errors : "");
+                free(errors);
+                config_free(c);
+                free(apisix);
+        }
+
+        free(files);
+        free(state);
+        rm_rf(dir);
+}
+
 static void test_files(void)
 {
         char dir[] = "/tmp/test-config-XXXXXX";
@@ -1649,6 +1785,7 @@ int main(void)
         test_documents();
         test_files();
         test_limits();
+        test_state();
         test_protocols();
         test_protocol_errors();
         test_dump();
