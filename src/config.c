@@ -916,24 +916,6 @@ static int load_paths(ConfigContext *ctx, char *const *paths)
         return r;
 }
 
-int config_load(char *const *paths, char **errors, Config **ret)
-{
-        ConfigContext ctx;
-        int r;
-
-        assert(ret);
-
-        r = context_new(&ctx);
-        if (r < 0) {
-                if (errors)
-                        *errors = NULL;
-                return r;
-        }
-
-        r = load_paths(&ctx, paths);
-        return context_conclude(&ctx, r, errors, ret);
-}
-
 /* Whether `name` is the very string a listener refers to an upstream with. */
 static bool listener_owns_reference(const Config *c, const char *name)
 {
@@ -972,12 +954,12 @@ static void drop_upstreams_and_routes(ConfigContext *ctx)
         config_routes_free(ctx->config);
 }
 
-int config_load_with_state(char *const *paths, const char *state, char **errors, Config **ret)
+/* The files, then the state when there is one (config_load_with_state()). */
+static int load_all(char *const *paths, const char *state, char **errors, Config **ret)
 {
         ConfigContext ctx;
         int r;
 
-        assert(state);
         assert(ret);
 
         r = context_new(&ctx);
@@ -988,7 +970,7 @@ int config_load_with_state(char *const *paths, const char *state, char **errors,
         }
 
         r = load_paths(&ctx, paths);
-        if (r >= 0) {
+        if (r >= 0 && state) {
                 drop_upstreams_and_routes(&ctx);
                 ctx.reading_state = true;
                 r = load_file(&ctx, state);
@@ -997,6 +979,17 @@ int config_load_with_state(char *const *paths, const char *state, char **errors,
                         ctx.state_mark = (ConfigMark){.file = ctx.file, .line = 1, .column = 1};
         }
         return context_conclude(&ctx, r, errors, ret);
+}
+
+int config_load(char *const *paths, char **errors, Config **ret)
+{
+        return load_all(paths, NULL, errors, ret);
+}
+
+int config_load_with_state(char *const *paths, const char *state, char **errors, Config **ret)
+{
+        assert(state);
+        return load_all(paths, state, errors, ret);
 }
 
 int config_load_string(const char *name, const char *yaml, size_t len, char **errors, Config **ret)

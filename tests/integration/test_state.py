@@ -10,44 +10,19 @@ import signal
 import socket
 import stat
 import subprocess
-import threading
 import time
 
 import pytest
 
-from lbtest import free_port
+from lbtest import free_port, read_to_eof
+from test_streams import EchoServer
 
 NOTE = "runtime state rejected (moved to state.yaml.rejected)"
 
 
-class NameServer:
-    """A TCP server that answers each connection with its name and closes it."""
-
-    def __init__(self, name, host="127.0.0.3"):
-        self.name = name
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
-        self.host, self.port = host, self.sock.getsockname()[1]
-        self.sock.listen(16)
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            with c:
-                c.sendall(f"{self.name}\n".encode())
-
-    def stop(self):
-        self.sock.close()
-
-
 @pytest.fixture
 def pg():
-    s = NameServer("pg")
+    s = EchoServer("pg", "127.0.0.3")
     yield s
     s.stop()
 
@@ -91,14 +66,11 @@ def wait_status(lb, pred, count=1, timeout=20.0):
         time.sleep(0.05)
 
 
-def read_name(port):
+def pg_says(port):
+    """What the upstream behind a tcp listener says to a client that sends nothing."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        data = b""
-        while True:
-            d = s.recv(100)
-            if not d:
-                return data.decode()
-            data += d
+        s.shutdown(socket.SHUT_WR)
+        return read_to_eof(s).decode()
 
 
 def test_stale_state_is_rejected_and_files_serve(lbproxy, lbproxy_bin, upstream, pg, tmp_path):
@@ -115,7 +87,7 @@ def test_stale_state_is_rejected_and_files_serve(lbproxy, lbproxy_bin, upstream,
     lb = lbproxy(files_yaml(web, pg, db_port), args=["--state-dir", str(state_dir)])
 
     # The listener goes to pg, as the files say.
-    assert read_name(db_port) == "pg\n"
+    assert pg_says(db_port) == "\nbye 0 from pg\n"
     assert lb.request("GET", "/headers").json()["server"] == "web"
 
     # The state is moved aside, replacing the older rejected one.

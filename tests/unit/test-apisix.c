@@ -576,6 +576,17 @@ static void test_mixed(void)
         "spec:\n"                                                                                  \
         "  externalNodes: [{type: Domain, name: a.example}]\n"
 
+/* A rule whose match: comes last, for tests of its keys. */
+#define ROUTE_MATCH_HEAD                                                                           \
+        "apiVersion: apisix.apache.org/v2\n"                                                       \
+        "kind: ApisixRoute\n"                                                                      \
+        "metadata: {name: rt}\n"                                                                   \
+        "spec:\n"                                                                                  \
+        "  http:\n"                                                                                \
+        "  - name: r\n"                                                                            \
+        "    upstreams: [{name: up}]\n"                                                            \
+        "    match:\n"
+
 #define ROUTE_HEAD                                                                                 \
         "apiVersion: apisix.apache.org/v2\n"                                                       \
         "kind: ApisixRoute\n"                                                                      \
@@ -703,15 +714,7 @@ static void test_refused_route_fields(void)
         expect_errors(UPSTREAM_HEAD "---\n" ROUTE_HEAD "    timeout: {connect: 1s}\n",
                       "t.yaml:15:5: ApisixRoute/rt: spec.http[0].timeout: per-route timeouts are "
                       "not supported (set spec.timeout on the ApisixUpstream)");
-        expect_errors(UPSTREAM_HEAD "---\n"
-                      "apiVersion: apisix.apache.org/v2\n"
-                      "kind: ApisixRoute\n"
-                      "metadata: {name: rt}\n"
-                      "spec:\n"
-                      "  http:\n"
-                      "  - name: r\n"
-                      "    upstreams: [{name: up}]\n"
-                      "    match:\n"
+        expect_errors(UPSTREAM_HEAD "---\n" ROUTE_MATCH_HEAD
                       "      paths: [/]\n"
                       "      remoteAddrs: [10.0.0.0/8]\n"
                       "      exprs: [{subject: {scope: Header, name: X-Foo}, op: Equal, value: "
@@ -1072,16 +1075,7 @@ static void test_limits(void)
         expect_errors(yaml, "t.yaml:5:18: ApisixUpstream/up: spec.externalNodes: too many nodes "
                             "(4097; at most 4096 per upstream)");
 
-        o = (size_t)snprintf(yaml, size, UPSTREAM_HEAD "---\n"
-                                         "apiVersion: apisix.apache.org/v2\n"
-                                         "kind: ApisixRoute\n"
-                                         "metadata: {name: rt}\n"
-                                         "spec:\n"
-                                         "  http:\n"
-                                         "  - name: r\n"
-                                         "    upstreams: [{name: up}]\n"
-                                         "    match:\n"
-                                         "      paths: [");
+        o = (size_t)snprintf(yaml, size, UPSTREAM_HEAD "---\n" ROUTE_MATCH_HEAD "      paths: [");
         for (int i = 0; i < 65; i++)
                 o += (size_t)snprintf(yaml + o, size - o, "%s/p%d", i ? ", " : "", i);
         o += (size_t)snprintf(yaml + o, size - o, "]\n      hosts: [");

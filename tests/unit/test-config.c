@@ -882,6 +882,26 @@ static void text_list(Text *t, const char *prefix, const char *suffix, int n)
         text_add(t, "]");
 }
 
+/* The head of a document whose one route's keys follow, on line 4 from column 14. */
+#define ROUTE_HEAD                                                                                 \
+        "listeners: [{name: l}]\nupstreams: [{name: u, nodes: [{host: h}]}]\n"                     \
+        "routes:\n  - {name: r, "
+
+/* A route with `keys`, the last of which lists `n` items, must fail with `want`. */
+static void expect_route_list_at(const char *keys, const char *prefix, const char *suffix, int n,
+                                 const char *want, int line)
+{
+        Text t = {};
+
+        text_add(&t, ROUTE_HEAD "%s: ", keys);
+        text_list(&t, prefix, suffix, n);
+        text_add(&t, "}\n");
+        expect_errors_at(t.s, want, line);
+        free(t.s);
+}
+#define expect_route_list(keys, prefix, suffix, n, want)                                           \
+        expect_route_list_at(keys, prefix, suffix, n, want, __LINE__)
+
 /* The documented sizes: at the limit loads, one more is refused naming the field. */
 static void test_limits(void)
 {
@@ -906,54 +926,36 @@ static void test_limits(void)
 
         /* Route paths: 4096 bytes each, 64 per route. */
         t.len = 0;
-        text_add(&t, "listeners: [{name: l}]\nupstreams: [{name: u, nodes: [{host: h}]}]\n"
-                     "routes:\n  - {name: r, upstreams: [{name: u}], paths: [/%04095d]}\n", 0);
+        text_add(&t, ROUTE_HEAD "upstreams: [{name: u}], paths: [/%04095d]}\n", 0);
         {
                 Config *c = load_ok(t.s);
                 CHECK(c && strlen(c->routes[0].paths[0]) == 4096);
                 config_free(c);
         }
         t.len = 0;
-        text_add(&t, "listeners: [{name: l}]\nupstreams: [{name: u, nodes: [{host: h}]}]\n"
-                     "routes:\n  - {name: r, upstreams: [{name: u}], paths: [/%04096d]}\n", 0);
+        text_add(&t, ROUTE_HEAD "upstreams: [{name: u}], paths: [/%04096d]}\n", 0);
         expect_errors(t.s, "t.yaml:4:47: routes[0].paths[0]: invalid path "
                            "'/000000000000000000000000000000000000000000000000000000000000000000000"
                            "0000000000000000000000...': longer than 4096 bytes");
-        t.len = 0;
-        text_add(&t, "listeners: [{name: l}]\nupstreams: [{name: u, nodes: [{host: h}]}]\n"
-                     "routes:\n  - {name: r, upstreams: [{name: u}], paths: ");
-        text_list(&t, "/p", "", 65);
-        text_add(&t, "}\n");
-        expect_errors(t.s, "t.yaml:4:46: routes[0].paths: too many paths (65; at most 64 per "
-                           "route)");
+        expect_route_list("upstreams: [{name: u}], paths", "/p", "", 65,
+                          "t.yaml:4:46: routes[0].paths: too many paths (65; at most 64 per "
+                          "route)");
 
         /* Hosts, methods and upstreams of a route; server names of an SNI route. */
-        t.len = 0;
-        text_add(&t, "listeners: [{name: l}]\nupstreams: [{name: u, nodes: [{host: h}]}]\n"
-                     "routes:\n  - {name: r, paths: [/], upstreams: [{name: u}], hosts: ");
-        text_list(&t, "h", ".example", 257);
-        text_add(&t, "}\n");
-        expect_errors(t.s, "t.yaml:4:58: routes[0].hosts: too many hosts (257; at most 256 per "
-                           "route)");
-        t.len = 0;
-        text_add(&t, "listeners: [{name: l}]\nupstreams: [{name: u, nodes: [{host: h}]}]\n"
-                     "routes:\n  - {name: r, paths: [/], upstreams: [{name: u}], methods: ");
-        text_list(&t, "M", "", 33);
-        text_add(&t, "}\n");
-        expect_errors(t.s, "t.yaml:4:60: routes[0].methods: too many methods (33; at most 32 per "
-                           "route)");
+        expect_route_list("paths: [/], upstreams: [{name: u}], hosts", "h", ".example", 257,
+                          "t.yaml:4:58: routes[0].hosts: too many hosts (257; at most 256 per "
+                          "route)");
+        expect_route_list("paths: [/], upstreams: [{name: u}], methods", "M", "", 33,
+                          "t.yaml:4:60: routes[0].methods: too many methods (33; at most 32 per "
+                          "route)");
         expect_errors(L "upstreams: [{name: u, nodes: [{host: h}]}]\n"
                         "routes: [{name: r, paths: [/], upstreams: [{name: u}],\n"
                         "          methods: [ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFG]}]\n",
                       "t.yaml:4:21: routes[0].methods[0]: invalid method "
                       "'ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFG': longer than 32 characters");
-        t.len = 0;
-        text_add(&t, "listeners: [{name: l}]\nupstreams: [{name: u, nodes: [{host: h}]}]\n"
-                     "routes:\n  - {name: r, paths: [/], upstreams: ");
-        text_list(&t, "{name: u", "}", 65);
-        text_add(&t, "}\n");
-        expect_errors(t.s, "t.yaml:4:38: routes[0].upstreams: too many upstreams (65; at most 64 "
-                           "per route)");
+        expect_route_list("paths: [/], upstreams", "{name: u", "}", 65,
+                          "t.yaml:4:38: routes[0].upstreams: too many upstreams (65; at most 64 "
+                          "per route)");
         t.len = 0;
         text_add(&t, "upstreams: [{name: u, nodes: [{host: h}]}]\n"
                      "listeners:\n  - {name: l, protocol: tls-passthrough,\n"
@@ -983,111 +985,119 @@ static void test_limits(void)
         free(t.s);
 }
 
+/* config_load_with_state() of lb.yaml and state.yaml, in the current directory, with `state`
+ * as the state: it must fail with exactly `want`. */
+static void expect_state_errors_at(const char *state, const char *want, int line)
+{
+        Config *c = UNTOUCHED;
+        char *errors = NULL;
+        int r;
+
+        free(write_file(".", "state.yaml", state));
+        r = config_load_with_state((char *[]){ (char *)"lb.yaml", NULL }, "state.yaml", &errors,
+                                   &c);
+        if (r != -EINVAL || c != UNTOUCHED || !streq_ptr(errors, want)) {
+                fprintf(stderr, "%s:%d: expected -EINVAL, got %d\n  got:  %s\n  want: %s\n",
+                        __FILE__, line, r, errors ? errors : "(null)", want);
+                failures++;
+        }
+        free(errors);
+}
+#define expect_state_errors(state, want) expect_state_errors_at(state, want, __LINE__)
+
+static Config *load_state_ok(const char *state, const char *files)
+{
+        Config *c = NULL;
+        char *errors = NULL;
+        int r;
+
+        free(write_file(".", "state.yaml", state));
+        r = config_load_with_state((char *[]){ (char *)files, NULL }, "state.yaml", &errors, &c);
+        CHECK(r == 0 && c && !errors);
+        if (r < 0)
+                fprintf(stderr, "%s\n", errors ? errors : strerror(-r));
+        free(errors);
+        return r < 0 ? NULL : c;
+}
+
 /* config_load_with_state(): the files, with the runtime state's upstreams and routes in place
  * of theirs, checked as one configuration. */
 static void test_state(void)
 {
         char dir[] = "/tmp/test-config-XXXXXX";
-        char *files, *state, *want, *errors = NULL;
-        Config *c = NULL;
-        int r;
+        char *cwd = getcwd(NULL, 0);
+        Config *c;
 
-        if (!mkdtemp(dir)) {
-                perror("mkdtemp");
+        if (!cwd || !mkdtemp(dir) || chdir(dir) < 0) {
+                perror(dir);
                 failures++;
+                free(cwd);
                 return;
         }
         /* A newer file adds a tcp listener for an upstream the older state lacks. */
-        files = write_file(dir, "lb.yaml",
-                           "listeners:\n"
-                           "  - {name: http}\n"
-                           "  - {name: db, protocol: tcp, upstream: pg}\n"
-                           "upstreams:\n"
-                           "  - {name: web, nodes: [{host: 10.0.0.1}]}\n"
-                           "  - {name: pg, nodes: [{host: 10.0.0.2, port: 5432}]}\n"
-                           "routes: [{name: r, paths: [/], upstreams: [{name: web}]}]\n");
-        state = write_file(dir, "state.yaml",
-                           "# lbproxy runtime state\n"
-                           "access_log: true\n"
-                           "limits: {max_headers: 7}\n"
-                           "listeners: [{name: gone, listen: '127.0.0.1:1'}]\n"
-                           "upstreams:\n"
-                           "- {name: web, nodes: [{host: 10.0.0.9, port: 80, weight: 3}]}\n"
-                           "routes: [{name: r2, paths: [/x], upstreams: [{name: web}]}]\n");
-        if (asprintf(&want, "%s:6:1: upstreams: no upstream named 'pg', which "
-                            "listeners[1].upstream uses (%s:3:41)",
-                     state, files) < 0)
-                abort();
-        c = UNTOUCHED;
-        r = config_load_with_state((char *[]){ files, NULL }, state, &errors, &c);
-        CHECK(r == -EINVAL && c == UNTOUCHED);
-        CHECK_STR(errors, want);
-        free(errors);
-        free(want);
+        free(write_file(".", "lb.yaml",
+                        "listeners:\n"
+                        "  - {name: http}\n"
+                        "  - {name: db, protocol: tcp, upstream: pg}\n"
+                        "upstreams:\n"
+                        "  - {name: web, nodes: [{host: 10.0.0.1}]}\n"
+                        "  - {name: pg, nodes: [{host: 10.0.0.2, port: 5432}]}\n"
+                        "routes: [{name: r, paths: [/], upstreams: [{name: web}]}]\n"));
+        expect_state_errors("# lbproxy runtime state\n"
+                            "access_log: true\n"
+                            "limits: {max_headers: 7}\n"
+                            "listeners: [{name: gone, listen: '127.0.0.1:1'}]\n"
+                            "upstreams:\n"
+                            "- {name: web, nodes: [{host: 10.0.0.9, port: 80, weight: 3}]}\n"
+                            "routes: [{name: r2, paths: [/x], upstreams: [{name: web}]}]\n",
+                            "state.yaml:6:1: upstreams: no upstream named 'pg', which "
+                            "listeners[1].upstream uses (lb.yaml:3:41)");
 
         /* With pg in the state it fits: listeners and settings from the files, upstreams and
          * routes from the state, its other keys skipped. */
-        free(write_file(dir, "state.yaml",
-                        "access_log: false\n"
-                        "limits: {max_headers: 7}\n"
-                        "listeners: [{name: gone, listen: '127.0.0.1:1'}]\n"
-                        "upstreams:\n"
-                        "- {name: web, nodes: [{host: 10.0.0.9, port: 80, weight: 3}]}\n"
-                        "- {name: pg, nodes: [{host: 10.0.0.3, port: 5432}]}\n"
-                        "routes: [{name: r2, paths: [/x], upstreams: [{name: web}]}]\n"));
-        c = NULL;
-        r = config_load_with_state((char *[]){ files, NULL }, state, &errors, &c);
-        CHECK(r == 0 && c && !errors);
+        c = load_state_ok("access_log: false\n"
+                          "limits: {max_headers: 7}\n"
+                          "listeners: [{name: gone, listen: '127.0.0.1:1'}]\n"
+                          "upstreams:\n"
+                          "- {name: web, nodes: [{host: 10.0.0.9, port: 80, weight: 3}]}\n"
+                          "- {name: pg, nodes: [{host: 10.0.0.3, port: 5432}]}\n"
+                          "routes: [{name: r2, paths: [/x], upstreams: [{name: web}]}]\n",
+                          "lb.yaml");
         if (c) {
                 CHECK(c->access_log && c->max_headers == 100);
                 CHECK(c->n_listeners == 2 && streq(c->listeners[1].name, "db"));
                 CHECK(c->n_upstreams == 2 && c->upstreams[0].nodes[0].weight == 3);
                 CHECK_STR(c->upstreams[1].nodes[0].host, "10.0.0.3");
                 CHECK(c->n_routes == 1 && streq(c->routes[0].name, "r2"));
-                CHECK(mark_is(c->routes[0].mark, state, (ConfigMark){ .line = 7, .column = 17 }));
-                CHECK(mark_is(c->listeners[1].mark, files,
+                CHECK(mark_is(c->routes[0].mark, "state.yaml",
+                              (ConfigMark){ .line = 7, .column = 17 }));
+                CHECK(mark_is(c->listeners[1].mark, "lb.yaml",
                               (ConfigMark){ .line = 3, .column = 12 }));
                 config_free(c);
         }
 
         /* The state's own references and limits are the files' rules too. */
-        free(write_file(dir, "state.yaml",
-                        "upstreams: [{name: pg, nodes: [{host: 10.0.0.3}]}]\n"
-                        "routes: [{name: r2, paths: [/x], upstreams: [{name: web}]}]\n"));
-        if (asprintf(&want, "%s:2:53: routes[0].upstreams[0].name: no upstream named 'web'",
-                     state) < 0)
-                abort();
-        c = UNTOUCHED;
-        r = config_load_with_state((char *[]){ files, NULL }, state, &errors, &c);
-        CHECK(r == -EINVAL && c == UNTOUCHED);
-        CHECK_STR(errors, want);
-        free(errors);
-        free(want);
+        expect_state_errors("upstreams: [{name: pg, nodes: [{host: 10.0.0.3}]}]\n"
+                            "routes: [{name: r2, paths: [/x], upstreams: [{name: web}]}]\n",
+                            "state.yaml:2:53: routes[0].upstreams[0].name: no upstream named "
+                            "'web'");
+        expect_state_errors("upstreams: [{name: pg, nodes: [{host: 10.0.0.3}]}]\n"
+                            "routes: [{name: r2, paths: [/x], upstreams: [{name: pg}],\n"
+                            "          methods: [ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFG]}]\n",
+                            "state.yaml:3:21: routes[0].methods[0]: invalid method "
+                            "'ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFG': longer than 32 characters");
 
         /* A state that does not parse. */
-        free(write_file(dir, "state.yaml", "upstreams: [{name: pg\nroutes: ]\n"));
-        c = UNTOUCHED;
-        r = config_load_with_state((char *[]){ files, NULL }, state, &errors, &c);
-        CHECK(r == -EINVAL && c == UNTOUCHED);
-        CHECK(errors && strncmp(errors, state, strlen(state)) == 0 &&
-              strncmp(errors + strlen(state), ":2:", 3) == 0);
-        free(errors);
+        expect_state_errors("upstreams: [{name: pg\nroutes: ]\n",
+                            "state.yaml:2:7: did not find expected ',' or '}' (while parsing a "
+                            "flow mapping at 1:13)");
 
         /* An empty state has no upstreams: still the state's fault, at its top. */
-        free(write_file(dir, "state.yaml", ""));
-        if (asprintf(&want, "%s:1:1: upstreams: no upstream named 'pg', which "
-                            "listeners[1].upstream uses (%s:3:41)",
-                     state, files) < 0)
-                abort();
-        c = UNTOUCHED;
-        r = config_load_with_state((char *[]){ files, NULL }, state, &errors, &c);
-        CHECK(r == -EINVAL && c == UNTOUCHED);
-        CHECK_STR(errors, want);
-        free(errors);
-        free(want);
+        expect_state_errors("", "state.yaml:1:1: upstreams: no upstream named 'pg', which "
+                                "listeners[1].upstream uses (lb.yaml:3:41)");
 
         /* The files' APISIX manifests give way to the state as their native upstreams do. */
-        free(write_file(dir, "apisix.yaml",
+        free(write_file(".", "apisix.yaml",
                         "apiVersion: apisix.apache.org/v2\nkind: ApisixUpstream\n"
                         "metadata: {name: web}\nspec: {externalNodes: [{type: Domain, name: a}]}\n"
                         "---\napiVersion: apisix.apache.org/v2\nkind: ApisixRoute\n"
@@ -1095,27 +1105,15 @@ static void test_state(void)
                         "spec: {http: [{name: rt, match: {paths: [/]},\n"
                         "               upstreams: [{name: web}]}]}\n"
                         "---\nlisteners: [{name: l}]\n"));
-        free(write_file(dir, "state.yaml",
-                        "upstreams: [{name: web, nodes: [{host: 10.0.0.3}]}]\n"
-                        "routes: [{name: rt, paths: [/], upstreams: [{name: web}]}]\n"));
-        {
-                char *apisix;
+        c = load_state_ok("upstreams: [{name: web, nodes: [{host: 10.0.0.3}]}]\n"
+                          "routes: [{name: rt, paths: [/], upstreams: [{name: web}]}]\n",
+                          "apisix.yaml");
+        CHECK(c && c->n_upstreams == 1 && c->n_routes == 1);
+        config_free(c);
 
-                if (asprintf(&apisix, "%s/apisix.yaml", dir) < 0)
-                        abort();
-                c = NULL;
-                r = config_load_with_state((char *[]){ apisix, NULL }, state, &errors, &c);
-                CHECK(r == 0 && c && !errors);
-                CHECK(c && c->n_upstreams == 1 && c->n_routes == 1);
-                if (r < 0)
-                        fprintf(stderr, "%s\n", errors ? errors : "");
-                free(errors);
-                config_free(c);
-                free(apisix);
-        }
-
-        free(files);
-        free(state);
+        if (chdir(cwd) < 0)
+                perror(cwd);
+        free(cwd);
         rm_rf(dir);
 }
 
