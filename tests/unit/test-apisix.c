@@ -576,24 +576,23 @@ static void test_mixed(void)
         "spec:\n"                                                                                  \
         "  externalNodes: [{type: Domain, name: a.example}]\n"
 
-/* A rule whose match: comes last, for tests of its keys. */
-#define ROUTE_MATCH_HEAD                                                                           \
+/* An ApisixRoute up to its first rule's name, then the rule's keys. */
+#define ROUTE_RULE_HEAD                                                                            \
         "apiVersion: apisix.apache.org/v2\n"                                                       \
         "kind: ApisixRoute\n"                                                                      \
         "metadata: {name: rt}\n"                                                                   \
         "spec:\n"                                                                                  \
         "  http:\n"                                                                                \
-        "  - name: r\n"                                                                            \
+        "  - name: r\n"
+
+/* A rule whose match: comes last, for tests of its keys. */
+#define ROUTE_MATCH_HEAD                                                                           \
+        ROUTE_RULE_HEAD                                                                            \
         "    upstreams: [{name: up}]\n"                                                            \
         "    match:\n"
 
 #define ROUTE_HEAD                                                                                 \
-        "apiVersion: apisix.apache.org/v2\n"                                                       \
-        "kind: ApisixRoute\n"                                                                      \
-        "metadata: {name: rt}\n"                                                                   \
-        "spec:\n"                                                                                  \
-        "  http:\n"                                                                                \
-        "  - name: r\n"                                                                            \
+        ROUTE_RULE_HEAD                                                                            \
         "    match: {paths: [/]}\n"                                                                \
         "    upstreams: [{name: up}]\n"
 
