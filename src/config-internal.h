@@ -65,7 +65,7 @@ extern const ConfigCount config_count_route_hosts;
 extern const ConfigCount config_count_route_methods;
 extern const ConfigCount config_count_server_names;
 
-/* Enough for "too many upstreams (18446744073709551615; at most 18446744073709551615 per
+/* Enough for "too many server names (18446744073709551615; at most 18446744073709551615 per
  * SNI route)". */
 #define CONFIG_COUNT_STR_MAX 112
 

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Single values: names, hosts, addresses, paths, methods, durations. The checks return NULL
- * when a value is fine and otherwise why it is not, in words fit for "invalid host 'x': why";
- * some normalize in place (case, brackets). Kept apart from the schema so that whatever edits
- * a Config later (D-Bus) validates a value the way a file would. */
+/* Single values: names, hosts, addresses, paths, methods, durations; and how many items a list
+ * may hold. The checks return NULL when a value is fine and otherwise why it is not, in words
+ * fit for "invalid host 'x': why"; some normalize in place (case, brackets). Kept apart from the
+ * schema so that whatever edits a Config later (D-Bus) validates a value the way a file would. */
 
 #include <arpa/inet.h>
 #include <inttypes.h>
