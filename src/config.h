@@ -184,6 +184,14 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
  * between routes and upstreams, and "at least one listener", are checked once all are read. */
 int config_load(char *const *paths, char **errors, Config **ret);
 
+/* Loads `paths` as config_load() does, then `state`, the runtime state (state.h): a native
+ * document as config_dump() writes it, whose upstreams and routes replace those of the files
+ * (APISIX manifests' included). Its other keys are skipped: listeners, dns, tls defaults and
+ * timeouts stay the files'. The result is checked as one configuration by the same rules as
+ * config_load(), so a file's listener naming an upstream the state lacks is an error, reported
+ * at the state's upstreams: (file:line:column). Returns and reports as config_load(). */
+int config_load_with_state(char *const *paths, const char *state, char **errors, Config **ret);
+
 /* Loads a YAML document from memory (for tests and the fuzzer); `name` stands for the file. */
 int config_load_string(const char *name, const char *yaml, size_t len, char **errors,
                        Config **ret);

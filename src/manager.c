@@ -12,6 +12,8 @@
 #include "state.h"
 
 #define STATUS_INTERVAL_USEC (5 * USEC_PER_SEC)
+/* Room for the counters and a note naming a file:line:column and why. */
+#define STATUS_MAX 1024
 
 static uint64_t total_requests(const Manager *m)
 {
@@ -43,6 +45,24 @@ static void format_status(Manager *m, char *buf, size_t size)
                  "%llu requests, %zu/%zu connections%s",
                  m->model->n_routes, m->model->n_upstreams, healthy, nodes, m->n_workers,
                  (unsigned long long)total_requests(m), clients, max, accepting);
+        if (m->status_note) {
+                size_t n = strlen(buf);
+                snprintf(buf + n, size - n, "; %s", m->status_note);
+        }
+}
+
+int manager_set_status_note(Manager *m, const char *note)
+{
+        char *s = NULL;
+        if (note) {
+                /* One line: STATUS= ends at a newline. */
+                s = strndup(note, strcspn(note, "\n"));
+                if (!s)
+                        return -ENOMEM;
+        }
+        free(m->status_note);
+        m->status_note = s;
+        return 0;
 }
 
 /* max_connections from the configuration, or derived from the descriptor limit; said when it
@@ -68,7 +88,7 @@ static void apply_max_connections(Manager *m)
 static void on_status_timer(evutil_socket_t fd, short what, void *userdata)
 {
         Manager *m = userdata;
-        char status[256];
+        char status[STATUS_MAX];
         format_status(m, status, sizeof(status));
         daemon_notify_status(status);
 }
@@ -142,7 +162,10 @@ static void swap_model(Manager *m, Model *model)
         model_unref(old);
         apply_max_connections(m);
 
-        char status[256];
+        /* At start READY=1 brings the first status, once the workers run. */
+        if (m->n_workers == 0)
+                return;
+        char status[STATUS_MAX];
         format_status(m, status, sizeof(status));
         daemon_notify_status(status);
 }
@@ -163,6 +186,7 @@ int manager_apply_config(Manager *m, Config *config, char **ret_error)
                         return r;
                 }
         }
+        (void)manager_set_status_note(m, NULL);
         swap_model(m, model);
         return 0;
 }
@@ -248,11 +272,12 @@ int manager_reload(Manager *m, char **ret_errors)
                         log_warning_errno(r, "Cannot remove the runtime state in %s: %m",
                                           m->state_dir);
         }
+        (void)manager_set_status_note(m, NULL);
         swap_model(m, model);
         log_event(LOG_NOTICE, LBPROXY_MESSAGE_CONFIG_CHANGE, NULL, NULL, NULL,
                   "Configuration reloaded: %zu routes, %zu upstreams", model->n_routes,
                   model->n_upstreams);
-        char status[256];
+        char status[STATUS_MAX];
         format_status(m, status, sizeof(status));
         daemon_notify_ready(status);
         return 0;
@@ -454,6 +479,7 @@ Manager *manager_free(Manager *m)
         pthread_mutex_destroy(&m->release_lock);
         conn_limit_done(&m->conn_limit);
         free(m->state_dir);
+        free(m->status_note);
         free(m);
         return NULL;
 }
@@ -544,7 +570,7 @@ int manager_start(Manager *m)
         if (r < 0)
                 return r;
 
-        char status[256];
+        char status[STATUS_MAX];
         format_status(m, status, sizeof(status));
         for (size_t i = 0; i < m->n_listeners; i++)
                 log_info("Listening on '%s'%s", m->listeners[i].name,

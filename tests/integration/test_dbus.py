@@ -6,10 +6,8 @@ while a load generator runs."""
 
 import collections
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -17,21 +15,10 @@ import xml.etree.ElementTree as ET
 import dbus  # Debian's python3-dbus: error names, which busctl does not print
 import pytest
 
-from dbus_helpers import SystemBus, dbus_error
+from dbus_helpers import dbus_error
 from lbtest import REPO_ROOT, route_cfg, upstream_cfg
 
 NOBODY = 65534
-
-
-@pytest.fixture
-def bus():
-    # Not under pytest's tmp_path (mode 0700): an unprivileged caller must reach the socket.
-    d = tempfile.mkdtemp(prefix="lbp-bus-", dir="/tmp")
-    os.chmod(d, 0o755)
-    b = SystemBus(d).start()
-    yield b
-    b.stop()
-    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture
@@ -423,3 +410,27 @@ def test_connection_properties_show_count_and_limit(lbproxy, bus, two):
                                                                  "max_connections: 7"))
     bus.call("Reload")
     assert props() == ("0", "7")
+
+
+def test_limits_refuse_oversized_calls_and_change_nothing(lb, bus, two):
+    """A 1 MB path and 10,000 nodes are refused by the loader's own limits, naming the field;
+    the running configuration and the state directory stay as they were."""
+    before_state = sorted(os.listdir(lb.state_dir))
+    before_routes = bus.call("ListRoutes").stdout
+    before_upstreams = bus.call("ListUpstreams").stdout
+
+    err = dbus_error(bus, "AddRoute", "sasa(su)a{sv}", "big", ["/" + "a" * (1 << 20)],
+                     [("up_a", 1)], {})
+    assert err is not None and err[0] == "org.freedesktop.DBus.Error.InvalidArgs", err
+    assert err[1].startswith("paths[0]: invalid path '/aaaa") and \
+        err[1].endswith("': longer than 4096 bytes"), err[1][:300]
+
+    nodes = [(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}", 80, 1) for i in range(10000)]
+    err = dbus_error(bus, "AddUpstream", "ssa(squ)a{sv}", "big", "http", nodes, {})
+    assert err == ("org.freedesktop.DBus.Error.InvalidArgs",
+                   "nodes: too many nodes (10000; at most 4096 per upstream)"), err
+
+    assert bus.call("ListRoutes").stdout == before_routes
+    assert bus.call("ListUpstreams").stdout == before_upstreams
+    assert sorted(os.listdir(lb.state_dir)) == before_state
+    assert collections.Counter(servers(lb, 4)) == {"a": 2, "b": 2}
