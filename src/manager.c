@@ -524,12 +524,22 @@ static int start_workers(Manager *m)
         return 0;
 }
 
-/* The soft limit, read once: the workers and listeners count, and the daemon does not raise it
- * (LimitNOFILE= in the unit does). */
+/* The limit of open files, read once (the workers and listeners count). The soft limit is raised
+ * to the hard one first, as systemd advises for programs that use many descriptors and never
+ * select(2) (systemd services start with a soft limit of 1024 unless LimitNOFILE= says more), and
+ * as HAProxy does: a proxy started by hand then gets the connections its hard limit allows. */
 static uint64_t nofile_limit(void)
 {
         struct rlimit rl;
-        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return UINT64_MAX;
+        if (rl.rlim_cur < rl.rlim_max) {
+                rlim_t soft = rl.rlim_cur;
+                rl.rlim_cur = rl.rlim_max;
+                if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                        rl.rlim_cur = soft;
+        }
+        if (rl.rlim_cur == RLIM_INFINITY)
                 return UINT64_MAX;
         return (uint64_t)rl.rlim_cur;
 }

@@ -144,6 +144,19 @@ def test_default_max_connections_keeps_clear_of_the_fd_limit(lbproxy, upstream):
         closing(held + waiting)
 
 
+def test_soft_fd_limit_raised_to_the_hard_one(lbproxy, upstream):
+    """Started with a soft limit below the hard one (as systemd starts services, 1024 soft), the
+    daemon raises it and derives max_connections from the hard limit."""
+    up = upstream("a")
+    lb = lbproxy(config(up, workers=1), wrapper=["prlimit", f"--nofile={NOFILE}:{4 * NOFILE}"])
+    lines = lb.log_lines("Accepting up to", "derived from the file descriptor limit")
+    assert lines, lb.log_text()[-2000:]
+    assert f"file descriptor limit {4 * NOFILE})" in lines[0], lines[0]
+    with open(f"/proc/{lb.pid}/limits") as f:
+        row = next(ln for ln in f if ln.startswith("Max open files"))
+    assert row.split()[3:5] == [str(4 * NOFILE), str(4 * NOFILE)], row
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_max_connections_exact_and_waiting_client_served_when_one_closes(lbproxy, upstream,
                                                                          workers):
