@@ -470,6 +470,12 @@ int manager_start(Manager *m)
         int r = listeners_open(m->model->config, &m->listeners, &m->n_listeners);
         if (r < 0)
                 return r;
+        /* Before the threads: workers report node health to m->bus, which is never written
+         * once they run. Without the bus lbproxy still proxies; the control API comes when the
+         * bus does (its messages are processed once the loop runs). */
+        r = bus_start(m, &m->bus);
+        if (r < 0)
+                return r;
         r = start_workers(m);
         if (r < 0)
                 return r;
@@ -491,11 +497,6 @@ int manager_start(Manager *m)
                         event_add(m->status_timer, &tv);
         }
         m->watchdog = daemon_watchdog_start(m->base);
-
-        /* Without the bus lbproxy still proxies; the control API comes when the bus does. */
-        r = bus_start(m, &m->bus);
-        if (r < 0)
-                return r;
 
         char status[256];
         format_status(m, status, sizeof(status));
