@@ -8,6 +8,7 @@
                 written from it; a listener on 127.0.0.1 with a free port is added when it has
                 no `listeners`) or a YAML string (@LISTEN@ / @PORT@ are replaced). At teardown:
                 SIGTERM, bounded wait, exit code 0 asserted, and no sanitizer report in its log.
+                With LBPROXY_TEST_WORKERS=N, a config that sets no `workers` gets N (lbtest.py).
 """
 
 import os
