@@ -552,6 +552,12 @@ int manager_start(Manager *m)
         m->nofile = nofile_limit();
         m->default_max_connections = conn_limit_default(m->nofile, m->n_listeners,
                                                         workers_wanted(m->model->config));
+        /* Before the threads: workers report node health to m->bus, which is never written
+         * once they run. Without the bus lbproxy still proxies; the control API comes when the
+         * bus does (its messages are processed once the loop runs). */
+        r = bus_start(m, &m->bus);
+        if (r < 0)
+                return r;
         r = start_workers(m);
         if (r < 0)
                 return r;
@@ -574,11 +580,6 @@ int manager_start(Manager *m)
                         event_add(m->status_timer, &tv);
         }
         m->watchdog = daemon_watchdog_start(m->base);
-
-        /* Without the bus lbproxy still proxies; the control API comes when the bus does. */
-        r = bus_start(m, &m->bus);
-        if (r < 0)
-                return r;
 
         char status[STATUS_MAX];
         format_status(m, status, sizeof(status));

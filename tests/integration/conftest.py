@@ -10,6 +10,7 @@
                 no `listeners`) or a YAML string (@LISTEN@ / @PORT@ are replaced); wrapper= a
                 command that execs it (["prlimit", "--nofile=64:64"]). At teardown:
                 SIGTERM, bounded wait, exit code 0 asserted, and no sanitizer report in its log.
+                With LBPROXY_TEST_WORKERS=N, a config that sets no `workers` gets N (lbtest.py).
 """
 
 import os

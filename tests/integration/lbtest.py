@@ -16,7 +16,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Reports that fail any test whose lbproxy printed them.
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer",
+                     "WARNING: ThreadSanitizer", "FATAL: ThreadSanitizer")
 
 
 def env_float(name, default):
@@ -27,6 +28,10 @@ def env_float(name, default):
 
 
 READY_TIMEOUT = env_float("LBPROXY_READY_TIMEOUT", 10.0)
+
+# LBPROXY_TEST_WORKERS=N: every lbproxy runs N workers unless its config sets `workers` itself
+# (the default, one per core, would test one thread only on a one-core machine).
+TEST_WORKERS = os.environ.get("LBPROXY_TEST_WORKERS", "")
 
 
 # -- ports ------------------------------------------------------------------------------------
@@ -392,8 +397,15 @@ class LbProxy:
         env["NOTIFY_SOCKET"] = path
         env.update(self.extra_env)
         self.log_file = open(self.log_path, "ab")
+        configs = ["--config", str(self.config_path)]
+        if TEST_WORKERS and not re.search(r"(?m)(^|[{,])\s*workers\s*:",
+                                          self.config_path.read_text()):
+            # A file of its own, so that YAML text is left as the test wrote it.
+            workers = self.workdir / "test-workers.yaml"
+            workers.write_text(f"workers: {int(TEST_WORKERS)}\n")
+            configs = ["--config", str(workers)] + configs
         self.proc = subprocess.Popen(
-            self.wrapper + [self.binary, "--config", str(self.config_path)] + self.args,
+            self.wrapper + [self.binary] + configs + self.args,
             stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=subprocess.STDOUT, env=env,
             cwd=self.workdir)
         deadline = time.monotonic() + READY_TIMEOUT

@@ -26,12 +26,13 @@
  *
  * Every edit promises that running out of memory half-way leaves the Config as it was. To see
  * it, the n-th allocation is made to fail, for every n until an edit runs through. glibc lets a
- * program replace malloc; AddressSanitizer replaces it too, so that build checks leaks instead. */
+ * program replace malloc; AddressSanitizer replaces it too, so that build checks leaks instead.
+ * ThreadSanitizer's runtime also owns malloc, and calls it before it can run instrumented code. */
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define FAULT_INJECTION 0
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 #define FAULT_INJECTION 0
 #endif
 #endif
