@@ -117,22 +117,25 @@ static void policy_add_list(PolicyHash *p, const char *field, int n, const unsig
  * appended to may change between two reloads (GnuTLS reads its config file again). */
 static void policy_add_priority(PolicyHash *p, gnutls_priority_t prio)
 {
+        static const struct {
+                const char *field;
+                int (*get)(gnutls_priority_t prio, const unsigned **list);
+        } lists[] = {
+                { "protocols", gnutls_priority_protocol_list },
+                { "ciphers", gnutls_priority_cipher_list },
+                { "macs", gnutls_priority_mac_list },
+                { "kx", gnutls_priority_kx_list },
+                { "groups", gnutls_priority_group_list },
+                { "signatures", gnutls_priority_sign_list },
+        };
         const unsigned *list = NULL;
         int n;
 
         policy_add(p, "priority", CLIENT_PRIORITY, strlen(CLIENT_PRIORITY));
-        n = gnutls_priority_protocol_list(prio, &list);
-        policy_add_list(p, "protocols", n, list);
-        n = gnutls_priority_cipher_list(prio, &list);
-        policy_add_list(p, "ciphers", n, list);
-        n = gnutls_priority_mac_list(prio, &list);
-        policy_add_list(p, "macs", n, list);
-        n = gnutls_priority_kx_list(prio, &list);
-        policy_add_list(p, "kx", n, list);
-        n = gnutls_priority_group_list(prio, &list);
-        policy_add_list(p, "groups", n, list);
-        n = gnutls_priority_sign_list(prio, &list);
-        policy_add_list(p, "signatures", n, list);
+        for (size_t i = 0; i < ELEMENTSOF(lists); i++) {
+                n = lists[i].get(prio, &list);
+                policy_add_list(p, lists[i].field, n, list);
+        }
         n = gnutls_priority_certificate_type_list2(prio, &list, GNUTLS_CTYPE_SERVER);
         policy_add_list(p, "server certificate types", n, list);
 }

@@ -13,18 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "http-rewrite.h"
 #include "model.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-        do {                                                                                       \
-                if (!(cond)) {                                                                     \
-                        fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond);                 \
-                        abort();                                                                   \
-                }                                                                                  \
-        } while (0)
 
 /* What the proxy adds: a request may gain Host, X-Forwarded-For, X-Forwarded-Proto, Via,
  * Transfer-Encoding, Connection and Upgrade; a response Transfer-Encoding and Connection. Heads
