@@ -231,8 +231,8 @@ int tls_client_new(const ConfigUpstream *cu, TlsClient **ret, char **ret_error)
                 goto fail;
         }
         /* The system store may be missing (a minimal container) while ca_file has the anchor
-         * that matters; a handshake that finds no anchor says "issuer is unknown" anyway. How
-         * many anchors it gave stands for its content, which is not hashed. */
+         * that matters; a handshake that finds no anchor says "issuer is unknown" anyway. Of
+         * the store only how many anchors it gave goes into the policy, not which. */
         policy_add_int(&policy, "system trust",
                        gnutls_certificate_set_x509_system_trust(t->credentials));
         if (cu->tls.ca_file) {
