@@ -17,6 +17,7 @@ import pytest
 
 from dbus_helpers import dbus_error
 from lbtest import REPO_ROOT, route_cfg, upstream_cfg
+from tls_helpers import TlsUpstreamServer, make_pki
 
 NOBODY = 65534
 
@@ -255,6 +256,33 @@ def test_changes_survive_restart(lb, bus, two, lbproxy, upstream, how):
     assert new.request("GET", "/c").json()["server"] == "c"
     assert collections.Counter(servers(new, 40)) == {"a": 10, "b": 30}
     assert "runtime state" in new.log_text()
+
+
+def test_added_upstream_with_other_trust_gets_no_pooled_connection(lbproxy, bus, tmp_path):
+    """An upstream added over D-Bus on the address and SNI of a running one, with a CA that
+    does not trust the server: the pooled connection of the first does not serve it."""
+    pki = make_pki(tmp_path / "pki")
+    state = tmp_path / "state"
+    state.mkdir()
+    a = TlsUpstreamServer("a", "127.0.0.2", pki.good).start()
+    try:
+        up = upstream_cfg("loose", [a], scheme="https",
+                          tls={"ca_file": str(pki.ca), "sni": "httpbin.org"})
+        lb = lbproxy({"upstreams": [up], "routes": [route_cfg("r", ["/loose/*"], ["loose"])],
+                      "workers": 1, "access_log": True},
+                     args=["--state-dir", str(state)], env=bus.env())
+        bus.wait_name()
+        assert lb.request("GET", "/loose/1").status == 200
+        bus.call("AddUpstream", "ssa(squ)a{sv}", "strict", "https", 1, a.host, a.port, 1,
+                 2, "sni", "s", "httpbin.org", "ca_file", "s", str(pki.unknown_ca))
+        bus.call("AddRoute", "sasa(su)a{sv}", "rs", 1, "/strict/*", 1, "strict", 1, 0)
+        assert lb.request("GET", "/strict/1").status == 502
+        assert lb.wait_log('"GET /strict/1" 502 ', "issuer is unknown"), lb.log_text()[-2000:]
+        assert lb.request("GET", "/loose/2").status == 200
+        assert a.paths() == ["/loose/1", "/loose/2"]
+        assert a.connections == 2 and a.handshakes == 1
+    finally:
+        a.stop()
 
 
 def test_reload_goes_back_to_files_and_refuses_broken_file(lb, bus, two):
