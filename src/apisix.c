@@ -217,10 +217,12 @@ static void missing_key(Apisix *a, yaml_node_t *mapping, const char *path, const
 }
 
 /* The items of a sequence, or 0 after reporting that it is not one (or is empty, when
- * `empty_error` is given). */
+ * `empty_error` is given, or holds more than `count` allows, when given: the native limits). */
 static size_t sequence_length(Apisix *a, yaml_node_t *node, const char *path,
-                              const char *empty_error)
+                              const char *empty_error, const ConfigCount *count)
 {
+        char buf[CONFIG_COUNT_STR_MAX];
+        const char *why;
         size_t n;
 
         if (node->type != YAML_SEQUENCE_NODE) {
@@ -230,6 +232,11 @@ static size_t sequence_length(Apisix *a, yaml_node_t *node, const char *path,
         n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
         if (n == 0 && empty_error)
                 apisix_error(a, node, path, "%s", empty_error);
+        why = count ? config_check_count(count, n, buf) : NULL;
+        if (why) {
+                apisix_error(a, node, path, "%s", why);
+                return 0;
+        }
         return n;
 }
 
@@ -463,12 +470,12 @@ static bool duration_value(Apisix *a, yaml_node_t *node, const char *path, uint6
 
 /* A non-empty list of strings each `check` accepts; *ret is left alone unless all are fine. */
 static int strv_value(Apisix *a, yaml_node_t *node, const char *path, const char *what,
-                      const char *(*check)(char *s), char ***ret)
+                      const char *(*check)(char *s), const ConfigCount *count, char ***ret)
 {
         _cleanup_strv_free_ char **l = NULL;
         size_t n, k = 0;
 
-        n = sequence_length(a, node, path, "must not be empty");
+        n = sequence_length(a, node, path, "must not be empty", count);
         if (n == 0)
                 return 0;
         l = calloc(n + 1, sizeof(char *));
@@ -894,7 +901,7 @@ static int translate_upstream(Apisix *a, yaml_node_t *spec, yaml_node_t *name_no
                              "which does not exist outside Kubernetes");
         else {
                 n = sequence_length(a, v[UP_EXTERNAL_NODES], "spec.externalNodes",
-                                    "at least one node is required");
+                                    "at least one node is required", &config_count_nodes);
                 for (size_t j = 0; j < n; j++) {
                         yaml_node_t *item = sequence_item(a, v[UP_EXTERNAL_NODES], j);
 
@@ -1014,21 +1021,22 @@ static int translate_match(Apisix *a, yaml_node_t *node, const char *path, Confi
         if (!v[MATCH_PATHS])
                 missing_key(a, node, path, "paths");
         else {
-                r = strv_value(a, v[MATCH_PATHS], p, "path", config_check_path, &rt->paths);
+                r = strv_value(a, v[MATCH_PATHS], p, "path", config_check_path,
+                               &config_count_route_paths, &rt->paths);
                 if (r < 0)
                         return r;
         }
         if (v[MATCH_HOSTS]) {
                 path_join(p, path, "hosts");
                 r = strv_value(a, v[MATCH_HOSTS], p, "host", config_check_route_host,
-                               &rt->hosts);
+                               &config_count_route_hosts, &rt->hosts);
                 if (r < 0)
                         return r;
         }
         if (v[MATCH_METHODS]) {
                 path_join(p, path, "methods");
                 r = strv_value(a, v[MATCH_METHODS], p, "method", config_check_method,
-                               &rt->methods);
+                               &config_count_route_methods, &rt->methods);
                 if (r < 0)
                         return r;
         }
@@ -1151,7 +1159,8 @@ static int translate_rule(Apisix *a, yaml_node_t *node, const char *path)
                         missing_key(a, node, path, "upstreams");
                 return 0;
         }
-        n = sequence_length(a, v[HTTP_UPSTREAMS], p, "at least one upstream is required");
+        n = sequence_length(a, v[HTTP_UPSTREAMS], p, "at least one upstream is required",
+                            &config_count_route_upstreams);
         for (size_t j = 0; j < n; j++) {
                 yaml_node_t *item = sequence_item(a, v[HTTP_UPSTREAMS], j);
                 char q[APISIX_PATH_MAX];
@@ -1196,7 +1205,8 @@ static int translate_route(Apisix *a, yaml_node_t *spec)
                         missing_key(a, spec, "spec", "http");
                 return 0;
         }
-        n = sequence_length(a, v[ROUTE_HTTP], "spec.http", "at least one rule is required");
+        n = sequence_length(a, v[ROUTE_HTTP], "spec.http", "at least one rule is required",
+                            NULL);
         for (size_t i = 0; i < n; i++) {
                 yaml_node_t *item = sequence_item(a, v[ROUTE_HTTP], i);
 

@@ -473,6 +473,17 @@ static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         return sd_bus_reply_method_return(msg, NULL);
 }
 
+/* Read when asked, never signalled: the count changes with every connection. */
+static int property_connections(sd_bus *bus, const char *path, const char *interface,
+                                const char *property, sd_bus_message *reply, void *userdata,
+                                sd_bus_error *error)
+{
+        Manager *m = userdata;
+        size_t n = streq(property, "ActiveConnections") ? conn_limit_current(&m->conn_limit)
+                                                        : conn_limit_max(&m->conn_limit);
+        return sd_bus_message_append(reply, "u", (uint32_t)(n > UINT32_MAX ? UINT32_MAX : n));
+}
+
 const sd_bus_vtable bus_manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_ARGS("AddUpstream",
@@ -503,5 +514,7 @@ const sd_bus_vtable bus_manager_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("ListRoutes", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(so)", routes),
                                 method_list_routes, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Reload", NULL, NULL, method_reload, 0),
+        SD_BUS_PROPERTY("ActiveConnections", "u", property_connections, 0, 0),
+        SD_BUS_PROPERTY("MaxConnections", "u", property_connections, 0, 0),
         SD_BUS_VTABLE_END,
 };

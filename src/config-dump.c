@@ -308,6 +308,8 @@ static void dump_config(Dumper *d, const Config *c)
         mapping_start(d, false);
         key_uint(d, "max_header_bytes", c->max_header_bytes);
         key_uint(d, "max_headers", c->max_headers);
+        if (c->max_connections > 0)
+                key_uint(d, "max_connections", c->max_connections);
         mapping_end(d);
 
         key(d, "dns");

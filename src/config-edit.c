@@ -135,15 +135,28 @@ static int check_choice(const char *arg, const char *s, const char *const *names
         return edit_fail(ret_error, -EINVAL, "%s: '%s' is not one of %s", arg, esc(s, e), known);
 }
 
+/* The size limit a file's list of the kind has. */
+static int check_count(const char *arg, const ConfigCount *count, size_t n, char **ret_error)
+{
+        char buf[CONFIG_COUNT_STR_MAX];
+        const char *why = config_check_count(count, n, buf);
+
+        return why ? edit_fail(ret_error, -EINVAL, "%s: %s", arg, why) : 0;
+}
+
 /* Each entry checked as `arg[i]`; `l` must not be empty. */
 static int check_strv(const char *arg, const char *what, char *const *l,
-                      const char *(*check)(char *), char ***ret, char **ret_error)
+                      const char *(*check)(char *), const ConfigCount *count, char ***ret,
+                      char **ret_error)
 {
         _cleanup_strv_free_ char **t = NULL;
         size_t n = strv_length(l);
         char p[ARG_MAX];
         int r;
 
+        r = check_count(arg, count, n, ret_error);
+        if (r < 0)
+                return r;
         t = calloc(n + 1, sizeof(char *));
         if (!t)
                 return -ENOMEM;
@@ -582,6 +595,9 @@ static int check_nodes(const ConfigNode *nodes, size_t n_nodes, ConfigUpstream *
 
         if (n_nodes == 0)
                 return edit_fail(ret_error, -EINVAL, "nodes: at least one node is required");
+        r = check_count("nodes", &config_count_nodes, n_nodes, ret_error);
+        if (r < 0)
+                return r;
         assert(nodes);
 
         u->nodes = calloc(n_nodes, sizeof(ConfigNode));
@@ -880,6 +896,9 @@ int config_edit_add_node(Config *c, const char *upstream, const char *host, uint
         if (find_node(u->nodes, u->n_nodes, h, port) >= 0)
                 return edit_fail(ret_error, -EEXIST, "upstream '%s' has node %s already",
                                  esc(u->name, e), node_string(h, port, a));
+        r = check_count("upstream", &config_count_nodes, u->n_nodes + 1, ret_error);
+        if (r < 0)
+                return r;
 
         r = array_reserve((void **)&u->nodes, u->n_nodes, sizeof(ConfigNode));
         if (r < 0)
@@ -971,6 +990,9 @@ static int check_route_upstreams(const ConfigRouteUpstream *upstreams, size_t n_
         if (n_upstreams == 0)
                 return edit_fail(ret_error, -EINVAL,
                                  "upstreams: at least one upstream is required");
+        r = check_count("upstreams", &config_count_route_upstreams, n_upstreams, ret_error);
+        if (r < 0)
+                return r;
         assert(upstreams);
 
         rt->upstreams = calloc(n_upstreams, sizeof(ConfigRouteUpstream));
@@ -1012,7 +1034,7 @@ static int check_route_options(const ConfigRouteOptions *o, ConfigRoute *rt, cha
                                          "options.hosts: must not be empty (leave it out to match "
                                          "any host)");
                 r = check_strv("options.hosts", "host", o->hosts, config_check_route_host,
-                               &rt->hosts, ret_error);
+                               &config_count_route_hosts, &rt->hosts, ret_error);
                 if (r < 0)
                         return r;
         }
@@ -1022,7 +1044,7 @@ static int check_route_options(const ConfigRouteOptions *o, ConfigRoute *rt, cha
                                          "options.methods: must not be empty (leave it out to "
                                          "match any method)");
                 r = check_strv("options.methods", "method", o->methods, config_check_method,
-                               &rt->methods, ret_error);
+                               &config_count_route_methods, &rt->methods, ret_error);
                 if (r < 0)
                         return r;
         }
@@ -1048,7 +1070,8 @@ int config_edit_add_route(Config *c, const char *name, char **paths,
                 return r;
         if (!paths || !paths[0])
                 return edit_fail(ret_error, -EINVAL, "paths: at least one path is required");
-        r = check_strv("paths", "path", paths, config_check_path, &rt.paths, ret_error);
+        r = check_strv("paths", "path", paths, config_check_path, &config_count_route_paths,
+                       &rt.paths, ret_error);
         if (r < 0)
                 return r;
         r = check_route_upstreams(upstreams, n_upstreams, &rt, ret_error);
@@ -1189,6 +1212,9 @@ int config_edit_add_route_upstream(Config *c, const char *route, const char *ups
         if (find_route_upstream(rt->upstreams, rt->n_upstreams, upstream) >= 0)
                 return edit_fail(ret_error, -EEXIST, "route '%s' has upstream '%s' already",
                                  esc(rt->name, e), esc(upstream, e2));
+        r = check_count("route", &config_count_route_upstreams, rt->n_upstreams + 1, ret_error);
+        if (r < 0)
+                return r;
 
         r = array_reserve((void **)&rt->upstreams, rt->n_upstreams, sizeof(ConfigRouteUpstream));
         if (r < 0)

@@ -38,6 +38,42 @@
 #define CONFIG_RETRIES_MAX 100
 #define CONFIG_KEEPALIVE_POOL_MAX 10000
 
+/* Sizes of what a configuration holds, checked wherever it comes from (files, APISIX manifests,
+ * D-Bus, the runtime state) by one check each in config-values.c. Far above real use, they
+ * bound what one value or one call can cost: every change copies, rebuilds and rewrites the
+ * whole configuration. Documented in lbproxy.yaml(5) and README.md. */
+#define CONFIG_ROUTE_PATH_MAX 4096 /* bytes: within the default max_header_bytes */
+#define CONFIG_METHOD_MAX 32       /* characters; the longest registered method has 17 */
+#define CONFIG_NODES_MAX 4096      /* per upstream (the benchmark runs 1,000) */
+#define CONFIG_ROUTE_UPSTREAMS_MAX 64
+#define CONFIG_ROUTE_PATHS_MAX 64
+#define CONFIG_ROUTE_HOSTS_MAX 256
+#define CONFIG_ROUTE_METHODS_MAX 32
+#define CONFIG_SERVER_NAMES_MAX 256 /* per SNI route */
+
+/* A list's limit and the words its message uses. */
+typedef struct ConfigCount {
+        const char *items; /* "nodes" */
+        const char *per;   /* "upstream" */
+        size_t max;
+} ConfigCount;
+
+extern const ConfigCount config_count_nodes;
+extern const ConfigCount config_count_route_upstreams;
+extern const ConfigCount config_count_route_paths;
+extern const ConfigCount config_count_route_hosts;
+extern const ConfigCount config_count_route_methods;
+extern const ConfigCount config_count_server_names;
+
+/* Enough for "too many server names (18446744073709551615; at most 18446744073709551615 per
+ * SNI route)". */
+#define CONFIG_COUNT_STR_MAX 112
+
+/* NULL when `n` items fit `count`, else why not, in `buf`: "too many nodes (5000; at most 4096
+ * per upstream)". Callers put the field's name before it. */
+const char *config_check_count(const ConfigCount *count, size_t n,
+                               char buf[static CONFIG_COUNT_STR_MAX]);
+
 /* Listener defaults and ranges. Session tickets live at most 7 days (RFC 8446 4.6.1). */
 #define CONFIG_TICKET_ROTATE_DEFAULT (UINT64_C(12) * 3600 * USEC_PER_SEC)
 #define CONFIG_TICKET_ROTATE_MIN USEC_PER_SEC
@@ -92,6 +128,12 @@ typedef struct ConfigContext {
 
         /* libyaml gave up on some file: its later documents were not read. */
         bool syntax_error;
+
+        /* config_load_with_state(): the runtime state file is being read (only its upstreams
+         * and routes are), and, once read, where its upstreams are: a file's listener whose
+         * upstream the state lacks is reported there. */
+        bool reading_state;
+        ConfigMark state_mark;
 
         /* Alias-expansion guard for the document being walked. */
         size_t visits, max_visits;

@@ -38,6 +38,8 @@ typedef struct ConfigTable {
          * or NULL. */
         int (*finish)(ConfigContext *ctx, const struct ConfigTable *t, yaml_node_t *node,
                       yaml_node_t *const *values, void *item, const char *path);
+        /* Keys of this table that are known but not read here: skipped, not unknown. */
+        const struct ConfigTable *skipped;
 } ConfigTable;
 
 typedef struct ConfigRange {
@@ -63,6 +65,7 @@ typedef struct ConfigValidator {
 typedef struct ConfigStrv {
         const ConfigValidator *validator;
         const char *empty_error;
+        const ConfigCount *count; /* NULL: no limit */
 } ConfigStrv;
 
 typedef struct ConfigList {
@@ -70,6 +73,7 @@ typedef struct ConfigList {
         size_t item_size;
         size_t count_offset;     /* of the size_t count, beside the array pointer */
         const char *empty_error; /* NULL: an empty list is fine */
+        const ConfigCount *count; /* NULL: no limit */
 } ConfigList;
 
 /* ---- helpers ---- */
@@ -182,6 +186,22 @@ static bool strv_contains(char *const *l, const char *s)
                 if (streq(*l, s))
                         return true;
         return false;
+}
+
+/* False (and reported) when a sequence of `n` more items does not fit. Checked before any item
+ * is read, so an oversized list costs nothing more. */
+static bool count_fits(ConfigContext *ctx, const ConfigCount *count, yaml_node_t *node,
+                       const char *path, size_t n)
+{
+        char buf[CONFIG_COUNT_STR_MAX];
+        const char *why;
+
+        if (!count)
+                return true;
+        why = config_check_count(count, n, buf);
+        if (why)
+                node_error(ctx, node, path, "%s", why);
+        return !why;
 }
 
 static void set_string(char **p, char *s)
@@ -425,6 +445,8 @@ static int parse_strv(ConfigContext *ctx, const ConfigField *f, yaml_node_t *nod
                 node_error(ctx, node, path, "%s", arg->empty_error);
                 return 0;
         }
+        if (!count_fits(ctx, arg->count, node, path, n))
+                return 0;
 
         l = calloc(n + 1, sizeof(char *));
         if (!l)
@@ -485,6 +507,8 @@ static int parse_list(ConfigContext *ctx, const ConfigField *f, yaml_node_t *nod
 
         if (n > SIZE_MAX / list->item_size - *count)
                 return -ENOMEM;
+        if (!count_fits(ctx, list->count, node, path, *count + n))
+                return 0;
         a = reallocarray(*array, *count + n, list->item_size);
         if (!a)
                 return -ENOMEM;
@@ -510,6 +534,18 @@ static int parse_list(ConfigContext *ctx, const ConfigField *f, yaml_node_t *nod
                         return r;
         }
         return 0;
+}
+
+/* The index of the field named by the scalar `key`, or t->n_fields. */
+static size_t find_field(const ConfigTable *t, const yaml_node_t *key)
+{
+        size_t i;
+
+        for (i = 0; i < t->n_fields; i++)
+                if (strlen(t->fields[i].key) == key->data.scalar.length &&
+                    memcmp(t->fields[i].key, key->data.scalar.value, key->data.scalar.length) == 0)
+                        break;
+        return i;
 }
 
 static int walk_mapping(ConfigContext *ctx, yaml_node_t *node, const ConfigTable *t, void *base,
@@ -542,13 +578,10 @@ static int walk_mapping(ConfigContext *ctx, yaml_node_t *node, const ConfigTable
                                    config_node_kind(key));
                         continue;
                 }
-                for (i = 0; i < t->n_fields; i++)
-                        if (strlen(t->fields[i].key) == key->data.scalar.length &&
-                            memcmp(t->fields[i].key, key->data.scalar.value,
-                                   key->data.scalar.length) == 0) {
-                                f = t->fields + i;
-                                break;
-                        }
+                i = find_field(t, key);
+                f = i < t->n_fields ? t->fields + i : NULL;
+                if (!f && t->skipped && find_field(t->skipped, key) < t->skipped->n_fields)
+                        continue;
                 if (!f) {
                         node_error(ctx, key, path, "unknown key '%s'", node_escape(key, esc));
                         continue;
@@ -665,6 +698,7 @@ static const ConfigList certificates_list = {
         sizeof(ConfigCertificate),
         offsetof(ConfigListener, n_certificates),
         "at least one certificate is required",
+        NULL,
 };
 
 /* listeners[].sni_routes[] */
@@ -684,7 +718,8 @@ static int sni_route_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_
 }
 
 static const ConfigStrv strv_server_names = {&validate_server_name,
-                                             "at least one server name is required"};
+                                             "at least one server name is required",
+                                             &config_count_server_names};
 
 static const ConfigField sni_route_fields[] = {
         REQUIRED("server_names", parse_strv, offsetof(ConfigSniRoute, server_names),
@@ -699,6 +734,7 @@ static const ConfigList sni_routes_list = {
         sizeof(ConfigSniRoute),
         offsetof(ConfigListener, n_sni_routes),
         "at least one SNI route is required",
+        NULL,
 };
 
 /* listeners[] */
@@ -994,6 +1030,7 @@ static const ConfigList nodes_list = {
         sizeof(ConfigNode),
         offsetof(ConfigUpstream, n_nodes),
         "at least one node is required",
+        &config_count_nodes,
 };
 
 static const ConfigField upstream_fields[] = {
@@ -1062,20 +1099,27 @@ static int route_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_t *n
         return config_register_name(ctx, &ctx->route_names, "route name", rt->name, &rt->mark, p);
 }
 
-static const ConfigStrv strv_paths = {&validate_path, "at least one path is required"};
+static const ConfigStrv strv_paths = {
+        &validate_path,
+        "at least one path is required",
+        &config_count_route_paths,
+};
 static const ConfigStrv strv_hosts = {
         &validate_route_host,
         "must not be empty (leave hosts: out to match any host)",
+        &config_count_route_hosts,
 };
 static const ConfigStrv strv_methods = {
         &validate_method,
         "must not be empty (leave methods: out to match any method)",
+        &config_count_route_methods,
 };
 static const ConfigList route_upstreams_list = {
         &route_upstream_table,
         sizeof(ConfigRouteUpstream),
         offsetof(ConfigRoute, n_upstreams),
         "at least one upstream is required",
+        &config_count_route_upstreams,
 };
 
 static const ConfigField route_fields[] = {
@@ -1106,6 +1150,10 @@ static const ConfigField limits_fields[] = {
               RANGE(1024, 1048576, size_t, false)),
         FIELD("max_headers", parse_integer, offsetof(Config, max_headers),
               RANGE(1, 128, size_t, false)),
+        /* Each takes a descriptor or more: ten million is ten times what the kernel lets a
+         * process open by default (fs.nr_open). */
+        FIELD("max_connections", parse_integer, offsetof(Config, max_connections),
+              RANGE(1, 10000000, size_t, false)),
 };
 
 static const ConfigTable limits_table = TABLE(limits_fields, NULL, NULL);
@@ -1113,6 +1161,7 @@ static const ConfigTable limits_table = TABLE(limits_fields, NULL, NULL);
 static const ConfigStrv strv_dns_servers = {
         &validate_dns_server,
         "must not be empty (leave servers: out to use /etc/resolv.conf)",
+        NULL,
 };
 
 static int dns_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_t *node,
@@ -1146,17 +1195,20 @@ static const ConfigList listeners_list = {
         sizeof(ConfigListener),
         offsetof(Config, n_listeners),
         NULL,
+        NULL,
 };
 static const ConfigList upstreams_list = {
         &upstream_table,
         sizeof(ConfigUpstream),
         offsetof(Config, n_upstreams),
         NULL,
+        NULL,
 };
 static const ConfigList routes_list = {
         &route_table,
         sizeof(ConfigRoute),
         offsetof(Config, n_routes),
+        NULL,
         NULL,
 };
 
@@ -1189,6 +1241,29 @@ static const ConfigField top_fields[] = {
 
 static const ConfigTable top_table = TABLE(top_fields, NULL, top_finish);
 
+/* The runtime state (state.c) is a whole configuration as config_dump() wrote it: only its
+ * upstreams and routes are read, in place of the files'; the rest is the files' business. */
+static int state_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_t *node,
+                        yaml_node_t *const *values, void *item, const char *path)
+{
+        yaml_node_t *u = field_value(t, values, "upstreams");
+
+        ctx->state_mark = config_mark(ctx, u ? u : node);
+        return 0;
+}
+
+static const ConfigField state_fields[] = {
+        FIELD("upstreams", parse_list, offsetof(Config, upstreams), &upstreams_list),
+        FIELD("routes", parse_list, offsetof(Config, routes), &routes_list),
+};
+
+static const ConfigTable state_table = {
+        .fields = state_fields,
+        .n_fields = ELEMENTSOF(state_fields),
+        .finish = state_finish,
+        .skipped = &top_table,
+};
+
 void config_schema_init(Config *c)
 {
         c->access_log = true;
@@ -1206,5 +1281,6 @@ void config_schema_init(Config *c)
 int config_schema_apply(ConfigContext *ctx, yaml_document_t *doc, yaml_node_t *root)
 {
         assert(ctx->document == doc);
-        return walk_mapping(ctx, root, &top_table, ctx->config, "");
+        return walk_mapping(ctx, root, ctx->reading_state ? &state_table : &top_table,
+                            ctx->config, "");
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Single values: names, hosts, addresses, paths, methods, durations. The checks return NULL
- * when a value is fine and otherwise why it is not, in words fit for "invalid host 'x': why";
- * some normalize in place (case, brackets). Kept apart from the schema so that whatever edits
- * a Config later (D-Bus) validates a value the way a file would. */
+/* Single values: names, hosts, addresses, paths, methods, durations; and how many items a list
+ * may hold. The checks return NULL when a value is fine and otherwise why it is not, in words
+ * fit for "invalid host 'x': why"; some normalize in place (case, brackets). Kept apart from the
+ * schema so that whatever edits a Config later (D-Bus) validates a value the way a file would. */
 
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -10,6 +10,10 @@
 #include <netinet/in.h>
 
 #include "config-internal.h"
+
+/* For limits inside the constant messages. */
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
 
 static bool is_numeric_host(const char *s)
 {
@@ -252,6 +256,8 @@ const char *config_check_path(char *s)
 {
         if (s[0] != '/')
                 return "must start with '/'";
+        if (strlen(s) > CONFIG_ROUTE_PATH_MAX)
+                return "longer than " STRINGIFY(CONFIG_ROUTE_PATH_MAX) " bytes";
         for (const char *p = s; *p; p++) {
                 unsigned char ch = (unsigned char)*p;
 
@@ -271,6 +277,8 @@ const char *config_check_method(char *s)
 {
         if (!*s)
                 return "empty method";
+        if (strlen(s) > CONFIG_METHOD_MAX)
+                return "longer than " STRINGIFY(CONFIG_METHOD_MAX) " characters";
         for (char *p = s; *p; p++) {
                 char ch = *p;
 
@@ -498,4 +506,24 @@ bool config_boolean_word(const char *v, bool *ret)
                         return true;
                 }
         return false;
+}
+
+/* ---- sizes of lists ---- */
+
+const ConfigCount config_count_nodes = {"nodes", "upstream", CONFIG_NODES_MAX};
+const ConfigCount config_count_route_upstreams = {"upstreams", "route", CONFIG_ROUTE_UPSTREAMS_MAX};
+const ConfigCount config_count_route_paths = {"paths", "route", CONFIG_ROUTE_PATHS_MAX};
+const ConfigCount config_count_route_hosts = {"hosts", "route", CONFIG_ROUTE_HOSTS_MAX};
+const ConfigCount config_count_route_methods = {"methods", "route", CONFIG_ROUTE_METHODS_MAX};
+const ConfigCount config_count_server_names = {"server names", "SNI route",
+                                               CONFIG_SERVER_NAMES_MAX};
+
+const char *config_check_count(const ConfigCount *count, size_t n,
+                               char buf[static CONFIG_COUNT_STR_MAX])
+{
+        if (n <= count->max)
+                return NULL;
+        snprintf(buf, CONFIG_COUNT_STR_MAX, "too many %s (%zu; at most %zu per %s)", count->items,
+                 n, count->max, count->per);
+        return buf;
 }

@@ -114,15 +114,8 @@ void config_listener_done(ConfigListener *l)
         free(l->sni_routes);
 }
 
-Config *config_free(Config *c)
+static void config_upstreams_free(Config *c)
 {
-        if (!c)
-                return NULL;
-
-        for (size_t i = 0; i < c->n_listeners; i++)
-                config_listener_done(c->listeners + i);
-        free(c->listeners);
-
         for (size_t i = 0; i < c->n_upstreams; i++) {
                 ConfigUpstream *u = c->upstreams + i;
 
@@ -135,7 +128,12 @@ Config *config_free(Config *c)
                 config_tls_done(&u->tls);
         }
         free(c->upstreams);
+        c->upstreams = NULL;
+        c->n_upstreams = 0;
+}
 
+static void config_routes_free(Config *c)
+{
         for (size_t i = 0; i < c->n_routes; i++) {
                 ConfigRoute *r = c->routes + i;
 
@@ -148,6 +146,20 @@ Config *config_free(Config *c)
                 free(r->upstreams);
         }
         free(c->routes);
+        c->routes = NULL;
+        c->n_routes = 0;
+}
+
+Config *config_free(Config *c)
+{
+        if (!c)
+                return NULL;
+
+        for (size_t i = 0; i < c->n_listeners; i++)
+                config_listener_done(c->listeners + i);
+        free(c->listeners);
+        config_upstreams_free(c);
+        config_routes_free(c);
 
         strv_free(c->dns.servers);
         config_tls_done(&c->tls);
@@ -498,7 +510,8 @@ static int apply_document(ConfigContext *ctx, yaml_document_t *doc)
                           CONFIG_VISITS_FLOOR;
         ctx->too_complex = false;
 
-        for (size_t i = 0; i < ELEMENTSOF(document_hooks); i++) {
+        /* The runtime state is native YAML, as config_dump() writes it. */
+        for (size_t i = 0; i < ELEMENTSOF(document_hooks) && !ctx->reading_state; i++) {
                 r = document_hooks[i](ctx, doc, root);
                 if (r != 0)
                         return r < 0 ? r : 0;
@@ -822,9 +835,18 @@ static int config_finish(ConfigContext *ctx)
                 ConfigReference *ref = ctx->references + i;
                 ConfigNameEntry key = {.key = (char *)ref->name};
 
-                if (!tfind(&key, &ctx->upstream_names, name_entry_compare))
-                        config_error(ctx, &ref->mark, ref->path, "no upstream named '%s'",
-                                     config_escape(ref->name, strlen(ref->name), esc));
+                if (tfind(&key, &ctx->upstream_names, name_entry_compare))
+                        continue;
+                config_escape(ref->name, strlen(ref->name), esc);
+                /* A file's listener, beside the runtime state's upstreams: the state is what is
+                 * out of date, and what the operator must see. */
+                if (ctx->state_mark.file && ref->mark.file != ctx->state_mark.file)
+                        config_error(ctx, &ctx->state_mark, "upstreams",
+                                     "no upstream named '%s', which %s uses (%s:%u:%u)", esc,
+                                     ref->path, ref->mark.file, ref->mark.line,
+                                     ref->mark.column);
+                else
+                        config_error(ctx, &ref->mark, ref->path, "no upstream named '%s'", esc);
         }
 
         /* Only now: a later file may have changed the top-level tls: block. */
@@ -881,7 +903,59 @@ static int context_conclude(ConfigContext *ctx, int r, char **errors, Config **r
         return r < 0 ? r : 0;
 }
 
-int config_load(char *const *paths, char **errors, Config **ret)
+static int load_paths(ConfigContext *ctx, char *const *paths)
+{
+        int r = 0;
+
+        if (!paths || !paths[0]) {
+                config_error(ctx, NULL, NULL, "no configuration files given");
+                return -EINVAL;
+        }
+        for (char *const *p = paths; r >= 0 && *p; p++)
+                r = load_path(ctx, *p);
+        return r;
+}
+
+/* Whether `name` is the very string a listener refers to an upstream with. */
+static bool listener_owns_reference(const Config *c, const char *name)
+{
+        for (size_t i = 0; i < c->n_listeners; i++) {
+                const ConfigListener *l = c->listeners + i;
+
+                if (l->upstream == name)
+                        return true;
+                for (size_t k = 0; k < l->n_sni_routes; k++)
+                        if (l->sni_routes[k].upstream == name)
+                                return true;
+        }
+        return false;
+}
+
+/* The files' upstreams and routes make way for the state's: their names go, and so do the
+ * references their routes made. The listeners' references stay, to be checked against the
+ * state's upstreams. */
+static void drop_upstreams_and_routes(ConfigContext *ctx)
+{
+        size_t k = 0;
+
+        for (size_t i = 0; i < ctx->n_references; i++) {
+                ConfigReference *ref = ctx->references + i;
+
+                if (listener_owns_reference(ctx->config, ref->name))
+                        ctx->references[k++] = *ref;
+                else
+                        free(ref->path);
+        }
+        ctx->n_references = k;
+        tdestroy(ctx->upstream_names, name_entry_free);
+        tdestroy(ctx->route_names, name_entry_free);
+        ctx->upstream_names = ctx->route_names = NULL;
+        config_upstreams_free(ctx->config);
+        config_routes_free(ctx->config);
+}
+
+/* The files, then the state when there is one (config_load_with_state()). */
+static int load_all(char *const *paths, const char *state, char **errors, Config **ret)
 {
         ConfigContext ctx;
         int r;
@@ -895,14 +969,27 @@ int config_load(char *const *paths, char **errors, Config **ret)
                 return r;
         }
 
-        if (!paths || !paths[0]) {
-                config_error(&ctx, NULL, NULL, "no configuration files given");
-                r = -EINVAL;
+        r = load_paths(&ctx, paths);
+        if (r >= 0 && state) {
+                drop_upstreams_and_routes(&ctx);
+                ctx.reading_state = true;
+                r = load_file(&ctx, state);
+                /* A state without upstreams: (an empty file) is still what lacks them. */
+                if (r >= 0 && !ctx.state_mark.file)
+                        ctx.state_mark = (ConfigMark){.file = ctx.file, .line = 1, .column = 1};
         }
-        for (char *const *p = paths; r >= 0 && *p; p++)
-                r = load_path(&ctx, *p);
-
         return context_conclude(&ctx, r, errors, ret);
+}
+
+int config_load(char *const *paths, char **errors, Config **ret)
+{
+        return load_all(paths, NULL, errors, ret);
+}
+
+int config_load_with_state(char *const *paths, const char *state, char **errors, Config **ret)
+{
+        assert(state);
+        return load_all(paths, state, errors, ret);
 }
 
 int config_load_string(const char *name, const char *yaml, size_t len, char **errors, Config **ret)

@@ -164,6 +164,8 @@ typedef struct Config {
         uint64_t shutdown_grace_usec;    /* SIGTERM: how long requests in flight may go on */
         size_t max_header_bytes;         /* request or response head */
         size_t max_headers;              /* header lines per head */
+        size_t max_connections;          /* client connections open at once, all workers
+                                          * together; 0: derived from RLIMIT_NOFILE at start */
 } Config;
 
 Config *config_free(Config *c);
@@ -182,6 +184,14 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
  * between routes and upstreams, and "at least one listener", are checked once all are read. */
 int config_load(char *const *paths, char **errors, Config **ret);
 
+/* Loads `paths` as config_load() does, then `state`, the runtime state (state.h): a native
+ * document as config_dump() writes it, whose upstreams and routes replace those of the files
+ * (APISIX manifests' included). Its other keys are skipped: listeners, dns, tls defaults and
+ * timeouts stay the files'. The result is checked as one configuration by the same rules as
+ * config_load(), so a file's listener naming an upstream the state lacks is an error, reported
+ * at the state's upstreams: (file:line:column). Returns and reports as config_load(). */
+int config_load_with_state(char *const *paths, const char *state, char **errors, Config **ret);
+
 /* Loads a YAML document from memory (for tests and the fuzzer); `name` stands for the file. */
 int config_load_string(const char *name, const char *yaml, size_t len, char **errors,
                        Config **ret);
@@ -189,8 +199,8 @@ int config_load_string(const char *name, const char *yaml, size_t len, char **er
 /* Writes `c` as native YAML, every value explicit (defaults too, and each upstream's tls:
  * with the top-level defaults merged in), such that loading the output gives an equal Config.
  * Exceptions, so that configurations which do not use them dump as they always did: a
- * listener's `protocol: http` and its default idle_timeout, and a route's `websocket: false`
- * are left out. Returns 0, -ENOMEM, or -EIO when writing failed. */
+ * listener's `protocol: http` and its default idle_timeout, a route's `websocket: false`
+ * and an unset max_connections (derived at start) are left out. Returns 0, -ENOMEM, or -EIO when writing failed. */
 int config_dump(const Config *c, FILE *f);
 
 /* Looks an upstream or a route up by name; NULL when there is none. */

@@ -17,8 +17,10 @@ typedef struct ClientConn ClientConn;
 typedef struct Listener Listener;
 
 typedef enum ClientState {
+        CLIENT_NEW,       /* accepted, no byte of a request yet: header timeout from accept */
         CLIENT_IDLE,      /* between requests: keep-alive timeout */
         CLIENT_HEAD,      /* part of a head arrived: header timeout */
+        CLIENT_OUT_FULL,  /* responses wait for the client to read them: no request is read */
         CLIENT_BUSY,      /* an exchange runs */
         CLIENT_CLOSING,   /* flushing the last response, then lingering */
         CLIENT_LINGERING, /* write side shut; reading and discarding until EOF or a timer */
@@ -27,6 +29,8 @@ typedef enum ClientState {
 struct ClientConn {
         Stream stream;
         struct event timer;
+        struct event resume; /* the next turn, after the loop served other connections */
+        bool *gone;          /* inside client_process: set when the connection is freed */
         Worker *worker;
         ClientConn *prev, *next; /* the worker's list */
         Exchange *exchange;

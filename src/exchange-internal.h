@@ -14,9 +14,6 @@
 #include "tunnel.h"
 #include "worker.h"
 
-/* Past this much waiting in a peer's output buffer, the other side stops being read. */
-#define OUT_HIGH_WATER (256 * 1024)
-
 typedef struct Tunnel Tunnel;
 
 typedef enum ExchangeKind {

@@ -180,7 +180,7 @@ static int pump_request(Exchange *x)
          * buffer (bounded by its read limit), and not toggling the read event saves two
          * epoll_ctl calls per request. */
         if (!x->request.done &&
-            (!x->request_sent || stream_pending_out(&x->up->stream) >= OUT_HIGH_WATER))
+            (!x->request_sent || stream_pending_out(&x->up->stream) >= STREAM_OUT_HIGH_WATER))
                 stream_read_stop(cs);
         else
                 stream_read_start(cs);
@@ -266,7 +266,7 @@ static void pump_response(Exchange *x)
                 return;
         }
 
-        x->upstream_paused = stream_pending_out(cs) >= OUT_HIGH_WATER;
+        x->upstream_paused = stream_pending_out(cs) >= STREAM_OUT_HIGH_WATER;
         if (x->upstream_paused) {
                 stream_read_stop(us);
                 client_conn_set_timer(x->client, exchange_upstream_config(x)->send_timeout_usec);
@@ -315,10 +315,13 @@ static int read_response_head(Exchange *x)
                                               "upstream switched protocols unasked");
                                 return -1;
                         }
+                        size_t before = evbuffer_get_length(c->stream.out);
+                        if (http_rewrite_switching_head(&h, c->stream.out) < 0) {
+                                exchange_fail(x, 500, "out of memory", "out of memory");
+                                return -1;
+                        }
                         x->status = 101;
                         x->response_head_done = true;
-                        size_t before = evbuffer_get_length(c->stream.out);
-                        http_rewrite_switching_head(&h, c->stream.out);
                         x->response_bytes += evbuffer_get_length(c->stream.out) - before;
                         evbuffer_drain(us->in, (size_t)r);
                         exchange_tunnel_start(x); /* what follows the head is the tunnel's */
@@ -327,8 +330,11 @@ static int read_response_head(Exchange *x)
                 if (h.status >= 100 && h.status < 200) {
                         /* Interim responses go through as they are (100 Continue). */
                         /* The head points into us->in: write it out before draining. */
-                        if (!x->client_http10)
-                                http_rewrite_response_head(&h, c->stream.out, false, false);
+                        if (!x->client_http10 &&
+                            http_rewrite_response_head(&h, c->stream.out, false, false) < 0) {
+                                exchange_fail(x, 500, "out of memory", "out of memory");
+                                return -1;
+                        }
                         evbuffer_drain(us->in, (size_t)r);
                         if (!x->client_http10) {
                                 /* The client may be waiting for it before it sends the body. */
@@ -341,18 +347,22 @@ static int read_response_head(Exchange *x)
                         continue;
                 }
 
+                /* An HTTP/1.0 client cannot read chunked coding (an upstream may send it all
+                 * the same): it gets the payload, delimited by the close. */
+                bool dechunk = x->client_http10 && h.body == HTTP_BODY_CHUNKED;
+                bool client_close = !x->client_keep_alive || !x->request.done ||
+                                    h.body == HTTP_BODY_CLOSE || dechunk || c->worker->stopping;
+                size_t before = evbuffer_get_length(c->stream.out);
+                if (http_rewrite_response_head(&h, c->stream.out, client_close,
+                                               x->client_http10) < 0) {
+                        exchange_fail(x, 500, "out of memory", "out of memory");
+                        return -1;
+                }
                 x->status = h.status;
                 x->response_head_done = true;
                 http_body_init(&x->response, h.body, h.content_length);
                 x->response_keep_alive = h.keep_alive;
-                /* An HTTP/1.0 client cannot read chunked coding (an upstream may send it all
-                 * the same): it gets the payload, delimited by the close. */
-                bool dechunk = x->client_http10 && h.body == HTTP_BODY_CHUNKED;
                 x->response.dechunk = dechunk;
-                bool client_close = !x->client_keep_alive || !x->request.done ||
-                                    h.body == HTTP_BODY_CLOSE || dechunk || c->worker->stopping;
-                size_t before = evbuffer_get_length(c->stream.out);
-                http_rewrite_response_head(&h, c->stream.out, client_close, x->client_http10);
                 x->response_bytes += evbuffer_get_length(c->stream.out) - before;
                 if (client_close)
                         x->client_keep_alive = false;
@@ -507,12 +517,13 @@ int exchange_start(ClientConn *c, const HttpHead *h)
         x->method_len = h->method.len;
         x->path = x->head + h->method.len + 1;
         x->path_len = h->path.len;
+        /* `h` points into the input buffer: not to be read after this. */
         evbuffer_drain(c->stream.in, h->head_len);
 
         char text[256];
         if (!x->route) {
-                snprintf(text, sizeof(text), "no route for %.*s %.*s", (int)h->method.len,
-                         h->method.p, (int)(h->path.len > 200 ? 200 : h->path.len), h->path.p);
+                snprintf(text, sizeof(text), "no route for %.*s %.*s", (int)x->method_len,
+                         x->method, (int)(x->path_len > 200 ? 200 : x->path_len), x->path);
                 exchange_fail(x, 404, "no route", text);
                 return 1;
         }

@@ -21,9 +21,10 @@ typedef struct RequestContext {
 
 bool http_method_is_idempotent(HttpSlice method);
 
-/* The request head for `u`, in a new buffer. With pass_host node the Host line depends on the
- * node, which a retry may change: it is left out and *ret_host_at says where it goes (else
- * SIZE_MAX). */
+/* The request head for `u`, in a new buffer of exactly its length. With pass_host node the Host
+ * line depends on the node, which a retry may change: it is left out and *ret_host_at says where
+ * it goes (else SIZE_MAX). The target is written in origin-form, so `h` must have a path (not
+ * CONNECT's authority-form: no route matches it). */
 int http_rewrite_request_head(const HttpHead *h, const Upstream *u, const RequestContext *ctx,
                               char **ret, size_t *ret_len, size_t *ret_host_at);
 
@@ -31,10 +32,11 @@ int http_rewrite_request_head(const HttpHead *h, const Upstream *u, const Reques
 int http_rewrite_copy_line(const HttpHead *h, char **ret, size_t *ret_len);
 
 /* Appends the head of a 101 Switching Protocols for the client: the upstream's fields, with its
- * Connection: upgrade and Upgrade kept (they are hop-by-hop, but this hop is switching). */
-void http_rewrite_switching_head(const HttpHead *h, struct evbuffer *out);
+ * Connection: upgrade and Upgrade kept (they are hop-by-hop, but this hop is switching). 0, or
+ * -ENOMEM with nothing appended. */
+int http_rewrite_switching_head(const HttpHead *h, struct evbuffer *out);
 
 /* Appends the response head for the client to `out`. `close` adds Connection: close; an HTTP/1.0
- * client that stays gets Connection: keep-alive. */
-void http_rewrite_response_head(const HttpHead *h, struct evbuffer *out, bool close,
-                                bool http10_client);
+ * client that stays gets Connection: keep-alive. 0, or -ENOMEM with nothing appended. */
+int http_rewrite_response_head(const HttpHead *h, struct evbuffer *out, bool close,
+                               bool http10_client);

@@ -6,8 +6,10 @@
 #include <systemd/sd-daemon.h>
 
 #include "conn-client.h"
+#include "conn-limit.h"
 #include "listener.h"
 #include "log.h"
+#include "manager.h"
 #include "worker.h"
 
 #define LISTEN_BACKLOG 4096
@@ -141,44 +143,157 @@ finish:
         return r;
 }
 
-static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
-                      int socklen, void *userdata)
+/* At most this many connections are taken per readiness event of a listening socket (HAProxy's
+ * tune.maxaccept is 64 too): then the loop serves the connections it has before it takes more,
+ * so a burst of thousands does not hold up the requests already accepted, and the other workers,
+ * woken by the same readiness, get their share of the burst. The socket stays readable, so the
+ * rest is taken at the loop's next round. */
+#define ACCEPT_BATCH 64
+
+/* Errors accept(2) passes on from one connection (see its man page: "treat them like EAGAIN by
+ * retrying"): that connection is lost, the next one may be fine. */
+static bool accept_error_is_transient(int e)
 {
-        ListenerWatch *lw = userdata;
-        int r = client_conn_new(lw->worker, fd, sa, lw->listener);
-        if (r < 0)
-                log_warning_errno(r, "Failed to set up a connection on listener '%s': %m",
-                                  lw->listener->name);
+        switch (e) {
+        case EINTR:
+        case ECONNABORTED:
+        case EPROTO:
+        case EPERM: /* a firewall rule */
+        case ENETDOWN:
+        case ENOPROTOOPT:
+        case EHOSTDOWN:
+        case ENONET:
+        case EHOSTUNREACH:
+        case EOPNOTSUPP:
+        case ENETUNREACH:
+        case ETIMEDOUT:
+                return true;
+        default:
+                return false;
+        }
 }
 
-static void on_accept_error(struct evconnlistener *evl, void *userdata)
+static void watches_set(Worker *w, bool on)
+{
+        if (w->accept_paused == !on)
+                return;
+        for (size_t i = 0; i < w->n_watches; i++) {
+                struct event *ev = w->watches[i].ev;
+                if (ev && on)
+                        event_add(ev, NULL);
+                else if (ev)
+                        event_del(ev);
+        }
+        w->accept_paused = !on;
+}
+
+void listeners_resume(Worker *w)
+{
+        conn_limit_unwait(&w->manager->conn_limit, w);
+        if (w->accept_timer)
+                evtimer_del(w->accept_timer);
+        if (!w->stopping)
+                watches_set(w, true);
+}
+
+/* Stops accepting on every listener of this worker, until `until` (CLOCK_MONOTONIC) or, with 0,
+ * until a slot comes free. Returns false when that happened already: it goes on accepting. */
+static bool pause_accepting(Worker *w, uint64_t until)
+{
+        watches_set(w, false);
+        if (until > 0) {
+                uint64_t now = now_usec(CLOCK_MONOTONIC), d = until > now ? until - now : 0;
+                struct timeval tv = { .tv_sec = (time_t)(d / USEC_PER_SEC),
+                                      .tv_usec = (suseconds_t)(d % USEC_PER_SEC) };
+                evtimer_add(w->accept_timer, &tv);
+        }
+        if (conn_limit_wait(&w->manager->conn_limit, w, until))
+                return true;
+        listeners_resume(w);
+        return false;
+}
+
+static bool out_of_resources(int e)
+{
+        return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
+}
+
+static void on_listener_ready(evutil_socket_t fd, short what, void *userdata)
 {
         ListenerWatch *lw = userdata;
-        /* EMFILE and friends: the connection waits in the backlog; the next round retries. */
-        log_warning_errno(EVUTIL_SOCKET_ERROR(), "Accept failed on listener '%s': %m",
-                          lw->listener->name);
+        Worker *w = lw->worker;
+        ConnLimit *cl = &w->manager->conn_limit;
+        unsigned accepted = 0;
+
+        /* Another worker ran out of descriptors a moment ago: this one waits too, rather than
+         * fail the same way. */
+        uint64_t until = conn_limit_retry_at(cl);
+        if (until > 0 && pause_accepting(w, until))
+                return;
+
+        for (unsigned i = 0; i < ACCEPT_BATCH && !w->accept_paused; i++) {
+                /* The slot first, so that max_connections holds exactly: past it, connections
+                 * stay in the kernel's backlog until one closes. */
+                if (!conn_limit_take(cl)) {
+                        if (pause_accepting(w, 0))
+                                conn_limit_report_full(cl);
+                        continue;
+                }
+                struct sockaddr_storage sa;
+                socklen_t len = sizeof(sa);
+                int cfd = accept4(fd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (cfd < 0) {
+                        int e = errno;
+                        conn_limit_put(cl);
+                        if (e == EAGAIN || e == EWOULDBLOCK)
+                                break;
+                        if (accept_error_is_transient(e))
+                                continue;
+                        /* Out of descriptors or memory, or a socket gone bad: retrying at once
+                         * would fail the same way, as fast as the loop spins. */
+                        (void)pause_accepting(w, conn_limit_back_off(cl, lw->listener->name, e));
+                        break;
+                }
+                accepted++;
+                int r = client_conn_new(w, cfd, (struct sockaddr *)&sa, lw->listener);
+                if (r < 0) {
+                        /* The connection is closed; its slot was never the connection's. */
+                        conn_limit_put(cl);
+                        if (out_of_resources(-r)) {
+                                (void)pause_accepting(w, conn_limit_back_off(cl, lw->listener->name,
+                                                                             -r));
+                                break;
+                        }
+                        log_warning_errno(r, "Failed to set up a connection on listener '%s': %m",
+                                          lw->listener->name);
+                }
+        }
+        if (accepted > 0)
+                conn_limit_accepted(cl);
 }
 
 int listeners_watch(Listener *l, size_t n, Worker *w, ListenerWatch *watches)
 {
         for (size_t i = 0; i < n; i++) {
                 watches[i] = (ListenerWatch){ .listener = &l[i], .worker = w };
-                /* Not LEV_OPT_CLOSE_ON_FREE: the socket is shared by the workers. */
-                watches[i].evl = evconnlistener_new(w->base, on_accept, &watches[i],
-                                                    LEV_OPT_CLOSE_ON_EXEC, 0, l[i].fd);
-                if (!watches[i].evl)
+                /* The socket is shared by the workers: only the event is this worker's. */
+                watches[i].ev = event_new(w->base, l[i].fd, EV_READ | EV_PERSIST,
+                                          on_listener_ready, &watches[i]);
+                if (!watches[i].ev || event_add(watches[i].ev, NULL) < 0)
                         return log_error_errno(ENOMEM, "Failed to watch listener '%s'",
                                                l[i].name);
-                evconnlistener_set_error_cb(watches[i].evl, on_accept_error);
         }
         return 0;
 }
 
-void listeners_unwatch(ListenerWatch *watches, size_t n)
+void listeners_unwatch(Worker *w)
 {
-        for (size_t i = 0; watches && i < n; i++)
-                if (watches[i].evl) {
-                        evconnlistener_free(watches[i].evl);
-                        watches[i].evl = NULL;
+        conn_limit_unwait(&w->manager->conn_limit, w);
+        if (w->accept_timer)
+                evtimer_del(w->accept_timer);
+        for (size_t i = 0; w->watches && i < w->n_watches; i++)
+                if (w->watches[i].ev) {
+                        event_free(w->watches[i].ev);
+                        w->watches[i].ev = NULL;
                 }
 }

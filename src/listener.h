@@ -2,9 +2,13 @@
 #pragma once
 
 /* Listening sockets: taken from socket activation by FileDescriptorName=, or bound here when
- * lbproxy is started by hand. Each accepted connection becomes a ClientConn of the worker. */
+ * lbproxy is started by hand. Each worker accepts on each of them, in bounded batches, taking a
+ * slot of the process-wide connection limit (conn-limit.h) before each accept(2); each accepted
+ * connection becomes a ClientConn of the worker. At the limit, or when accept(2) runs out of
+ * descriptors, the worker stops watching its sockets (connections wait in the backlog) until a
+ * connection closes or the back-off ends. */
 
-#include <event2/listener.h>
+#include <event2/event.h>
 #include <stdbool.h>
 
 #include "config.h"
@@ -25,7 +29,7 @@ typedef struct Listener {
 typedef struct ListenerWatch {
         Listener *listener;
         Worker *worker;
-        struct evconnlistener *evl;
+        struct event *ev; /* readable: connections wait in the backlog */
 } ListenerWatch;
 
 /* Opens every listener of `c`: activated fds (from sd_listen_fds_with_names) are matched by
@@ -36,5 +40,8 @@ int listeners_open(const Config *c, Listener **ret, size_t *ret_n);
 int listeners_watch(Listener *l, size_t n, Worker *w, ListenerWatch *watches);
 /* Stops accepting on one worker (shutdown); the sockets stay open so the backlog is kept for a
  * successor. */
-void listeners_unwatch(ListenerWatch *watches, size_t n);
+void listeners_unwatch(Worker *w);
+/* Accepting again after a pause (the back-off's timer, or woken by a connection that closed);
+ * on the worker's thread. */
+void listeners_resume(Worker *w);
 void listeners_free(Listener *l, size_t n);

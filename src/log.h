@@ -25,6 +25,7 @@
 #define LBPROXY_MESSAGE_DNS_CHANGE "2f8d6b4a1c9e4f7b8a5d3c1e9f7b5a3d"  /* a name's addresses */
 #define LBPROXY_MESSAGE_DNS_FAILURE "4b6d8f0a2c4e4a6b8d0f2a4c6e8b0d2f" /* a name did not resolve */
 #define LBPROXY_MESSAGE_CONFIG_CHANGE "9e1c3a5f7b2d4c6e8a0f1b3d5c7e9a2b" /* D-Bus change, reload */
+#define LBPROXY_MESSAGE_STATE_REJECTED "62b7d884506b458d9d5b7432629bc9dc" /* state.yaml unused */
 
 /* Warnings a peer can trigger at will (log_peer_warning): at most this many a second per
  * thread; the rest are counted and the count is said once a second. */

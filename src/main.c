@@ -106,6 +106,47 @@ static int parse_arguments(int argc, char **argv, Arguments *a)
         return 1;
 }
 
+/* Moves the runtime state aside and says why: one journal entry with every reason, and the
+ * first (a file:line:column) as the STATUS= note returned. */
+static int reject_state(const char *dir, const char *why, char **ret_note)
+{
+        int r = state_reject(dir);
+        if (r < 0)
+                log_warning_errno(r, "Cannot move the runtime state in %s aside: %m", dir);
+        log_event(LOG_ERR, LBPROXY_MESSAGE_STATE_REJECTED, NULL, NULL, NULL,
+                  "Runtime state %s/" STATE_FILE " rejected, started from the configuration "
+                  "files alone%s:\n%s",
+                  dir, r < 0 ? "" : " (moved to " STATE_REJECTED_FILE ")", why);
+        if (asprintf(ret_note, "runtime state rejected%s: %.*s",
+                     r < 0 ? "" : " (moved to " STATE_REJECTED_FILE ")",
+                     (int)strcspn(why, "\n"), why) < 0)
+                return log_error_errno(-ENOMEM, "Cannot load the runtime state: %m");
+        return 0;
+}
+
+/* The files' upstreams and routes, or the runtime state's: changes made over D-Bus outlive a
+ * restart, and win over the files until a Reload(). A state that does not parse, or does not
+ * fit the files (checked as one configuration, as the files are), is moved aside. Returns 1
+ * when the state is used, 0 when not (*ret_note then says why, when there was one). */
+static int use_state(char **paths, const char *dir, Config **config, char **ret_note)
+{
+        _cleanup_(config_freep) Config *merged = NULL;
+        _cleanup_free_ char *errors = NULL;
+
+        int r = state_load(paths, dir, &merged, &errors);
+        if (r == -ENOMEM)
+                return log_error_errno(-ENOMEM, "Cannot load the runtime state: %m");
+        if (r == 0)
+                return 0;
+        if (r < 0)
+                return reject_state(dir, errors ? errors : strerror(-r), ret_note);
+        log_info("Using the upstreams and routes of the runtime state in %s/" STATE_FILE
+                 " (changes made over D-Bus); Reload() goes back to the files", dir);
+        config_free(*config);
+        *config = TAKE_PTR(merged);
+        return 1;
+}
+
 int main(int argc, char **argv)
 {
         Arguments args = {};
@@ -133,27 +174,24 @@ int main(int argc, char **argv)
                 return 1;
         }
 
-        /* Upstreams and routes changed over D-Bus outlive a restart: the state's win over the
-         * files' until a Reload(). A state file that does not load is reported and ignored. */
-        if (!args.check && state_exists(state_dir)) {
-                _cleanup_free_ char *path = NULL;
-                _cleanup_(config_freep) Config *state = NULL;
-                char *state_paths[2] = {};
-                if (state_path(state_dir, &path) >= 0) {
-                        state_paths[0] = path;
-                        r = config_load(state_paths, &errors, &state);
-                        if (r >= 0)
-                                r = state_merge(config, state);
-                        if (r >= 0)
-                                log_info("Using the upstreams and routes of the runtime state in "
-                                         "%s (changes made over D-Bus); Reload() goes back to "
-                                         "the files", path);
-                        else
-                                log_error("Ignoring the runtime state in %s, it does not load:\n%s",
-                                          path, errors ? errors : strerror(-r));
-                        errors = mfree(errors);
+        _cleanup_free_ char *note = NULL;
+        bool from_state = false;
+        if (!args.check && state_dir) {
+                /* A daemon that cannot keep its changes must say so now, not at the first
+                 * D-Bus call. */
+                r = state_dir_prepare(state_dir);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot use the state directory %s: %m (changes made "
+                                        "over D-Bus are kept there)", state_dir);
+                        return 1;
                 }
-        }
+                r = use_state(paths, state_dir, &config, &note);
+                if (r < 0)
+                        return 1;
+                from_state = r > 0;
+        } else if (!args.check)
+                log_notice("No state directory (--state-dir or $STATE_DIRECTORY): changes made "
+                           "over D-Bus last until lbproxy stops");
 
         if (args.check) {
                 size_t n_listeners = config->n_listeners, n_upstreams = config->n_upstreams,
@@ -179,6 +217,20 @@ int main(int argc, char **argv)
         _cleanup_(manager_freep) Manager *m = NULL;
         _cleanup_free_ char *error = NULL;
         r = manager_new(paths, state_dir, TAKE_PTR(config), &m, &error);
+        /* The state's upstreams may be what does not build (a CA file gone since): then the
+         * files alone, which a start without the state would have built. */
+        if (r < 0 && r != -ENOMEM && from_state) {
+                _cleanup_free_ char *why = TAKE_PTR(error);
+                int k = config_load(paths, &errors, &config);
+                if (k >= 0)
+                        k = manager_new(paths, state_dir, TAKE_PTR(config), &m, &error);
+                if (k >= 0) {
+                        r = reject_state(state_dir, why ? why : strerror(-r), &note);
+                } else if (!error)
+                        error = TAKE_PTR(why);
+        }
+        if (r >= 0 && note)
+                r = manager_set_status_note(m, note);
         if (r < 0) {
                 if (error)
                         log_error("Failed to set up: %s", error);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <event2/thread.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include "bus.h"
 #include "conn-client.h"
@@ -11,6 +12,8 @@
 #include "state.h"
 
 #define STATUS_INTERVAL_USEC (5 * USEC_PER_SEC)
+/* Room for the counters and a note naming a file:line:column and why. */
+#define STATUS_MAX 1024
 
 static uint64_t total_requests(const Manager *m)
 {
@@ -22,25 +25,70 @@ static uint64_t total_requests(const Manager *m)
 
 static void format_status(Manager *m, char *buf, size_t size)
 {
-        size_t clients = 0, nodes = 0, healthy = 0;
+        size_t nodes = 0, healthy = 0;
+        size_t clients = conn_limit_current(&m->conn_limit);
+        size_t max = conn_limit_max(&m->conn_limit);
+        const char *accepting = "";
 
-        for (size_t i = 0; i < m->n_workers; i++)
-                clients += atomic_load_explicit(&m->workers[i].n_clients, memory_order_relaxed);
         for (size_t i = 0; i < m->model->n_upstreams; i++)
                 for (size_t k = 0; k < m->model->upstreams[i]->n_nodes; k++, nodes++)
                         healthy += atomic_load_explicit(&m->model->upstreams[i]->nodes[k].failures,
                                                         memory_order_relaxed) == 0;
+        if (m->default_max_connections == 0)
+                max = 0; /* not started: no limit yet */
+        else if (conn_limit_retry_at(&m->conn_limit) > 0)
+                accepting = " (not accepting: out of file descriptors or memory)";
+        else if (clients >= max)
+                accepting = " (max_connections reached: new ones wait)";
         snprintf(buf, size,
                  "Serving %zu routes over %zu upstreams (%zu/%zu nodes healthy) with %zu workers; "
-                 "%llu requests, %zu connections",
+                 "%llu requests, %zu/%zu connections%s",
                  m->model->n_routes, m->model->n_upstreams, healthy, nodes, m->n_workers,
-                 (unsigned long long)total_requests(m), clients);
+                 (unsigned long long)total_requests(m), clients, max, accepting);
+        if (m->status_note) {
+                size_t n = strlen(buf);
+                snprintf(buf + n, size - n, "; %s", m->status_note);
+        }
+}
+
+int manager_set_status_note(Manager *m, const char *note)
+{
+        char *s = NULL;
+        if (note) {
+                /* One line: STATUS= ends at a newline. */
+                s = strndup(note, strcspn(note, "\n"));
+                if (!s)
+                        return -ENOMEM;
+        }
+        free(m->status_note);
+        m->status_note = s;
+        return 0;
+}
+
+/* max_connections from the configuration, or derived from the descriptor limit; said when it
+ * changes (at start, or by a reload). */
+static void apply_max_connections(Manager *m)
+{
+        size_t configured = m->model->config->max_connections;
+        size_t max = configured > 0 ? configured : m->default_max_connections;
+        if (m->default_max_connections == 0 || max == conn_limit_max(&m->conn_limit))
+                return; /* not started yet (the listeners and workers count), or unchanged */
+        conn_limit_set_max(&m->conn_limit, max);
+        log_info("Accepting up to %zu client connections (%s; file descriptor limit %llu)", max,
+                 configured > 0 ? "max_connections" : "derived from the file descriptor limit",
+                 (unsigned long long)m->nofile);
+        size_t needed = conn_limit_fds_needed(max, m->n_listeners, m->n_workers);
+        if (needed > m->nofile)
+                log_warning("max_connections %zu may need about %zu file descriptors, more than "
+                            "the limit of %llu (LimitNOFILE=): when they run out, accepting pauses "
+                            "and new connections wait", max, needed,
+                            (unsigned long long)m->nofile);
 }
 
 static void on_status_timer(evutil_socket_t fd, short what, void *userdata)
 {
         Manager *m = userdata;
-        char status[256];
+        char status[STATUS_MAX];
         format_status(m, status, sizeof(status));
         daemon_notify_status(status);
 }
@@ -112,8 +160,12 @@ static void swap_model(Manager *m, Model *model)
         set_model(m, model);
         bus_model_swapped(m->bus, old, model);
         model_unref(old);
+        apply_max_connections(m);
 
-        char status[256];
+        /* At start READY=1 brings the first status, once the workers run. */
+        if (m->n_workers == 0)
+                return;
+        char status[STATUS_MAX];
         format_status(m, status, sizeof(status));
         daemon_notify_status(status);
 }
@@ -134,6 +186,7 @@ int manager_apply_config(Manager *m, Config *config, char **ret_error)
                         return r;
                 }
         }
+        (void)manager_set_status_note(m, NULL);
         swap_model(m, model);
         return 0;
 }
@@ -219,11 +272,12 @@ int manager_reload(Manager *m, char **ret_errors)
                         log_warning_errno(r, "Cannot remove the runtime state in %s: %m",
                                           m->state_dir);
         }
+        (void)manager_set_status_note(m, NULL);
         swap_model(m, model);
         log_event(LOG_NOTICE, LBPROXY_MESSAGE_CONFIG_CHANGE, NULL, NULL, NULL,
                   "Configuration reloaded: %zu routes, %zu upstreams", model->n_routes,
                   model->n_upstreams);
-        char status[256];
+        char status[STATUS_MAX];
         format_status(m, status, sizeof(status));
         daemon_notify_ready(status);
         return 0;
@@ -332,6 +386,7 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
                 return -ENOMEM;
         }
         m->config_paths = config_paths;
+        conn_limit_init(&m->conn_limit);
         pthread_mutex_init(&m->model_lock, NULL);
         pthread_mutex_init(&m->release_lock, NULL);
         /* Workers on other threads activate events of the control loop (and it of theirs), so
@@ -423,7 +478,9 @@ Manager *manager_free(Manager *m)
                 event_base_free(m->base);
         pthread_mutex_destroy(&m->model_lock);
         pthread_mutex_destroy(&m->release_lock);
+        conn_limit_done(&m->conn_limit);
         free(m->state_dir);
+        free(m->status_note);
         free(m);
         return NULL;
 }
@@ -448,6 +505,8 @@ static int start_workers(Manager *m)
         m->workers = calloc(n, sizeof(Worker));
         if (!m->workers)
                 return -ENOMEM;
+        /* Before any worker accepts: a closing connection wakes them through it. */
+        conn_limit_set_workers(&m->conn_limit, m->workers, n);
         /* From here on entries leave the threads through a queue each (this one is worker 0's
          * and the control loop's); without the log thread, logging stays synchronous. */
         (void)log_start(n);
@@ -469,14 +528,44 @@ static int start_workers(Manager *m)
         return 0;
 }
 
+/* The limit of open files, read once (the workers and listeners count). The soft limit is raised
+ * to the hard one first, as systemd advises for programs that use many descriptors and never
+ * select(2) (systemd services start with a soft limit of 1024 unless LimitNOFILE= says more), and
+ * as HAProxy does: a proxy started by hand then gets the connections its hard limit allows. */
+static uint64_t nofile_limit(void)
+{
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return UINT64_MAX;
+        if (rl.rlim_cur < rl.rlim_max) {
+                rlim_t soft = rl.rlim_cur;
+                rl.rlim_cur = rl.rlim_max;
+                if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                        rl.rlim_cur = soft;
+        }
+        if (rl.rlim_cur == RLIM_INFINITY)
+                return UINT64_MAX;
+        return (uint64_t)rl.rlim_cur;
+}
+
 int manager_start(Manager *m)
 {
         int r = listeners_open(m->model->config, &m->listeners, &m->n_listeners);
         if (r < 0)
                 return r;
+        m->nofile = nofile_limit();
+        m->default_max_connections = conn_limit_default(m->nofile, m->n_listeners,
+                                                        workers_wanted(m->model->config));
+        /* Before the threads: workers report node health to m->bus, which is never written
+         * once they run. Without the bus lbproxy still proxies; the control API comes when the
+         * bus does (its messages are processed once the loop runs). */
+        r = bus_start(m, &m->bus);
+        if (r < 0)
+                return r;
         r = start_workers(m);
         if (r < 0)
                 return r;
+        apply_max_connections(m);
 
         m->sig_term = evsignal_new(m->base, SIGTERM, on_signal, m);
         m->sig_int = evsignal_new(m->base, SIGINT, on_signal, m);
@@ -496,12 +585,7 @@ int manager_start(Manager *m)
         }
         m->watchdog = daemon_watchdog_start(m->base);
 
-        /* Without the bus lbproxy still proxies; the control API comes when the bus does. */
-        r = bus_start(m, &m->bus);
-        if (r < 0)
-                return r;
-
-        char status[256];
+        char status[STATUS_MAX];
         format_status(m, status, sizeof(status));
         for (size_t i = 0; i < m->n_listeners; i++)
                 log_info("Listening on '%s'%s", m->listeners[i].name,

@@ -7,6 +7,7 @@
 #include <event2/event.h>
 #include <stdbool.h>
 
+#include "conn-limit.h"
 #include "listener.h"
 #include "model.h"
 #include "resolver.h"
@@ -17,6 +18,7 @@ typedef struct Bus Bus;
 typedef struct Manager {
         char **config_paths;
         char *state_dir; /* runtime state (D-Bus changes); NULL: not persisted */
+        char *status_note; /* appended to STATUS= until a change or reload is accepted */
         Bus *bus;
         Model *model; /* the current model; swapped under model_lock */
         pthread_mutex_t model_lock;
@@ -33,6 +35,9 @@ typedef struct Manager {
         struct event_base *base;
         Listener *listeners;
         size_t n_listeners;
+        ConnLimit conn_limit; /* client connections against max_connections, all workers */
+        uint64_t nofile;      /* the soft RLIMIT_NOFILE at start */
+        size_t default_max_connections; /* derived from it; 0 before the start */
         struct event *sig_term, *sig_int, *sig_hup;
         struct event *status_timer, *grace_timer, *watchdog;
         bool stopping;
@@ -45,6 +50,10 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
                 char **ret_error);
 Manager *manager_free(Manager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
+
+/* A line STATUS= keeps until the next accepted D-Bus change or reload (why the runtime state
+ * was rejected at start). NULL clears it. Returns 0 or -ENOMEM. */
+int manager_set_status_note(Manager *m, const char *note);
 
 /* Opens the listeners, starts accepting and tells systemd READY=1. */
 int manager_start(Manager *m);

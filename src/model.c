@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <netinet/in.h>
 
 #include "hashmap.h"
@@ -44,12 +45,19 @@ static Route *route_free(Route *r)
         return NULL;
 }
 
-static void set_pool_key(NodeAddress *a, Scheme scheme, const char *server_name)
+/* A pooled connection (and a cached TLS session) serves only a request that would have made
+ * the same one: same scheme, address and, for https, the same TLS policy and server name. */
+static void set_pool_key(NodeAddress *a, Scheme scheme, const Node *n)
 {
-        int n = snprintf(a->pool_key, sizeof(a->pool_key), "%s|%s|%s", scheme_to_string(scheme),
-                         scheme == SCHEME_HTTPS ? server_name : "", a->text);
-        a->pool_key_len = n < 0 ? 0 : (size_t)n < sizeof(a->pool_key) ? (size_t)n
-                                                                       : sizeof(a->pool_key) - 1;
+        bool tls = scheme == SCHEME_HTTPS;
+        assert(!tls || n->tls_policy_id);
+        int k = snprintf(a->pool_key, sizeof(a->pool_key), "%s|%s|%s|%s",
+                         scheme_to_string(scheme), tls ? n->tls_policy_id : "",
+                         tls ? n->server_name : "", a->text);
+        /* The parts are bounded (a name by the config's 253, an id by its hash): a cut key
+         * could name another address. */
+        assert(k > 0 && (size_t)k < sizeof(a->pool_key));
+        a->pool_key_len = (size_t)k;
         a->pool_key_hash = hashmap_hash(a->pool_key, a->pool_key_len);
 }
 
@@ -82,7 +90,7 @@ static int node_set_address(Node *n, Scheme scheme, Resolver *resolver)
 
         n->is_literal = true;
         set_address(&n->literal, &ip, n->port);
-        set_pool_key(&n->literal, scheme, n->server_name);
+        set_pool_key(&n->literal, scheme, n);
         return 0;
 }
 
@@ -110,7 +118,7 @@ int node_pick_address(Node *n, Scheme scheme, NodeAddress *ret)
                 if (a) {
                         for (size_t k = 0; k < l->n; k++) {
                                 set_address(&a[k], &l->addrs[k], n->port);
-                                set_pool_key(&a[k], scheme, n->server_name);
+                                set_pool_key(&a[k], scheme, n);
                         }
                         free(n->dns_addresses);
                         address_list_unref(n->dns_addresses_for);
@@ -122,15 +130,16 @@ int node_pick_address(Node *n, Scheme scheme, NodeAddress *ret)
                 *ret = n->dns_addresses[i];
         else {
                 set_address(ret, &l->addrs[i], n->port);
-                set_pool_key(ret, scheme, n->server_name);
+                set_pool_key(ret, scheme, n);
         }
         pthread_mutex_unlock(&n->dns_addresses_lock);
         address_list_unref(l);
         return 0;
 }
 
-static int node_init(Node *n, const ConfigUpstream *cu, const ConfigNode *cn, Resolver *resolver)
+static int node_init(Node *n, const Upstream *u, const ConfigNode *cn, Resolver *resolver)
 {
+        const ConfigUpstream *cu = u->config;
         bool v6 = strchr(cn->host, ':') != NULL;
         bool default_port = cn->port == scheme_default_port(cu->scheme);
 
@@ -139,6 +148,7 @@ static int node_init(Node *n, const ConfigUpstream *cu, const ConfigNode *cn, Re
         n->host = strdup(cn->host);
         n->port = cn->port;
         n->server_name = cu->tls.sni ? cu->tls.sni : n->host;
+        n->tls_policy_id = u->tls ? tls_client_policy_id(u->tls) : NULL;
         if (!n->host || asprintf(&n->name, v6 ? "[%s]:%u" : "%s:%u", cn->host, cn->port) < 0)
                 return -ENOMEM;
         int r = default_port ? asprintf(&n->host_header, v6 ? "[%s]" : "%s", cn->host)
@@ -164,11 +174,17 @@ static int upstream_new(const ConfigUpstream *cu, Resolver *resolver, Upstream *
                 return upstream_free(u), -ENOMEM;
         u->n_nodes = cu->n_nodes;
 
+        /* The TLS client first: the nodes' pool keys carry its policy id. */
+        if (cu->scheme == SCHEME_HTTPS) {
+                int r = tls_client_new(cu, &u->tls, ret_error);
+                if (r < 0)
+                        return upstream_free(u), r;
+        }
         _cleanup_free_ uint32_t *weights = calloc(cu->n_nodes ? cu->n_nodes : 1, sizeof(uint32_t));
         if (!weights)
                 return upstream_free(u), -ENOMEM;
         for (size_t i = 0; i < cu->n_nodes; i++) {
-                int r = node_init(&u->nodes[i], cu, &cu->nodes[i], resolver);
+                int r = node_init(&u->nodes[i], u, &cu->nodes[i], resolver);
                 if (r < 0)
                         return upstream_free(u), r;
                 weights[i] = cu->nodes[i].weight;
@@ -180,11 +196,6 @@ static int upstream_new(const ConfigUpstream *cu, Resolver *resolver, Upstream *
         int r = balancer_new(ops, weights, cu->n_nodes, &u->balancer);
         if (r < 0)
                 return upstream_free(u), r;
-        if (cu->scheme == SCHEME_HTTPS) {
-                r = tls_client_new(cu, &u->tls, ret_error);
-                if (r < 0)
-                        return upstream_free(u), r;
-        }
         *ret = u;
         return 0;
 }

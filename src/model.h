@@ -14,17 +14,17 @@
 
 #include "balancer.h"
 #include "config.h"
+#include "tls.h"
 #include "util.h"
 
 typedef struct Router Router;
-typedef struct TlsClient TlsClient;
 typedef struct TlsServer TlsServer;
 typedef struct Resolver Resolver;
 typedef struct ResolvedName ResolvedName;
 typedef struct AddressList AddressList;
 
-/* "https|" + SNI (a DNS name: 253 bytes at most) + "|" + address */
-#define POOL_KEY_MAX (8 + 256 + SOCKADDR_STR_MAX)
+/* "https|" + TLS policy id + "|" + SNI (a DNS name: 253 bytes at most) + "|" + address */
+#define POOL_KEY_MAX (8 + TLS_POLICY_ID_LEN + 1 + 256 + SOCKADDR_STR_MAX)
 
 /* One address of a node, as a request uses it: copied into the request, so a DNS change or a
  * model swap never frees it underneath. */
@@ -32,7 +32,8 @@ typedef struct NodeAddress {
         struct sockaddr_storage sa;
         socklen_t sa_len;
         char text[SOCKADDR_STR_MAX]; /* "127.0.0.2:8080", for logs */
-        char pool_key[POOL_KEY_MAX]; /* keys idle connections: scheme, SNI and address */
+        /* Keys idle connections and TLS sessions: scheme, TLS policy id, SNI and address. */
+        char pool_key[POOL_KEY_MAX];
         size_t pool_key_len;
         uint64_t pool_key_hash; /* hashed once here, not at every pool lookup */
 } NodeAddress;
@@ -43,6 +44,7 @@ typedef struct Node {
         char *name;        /* "host:port" as configured, for logs */
         char *host_header; /* Host with pass_host: node ("host", or "host:port" off-default) */
         const char *server_name; /* SNI and the name verified: tls.sni, else host */
+        const char *tls_policy_id; /* the upstream's TlsClient's, or NULL (plain http) */
         bool is_literal;   /* host is an IP address: needs no resolving */
         NodeAddress literal; /* its address, when is_literal */
         ResolvedName *dns;   /* its name's addresses, when not */

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* Idle keep-alive connections to upstreams, per worker, keyed by scheme, SNI and address. An idle
- * connection keeps reading so that a close or stray bytes from the peer retire it at once. */
+/* Idle keep-alive connections to upstreams, per worker, keyed by scheme, TLS policy id, SNI and
+ * address (NodeAddress.pool_key), so a connection serves only requests that would have opened the
+ * same one. An idle connection keeps reading so that a close or stray bytes from the peer retire
+ * it at once. */
 
 #include <stddef.h>
 #include <stdint.h>

@@ -9,10 +9,58 @@ int state_path(const char *dir, char **ret)
         return asprintf(ret, "%s/" STATE_FILE, dir) < 0 ? -ENOMEM : 0;
 }
 
-bool state_exists(const char *dir)
+/* Like `mkdir -p`: parents as StateDirectory= makes them (0755), the directory itself 0700. An
+ * existing directory is left as it is. */
+static int mkdir_parents(const char *dir)
+{
+        _cleanup_free_ char *p = strdup(dir);
+        if (!p)
+                return -ENOMEM;
+        for (char *s = strchr(p + 1, '/'); s; s = strchr(s + 1, '/')) {
+                *s = 0;
+                if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                        return -errno;
+                *s = '/';
+        }
+        if (mkdir(p, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        struct stat st;
+        if (stat(p, &st) < 0)
+                return -errno;
+        return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+int state_dir_prepare(const char *dir)
+{
+        int r = mkdir_parents(dir);
+        if (r < 0)
+                return r;
+
+        /* What state_save() will do, once, now: a directory it cannot write to must stop the
+         * start, not fail the first D-Bus change. */
+        _cleanup_free_ char *tmp = NULL;
+        if (asprintf(&tmp, "%s/.#" STATE_FILE ".XXXXXX", dir) < 0)
+                return -ENOMEM;
+        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (unlink(tmp) < 0)
+                return -errno;
+        return 0;
+}
+
+int state_load(char *const *paths, const char *dir, Config **ret, char **ret_errors)
 {
         _cleanup_free_ char *path = NULL;
-        return dir && state_path(dir, &path) >= 0 && access(path, F_OK) == 0;
+        *ret_errors = NULL;
+        if (!dir)
+                return 0;
+        if (state_path(dir, &path) < 0)
+                return -ENOMEM;
+        if (access(path, F_OK) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        int r = config_load_with_state(paths, path, ret_errors, ret);
+        return r < 0 ? r : 1;
 }
 
 static int fsync_dir(const char *dir)
@@ -69,26 +117,13 @@ int state_remove(const char *dir)
         return fsync_dir(dir);
 }
 
-int state_merge(Config *files, Config *state)
+int state_reject(const char *dir)
 {
-        size_t n_files = strv_length(files->files), n_state = strv_length(state->files);
-
-        /* Marks of the moved objects point into state->files: those strings move along. */
-        char **l = realloc(files->files, (n_files + n_state + 1) * sizeof(char *));
-        if (!l)
+        _cleanup_free_ char *path = NULL, *rejected = NULL;
+        if (state_path(dir, &path) < 0 ||
+            asprintf(&rejected, "%s/" STATE_REJECTED_FILE, dir) < 0)
                 return -ENOMEM;
-        files->files = l;
-        for (size_t i = 0; i < n_state; i++) {
-                l[n_files + i] = state->files[i];
-                state->files[i] = NULL;
-        }
-        l[n_files + n_state] = NULL;
-
-#define SWAP(a, b)                                                                                         do {                                                                                                       __typeof__(a) _t = (a);                                                                            (a) = (b);                                                                                         (b) = _t;                                                                                  } while (0)
-        SWAP(files->upstreams, state->upstreams);
-        SWAP(files->n_upstreams, state->n_upstreams);
-        SWAP(files->routes, state->routes);
-        SWAP(files->n_routes, state->n_routes);
-#undef SWAP
-        return 0;
+        if (rename(path, rejected) < 0)
+                return -errno;
+        return fsync_dir(dir);
 }

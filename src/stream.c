@@ -74,10 +74,9 @@ static ssize_t read_plain(Stream *s, size_t room)
         }
         ssize_t n = readv(s->fd, iov, nv);
         if (n <= 0) {
+                int r = n < 0 ? (errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno) : 0;
                 evbuffer_commit_space(s->in, v, 0);
-                if (n < 0)
-                        return errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno;
-                return 0;
+                return r;
         }
         size_t left = (size_t)n;
         int used = 0;
@@ -106,27 +105,14 @@ ssize_t stream_read_now(Stream *s)
         if (room > READ_CHUNK)
                 room = READ_CHUNK;
 
-        ssize_t n;
-        if (s->transport) {
-                n = s->transport->read(s, room);
-                if (n > 0)
-                        s->bytes_read += (uint64_t)n;
-                else if (n == 0)
-                        s->eof = true;
-                return n;
-        }
-        n = read_plain(s, room);
-        if (n > 0) {
+        /* Both say -EAGAIN or the error themselves; errno is stale by now (read_plain's
+         * evbuffer_commit_space ran after the read, and its -ENOMEM never set it). */
+        ssize_t n = s->transport ? s->transport->read(s, room) : read_plain(s, room);
+        if (n > 0)
                 s->bytes_read += (uint64_t)n;
-                return n;
-        }
-        if (n == 0) {
+        else if (n == 0)
                 s->eof = true;
-                return 0;
-        }
-        if (errno == EAGAIN || errno == EINTR)
-                return -EAGAIN;
-        return -errno;
+        return n;
 }
 
 /* Writes what the socket takes now: >= 0 bytes, -EAGAIN, or a negative errno. */

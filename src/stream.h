@@ -16,6 +16,11 @@
 
 typedef struct Stream Stream;
 
+/* Backpressure: past this much waiting in a stream's output, whatever feeds it (the other side
+ * of an exchange or a tunnel, the next pipelined request) is not read until it drains. Large
+ * enough to keep a fast socket busy, small enough that many slow readers stay cheap. */
+#define STREAM_OUT_HIGH_WATER (256 * 1024)
+
 /* How bytes cross the socket: plain TCP (the default, ops NULL) or TLS (tls-stream.c). */
 typedef struct StreamTransport {
         /* Reads at most `max` bytes into s->in: > 0 bytes, 0 at end of input, -EAGAIN, or a

@@ -25,6 +25,7 @@ struct TlsClient {
         gnutls_certificate_credentials_t credentials;
         gnutls_priority_t priority;
         bool verify;
+        char policy_id[TLS_POLICY_ID_LEN + 1]; /* see tls_client_policy_id() */
 
         /* Worker threads share the cache: every access holds the lock. */
         pthread_mutex_t cache_lock;

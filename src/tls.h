@@ -3,8 +3,8 @@
 
 /* TLS towards upstreams with GnuTLS: one TlsClient per upstream holds the credentials (system
  * trust plus ca_file), the priorities (TLS 1.2 minimum) and the verification policy, and a
- * session cache keyed by address and SNI so a new connection resumes instead of paying a full
- * handshake. */
+ * session cache keyed by policy id, SNI and address so a new connection resumes instead of
+ * paying a full handshake. */
 
 #include <stdbool.h>
 
@@ -16,6 +16,14 @@ typedef struct TlsClient TlsClient;
 /* Builds the TLS client of an upstream with scheme https (`cu->tls` already has the top-level
  * defaults merged in). On failure *ret_error (if given) says why, naming the file. */
 int tls_client_new(const ConfigUpstream *cu, TlsClient **ret, char **ret_error);
+/* The policy id: a hex SHA-256 over everything that decides what a handshake accepts (verify,
+ * the system trust, ca_file's path and content, the priorities as resolved). Two TlsClients with
+ * the same id accept the same servers, so their connections and sessions may serve each other,
+ * across a reload too; with different ids they never may. It keys pooled connections and cached
+ * sessions, beside the server name and the address. */
+#define TLS_POLICY_ID_LEN 64
+const char *tls_client_policy_id(const TlsClient *t);
+
 /* Drops the owner's reference. Streams attached keep the client alive until they are freed, so
  * an upstream retired by a reload may go while its connections idle in the pool. */
 TlsClient *tls_client_free(TlsClient *t);

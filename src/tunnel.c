@@ -5,8 +5,6 @@
 #include "tunnel.h"
 #include "util.h"
 
-/* Past this much waiting for one side, the other is not read. */
-#define HIGH_WATER (256 * 1024)
 /* A direction of plain sockets that has moved this much is bulk: it goes over splice(2), kernel
  * to kernel through a pipe, no copy through user space. Short exchanges stay on the buffers and
  * never cost the pipe's two file descriptors. */
@@ -17,6 +15,7 @@ typedef struct Direction {
         Tunnel *tunnel;
         Stream *from, *to;
         uint64_t bytes;
+        uint64_t splice_after; /* bytes moved before splice is tried (again) */
         bool shut; /* from's end of input was passed on as to's end of output */
 
         /* splice mode */
@@ -134,12 +133,16 @@ static void on_splice_event(evutil_socket_t fd, short what, void *userdata)
  * splice. Returns true when it did. */
 static bool maybe_splice(Tunnel *t, Direction *d, struct event_base *base)
 {
-        if (d->splicing || d->bytes < SPLICE_AFTER || d->from->transport || d->to->transport ||
-            d->from->eof || evbuffer_get_length(d->from->in) > 0 || stream_pending_out(d->to) > 0)
+        if (d->splicing || d->bytes < d->splice_after || d->from->transport ||
+            d->to->transport || d->from->eof || evbuffer_get_length(d->from->in) > 0 ||
+            stream_pending_out(d->to) > 0)
                 return d->splicing;
         if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+                /* Out of descriptors (the daemon at its fd limit): stay on the buffers, and
+                 * try again after as much more, not at every read. */
                 d->pipe[0] = d->pipe[1] = -EBADF;
-                return false; /* stay on the buffers */
+                d->splice_after = d->bytes + SPLICE_AFTER;
+                return false;
         }
         (void)fcntl(d->pipe[1], F_SETPIPE_SZ, PIPE_SIZE);
         d->rd = event_new(base, d->from->fd, EV_READ | EV_PERSIST, on_splice_event, d);
@@ -178,7 +181,7 @@ static int pump(Tunnel *t, Direction *d)
                 /* Half-close: the peer sees the end, and may still answer the other way. */
                 (void)stream_shutdown_write(d->to);
         }
-        if (d->from->eof || pending >= HIGH_WATER)
+        if (d->from->eof || pending >= STREAM_OUT_HIGH_WATER)
                 stream_read_stop(d->from);
         else
                 stream_read_start(d->from);
@@ -213,8 +216,10 @@ int tunnel_new(struct event_base *base, Stream *a, Stream *b, uint64_t idle_usec
         if (!t)
                 return -ENOMEM;
         t->base = base;
-        t->ab = (Direction){ .tunnel = t, .from = a, .to = b, .pipe = { -EBADF, -EBADF } };
-        t->ba = (Direction){ .tunnel = t, .from = b, .to = a, .pipe = { -EBADF, -EBADF } };
+        t->ab = (Direction){ .tunnel = t, .from = a, .to = b, .pipe = { -EBADF, -EBADF },
+                             .splice_after = SPLICE_AFTER };
+        t->ba = (Direction){ .tunnel = t, .from = b, .to = a, .pipe = { -EBADF, -EBADF },
+                             .splice_after = SPLICE_AFTER };
         t->idle_usec = idle_usec ? idle_usec : 300 * USEC_PER_SEC;
         t->done = done;
         t->userdata = userdata;

@@ -18,6 +18,7 @@
 #define _likely_(x) __builtin_expect(!!(x), 1)
 #define _unlikely_(x) __builtin_expect(!!(x), 0)
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _always_inline_ inline __attribute__((always_inline))
 
 /* Built with AddressSanitizer: free lists that recycle memory (exchange_alloc, event-alloc.c)
  * stand aside, so that a use after free is still reported. */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "conn-client.h"
+#include "conn-limit.h"
 #include "event-alloc.h"
 #include "exchange.h"
 #include "listener.h"
@@ -31,10 +32,10 @@ void worker_refresh_model(Worker *w)
         model_unref(old);
 }
 
-void worker_client_closed(Worker *w)
+/* A stopping worker without connections has nothing left to do: its loop ends. Worker 0's loop
+ * is the control loop, which the manager ends when all are done. */
+static void check_done(Worker *w)
 {
-        /* The last connection of a stopping worker closes: its loop has nothing left to do.
-         * Worker 0's loop is the control loop, which the manager ends when all are done. */
         if (!w->stopping || w->n_clients > 0)
                 return;
         if (w->id == 0)
@@ -43,18 +44,34 @@ void worker_client_closed(Worker *w)
                 event_base_loopexit(w->base, NULL);
 }
 
+void worker_client_closed(Worker *w)
+{
+        conn_limit_closed(&w->manager->conn_limit);
+        check_done(w);
+}
+
+void worker_wake_accept(Worker *w)
+{
+        event_active(w->accept_wake, EV_TIMEOUT, 0);
+}
+
+static void on_accept_event(evutil_socket_t fd, short what, void *userdata)
+{
+        listeners_resume(userdata);
+}
+
 void worker_stop(Worker *w)
 {
         if (w->stopping)
                 return;
         w->stopping = true;
-        listeners_unwatch(w->watches, w->n_watches);
+        listeners_unwatch(w);
         /* Idle connections go now; busy ones close after their current response. */
         for (ClientConn *c = w->clients, *next; c; c = next) {
                 next = c->next;
                 client_conn_stop(c);
         }
-        worker_client_closed(w);
+        check_done(w);
 }
 
 static void on_stop_event(evutil_socket_t fd, short what, void *userdata)
@@ -73,9 +90,12 @@ int worker_init(Worker *w, unsigned id, Manager *m, struct event_base *base)
         atomic_init(&w->exited, false);
         w->pool = pool_new(w);
         w->stop_event = event_new(base, -1, 0, on_stop_event, w);
+        atomic_init(&w->accept_waiting, false);
+        w->accept_timer = evtimer_new(base, on_accept_event, w);
+        w->accept_wake = event_new(base, -1, 0, on_accept_event, w);
         w->n_watches = m->n_listeners;
         w->watches = calloc(m->n_listeners ? m->n_listeners : 1, sizeof(ListenerWatch));
-        if (!w->pool || !w->stop_event || !w->watches)
+        if (!w->pool || !w->stop_event || !w->accept_timer || !w->accept_wake || !w->watches)
                 return -ENOMEM;
         worker_refresh_model(w);
         return listeners_watch(m->listeners, m->n_listeners, w, w->watches);
@@ -87,7 +107,7 @@ static void free_loop_objects(Worker *w)
 {
         while (w->clients)
                 client_conn_free(w->clients);
-        listeners_unwatch(w->watches, w->n_watches);
+        listeners_unwatch(w);
         w->pool = pool_free(w->pool);
         exchange_spares_free(w);
 }
@@ -97,9 +117,12 @@ void worker_done(Worker *w)
         free_loop_objects(w);
         free(w->watches);
         w->watches = NULL;
-        if (w->stop_event)
-                event_free(w->stop_event);
-        w->stop_event = NULL;
+        /* Not woken any more (listeners_unwatch): the events can go. */
+        struct event *events[] = { w->stop_event, w->accept_timer, w->accept_wake };
+        for (size_t i = 0; i < ELEMENTSOF(events); i++)
+                if (events[i])
+                        event_free(events[i]);
+        w->stop_event = w->accept_timer = w->accept_wake = NULL;
         w->model = model_unref(w->model);
 }
 

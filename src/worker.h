@@ -32,6 +32,10 @@ typedef struct Worker {
         struct ListenerWatch *watches; /* this loop's watch on each shared socket */
         size_t n_watches;
         struct event *stop_event; /* activated from the control thread */
+        struct event *accept_timer; /* the end of an accept back-off */
+        struct event *accept_wake;  /* activated by the thread where a connection closed */
+        atomic_bool accept_waiting; /* paused and registered to be woken (conn-limit.c) */
+        bool accept_paused;         /* its watches on the listening sockets are off */
         struct Exchange *spare_exchanges; /* freed ones kept for reuse (exchange_alloc) */
         unsigned n_spare_exchanges;
         pthread_t thread;
@@ -43,8 +47,11 @@ typedef struct Worker {
 Model *worker_get_model(Worker *w);
 /* Picks up a model swapped in since the last look: one atomic load when nothing changed. */
 void worker_refresh_model(Worker *w);
-/* Called when a client connection of the worker closed; lets shutdown finish. */
+/* Called when a client connection of the worker closed: gives its slot of the connection limit
+ * back, and lets shutdown finish. */
 void worker_client_closed(Worker *w);
+/* From any thread: the worker paused accepting, and may go on (listeners_resume). */
+void worker_wake_accept(Worker *w);
 
 int worker_init(Worker *w, unsigned id, Manager *m, struct event_base *base);
 void worker_done(Worker *w);

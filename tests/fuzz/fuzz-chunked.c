@@ -7,17 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "http1.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-        do {                                                                                       \
-                if (!(cond)) {                                                                     \
-                        fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond);                 \
-                        abort();                                                                   \
-                }                                                                                  \
-        } while (0)
 
 /* Feeds buf in pieces whose sizes come from next_step(); returns the status, and the offset of
  * the end of the body (1) or of the failure (< 0). */

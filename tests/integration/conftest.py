@@ -4,21 +4,28 @@
   lbproxy_bin   the daemon under test: $LBPROXY_BIN (relative paths are taken from the repo
                 root), default build/src/lbproxy
   upstream      factory: upstream(NAME, host="127.0.0.2") -> a started UpstreamServer
+  bus           a private system bus (dbus_helpers.SystemBus) for the D-Bus tests
   lbproxy       factory: lbproxy(CONFIG) -> a started, ready LbProxy; CONFIG is a dict (YAML is
                 written from it; a listener on 127.0.0.1 with a free port is added when it has
-                no `listeners`) or a YAML string (@LISTEN@ / @PORT@ are replaced); wrapper= and
-                journal_stream= as LbProxy takes them. At teardown:
+                no `listeners`) or a YAML string (@LISTEN@ / @PORT@ are replaced); wrapper= a
+                command that execs it, same pid (["prlimit", "--nofile=64:64"], or
+                journal_helpers.journal_namespace(...)); journal_stream=True: stderr passes for
+                journald's stream, as under systemd (LbProxy). At teardown:
                 SIGTERM, bounded wait, exit code 0 asserted, and no sanitizer report in its log.
+                With LBPROXY_TEST_WORKERS=N, a config that sets no `workers` gets N (lbtest.py).
 """
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from dbus_helpers import SystemBus  # noqa: E402
 from lbtest import REPO_ROOT, LbProxy  # noqa: E402
 from upstream import UpstreamServer  # noqa: E402
 
@@ -31,6 +38,17 @@ def lbproxy_bin():
     if not os.access(p, os.X_OK):
         pytest.fail(f"lbproxy binary not found or not executable: {p} (set LBPROXY_BIN)")
     return p
+
+
+@pytest.fixture
+def bus():
+    # Not under pytest's tmp_path (mode 0700): an unprivileged caller must reach the socket.
+    d = tempfile.mkdtemp(prefix="lbp-bus-", dir="/tmp")
+    os.chmod(d, 0o755)
+    b = SystemBus(d).start()
+    yield b
+    b.stop()
+    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Reports that fail any test whose lbproxy printed them.
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer",
+                     "WARNING: ThreadSanitizer", "FATAL: ThreadSanitizer")
 
 
 def env_float(name, default):
@@ -27,6 +28,10 @@ def env_float(name, default):
 
 
 READY_TIMEOUT = env_float("LBPROXY_READY_TIMEOUT", 10.0)
+
+# LBPROXY_TEST_WORKERS=N: every lbproxy runs N workers unless its config sets `workers` itself
+# (the default, one per core, would test one thread only on a one-core machine).
+TEST_WORKERS = os.environ.get("LBPROXY_TEST_WORKERS", "")
 
 
 # -- ports ------------------------------------------------------------------------------------
@@ -322,8 +327,7 @@ class LbProxy:
     def __init__(self, binary, workdir, config, *, args=(), env=None, listen_host="127.0.0.1",
                  wrapper=(), journal_stream=False):
         self.binary = str(binary)
-        # wrapper: argv that execs the daemon's argv given after it (same pid), e.g. unshare.
-        self.wrapper = list(wrapper)
+        self.wrapper = list(wrapper)  # a command that execs lbproxy, e.g. prlimit: same pid
         # journal_stream: JOURNAL_STREAM names the log file, as systemd names the journal's
         # stream: lbproxy then writes entries to the journal socket, nothing to stderr.
         self.journal_stream = journal_stream
@@ -399,8 +403,15 @@ class LbProxy:
         if self.journal_stream:
             st = os.fstat(self.log_file.fileno())
             env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+        configs = ["--config", str(self.config_path)]
+        if TEST_WORKERS and not re.search(r"(?m)(^|[{,])\s*workers\s*:",
+                                          self.config_path.read_text()):
+            # A file of its own, so that YAML text is left as the test wrote it.
+            workers = self.workdir / "test-workers.yaml"
+            workers.write_text(f"workers: {int(TEST_WORKERS)}\n")
+            configs = ["--config", str(workers)] + configs
         self.proc = subprocess.Popen(
-            self.wrapper + [self.binary, "--config", str(self.config_path)] + self.args,
+            self.wrapper + [self.binary] + configs + self.args,
             stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=subprocess.STDOUT, env=env,
             cwd=self.workdir)
         deadline = time.monotonic() + READY_TIMEOUT
@@ -544,6 +555,14 @@ class LbProxy:
     def sanitizer_reports(self):
         text = self.log_text()
         return [m for m in SANITIZER_MARKERS if m in text]
+
+    def cpu_seconds(self):
+        """User plus system CPU time the process used so far (/proc/PID/stat)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def fd_count(self):
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
 
     def vm_hwm_kib(self):
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():

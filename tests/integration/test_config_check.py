@@ -144,6 +144,24 @@ def test_wrong_type(lbproxy_bin, tmp_path, key, old, new):
     assert_error_at(check(lbproxy_bin, p), p, [key_pos, value_pos])
 
 
+@pytest.mark.parametrize("value,why", [
+    ("0", "0 is out of range (1..10000000)"),
+    ("-1", "-1 is out of range (1..10000000)"),
+    ("lots", "expected an integer, got 'lots'"),
+    ('"500"', "expected an integer, got the quoted string '500'"),
+    ("2.5", "expected an integer, got '2.5'"),
+], ids=["zero", "negative", "word", "quoted", "fraction"])
+def test_bad_max_connections(lbproxy_bin, tmp_path, value, why):
+    text = mutate(VALID, "  max_headers: 100\n",
+                  f"  max_headers: 100\n  max_connections: {value}\n")
+    p = write(tmp_path, text)
+    line, col = pos(text, f"max_connections: {value}")
+    proc = check(lbproxy_bin, p)
+    assert proc.returncode == 1, proc.stderr
+    assert f"{p}:{line}:{col + len('max_connections: ')}: limits.max_connections: {why}" \
+        in proc.stderr.splitlines(), proc.stderr
+
+
 @pytest.mark.parametrize("old,new", [
     ("scheme: http", "scheme: gopher"),
     ("pass_host: pass", "pass_host: sometimes"),

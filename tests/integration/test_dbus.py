@@ -6,10 +6,8 @@ while a load generator runs."""
 
 import collections
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -17,21 +15,11 @@ import xml.etree.ElementTree as ET
 import dbus  # Debian's python3-dbus: error names, which busctl does not print
 import pytest
 
-from dbus_helpers import SystemBus, dbus_error
+from dbus_helpers import dbus_error
 from lbtest import REPO_ROOT, route_cfg, upstream_cfg
+from tls_helpers import TlsUpstreamServer, make_pki
 
 NOBODY = 65534
-
-
-@pytest.fixture
-def bus():
-    # Not under pytest's tmp_path (mode 0700): an unprivileged caller must reach the socket.
-    d = tempfile.mkdtemp(prefix="lbp-bus-", dir="/tmp")
-    os.chmod(d, 0o755)
-    b = SystemBus(d).start()
-    yield b
-    b.stop()
-    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture
@@ -270,6 +258,33 @@ def test_changes_survive_restart(lb, bus, two, lbproxy, upstream, how):
     assert "runtime state" in new.log_text()
 
 
+def test_added_upstream_with_other_trust_gets_no_pooled_connection(lbproxy, bus, tmp_path):
+    """An upstream added over D-Bus on the address and SNI of a running one, with a CA that
+    does not trust the server: the pooled connection of the first does not serve it."""
+    pki = make_pki(tmp_path / "pki")
+    state = tmp_path / "state"
+    state.mkdir()
+    a = TlsUpstreamServer("a", "127.0.0.2", pki.good).start()
+    try:
+        up = upstream_cfg("loose", [a], scheme="https",
+                          tls={"ca_file": str(pki.ca), "sni": "httpbin.org"})
+        lb = lbproxy({"upstreams": [up], "routes": [route_cfg("r", ["/loose/*"], ["loose"])],
+                      "workers": 1, "access_log": True},
+                     args=["--state-dir", str(state)], env=bus.env())
+        bus.wait_name()
+        assert lb.request("GET", "/loose/1").status == 200
+        bus.call("AddUpstream", "ssa(squ)a{sv}", "strict", "https", 1, a.host, a.port, 1,
+                 2, "sni", "s", "httpbin.org", "ca_file", "s", str(pki.unknown_ca))
+        bus.call("AddRoute", "sasa(su)a{sv}", "rs", 1, "/strict/*", 1, "strict", 1, 0)
+        assert lb.request("GET", "/strict/1").status == 502
+        assert lb.wait_log('"GET /strict/1" 502 ', "issuer is unknown"), lb.log_text()[-2000:]
+        assert lb.request("GET", "/loose/2").status == 200
+        assert a.paths() == ["/loose/1", "/loose/2"]
+        assert a.connections == 2 and a.handshakes == 1
+    finally:
+        a.stop()
+
+
 def test_reload_goes_back_to_files_and_refuses_broken_file(lb, bus, two):
     bus.call("SetRouteUpstreamWeight", "ssu", "r1", "up_b", 3)
     assert (lb.state_dir / "state.yaml").exists()
@@ -383,3 +398,67 @@ def test_reload_refuses_listener_changes(lb, bus):
     assert "restart lbproxy" in p.stderr
     assert collections.Counter(servers(lb, 4)) == {"a": 2, "b": 2}
     lb.config_path.write_text(text)
+
+
+def test_connection_properties_show_count_and_limit(lbproxy, bus, two):
+    """ActiveConnections and MaxConnections on the Manager: 5/5 with five clients held at
+    max_connections 5 (two workers), back down when they leave; a reload changes the limit."""
+    import socket
+
+    cfg = dict(config_for(*two), workers=2, limits={"max_connections": 5})
+    lb = lbproxy(cfg, env=bus.env())
+    bus.wait_name()
+
+    def props():
+        out = bus.busctl("get-property", "org.lbproxy1", "/org/lbproxy1", "org.lbproxy1.Manager",
+                         "ActiveConnections", "MaxConnections").stdout.split()
+        return out[1], out[3]
+
+    assert props() == ("0", "5")
+    held = []
+    try:
+        for _ in range(5):
+            s = socket.create_connection(lb.address, timeout=5)
+            s.sendall(b"GET /headers HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert s.recv(65536).startswith(b"HTTP/1.1 200 ")
+            held.append(s)
+        waiting = socket.create_connection(lb.address, timeout=5)
+        held.append(waiting)
+        assert props() == ("5", "5")
+        for s in held:
+            s.close()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and props()[0] != "0":
+            time.sleep(0.05)
+        assert props() == ("0", "5")
+    finally:
+        for s in held:
+            s.close()
+    lb.config_path.write_text(lb.config_path.read_text().replace("max_connections: 5",
+                                                                 "max_connections: 7"))
+    bus.call("Reload")
+    assert props() == ("0", "7")
+
+
+def test_limits_refuse_oversized_calls_and_change_nothing(lb, bus, two):
+    """A 1 MB path and 10,000 nodes are refused by the loader's own limits, naming the field;
+    the running configuration and the state directory stay as they were."""
+    before_state = sorted(os.listdir(lb.state_dir))
+    before_routes = bus.call("ListRoutes").stdout
+    before_upstreams = bus.call("ListUpstreams").stdout
+
+    err = dbus_error(bus, "AddRoute", "sasa(su)a{sv}", "big", ["/" + "a" * (1 << 20)],
+                     [("up_a", 1)], {})
+    assert err is not None and err[0] == "org.freedesktop.DBus.Error.InvalidArgs", err
+    assert err[1].startswith("paths[0]: invalid path '/aaaa") and \
+        err[1].endswith("': longer than 4096 bytes"), err[1][:300]
+
+    nodes = [(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}", 80, 1) for i in range(10000)]
+    err = dbus_error(bus, "AddUpstream", "ssa(squ)a{sv}", "big", "http", nodes, {})
+    assert err == ("org.freedesktop.DBus.Error.InvalidArgs",
+                   "nodes: too many nodes (10000; at most 4096 per upstream)"), err
+
+    assert bus.call("ListRoutes").stdout == before_routes
+    assert bus.call("ListUpstreams").stdout == before_upstreams
+    assert sorted(os.listdir(lb.state_dir)) == before_state
+    assert collections.Counter(servers(lb, 4)) == {"a": 2, "b": 2}

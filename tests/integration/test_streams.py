@@ -161,6 +161,36 @@ def read_frame(f):
     return b0 & 0x0F, data
 
 
+def echo_through(address, n, block_size=1024 * 1024, on_read=None, timeout=30):
+    """Sends n random bytes to an EchoServer through `address`, half-closing at the end, while
+    reading back; calls on_read() after each read. Returns (received, echoed intact, the
+    server's last line)."""
+    block = os.urandom(block_size)
+    sent, got = hashlib.sha256(), hashlib.sha256()
+    received, tail = 0, b""
+    with socket.create_connection(address, timeout=timeout) as s:
+        def writer():
+            for _ in range(n // len(block)):
+                s.sendall(block)
+                sent.update(block)
+            s.shutdown(socket.SHUT_WR)  # half-close: the answer still comes back
+
+        t = threading.Thread(target=writer)
+        t.start()
+        while True:
+            d = s.recv(1024 * 1024)
+            if not d:
+                break
+            room = n - received
+            got.update(d[:room])
+            tail += d[room:] if len(d) > room else b""
+            received += min(len(d), room)
+            if on_read:
+                on_read()
+        t.join(60)
+    return received, got.hexdigest() == sent.hexdigest(), tail.strip()
+
+
 @pytest.fixture
 def echo():
     servers = []
@@ -219,32 +249,10 @@ def test_tcp_large_transfer_and_half_close(echo, lbproxy):
     port = free_port()
     start(lbproxy, tcp_config(port, upstream_cfg("echo", [a])))
     n = 50 * 1024 * 1024
-    block = os.urandom(1024 * 1024)
-    sent = hashlib.sha256()
-    got = hashlib.sha256()
-    received = 0
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-        def writer():
-            for _ in range(n // len(block)):
-                s.sendall(block)
-                sent.update(block)
-            s.shutdown(socket.SHUT_WR)  # half-close: the answer still comes back
-
-        t = threading.Thread(target=writer)
-        t.start()
-        tail = b""
-        while True:
-            d = s.recv(1024 * 1024)
-            if not d:
-                break
-            room = n - received
-            got.update(d[:room])
-            tail += d[room:] if len(d) > room else b""
-            received += min(len(d), room)
-        t.join(60)
+    received, intact, tail = echo_through(("127.0.0.1", port), n)
     assert received == n
-    assert got.hexdigest() == sent.hexdigest()
-    assert tail.strip() == f"bye {n} from a".encode()
+    assert intact
+    assert tail == f"bye {n} from a".encode()
 
 
 def test_tcp_upstream_down_closes_client_and_logs(lbproxy):

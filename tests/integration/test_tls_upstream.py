@@ -1,9 +1,13 @@
 # SPDX-License-Identifier: MIT
 """HTTPS to upstreams: certificate and name verification (and what the log says when they
-fail), SNI, the Host header, keep-alive over TLS, session resumption with TLS 1.2 and 1.3, and
-bodies larger than a TLS record both ways."""
+fail), SNI, the Host header, keep-alive over TLS, pooled connections kept apart by TLS policy
+(across upstreams and across reloads), session resumption with TLS 1.2 and 1.3, and bodies
+larger than a TLS record both ways."""
 
 import hashlib
+import os
+import shutil
+import signal
 import socket
 import ssl
 import threading
@@ -251,6 +255,107 @@ def test_many_session_tickets_do_not_hold_the_response(pki, tls_upstream, lbprox
         assert r.status == 200, r
         assert time.monotonic() - t0 < 2.5, f"request {i} waited for the read timeout"
     assert a.handshakes == 8
+
+
+@pytest.mark.parametrize("permissive", ["trusting-ca", "verify-false"])
+def test_pool_not_shared_across_trust_policies(pki, tls_upstream, lbproxy, permissive):
+    """Two upstreams on one address and SNI, one trusting the server's certificate (or not
+    verifying at all), one with a CA that does not: the connection the first pooled must not
+    serve the second, whose own handshake fails verification."""
+    a = tls_upstream("a", pki.good, "127.0.0.2")
+    loose = (https_upstream("loose", [a], ca=pki.ca, sni="httpbin.org")
+             if permissive == "trusting-ca" else
+             https_upstream("loose", [a], ca=pki.unknown_ca, sni="httpbin.org", verify=False))
+    strict = https_upstream("strict", [a], ca=pki.unknown_ca, sni="httpbin.org", retries=0)
+    # One worker: one pool, so a connection the first request leaves is there for the second.
+    lb = lbproxy(config(loose, strict, workers=1,
+                        routes=[route_cfg("r-loose", ["/loose/*"], ["loose"]),
+                                route_cfg("r-strict", ["/strict/*"], ["strict"])]))
+
+    assert lb.request("GET", "/loose/1").status == 200
+    assert a.connections == 1 and a.handshakes == 1
+    r = lb.request("GET", "/strict/1")
+    assert r.status == 502, r
+    line = failure_line(lb, "/strict/1")
+    assert "certificate verification failed for 'httpbin.org'" in line, line
+    assert "The certificate issuer is unknown" in line, line
+    assert a.connections == 2, a.connections  # a handshake of its own, not the pooled one
+    assert a.paths() == ["/loose/1"]
+    # The permissive upstream's connection is still pooled and still serves it.
+    assert lb.request("GET", "/loose/2").status == 200
+    assert a.connections == 2 and a.handshakes == 1
+    assert [rec.conn_id for rec in a.requests] == [1, 1]
+
+
+def test_session_not_resumed_across_trust_policies(pki, tls_upstream, lbproxy):
+    """Resumption skips the certificate check: the session one upstream left is not offered
+    by another on the same address and SNI under another trust, which must verify afresh."""
+    a = tls_upstream("a", pki.good, "127.0.0.2")
+    lb = lbproxy(config(
+        https_upstream("loose", [a], ca=pki.ca, sni="httpbin.org", keepalive_pool=0),
+        https_upstream("strict", [a], ca=pki.unknown_ca, sni="httpbin.org", keepalive_pool=0,
+                       retries=0),
+        routes=[route_cfg("r-loose", ["/loose/*"], ["loose"]),
+                route_cfg("r-strict", ["/strict/*"], ["strict"])]))
+    assert lb.request("GET", "/loose/1").status == 200
+    assert lb.request("GET", "/strict/1").status == 502
+    assert "The certificate issuer is unknown" in failure_line(lb, "/strict/1")
+    # The ticket is still there for the upstream that earned it.
+    assert lb.request("GET", "/loose/2").status == 200
+    assert a.handshakes == 2 and a.resumed == 1, (a.handshakes, a.resumed, a.handshake_errors)
+    assert a.paths() == ["/loose/1", "/loose/2"]
+
+
+def test_reload_changing_trust_does_not_reuse_pooled_connections(pki, tls_upstream, lbproxy,
+                                                                   tmp_path):
+    """A reload that changes an upstream's ca_file (its path, or only what the file holds)
+    starts over with fresh handshakes; a reload that leaves the TLS policy as it was, or brings
+    an earlier one back, keeps using the pooled connection."""
+    a = tls_upstream("a", pki.good, "127.0.0.2")
+    ca = tmp_path / "ca.pem"
+    shutil.copy(pki.ca, ca)
+    reloads = 0
+
+    def cfg(ca_file, read="60s"):
+        return config(https_upstream("up", [a], ca=ca_file, sni="httpbin.org", retries=0,
+                                     timeout={"connect": "5s", "send": "60s", "read": read}),
+                      workers=1)
+
+    def reload(new):
+        nonlocal reloads
+        lb.config_src = new
+        lb.config_path.write_text(lb._render(lb.port))
+        os.kill(lb.pid, signal.SIGHUP)
+        reloads += 1
+        assert lb.wait_log("Configuration reloaded", count=reloads), lb.log_text()[-2000:]
+
+    lb = lbproxy(cfg(ca))
+    assert lb.request("GET", "/first").status == 200
+    # Something else changed: the same policy, so the pooled connection serves on.
+    reload(cfg(ca, read="61s"))
+    assert lb.request("GET", "/same-policy").status == 200
+    assert a.connections == 1 and a.handshakes == 1
+
+    # Another file, with an anchor that does not trust the server.
+    reload(cfg(pki.unknown_ca))
+    assert lb.request("GET", "/other-file").status == 502
+    assert "The certificate issuer is unknown" in failure_line(lb, "/other-file")
+    assert a.connections == 2
+
+    # The first path again, but the file now holds the untrusting anchor.
+    shutil.copy(pki.unknown_ca, ca)
+    reload(cfg(ca))
+    assert lb.request("GET", "/same-path-new-content").status == 502
+    assert "The certificate issuer is unknown" in failure_line(lb, "/same-path-new-content")
+    assert a.connections == 3
+
+    # And back to what the first connection was made under: it is still pooled, and reused.
+    shutil.copy(pki.ca, ca)
+    reload(cfg(ca))
+    assert lb.request("GET", "/back").status == 200
+    assert a.connections == 3 and a.handshakes == 1
+    assert a.paths() == ["/first", "/same-policy", "/back"]
+    assert {rec.conn_id for rec in a.requests} == {1}
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3],

@@ -7,6 +7,7 @@ set -uo pipefail
 TESTS=/opt/lbproxy-tests
 REQUEST_ID=5c1b9a2e4d7f4e1a9b3c6d8e0f2a4b6c
 CONFIG_CHANGE_ID=9e1c3a5f7b2d4c6e8a0f1b3d5c7e9a2b
+STATE_REJECTED_ID=62b7d884506b458d9d5b7432629bc9dc
 BUS=(org.lbproxy1 /org/lbproxy1 org.lbproxy1.Manager)
 URL=http://127.0.0.1
 CONF=/etc/lbproxy/lbproxy.yaml
@@ -389,4 +390,38 @@ if [ "$a" = "active active" ] && get_is /gamma "a /gamma"; then
         ok "start: service and socket active, serving"
 else
         not_ok "start: service and socket active, serving" "$a, /gamma: $(get /gamma)"
+fi
+
+# ---- a state that does not load: moved aside, said in the journal and in the unit's status ----
+printf 'upstreams: [{name: alpha\n' >/var/lib/lbproxy/state.yaml
+systemctl reset-failed lbproxy.service
+check "state: restart with a state.yaml that does not parse" systemctl restart lbproxy
+status_text() { systemctl show -P StatusText lbproxy.service; }
+if get_is /gamma "a /gamma" && [ -f /var/lib/lbproxy/state.yaml.rejected ] &&
+        [ ! -e /var/lib/lbproxy/state.yaml ]; then
+        ok "state: a state that does not parse is moved aside, the files serve"
+else
+        not_ok "state: a state that does not parse is moved aside, the files serve" \
+                "/gamma: $(get /gamma)" "$(ls -la /var/lib/lbproxy/ 2>&1)"
+fi
+rejected_entries() { # entries, not lines: the message has several
+        journalctl -u lbproxy.service MESSAGE_ID=$STATE_REJECTED_ID -o json --no-pager | wc -l
+}
+if wait_for 5 count_is 1 MESSAGE_ID=$STATE_REJECTED_ID && [ "$(rejected_entries)" -eq 1 ] &&
+        journalctl -u lbproxy.service MESSAGE_ID=$STATE_REJECTED_ID -o cat --no-pager |
+        grep -q '/var/lib/lbproxy/state.yaml:[0-9]*:[0-9]*: '; then
+        ok "state: one journal entry says why, with state.yaml's line and column"
+else
+        not_ok "state: one journal entry says why, with state.yaml's line and column" \
+                "$(journalctl -u lbproxy.service -n 5 --no-pager -o cat)"
+fi
+case "$(status_text)" in
+*"runtime state rejected"*"/var/lib/lbproxy/state.yaml:"[0-9]*) ok "state: systemctl status says it" ;;
+*) not_ok "state: systemctl status says it" "StatusText: $(status_text)" ;;
+esac
+no_note() { case "$(status_text)" in *"runtime state rejected"*) return 1 ;; esac; }
+if systemctl reload lbproxy && wait_for 5 no_note; then
+        ok "state: a reload clears the note"
+else
+        not_ok "state: a reload clears the note" "StatusText: $(status_text)"
 fi

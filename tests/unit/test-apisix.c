@@ -576,13 +576,23 @@ static void test_mixed(void)
         "spec:\n"                                                                                  \
         "  externalNodes: [{type: Domain, name: a.example}]\n"
 
-#define ROUTE_HEAD                                                                                 \
+/* An ApisixRoute up to its first rule's name, then the rule's keys. */
+#define ROUTE_RULE_HEAD                                                                            \
         "apiVersion: apisix.apache.org/v2\n"                                                       \
         "kind: ApisixRoute\n"                                                                      \
         "metadata: {name: rt}\n"                                                                   \
         "spec:\n"                                                                                  \
         "  http:\n"                                                                                \
-        "  - name: r\n"                                                                            \
+        "  - name: r\n"
+
+/* A rule whose match: comes last, for tests of its keys. */
+#define ROUTE_MATCH_HEAD                                                                           \
+        ROUTE_RULE_HEAD                                                                            \
+        "    upstreams: [{name: up}]\n"                                                            \
+        "    match:\n"
+
+#define ROUTE_HEAD                                                                                 \
+        ROUTE_RULE_HEAD                                                                            \
         "    match: {paths: [/]}\n"                                                                \
         "    upstreams: [{name: up}]\n"
 
@@ -703,15 +713,7 @@ static void test_refused_route_fields(void)
         expect_errors(UPSTREAM_HEAD "---\n" ROUTE_HEAD "    timeout: {connect: 1s}\n",
                       "t.yaml:15:5: ApisixRoute/rt: spec.http[0].timeout: per-route timeouts are "
                       "not supported (set spec.timeout on the ApisixUpstream)");
-        expect_errors(UPSTREAM_HEAD "---\n"
-                      "apiVersion: apisix.apache.org/v2\n"
-                      "kind: ApisixRoute\n"
-                      "metadata: {name: rt}\n"
-                      "spec:\n"
-                      "  http:\n"
-                      "  - name: r\n"
-                      "    upstreams: [{name: up}]\n"
-                      "    match:\n"
+        expect_errors(UPSTREAM_HEAD "---\n" ROUTE_MATCH_HEAD
                       "      paths: [/]\n"
                       "      remoteAddrs: [10.0.0.0/8]\n"
                       "      exprs: [{subject: {scope: Header, name: X-Foo}, op: Equal, value: "
@@ -1049,8 +1051,59 @@ static void test_route_errors(void)
                       "scalar");
 }
 
-/* Aliases may share nodes but not blow up, here either: 50 rules of 3000 upstreams each from
- * a handful of nodes. */
+/* The native limits hold for manifests, with the same words: nodes per upstream, paths, hosts,
+ * methods and upstreams per route, a path's length. */
+static void test_limits(void)
+{
+        _cleanup_free_ char *yaml = NULL, *path = NULL, *want = NULL;
+        size_t size = 1 << 20, o;
+
+        yaml = malloc(size);
+        if (!yaml)
+                abort();
+        o = (size_t)snprintf(yaml, size, "apiVersion: apisix.apache.org/v2\n"
+                                         "kind: ApisixUpstream\n"
+                                         "metadata: {name: up}\n"
+                                         "spec:\n"
+                                         "  externalNodes: [");
+        for (int i = 0; i < 4097; i++)
+                o += (size_t)snprintf(yaml + o, size - o, "%s{type: Domain, name: h%d}",
+                                      i ? ", " : "", i);
+        o += (size_t)snprintf(yaml + o, size - o, "]\n");
+        CHECK(o < size);
+        expect_errors(yaml, "t.yaml:5:18: ApisixUpstream/up: spec.externalNodes: too many nodes "
+                            "(4097; at most 4096 per upstream)");
+
+        o = (size_t)snprintf(yaml, size, UPSTREAM_HEAD "---\n" ROUTE_MATCH_HEAD "      paths: [");
+        for (int i = 0; i < 65; i++)
+                o += (size_t)snprintf(yaml + o, size - o, "%s/p%d", i ? ", " : "", i);
+        o += (size_t)snprintf(yaml + o, size - o, "]\n      hosts: [");
+        for (int i = 0; i < 257; i++)
+                o += (size_t)snprintf(yaml + o, size - o, "%sh%d.example", i ? ", " : "", i);
+        o += (size_t)snprintf(yaml + o, size - o, "]\n      methods: [");
+        for (int i = 0; i < 33; i++)
+                o += (size_t)snprintf(yaml + o, size - o, "%sM%d", i ? ", " : "", i);
+        o += (size_t)snprintf(yaml + o, size - o, "]\n  - name: s\n    upstreams: [");
+        for (int i = 0; i < 65; i++)
+                o += (size_t)snprintf(yaml + o, size - o, "%s{name: up}", i ? ", " : "");
+        o += (size_t)snprintf(yaml + o, size - o, "]\n    match: {paths: [/%04096d]}\n", 0);
+        CHECK(o < size);
+        expect_errors(yaml,
+                      "t.yaml:15:14: ApisixRoute/rt: spec.http[0].match.paths: too many paths "
+                      "(65; at most 64 per route)\n"
+                      "t.yaml:16:14: ApisixRoute/rt: spec.http[0].match.hosts: too many hosts "
+                      "(257; at most 256 per route)\n"
+                      "t.yaml:17:16: ApisixRoute/rt: spec.http[0].match.methods: too many "
+                      "methods (33; at most 32 per route)\n"
+                      "t.yaml:19:16: ApisixRoute/rt: spec.http[1].upstreams: too many upstreams "
+                      "(65; at most 64 per route)\n"
+                      "t.yaml:20:21: ApisixRoute/rt: spec.http[1].match.paths[0]: invalid path "
+                      "'/00000000000000000000000000000000000000000000000000000000000000000000000"
+                      "00000000000000000000...': longer than 4096 bytes");
+}
+
+/* Aliases may share nodes but not blow up, here either: 500 rules of 64 upstreams each (the
+ * most a route may have) from a handful of nodes. */
 static void test_aliases(void)
 {
         char yaml[16384];
@@ -1065,10 +1118,10 @@ static void test_aliases(void)
                              "metadata: {name: rt}\n"
                              "spec:\n"
                              "  http: [&h {name: r, match: {paths: [/]}, upstreams: [&a {name: a}");
-        for (int i = 0; i < 3000; i++)
+        for (int i = 1; i < 64; i++)
                 o += (size_t)snprintf(yaml + o, sizeof(yaml) - o, ",*a");
         o += (size_t)snprintf(yaml + o, sizeof(yaml) - o, "]}");
-        for (int i = 0; i < 50; i++)
+        for (int i = 1; i < 500; i++)
                 o += (size_t)snprintf(yaml + o, sizeof(yaml) - o, ",*h");
         o += (size_t)snprintf(yaml + o, sizeof(yaml) - o, "]" LISTENER);
         CHECK(o < sizeof(yaml));
@@ -1270,6 +1323,7 @@ int main(void)
         test_upstream_errors();
         test_names();
         test_route_errors();
+        test_limits();
         test_aliases();
         test_dump();
         TEST_MAIN_END();

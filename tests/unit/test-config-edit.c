@@ -26,12 +26,13 @@
  *
  * Every edit promises that running out of memory half-way leaves the Config as it was. To see
  * it, the n-th allocation is made to fail, for every n until an edit runs through. glibc lets a
- * program replace malloc; AddressSanitizer replaces it too, so that build checks leaks instead. */
+ * program replace malloc; AddressSanitizer replaces it too, so that build checks leaks instead.
+ * ThreadSanitizer's runtime also owns malloc, and calls it before it can run instrumented code. */
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define FAULT_INJECTION 0
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 #define FAULT_INJECTION 0
 #endif
 #endif
@@ -1301,6 +1302,63 @@ static void test_out_of_memory(void)
 }
 #endif
 
+/* The loader's limits, through the loader's own check: the same words as a file gets, naming
+ * the argument instead of the key. */
+static void test_limits(void)
+{
+        _cleanup_(config_freep) Config *c = load_base();
+        enum { N = 4097 };
+        ConfigNode *nodes = calloc(N, sizeof(ConfigNode));
+        char (*hosts)[16] = calloc(N, 16);
+        _cleanup_free_ char *long_path = malloc(4098);
+        char *paths[66] = {}, *many[66] = {};
+        char names[66][8];
+        ConfigRouteUpstream ups[65];
+        ConfigRouteOptions o = {};
+
+        if (!c || !nodes || !hosts || !long_path)
+                abort();
+        for (size_t i = 0; i < N; i++) {
+                snprintf(hosts[i], sizeof(hosts[i]), "10.0.%zu.%zu", i / 256, i % 256);
+                nodes[i] = (ConfigNode){.host = hosts[i], .port = 80, .weight = 1};
+        }
+        EXPECT_FAIL(c, -EINVAL, "nodes: too many nodes (4097; at most 4096 per upstream)",
+                    config_edit_add_upstream(c, "big", NULL, nodes, N, NULL, &err));
+        /* At the limit it is taken; one more node is refused. */
+        EXPECT_OK(config_edit_add_upstream(c, "big", NULL, nodes, N - 1, NULL, &err));
+        EXPECT_FAIL(c, -EINVAL, "upstream: too many nodes (4097; at most 4096 per upstream)",
+                    config_edit_add_node(c, "big", hosts[N - 1], 80, 1, &err));
+
+        long_path[0] = '/';
+        memset(long_path + 1, 'a', 4096);
+        long_path[4097] = 0;
+        paths[0] = long_path;
+        ups[0] = (ConfigRouteUpstream){.name = (char *)"httpbin", .weight = 1};
+        EXPECT_FAIL(c, -EINVAL,
+                    "paths[0]: invalid path '/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...': longer than 4096 bytes",
+                    config_edit_add_route(c, "r", paths, ups, 1, NULL, &err));
+        long_path[4096] = 0;
+        EXPECT_OK(config_edit_add_route(c, "r", paths, ups, 1, NULL, &err));
+
+        for (int i = 0; i < 65; i++) {
+                snprintf(names[i], sizeof(names[i]), "/p%d", i);
+                many[i] = names[i];
+                ups[i] = (ConfigRouteUpstream){.name = (char *)"httpbin", .weight = 1};
+        }
+        EXPECT_FAIL(c, -EINVAL, "paths: too many paths (65; at most 64 per route)",
+                    config_edit_add_route(c, "r2", many, ups, 1, NULL, &err));
+        EXPECT_FAIL(c, -EINVAL, "upstreams: too many upstreams (65; at most 64 per route)",
+                    config_edit_add_route(c, "r2", paths, ups, 65, NULL, &err));
+        many[33] = NULL;
+        o.methods = many;
+        paths[0] = (char *)"/m";
+        EXPECT_FAIL(c, -EINVAL, "options.methods: too many methods (33; at most 32 per route)",
+                    config_edit_add_route(c, "r2", paths, ups, 1, &o, &err));
+        free(nodes);
+        free(hosts);
+}
+
 int main(void)
 {
         test_copy();
@@ -1312,6 +1370,7 @@ int main(void)
         test_add_route();
         test_add_route_errors();
         test_route_edits();
+        test_limits();
 #if FAULT_INJECTION
         test_out_of_memory();
 #endif

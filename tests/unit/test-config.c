@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,6 +146,7 @@ static const char full_yaml[] =
         "limits:\n"
         "  max_header_bytes: 65536\n"
         "  max_headers: 64\n"
+        "  max_connections: 5000\n"
         "dns:\n"
         "  servers: [\"127.0.0.1:5353\", \"[::1]:53\", 10.0.0.1, \"fe80::1\"]\n"
         "  ttl_min: 500ms\n"
@@ -213,6 +215,7 @@ static void test_full(void)
         CHECK(c->shutdown_grace_usec == 1500 * USEC_PER_MSEC);
         CHECK(c->max_header_bytes == 65536);
         CHECK(c->max_headers == 64);
+        CHECK(c->max_connections == 5000);
         CHECK(strv_is(c->dns.servers, STRV("127.0.0.1:5353", "[::1]:53", "10.0.0.1", "fe80::1")));
         CHECK(c->dns.ttl_min_usec == 500 * USEC_PER_MSEC);
         CHECK(c->dns.ttl_max_usec == 7200 * USEC_PER_SEC);
@@ -229,7 +232,7 @@ static void test_full(void)
                 CHECK(c->listeners[0].address.ss_family == AF_INET);
                 CHECK(c->listeners[0].address_len == sizeof(struct sockaddr_in));
                 CHECK(mark_is(c->listeners[0].mark, c->files[0], mark_of(full_yaml, "http", 0)));
-                CHECK(c->listeners[0].mark.line == 19 && c->listeners[0].mark.column == 11);
+                CHECK(c->listeners[0].mark.line == 20 && c->listeners[0].mark.column == 11);
                 CHECK_STR(c->listeners[1].listen, "[::1]:9443");
                 CHECK(address_is(&c->listeners[1], "[::1]:9443"));
                 CHECK(c->listeners[1].address_len == sizeof(struct sockaddr_in6));
@@ -340,6 +343,7 @@ static void test_defaults(void)
         CHECK(c->shutdown_grace_usec == 10 * USEC_PER_SEC);
         CHECK(c->max_header_bytes == 32768);
         CHECK(c->max_headers == 100);
+        CHECK(c->max_connections == 0); /* derived from RLIMIT_NOFILE at start */
         CHECK(c->dns.servers == NULL);
         CHECK(c->dns.ttl_min_usec == USEC_PER_SEC);
         CHECK(c->dns.ttl_max_usec == 3600 * USEC_PER_SEC);
@@ -616,6 +620,22 @@ static void test_errors(void)
                       "t.yaml:3:86: upstreams[0].nodes[0].weight: 10001 is out of range "
                       "(0..10000)");
 
+        /* max_connections: a positive integer, nothing else. */
+        expect_errors(L "limits: {max_connections: 0}\n",
+                      "t.yaml:2:27: limits.max_connections: 0 is out of range (1..10000000)");
+        expect_errors(L "limits: {max_connections: -5}\n",
+                      "t.yaml:2:27: limits.max_connections: -5 is out of range (1..10000000)");
+        expect_errors(L "limits: {max_connections: 10000001}\n",
+                      "t.yaml:2:27: limits.max_connections: 10000001 is out of range "
+                      "(1..10000000)");
+        expect_errors(L "limits:\n  max_connections: many\n",
+                      "t.yaml:3:20: limits.max_connections: expected an integer, got 'many'");
+        expect_errors(L "limits: {max_connections: \"100\"}\n",
+                      "t.yaml:2:27: limits.max_connections: expected an integer, got the quoted "
+                      "string '100'");
+        expect_errors(L "limits: {max_connections: 1e3}\n",
+                      "t.yaml:2:27: limits.max_connections: expected an integer, got '1e3'");
+
         /* Values checked for what they are. */
         expect_errors("listeners:\n"
                       "  - {name: \"a b\"}\n"
@@ -733,11 +753,12 @@ static void test_errors(void)
 
         /* Aliases may share nodes but not blow up. */
         {
-                /* 300 routes sharing one list of 300 paths: 90000 values from 600 nodes. */
+                /* 300 routes sharing one list of 64 paths (the most a route may have): 19200
+                 * values from 380 nodes. */
                 char bomb[8192] = L "p: &p [";
                 char *rt;
 
-                for (int i = 0; i < 300; i++)
+                for (int i = 0; i < 64; i++)
                         strcat(bomb, i ? ", /" : "/");
                 strcat(bomb, "]\nr: &r {name: r, paths: *p, upstreams: [{name: u}]}\nroutes: [");
                 for (int i = 0; i < 300; i++)
@@ -842,6 +863,277 @@ static void rm_rf(const char *dir)
         if (system(cmd) != 0)
                 fprintf(stderr, "could not remove %s\n", dir);
         free(cmd);
+}
+
+/* A growing buffer for generated documents. */
+typedef struct Text {
+        char *s;
+        size_t len;
+} Text;
+
+static void text_add(Text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void text_add(Text *t, const char *fmt, ...)
+{
+        va_list ap;
+        char *more;
+        int n;
+
+        va_start(ap, fmt);
+        n = vasprintf(&more, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                abort();
+        t->s = realloc(t->s, t->len + (size_t)n + 1);
+        if (!t->s)
+                abort();
+        memcpy(t->s + t->len, more, (size_t)n + 1);
+        t->len += (size_t)n;
+        free(more);
+}
+
+/* "[<prefix>0<suffix>, <prefix>1<suffix>, ...]" with `n` items. */
+static void text_list(Text *t, const char *prefix, const char *suffix, int n)
+{
+        text_add(t, "[");
+        for (int i = 0; i < n; i++)
+                text_add(t, "%s%s%d%s", i ? ", " : "", prefix, i, suffix);
+        text_add(t, "]");
+}
+
+/* The head of a document whose one route's keys follow, on line 4 from column 14. */
+#define ROUTE_HEAD                                                                                 \
+        "listeners: [{name: l}]\nupstreams: [{name: u, nodes: [{host: h}]}]\n"                     \
+        "routes:\n  - {name: r, "
+
+/* A route with `keys`, the last of which lists `n` items, must fail with `want`. */
+static void expect_route_list_at(const char *keys, const char *prefix, const char *suffix, int n,
+                                 const char *want, int line)
+{
+        Text t = {};
+
+        text_add(&t, ROUTE_HEAD "%s: ", keys);
+        text_list(&t, prefix, suffix, n);
+        text_add(&t, "}\n");
+        expect_errors_at(t.s, want, line);
+        free(t.s);
+}
+#define expect_route_list(keys, prefix, suffix, n, want)                                           \
+        expect_route_list_at(keys, prefix, suffix, n, want, __LINE__)
+
+/* The documented sizes: at the limit loads, one more is refused naming the field. */
+static void test_limits(void)
+{
+        Text t = {};
+        char *want;
+
+        /* 4096 nodes (the benchmark runs 1,000) load; 4097 do not. */
+        text_add(&t, "listeners: [{name: l}]\nupstreams:\n  - name: u\n    nodes: ");
+        text_list(&t, "{host: h", "}", 4096);
+        text_add(&t, "\n");
+        {
+                Config *c = load_ok(t.s);
+                CHECK(c && c->upstreams[0].n_nodes == 4096);
+                config_free(c);
+        }
+        t.len = 0;
+        text_add(&t, "listeners: [{name: l}]\nupstreams:\n  - name: u\n    nodes: ");
+        text_list(&t, "{host: h", "}", 4097);
+        text_add(&t, "\n");
+        expect_errors(t.s, "t.yaml:4:12: upstreams[0].nodes: too many nodes (4097; at most 4096 "
+                           "per upstream)");
+
+        /* Route paths: 4096 bytes each, 64 per route. */
+        t.len = 0;
+        text_add(&t, ROUTE_HEAD "upstreams: [{name: u}], paths: [/%04095d]}\n", 0);
+        {
+                Config *c = load_ok(t.s);
+                CHECK(c && strlen(c->routes[0].paths[0]) == 4096);
+                config_free(c);
+        }
+        t.len = 0;
+        text_add(&t, ROUTE_HEAD "upstreams: [{name: u}], paths: [/%04096d]}\n", 0);
+        expect_errors(t.s, "t.yaml:4:47: routes[0].paths[0]: invalid path "
+                           "'/000000000000000000000000000000000000000000000000000000000000000000000"
+                           "0000000000000000000000...': longer than 4096 bytes");
+        expect_route_list("upstreams: [{name: u}], paths", "/p", "", 65,
+                          "t.yaml:4:46: routes[0].paths: too many paths (65; at most 64 per "
+                          "route)");
+
+        /* Hosts, methods and upstreams of a route; server names of an SNI route. */
+        expect_route_list("paths: [/], upstreams: [{name: u}], hosts", "h", ".example", 257,
+                          "t.yaml:4:58: routes[0].hosts: too many hosts (257; at most 256 per "
+                          "route)");
+        expect_route_list("paths: [/], upstreams: [{name: u}], methods", "M", "", 33,
+                          "t.yaml:4:60: routes[0].methods: too many methods (33; at most 32 per "
+                          "route)");
+        expect_errors(L "upstreams: [{name: u, nodes: [{host: h}]}]\n"
+                        "routes: [{name: r, paths: [/], upstreams: [{name: u}],\n"
+                        "          methods: [ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFG]}]\n",
+                      "t.yaml:4:21: routes[0].methods[0]: invalid method "
+                      "'ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFG': longer than 32 characters");
+        expect_route_list("paths: [/], upstreams", "{name: u", "}", 65,
+                          "t.yaml:4:38: routes[0].upstreams: too many upstreams (65; at most 64 "
+                          "per route)");
+        t.len = 0;
+        text_add(&t, "upstreams: [{name: u, nodes: [{host: h}]}]\n"
+                     "listeners:\n  - {name: l, protocol: tls-passthrough,\n"
+                     "     sni_routes: [{upstream: u, server_names: ");
+        text_list(&t, "h", ".example", 257);
+        text_add(&t, "}]}\n");
+        if (asprintf(&want, "t.yaml:4:47: listeners[0].sni_routes[0].server_names: too many "
+                            "server names (257; at most 256 per SNI route)") < 0)
+                abort();
+        expect_errors(t.s, want);
+        free(want);
+
+        /* Names and host names keep their limits (255, 253). */
+        t.len = 0;
+        text_add(&t, L "upstreams: [{name: u, nodes: [{host: %0254d.example}]}]\n", 0);
+        CHECK(t.len > 0);
+        {
+                Config *c = UNTOUCHED;
+                char *errors = NULL;
+                int r = config_load_string("t.yaml", t.s, t.len, &errors, &c);
+
+                CHECK(r == -EINVAL && c == UNTOUCHED);
+                CHECK(errors && strstr(errors, "upstreams[0].nodes[0].host: invalid host"));
+                CHECK(errors && strstr(errors, "longer than 253 characters"));
+                free(errors);
+        }
+        free(t.s);
+}
+
+/* config_load_with_state() of lb.yaml and state.yaml, in the current directory, with `state`
+ * as the state: it must fail with exactly `want`. */
+static void expect_state_errors_at(const char *state, const char *want, int line)
+{
+        Config *c = UNTOUCHED;
+        char *errors = NULL;
+        int r;
+
+        free(write_file(".", "state.yaml", state));
+        r = config_load_with_state((char *[]){ (char *)"lb.yaml", NULL }, "state.yaml", &errors,
+                                   &c);
+        if (r != -EINVAL || c != UNTOUCHED || !streq_ptr(errors, want)) {
+                fprintf(stderr, "%s:%d: expected -EINVAL, got %d\n  got:  %s\n  want: %s\n",
+                        __FILE__, line, r, errors ? errors : "(null)", want);
+                failures++;
+        }
+        free(errors);
+}
+#define expect_state_errors(state, want) expect_state_errors_at(state, want, __LINE__)
+
+static Config *load_state_ok(const char *state, const char *files)
+{
+        Config *c = NULL;
+        char *errors = NULL;
+        int r;
+
+        free(write_file(".", "state.yaml", state));
+        r = config_load_with_state((char *[]){ (char *)files, NULL }, "state.yaml", &errors, &c);
+        CHECK(r == 0 && c && !errors);
+        if (r < 0)
+                fprintf(stderr, "%s\n", errors ? errors : strerror(-r));
+        free(errors);
+        return r < 0 ? NULL : c;
+}
+
+/* config_load_with_state(): the files, with the runtime state's upstreams and routes in place
+ * of theirs, checked as one configuration. */
+static void test_state(void)
+{
+        char dir[] = "/tmp/test-config-XXXXXX";
+        char *cwd = getcwd(NULL, 0);
+        Config *c;
+
+        if (!cwd || !mkdtemp(dir) || chdir(dir) < 0) {
+                perror(dir);
+                failures++;
+                free(cwd);
+                return;
+        }
+        /* A newer file adds a tcp listener for an upstream the older state lacks. */
+        free(write_file(".", "lb.yaml",
+                        "listeners:\n"
+                        "  - {name: http}\n"
+                        "  - {name: db, protocol: tcp, upstream: pg}\n"
+                        "upstreams:\n"
+                        "  - {name: web, nodes: [{host: 10.0.0.1}]}\n"
+                        "  - {name: pg, nodes: [{host: 10.0.0.2, port: 5432}]}\n"
+                        "routes: [{name: r, paths: [/], upstreams: [{name: web}]}]\n"));
+        expect_state_errors("# lbproxy runtime state\n"
+                            "access_log: true\n"
+                            "limits: {max_headers: 7}\n"
+                            "listeners: [{name: gone, listen: '127.0.0.1:1'}]\n"
+                            "upstreams:\n"
+                            "- {name: web, nodes: [{host: 10.0.0.9, port: 80, weight: 3}]}\n"
+                            "routes: [{name: r2, paths: [/x], upstreams: [{name: web}]}]\n",
+                            "state.yaml:6:1: upstreams: no upstream named 'pg', which "
+                            "listeners[1].upstream uses (lb.yaml:3:41)");
+
+        /* With pg in the state it fits: listeners and settings from the files, upstreams and
+         * routes from the state, its other keys skipped. */
+        c = load_state_ok("access_log: false\n"
+                          "limits: {max_headers: 7}\n"
+                          "listeners: [{name: gone, listen: '127.0.0.1:1'}]\n"
+                          "upstreams:\n"
+                          "- {name: web, nodes: [{host: 10.0.0.9, port: 80, weight: 3}]}\n"
+                          "- {name: pg, nodes: [{host: 10.0.0.3, port: 5432}]}\n"
+                          "routes: [{name: r2, paths: [/x], upstreams: [{name: web}]}]\n",
+                          "lb.yaml");
+        if (c) {
+                CHECK(c->access_log && c->max_headers == 100);
+                CHECK(c->n_listeners == 2 && streq(c->listeners[1].name, "db"));
+                CHECK(c->n_upstreams == 2 && c->upstreams[0].nodes[0].weight == 3);
+                CHECK_STR(c->upstreams[1].nodes[0].host, "10.0.0.3");
+                CHECK(c->n_routes == 1 && streq(c->routes[0].name, "r2"));
+                CHECK(mark_is(c->routes[0].mark, "state.yaml",
+                              (ConfigMark){ .line = 7, .column = 17 }));
+                CHECK(mark_is(c->listeners[1].mark, "lb.yaml",
+                              (ConfigMark){ .line = 3, .column = 12 }));
+                config_free(c);
+        }
+
+        /* The state's own references and limits are the files' rules too. */
+        expect_state_errors("upstreams: [{name: pg, nodes: [{host: 10.0.0.3}]}]\n"
+                            "routes: [{name: r2, paths: [/x], upstreams: [{name: web}]}]\n",
+                            "state.yaml:2:53: routes[0].upstreams[0].name: no upstream named "
+                            "'web'");
+        expect_state_errors("upstreams: [{name: pg, nodes: [{host: 10.0.0.3}]}]\n"
+                            "routes: [{name: r2, paths: [/x], upstreams: [{name: pg}],\n"
+                            "          methods: [ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFG]}]\n",
+                            "state.yaml:3:21: routes[0].methods[0]: invalid method "
+                            "'ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFG': longer than 32 characters");
+
+        /* A state that does not parse. */
+        expect_state_errors("upstreams: [{name: pg\nroutes: ]\n",
+                            "state.yaml:2:7: did not find expected ',' or '}' (while parsing a "
+                            "flow mapping at 1:13)");
+
+        /* An empty state has no upstreams: still the state's fault, at its top. */
+        expect_state_errors("", "state.yaml:1:1: upstreams: no upstream named 'pg', which "
+                                "listeners[1].upstream uses (lb.yaml:3:41)");
+
+        /* The files' APISIX manifests give way to the state as their native upstreams do. */
+        free(write_file(".", "apisix.yaml",
+                        "apiVersion: apisix.apache.org/v2\nkind: ApisixUpstream\n"
+                        "metadata: {name: web}\nspec: {externalNodes: [{type: Domain, name: a}]}\n"
+                        "---\napiVersion: apisix.apache.org/v2\nkind: ApisixRoute\n"
+                        "metadata: {name: rt}\n"
+                        "spec: {http: [{name: rt, match: {paths: [/]},\n"
+                        "               upstreams: [{name: web}]}]}\n"
+                        "---\nlisteners: [{name: l}]\n"));
+        c = load_state_ok("upstreams: [{name: web, nodes: [{host: 10.0.0.3}]}]\n"
+                          "routes: [{name: rt, paths: [/], upstreams: [{name: web}]}]\n",
+                          "apisix.yaml");
+        CHECK(c && c->n_upstreams == 1 && c->n_routes == 1);
+        config_free(c);
+
+        if (chdir(cwd) < 0)
+                perror(cwd);
+        free(cwd);
+        rm_rf(dir);
 }
 
 static void test_files(void)
@@ -1509,6 +1801,8 @@ int main(void)
         test_errors();
         test_documents();
         test_files();
+        test_limits();
+        test_state();
         test_protocols();
         test_protocol_errors();
         test_dump();

@@ -240,6 +240,71 @@ static void test_ca_file(const Pki *pki)
         unlink(empty);
 }
 
+/* ---- the policy id ---- */
+
+/* The id of a client built from ca_file (or none) and verify; "" when it does not build. */
+static void policy_id(const char *ca_file, int verify, char ret[TLS_POLICY_ID_LEN + 1])
+{
+        TlsClient *t = client_new(ca_file, verify, NULL);
+        snprintf(ret, TLS_POLICY_ID_LEN + 1, "%s", t ? tls_client_policy_id(t) : "");
+        tls_client_free(t);
+}
+
+static void test_policy_id(const Pki *pki)
+{
+        char none[TLS_POLICY_ID_LEN + 1], none2[TLS_POLICY_ID_LEN + 1];
+        char unverified[TLS_POLICY_ID_LEN + 1], ca[TLS_POLICY_ID_LEN + 1];
+        char ca2[TLS_POLICY_ID_LEN + 1], copy[TLS_POLICY_ID_LEN + 1];
+        char other[TLS_POLICY_ID_LEN + 1], ca_unverified[TLS_POLICY_ID_LEN + 1];
+
+        /* Built twice from the same policy (a reload that changed nothing): the same id, so
+         * pooled connections are reused across it. */
+        policy_id(NULL, 1, none);
+        policy_id(NULL, 1, none2);
+        CHECK(strlen(none) == TLS_POLICY_ID_LEN && strspn(none, "0123456789abcdef") ==
+                                                           TLS_POLICY_ID_LEN);
+        CHECK(streq(none, none2));
+        policy_id(pki->ca_file, 1, ca);
+        policy_id(pki->ca_file, 1, ca2);
+        CHECK(streq(ca, ca2));
+
+        /* Anything that changes what a handshake accepts changes the id. */
+        policy_id(NULL, 0, unverified);
+        policy_id(pki->ca_file, 0, ca_unverified);
+        CHECK(!streq(none, unverified));
+        CHECK(!streq(none, ca));
+        CHECK(!streq(ca, ca_unverified));
+        CHECK(!streq(unverified, ca_unverified));
+
+        /* The same anchors under another path, and another anchor under the same path. */
+        char *pem = NULL;
+        size_t size = 0;
+        CHECK(tls_read_file(pki->ca_file, 1 << 20, &pem, &size) == 0);
+        _cleanup_free_ char *copy_file = write_tmp("ca-copy.pem", pem, size);
+        policy_id(copy_file, 1, copy);
+        CHECK(!streq(copy, ca));
+
+        gnutls_x509_privkey_t key = new_key();
+        gnutls_x509_crt_t crt = new_crt(key, "another CA", 3);
+        GNUTLS_OK(gnutls_x509_crt_set_basic_constraints(crt, 1, -1));
+        GNUTLS_OK(gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0));
+        gnutls_datum_t other_pem;
+        GNUTLS_OK(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &other_pem));
+        free(write_tmp("ca-copy.pem", other_pem.data, other_pem.size));
+        policy_id(copy_file, 1, other);
+        CHECK(!streq(other, copy) && !streq(other, ca));
+        /* And back: the id is the content's, not the moment's. */
+        free(write_tmp("ca-copy.pem", pem, size));
+        policy_id(copy_file, 1, other);
+        CHECK(streq(other, copy));
+
+        gnutls_free(other_pem.data);
+        gnutls_x509_crt_deinit(crt);
+        gnutls_x509_privkey_deinit(key);
+        free(pem);
+        unlink(copy_file);
+}
+
 /* ---- handshakes against a GnuTLS server ---- */
 
 #define PAYLOAD (300 * 1024 + 17)
@@ -1131,6 +1196,7 @@ int main(void)
 
         test_cache();
         test_ca_file(&pki);
+        test_policy_id(&pki);
         test_handshakes(&pki, "NORMAL", "TLS 1.3");
         test_handshakes(&pki, "NORMAL:-VERS-TLS1.3", "TLS 1.2");
         test_ticket_burst(&pki);
