@@ -143,7 +143,7 @@ static void refuse(ClientConn *c, unsigned status, const char *reason)
 {
         char text[160];
         snprintf(text, sizeof(text), "%s: %s", http_status_reason(status), reason);
-        log_warning("%s: refused request: %u %s", c->peer, status, reason);
+        log_peer_warning("%s: refused request: %u %s", c->peer, status, reason);
         client_conn_respond(c, status, text, true);
         close_after_flush(c);
 }

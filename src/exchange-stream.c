@@ -150,16 +150,16 @@ int exchange_start_stream(ClientConn *c)
                 return -EAGAIN;
         }
         if (r < 0) {
-                log_warning("%s: listener '%s': not a TLS ClientHello, closing", c->peer,
-                            c->listener->name);
+                log_peer_warning("%s: listener '%s': not a TLS ClientHello, closing", c->peer,
+                                 c->listener->name);
                 model_unref(model);
                 client_conn_abort(c);
                 return 1;
         }
         const char *upstream = r > 0 && cl ? sni_route_upstream(cl, sni) : NULL;
         if (!upstream) {
-                log_warning("%s: listener '%s': no route for server name '%s', closing", c->peer,
-                            c->listener->name, r > 0 ? sni : "(none)");
+                log_peer_warning("%s: listener '%s': no route for server name '%s', closing",
+                                 c->peer, c->listener->name, r > 0 ? sni : "(none)");
                 model_unref(model);
                 client_conn_abort(c);
                 return 1;

@@ -1,13 +1,29 @@
 /* SPDX-License-Identifier: MIT */
+
+/* The logging calls: each makes a LogEntry (strings cut to their maximums) and hands it to the
+ * log thread (log-queue.c), or, when none runs, writes it at once (log-sink.c). */
+
 #include <stdarg.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
-#include <systemd/sd-journal.h>
 
+#include "log-internal.h"
 #include "log.h"
 
-static bool journal_is_stderr;
 static int max_level = LOG_INFO;
+
+const uint16_t log_str_max[_LOG_STR_MAX] = {
+        [LOG_STR_TEXT] = LOG_TEXT_MAX,
+        [LOG_STR_MESSAGE_ID] = LOG_MESSAGE_ID_MAX,
+        [LOG_STR_HOST] = LOG_NAME_MAX,
+        [LOG_STR_ROUTE] = LOG_NAME_MAX,
+        [LOG_STR_UPSTREAM] = LOG_NAME_MAX,
+        [LOG_STR_NODE] = LOG_NAME_MAX,
+        [LOG_STR_NODE_ADDRESS] = LOG_ADDRESS_MAX,
+        [LOG_STR_CLIENT] = LOG_ADDRESS_MAX,
+        [LOG_STR_METHOD] = LOG_METHOD_MAX,
+        [LOG_STR_PATH] = LOG_PATH_MAX,
+        [LOG_STR_ERROR] = LOG_ERROR_MAX,
+};
 
 /* systemd sets JOURNAL_STREAM=dev:inode of the stream it connected stderr to; if fd 2 is still
  * that stream, structured entries go to the journal directly and nothing goes to stderr. */
@@ -17,9 +33,9 @@ void log_setup(void)
         struct stat st;
         unsigned long long dev, ino;
 
-        journal_is_stderr = e && sscanf(e, "%llu:%llu", &dev, &ino) == 2 &&
-                            fstat(STDERR_FILENO, &st) == 0 && st.st_dev == dev &&
-                            st.st_ino == ino;
+        log_journal_is_stderr = e && sscanf(e, "%llu:%llu", &dev, &ino) == 2 &&
+                                fstat(STDERR_FILENO, &st) == 0 && st.st_dev == dev &&
+                                st.st_ino == ino;
 }
 
 void log_set_max_level(int level)
@@ -29,27 +45,44 @@ void log_set_max_level(int level)
 
 bool log_to_journal(void)
 {
-        return journal_is_stderr;
+        return log_journal_is_stderr;
+}
+
+void log_entry_set(LogEntry *e, LogStr i, const char *s, size_t len)
+{
+        e->str[i] = s;
+        e->len[i] = s ? (uint16_t)(len < log_str_max[i] ? len : log_str_max[i]) : 0;
+}
+
+static void log_entry_set_string(LogEntry *e, LogStr i, const char *s)
+{
+        /* strnlen: a string longer than the maximum is not read to its end. */
+        log_entry_set(e, i, s, s ? strnlen(s, log_str_max[i]) : 0);
+}
+
+static void submit(const LogEntry *e)
+{
+        if (log_queue_push(e))
+                return;
+        (void)log_sink_write(e);
+        log_sink_flush();
 }
 
 __attribute__((format(printf, 3, 0)))
 static void log_internal(int priority, int error, const char *fmt, va_list ap)
 {
-        char buf[2048];
+        char text[LOG_TEXT_MAX + 1];
 
         if (priority > max_level)
                 return;
         if (error)
                 errno = error; /* %m in fmt names it */
-        vsnprintf(buf, sizeof(buf), fmt, ap);
+        int n = vsnprintf(text, sizeof(text), fmt, ap);
 
-        if (journal_is_stderr && error)
-                sd_journal_send("MESSAGE=%s", buf, "PRIORITY=%i", priority, "ERRNO=%i", error,
-                                NULL);
-        else if (journal_is_stderr)
-                sd_journal_send("MESSAGE=%s", buf, "PRIORITY=%i", priority, NULL);
-        else
-                fprintf(stderr, "lbproxy: %s\n", buf);
+        LogEntry e = { .kind = LOG_KIND_MESSAGE, .priority = priority, .error = error,
+                       .time = now_usec(CLOCK_MONOTONIC) };
+        log_entry_set(&e, LOG_STR_TEXT, text, n < 0 ? 0 : (size_t)n);
+        submit(&e);
 }
 
 void log_full(int priority, const char *fmt, ...)
@@ -70,77 +103,63 @@ int log_full_errno(int priority, int error, const char *fmt, ...)
         return -error;
 }
 
+void log_peer_warning(const char *fmt, ...)
+{
+        va_list ap;
+
+        if (LOG_WARNING > max_level || !log_queue_peer_allowed())
+                return;
+        va_start(ap, fmt);
+        log_internal(LOG_WARNING, 0, fmt, ap);
+        va_end(ap);
+}
+
 void log_event(int priority, const char *message_id, const char *upstream, const char *node,
                const char *host, const char *fmt, ...)
 {
-        char message[1024];
+        char text[LOG_TEXT_MAX + 1];
         va_list ap;
 
         if (priority > max_level)
                 return;
         va_start(ap, fmt);
-        vsnprintf(message, sizeof(message), fmt, ap);
+        int n = vsnprintf(text, sizeof(text), fmt, ap);
         va_end(ap);
 
-        if (!journal_is_stderr) {
-                fprintf(stderr, "lbproxy: %s\n", message);
-                return;
-        }
-        (void)sd_journal_send("MESSAGE=%s", message, "MESSAGE_ID=%s", message_id,
-                              "PRIORITY=%i", priority, "LBPROXY_UPSTREAM=%s",
-                              upstream ? upstream : "", "LBPROXY_NODE=%s", node ? node : "",
-                              "LBPROXY_HOST=%s", host ? host : "", NULL);
+        LogEntry e = { .kind = LOG_KIND_MESSAGE, .priority = priority,
+                       .time = now_usec(CLOCK_MONOTONIC) };
+        log_entry_set(&e, LOG_STR_TEXT, text, n < 0 ? 0 : (size_t)n);
+        log_entry_set_string(&e, LOG_STR_MESSAGE_ID, message_id);
+        log_entry_set_string(&e, LOG_STR_UPSTREAM, upstream);
+        log_entry_set_string(&e, LOG_STR_NODE, node);
+        log_entry_set_string(&e, LOG_STR_HOST, host);
+        submit(&e);
 }
 
-#define FIELD(iov, n, buf, size, ...)                                                              \
-        do {                                                                                       \
-                int _l = snprintf((buf), (size), __VA_ARGS__);                                     \
-                if (_l < 0)                                                                        \
-                        _l = 0;                                                                    \
-                if ((size_t)_l >= (size))                                                          \
-                        _l = (int)(size)-1;                                                        \
-                (iov)[(n)++] = (struct iovec){ .iov_base = (buf), .iov_len = (size_t)_l };         \
-                (buf) += _l + 1;                                                                   \
-                (size) -= (size_t)_l + 1;                                                          \
-        } while (0)
+void log_entry_access(LogEntry *e, const AccessRecord *a)
+{
+        *e = (LogEntry){
+                .kind = LOG_KIND_ACCESS,
+                .priority = a->status >= 500 ? LOG_WARNING : LOG_INFO,
+                .time = now_usec(CLOCK_MONOTONIC),
+                .status = a->status,
+                .duration_usec = a->duration_usec,
+                .bytes_in = a->bytes_in,
+                .bytes_out = a->bytes_out,
+        };
+        log_entry_set_string(e, LOG_STR_ROUTE, a->route);
+        log_entry_set_string(e, LOG_STR_UPSTREAM, a->upstream);
+        log_entry_set_string(e, LOG_STR_NODE, a->node);
+        log_entry_set_string(e, LOG_STR_NODE_ADDRESS, a->node_address);
+        log_entry_set_string(e, LOG_STR_CLIENT, a->client);
+        log_entry_set(e, LOG_STR_METHOD, a->method, a->method_len);
+        log_entry_set(e, LOG_STR_PATH, a->path, a->path_len);
+        log_entry_set_string(e, LOG_STR_ERROR, a->error);
+}
 
 void log_access(const AccessRecord *a)
 {
-        /* Paths are capped so one entry stays one datagram; the full path is not worth more. */
-        int path_len = (int)(a->path_len > 1024 ? 1024 : a->path_len);
-        int method_len = (int)(a->method_len > 32 ? 32 : a->method_len);
-        char message[1536];
-
-        snprintf(message, sizeof(message), "%s \"%.*s %.*s\" %u route=%s upstream=%s node=%s "
-                 "address=%s duration_usec=%llu%s%s",
-                 a->client, method_len, a->method, path_len, a->path, a->status, a->route,
-                 a->upstream, a->node, a->node_address, (unsigned long long)a->duration_usec,
-                 a->error ? " error=" : "", a->error ? a->error : "");
-
-        if (!journal_is_stderr)
-                fprintf(stderr, "lbproxy: %s\n", message);
-
-        char storage[4096], *p = storage;
-        size_t left = sizeof(storage);
-        struct iovec iov[16];
-        size_t n = 0;
-
-        FIELD(iov, n, p, left, "MESSAGE=%s", message);
-        FIELD(iov, n, p, left, "MESSAGE_ID=" LBPROXY_MESSAGE_REQUEST);
-        FIELD(iov, n, p, left, "PRIORITY=%i", a->status >= 500 ? LOG_WARNING : LOG_INFO);
-        FIELD(iov, n, p, left, "LBPROXY_ROUTE=%s", a->route);
-        FIELD(iov, n, p, left, "LBPROXY_UPSTREAM=%s", a->upstream);
-        FIELD(iov, n, p, left, "LBPROXY_NODE=%s", a->node);
-        FIELD(iov, n, p, left, "LBPROXY_NODE_ADDRESS=%s", a->node_address);
-        FIELD(iov, n, p, left, "LBPROXY_METHOD=%.*s", method_len, a->method);
-        FIELD(iov, n, p, left, "LBPROXY_PATH=%.*s", path_len, a->path);
-        FIELD(iov, n, p, left, "LBPROXY_STATUS=%u", a->status);
-        FIELD(iov, n, p, left, "LBPROXY_DURATION_USEC=%llu", (unsigned long long)a->duration_usec);
-        FIELD(iov, n, p, left, "LBPROXY_CLIENT=%s", a->client);
-        FIELD(iov, n, p, left, "LBPROXY_BYTES_IN=%llu", (unsigned long long)a->bytes_in);
-        FIELD(iov, n, p, left, "LBPROXY_BYTES_OUT=%llu", (unsigned long long)a->bytes_out);
-        if (a->error)
-                FIELD(iov, n, p, left, "LBPROXY_ERROR=%s", a->error);
-
-        (void)sd_journal_sendv(iov, (int)n);
+        LogEntry e;
+        log_entry_access(&e, a);
+        submit(&e);
 }

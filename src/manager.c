@@ -453,6 +453,7 @@ Manager *manager_free(Manager *m)
                 worker_force_exit(&m->workers[i]);
                 worker_join(&m->workers[i]);
         }
+        log_stop();
         for (size_t i = 0; i < m->n_workers; i++) {
                 worker_done(&m->workers[i]);
                 if (i > 0 && m->workers[i].base)
@@ -506,6 +507,9 @@ static int start_workers(Manager *m)
                 return -ENOMEM;
         /* Before any worker accepts: a closing connection wakes them through it. */
         conn_limit_set_workers(&m->conn_limit, m->workers, n);
+        /* From here on entries leave the threads through a queue each (this one is worker 0's
+         * and the control loop's); without the log thread, logging stays synchronous. */
+        (void)log_start(n);
         for (size_t i = 0; i < n; i++) {
                 struct event_base *base = i == 0 ? m->base : new_base();
                 if (!base)
@@ -597,6 +601,8 @@ int manager_run(Manager *m)
                 worker_force_exit(&m->workers[i]);
                 worker_join(&m->workers[i]);
         }
+        /* What the workers logged is written before the last word. */
+        log_stop();
         log_info("Stopped after %llu requests", (unsigned long long)total_requests(m));
         return m->exit_code;
 }

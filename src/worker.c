@@ -129,6 +129,7 @@ void worker_done(Worker *w)
 static void *worker_thread(void *userdata)
 {
         Worker *w = userdata;
+        log_attach(w->id);
         event_base_dispatch(w->base);
         /* Connections of this loop are freed here, on its own thread. */
         free_loop_objects(w);

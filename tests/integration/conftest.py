@@ -8,7 +8,9 @@
   lbproxy       factory: lbproxy(CONFIG) -> a started, ready LbProxy; CONFIG is a dict (YAML is
                 written from it; a listener on 127.0.0.1 with a free port is added when it has
                 no `listeners`) or a YAML string (@LISTEN@ / @PORT@ are replaced); wrapper= a
-                command that execs it (["prlimit", "--nofile=64:64"]). At teardown:
+                command that execs it, same pid (["prlimit", "--nofile=64:64"], or
+                journal_helpers.journal_namespace(...)); journal_stream=True: stderr passes for
+                journald's stream, as under systemd (LbProxy). At teardown:
                 SIGTERM, bounded wait, exit code 0 asserted, and no sanitizer report in its log.
                 With LBPROXY_TEST_WORKERS=N, a config that sets no `workers` gets N (lbtest.py).
 """
@@ -67,11 +69,12 @@ def upstream():
 def lbproxy(lbproxy_bin, tmp_path, request):
     procs = []
 
-    def start(config, *, args=(), env=None, expect_exit=0, listen_host="127.0.0.1", wrapper=()):
+    def start(config, *, args=(), env=None, expect_exit=0, listen_host="127.0.0.1", wrapper=(),
+              journal_stream=False):
         d = tmp_path / f"lbproxy{len(procs)}"
         d.mkdir()
         p = LbProxy(lbproxy_bin, d, config, args=args, env=env, listen_host=listen_host,
-                    wrapper=wrapper)
+                    wrapper=wrapper, journal_stream=journal_stream)
         p.expect_exit = expect_exit
         procs.append(p)
         return p.start()

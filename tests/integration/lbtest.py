@@ -325,9 +325,12 @@ class LbProxy:
     """One lbproxy process: started with a config, ready once READY=1 arrived."""
 
     def __init__(self, binary, workdir, config, *, args=(), env=None, listen_host="127.0.0.1",
-                 wrapper=()):
+                 wrapper=(), journal_stream=False):
         self.binary = str(binary)
         self.wrapper = list(wrapper)  # a command that execs lbproxy, e.g. prlimit: same pid
+        # journal_stream: JOURNAL_STREAM names the log file, as systemd names the journal's
+        # stream: lbproxy then writes entries to the journal socket, nothing to stderr.
+        self.journal_stream = journal_stream
         self.workdir = Path(workdir)
         self.config_src = config
         self.args = list(args)
@@ -397,6 +400,9 @@ class LbProxy:
         env["NOTIFY_SOCKET"] = path
         env.update(self.extra_env)
         self.log_file = open(self.log_path, "ab")
+        if self.journal_stream:
+            st = os.fstat(self.log_file.fileno())
+            env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
         configs = ["--config", str(self.config_path)]
         if TEST_WORKERS and not re.search(r"(?m)(^|[{,])\s*workers\s*:",
                                           self.config_path.read_text()):

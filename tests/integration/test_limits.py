@@ -111,7 +111,8 @@ def test_at_fd_limit_pauses_quietly_and_serves_when_clients_leave(lbproxy, upstr
 def test_default_max_connections_keeps_clear_of_the_fd_limit(lbproxy, upstream):
     up = upstream("a")
     lb = lbproxy(config(up, workers=2), wrapper=PRLIMIT)
-    lines = lb.log_lines("Accepting up to", "derived from the file descriptor limit")
+    # Said once the workers run, by the log thread: READY=1 can come first.
+    lines = lb.wait_log("Accepting up to", "derived from the file descriptor limit")
     assert lines, lb.log_text()[-2000:]
     n = int(re.search(r"Accepting up to (\d+) client connections", lines[0]).group(1))
     # README: (RLIMIT_NOFILE - 32 - listeners - 3 x workers) / 3
@@ -149,7 +150,8 @@ def test_soft_fd_limit_raised_to_the_hard_one(lbproxy, upstream):
     daemon raises it and derives max_connections from the hard limit."""
     up = upstream("a")
     lb = lbproxy(config(up, workers=1), wrapper=["prlimit", f"--nofile={NOFILE}:{4 * NOFILE}"])
-    lines = lb.log_lines("Accepting up to", "derived from the file descriptor limit")
+    # Said once the workers run, by the log thread: READY=1 can come first.
+    lines = lb.wait_log("Accepting up to", "derived from the file descriptor limit")
     assert lines, lb.log_text()[-2000:]
     assert f"file descriptor limit {4 * NOFILE})" in lines[0], lines[0]
     with open(f"/proc/{lb.pid}/limits") as f:
@@ -181,8 +183,8 @@ def test_max_connections_exact_and_waiting_client_served_when_one_closes(lbproxy
             assert time.monotonic() - t < 1.0
             held.append(waiting)
             waiting = None
-        assert lb.log_lines(LIMIT_REACHED)
-        assert "max_connections 5" in lb.log_lines(LIMIT_REACHED)[0]
+        reached = lb.wait_log(LIMIT_REACHED)
+        assert reached and "max_connections 5" in reached[0], lb.log_text()[-2000:]
     finally:
         closing(held + ([waiting] if waiting else []))
 
