@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 #include <getopt.h>
 
-#include "config.h"
-#include "event-alloc.h"
-#include "log.h"
-#include "manager.h"
-#include "state.h"
+#include "base/event-alloc.h"
+#include "base/log.h"
+#include "config/config.h"
+#include "config/state.h"
+#include "control/manager.h"
 
 #define DEFAULT_CONFIG_PATH "/etc/lbproxy"
 

@@ -14,8 +14,8 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "http-rewrite.h"
-#include "model.h"
+#include "http/http-rewrite.h"
+#include "lb/model.h"
 
 /* What the proxy adds: a request may gain Host, X-Forwarded-For, X-Forwarded-Proto, Via,
  * Transfer-Encoding, Connection and Upgrade; a response Transfer-Encoding and Connection. Heads

@@ -10,13 +10,13 @@
 #include <poll.h>
 #include <sys/socket.h>
 
-#include "conn-client.h"
-#include "listener.h"
-#include "log.h"
-#include "manager.h"
-#include "pool.h"
+#include "base/log.h"
+#include "control/manager.h"
+#include "net/listener.h"
+#include "proxy/conn-client.h"
+#include "proxy/pool.h"
+#include "proxy/worker.h"
 #include "tap.h"
-#include "worker.h"
 
 /* conn-client.c's REQUESTS_PER_TURN. */
 #define PER_TURN 16

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http-rewrite.h"
-#include "model.h"
+#include "http/http-rewrite.h"
+#include "lb/model.h"
 #include "tap.h"
 
 /* A growing string, for building heads and what their rewrite must be. */

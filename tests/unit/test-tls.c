@@ -16,10 +16,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "stream.h"
-#include "tls-server.h"
-#include "tls-stream.h"
-#include "tls.h"
+#include "net/stream.h"
+#include "tls/tls-server.h"
+#include "tls/tls-stream.h"
+#include "tls/tls.h"
 
 static unsigned failures;
 

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The daemon as a whole: configuration paths, the current model, listeners, the workers, signals
+ * and what systemd is told. Owns everything else. */
+
+#include <event2/event.h>
+#include <stdbool.h>
+
+#include "lb/model.h"
+#include "net/listener.h"
+#include "net/resolver.h"
+#include "proxy/conn-limit.h"
+#include "proxy/worker.h"
+
+typedef struct Bus Bus;
+
+typedef struct Manager {
+        char **config_paths;
+        char *state_dir; /* runtime state (D-Bus changes); NULL: not persisted */
+        char *status_note; /* appended to STATUS= until a change or reload is accepted */
+        Bus *bus;
+        Model *model; /* the current model; swapped under model_lock */
+        pthread_mutex_t model_lock;
+        atomic_uint model_generation;
+        Resolver *resolver;
+        Worker *workers; /* [0] runs on this (the control) loop, the rest on threads */
+        size_t n_workers;
+        size_t threads_running;
+        struct event *thread_exited;
+        pthread_mutex_t release_lock; /* models retired on worker threads, freed here */
+        Model **released;
+        size_t n_released;
+        struct event *release_event;
+        struct event_base *base;
+        Listener *listeners;
+        size_t n_listeners;
+        ConnLimit conn_limit; /* client connections against max_connections, all workers */
+        uint64_t nofile;      /* the soft RLIMIT_NOFILE at start */
+        size_t default_max_connections; /* derived from it; 0 before the start */
+        struct event *sig_term, *sig_int, *sig_hup;
+        struct event *status_timer, *grace_timer, *watchdog;
+        bool stopping;
+        int exit_code;
+} Manager;
+
+/* Takes ownership of `config`. `state_dir` (may be NULL) is where D-Bus changes are kept. On
+ * failure *ret_error may say why. */
+int manager_new(char **config_paths, const char *state_dir, Config *config, Manager **ret,
+                char **ret_error);
+Manager *manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
+
+/* A line STATUS= keeps until the next accepted D-Bus change or reload (why the runtime state
+ * was rejected at start). NULL clears it. Returns 0 or -ENOMEM. */
+int manager_set_status_note(Manager *m, const char *note);
+
+/* Opens the listeners, starts accepting and tells systemd READY=1. */
+int manager_start(Manager *m);
+/* Runs until stopped; returns the exit code. */
+int manager_run(Manager *m);
+
+/* Re-reads the configuration files and swaps the new model in. On failure nothing changes and
+ * *ret_errors (if given) holds the "file:line:column: message" lines. */
+int manager_reload(Manager *m, char **ret_errors);
+
+/* Swaps in a configuration changed at run time (D-Bus), taking ownership of `config`: builds
+ * the model, persists it to the state directory, then swaps. On failure nothing changed and
+ * *ret_error (if given) says why. */
+int manager_apply_config(Manager *m, Config *config, char **ret_error);
+
+/* A node turned failing (`why` says what failed) or healthy again: a journal entry and a
+ * PropertiesChanged. */
+void manager_node_health_changed(Manager *m, const Upstream *u, const Node *n, const char *why);
+
+/* Worker 0 has no connection left (it runs on the control loop). */
+void manager_worker_idle(Manager *m);
+/* A worker thread ended its loop (called on that thread). */
+void manager_thread_exited(Manager *m);
+
+/* Starts a graceful stop: no new connections, requests in flight may finish. */
+void manager_stop(Manager *m);
