@@ -4,7 +4,6 @@
 
 #include "base/util.h"
 #include "http/http-rewrite.h"
-#include "lb/model.h"
 
 #define VIA_TOKEN "1.1 lbproxy"
 
@@ -134,10 +133,9 @@ static _always_inline_ void write_request_head(Writer *w, RequestRewrite *rw)
         PUT_LITERAL(w, "\r\n");
 }
 
-int http_rewrite_request_head(const HttpHead *h, const Upstream *u, const RequestContext *ctx,
-                              char **ret, size_t *ret_len, size_t *ret_host_at)
+int http_rewrite_request_head(const HttpHead *h, const RequestContext *ctx, char **ret,
+                              size_t *ret_len, size_t *ret_host_at)
 {
-        const ConfigUpstream *cu = u->config;
         RequestRewrite rw = {
                 .h = h,
                 .ctx = ctx,
@@ -145,9 +143,9 @@ int http_rewrite_request_head(const HttpHead *h, const Upstream *u, const Reques
                 .last_via = last_with_flag(h, HTTP_HEADER_VIA),
         };
 
-        if (cu->pass_host == PASS_HOST_REWRITE)
-                rw.host = (HttpSlice){ cu->upstream_host, strlen(cu->upstream_host) };
-        else if (cu->pass_host == PASS_HOST_PASS)
+        if (ctx->host_from == HTTP_HOST_GIVEN)
+                rw.host = (HttpSlice){ ctx->host, strlen(ctx->host) };
+        else if (ctx->host_from == HTTP_HOST_CLIENT)
                 rw.host = h->host; /* an HTTP/1.0 request without Host gets the node's */
 
         Writer count = {};

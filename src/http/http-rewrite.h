@@ -10,23 +10,30 @@
 
 #include "http/http1.h"
 
-typedef struct Upstream Upstream;
+/* Where the Host line of a request sent on comes from (an upstream's pass_host). */
+typedef enum HttpHostFrom {
+        HTTP_HOST_CLIENT, /* the client's Host; an HTTP/1.0 request without one gets the node's */
+        HTTP_HOST_NODE,   /* the node's */
+        HTTP_HOST_GIVEN,  /* RequestContext.host */
+} HttpHostFrom;
 
 typedef struct RequestContext {
         const char *client_ip; /* not NUL-terminated */
         size_t client_ip_len;
         bool https; /* the client reached us over TLS */
         HttpSlice upgrade; /* an Upgrade to pass on (WebSocket), or p == NULL */
+        HttpHostFrom host_from;
+        const char *host; /* with HTTP_HOST_GIVEN */
 } RequestContext;
 
 bool http_method_is_idempotent(HttpSlice method);
 
-/* The request head for `u`, in a new buffer of exactly its length. With pass_host node the Host
- * line depends on the node, which a retry may change: it is left out and *ret_host_at says where
- * it goes (else SIZE_MAX). The target is written in origin-form, so `h` must have a path (not
+/* The request head to send on, in a new buffer of exactly its length. When the Host line is the
+ * node's it depends on the node, which a retry may change: it is left out and *ret_host_at says
+ * where it goes (else SIZE_MAX). The target is written in origin-form, so `h` must have a path (not
  * CONNECT's authority-form: no route matches it). */
-int http_rewrite_request_head(const HttpHead *h, const Upstream *u, const RequestContext *ctx,
-                              char **ret, size_t *ret_len, size_t *ret_host_at);
+int http_rewrite_request_head(const HttpHead *h, const RequestContext *ctx, char **ret,
+                              size_t *ret_len, size_t *ret_host_at);
 
 /* Just "METHOD SP path" for a request that goes nowhere (for the log). */
 int http_rewrite_copy_line(const HttpHead *h, char **ret, size_t *ret_len);

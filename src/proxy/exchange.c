@@ -3,6 +3,7 @@
 /* One HTTP request's journey: route, balance (exchange-connect.c gets the connection), the
  * request head and body forwarded, the response streamed back, one journal entry. */
 
+#include <assert.h>
 #include <inttypes.h>
 
 #include "base/log.h"
@@ -450,6 +451,22 @@ static int exchange_new(ClientConn *c, const HttpHead *h, Exchange **ret)
         return 0;
 }
 
+/* An upstream's pass_host, as the head writer takes it. */
+static HttpHostFrom host_from(PassHost p)
+{
+        switch (p) {
+        case PASS_HOST_PASS:
+                return HTTP_HOST_CLIENT;
+        case PASS_HOST_NODE:
+                return HTTP_HOST_NODE;
+        case PASS_HOST_REWRITE:
+                return HTTP_HOST_GIVEN;
+        default:
+                assert(!"pass_host was checked by the loader");
+                return HTTP_HOST_CLIENT;
+        }
+}
+
 static HttpSlice host_without_port(HttpSlice host)
 {
         const char *end = host.p + host.len;
@@ -489,6 +506,8 @@ int exchange_start(ClientConn *c, const HttpHead *h)
                         .client_ip = c->peer + c->peer_ip_offset,
                         .client_ip_len = c->peer_ip_len,
                         .https = c->https,
+                        .host_from = host_from(x->upstream->config->pass_host),
+                        .host = x->upstream->config->upstream_host,
                 };
                 /* WebSocket: only on routes that allow it, and only GET without a body. */
                 const HttpHeader *up = h->upgrade ? http_head_find(h, "upgrade") : NULL;
@@ -501,8 +520,8 @@ int exchange_start(ClientConn *c, const HttpHead *h)
                                                                        c->listener->name);
                         x->idle_usec = cl ? cl->idle_timeout_usec : 0;
                 }
-                r = x->tried ? http_rewrite_request_head(h, x->upstream, &ctx, &x->head,
-                                                         &x->head_len, &x->host_at)
+                r = x->tried ? http_rewrite_request_head(h, &ctx, &x->head, &x->head_len,
+                                                         &x->host_at)
                              : -ENOMEM;
         } else
                 r = http_rewrite_copy_line(h, &x->head, &x->head_len);
