@@ -426,7 +426,10 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
         model_set_release_handler(on_model_released, m);
 
         /* DNS settings are read once: the channel's servers stay as started. */
-        int r = resolver_new(m->base, &config->dns, &m->resolver);
+        ResolverOptions dns = { .servers = config->dns.servers,
+                                .ttl_min_usec = config->dns.ttl_min_usec,
+                                .ttl_max_usec = config->dns.ttl_max_usec };
+        int r = resolver_new(m->base, &dns, &m->resolver);
         if (r < 0) {
                 config_free(config);
                 manager_free(m);

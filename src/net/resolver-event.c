@@ -85,15 +85,15 @@ static void on_sock_state(void *userdata, ares_socket_t fd, int readable, int wr
         event_add(&s->ev, NULL);
 }
 
-static char *servers_csv(char **servers)
+static char *servers_csv(char *const *servers)
 {
         size_t len = 1;
-        for (char **s = servers; *s; s++)
+        for (char *const *s = servers; *s; s++)
                 len += strlen(*s) + 1;
         char *csv = calloc(1, len);
         if (!csv)
                 return NULL;
-        for (char **s = servers; *s; s++) {
+        for (char *const *s = servers; *s; s++) {
                 if (s != servers)
                         strcat(csv, ",");
                 strcat(csv, *s);
@@ -106,7 +106,7 @@ static void library_init(void)
         (void)ares_library_init(ARES_LIB_INIT_ALL);
 }
 
-int dns_channel_new(struct event_base *base, const ConfigDns *dns, DnsChannel **ret)
+int dns_channel_new(struct event_base *base, char *const *servers, DnsChannel **ret)
 {
         static pthread_once_t once = PTHREAD_ONCE_INIT;
         struct ares_options options = {};
@@ -136,8 +136,8 @@ int dns_channel_new(struct event_base *base, const ConfigDns *dns, DnsChannel **
                 free(c);
                 return dns_status_to_errno(r);
         }
-        if (dns->servers && dns->servers[0]) {
-                _cleanup_free_ char *csv = servers_csv(dns->servers);
+        if (servers && servers[0]) {
+                _cleanup_free_ char *csv = servers_csv(servers);
                 r = csv ? ares_set_servers_ports_csv(c->channel, csv) : ARES_ENOMEM;
                 if (r != ARES_SUCCESS) {
                         dns_channel_free(c);

@@ -7,11 +7,10 @@
 #include <ares.h>
 #include <event2/event.h>
 
-#include "config/config.h"
-
 typedef struct DnsChannel DnsChannel;
 
-int dns_channel_new(struct event_base *base, const ConfigDns *dns, DnsChannel **ret);
+/* `servers`: "127.0.0.1:5353", NULL-terminated; NULL or empty: those of /etc/resolv.conf. */
+int dns_channel_new(struct event_base *base, char *const *servers, DnsChannel **ret);
 /* Cancels pending queries: their callbacks run with ARES_EDESTRUCTION. */
 DnsChannel *dns_channel_free(DnsChannel *c);
 

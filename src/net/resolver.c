@@ -230,16 +230,16 @@ static void on_refresh(evutil_socket_t fd, short what, void *userdata)
         start_query(userdata);
 }
 
-int resolver_new(struct event_base *base, const ConfigDns *dns, Resolver **ret)
+int resolver_new(struct event_base *base, const ResolverOptions *o, Resolver **ret)
 {
         Resolver *r = calloc(1, sizeof(*r));
         if (!r)
                 return -ENOMEM;
         r->base = base;
-        r->ttl_min_usec = dns->ttl_min_usec;
-        r->ttl_max_usec = dns->ttl_max_usec ? dns->ttl_max_usec : 3600 * USEC_PER_SEC;
+        r->ttl_min_usec = o->ttl_min_usec;
+        r->ttl_max_usec = o->ttl_max_usec ? o->ttl_max_usec : 3600 * USEC_PER_SEC;
         r->names = hashmap_new();
-        int k = r->names ? dns_channel_new(base, dns, &r->channel) : -ENOMEM;
+        int k = r->names ? dns_channel_new(base, o->servers, &r->channel) : -ENOMEM;
         if (k < 0) {
                 hashmap_free(r->names);
                 free(r);

@@ -17,8 +17,6 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "config/config.h"
-
 typedef struct Resolver Resolver;
 typedef struct ResolvedName ResolvedName;
 typedef struct ResolveWaiter ResolveWaiter;
@@ -43,7 +41,14 @@ struct ResolveWaiter {
         ResolvedName *name; /* while queued; guarded by the name's lock */
 };
 
-int resolver_new(struct event_base *base, const ConfigDns *dns, Resolver **ret);
+/* How names are resolved (the configuration's dns: block, as the layer above reads it). */
+typedef struct ResolverOptions {
+        char *const *servers;  /* "127.0.0.1:5353", NULL-terminated; NULL = /etc/resolv.conf */
+        uint64_t ttl_min_usec; /* answers are kept at least this long... */
+        uint64_t ttl_max_usec; /* ...and at most this long (0: an hour) */
+} ResolverOptions;
+
+int resolver_new(struct event_base *base, const ResolverOptions *o, Resolver **ret);
 Resolver *resolver_free(Resolver *r);
 
 /* Takes a reference on the entry for `host`, creating it (and starting its first query). */
