@@ -142,6 +142,13 @@ static inline size_t strv_length(char *const *l)
         return n;
 }
 
+/* Where a value was written, for messages: "file:line:column". Lines and columns are 1-based; a
+ * mark without a file says nothing. */
+typedef struct SourceMark {
+        const char *file;
+        unsigned line, column;
+} SourceMark;
+
 /* Formats "1.2.3.4:80" or "[::1]:80". `buf` must hold SOCKADDR_STR_MAX bytes. */
 #define SOCKADDR_STR_MAX 64
 struct sockaddr;

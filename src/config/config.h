@@ -34,13 +34,10 @@ uint16_t scheme_default_port(Scheme s);
 const char *pass_host_to_string(PassHost p);
 PassHost pass_host_from_string(const char *s);
 
-/* Where a value came from, for messages: "file:line:column". Lines and columns are 1-based.
+/* Where a value came from, for messages. Its file points into Config.files (not owned).
  * Listeners, upstreams, routes and route upstreams are marked at their name's value; nodes,
  * certificates and SNI routes at their mapping. */
-typedef struct ConfigMark {
-        const char *file; /* points into Config.files; not owned */
-        unsigned line, column;
-} ConfigMark;
+typedef SourceMark ConfigMark;
 
 typedef enum ListenerProtocol {
         LISTENER_HTTP,            /* HTTP/1.1, routed by the routes: (default) */

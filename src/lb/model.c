@@ -176,7 +176,9 @@ static int upstream_new(const ConfigUpstream *cu, Resolver *resolver, Upstream *
 
         /* The TLS client first: the nodes' pool keys carry its policy id. */
         if (cu->scheme == SCHEME_HTTPS) {
-                int r = tls_client_new(cu, &u->tls, ret_error);
+                TlsClientPolicy policy = { .upstream = cu->name, .ca_file = cu->tls.ca_file,
+                                           .verify = cu->tls.verify != 0 };
+                int r = tls_client_new(&policy, &u->tls, ret_error);
                 if (r < 0)
                         return upstream_free(u), r;
         }
@@ -232,6 +234,26 @@ static int route_new(const Model *m, const ConfigRoute *cr, Route **ret)
                 return route_free(route), r;
         *ret = route;
         return 0;
+}
+
+/* The TLS server of an https listener, from its certificates as configured. */
+static int listener_tls_server(const ConfigListener *cl, TlsServer **ret, char **ret_error)
+{
+        _cleanup_free_ TlsCertificateFiles *files =
+                calloc(cl->n_certificates ? cl->n_certificates : 1, sizeof(TlsCertificateFiles));
+        if (!files)
+                return -ENOMEM;
+        for (size_t i = 0; i < cl->n_certificates; i++) {
+                const ConfigCertificate *cc = &cl->certificates[i];
+                files[i] = (TlsCertificateFiles){ .cert_file = cc->cert_file,
+                                                  .key_file = cc->key_file,
+                                                  .ocsp_file = cc->ocsp_file,
+                                                  .mark = cc->mark };
+        }
+        TlsServerOptions o = { .listener = cl->name, .mark = cl->mark, .certificates = files,
+                               .n_certificates = cl->n_certificates,
+                               .ticket_rotate_usec = cl->ticket_rotate_usec };
+        return tls_server_new(&o, ret, ret_error);
 }
 
 static Model *model_free(Model *m)
@@ -291,7 +313,7 @@ int model_new(Config *config, Resolver *resolver, Model **ret, char **ret_error)
         for (size_t i = 0; i < config->n_listeners; i++) {
                 if (config->listeners[i].protocol != LISTENER_HTTPS)
                         continue;
-                r = tls_server_new(&config->listeners[i], &m->tls_servers[i], ret_error);
+                r = listener_tls_server(&config->listeners[i], &m->tls_servers[i], ret_error);
                 if (r < 0)
                         return model_free(m), r;
         }

@@ -212,10 +212,10 @@ int tls_new_session_ticket_name(const unsigned char *p, size_t n, bool tls13,
 /* ---- the server ---- */
 
 /* "file:line:column: listener 'name': <what>: <why>", what made from the format. */
-static void set_error(char **ret_error, const ConfigListener *cl, const ConfigMark *mark,
+static void set_error(char **ret_error, const TlsServerOptions *o, const SourceMark *mark,
                       const char *why, const char *what_fmt, ...) _printf_(5, 6);
 
-static void set_error(char **ret_error, const ConfigListener *cl, const ConfigMark *mark,
+static void set_error(char **ret_error, const TlsServerOptions *o, const SourceMark *mark,
                       const char *why, const char *what_fmt, ...)
 {
         _cleanup_free_ char *what = NULL;
@@ -233,9 +233,10 @@ static void set_error(char **ret_error, const ConfigListener *cl, const ConfigMa
                 return;
         }
         r = mark && mark->file ? asprintf(ret_error, "%s:%u:%u: listener '%s': %s: %s",
-                                          mark->file, mark->line, mark->column, cl->name, what,
-                                          why)
-                               : asprintf(ret_error, "listener '%s': %s: %s", cl->name, what, why);
+                                          mark->file, mark->line, mark->column, o->listener,
+                                          what, why)
+                               : asprintf(ret_error, "listener '%s': %s: %s", o->listener, what,
+                                          why);
         if (r < 0)
                 *ret_error = NULL;
 }
@@ -285,34 +286,34 @@ static void key_pair_done(KeyPair *kp)
 }
 
 /* Reads one file of certificates[i]; `key` names it in messages ("cert", "key", "ocsp"). */
-static int load_file(const ConfigListener *cl, size_t i, const char *key, const char *path,
+static int load_file(const TlsServerOptions *o, size_t i, const char *key, const char *path,
                      char **ret_data, size_t *ret_size, char **ret_error)
 {
         int r = tls_read_file(path, CREDENTIAL_FILE_MAX, ret_data, ret_size);
         if (r < 0)
-                set_error(ret_error, cl, &cl->certificates[i].mark, file_error(r),
+                set_error(ret_error, o, &o->certificates[i].mark, file_error(r),
                           "certificates[%zu].%s %s", i, key, path);
         return r;
 }
 
-static int load_certificate(const ConfigListener *cl, size_t i,
+static int load_certificate(const TlsServerOptions *o, size_t i,
                             gnutls_certificate_credentials_t cred, char **ret_error)
 {
-        const ConfigCertificate *cc = &cl->certificates[i];
+        const TlsCertificateFiles *cc = &o->certificates[i];
         _cleanup_free_ char *key_file = NULL, *cert_pem = NULL, *key_pem = NULL;
         const char *why = NULL;
         size_t size;
         KeyPair kp = {};
         int r;
 
-        r = load_file(cl, i, "cert", cc->cert_file, &cert_pem, &size, ret_error);
+        r = load_file(o, i, "cert", cc->cert_file, &cert_pem, &size, ret_error);
         if (r < 0)
                 return r;
         gnutls_datum_t d = { .data = (unsigned char *)cert_pem, .size = (unsigned)size };
         r = gnutls_x509_crt_list_import2(&kp.crts, &kp.n_crts, &d, GNUTLS_X509_FMT_PEM,
                                          GNUTLS_X509_CRT_LIST_SORT);
         if (r < 0 || kp.n_crts == 0) {
-                set_error(ret_error, cl, &cc->mark,
+                set_error(ret_error, o, &cc->mark,
                           r < 0 ? gnutls_strerror(r) : "no PEM certificate found",
                           "certificates[%zu].cert %s", i, cc->cert_file);
                 if (r < 0)
@@ -324,12 +325,12 @@ static int load_certificate(const ConfigListener *cl, size_t i,
         r = key_path(cc->key_file, &key_file, &why);
         if (r < 0) {
                 if (why)
-                        set_error(ret_error, cl, &cc->mark, why, "certificates[%zu].key %s", i,
+                        set_error(ret_error, o, &cc->mark, why, "certificates[%zu].key %s", i,
                                   cc->key_file);
                 key_pair_done(&kp);
                 return r;
         }
-        r = load_file(cl, i, "key", key_file, &key_pem, &size, ret_error);
+        r = load_file(o, i, "key", key_file, &key_pem, &size, ret_error);
         if (r < 0) {
                 key_pair_done(&kp);
                 return r;
@@ -340,7 +341,7 @@ static int load_certificate(const ConfigListener *cl, size_t i,
                 r = gnutls_x509_privkey_import2(kp.key, &d, GNUTLS_X509_FMT_PEM, NULL, 0);
         explicit_bzero(key_pem, size);
         if (r < 0) {
-                set_error(ret_error, cl, &cc->mark, gnutls_strerror(r),
+                set_error(ret_error, o, &cc->mark, gnutls_strerror(r),
                           "certificates[%zu].key %s", i, key_file);
                 key_pair_done(&kp);
                 return -EINVAL;
@@ -350,7 +351,7 @@ static int load_certificate(const ConfigListener *cl, size_t i,
         int index = gnutls_certificate_set_x509_key(cred, kp.crts, (int)kp.n_crts, kp.key);
         key_pair_done(&kp);
         if (index < 0) {
-                set_error(ret_error, cl, &cc->mark, gnutls_strerror(index),
+                set_error(ret_error, o, &cc->mark, gnutls_strerror(index),
                           "certificates[%zu] %s and %s", i, cc->cert_file, key_file);
                 return -EINVAL;
         }
@@ -358,7 +359,7 @@ static int load_certificate(const ConfigListener *cl, size_t i,
         if (!cc->ocsp_file)
                 return 0;
         _cleanup_free_ char *ocsp = NULL;
-        r = load_file(cl, i, "ocsp", cc->ocsp_file, &ocsp, &size, ret_error);
+        r = load_file(o, i, "ocsp", cc->ocsp_file, &ocsp, &size, ret_error);
         if (r < 0)
                 return r;
         d = (gnutls_datum_t){ .data = (unsigned char *)ocsp, .size = (unsigned)size };
@@ -367,22 +368,22 @@ static int load_certificate(const ConfigListener *cl, size_t i,
         r = gnutls_certificate_set_ocsp_status_request_mem(cred, &d, (unsigned)index,
                                                            GNUTLS_X509_FMT_DER);
         if (r < 0) {
-                set_error(ret_error, cl, &cc->mark, gnutls_strerror(r),
+                set_error(ret_error, o, &cc->mark, gnutls_strerror(r),
                           "certificates[%zu].ocsp %s", i, cc->ocsp_file);
                 return -EINVAL;
         }
         return 0;
 }
 
-int tls_server_new(const ConfigListener *cl, TlsServer **ret, char **ret_error)
+int tls_server_new(const TlsServerOptions *o, TlsServer **ret, char **ret_error)
 {
-        assert(cl);
+        assert(o);
         assert(ret);
 
         if (ret_error)
                 *ret_error = NULL;
-        if (cl->n_certificates == 0) {
-                set_error(ret_error, cl, &cl->mark, "none given", "certificates");
+        if (o->n_certificates == 0) {
+                set_error(ret_error, o, &o->mark, "none given", "certificates");
                 return -EINVAL;
         }
 
@@ -390,8 +391,8 @@ int tls_server_new(const ConfigListener *cl, TlsServer **ret, char **ret_error)
         if (!t)
                 return -ENOMEM;
         atomic_init(&t->n_ref, 1);
-        t->ticket_rotate_usec = cl->ticket_rotate_usec > 0 ? cl->ticket_rotate_usec
-                                                           : 12 * 3600 * USEC_PER_SEC;
+        t->ticket_rotate_usec = o->ticket_rotate_usec > 0 ? o->ticket_rotate_usec
+                                                          : 12 * 3600 * USEC_PER_SEC;
         uint64_t secs = t->ticket_rotate_usec / USEC_PER_SEC;
         t->ticket_lifetime_sec = secs < 1 ? 1 : secs > 7 * 24 * 3600 ? 7 * 24 * 3600 : (unsigned)secs;
 
@@ -403,8 +404,8 @@ int tls_server_new(const ConfigListener *cl, TlsServer **ret, char **ret_error)
         }
         gnutls_certificate_set_flags(t->credentials, GNUTLS_CERTIFICATE_API_V2);
         /* The first pair is GnuTLS's choice when no certificate matches the SNI. */
-        for (size_t i = 0; i < cl->n_certificates; i++) {
-                r = load_certificate(cl, i, t->credentials, ret_error);
+        for (size_t i = 0; i < o->n_certificates; i++) {
+                r = load_certificate(o, i, t->credentials, ret_error);
                 if (r < 0) {
                         tls_server_free(t);
                         return r;
@@ -422,14 +423,14 @@ int tls_server_new(const ConfigListener *cl, TlsServer **ret, char **ret_error)
                                   &err_pos, GNUTLS_PRIORITY_INIT_DEF_APPEND);
         if (r < 0) {
                 t->priority = NULL;
-                set_error(ret_error, cl, &cl->mark, gnutls_strerror(r), "TLS priorities");
+                set_error(ret_error, o, &o->mark, gnutls_strerror(r), "TLS priorities");
                 tls_server_free(t);
                 return -EINVAL;
         }
 
         r = tls_tickets_new(now_usec(CLOCK_BOOTTIME), &t->tickets);
         if (r < 0) {
-                set_error(ret_error, cl, &cl->mark, strerror(-r), "session ticket key");
+                set_error(ret_error, o, &o->mark, strerror(-r), "session ticket key");
                 tls_server_free(t);
                 return r;
         }

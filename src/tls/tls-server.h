@@ -8,17 +8,38 @@
  * ticket keys, rotated every ticket_rotate with the previous key still accepted for one more
  * period. The per-connection part is in tls-stream.c. */
 
-#include "config/config.h"
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/util.h"
 
 typedef struct Stream Stream;
 typedef struct TlsServer TlsServer;
+
+/* A certificate a listener presents, with its key. */
+typedef struct TlsCertificateFiles {
+        const char *cert_file; /* PEM chain */
+        const char *key_file;  /* PEM key; a relative name is read from $CREDENTIALS_DIRECTORY */
+        const char *ocsp_file; /* DER OCSP response to staple, or NULL */
+        SourceMark mark;       /* where it was configured, for messages */
+} TlsCertificateFiles;
+
+/* What an https listener serves: its certificates (picked by SNI, the first is the default) and
+ * how long a session ticket key lives. */
+typedef struct TlsServerOptions {
+        const char *listener; /* its name, for messages */
+        SourceMark mark;
+        const TlsCertificateFiles *certificates;
+        size_t n_certificates;
+        uint64_t ticket_rotate_usec; /* 0: 12 hours */
+} TlsServerOptions;
 
 /* Loads the certificates of an https listener. A key given as a relative name is read from
  * $CREDENTIALS_DIRECTORY (systemd's LoadCredential=). On failure *ret_error (if given) names
  * the file and says why, after the certificate's file:line:column:
  *   "lbproxy.yaml:7:9: listener 'https': certificates[0].key /etc/a.key: No such file or
  *   directory". */
-int tls_server_new(const ConfigListener *cl, TlsServer **ret, char **ret_error);
+int tls_server_new(const TlsServerOptions *o, TlsServer **ret, char **ret_error);
 /* Drops the owner's reference; streams attached keep the server until they are freed. */
 TlsServer *tls_server_free(TlsServer *t);
 

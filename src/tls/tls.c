@@ -149,27 +149,27 @@ static void set_error(char **ret_error, const char *upstream, const char *path, 
 
 /* Adds the trust anchors of `path`. A file that cannot be read or holds no certificate is an
  * error: a typo there must not quietly leave only the system store. */
-static int add_ca_file(TlsClient *t, const ConfigUpstream *cu, PolicyHash *policy,
+static int add_ca_file(TlsClient *t, const TlsClientPolicy *p, PolicyHash *policy,
                        char **ret_error)
 {
-        const char *path = cu->tls.ca_file;
+        const char *path = p->ca_file;
         _cleanup_free_ char *pem = NULL;
         size_t size = 0;
 
         int r = tls_read_file(path, CA_FILE_MAX, &pem, &size);
         if (r < 0) {
-                set_error(ret_error, cu->name, path,
+                set_error(ret_error, p->upstream, path,
                           r == -EBADFD ? "not a regular file" : strerror(-r));
                 return r;
         }
         gnutls_datum_t d = { .data = (unsigned char *)pem, .size = (unsigned)size };
         r = gnutls_certificate_set_x509_trust_mem(t->credentials, &d, GNUTLS_X509_FMT_PEM);
         if (r < 0) {
-                set_error(ret_error, cu->name, path, gnutls_strerror(r));
+                set_error(ret_error, p->upstream, path, gnutls_strerror(r));
                 return -EINVAL;
         }
         if (r == 0) {
-                set_error(ret_error, cu->name, path, "no PEM certificate found");
+                set_error(ret_error, p->upstream, path, "no PEM certificate found");
                 return -EINVAL;
         }
         /* Its name and what it held when read: the same path with other anchors in it (a
@@ -190,9 +190,9 @@ static void hex_encode(const unsigned char *p, size_t n, char *ret)
         ret[2 * n] = '\0';
 }
 
-int tls_client_new(const ConfigUpstream *cu, TlsClient **ret, char **ret_error)
+int tls_client_new(const TlsClientPolicy *p, TlsClient **ret, char **ret_error)
 {
-        assert(cu);
+        assert(p);
         assert(ret);
 
         if (ret_error)
@@ -202,7 +202,7 @@ int tls_client_new(const ConfigUpstream *cu, TlsClient **ret, char **ret_error)
         if (!t)
                 return -ENOMEM;
         atomic_init(&t->n_ref, 1);
-        t->verify = cu->tls.verify != 0;
+        t->verify = p->verify;
         t->cache_max = TLS_CACHE_MAX;
         int r = pthread_mutex_init(&t->cache_lock, NULL);
         if (r != 0) {
@@ -235,8 +235,8 @@ int tls_client_new(const ConfigUpstream *cu, TlsClient **ret, char **ret_error)
          * the store only how many anchors it gave goes into the policy, not which. */
         policy_add_int(&policy, "system trust",
                        gnutls_certificate_set_x509_system_trust(t->credentials));
-        if (cu->tls.ca_file) {
-                r = add_ca_file(t, cu, &policy, ret_error);
+        if (p->ca_file) {
+                r = add_ca_file(t, p, &policy, ret_error);
                 if (r < 0)
                         goto fail;
         }
@@ -247,7 +247,7 @@ int tls_client_new(const ConfigUpstream *cu, TlsClient **ret, char **ret_error)
         if (r < 0) {
                 t->priority = NULL;
                 if (ret_error && asprintf(ret_error, "upstream '%s': TLS priorities: %s",
-                                          cu->name, gnutls_strerror(r)) < 0)
+                                          p->upstream, gnutls_strerror(r)) < 0)
                         *ret_error = NULL;
                 r = -EINVAL;
                 goto fail;

@@ -8,14 +8,20 @@
 
 #include <stdbool.h>
 
-#include "config/config.h"
-
 typedef struct Stream Stream;
 typedef struct TlsClient TlsClient;
 
-/* Builds the TLS client of an upstream with scheme https (`cu->tls` already has the top-level
- * defaults merged in). On failure *ret_error (if given) says why, naming the file. */
-int tls_client_new(const ConfigUpstream *cu, TlsClient **ret, char **ret_error);
+/* What a TlsClient trusts and checks: an https upstream's tls: block, with the top-level
+ * defaults merged in. */
+typedef struct TlsClientPolicy {
+        const char *upstream; /* its name, for messages */
+        const char *ca_file;  /* trust anchors beside the system store, or NULL */
+        bool verify;          /* the certificate and the name */
+} TlsClientPolicy;
+
+/* Builds the TLS client of an upstream with scheme https. On failure *ret_error (if given) says
+ * why, naming the file. */
+int tls_client_new(const TlsClientPolicy *p, TlsClient **ret, char **ret_error);
 /* The policy id: a hex SHA-256 over everything that decides what a handshake accepts (verify,
  * the system trust, ca_file's path and content, the priorities as resolved). Two TlsClients with
  * the same id accept the same servers, so their connections and sessions may serve each other,
