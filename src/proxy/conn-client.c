@@ -6,7 +6,7 @@
 #include "base/log.h"
 #include "http/http-status.h"
 #include "lb/model.h"
-#include "net/listener.h"
+#include "proxy/accept.h"
 #include "proxy/conn-client.h"
 #include "proxy/exchange.h"
 #include "proxy/worker.h"

@@ -2,7 +2,7 @@
 #include "base/event-alloc.h"
 #include "base/log.h"
 #include "control/manager.h"
-#include "net/listener.h"
+#include "proxy/accept.h"
 #include "proxy/conn-client.h"
 #include "proxy/conn-limit.h"
 #include "proxy/exchange.h"

@@ -7,7 +7,7 @@
 
 #include "base/log.h"
 #include "control/manager.h"
-#include "net/listener.h"
+#include "proxy/accept.h"
 #include "proxy/conn-client.h"
 #include "proxy/conn-limit.h"
 #include "proxy/worker.h"
