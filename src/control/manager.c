@@ -551,9 +551,27 @@ static uint64_t nofile_limit(void)
         return (uint64_t)rl.rlim_cur;
 }
 
+/* The sockets of `c`'s listeners. */
+static int open_listeners(const Config *c, Listener **ret, size_t *ret_n)
+{
+        _cleanup_free_ ListenerSpec *specs = calloc(c->n_listeners ? c->n_listeners : 1,
+                                                    sizeof(ListenerSpec));
+        if (!specs)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->n_listeners; i++) {
+                const ConfigListener *cl = &c->listeners[i];
+                specs[i] = (ListenerSpec){ .name = cl->name,
+                                           .listen = cl->listen,
+                                           .address = (const struct sockaddr *)&cl->address,
+                                           .address_len = cl->address_len,
+                                           .protocol = cl->protocol };
+        }
+        return listeners_open(specs, c->n_listeners, ret, ret_n);
+}
+
 int manager_start(Manager *m)
 {
-        int r = listeners_open(m->model->config, &m->listeners, &m->n_listeners);
+        int r = open_listeners(m->model->config, &m->listeners, &m->n_listeners);
         if (r < 0)
                 return r;
         m->nofile = nofile_limit();

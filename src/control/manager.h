@@ -8,8 +8,8 @@
 #include <stdbool.h>
 
 #include "lb/model.h"
+#include "net/listener.h"
 #include "net/resolver.h"
-#include "proxy/accept.h"
 #include "proxy/conn-limit.h"
 #include "proxy/worker.h"
 

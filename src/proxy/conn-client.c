@@ -6,7 +6,7 @@
 #include "base/log.h"
 #include "http/http-status.h"
 #include "lb/model.h"
-#include "proxy/accept.h"
+#include "net/listener.h"
 #include "proxy/conn-client.h"
 #include "proxy/exchange.h"
 #include "proxy/worker.h"
@@ -419,7 +419,8 @@ int client_conn_new(Worker *w, int fd, const struct sockaddr *peer, const Listen
                 int one = 1;
                 (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         }
-        if (l->https) {
+        bool https = l->protocol == LISTENER_HTTPS;
+        if (https) {
                 /* TLS terminated here: the handshake runs before the first request byte. */
                 worker_refresh_model(w);
                 r = tls_server_attach(model_find_tls_server(w->model, l->name), &c->stream);
@@ -432,7 +433,7 @@ int client_conn_new(Worker *w, int fd, const struct sockaddr *peer, const Listen
 
         c->worker = w;
         c->listener = l;
-        c->https = l->https;
+        c->https = https;
         set_peer(c, peer);
         event_assign(&c->timer, w->base, -1, 0, client_on_timer, c);
         event_assign(&c->resume, w->base, -1, 0, client_on_resume, c);

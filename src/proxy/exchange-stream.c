@@ -8,7 +8,7 @@
 #include <strings.h>
 
 #include "base/log.h"
-#include "proxy/accept.h"
+#include "net/listener.h"
 #include "proxy/exchange-internal.h"
 #include "tls/tls-sni.h"
 

@@ -10,7 +10,7 @@
 #include "control/manager.h"
 #include "http/http-rewrite.h"
 #include "lb/router.h"
-#include "proxy/accept.h"
+#include "net/listener.h"
 #include "proxy/exchange-internal.h"
 #include "proxy/pool.h"
 

@@ -12,7 +12,7 @@
 
 #include "base/log.h"
 #include "control/manager.h"
-#include "proxy/accept.h"
+#include "net/listener.h"
 #include "proxy/conn-client.h"
 #include "proxy/pool.h"
 #include "proxy/worker.h"
