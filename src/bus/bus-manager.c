@@ -46,7 +46,7 @@ static int commit(Manager *m, Config *config, sd_bus_error *error, const char *w
 
 static int begin(Manager *m, Config **ret, sd_bus_error *error)
 {
-        int r = config_copy(m->model->config, ret);
+        int r = config_copy(manager_model(m)->config, ret);
         return r < 0 ? reply_error(error, r, "cannot copy the configuration") : 0;
 }
 
@@ -433,13 +433,14 @@ static int method_add_route(sd_bus_message *msg, void *userdata, sd_bus_error *e
 static int list(sd_bus_message *msg, Manager *m, bool upstreams)
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const Model *model = manager_model(m);
         int r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "(so)");
-        size_t n = upstreams ? m->model->n_upstreams : m->model->n_routes;
+        size_t n = upstreams ? model->n_upstreams : model->n_routes;
         for (size_t i = 0; r >= 0 && i < n; i++) {
-                const char *name = upstreams ? m->model->upstreams[i]->config->name
-                                             : m->model->routes[i]->config->name;
+                const char *name = upstreams ? model->upstreams[i]->config->name
+                                             : model->routes[i]->config->name;
                 _cleanup_free_ char *path = NULL;
                 r = upstreams ? bus_upstream_path(name, &path) : bus_route_path(name, &path);
                 if (r >= 0)

@@ -27,7 +27,7 @@ int bus_upstream_find(sd_bus *bus, const char *path, const char *interface, void
         /* Unknown names (and the prefix itself) are "no such object", not an error. */
         if (sd_bus_path_decode(path, BUS_PATH_UPSTREAM, &name) <= 0 || !name[0])
                 return 0;
-        Upstream *u = model_find_upstream(m->model, name);
+        Upstream *u = model_find_upstream(manager_model(m), name);
         if (!u)
                 return 0;
         *found = u;
@@ -42,12 +42,11 @@ int bus_route_find(sd_bus *bus, const char *path, const char *interface, void *u
 
         if (sd_bus_path_decode(path, BUS_PATH_ROUTE, &name) <= 0 || !name[0])
                 return 0;
-        for (size_t i = 0; i < m->model->n_routes; i++)
-                if (streq(m->model->routes[i]->config->name, name)) {
-                        *found = m->model->routes[i];
-                        return 1;
-                }
-        return 0;
+        Route *r = model_find_route(manager_model(m), name);
+        if (!r)
+                return 0;
+        *found = r;
+        return 1;
 }
 
 static int enumerate(char ***nodes, size_t n, const char *(*name_of)(const Model *, size_t),
@@ -80,16 +79,15 @@ static const char *route_name_at(const Model *m, size_t i)
 int bus_upstream_enumerate(sd_bus *bus, const char *prefix, void *userdata, char ***nodes,
                            sd_bus_error *error)
 {
-        Manager *m = userdata;
-        return enumerate(nodes, m->model->n_upstreams, upstream_name_at, bus_upstream_path,
-                         m->model);
+        const Model *model = manager_model(userdata);
+        return enumerate(nodes, model->n_upstreams, upstream_name_at, bus_upstream_path, model);
 }
 
 int bus_route_enumerate(sd_bus *bus, const char *prefix, void *userdata, char ***nodes,
                         sd_bus_error *error)
 {
-        Manager *m = userdata;
-        return enumerate(nodes, m->model->n_routes, route_name_at, bus_route_path, m->model);
+        const Model *model = manager_model(userdata);
+        return enumerate(nodes, model->n_routes, route_name_at, bus_route_path, model);
 }
 
 /* ---- org.lbproxy1.Upstream ---- */

@@ -23,16 +23,22 @@ static uint64_t total_requests(const Manager *m)
         return n;
 }
 
+const Model *manager_model(const Manager *m)
+{
+        return model_publisher_peek(&m->models);
+}
+
 static void format_status(Manager *m, char *buf, size_t size)
 {
+        const Model *model = manager_model(m);
         size_t nodes = 0, healthy = 0;
         size_t clients = conn_limit_current(&m->conn_limit);
         size_t max = conn_limit_max(&m->conn_limit);
         const char *accepting = "";
 
-        for (size_t i = 0; i < m->model->n_upstreams; i++)
-                for (size_t k = 0; k < m->model->upstreams[i]->n_nodes; k++, nodes++)
-                        healthy += atomic_load_explicit(&m->model->upstreams[i]->nodes[k].failures,
+        for (size_t i = 0; i < model->n_upstreams; i++)
+                for (size_t k = 0; k < model->upstreams[i]->n_nodes; k++, nodes++)
+                        healthy += atomic_load_explicit(&model->upstreams[i]->nodes[k].failures,
                                                         memory_order_relaxed) == 0;
         if (m->default_max_connections == 0)
                 max = 0; /* not started: no limit yet */
@@ -43,7 +49,7 @@ static void format_status(Manager *m, char *buf, size_t size)
         snprintf(buf, size,
                  "Serving %zu routes over %zu upstreams (%zu/%zu nodes healthy) with %zu workers; "
                  "%llu requests, %zu/%zu connections%s",
-                 m->model->n_routes, m->model->n_upstreams, healthy, nodes, m->n_workers,
+                 model->n_routes, model->n_upstreams, healthy, nodes, m->n_workers,
                  (unsigned long long)total_requests(m), clients, max, accepting);
         if (m->status_note) {
                 size_t n = strlen(buf);
@@ -69,7 +75,7 @@ int manager_set_status_note(Manager *m, const char *note)
  * changes (at start, or by a reload). */
 static void apply_max_connections(Manager *m)
 {
-        size_t configured = m->model->config->max_connections;
+        size_t configured = manager_model(m)->config->max_connections;
         size_t max = configured > 0 ? configured : m->default_max_connections;
         if (m->default_max_connections == 0 || max == conn_limit_max(&m->conn_limit))
                 return; /* not started yet (the listeners and workers count), or unchanged */
@@ -91,17 +97,6 @@ static void on_status_timer(evutil_socket_t fd, short what, void *userdata)
         char status[STATUS_MAX];
         format_status(m, status, sizeof(status));
         daemon_notify_status(status);
-}
-
-/* Publishes a model: workers pick it up at their next request (worker_refresh_model). */
-static void set_model(Manager *m, Model *model)
-{
-        pthread_mutex_lock(&m->model_lock);
-        Model *old = m->model;
-        m->model = model;
-        atomic_fetch_add_explicit(&m->model_generation, 1, memory_order_release);
-        pthread_mutex_unlock(&m->model_lock);
-        model_unref(old);
 }
 
 /* Models whose last reference went on a worker thread come here to be freed. */
@@ -148,16 +143,17 @@ static void warn_unverified(const Model *model)
         }
 }
 
-/* The one way a model goes live: state carried over, D-Bus told before and after. */
+/* The one way a model goes live: state carried over, D-Bus told before and after; workers pick
+ * it up at their next request (worker_refresh_model). */
 static void swap_model(Manager *m, Model *model)
 {
-        Model *old = m->model ? model_ref(m->model) : NULL;
+        Model *old = model_ref(model_publisher_peek(&m->models));
 
         if (old)
                 model_carry_state(model, old);
         warn_unverified(model);
         bus_model_removing(m->bus, old, model);
-        set_model(m, model);
+        model_publisher_set(&m->models, model);
         bus_model_swapped(m->bus, old, model);
         model_unref(old);
         apply_max_connections(m);
@@ -240,7 +236,7 @@ int manager_reload(Manager *m, char **ret_errors)
                 daemon_notify_ready("Reload refused: configuration invalid, previous one kept");
                 return r;
         }
-        _cleanup_free_ char *changed = listeners_changed(m->model->config, config);
+        _cleanup_free_ char *changed = listeners_changed(manager_model(m)->config, config);
         if (changed) {
                 free(errors);
                 if (asprintf(&errors, "%s: listeners are opened at start; restart lbproxy to "
@@ -283,8 +279,12 @@ int manager_reload(Manager *m, char **ret_errors)
         return 0;
 }
 
-void manager_node_health_changed(Manager *m, const Upstream *u, const Node *n, const char *why)
+/* A node turned failing or healthy again (on a worker's thread): a journal entry and a
+ * PropertiesChanged. */
+static void on_node_health_changed(void *userdata, const Upstream *u, const Node *n,
+                                   const char *why)
 {
+        Manager *m = userdata;
         if (why)
                 log_event(LOG_WARNING, LBPROXY_MESSAGE_NODE_HEALTH, u->config->name, n->name, NULL,
                           "Upstream '%s': node %s is failing (%s)", u->config->name, n->name,
@@ -302,9 +302,10 @@ static void check_stopped(Manager *m)
                 event_base_loopexit(m->base, NULL);
 }
 
-void manager_worker_idle(Manager *m)
+/* Worker 0 (on this loop) has no connection left. */
+static void on_worker_idle(void *userdata)
 {
-        check_stopped(m);
+        check_stopped(userdata);
 }
 
 static void on_thread_exited(evutil_socket_t fd, short what, void *userdata)
@@ -318,8 +319,10 @@ static void on_thread_exited(evutil_socket_t fd, short what, void *userdata)
         check_stopped(m);
 }
 
-void manager_thread_exited(Manager *m)
+/* A worker thread ended its loop (called on that thread). */
+static void on_worker_thread_exited(void *userdata)
 {
+        Manager *m = userdata;
         event_active(m->thread_exited, EV_TIMEOUT, 0);
 }
 
@@ -344,7 +347,7 @@ void manager_stop(Manager *m)
                 worker_request_stop(&m->workers[i]);
         worker_stop(&m->workers[0]);
 
-        uint64_t usec = m->model->config->shutdown_grace_usec;
+        uint64_t usec = manager_model(m)->config->shutdown_grace_usec;
         struct timeval tv = { .tv_sec = (time_t)(usec / USEC_PER_SEC),
                               .tv_usec = (suseconds_t)(usec % USEC_PER_SEC) };
         m->grace_timer = evtimer_new(m->base, on_grace_timeout, m);
@@ -387,7 +390,7 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
         }
         m->config_paths = config_paths;
         conn_limit_init(&m->conn_limit);
-        pthread_mutex_init(&m->model_lock, NULL);
+        model_publisher_init(&m->models);
         pthread_mutex_init(&m->release_lock, NULL);
         /* Workers on other threads activate events of the control loop (and it of theirs), so
          * libevent must lock. With one worker there is no other thread, and the locks (two
@@ -472,14 +475,13 @@ Manager *manager_free(Manager *m)
         if (m->release_event)
                 free_released(m);
         model_set_release_handler(NULL, NULL);
-        model_unref(m->model);
+        model_publisher_done(&m->models);
         for (size_t i = 0; i < ELEMENTSOF(events); i++)
                 if (events[i])
                         event_free(events[i]);
         resolver_free(m->resolver);
         if (m->base)
                 event_base_free(m->base);
-        pthread_mutex_destroy(&m->model_lock);
         pthread_mutex_destroy(&m->release_lock);
         conn_limit_done(&m->conn_limit);
         free(m->state_dir);
@@ -503,11 +505,21 @@ static struct event_base *new_base(void)
 
 static int start_workers(Manager *m)
 {
-        size_t n = workers_wanted(m->model->config);
+        size_t n = workers_wanted(manager_model(m)->config);
 
         m->workers = calloc(n, sizeof(Worker));
         if (!m->workers)
                 return -ENOMEM;
+        m->shared = (WorkerShared){
+                .models = &m->models,
+                .conn_limit = &m->conn_limit,
+                .listeners = m->listeners,
+                .n_listeners = m->n_listeners,
+                .hooks = { .node_health_changed = on_node_health_changed,
+                           .idle = on_worker_idle,
+                           .thread_exited = on_worker_thread_exited,
+                           .userdata = m },
+        };
         /* Before any worker accepts: a closing connection wakes them through it. */
         conn_limit_set_workers(&m->conn_limit, m->workers, n);
         /* From here on entries leave the threads through a queue each (this one is worker 0's
@@ -518,7 +530,7 @@ static int start_workers(Manager *m)
                 if (!base)
                         return -ENOMEM;
                 m->n_workers++;
-                int r = worker_init(&m->workers[i], (unsigned)i, m, base);
+                int r = worker_init(&m->workers[i], (unsigned)i, &m->shared, base);
                 if (r < 0)
                         return r;
         }
@@ -571,12 +583,13 @@ static int open_listeners(const Config *c, Listener **ret, size_t *ret_n)
 
 int manager_start(Manager *m)
 {
-        int r = open_listeners(m->model->config, &m->listeners, &m->n_listeners);
+        const Config *c = manager_model(m)->config;
+        int r = open_listeners(c, &m->listeners, &m->n_listeners);
         if (r < 0)
                 return r;
         m->nofile = nofile_limit();
         m->default_max_connections = conn_limit_default(m->nofile, m->n_listeners,
-                                                        workers_wanted(m->model->config));
+                                                        workers_wanted(c));
         /* Before the threads: workers report node health to m->bus, which is never written
          * once they run. Without the bus lbproxy still proxies; the control API comes when the
          * bus does (its messages are processed once the loop runs). */

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "lb/model.h"
+#include "lb/publisher.h"
 #include "net/listener.h"
 #include "net/resolver.h"
 #include "proxy/conn-limit.h"
@@ -20,10 +21,9 @@ typedef struct Manager {
         char *state_dir; /* runtime state (D-Bus changes); NULL: not persisted */
         char *status_note; /* appended to STATUS= until a change or reload is accepted */
         Bus *bus;
-        Model *model; /* the current model; swapped under model_lock */
-        pthread_mutex_t model_lock;
-        atomic_uint model_generation;
+        ModelPublisher models; /* the current model, for the workers */
         Resolver *resolver;
+        WorkerShared shared; /* what the workers are given */
         Worker *workers; /* [0] runs on this (the control) loop, the rest on threads */
         size_t n_workers;
         size_t threads_running;
@@ -60,6 +60,10 @@ int manager_start(Manager *m);
 /* Runs until stopped; returns the exit code. */
 int manager_run(Manager *m);
 
+/* The model serving now; borrowed until the control loop goes on (a change or a reload replaces
+ * it). */
+const Model *manager_model(const Manager *m);
+
 /* Re-reads the configuration files and swaps the new model in. On failure nothing changes and
  * *ret_errors (if given) holds the "file:line:column: message" lines. */
 int manager_reload(Manager *m, char **ret_errors);
@@ -68,15 +72,6 @@ int manager_reload(Manager *m, char **ret_errors);
  * the model, persists it to the state directory, then swaps. On failure nothing changed and
  * *ret_error (if given) says why. */
 int manager_apply_config(Manager *m, Config *config, char **ret_error);
-
-/* A node turned failing (`why` says what failed) or healthy again: a journal entry and a
- * PropertiesChanged. */
-void manager_node_health_changed(Manager *m, const Upstream *u, const Node *n, const char *why);
-
-/* Worker 0 has no connection left (it runs on the control loop). */
-void manager_worker_idle(Manager *m);
-/* A worker thread ended its loop (called on that thread). */
-void manager_thread_exited(Manager *m);
 
 /* Starts a graceful stop: no new connections, requests in flight may finish. */
 void manager_stop(Manager *m);

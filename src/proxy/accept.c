@@ -2,7 +2,6 @@
 #include <sys/socket.h>
 
 #include "base/log.h"
-#include "control/manager.h"
 #include "proxy/accept.h"
 #include "proxy/conn-client.h"
 #include "proxy/conn-limit.h"
@@ -54,7 +53,7 @@ static void watches_set(Worker *w, bool on)
 
 void listeners_resume(Worker *w)
 {
-        conn_limit_unwait(&w->manager->conn_limit, w);
+        conn_limit_unwait(w->shared->conn_limit, w);
         if (w->accept_timer)
                 evtimer_del(w->accept_timer);
         if (!w->stopping)
@@ -72,7 +71,7 @@ static bool pause_accepting(Worker *w, uint64_t until)
                                       .tv_usec = (suseconds_t)(d % USEC_PER_SEC) };
                 evtimer_add(w->accept_timer, &tv);
         }
-        if (conn_limit_wait(&w->manager->conn_limit, w, until))
+        if (conn_limit_wait(w->shared->conn_limit, w, until))
                 return true;
         listeners_resume(w);
         return false;
@@ -87,7 +86,7 @@ static void on_listener_ready(evutil_socket_t fd, short what, void *userdata)
 {
         ListenerWatch *lw = userdata;
         Worker *w = lw->worker;
-        ConnLimit *cl = &w->manager->conn_limit;
+        ConnLimit *cl = w->shared->conn_limit;
         unsigned accepted = 0;
 
         /* Another worker ran out of descriptors a moment ago: this one waits too, rather than
@@ -153,7 +152,7 @@ int listeners_watch(Listener *l, size_t n, Worker *w, ListenerWatch *watches)
 
 void listeners_unwatch(Worker *w)
 {
-        conn_limit_unwait(&w->manager->conn_limit, w);
+        conn_limit_unwait(w->shared->conn_limit, w);
         if (w->accept_timer)
                 evtimer_del(w->accept_timer);
         for (size_t i = 0; w->watches && i < w->n_watches; i++)

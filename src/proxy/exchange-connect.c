@@ -6,7 +6,6 @@
  * which hand over to the HTTP side or the tunnel. */
 
 #include "base/log.h"
-#include "control/manager.h"
 #include "proxy/exchange-internal.h"
 #include "proxy/pool.h"
 
@@ -75,8 +74,8 @@ void exchange_attempt_failed(Exchange *x, int error, bool timed_out, bool connec
         x->last_timed_out = timed_out;
         if (!connected && x->node) {
                 if (node_report_failure(x->node))
-                        manager_node_health_changed(x->worker->manager, x->upstream, x->node,
-                                                    x->error_detail);
+                        worker_node_health_changed(x->worker, x->upstream, x->node,
+                                                   x->error_detail);
                 /* Connect failures move on to the other nodes; anything later does not, as the
                  * request may have had effects. */
                 mark_tried(x);
@@ -108,7 +107,7 @@ static void upstream_on_connect(Stream *s, int error, void *userdata)
                 return;
         }
         if (node_report_success(x->node))
-                manager_node_health_changed(x->worker->manager, x->upstream, x->node, NULL);
+                worker_node_health_changed(x->worker, x->upstream, x->node, NULL);
         if (x->kind == EXCHANGE_STREAM)
                 exchange_tunnel_start(x);
         else

@@ -7,7 +7,6 @@
 #include <inttypes.h>
 
 #include "base/log.h"
-#include "control/manager.h"
 #include "http/http-rewrite.h"
 #include "lb/router.h"
 #include "net/listener.h"

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "base/event-alloc.h"
 #include "base/log.h"
-#include "control/manager.h"
+#include "lb/model.h"
 #include "proxy/accept.h"
 #include "proxy/conn-client.h"
 #include "proxy/conn-limit.h"
@@ -16,20 +16,19 @@ Model *worker_get_model(Worker *w)
 
 void worker_refresh_model(Worker *w)
 {
-        Manager *m = w->manager;
-        unsigned g = atomic_load_explicit(&m->model_generation, memory_order_acquire);
-
-        if (_likely_(g == w->generation))
+        Model *model = model_publisher_get_newer(w->shared->models, &w->generation);
+        if (_likely_(!model))
                 return;
-        pthread_mutex_lock(&m->model_lock);
-        Model *model = model_ref(m->model);
-        g = atomic_load_explicit(&m->model_generation, memory_order_relaxed);
-        pthread_mutex_unlock(&m->model_lock);
-
         Model *old = w->model;
         w->model = model;
-        w->generation = g;
         model_unref(old);
+}
+
+void worker_node_health_changed(Worker *w, const Upstream *u, const Node *n, const char *why)
+{
+        const WorkerHooks *h = &w->shared->hooks;
+        if (h->node_health_changed)
+                h->node_health_changed(h->userdata, u, n, why);
 }
 
 /* A stopping worker without connections has nothing left to do: its loop ends. Worker 0's loop
@@ -38,15 +37,16 @@ static void check_done(Worker *w)
 {
         if (!w->stopping || w->n_clients > 0)
                 return;
-        if (w->id == 0)
-                manager_worker_idle(w->manager);
-        else
+        if (w->id == 0) {
+                if (w->shared->hooks.idle)
+                        w->shared->hooks.idle(w->shared->hooks.userdata);
+        } else
                 event_base_loopexit(w->base, NULL);
 }
 
 void worker_client_closed(Worker *w)
 {
-        conn_limit_closed(&w->manager->conn_limit);
+        conn_limit_closed(w->shared->conn_limit);
         check_done(w);
 }
 
@@ -84,21 +84,21 @@ static void on_stop_event(evutil_socket_t fd, short what, void *userdata)
                 worker_stop(w);
 }
 
-int worker_init(Worker *w, unsigned id, Manager *m, struct event_base *base)
+int worker_init(Worker *w, unsigned id, const WorkerShared *shared, struct event_base *base)
 {
-        *w = (Worker){ .id = id, .manager = m, .base = base };
+        *w = (Worker){ .id = id, .shared = shared, .base = base };
         atomic_init(&w->exited, false);
         w->pool = pool_new(w);
         w->stop_event = event_new(base, -1, 0, on_stop_event, w);
         atomic_init(&w->accept_waiting, false);
         w->accept_timer = evtimer_new(base, on_accept_event, w);
         w->accept_wake = event_new(base, -1, 0, on_accept_event, w);
-        w->n_watches = m->n_listeners;
-        w->watches = calloc(m->n_listeners ? m->n_listeners : 1, sizeof(ListenerWatch));
+        w->n_watches = shared->n_listeners;
+        w->watches = calloc(shared->n_listeners ? shared->n_listeners : 1, sizeof(ListenerWatch));
         if (!w->pool || !w->stop_event || !w->accept_timer || !w->accept_wake || !w->watches)
                 return -ENOMEM;
         worker_refresh_model(w);
-        return listeners_watch(m->listeners, m->n_listeners, w, w->watches);
+        return listeners_watch(shared->listeners, shared->n_listeners, w, w->watches);
 }
 
 /* What belongs to the worker's loop and must be freed on its thread: its connections, its
@@ -135,7 +135,8 @@ static void *worker_thread(void *userdata)
         free_loop_objects(w);
         event_alloc_thread_done();
         atomic_store(&w->exited, true);
-        manager_thread_exited(w->manager);
+        if (w->shared->hooks.thread_exited)
+                w->shared->hooks.thread_exited(w->shared->hooks.userdata);
         return NULL;
 }
 

@@ -12,19 +12,47 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef struct Manager Manager;
+#include "lb/publisher.h"
+#include "net/listener.h"
+
 typedef struct Pool Pool;
 typedef struct ClientConn ClientConn;
+typedef struct ConnLimit ConnLimit;
 typedef struct Model Model;
-typedef struct Listener Listener;
+typedef struct Upstream Upstream;
+typedef struct Node Node;
+
+/* How what happens in a worker reaches the layer above (control), which sets them before the
+ * workers start. */
+typedef struct WorkerHooks {
+        /* A node turned failing (`why` says what failed) or healthy again (`why` NULL). On the
+         * worker's thread. */
+        void (*node_health_changed)(void *userdata, const Upstream *u, const Node *n,
+                                    const char *why);
+        /* Worker 0, stopping, has no connection left. Its loop is the control loop, which the
+         * layer above ends when everything is done; the other workers end their own. */
+        void (*idle)(void *userdata);
+        /* A worker thread left its loop (called on that thread). */
+        void (*thread_exited)(void *userdata);
+        void *userdata;
+} WorkerHooks;
+
+/* What the workers share, set up before the first one starts and not written while they run. */
+typedef struct WorkerShared {
+        ModelPublisher *models;   /* the model new requests use */
+        ConnLimit *conn_limit;    /* client connections, all workers together */
+        Listener *listeners;      /* every worker accepts on each */
+        size_t n_listeners;
+        WorkerHooks hooks;
+} WorkerShared;
 
 typedef struct Worker {
         unsigned id;
         struct event_base *base;
-        Manager *manager;
+        const WorkerShared *shared;
         Pool *pool;
         Model *model;        /* the current model as this worker sees it (a reference) */
-        unsigned generation; /* of that model, against the manager's */
+        unsigned generation; /* of that model, against the publisher's */
         ClientConn *clients; /* every client connection, for shutdown */
         atomic_size_t n_clients; /* written by the worker, read by the status line */
         bool stopping;       /* finish what is in flight, take nothing new */
@@ -53,7 +81,11 @@ void worker_client_closed(Worker *w);
 /* From any thread: the worker paused accepting, and may go on (listeners_resume). */
 void worker_wake_accept(Worker *w);
 
-int worker_init(Worker *w, unsigned id, Manager *m, struct event_base *base);
+/* A node's health changed (node_report_failure/success said so): the hook hears it. */
+void worker_node_health_changed(Worker *w, const Upstream *u, const Node *n, const char *why);
+
+/* `shared` outlives the worker. */
+int worker_init(Worker *w, unsigned id, const WorkerShared *shared, struct event_base *base);
 void worker_done(Worker *w);
 /* Runs the worker's loop on a thread of its own (workers other than 0). */
 int worker_start_thread(Worker *w);
