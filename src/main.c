@@ -3,6 +3,7 @@
 
 #include "base/event-alloc.h"
 #include "base/log.h"
+#include "bus/bus.h"
 #include "config/config.h"
 #include "config/state.h"
 #include "control/manager.h"
@@ -238,7 +239,7 @@ int main(int argc, char **argv)
                         log_error_errno(r, "Failed to set up: %m");
                 return 1;
         }
-        r = manager_start(m);
+        r = manager_start(m, &bus_frontend);
         if (r < 0)
                 return 1;
         return manager_run(m);

@@ -6,7 +6,7 @@
 #include "base/log.h"
 #include "bus/bus.h"
 #include "config/config-edit.h"
-#include "control/manager.h"
+#include "lb/model.h"
 
 static int reply_error(sd_bus_error *error, int r, const char *message)
 {
@@ -480,8 +480,8 @@ static int property_connections(sd_bus *bus, const char *path, const char *inter
                                 sd_bus_error *error)
 {
         Manager *m = userdata;
-        size_t n = streq(property, "ActiveConnections") ? conn_limit_current(&m->conn_limit)
-                                                        : conn_limit_max(&m->conn_limit);
+        size_t n = streq(property, "ActiveConnections") ? manager_connections(m)
+                                                        : manager_max_connections(m);
         return sd_bus_message_append(reply, "u", (uint32_t)(n > UINT32_MAX ? UINT32_MAX : n));
 }
 

@@ -5,8 +5,7 @@
  * live state; weights and health emit PropertiesChanged, counters do not. */
 
 #include "bus/bus.h"
-#include "control/manager.h"
-#include "net/resolver.h"
+#include "lb/model.h"
 
 int bus_upstream_path(const char *name, char **ret)
 {
@@ -132,34 +131,15 @@ static int property_upstream_addresses(sd_bus *bus, const char *path, const char
         int r = sd_bus_message_open_container(reply, 'a', "(sqas)");
 
         for (size_t i = 0; r >= 0 && i < u->n_nodes; i++) {
-                Node *n = &u->nodes[i];
-                r = sd_bus_message_open_container(reply, 'r', "sqas");
+                const Node *n = &u->nodes[i];
+                _cleanup_strv_free_ char **addresses = NULL;
+                r = node_addresses_text(n, &addresses);
+                if (r >= 0)
+                        r = sd_bus_message_open_container(reply, 'r', "sqas");
                 if (r >= 0)
                         r = sd_bus_message_append(reply, "sq", n->host, n->port);
                 if (r >= 0)
-                        r = sd_bus_message_open_container(reply, 'a', "s");
-                if (n->is_literal && r >= 0)
-                        r = sd_bus_message_append(reply, "s", n->literal.text);
-                else if (n->dns && r >= 0) {
-                        int error_code;
-                        AddressList *l = resolved_name_addresses(n->dns, &error_code);
-                        for (size_t k = 0; l && r >= 0 && k < l->n; k++) {
-                                NodeAddress a;
-                                /* Only the text is wanted; the port is the node's. */
-                                memset(&a, 0, sizeof(a));
-                                a.sa = l->addrs[k];
-                                if (a.sa.ss_family == AF_INET)
-                                        ((struct sockaddr_in *)&a.sa)->sin_port = htons(n->port);
-                                else
-                                        ((struct sockaddr_in6 *)&a.sa)->sin6_port = htons(n->port);
-                                sockaddr_to_string((struct sockaddr *)&a.sa, a.text,
-                                                   sizeof(a.text));
-                                r = sd_bus_message_append(reply, "s", a.text);
-                        }
-                        address_list_unref(l);
-                }
-                if (r >= 0)
-                        r = sd_bus_message_close_container(reply);
+                        r = sd_bus_message_append_strv(reply, addresses);
                 if (r >= 0)
                         r = sd_bus_message_close_container(reply);
         }

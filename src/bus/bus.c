@@ -4,12 +4,13 @@
 #include "base/log.h"
 #include "bus/bus-event.h"
 #include "bus/bus.h"
-#include "control/manager.h"
+#include "lb/model.h"
 
 #define RECONNECT_USEC (5 * USEC_PER_SEC)
 
-struct Bus {
+typedef struct Bus {
         Manager *manager;
+        struct event_base *base; /* the control loop */
         sd_bus *bus;
         BusEvent *event;
         struct event *reconnect;
@@ -17,7 +18,7 @@ struct Bus {
         pthread_mutex_t dirty_lock; /* health changes come from worker threads */
         char **dirty_health;  /* upstream names whose Health changed */
         bool connected;
-};
+} Bus;
 
 static void bus_disconnect(Bus *b)
 {
@@ -93,7 +94,7 @@ static int bus_connect(Bus *b)
         if (r >= 0)
                 r = sd_bus_request_name_async(bus, NULL, BUS_NAME, 0, on_name_acquired, b);
         if (r >= 0)
-                r = bus_event_attach(bus, m->base, on_disconnect, b, &b->event);
+                r = bus_event_attach(bus, b->base, on_disconnect, b, &b->event);
         if (r < 0) {
                 bus_disconnect(b);
                 return r;
@@ -133,15 +134,32 @@ static void on_flush(evutil_socket_t fd, short what, void *userdata)
         bus_event_kick(b->event);
 }
 
-int bus_start(Manager *m, Bus **ret)
+static void bus_free(void *userdata)
+{
+        Bus *b = userdata;
+        if (!b)
+                return;
+        bus_disconnect(b);
+        if (b->reconnect)
+                event_free(b->reconnect);
+        if (b->flush)
+                event_free(b->flush);
+        strv_free(b->dirty_health);
+        pthread_mutex_destroy(&b->dirty_lock);
+        free(b);
+}
+
+/* Connects (now, or later when the bus is not there yet). */
+static int bus_start(Manager *m, struct event_base *base, void **ret)
 {
         Bus *b = calloc(1, sizeof(*b));
         if (!b)
                 return -ENOMEM;
         b->manager = m;
+        b->base = base;
         pthread_mutex_init(&b->dirty_lock, NULL);
-        b->reconnect = evtimer_new(m->base, on_reconnect, b);
-        b->flush = event_new(m->base, -1, 0, on_flush, b);
+        b->reconnect = evtimer_new(base, on_reconnect, b);
+        b->flush = event_new(base, -1, 0, on_flush, b);
         if (!b->reconnect || !b->flush) {
                 bus_free(b);
                 return -ENOMEM;
@@ -156,21 +174,6 @@ int bus_start(Manager *m, Bus **ret)
         return 0;
 }
 
-Bus *bus_free(Bus *b)
-{
-        if (!b)
-                return NULL;
-        bus_disconnect(b);
-        if (b->reconnect)
-                event_free(b->reconnect);
-        if (b->flush)
-                event_free(b->flush);
-        strv_free(b->dirty_health);
-        pthread_mutex_destroy(&b->dirty_lock);
-        free(b);
-        return NULL;
-}
-
 static bool has_upstream(const Model *m, const char *name)
 {
         return m && model_find_upstream(m, name);
@@ -181,8 +184,10 @@ static bool has_route(const Model *m, const char *name)
         return m && model_find_route(m, name);
 }
 
-void bus_model_removing(Bus *b, const Model *old, const Model *new)
+/* Before a model swap: objects that are going away are announced while still findable. */
+static void bus_model_removing(void *userdata, const Model *old, const Model *new)
 {
+        Bus *b = userdata;
         if (!b || !b->connected || !old)
                 return;
         for (size_t i = 0; i < old->n_upstreams; i++) {
@@ -204,8 +209,10 @@ static bool weights_equal(const Balancer *a, const Balancer *b)
         return a->n == b->n && memcmp(a->weights, b->weights, a->n * sizeof(uint32_t)) == 0;
 }
 
-void bus_model_swapped(Bus *b, const Model *old, const Model *new)
+/* After a model swap: new objects, and changed weights, are announced. */
+static void bus_model_swapped(void *userdata, const Model *old, const Model *new)
 {
+        Bus *b = userdata;
         if (!b || !b->connected)
                 return;
         for (size_t i = 0; i < new->n_upstreams; i++) {
@@ -235,8 +242,10 @@ void bus_model_swapped(Bus *b, const Model *old, const Model *new)
         bus_event_kick(b->event);
 }
 
-void bus_upstream_health_changed(Bus *b, const Upstream *u)
+/* A node's health changed (from the data plane): PropertiesChanged, coalesced. */
+static void bus_upstream_health_changed(void *userdata, const Upstream *u)
 {
+        Bus *b = userdata;
         if (!b)
                 return;
         pthread_mutex_lock(&b->dirty_lock);
@@ -256,3 +265,11 @@ void bus_upstream_health_changed(Bus *b, const Upstream *u)
         /* Emitted from the control loop, where the bus lives. */
         event_active(b->flush, EV_TIMEOUT, 0);
 }
+
+const ControlFrontend bus_frontend = {
+        .start = bus_start,
+        .free = bus_free,
+        .model_removing = bus_model_removing,
+        .model_swapped = bus_model_swapped,
+        .upstream_health_changed = bus_upstream_health_changed,
+};

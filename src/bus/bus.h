@@ -3,14 +3,15 @@
 
 /* lbproxy on the system bus as org.lbproxy1: the Manager object at /org/lbproxy1, one object per
  * upstream and per route below it, under an object manager. Losing the bus never stops the
- * proxy: the connection is retried in the background. */
+ * proxy: the connection is retried in the background. It sees the daemon through the control
+ * API (control/control.h) alone. */
 
 #include <systemd/sd-bus.h>
 
-typedef struct Manager Manager;
-typedef struct Model Model;
-typedef struct Upstream Upstream;
-typedef struct Bus Bus;
+#include "control/control.h"
+
+/* The D-Bus service, as the Manager runs it (manager_start()). */
+extern const ControlFrontend bus_frontend;
 
 #define BUS_NAME "org.lbproxy1"
 #define BUS_PATH "/org/lbproxy1"
@@ -23,17 +24,6 @@ typedef struct Bus Bus;
 #define BUS_ERROR_NOT_FOUND "org.lbproxy1.Error.NotFound"
 #define BUS_ERROR_EXISTS "org.lbproxy1.Error.Exists"
 #define BUS_ERROR_IN_USE "org.lbproxy1.Error.InUse"
-
-/* Connects (now, or later when the bus is not there yet). */
-int bus_start(Manager *m, Bus **ret);
-Bus *bus_free(Bus *b);
-
-/* Before a model swap: objects that are going away are announced while still findable. */
-void bus_model_removing(Bus *b, const Model *old, const Model *new);
-/* After a model swap: new objects, and changed weights, are announced. */
-void bus_model_swapped(Bus *b, const Model *old, const Model *new);
-/* A node's health changed (from the data plane): PropertiesChanged, coalesced. */
-void bus_upstream_health_changed(Bus *b, const Upstream *u);
 
 /* Shared by the object files. */
 int bus_upstream_path(const char *name, char **ret);

@@ -4,12 +4,9 @@
 #include <sys/resource.h>
 
 #include "base/log.h"
-#include "bus/bus.h"
 #include "config/state.h"
 #include "control/daemon.h"
 #include "control/manager.h"
-#include "proxy/conn-client.h"
-#include "proxy/pool.h"
 
 #define STATUS_INTERVAL_USEC (5 * USEC_PER_SEC)
 /* Room for the counters and a note naming a file:line:column and why. */
@@ -26,6 +23,16 @@ static uint64_t total_requests(const Manager *m)
 const Model *manager_model(const Manager *m)
 {
         return model_publisher_peek(&m->models);
+}
+
+size_t manager_connections(const Manager *m)
+{
+        return conn_limit_current(&m->conn_limit);
+}
+
+size_t manager_max_connections(const Manager *m)
+{
+        return conn_limit_max(&m->conn_limit);
 }
 
 static void format_status(Manager *m, char *buf, size_t size)
@@ -148,13 +155,16 @@ static void warn_unverified(const Model *model)
 static void swap_model(Manager *m, Model *model)
 {
         Model *old = model_ref(model_publisher_peek(&m->models));
+        const ControlFrontend *f = m->frontend_data ? m->frontend : NULL;
 
         if (old)
                 model_carry_state(model, old);
         warn_unverified(model);
-        bus_model_removing(m->bus, old, model);
+        if (f)
+                f->model_removing(m->frontend_data, old, model);
         model_publisher_set(&m->models, model);
-        bus_model_swapped(m->bus, old, model);
+        if (f)
+                f->model_swapped(m->frontend_data, old, model);
         model_unref(old);
         apply_max_connections(m);
 
@@ -292,7 +302,8 @@ static void on_node_health_changed(void *userdata, const Upstream *u, const Node
         else
                 log_event(LOG_NOTICE, LBPROXY_MESSAGE_NODE_HEALTH, u->config->name, n->name, NULL,
                           "Upstream '%s': node %s is healthy again", u->config->name, n->name);
-        bus_upstream_health_changed(m->bus, u);
+        if (m->frontend_data)
+                m->frontend->upstream_health_changed(m->frontend_data, u);
 }
 
 /* Stopped when worker 0 (this loop) has no connection left and every thread has ended. */
@@ -466,7 +477,8 @@ Manager *manager_free(Manager *m)
                         event_base_free(m->workers[i].base);
         }
         free(m->workers);
-        bus_free(m->bus);
+        if (m->frontend_data)
+                m->frontend->free(m->frontend_data);
         listeners_free(m->listeners, m->n_listeners);
         struct event *events[] = { m->sig_term, m->sig_int, m->sig_hup, m->status_timer,
                                    m->grace_timer, m->watchdog, m->release_event,
@@ -581,7 +593,7 @@ static int open_listeners(const Config *c, Listener **ret, size_t *ret_n)
         return listeners_open(specs, c->n_listeners, ret, ret_n);
 }
 
-int manager_start(Manager *m)
+int manager_start(Manager *m, const ControlFrontend *frontend)
 {
         const Config *c = manager_model(m)->config;
         int r = open_listeners(c, &m->listeners, &m->n_listeners);
@@ -590,12 +602,15 @@ int manager_start(Manager *m)
         m->nofile = nofile_limit();
         m->default_max_connections = conn_limit_default(m->nofile, m->n_listeners,
                                                         workers_wanted(c));
-        /* Before the threads: workers report node health to m->bus, which is never written
-         * once they run. Without the bus lbproxy still proxies; the control API comes when the
-         * bus does (its messages are processed once the loop runs). */
-        r = bus_start(m, &m->bus);
-        if (r < 0)
-                return r;
+        /* Before the threads: workers report node health to the front end, which is never
+         * replaced once they run. Without the bus lbproxy still proxies; the control API comes
+         * when the bus does (its messages are processed once the loop runs). */
+        m->frontend = frontend;
+        if (frontend) {
+                r = frontend->start(m, m->base, &m->frontend_data);
+                if (r < 0)
+                        return r;
+        }
         r = start_workers(m);
         if (r < 0)
                 return r;

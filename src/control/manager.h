@@ -7,6 +7,7 @@
 #include <event2/event.h>
 #include <stdbool.h>
 
+#include "control/control.h"
 #include "lb/model.h"
 #include "lb/publisher.h"
 #include "net/listener.h"
@@ -14,13 +15,12 @@
 #include "proxy/conn-limit.h"
 #include "proxy/worker.h"
 
-typedef struct Bus Bus;
-
 typedef struct Manager {
         char **config_paths;
         char *state_dir; /* runtime state (D-Bus changes); NULL: not persisted */
         char *status_note; /* appended to STATUS= until a change or reload is accepted */
-        Bus *bus;
+        const ControlFrontend *frontend; /* the D-Bus service */
+        void *frontend_data;             /* NULL until it started */
         ModelPublisher models; /* the current model, for the workers */
         Resolver *resolver;
         WorkerShared shared; /* what the workers are given */
@@ -55,23 +55,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
  * was rejected at start). NULL clears it. Returns 0 or -ENOMEM. */
 int manager_set_status_note(Manager *m, const char *note);
 
-/* Opens the listeners, starts accepting and tells systemd READY=1. */
-int manager_start(Manager *m);
+/* Opens the listeners, starts `frontend` (may be NULL), starts accepting and tells systemd
+ * READY=1. */
+int manager_start(Manager *m, const ControlFrontend *frontend);
 /* Runs until stopped; returns the exit code. */
 int manager_run(Manager *m);
-
-/* The model serving now; borrowed until the control loop goes on (a change or a reload replaces
- * it). */
-const Model *manager_model(const Manager *m);
-
-/* Re-reads the configuration files and swaps the new model in. On failure nothing changes and
- * *ret_errors (if given) holds the "file:line:column: message" lines. */
-int manager_reload(Manager *m, char **ret_errors);
-
-/* Swaps in a configuration changed at run time (D-Bus), taking ownership of `config`: builds
- * the model, persists it to the state directory, then swaps. On failure nothing changed and
- * *ret_error (if given) says why. */
-int manager_apply_config(Manager *m, Config *config, char **ret_error);
 
 /* Starts a graceful stop: no new connections, requests in flight may finish. */
 void manager_stop(Manager *m);

@@ -137,6 +137,33 @@ int node_pick_address(Node *n, Scheme scheme, NodeAddress *ret)
         return 0;
 }
 
+int node_addresses_text(const Node *n, char ***ret)
+{
+        AddressList *l = NULL;
+        size_t count = n->is_literal ? 1 : 0;
+        if (n->dns) {
+                int error;
+                l = resolved_name_addresses(n->dns, &error);
+                count = l ? l->n : 0;
+        }
+        char **texts = calloc(count + 1, sizeof(char *));
+        for (size_t i = 0; texts && i < count; i++) {
+                NodeAddress a;
+                if (l)
+                        set_address(&a, &l->addrs[i], n->port);
+                texts[i] = strdup(l ? a.text : n->literal.text);
+                if (!texts[i]) {
+                        strv_free(texts); /* the strings before this one, and the list */
+                        texts = NULL;
+                }
+        }
+        address_list_unref(l);
+        if (!texts)
+                return -ENOMEM;
+        *ret = texts;
+        return 0;
+}
+
 static int node_init(Node *n, const Upstream *u, const ConfigNode *cn, Resolver *resolver)
 {
         const ConfigUpstream *cu = u->config;

@@ -134,3 +134,7 @@ int upstream_pick_node(Upstream *u, const uint64_t *skip, Node **ret);
  * Returns 0, or -EAGAIN while its name has no first answer (wait on n->dns), -ENXIO when the
  * name does not exist, -EHOSTUNREACH when it could not be resolved. */
 int node_pick_address(Node *n, Scheme scheme, NodeAddress *ret);
+/* The node's addresses now, as "ip:port" (its literal, or what its name resolves to, with the
+ * node's port), for showing: a NULL-terminated list to strv_free(), empty while the name has no
+ * answer. */
+int node_addresses_text(const Node *n, char ***ret);
