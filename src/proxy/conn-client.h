@@ -35,7 +35,7 @@ struct ClientConn {
         ClientConn *prev, *next; /* the worker's list */
         Exchange *exchange;
         ClientState state;
-        const Listener *listener;  /* accepted on; lives as long as the manager */
+        const Listener *listener;  /* accepted on; open as long as the daemon runs */
         bool https;                /* the listener terminates TLS (X-Forwarded-Proto) */
         bool said_last;            /* the client sent all of a request it said was its last
                                     * (Connection: close, or HTTP/1.0 without keep-alive) */

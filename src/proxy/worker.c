@@ -32,7 +32,7 @@ void worker_node_health_changed(Worker *w, const Upstream *u, const Node *n, con
 }
 
 /* A stopping worker without connections has nothing left to do: its loop ends. Worker 0's loop
- * is the control loop, which the manager ends when all are done. */
+ * is the control loop, which the layer above ends when all are done (hooks.idle). */
 static void check_done(Worker *w)
 {
         if (!w->stopping || w->n_clients > 0)

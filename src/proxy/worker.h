@@ -23,7 +23,7 @@ typedef struct Upstream Upstream;
 typedef struct Node Node;
 
 /* How what happens in a worker reaches the layer above (control), which sets them before the
- * workers start. */
+ * workers start. Any may be NULL: nobody above listens (a unit test's worker). */
 typedef struct WorkerHooks {
         /* A node turned failing (`why` says what failed) or healthy again (`why` NULL). On the
          * worker's thread. */
