@@ -237,6 +237,12 @@ static bool serve_next(ClientConn *c)
                 refuse(c, 501, reason ? reason : "not implemented");
                 return false;
         }
+        if (r == -EMSGSIZE) {
+                /* limits.max_header_bytes or limits.max_headers: RFC 6585's answer, as Envoy
+                 * gives it (nginx and HAProxy say 400). */
+                refuse(c, 431, reason ? reason : "request head too large");
+                return false;
+        }
         if (r < 0) {
                 refuse(c, 400, reason ? reason : "malformed request");
                 return false;

@@ -344,6 +344,28 @@ def test_many_headers_within_limits(one):
     assert all(rec.header(f"x-h{i}") == ["v" * 100] for i in range(60))
 
 
+def test_head_over_the_limits_gets_431_and_is_not_forwarded(upstream, lbproxy):
+    """limits.max_header_bytes and limits.max_headers: 431, the connection closed, nothing
+    forwarded; a head just within both passes."""
+    u = upstream("u", "127.0.0.2")
+    lb = lbproxy({"upstreams": [upstream_cfg("up", [u])],
+                  "routes": [route_cfg("all", ["/*"], ["up"])],
+                  "limits": {"max_header_bytes": 4096, "max_headers": 20}})
+    within = [(f"X-H{i}", "v") for i in range(18)]
+    assert lb.request("GET", "/ok", headers=within).status == 200
+    cases = {"size": [("X-Big", "v" * 5000)],
+             "count": [(f"X-H{i}", "v") for i in range(30)]}
+    for what, hs in cases.items():
+        with lb.client() as c:
+            c.send(f"GET /{what} HTTP/1.1\r\nHost: t\r\n".encode()
+                   + b"".join(f"{k}: {v}\r\n".encode() for k, v in hs) + b"\r\n")
+            r = c.read_response()
+            assert r.status == 431, (what, r)
+            assert r.header("connection") == ["close"], r
+            assert c.is_closed()
+    assert u.paths() == ["/ok"]
+
+
 def test_curl_through_proxy(one):
     """A real client: curl, with its keep-alive over several URLs."""
     from lbtest import curl
