@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include <getopt.h>
 
-#include "config.h"
-#include "event-alloc.h"
-#include "log.h"
-#include "manager.h"
-#include "state.h"
+#include "base/event-alloc.h"
+#include "base/log.h"
+#include "bus/bus.h"
+#include "config/config.h"
+#include "config/state.h"
+#include "control/manager.h"
 
 #define DEFAULT_CONFIG_PATH "/etc/lbproxy"
 
@@ -238,7 +239,7 @@ int main(int argc, char **argv)
                         log_error_errno(r, "Failed to set up: %m");
                 return 1;
         }
-        r = manager_start(m);
+        r = manager_start(m, &bus_frontend);
         if (r < 0)
                 return 1;
         return manager_run(m);

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "http1.h"
+#include "http/http1.h"
 
 /* Feeds buf in pieces whose sizes come from next_step(); returns the status, and the offset of
  * the end of the body (1) or of the failure (< 0). */

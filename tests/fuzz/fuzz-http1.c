@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "http1.h"
+#include "http/http1.h"
 
 static const char *const methods[] = { "GET", "HEAD", "CONNECT", "POST" };
 

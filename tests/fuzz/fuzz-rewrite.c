@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* Parses arbitrary bytes as a request head and as a response head; every head that parses is
- * rewritten as lbproxy would send it on, in every way it can be (requests: each pass_host mode,
- * from an http and an https client, with and without an Upgrade passed on; responses: closing,
- * kept alive, to an HTTP/1.0 client; a 101's switching head), and the result is parsed again. It
- * must be one complete head of exactly the written length that carries the same message: method,
- * target in origin-form, the end-to-end headers in order with their values, the Host the mode
- * says, the X-Forwarded-For/-Proto and Via added, the same body framing. */
+ * rewritten as lbproxy would send it on, in every way it can be (requests: each source of the
+ * Host line, from an http and an https client, with and without an Upgrade passed on; responses:
+ * closing, kept alive, to an HTTP/1.0 client; a 101's switching head), and the result is parsed
+ * again. It must be one complete head of exactly the written length that carries the same
+ * message: method, target in origin-form, the end-to-end headers in order with their values, the
+ * Host the mode says, the X-Forwarded-For/-Proto and Via added, the same body framing. */
 #include <assert.h>
 #include <errno.h>
 #include <stdint.h>
@@ -14,8 +14,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "http-rewrite.h"
-#include "model.h"
+#include "http/http-rewrite.h"
 
 /* What the proxy adds: a request may gain Host, X-Forwarded-For, X-Forwarded-Proto, Via,
  * Transfer-Encoding, Connection and Upgrade; a response Transfer-Encoding and Connection. Heads
@@ -81,13 +80,11 @@ static ssize_t last_with(const HttpHead *h, uint8_t flag)
         return -1;
 }
 
-static void check_request_rewrite(const HttpHead *in, PassHost mode, bool https, bool upgrade)
+static void check_request_rewrite(const HttpHead *in, HttpHostFrom mode, bool https,
+                                  bool upgrade)
 {
-        ConfigUpstream cu = { .name = (char *)"u", .pass_host = mode,
-                              .upstream_host = (char *)UPSTREAM_HOST };
-        Upstream u = { .config = &cu };
         RequestContext ctx = { .client_ip = CLIENT_IP, .client_ip_len = strlen(CLIENT_IP),
-                               .https = https };
+                               .https = https, .host_from = mode, .host = UPSTREAM_HOST };
         if (upgrade) {
                 const HttpHeader *up = http_head_find(in, "upgrade");
                 ctx.upgrade = up ? up->value : lit("websocket");
@@ -95,10 +92,10 @@ static void check_request_rewrite(const HttpHead *in, PassHost mode, bool https,
 
         char *out;
         size_t out_len, host_at;
-        CHECK(http_rewrite_request_head(in, &u, &ctx, &out, &out_len, &host_at) == 0);
+        CHECK(http_rewrite_request_head(in, &ctx, &out, &out_len, &host_at) == 0);
 
         /* The node's Host goes where the rewrite says, as the exchange puts it per attempt. */
-        bool node_host = mode == PASS_HOST_NODE || (mode == PASS_HOST_PASS && !in->host.p);
+        bool node_host = mode == HTTP_HOST_NODE || (mode == HTTP_HOST_CLIENT && !in->host.p);
         CHECK(node_host == (host_at != SIZE_MAX));
         if (node_host) {
                 CHECK(host_at <= out_len);
@@ -127,7 +124,7 @@ static void check_request_rewrite(const HttpHead *in, PassHost mode, bool https,
         }
 
         HttpSlice host = node_host ? lit(NODE_HOST)
-                         : mode == PASS_HOST_REWRITE ? lit(UPSTREAM_HOST)
+                         : mode == HTTP_HOST_GIVEN ? lit(UPSTREAM_HOST)
                                                      : in->host;
         CHECK(slice_eq(o.host, host));
         size_t k = 0;
@@ -165,7 +162,7 @@ static void check_request(const char *buf, size_t size)
          * rewritten (routes' paths start with '/'). */
         if (in.path.len == 0)
                 return;
-        for (PassHost mode = 0; mode < _PASS_HOST_MAX; mode++)
+        for (HttpHostFrom mode = HTTP_HOST_CLIENT; mode <= HTTP_HOST_GIVEN; mode++)
                 for (unsigned i = 0; i < 4; i++)
                         check_request_rewrite(&in, mode, i & 1, i & 2);
 }

@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "tls-sni.h"
+#include "tls/tls-sni.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)

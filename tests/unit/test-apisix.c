@@ -9,9 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "apisix.h"
-#include "config-internal.h"
-#include "config.h"
+#include "config/apisix.h"
+#include "config/config-internal.h"
+#include "config/config.h"
 #include "tap.h"
 
 #define CHECK_STR(a, b)                                                                            \

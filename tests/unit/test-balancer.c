@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-#include "balancer.h"
+#include "base/util.h"
+#include "lb/balancer.h"
 #include "tap.h"
-#include "util.h"
 
 static void count_picks(Balancer *b, unsigned n_picks, unsigned *counts)
 {

@@ -6,10 +6,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "config-edit.h"
-#include "config-internal.h"
+#include "base/util.h"
+#include "config/config-edit.h"
+#include "config/config-internal.h"
 #include "tap.h"
-#include "util.h"
 
 #define CHECK_STR(a, b)                                                                            \
         do {                                                                                       \

@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config-internal.h"
-#include "config.h"
+#include "config/config-internal.h"
+#include "config/config.h"
 
 static unsigned failures;
 

@@ -10,13 +10,15 @@
 #include <poll.h>
 #include <sys/socket.h>
 
-#include "conn-client.h"
-#include "listener.h"
-#include "log.h"
-#include "manager.h"
-#include "pool.h"
+#include "base/log.h"
+#include "lb/model.h"
+#include "lb/publisher.h"
+#include "net/listener.h"
+#include "proxy/conn-client.h"
+#include "proxy/conn-limit.h"
+#include "proxy/pool.h"
+#include "proxy/worker.h"
 #include "tap.h"
-#include "worker.h"
 
 /* conn-client.c's REQUESTS_PER_TURN. */
 #define PER_TURN 16
@@ -27,7 +29,9 @@ static const char config_yaml[] = "access_log: false\n"
 
 typedef struct Fixture {
         struct event_base *base;
-        Manager manager;
+        ModelPublisher models;
+        ConnLimit conn_limit;
+        WorkerShared shared;
         Worker worker;
         Listener listener;
         int peer; /* the client's end */
@@ -46,12 +50,12 @@ static void fixture_init(Fixture *f)
               0);
         free(errors);
         CHECK(model_new(config, NULL, &model, NULL) == 0);
-        f->manager.model = model;
-        pthread_mutex_init(&f->manager.model_lock, NULL);
-        atomic_init(&f->manager.model_generation, 1);
-        conn_limit_init(&f->manager.conn_limit);
-        conn_limit_set_max(&f->manager.conn_limit, 16);
-        f->worker = (Worker){ .id = 1, .base = f->base, .manager = &f->manager };
+        model_publisher_init(&f->models);
+        model_publisher_set(&f->models, model);
+        conn_limit_init(&f->conn_limit);
+        conn_limit_set_max(&f->conn_limit, 16);
+        f->shared = (WorkerShared){ .models = &f->models, .conn_limit = &f->conn_limit };
+        f->worker = (Worker){ .id = 1, .base = f->base, .shared = &f->shared };
         f->worker.pool = pool_new(&f->worker);
         worker_refresh_model(&f->worker);
         f->listener = (Listener){ .name = (char *)"web", .nodelay = true,
@@ -64,9 +68,8 @@ static void fixture_done(Fixture *f)
                 client_conn_free(f->worker.clients);
         f->worker.pool = pool_free(f->worker.pool);
         f->worker.model = model_unref(f->worker.model);
-        f->manager.model = model_unref(f->manager.model);
-        pthread_mutex_destroy(&f->manager.model_lock);
-        conn_limit_done(&f->manager.conn_limit);
+        model_publisher_done(&f->models);
+        conn_limit_done(&f->conn_limit);
         f->peer = safe_close(f->peer);
         event_base_free(f->base);
 }
@@ -81,7 +84,7 @@ static ClientConn *connect_client(Fixture *f)
         CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == 0);
         f->peer = fds[1];
         /* The slot the listener takes before accept(2); the connection gives it back. */
-        CHECK(conn_limit_take(&f->manager.conn_limit));
+        CHECK(conn_limit_take(&f->conn_limit));
         CHECK(client_conn_new(&f->worker, fds[0], (struct sockaddr *)&sin, &f->listener) == 0);
         return f->worker.clients;
 }

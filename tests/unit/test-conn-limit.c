@@ -2,10 +2,10 @@
 #include <pthread.h>
 #include <time.h>
 
-#include "conn-limit.h"
+#include "base/util.h"
+#include "proxy/conn-limit.h"
+#include "proxy/worker.h"
 #include "tap.h"
-#include "util.h"
-#include "worker.h"
 
 static void test_default(void)
 {

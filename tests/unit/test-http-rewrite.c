@@ -8,8 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http-rewrite.h"
-#include "model.h"
+#include "http/http-rewrite.h"
 #include "tap.h"
 
 /* A growing string, for building heads and what their rewrite must be. */
@@ -66,12 +65,11 @@ static void test_request_at_the_limit(void)
         CHECK(r == (ssize_t)in.len - 4);
         CHECK(h.n_headers == HTTP_MAX_HEADERS);
 
-        ConfigUpstream cu = { .name = (char *)"u", .pass_host = PASS_HOST_PASS };
-        Upstream u = { .config = &cu };
-        RequestContext ctx = { .client_ip = "192.0.2.7", .client_ip_len = 9 };
+        RequestContext ctx = { .client_ip = "192.0.2.7", .client_ip_len = 9,
+                               .host_from = HTTP_HOST_CLIENT };
         char *out = NULL;
         size_t out_len = 0, host_at = 0;
-        CHECK(http_rewrite_request_head(&h, &u, &ctx, &out, &out_len, &host_at) == 0);
+        CHECK(http_rewrite_request_head(&h, &ctx, &out, &out_len, &host_at) == 0);
         CHECK(host_at == SIZE_MAX);
         CHECK(out_len == want.len && memcmp(out, want.p, want.len) == 0);
 
@@ -84,8 +82,8 @@ static void test_request_at_the_limit(void)
 
         /* pass_host node: the same head without Host, and where the node's goes. */
         free(out);
-        cu.pass_host = PASS_HOST_NODE;
-        CHECK(http_rewrite_request_head(&h, &u, &ctx, &out, &out_len, &host_at) == 0);
+        ctx.host_from = HTTP_HOST_NODE;
+        CHECK(http_rewrite_request_head(&h, &ctx, &out, &out_len, &host_at) == 0);
         const char *host_line = "Host: example.test\r\n";
         size_t line_len = strlen("POST /upload?x=1 HTTP/1.1\r\n");
         CHECK(host_at == line_len);

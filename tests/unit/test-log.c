@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-#include "log-internal.h"
-#include "log.h"
+#include "base/log-internal.h"
+#include "base/log.h"
 #include "tap.h"
 
 /* The value of field `name` in f (its iovec), or NULL. */

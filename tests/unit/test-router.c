@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-#include "model.h"
-#include "router.h"
+#include "lb/model.h"
+#include "lb/router.h"
 #include "tap.h"
 
 static HttpSlice S(const char *s)

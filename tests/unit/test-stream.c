@@ -4,9 +4,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "stream.h"
+#include "base/util.h"
+#include "net/stream.h"
 #include "tap.h"
-#include "util.h"
 
 static void on_read(Stream *s, void *userdata) {}
 static void on_drain(Stream *s, void *userdata) {}

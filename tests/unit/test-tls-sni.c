@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include <gnutls/gnutls.h>
 
+#include "base/util.h"
 #include "tap.h"
-#include "tls-sni.h"
-#include "util.h"
+#include "tls/tls-sni.h"
 
 /* A real ClientHello, captured from GnuTLS through a push function that keeps the bytes. */
 typedef struct Capture {

@@ -16,10 +16,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "stream.h"
-#include "tls-server.h"
-#include "tls-stream.h"
-#include "tls.h"
+#include "net/stream.h"
+#include "tls/tls-server.h"
+#include "tls/tls-stream.h"
+#include "tls/tls.h"
 
 static unsigned failures;
 
@@ -62,13 +62,9 @@ static char *write_tmp(const char *name, const void *data, size_t size)
 
 static TlsClient *client_new(const char *ca_file, int verify, char **ret_error)
 {
-        ConfigUpstream cu = {
-                .name = (char *)"u",
-                .scheme = SCHEME_HTTPS,
-                .tls = { .ca_file = (char *)ca_file, .verify = verify },
-        };
+        TlsClientPolicy policy = { .upstream = "u", .ca_file = ca_file, .verify = verify != 0 };
         TlsClient *t = NULL;
-        int r = tls_client_new(&cu, &t, ret_error);
+        int r = tls_client_new(&policy, &t, ret_error);
         if (r < 0)
                 return NULL;
         return t;
@@ -656,26 +652,25 @@ typedef struct ServerFiles {
         char *a_cert, *a_key, *b_cert, *b_key;
 } ServerFiles;
 
-#define CERT(c, k) { .cert_file = (char *)(c), .key_file = (char *)(k), \
+#define CERT(c, k) { .cert_file = (c), .key_file = (k), \
                      .mark = { .file = "t.yaml", .line = 5, .column = 9 } }
 
-static TlsServer *server_new(ConfigCertificate *certs, size_t n, char **ret_error)
+static TlsServer *server_new(TlsCertificateFiles *certs, size_t n, char **ret_error)
 {
-        ConfigListener cl = {
-                .name = (char *)"https",
-                .protocol = LISTENER_HTTPS,
+        TlsServerOptions o = {
+                .listener = "https",
                 .certificates = certs,
                 .n_certificates = n,
                 .ticket_rotate_usec = 12 * 3600 * USEC_PER_SEC,
         };
         TlsServer *t = NULL;
-        if (tls_server_new(&cl, &t, ret_error) < 0)
+        if (tls_server_new(&o, &t, ret_error) < 0)
                 return NULL;
         return t;
 }
 
 /* The server refuses to start without what it was told to load: which file, and why. */
-static void expect_server_error(ConfigCertificate *certs, size_t n, const char *want_prefix,
+static void expect_server_error(TlsCertificateFiles *certs, size_t n, const char *want_prefix,
                                 const char *want_suffix, int line)
 {
         char *error = NULL;
@@ -706,35 +701,35 @@ static void test_server_errors(const Pki *pki, const ServerFiles *f)
                                                  "-----END PRIVATE KEY-----\n", 67);
         _cleanup_free_ char *ocsp = write_tmp("bad.ocsp", "not DER", 7);
 
-        ConfigCertificate c1[] = { CERT("/nonexistent/a.pem", f->a_key) };
+        TlsCertificateFiles c1[] = { CERT("/nonexistent/a.pem", f->a_key) };
         expect_server_error(c1, 1,
                             "t.yaml:5:9: listener 'https': certificates[0].cert "
                             "/nonexistent/a.pem: No such file or directory", "", __LINE__);
-        ConfigCertificate c2[] = { CERT(garbage, f->a_key) };
+        TlsCertificateFiles c2[] = { CERT(garbage, f->a_key) };
         CHECK(asprintf(&p1, "t.yaml:5:9: listener 'https': certificates[0].cert %s: ",
                        garbage) > 0);
         expect_server_error(c2, 1, p1, NULL, __LINE__);
         free(TAKE_PTR(p1));
-        ConfigCertificate c3[] = { CERT(empty, f->a_key) };
+        TlsCertificateFiles c3[] = { CERT(empty, f->a_key) };
         CHECK(asprintf(&p1, "t.yaml:5:9: listener 'https': certificates[0].cert %s: No "
                             "certificate was found.", empty) > 0);
         expect_server_error(c3, 1, p1, "", __LINE__);
         free(TAKE_PTR(p1));
-        ConfigCertificate c4[] = { CERT(tmpdir, f->a_key) };
+        TlsCertificateFiles c4[] = { CERT(tmpdir, f->a_key) };
         expect_server_error(c4, 1, "t.yaml:5:9: listener 'https': certificates[0].cert /tmp/",
                             ": Is a directory", __LINE__);
 
         /* The second entry's key: missing, not a key, not the certificate's. */
-        ConfigCertificate c5[] = { CERT(f->a_cert, f->a_key), CERT(f->b_cert, "/nonexistent.key") };
+        TlsCertificateFiles c5[] = { CERT(f->a_cert, f->a_key), CERT(f->b_cert, "/nonexistent.key") };
         expect_server_error(c5, 2,
                             "t.yaml:5:9: listener 'https': certificates[1].key /nonexistent.key: "
                             "No such file or directory", "", __LINE__);
-        ConfigCertificate c6[] = { CERT(f->a_cert, bad_key) };
+        TlsCertificateFiles c6[] = { CERT(f->a_cert, bad_key) };
         CHECK(asprintf(&p1, "t.yaml:5:9: listener 'https': certificates[0].key %s: ", bad_key) >
               0);
         expect_server_error(c6, 1, p1, NULL, __LINE__);
         free(TAKE_PTR(p1));
-        ConfigCertificate c7[] = { CERT(f->a_cert, f->b_key) };
+        TlsCertificateFiles c7[] = { CERT(f->a_cert, f->b_key) };
         CHECK(asprintf(&p1, "t.yaml:5:9: listener 'https': certificates[0] %s and %s: ",
                        f->a_cert, f->b_key) > 0);
         expect_server_error(c7, 1, p1, "The certificate and the given key do not match.",
@@ -743,7 +738,7 @@ static void test_server_errors(const Pki *pki, const ServerFiles *f)
 
         /* A relative key is a credential: $CREDENTIALS_DIRECTORY must say where. */
         const char *slash = strrchr(f->a_key, '/');
-        ConfigCertificate c8[] = { CERT(f->a_cert, slash + 1) };
+        TlsCertificateFiles c8[] = { CERT(f->a_cert, slash + 1) };
         unsetenv("CREDENTIALS_DIRECTORY");
         expect_server_error(c8, 1,
                             "t.yaml:5:9: listener 'https': certificates[0].key a.example.key: a "
@@ -761,21 +756,21 @@ static void test_server_errors(const Pki *pki, const ServerFiles *f)
         unsetenv("CREDENTIALS_DIRECTORY");
 
         /* An OCSP response that is none. */
-        ConfigCertificate c9[] = { CERT(f->a_cert, f->a_key) };
+        TlsCertificateFiles c9[] = { CERT(f->a_cert, f->a_key) };
         c9[0].ocsp_file = ocsp;
         CHECK(asprintf(&p1, "t.yaml:5:9: listener 'https': certificates[0].ocsp %s: ", ocsp) > 0);
         expect_server_error(c9, 1, p1, NULL, __LINE__);
         free(TAKE_PTR(p1));
 
         /* Without a mark (a listener made at run time), the message starts at the listener. */
-        ConfigCertificate c10[] = { { .cert_file = (char *)"/nonexistent/a.pem",
-                                      .key_file = f->a_key } };
+        TlsCertificateFiles c10[] = { { .cert_file = "/nonexistent/a.pem",
+                                        .key_file = f->a_key } };
         expect_server_error(c10, 1,
                             "listener 'https': certificates[0].cert /nonexistent/a.pem: No such "
                             "file or directory", "", __LINE__);
 
         /* Two pairs load, and references outlive the owner's. */
-        ConfigCertificate ok[] = { CERT(f->a_cert, f->a_key), CERT(f->b_cert, f->b_key) };
+        TlsCertificateFiles ok[] = { CERT(f->a_cert, f->a_key), CERT(f->b_cert, f->b_key) };
         char *error = NULL;
         t = server_new(ok, 2, &error);
         CHECK(t && !error);
@@ -1084,7 +1079,7 @@ static Accepted serve_one(TlsServer *t, Peer *p, bool *ret_resumed, char *detail
 
 static void test_server_handshakes(const ServerFiles *f, const char *priority, const char *what)
 {
-        ConfigCertificate certs[] = { CERT(f->a_cert, f->a_key), CERT(f->b_cert, f->b_key) };
+        TlsCertificateFiles certs[] = { CERT(f->a_cert, f->a_key), CERT(f->b_cert, f->b_key) };
         TlsServer *t = server_new(certs, 2, NULL);
         Peer p = { .priority = priority, .alpn = "http/1.1" };
         char detail[256];

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
 
-#include "hashmap.h"
-#include "resolver.h"
+#include "base/hashmap.h"
+#include "base/util.h"
+#include "net/resolver.h"
 #include "tap.h"
-#include "util.h"
 
 static void test_hashmap(void)
 {

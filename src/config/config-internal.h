@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Shared between config.c (files, documents, errors, cross-file checks), config-schema.c (the
+ * table-driven YAML→struct mapping) and config-dump.c, and the interface a future document
+ * translator (APISIX manifests) plugs into. Not for the rest of the daemon: it sees config.h. */
+
+#include <yaml.h>
+
+#include "config/config.h"
+
+/* Stored errors beyond this are only counted: a fuzzed or badly broken file must not produce
+ * megabytes of messages. */
+#define CONFIG_ERRORS_MAX 100
+
+/* A walk may visit at most this many times the number of nodes in the document (plus a floor):
+ * aliases share nodes, so `[*a, *a, ...]` nested a few levels would otherwise expand
+ * exponentially ("billion laughs"). */
+#define CONFIG_VISITS_FACTOR 16
+#define CONFIG_VISITS_FLOOR 4096
+
+/* Durations above this are refused so that `now + timeout` can never overflow. */
+#define CONFIG_DURATION_MAX (UINT64_C(365) * 24 * 3600 * USEC_PER_SEC)
+
+/* Enough for "18446744073709551615us". */
+#define CONFIG_DURATION_STR_MAX 32
+
+/* Enough for a quoted, escaped, truncated user string inside a message. */
+#define CONFIG_ESCAPE_MAX 96
+
+/* The longest name of a listener, upstream or route: systemd's limit for FileDescriptorName=,
+ * which listener names must match. */
+#define CONFIG_NAME_MAX 255
+
+/* Ranges the schema and config-edit.c both check. */
+#define CONFIG_PORT_MAX 65535
+#define CONFIG_WEIGHT_MAX 10000 /* nodes and route upstreams; 0 = out of rotation */
+#define CONFIG_RETRIES_MAX 100
+#define CONFIG_KEEPALIVE_POOL_MAX 10000
+
+/* Sizes of what a configuration holds, checked wherever it comes from (files, APISIX manifests,
+ * D-Bus, the runtime state) by one check each in config-values.c. Far above real use, they
+ * bound what one value or one call can cost: every change copies, rebuilds and rewrites the
+ * whole configuration. Documented in lbproxy.yaml(5) and README.md. */
+#define CONFIG_ROUTE_PATH_MAX 4096 /* bytes: within the default max_header_bytes */
+#define CONFIG_METHOD_MAX 32       /* characters; the longest registered method has 17 */
+#define CONFIG_NODES_MAX 4096      /* per upstream (the benchmark runs 1,000) */
+#define CONFIG_ROUTE_UPSTREAMS_MAX 64
+#define CONFIG_ROUTE_PATHS_MAX 64
+#define CONFIG_ROUTE_HOSTS_MAX 256
+#define CONFIG_ROUTE_METHODS_MAX 32
+#define CONFIG_SERVER_NAMES_MAX 256 /* per SNI route */
+
+/* A list's limit and the words its message uses. */
+typedef struct ConfigCount {
+        const char *items; /* "nodes" */
+        const char *per;   /* "upstream" */
+        size_t max;
+} ConfigCount;
+
+extern const ConfigCount config_count_nodes;
+extern const ConfigCount config_count_route_upstreams;
+extern const ConfigCount config_count_route_paths;
+extern const ConfigCount config_count_route_hosts;
+extern const ConfigCount config_count_route_methods;
+extern const ConfigCount config_count_server_names;
+
+/* Enough for "too many server names (18446744073709551615; at most 18446744073709551615 per
+ * SNI route)". */
+#define CONFIG_COUNT_STR_MAX 112
+
+/* NULL when `n` items fit `count`, else why not, in `buf`: "too many nodes (5000; at most 4096
+ * per upstream)". Callers put the field's name before it. */
+const char *config_check_count(const ConfigCount *count, size_t n,
+                               char buf[static CONFIG_COUNT_STR_MAX]);
+
+/* Listener defaults and ranges. Session tickets live at most 7 days (RFC 8446 4.6.1). */
+#define CONFIG_TICKET_ROTATE_DEFAULT (UINT64_C(12) * 3600 * USEC_PER_SEC)
+#define CONFIG_TICKET_ROTATE_MIN USEC_PER_SEC
+#define CONFIG_TICKET_ROTATE_MAX (UINT64_C(7) * 24 * 3600 * USEC_PER_SEC)
+#define CONFIG_IDLE_TIMEOUT_DEFAULT (UINT64_C(5) * 60 * USEC_PER_SEC)
+
+typedef struct ConfigError {
+        size_t file_index; /* position in Config.files, for sorting */
+        unsigned line, column;
+        size_t seq; /* report order, to keep the sort stable */
+        char *text; /* the whole "file:line:column: message" */
+} ConfigError;
+
+/* A route's reference to an upstream, resolved once every file is merged (the upstream may be
+ * defined in a later file). */
+typedef struct ConfigReference {
+        const char *name; /* points into the ConfigRouteUpstream; strings do not move */
+        ConfigMark mark;
+        char *path; /* "routes[0].upstreams[1].name", as in the document it came from */
+} ConfigReference;
+
+/* The state of one config_load(): the Config under construction, where we are, what went
+ * wrong so far and the name indexes that span every file. */
+typedef struct ConfigContext {
+        Config *config;
+
+        /* The file being read; `file` points into config->files. */
+        const char *file;
+        size_t file_index;
+        yaml_document_t *document;
+
+        ConfigError *errors;
+        size_t n_errors;  /* stored */
+        size_t n_dropped; /* beyond CONFIG_ERRORS_MAX */
+        bool oom;         /* an error could not even be recorded */
+
+        /* tsearch() trees of ConfigNameEntry: names seen so far, across files, so duplicates
+         * are reported with the path they have in their own document. */
+        void *listener_names;
+        void *listener_addresses;
+        void *upstream_names;
+        void *route_names;
+
+        ConfigReference *references;
+        size_t n_references;
+
+        /* The last `listeners:` key seen, where "at least one listener" is reported. */
+        ConfigMark listeners_mark;
+        bool listeners_invalid; /* a `listeners:` that was not a sequence */
+        /* The last `dns:` block seen, where ttl_min > ttl_max is reported. */
+        ConfigMark dns_mark;
+
+        /* libyaml gave up on some file: its later documents were not read. */
+        bool syntax_error;
+
+        /* config_load_with_state(): the runtime state file is being read (only its upstreams
+         * and routes are), and, once read, where its upstreams are: a file's listener whose
+         * upstream the state lacks is reported there. */
+        bool reading_state;
+        ConfigMark state_mark;
+
+        /* Alias-expansion guard for the document being walked. */
+        size_t visits, max_visits;
+        bool too_complex;
+} ConfigContext;
+
+/* A per-document hook looks at a document before the native schema does. It returns 0 when the
+ * document is not its kind (the next hook, then the native schema, get it), 1 when it consumed
+ * the document (having applied it to ctx->config or reported errors through config_error()),
+ * or a negative errno on a fatal failure (-ENOMEM). `root` is a mapping. */
+typedef int (*ConfigDocumentHook)(ConfigContext *ctx, yaml_document_t *doc, yaml_node_t *root);
+
+/* Appends "file:line:column: path: message" (the location when `mark` is non-NULL and has a
+ * file, the path when non-empty). Never fails: out of memory is remembered in ctx->oom. */
+void config_error(ConfigContext *ctx, const ConfigMark *mark, const char *path, const char *fmt,
+                  ...) _printf_(4, 5);
+
+ConfigMark config_mark(const ConfigContext *ctx, const yaml_node_t *node);
+
+/* Quotes a user string for a message: printable ASCII as is, the rest escaped, long strings
+ * cut, so that one error stays one line. Returns buf. */
+const char *config_escape(const char *s, size_t len, char buf[static CONFIG_ESCAPE_MAX]);
+
+/* Remembers `key` in `tree` at `mark`; if it was already there, reports "path: duplicate <what>
+ * 'key' (first defined at file:line:column)" at `mark`. Returns 0 or -ENOMEM. */
+int config_register_name(ConfigContext *ctx, void **tree, const char *what, const char *key,
+                         const ConfigMark *mark, const char *path);
+
+/* Records a route's reference to an upstream for checking once every file is merged. */
+int config_add_reference(ConfigContext *ctx, const char *name, const ConfigMark *mark,
+                         const char *path);
+
+/* The value of `key` in a mapping node, or NULL. */
+yaml_node_t *config_mapping_get(yaml_document_t *doc, yaml_node_t *mapping, const char *key);
+
+/* A plain `~`, `null` or empty scalar: the same as the key being absent. */
+bool config_node_is_null(const yaml_node_t *node);
+
+/* "a scalar", "a sequence", "a mapping" or "null", for "expected X, got Y". */
+const char *config_node_kind(const yaml_node_t *node);
+
+/* config-schema.c: the defaults of a fresh Config, and the native document walker. */
+void config_schema_init(Config *c);
+/* The defaults of an upstream, before any of its keys are read; shared with config-edit.c so
+ * an upstream added at run time gets what a file would give it. tls.verify stays -1 and
+ * tls.ca_file NULL, to be inherited from the top-level tls: block; balancer stays NULL, which
+ * means config_balancer_names[0]. */
+/* The retries of an upstream that does not say: every other node once. */
+/* A YAML boolean word ("true", "no", ...): true with *ret set, false for anything else. */
+bool config_boolean_word(const char *v, bool *ret);
+
+unsigned config_upstream_default_retries(size_t n_nodes);
+void config_upstream_init(ConfigUpstream *u);
+int config_schema_apply(ConfigContext *ctx, yaml_document_t *doc, yaml_node_t *root);
+/* The defaults of a listener before its keys are read (protocol http, ticket_rotate 12h,
+ * idle_timeout 5m); and what a listener owns, freed (config.c). */
+void config_listener_init(ConfigListener *l);
+void config_listener_done(ConfigListener *l);
+
+/* config-values.c. Each check returns NULL when `s` is fine, else why it is not; those taking
+ * a non-const string may normalize it in place. */
+const char *config_check_name(char *s);       /* [A-Za-z0-9_.-]{1,255} */
+const char *config_check_node_host(char *s);  /* host name or IP; strips [] off IPv6 */
+const char *config_check_route_host(char *s); /* lower-cases; "*.example.com", "[::1]" */
+const char *config_check_host_port(char *s);  /* a Host header: host, IPv4, [IPv6], :port */
+const char *config_check_sni(char *s);        /* a host name, not an IP */
+const char *config_check_path(char *s);       /* "/..." with '*' only last */
+const char *config_check_method(char *s);     /* an HTTP token; upper-cases */
+const char *config_check_dns_server(char *s); /* "ip", "ip:port", "[ipv6]:port", "ipv6" */
+const char *config_check_absolute_path(char *s); /* "/..." */
+/* A key file: absolute, or the name of a credential (LoadCredential=), which has no '/'. */
+const char *config_check_key_path(char *s);
+/* A TLS server name (SNI) to match: a host name, or "*." and one, lower-cased; no IP. */
+const char *config_check_server_name(char *s);
+
+/* "ip:port", "[ipv6]:port", "*:port" / ":port" (with allow_wildcard; gives [::]), or, when
+ * default_port is not 0, "ip" and a bare "ipv6". Numeric only, no resolver. */
+const char *config_parse_address(const char *s, uint16_t default_port, bool allow_wildcard,
+                                 struct sockaddr_storage *ret, socklen_t *ret_len);
+
+/* "500ms", "1.5s", "2m", "1h30m", "100us", "1d", or a plain number of seconds. -EINVAL when
+ * malformed (negative included), -ERANGE above CONFIG_DURATION_MAX. */
+int config_parse_duration(const char *s, uint64_t *ret_usec);
+/* The shortest exact form config_parse_duration() reads back: "90s", "1500ms", "2h". */
+const char *config_format_duration(uint64_t usec, char buf[static CONFIG_DURATION_STR_MAX]);
+
+extern const char *const config_scheme_names[_SCHEME_MAX];
+extern const char *const config_pass_host_names[_PASS_HOST_MAX];
+extern const char *const config_listener_protocol_names[_LISTENER_PROTOCOL_MAX];
+/* The balancers balancer.h knows; the first is the default. */
+#define CONFIG_BALANCER_MAX 1
+extern const char *const config_balancer_names[CONFIG_BALANCER_MAX];

@@ -1,0 +1,1011 @@
+/* SPDX-License-Identifier: MIT */
+/* Loading: paths → files → YAML documents → (hooks | native schema) → cross-file checks. The
+ * schema itself lives in config-schema.c; this file owns the Config's lifetime and the error
+ * list. */
+
+#include <assert.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <search.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+
+#include "config/apisix.h"
+#include "config/config-internal.h"
+
+const char *const config_scheme_names[_SCHEME_MAX] = {
+        [SCHEME_HTTP] = "http",
+        [SCHEME_HTTPS] = "https",
+};
+
+const char *const config_pass_host_names[_PASS_HOST_MAX] = {
+        [PASS_HOST_PASS] = "pass",
+        [PASS_HOST_NODE] = "node",
+        [PASS_HOST_REWRITE] = "rewrite",
+};
+
+const char *const config_listener_protocol_names[_LISTENER_PROTOCOL_MAX] = {
+        [LISTENER_HTTP] = "http",
+        [LISTENER_HTTPS] = "https",
+        [LISTENER_TCP] = "tcp",
+        [LISTENER_TLS_PASSTHROUGH] = "tls-passthrough",
+};
+
+static int string_table_lookup(const char *const *table, size_t n, const char *s)
+{
+        if (!s)
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++)
+                if (table[i] && streq(table[i], s))
+                        return (int)i;
+        return -EINVAL;
+}
+
+const char *scheme_to_string(Scheme s)
+{
+        if (s < 0 || s >= _SCHEME_MAX)
+                return NULL;
+        return config_scheme_names[s];
+}
+
+Scheme scheme_from_string(const char *s)
+{
+        return (Scheme)string_table_lookup(config_scheme_names, _SCHEME_MAX, s);
+}
+
+uint16_t scheme_default_port(Scheme s)
+{
+        switch (s) {
+        case SCHEME_HTTP:
+                return 80;
+        case SCHEME_HTTPS:
+                return 443;
+        default:
+                return 0;
+        }
+}
+
+const char *pass_host_to_string(PassHost p)
+{
+        if (p < 0 || p >= _PASS_HOST_MAX)
+                return NULL;
+        return config_pass_host_names[p];
+}
+
+PassHost pass_host_from_string(const char *s)
+{
+        return (PassHost)string_table_lookup(config_pass_host_names, _PASS_HOST_MAX, s);
+}
+
+const char *listener_protocol_to_string(ListenerProtocol p)
+{
+        if (p < 0 || p >= _LISTENER_PROTOCOL_MAX)
+                return NULL;
+        return config_listener_protocol_names[p];
+}
+
+ListenerProtocol listener_protocol_from_string(const char *s)
+{
+        return (ListenerProtocol)string_table_lookup(config_listener_protocol_names,
+                                                     _LISTENER_PROTOCOL_MAX, s);
+}
+
+static void config_tls_done(ConfigTls *t)
+{
+        free(t->ca_file);
+        free(t->sni);
+}
+
+void config_listener_done(ConfigListener *l)
+{
+        free(l->name);
+        free(l->listen);
+        for (size_t i = 0; i < l->n_certificates; i++) {
+                free(l->certificates[i].cert_file);
+                free(l->certificates[i].key_file);
+                free(l->certificates[i].ocsp_file);
+        }
+        free(l->certificates);
+        free(l->upstream);
+        for (size_t i = 0; i < l->n_sni_routes; i++) {
+                strv_free(l->sni_routes[i].server_names);
+                free(l->sni_routes[i].upstream);
+        }
+        free(l->sni_routes);
+}
+
+static void config_upstreams_free(Config *c)
+{
+        for (size_t i = 0; i < c->n_upstreams; i++) {
+                ConfigUpstream *u = c->upstreams + i;
+
+                free(u->name);
+                free(u->upstream_host);
+                free(u->balancer);
+                for (size_t j = 0; j < u->n_nodes; j++)
+                        free(u->nodes[j].host);
+                free(u->nodes);
+                config_tls_done(&u->tls);
+        }
+        free(c->upstreams);
+        c->upstreams = NULL;
+        c->n_upstreams = 0;
+}
+
+static void config_routes_free(Config *c)
+{
+        for (size_t i = 0; i < c->n_routes; i++) {
+                ConfigRoute *r = c->routes + i;
+
+                free(r->name);
+                strv_free(r->paths);
+                strv_free(r->hosts);
+                strv_free(r->methods);
+                for (size_t j = 0; j < r->n_upstreams; j++)
+                        free(r->upstreams[j].name);
+                free(r->upstreams);
+        }
+        free(c->routes);
+        c->routes = NULL;
+        c->n_routes = 0;
+}
+
+Config *config_free(Config *c)
+{
+        if (!c)
+                return NULL;
+
+        for (size_t i = 0; i < c->n_listeners; i++)
+                config_listener_done(c->listeners + i);
+        free(c->listeners);
+        config_upstreams_free(c);
+        config_routes_free(c);
+
+        strv_free(c->dns.servers);
+        config_tls_done(&c->tls);
+        /* Last: every mark points into these. */
+        strv_free(c->files);
+        free(c);
+        return NULL;
+}
+
+const ConfigUpstream *config_find_upstream(const Config *c, const char *name)
+{
+        if (!c || !name)
+                return NULL;
+        for (size_t i = 0; i < c->n_upstreams; i++)
+                if (streq_ptr(c->upstreams[i].name, name))
+                        return c->upstreams + i;
+        return NULL;
+}
+
+const ConfigRoute *config_find_route(const Config *c, const char *name)
+{
+        if (!c || !name)
+                return NULL;
+        for (size_t i = 0; i < c->n_routes; i++)
+                if (streq_ptr(c->routes[i].name, name))
+                        return c->routes + i;
+        return NULL;
+}
+
+/* ---- errors ---- */
+
+const char *config_escape(const char *s, size_t len, char buf[static CONFIG_ESCAPE_MAX])
+{
+        /* Leave room for "..." and the NUL. */
+        const size_t limit = CONFIG_ESCAPE_MAX - 4;
+        size_t o = 0;
+
+        for (size_t i = 0; i < len; i++) {
+                unsigned char ch = (unsigned char)s[i];
+                size_t need;
+
+                if (ch == '\\' || ch == '\n' || ch == '\t' || ch == '\r')
+                        need = 2;
+                else if (ch < 0x20 || ch == 0x7f)
+                        need = 4;
+                else if (ch >= 0xf0)
+                        need = 4; /* keep a UTF-8 sequence whole */
+                else if (ch >= 0xe0)
+                        need = 3;
+                else if (ch >= 0xc0)
+                        need = 2;
+                else
+                        need = 1;
+
+                if (o + need > limit) {
+                        memcpy(buf + o, "...", 3);
+                        o += 3;
+                        break;
+                }
+
+                switch (ch) {
+                case '\\':
+                        buf[o++] = '\\';
+                        buf[o++] = '\\';
+                        break;
+                case '\n':
+                        buf[o++] = '\\';
+                        buf[o++] = 'n';
+                        break;
+                case '\t':
+                        buf[o++] = '\\';
+                        buf[o++] = 't';
+                        break;
+                case '\r':
+                        buf[o++] = '\\';
+                        buf[o++] = 'r';
+                        break;
+                default:
+                        if (ch < 0x20 || ch == 0x7f) {
+                                snprintf(buf + o, 5, "\\x%02x", ch);
+                                o += 4;
+                        } else if (ch >= 0x80 && ch < 0xc0) {
+                                /* A continuation byte whose lead byte already made room. */
+                                buf[o++] = (char)ch;
+                        } else {
+                                buf[o++] = (char)ch;
+                        }
+                }
+        }
+        buf[o] = 0;
+        return buf;
+}
+
+static size_t config_file_index(const Config *c, const char *file)
+{
+        size_t n = 0;
+
+        if (!c || !c->files)
+                return 0;
+        for (; c->files[n]; n++)
+                if (c->files[n] == file)
+                        return n;
+        return n;
+}
+
+void config_error(ConfigContext *ctx, const ConfigMark *mark, const char *path, const char *fmt,
+                  ...)
+{
+        _cleanup_free_ char *msg = NULL;
+        char *text;
+        ConfigError *e;
+        bool has_path = path && *path;
+        bool has_mark = mark && mark->file;
+        va_list ap;
+        int r;
+
+        if (ctx->n_errors >= CONFIG_ERRORS_MAX) {
+                ctx->n_dropped++;
+                return;
+        }
+
+        va_start(ap, fmt);
+        r = vasprintf(&msg, fmt, ap);
+        va_end(ap);
+        if (r < 0) {
+                msg = NULL;
+                ctx->oom = true;
+                return;
+        }
+
+        if (has_mark)
+                r = asprintf(&text, "%s:%u:%u: %s%s%s", mark->file, mark->line, mark->column,
+                             has_path ? path : "", has_path ? ": " : "", msg);
+        else
+                r = asprintf(&text, "%s%s%s", has_path ? path : "", has_path ? ": " : "", msg);
+        if (r < 0) {
+                ctx->oom = true;
+                return;
+        }
+
+        e = reallocarray(ctx->errors, ctx->n_errors + 1, sizeof(ConfigError));
+        if (!e) {
+                free(text);
+                ctx->oom = true;
+                return;
+        }
+        ctx->errors = e;
+        ctx->errors[ctx->n_errors] = (ConfigError){
+                .file_index = config_file_index(ctx->config, has_mark ? mark->file : NULL),
+                .line = has_mark ? mark->line : 0,
+                .column = has_mark ? mark->column : 0,
+                .seq = ctx->n_errors,
+                .text = text,
+        };
+        ctx->n_errors++;
+}
+
+ConfigMark config_mark(const ConfigContext *ctx, const yaml_node_t *node)
+{
+        if (!node)
+                return (ConfigMark){.file = ctx->file, .line = 1, .column = 1};
+        return (ConfigMark){
+                .file = ctx->file,
+                .line = (unsigned)node->start_mark.line + 1,
+                .column = (unsigned)node->start_mark.column + 1,
+        };
+}
+
+static int error_compare(const void *a, const void *b)
+{
+        const ConfigError *x = a, *y = b;
+
+        if (x->file_index != y->file_index)
+                return x->file_index < y->file_index ? -1 : 1;
+        if (x->line != y->line)
+                return x->line < y->line ? -1 : 1;
+        if (x->column != y->column)
+                return x->column < y->column ? -1 : 1;
+        return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Errors come out in the order of the files and positions they point at, whatever order the
+ * checks ran in: cross-file checks run last but their errors belong beside the others. */
+static char *errors_join(ConfigContext *ctx)
+{
+        size_t size = 1, o = 0;
+        char tail[64] = "";
+        char *s;
+
+        qsort(ctx->errors, ctx->n_errors, sizeof(ConfigError), error_compare);
+
+        if (ctx->n_dropped > 0)
+                snprintf(tail, sizeof(tail), "(%zu more errors not shown)", ctx->n_dropped);
+        for (size_t i = 0; i < ctx->n_errors; i++)
+                size += strlen(ctx->errors[i].text) + 1;
+        size += strlen(tail);
+
+        s = malloc(size);
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < ctx->n_errors; i++) {
+                size_t l = strlen(ctx->errors[i].text);
+
+                if (o > 0)
+                        s[o++] = '\n';
+                memcpy(s + o, ctx->errors[i].text, l);
+                o += l;
+        }
+        if (*tail) {
+                if (o > 0)
+                        s[o++] = '\n';
+                memcpy(s + o, tail, strlen(tail));
+                o += strlen(tail);
+        }
+        s[o] = 0;
+        return s;
+}
+
+/* ---- name indexes ---- */
+
+typedef struct ConfigNameEntry {
+        char *key;
+        ConfigMark mark;
+} ConfigNameEntry;
+
+static int name_entry_compare(const void *a, const void *b)
+{
+        const ConfigNameEntry *x = a, *y = b;
+
+        return strcmp(x->key, y->key);
+}
+
+static void name_entry_free(void *p)
+{
+        ConfigNameEntry *e = p;
+
+        free(e->key);
+        free(e);
+}
+
+int config_register_name(ConfigContext *ctx, void **tree, const char *what, const char *key,
+                         const ConfigMark *mark, const char *path)
+{
+        ConfigNameEntry *e, **found;
+        char esc[CONFIG_ESCAPE_MAX];
+
+        e = calloc(1, sizeof(*e));
+        if (!e)
+                return -ENOMEM;
+        e->key = strdup(key);
+        if (!e->key) {
+                free(e);
+                return -ENOMEM;
+        }
+        e->mark = *mark;
+
+        found = tsearch(e, tree, name_entry_compare);
+        if (!found) {
+                name_entry_free(e);
+                return -ENOMEM;
+        }
+        if (*found != e) {
+                config_error(ctx, mark, path, "duplicate %s '%s' (first defined at %s:%u:%u)", what,
+                             config_escape(key, strlen(key), esc), (*found)->mark.file,
+                             (*found)->mark.line, (*found)->mark.column);
+                name_entry_free(e);
+        }
+        return 0;
+}
+
+int config_add_reference(ConfigContext *ctx, const char *name, const ConfigMark *mark,
+                         const char *path)
+{
+        ConfigReference *refs;
+        char *p;
+
+        p = strdup(path);
+        if (!p)
+                return -ENOMEM;
+        refs = reallocarray(ctx->references, ctx->n_references + 1, sizeof(ConfigReference));
+        if (!refs) {
+                free(p);
+                return -ENOMEM;
+        }
+        ctx->references = refs;
+        refs[ctx->n_references++] = (ConfigReference){.name = name, .mark = *mark, .path = p};
+        return 0;
+}
+
+/* ---- YAML helpers ---- */
+
+bool config_node_is_null(const yaml_node_t *node)
+{
+        const char *v;
+
+        if (!node || node->type != YAML_SCALAR_NODE ||
+            node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+                return false;
+        v = (const char *)node->data.scalar.value;
+        return node->data.scalar.length == 0 || streq(v, "~") || streq(v, "null") ||
+               streq(v, "Null") || streq(v, "NULL");
+}
+
+yaml_node_t *config_mapping_get(yaml_document_t *doc, yaml_node_t *mapping, const char *key)
+{
+        size_t l = strlen(key);
+
+        if (!mapping || mapping->type != YAML_MAPPING_NODE)
+                return NULL;
+        for (yaml_node_pair_t *p = mapping->data.mapping.pairs.start;
+             p < mapping->data.mapping.pairs.top; p++) {
+                yaml_node_t *k = yaml_document_get_node(doc, p->key);
+
+                if (k && k->type == YAML_SCALAR_NODE && k->data.scalar.length == l &&
+                    memcmp(k->data.scalar.value, key, l) == 0)
+                        return yaml_document_get_node(doc, p->value);
+        }
+        return NULL;
+}
+
+/* ---- documents ---- */
+
+/* Manifests (apiVersion/kind) go to apisix.c, which translates the APISIX ones. */
+static const ConfigDocumentHook document_hooks[] = {
+        apisix_document_hook,
+};
+
+static int apply_document(ConfigContext *ctx, yaml_document_t *doc)
+{
+        yaml_node_t *root = yaml_document_get_root_node(doc);
+        ConfigMark m;
+        int r;
+
+        /* An empty document ("---" alone, or a file of comments) says nothing. */
+        if (!root || config_node_is_null(root))
+                return 0;
+
+        if (root->type != YAML_MAPPING_NODE) {
+                m = config_mark(ctx, root);
+                config_error(ctx, &m, NULL, "expected a mapping at the top level, got %s",
+                             config_node_kind(root));
+                return 0;
+        }
+
+        ctx->document = doc;
+        ctx->visits = 0;
+        ctx->max_visits = (size_t)(doc->nodes.top - doc->nodes.start) * CONFIG_VISITS_FACTOR +
+                          CONFIG_VISITS_FLOOR;
+        ctx->too_complex = false;
+
+        /* The runtime state is native YAML, as config_dump() writes it. */
+        for (size_t i = 0; i < ELEMENTSOF(document_hooks) && !ctx->reading_state; i++) {
+                r = document_hooks[i](ctx, doc, root);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+        }
+
+        return config_schema_apply(ctx, doc, root);
+}
+
+/* libyaml reports reader errors (bad UTF-8, control characters) as a byte offset only. */
+static ConfigMark offset_to_mark(const ConfigContext *ctx, const char *data, size_t len,
+                                 size_t offset)
+{
+        ConfigMark m = {.file = ctx->file, .line = 1, .column = 1};
+
+        for (size_t i = 0; i < offset && i < len; i++) {
+                unsigned char ch = (unsigned char)data[i];
+
+                if (ch == '\n') {
+                        m.line++;
+                        m.column = 1;
+                } else if ((ch & 0xc0) != 0x80) {
+                        m.column++;
+                }
+        }
+        return m;
+}
+
+static int report_parser_error(ConfigContext *ctx, const yaml_parser_t *p, const char *data,
+                               size_t len)
+{
+        const char *problem = p->problem ? p->problem : "invalid YAML";
+        ConfigMark m;
+
+        ctx->syntax_error = true;
+
+        switch (p->error) {
+        case YAML_MEMORY_ERROR:
+                return -ENOMEM;
+
+        case YAML_READER_ERROR:
+                m = offset_to_mark(ctx, data, len, p->problem_offset);
+                if (p->problem_value >= 0)
+                        config_error(ctx, &m, NULL, "%s (0x%02X)", problem, p->problem_value);
+                else
+                        config_error(ctx, &m, NULL, "%s", problem);
+                return 0;
+
+        default:
+                m = (ConfigMark){
+                        .file = ctx->file,
+                        .line = (unsigned)p->problem_mark.line + 1,
+                        .column = (unsigned)p->problem_mark.column + 1,
+                };
+                if (p->context)
+                        config_error(ctx, &m, NULL, "%s (%s at %u:%u)", problem, p->context,
+                                     (unsigned)p->context_mark.line + 1,
+                                     (unsigned)p->context_mark.column + 1);
+                else
+                        config_error(ctx, &m, NULL, "%s", problem);
+                return 0;
+        }
+}
+
+static int strv_push(char ***l, char *s)
+{
+        size_t n = strv_length(*l);
+        char **t;
+
+        t = reallocarray(*l, n + 2, sizeof(char *));
+        if (!t)
+                return -ENOMEM;
+        t[n] = s;
+        t[n + 1] = NULL;
+        *l = t;
+        return 0;
+}
+
+/* Takes the file's name into Config.files, where marks will point, then applies each of its
+ * documents in turn. A syntax error ends the file: libyaml cannot resume after one. */
+static int load_buffer(ConfigContext *ctx, const char *name, const char *data, size_t len)
+{
+        yaml_parser_t parser;
+        char *copy;
+        int r = 0;
+
+        copy = strdup(name);
+        if (!copy)
+                return -ENOMEM;
+        if (strv_push(&ctx->config->files, copy) < 0) {
+                free(copy);
+                return -ENOMEM;
+        }
+        ctx->file = copy;
+        ctx->file_index = strv_length(ctx->config->files) - 1;
+
+        if (!yaml_parser_initialize(&parser))
+                return -ENOMEM;
+        yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
+
+        for (;;) {
+                yaml_document_t doc;
+
+                if (!yaml_parser_load(&parser, &doc)) {
+                        r = report_parser_error(ctx, &parser, data, len);
+                        break;
+                }
+                if (!yaml_document_get_root_node(&doc)) {
+                        /* The end of the stream. */
+                        yaml_document_delete(&doc);
+                        break;
+                }
+
+                r = apply_document(ctx, &doc);
+                ctx->document = NULL;
+                yaml_document_delete(&doc);
+                if (r < 0)
+                        break;
+        }
+
+        yaml_parser_delete(&parser);
+        return r;
+}
+
+static int read_file(const char *path, char **ret_data, size_t *ret_len)
+{
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *data = NULL;
+        size_t len = 0, size = 0;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+
+        for (;;) {
+                ssize_t n;
+
+                if (len == size) {
+                        size_t nsize = size ? size * 2 : 16384;
+                        char *t;
+
+                        if (nsize < size)
+                                return -EFBIG;
+                        t = realloc(data, nsize);
+                        if (!t)
+                                return -ENOMEM;
+                        data = t;
+                        size = nsize;
+                }
+                n = read(fd, data + len, size - len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                len += (size_t)n;
+        }
+
+        *ret_data = TAKE_PTR(data);
+        *ret_len = len;
+        return 0;
+}
+
+static int load_file(ConfigContext *ctx, const char *path)
+{
+        _cleanup_free_ char *data = NULL;
+        size_t len = 0;
+        int r;
+
+        r = read_file(path, &data, &len);
+        if (r < 0) {
+                config_error(ctx, NULL, NULL, "%s: %s", path, strerror(-r));
+                return r;
+        }
+        return load_buffer(ctx, path, data, len);
+}
+
+static int compare_strings(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool endswith_slash(const char *s)
+{
+        size_t l = strlen(s);
+
+        return l > 0 && s[l - 1] == '/';
+}
+
+static bool is_yaml_name(const char *n)
+{
+        size_t l = strlen(n);
+
+        /* Hidden files are editors' and tools' business, not ours. */
+        return n[0] != '.' && l > 5 && streq(n + l - 5, ".yaml");
+}
+
+/* The directory's *.yaml regular files (or links to them), in byte order of their names so
+ * that "10-base.yaml" < "20-site.yaml" whatever the locale. */
+static int load_directory(ConfigContext *ctx, const char *path)
+{
+        _cleanup_strv_free_ char **names = NULL;
+        DIR *d;
+        int r = 0;
+
+        d = opendir(path);
+        if (!d) {
+                r = -errno;
+                config_error(ctx, NULL, NULL, "%s: %s", path, strerror(-r));
+                return r;
+        }
+
+        for (;;) {
+                struct dirent *de;
+                struct stat st;
+                char *full;
+
+                errno = 0;
+                de = readdir(d);
+                if (!de) {
+                        if (errno != 0) {
+                                r = -errno;
+                                config_error(ctx, NULL, NULL, "%s: %s", path, strerror(-r));
+                        }
+                        break;
+                }
+                if (!is_yaml_name(de->d_name))
+                        continue;
+
+                if (asprintf(&full, "%s%s%s", path, endswith_slash(path) ? "" : "/", de->d_name) <
+                    0) {
+                        r = -ENOMEM;
+                        break;
+                }
+                if (stat(full, &st) < 0 || !S_ISREG(st.st_mode)) {
+                        /* A dangling link or a directory named *.yaml: not a config file. */
+                        free(full);
+                        continue;
+                }
+                r = strv_push(&names, full);
+                if (r < 0) {
+                        free(full);
+                        break;
+                }
+        }
+        closedir(d);
+        if (r < 0)
+                return r;
+
+        if (!names)
+                return 0;
+        qsort(names, strv_length(names), sizeof(char *), compare_strings);
+        for (char **n = names; *n; n++) {
+                r = load_file(ctx, *n);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int load_path(ConfigContext *ctx, const char *path)
+{
+        struct stat st;
+
+        if (stat(path, &st) < 0) {
+                int r = -errno;
+
+                config_error(ctx, NULL, NULL, "%s: %s", path, strerror(-r));
+                return r;
+        }
+        if (S_ISDIR(st.st_mode))
+                return load_directory(ctx, path);
+        return load_file(ctx, path);
+}
+
+/* ---- after the last file ---- */
+
+static int tls_inherit(ConfigTls *t, const ConfigTls *defaults)
+{
+        if (!t->ca_file && defaults->ca_file) {
+                t->ca_file = strdup(defaults->ca_file);
+                if (!t->ca_file)
+                        return -ENOMEM;
+        }
+        if (t->verify < 0)
+                t->verify = defaults->verify;
+        return 0;
+}
+
+static int config_finish(ConfigContext *ctx)
+{
+        Config *c = ctx->config;
+        char esc[CONFIG_ESCAPE_MAX];
+        int r;
+
+        /* A syntax error loses the rest of its file: whatever a cross-file check would say then
+         * is noise. */
+        if (ctx->syntax_error)
+                return 0;
+
+        if (c->n_listeners == 0 && !ctx->listeners_invalid) {
+                /* At the last `listeners:` seen, else at the top of the first file. */
+                ConfigMark m = ctx->listeners_mark;
+
+                if (!m.file && c->files && c->files[0])
+                        m = (ConfigMark){.file = c->files[0], .line = 1, .column = 1};
+                config_error(ctx, &m, "listeners", "at least one listener is required");
+        }
+
+        if (c->dns.ttl_min_usec > c->dns.ttl_max_usec) {
+                char a[CONFIG_DURATION_STR_MAX], b[CONFIG_DURATION_STR_MAX];
+
+                config_error(ctx, ctx->dns_mark.file ? &ctx->dns_mark : NULL, "dns",
+                             "ttl_min (%s) is greater than ttl_max (%s)",
+                             config_format_duration(c->dns.ttl_min_usec, a),
+                             config_format_duration(c->dns.ttl_max_usec, b));
+        }
+
+        for (size_t i = 0; i < ctx->n_references; i++) {
+                ConfigReference *ref = ctx->references + i;
+                ConfigNameEntry key = {.key = (char *)ref->name};
+
+                if (tfind(&key, &ctx->upstream_names, name_entry_compare))
+                        continue;
+                config_escape(ref->name, strlen(ref->name), esc);
+                /* A file's listener, beside the runtime state's upstreams: the state is what is
+                 * out of date, and what the operator must see. */
+                if (ctx->state_mark.file && ref->mark.file != ctx->state_mark.file)
+                        config_error(ctx, &ctx->state_mark, "upstreams",
+                                     "no upstream named '%s', which %s uses (%s:%u:%u)", esc,
+                                     ref->path, ref->mark.file, ref->mark.line,
+                                     ref->mark.column);
+                else
+                        config_error(ctx, &ref->mark, ref->path, "no upstream named '%s'", esc);
+        }
+
+        /* Only now: a later file may have changed the top-level tls: block. */
+        for (size_t i = 0; i < c->n_upstreams; i++) {
+                r = tls_inherit(&c->upstreams[i].tls, &c->tls);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int context_new(ConfigContext *ctx)
+{
+        *ctx = (ConfigContext){};
+        ctx->config = calloc(1, sizeof(Config));
+        if (!ctx->config)
+                return -ENOMEM;
+        config_schema_init(ctx->config);
+        return 0;
+}
+
+static void context_done(ConfigContext *ctx)
+{
+        for (size_t i = 0; i < ctx->n_errors; i++)
+                free(ctx->errors[i].text);
+        free(ctx->errors);
+        for (size_t i = 0; i < ctx->n_references; i++)
+                free(ctx->references[i].path);
+        free(ctx->references);
+        tdestroy(ctx->listener_names, name_entry_free);
+        tdestroy(ctx->listener_addresses, name_entry_free);
+        tdestroy(ctx->upstream_names, name_entry_free);
+        tdestroy(ctx->route_names, name_entry_free);
+        config_free(ctx->config);
+        *ctx = (ConfigContext){};
+}
+
+/* Common tail of both loaders: the verdict, the messages, and the hand-over. */
+static int context_conclude(ConfigContext *ctx, int r, char **errors, Config **ret)
+{
+        if (r >= 0)
+                r = config_finish(ctx);
+        if (r >= 0 && ctx->oom)
+                r = -ENOMEM;
+        if (r >= 0 && ctx->n_errors + ctx->n_dropped > 0)
+                r = -EINVAL;
+
+        if (errors)
+                *errors = r < 0 && ctx->n_errors > 0 ? errors_join(ctx) : NULL;
+        if (r >= 0)
+                *ret = TAKE_PTR(ctx->config);
+
+        context_done(ctx);
+        return r < 0 ? r : 0;
+}
+
+static int load_paths(ConfigContext *ctx, char *const *paths)
+{
+        int r = 0;
+
+        if (!paths || !paths[0]) {
+                config_error(ctx, NULL, NULL, "no configuration files given");
+                return -EINVAL;
+        }
+        for (char *const *p = paths; r >= 0 && *p; p++)
+                r = load_path(ctx, *p);
+        return r;
+}
+
+/* Whether `name` is the very string a listener refers to an upstream with. */
+static bool listener_owns_reference(const Config *c, const char *name)
+{
+        for (size_t i = 0; i < c->n_listeners; i++) {
+                const ConfigListener *l = c->listeners + i;
+
+                if (l->upstream == name)
+                        return true;
+                for (size_t k = 0; k < l->n_sni_routes; k++)
+                        if (l->sni_routes[k].upstream == name)
+                                return true;
+        }
+        return false;
+}
+
+/* The files' upstreams and routes make way for the state's: their names go, and so do the
+ * references their routes made. The listeners' references stay, to be checked against the
+ * state's upstreams. */
+static void drop_upstreams_and_routes(ConfigContext *ctx)
+{
+        size_t k = 0;
+
+        for (size_t i = 0; i < ctx->n_references; i++) {
+                ConfigReference *ref = ctx->references + i;
+
+                if (listener_owns_reference(ctx->config, ref->name))
+                        ctx->references[k++] = *ref;
+                else
+                        free(ref->path);
+        }
+        ctx->n_references = k;
+        tdestroy(ctx->upstream_names, name_entry_free);
+        tdestroy(ctx->route_names, name_entry_free);
+        ctx->upstream_names = ctx->route_names = NULL;
+        config_upstreams_free(ctx->config);
+        config_routes_free(ctx->config);
+}
+
+/* The files, then the state when there is one (config_load_with_state()). */
+static int load_all(char *const *paths, const char *state, char **errors, Config **ret)
+{
+        ConfigContext ctx;
+        int r;
+
+        assert(ret);
+
+        r = context_new(&ctx);
+        if (r < 0) {
+                if (errors)
+                        *errors = NULL;
+                return r;
+        }
+
+        r = load_paths(&ctx, paths);
+        if (r >= 0 && state) {
+                drop_upstreams_and_routes(&ctx);
+                ctx.reading_state = true;
+                r = load_file(&ctx, state);
+                /* A state without upstreams: (an empty file) is still what lacks them. */
+                if (r >= 0 && !ctx.state_mark.file)
+                        ctx.state_mark = (ConfigMark){.file = ctx.file, .line = 1, .column = 1};
+        }
+        return context_conclude(&ctx, r, errors, ret);
+}
+
+int config_load(char *const *paths, char **errors, Config **ret)
+{
+        return load_all(paths, NULL, errors, ret);
+}
+
+int config_load_with_state(char *const *paths, const char *state, char **errors, Config **ret)
+{
+        assert(state);
+        return load_all(paths, state, errors, ret);
+}
+
+int config_load_string(const char *name, const char *yaml, size_t len, char **errors, Config **ret)
+{
+        ConfigContext ctx;
+        int r;
+
+        assert(ret);
+
+        r = context_new(&ctx);
+        if (r < 0) {
+                if (errors)
+                        *errors = NULL;
+                return r;
+        }
+
+        r = load_buffer(&ctx, name ? name : "<string>", yaml ? yaml : "", yaml ? len : 0);
+        return context_conclude(&ctx, r, errors, ret);
+}

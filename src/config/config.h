@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The configuration as the YAML files say it, after validation. Immutable once loaded: the
+ * model (model.h) is built from it, and a reload builds a new one beside the old. */
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "base/util.h"
+
+typedef enum Scheme {
+        SCHEME_HTTP,
+        SCHEME_HTTPS,
+        _SCHEME_MAX,
+        _SCHEME_INVALID = -EINVAL,
+} Scheme;
+
+typedef enum PassHost {
+        PASS_HOST_PASS,    /* the client's Host header */
+        PASS_HOST_NODE,    /* the node's host[:port] */
+        PASS_HOST_REWRITE, /* upstream_host */
+        _PASS_HOST_MAX,
+        _PASS_HOST_INVALID = -EINVAL,
+} PassHost;
+
+const char *scheme_to_string(Scheme s);
+Scheme scheme_from_string(const char *s);
+uint16_t scheme_default_port(Scheme s);
+const char *pass_host_to_string(PassHost p);
+PassHost pass_host_from_string(const char *s);
+
+/* Where a value came from, for messages. Its file points into Config.files (not owned).
+ * Listeners, upstreams, routes and route upstreams are marked at their name's value; nodes,
+ * certificates and SNI routes at their mapping. */
+typedef SourceMark ConfigMark;
+
+typedef enum ListenerProtocol {
+        LISTENER_HTTP,            /* HTTP/1.1, routed by the routes: (default) */
+        LISTENER_HTTPS,           /* TLS terminated here, then as http */
+        LISTENER_TCP,             /* bytes both ways to `upstream`'s nodes */
+        LISTENER_TLS_PASSTHROUGH, /* TLS not terminated: routed by the ClientHello's SNI */
+        _LISTENER_PROTOCOL_MAX,
+        _LISTENER_PROTOCOL_INVALID = -EINVAL,
+} ListenerProtocol;
+
+const char *listener_protocol_to_string(ListenerProtocol p);
+ListenerProtocol listener_protocol_from_string(const char *s);
+
+/* A certificate and key a TLS listener presents; picked by SNI, the first is the default. */
+typedef struct ConfigCertificate {
+        char *cert_file; /* PEM chain */
+        char *key_file;  /* PEM key; a relative path is looked up in $CREDENTIALS_DIRECTORY */
+        char *ocsp_file; /* DER OCSP response to staple, or NULL */
+        ConfigMark mark;
+} ConfigCertificate;
+
+/* tls-passthrough: connections whose SNI matches go to `upstream`. */
+typedef struct ConfigSniRoute {
+        char **server_names; /* "a.example" or "*.example.org"; lower case */
+        char *upstream;
+        ConfigMark mark;
+} ConfigSniRoute;
+
+typedef struct ConfigListener {
+        char *name;   /* matched against FileDescriptorName= */
+        char *listen; /* "127.0.0.1:9080", "[::1]:9080", "*:80"; NULL when only activated */
+        /* Parsed `listen`, valid when address_len > 0. "*:80" and ":80" give [::]:80, meant as
+         * one dual-stack socket (IPV6_V6ONLY off); the listener may fall back to 0.0.0.0
+         * where IPv6 is missing. */
+        struct sockaddr_storage address;
+        socklen_t address_len;
+        ListenerProtocol protocol;
+        ConfigCertificate *certificates; /* https: at least one */
+        size_t n_certificates;
+        uint64_t ticket_rotate_usec;     /* https: session ticket key lifetime (default 12h) */
+        char *upstream;                  /* tcp: the upstream whose nodes take connections */
+        bool tls_originate;              /* tcp: `tls: originate`, TLS to the upstream */
+        ConfigSniRoute *sni_routes;      /* tls-passthrough */
+        size_t n_sni_routes;
+        uint64_t idle_timeout_usec;      /* tcp, tls-passthrough, WebSocket: idle both ways
+                                            (default 5m) */
+        ConfigMark mark;
+} ConfigListener;
+
+typedef struct ConfigNode {
+        char *host; /* IP literal or domain name, as written (no brackets) */
+        uint16_t port; /* the scheme's default port when not given */
+        uint32_t weight; /* 0 = out of rotation */
+        ConfigMark mark;
+} ConfigNode;
+
+typedef struct ConfigTls {
+        char *ca_file; /* extra trust anchors beside the system store; NULL = none */
+        int verify;    /* 1 = verify certificate and name (default), 0 = off */
+        char *sni;     /* NULL = the node's host */
+} ConfigTls;
+
+typedef struct ConfigUpstream {
+        char *name;
+        Scheme scheme;
+        PassHost pass_host;
+        char *upstream_host; /* required with PASS_HOST_REWRITE */
+        char *balancer;      /* "roundrobin" */
+        ConfigNode *nodes;
+        size_t n_nodes;
+        uint64_t connect_timeout_usec;
+        uint64_t send_timeout_usec;
+        uint64_t read_timeout_usec;
+        unsigned retries;        /* further nodes tried after a connect failure */
+        unsigned keepalive_pool; /* idle connections kept per node address */
+        uint64_t keepalive_idle_usec;
+        ConfigTls tls; /* top-level tls: merged in, then the upstream's own block */
+        ConfigMark mark;
+} ConfigUpstream;
+
+typedef struct ConfigRouteUpstream {
+        char *name;
+        uint32_t weight;
+        ConfigMark mark;
+} ConfigRouteUpstream;
+
+typedef struct ConfigRoute {
+        char *name;
+        char **paths;   /* NULL-terminated, non-empty; a trailing '*' makes a prefix */
+        char **hosts;   /* NULL-terminated or NULL (= any), lower case; "*.example.com" */
+        char **methods; /* NULL-terminated or NULL (= any), upper case */
+        int priority;   /* higher wins among routes matching the same path */
+        bool websocket; /* Upgrade: websocket is passed on and the connection becomes a tunnel */
+        ConfigRouteUpstream *upstreams;
+        size_t n_upstreams;
+        ConfigMark mark;
+} ConfigRoute;
+
+typedef struct ConfigDns {
+        char **servers; /* "127.0.0.1:5353"; NULL = /etc/resolv.conf */
+        uint64_t ttl_min_usec;
+        uint64_t ttl_max_usec;
+        uint64_t timeout_usec; /* how long a request waits for a first answer */
+} ConfigDns;
+
+typedef struct Config {
+        char **files; /* the files read, in order; marks point into these strings */
+        ConfigListener *listeners;
+        size_t n_listeners;
+        ConfigUpstream *upstreams;
+        size_t n_upstreams;
+        ConfigRoute *routes;
+        size_t n_routes;
+        ConfigDns dns;
+        ConfigTls tls; /* defaults for every upstream */
+
+        bool access_log;
+        unsigned workers;                /* event loops, one per thread; 0 = one per core */
+        uint64_t header_timeout_usec;    /* client: a whole request head must arrive in this */
+        uint64_t keepalive_timeout_usec; /* client: idle between requests */
+        uint64_t shutdown_grace_usec;    /* SIGTERM: how long requests in flight may go on */
+        size_t max_header_bytes;         /* request or response head */
+        size_t max_headers;              /* header lines per head */
+        size_t max_connections;          /* client connections open at once, all workers
+                                          * together; 0: derived from RLIMIT_NOFILE at start */
+} Config;
+
+Config *config_free(Config *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
+
+/* Loads and validates every path in `paths` (NULL-terminated): a path is a YAML file, or a
+ * directory whose *.yaml files are read in name order. Returns 0 and the Config, or a negative
+ * errno; on error each problem found was appended to `errors` (one "file:line:column: message"
+ * per line, NUL-terminated string owned by the caller, may be NULL to discard), and nothing was
+ * half-loaded. -EINVAL for invalid content, other errnos for I/O failures. On success *errors
+ * is set to NULL.
+ *
+ * Files and their `---` documents are applied in order: listeners, upstreams and routes
+ * concatenate (names must be unique across all of them), while top-level settings and the
+ * timeouts/limits/dns/tls blocks are overridden key by key by later documents. References
+ * between routes and upstreams, and "at least one listener", are checked once all are read. */
+int config_load(char *const *paths, char **errors, Config **ret);
+
+/* Loads `paths` as config_load() does, then `state`, the runtime state (state.h): a native
+ * document as config_dump() writes it, whose upstreams and routes replace those of the files
+ * (APISIX manifests' included). Its other keys are skipped: listeners, dns, tls defaults and
+ * timeouts stay the files'. The result is checked as one configuration by the same rules as
+ * config_load(), so a file's listener naming an upstream the state lacks is an error, reported
+ * at the state's upstreams: (file:line:column). Returns and reports as config_load(). */
+int config_load_with_state(char *const *paths, const char *state, char **errors, Config **ret);
+
+/* Loads a YAML document from memory (for tests and the fuzzer); `name` stands for the file. */
+int config_load_string(const char *name, const char *yaml, size_t len, char **errors,
+                       Config **ret);
+
+/* Writes `c` as native YAML, every value explicit (defaults too, and each upstream's tls:
+ * with the top-level defaults merged in), such that loading the output gives an equal Config.
+ * Exceptions, so that configurations which do not use them dump as they always did: a
+ * listener's `protocol: http` and its default idle_timeout, a route's `websocket: false`
+ * and an unset max_connections (derived at start) are left out. Returns 0, -ENOMEM, or -EIO when writing failed. */
+int config_dump(const Config *c, FILE *f);
+
+/* Looks an upstream or a route up by name; NULL when there is none. */
+const ConfigUpstream *config_find_upstream(const Config *c, const char *name);
+const ConfigRoute *config_find_route(const Config *c, const char *name);

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Runtime state: the configuration as changed over D-Bus, kept in the state directory as native
+ * YAML so it survives a restart or a kill -9. Written atomically: a crash leaves the old file or
+ * the new one, never half of one. */
+
+#include "config/config.h"
+
+#define STATE_FILE "state.yaml"
+#define STATE_REJECTED_FILE "state.yaml.rejected"
+
+/* "<dir>/state.yaml" */
+int state_path(const char *dir, char **ret);
+int state_save(const char *dir, const Config *c);
+/* The files are the truth again (after a Reload()). */
+int state_remove(const char *dir);
+/* Creates the directory when missing (mode 0700, parents as needed, as systemd's
+ * StateDirectory= would) and checks that a file can be created in it. A negative errno when
+ * lbproxy could not persist there. */
+int state_dir_prepare(const char *dir);
+
+/* The configuration files with the runtime state's upstreams and routes in place of theirs,
+ * checked as one configuration (config_load_with_state()). Returns 1 and *ret when there is a
+ * state and it fits, 0 when `dir` is NULL or holds no state, or a negative errno: -EINVAL with
+ * *ret_errors ("file:line:column: message" lines, to free) when the state does not parse or
+ * does not fit the files, another errno when it cannot be read. */
+int state_load(char *const *paths, const char *dir, Config **ret, char **ret_errors);
+
+/* Moves a state that was not used aside, to STATE_REJECTED_FILE in the same directory,
+ * replacing an older one: kept for the operator, never read again. */
+int state_reject(const char *dir);

@@ -1,0 +1,657 @@
+/* SPDX-License-Identifier: MIT */
+#include <event2/thread.h>
+#include <signal.h>
+#include <sys/resource.h>
+
+#include "base/log.h"
+#include "config/state.h"
+#include "control/daemon.h"
+#include "control/manager.h"
+
+#define STATUS_INTERVAL_USEC (5 * USEC_PER_SEC)
+/* Room for the counters and a note naming a file:line:column and why. */
+#define STATUS_MAX 1024
+
+static uint64_t total_requests(const Manager *m)
+{
+        uint64_t n = 0;
+        for (size_t i = 0; i < m->n_workers; i++)
+                n += atomic_load_explicit(&m->workers[i].requests, memory_order_relaxed);
+        return n;
+}
+
+const Model *manager_model(const Manager *m)
+{
+        return model_publisher_peek(&m->models);
+}
+
+size_t manager_connections(const Manager *m)
+{
+        return conn_limit_current(&m->conn_limit);
+}
+
+size_t manager_max_connections(const Manager *m)
+{
+        return conn_limit_max(&m->conn_limit);
+}
+
+static void format_status(Manager *m, char *buf, size_t size)
+{
+        const Model *model = manager_model(m);
+        size_t nodes = 0, healthy = 0;
+        size_t clients = conn_limit_current(&m->conn_limit);
+        size_t max = conn_limit_max(&m->conn_limit);
+        const char *accepting = "";
+
+        for (size_t i = 0; i < model->n_upstreams; i++)
+                for (size_t k = 0; k < model->upstreams[i]->n_nodes; k++, nodes++)
+                        healthy += atomic_load_explicit(&model->upstreams[i]->nodes[k].failures,
+                                                        memory_order_relaxed) == 0;
+        if (m->default_max_connections == 0)
+                max = 0; /* not started: no limit yet */
+        else if (conn_limit_retry_at(&m->conn_limit) > 0)
+                accepting = " (not accepting: out of file descriptors or memory)";
+        else if (clients >= max)
+                accepting = " (max_connections reached: new ones wait)";
+        snprintf(buf, size,
+                 "Serving %zu routes over %zu upstreams (%zu/%zu nodes healthy) with %zu workers; "
+                 "%llu requests, %zu/%zu connections%s",
+                 model->n_routes, model->n_upstreams, healthy, nodes, m->n_workers,
+                 (unsigned long long)total_requests(m), clients, max, accepting);
+        if (m->status_note) {
+                size_t n = strlen(buf);
+                snprintf(buf + n, size - n, "; %s", m->status_note);
+        }
+}
+
+int manager_set_status_note(Manager *m, const char *note)
+{
+        char *s = NULL;
+        if (note) {
+                /* One line: STATUS= ends at a newline. */
+                s = strndup(note, strcspn(note, "\n"));
+                if (!s)
+                        return -ENOMEM;
+        }
+        free(m->status_note);
+        m->status_note = s;
+        return 0;
+}
+
+/* max_connections from the configuration, or derived from the descriptor limit; said when it
+ * changes (at start, or by a reload). */
+static void apply_max_connections(Manager *m)
+{
+        size_t configured = manager_model(m)->config->max_connections;
+        size_t max = configured > 0 ? configured : m->default_max_connections;
+        if (m->default_max_connections == 0 || max == conn_limit_max(&m->conn_limit))
+                return; /* not started yet (the listeners and workers count), or unchanged */
+        conn_limit_set_max(&m->conn_limit, max);
+        log_info("Accepting up to %zu client connections (%s; file descriptor limit %llu)", max,
+                 configured > 0 ? "max_connections" : "derived from the file descriptor limit",
+                 (unsigned long long)m->nofile);
+        size_t needed = conn_limit_fds_needed(max, m->n_listeners, m->n_workers);
+        if (needed > m->nofile)
+                log_warning("max_connections %zu may need about %zu file descriptors, more than "
+                            "the limit of %llu (LimitNOFILE=): when they run out, accepting pauses "
+                            "and new connections wait", max, needed,
+                            (unsigned long long)m->nofile);
+}
+
+static void on_status_timer(evutil_socket_t fd, short what, void *userdata)
+{
+        Manager *m = userdata;
+        char status[STATUS_MAX];
+        format_status(m, status, sizeof(status));
+        daemon_notify_status(status);
+}
+
+/* Models whose last reference went on a worker thread come here to be freed. */
+static void on_model_released(Model *model, void *userdata)
+{
+        Manager *m = userdata;
+        pthread_mutex_lock(&m->release_lock);
+        Model **l = realloc(m->released, (m->n_released + 1) * sizeof(Model *));
+        if (l) {
+                m->released = l;
+                l[m->n_released++] = model;
+        }
+        pthread_mutex_unlock(&m->release_lock);
+        if (!l)
+                log_error("Out of memory: a retired model is leaked");
+        event_active(m->release_event, EV_TIMEOUT, 0);
+}
+
+static void free_released(Manager *m)
+{
+        pthread_mutex_lock(&m->release_lock);
+        Model **l = TAKE_PTR(m->released);
+        size_t n = m->n_released;
+        m->n_released = 0;
+        pthread_mutex_unlock(&m->release_lock);
+        for (size_t i = 0; i < n; i++)
+                model_release(l[i]);
+        free(l);
+}
+
+static void on_release_event(evutil_socket_t fd, short what, void *userdata)
+{
+        free_released(userdata);
+}
+
+static void warn_unverified(const Model *model)
+{
+        for (size_t i = 0; i < model->n_upstreams; i++) {
+                const ConfigUpstream *cu = model->upstreams[i]->config;
+                if (cu->scheme == SCHEME_HTTPS && !cu->tls.verify)
+                        log_warning("Upstream '%s': TLS certificate verification is OFF "
+                                    "(tls.verify: false): its identity is not checked",
+                                    cu->name);
+        }
+}
+
+/* The one way a model goes live: state carried over, D-Bus told before and after; workers pick
+ * it up at their next request (worker_refresh_model). */
+static void swap_model(Manager *m, Model *model)
+{
+        Model *old = model_ref(model_publisher_peek(&m->models));
+        const ControlFrontend *f = m->frontend_data ? m->frontend : NULL;
+
+        if (old)
+                model_carry_state(model, old);
+        warn_unverified(model);
+        if (f)
+                f->model_removing(m->frontend_data, old, model);
+        model_publisher_set(&m->models, model);
+        if (f)
+                f->model_swapped(m->frontend_data, old, model);
+        model_unref(old);
+        apply_max_connections(m);
+
+        /* At start READY=1 brings the first status, once the workers run. */
+        if (m->n_workers == 0)
+                return;
+        char status[STATUS_MAX];
+        format_status(m, status, sizeof(status));
+        daemon_notify_status(status);
+}
+
+int manager_apply_config(Manager *m, Config *config, char **ret_error)
+{
+        Model *model;
+        int r = model_new(config, m->resolver, &model, ret_error);
+        if (r < 0)
+                return r;
+        if (m->state_dir) {
+                r = state_save(m->state_dir, model->config);
+                if (r < 0) {
+                        model_unref(model);
+                        if (ret_error && asprintf(ret_error, "cannot save the state in %s: %s",
+                                                  m->state_dir, strerror(-r)) < 0)
+                                *ret_error = NULL;
+                        return r;
+                }
+        }
+        (void)manager_set_status_note(m, NULL);
+        swap_model(m, model);
+        return 0;
+}
+
+/* Sockets are opened once, at start: a reload cannot add, remove or retarget a listener, nor
+ * change what protocol it speaks. Says which listener changed, or NULL. */
+static char *listeners_changed(const Config *old, const Config *new)
+{
+        char *why = NULL;
+
+        for (size_t i = 0; i < new->n_listeners && !why; i++) {
+                const ConfigListener *n = &new->listeners[i], *o = NULL;
+                for (size_t k = 0; k < old->n_listeners && !o; k++)
+                        if (streq(old->listeners[k].name, n->name))
+                                o = &old->listeners[k];
+                if (!o)
+                        (void)asprintf(&why, "%s:%u:%u: listener '%s' is new", n->mark.file,
+                                       n->mark.line, n->mark.column, n->name);
+                else if (o->protocol != n->protocol)
+                        (void)asprintf(&why, "%s:%u:%u: listener '%s' changes protocol (%s to %s)",
+                                       n->mark.file, n->mark.line, n->mark.column, n->name,
+                                       listener_protocol_to_string(o->protocol),
+                                       listener_protocol_to_string(n->protocol));
+                else if (!streq_ptr(o->listen, n->listen))
+                        (void)asprintf(&why, "%s:%u:%u: listener '%s' changes its address (%s to %s)",
+                                       n->mark.file, n->mark.line, n->mark.column, n->name,
+                                       o->listen ? o->listen : "-", n->listen ? n->listen : "-");
+        }
+        for (size_t k = 0; k < old->n_listeners && !why; k++) {
+                bool found = false;
+                for (size_t i = 0; i < new->n_listeners && !found; i++)
+                        found = streq(old->listeners[k].name, new->listeners[i].name);
+                if (!found)
+                        (void)asprintf(&why, "listener '%s' is gone", old->listeners[k].name);
+        }
+        return why;
+}
+
+int manager_reload(Manager *m, char **ret_errors)
+{
+        _cleanup_(config_freep) Config *config = NULL;
+        _cleanup_free_ char *errors = NULL;
+
+        daemon_notify_reloading();
+        int r = config_load(m->config_paths, &errors, &config);
+        if (r < 0) {
+                log_event(LOG_ERR, LBPROXY_MESSAGE_CONFIG_CHANGE, NULL, NULL, NULL,
+                          "Reload refused, configuration unchanged:\n%s", errors ? errors : "");
+                if (ret_errors)
+                        *ret_errors = TAKE_PTR(errors);
+                daemon_notify_ready("Reload refused: configuration invalid, previous one kept");
+                return r;
+        }
+        _cleanup_free_ char *changed = listeners_changed(manager_model(m)->config, config);
+        if (changed) {
+                free(errors);
+                if (asprintf(&errors, "%s: listeners are opened at start; restart lbproxy to "
+                             "change them", changed) < 0)
+                        errors = NULL;
+                log_event(LOG_ERR, LBPROXY_MESSAGE_CONFIG_CHANGE, NULL, NULL, NULL,
+                          "Reload refused, configuration unchanged: %s", errors ? errors : "");
+                if (ret_errors)
+                        *ret_errors = TAKE_PTR(errors);
+                daemon_notify_ready("Reload refused: listeners changed, previous configuration "
+                                    "kept");
+                return -EINVAL;
+        }
+        Model *model;
+        r = model_new(TAKE_PTR(config), m->resolver, &model, &errors);
+        if (r < 0) {
+                daemon_notify_ready("Reload failed, previous configuration kept");
+                log_event(LOG_ERR, LBPROXY_MESSAGE_CONFIG_CHANGE, NULL, NULL, NULL,
+                          "Reload failed, configuration unchanged: %s",
+                          errors ? errors : strerror(-r));
+                if (ret_errors)
+                        *ret_errors = TAKE_PTR(errors);
+                return r;
+        }
+        /* The files are current again: runtime changes made over D-Bus are dropped. */
+        if (m->state_dir) {
+                r = state_remove(m->state_dir);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot remove the runtime state in %s: %m",
+                                          m->state_dir);
+        }
+        (void)manager_set_status_note(m, NULL);
+        swap_model(m, model);
+        log_event(LOG_NOTICE, LBPROXY_MESSAGE_CONFIG_CHANGE, NULL, NULL, NULL,
+                  "Configuration reloaded: %zu routes, %zu upstreams", model->n_routes,
+                  model->n_upstreams);
+        char status[STATUS_MAX];
+        format_status(m, status, sizeof(status));
+        daemon_notify_ready(status);
+        return 0;
+}
+
+/* A node turned failing or healthy again (on a worker's thread): a journal entry and a
+ * PropertiesChanged. */
+static void on_node_health_changed(void *userdata, const Upstream *u, const Node *n,
+                                   const char *why)
+{
+        Manager *m = userdata;
+        if (why)
+                log_event(LOG_WARNING, LBPROXY_MESSAGE_NODE_HEALTH, u->config->name, n->name, NULL,
+                          "Upstream '%s': node %s is failing (%s)", u->config->name, n->name,
+                          why);
+        else
+                log_event(LOG_NOTICE, LBPROXY_MESSAGE_NODE_HEALTH, u->config->name, n->name, NULL,
+                          "Upstream '%s': node %s is healthy again", u->config->name, n->name);
+        if (m->frontend_data)
+                m->frontend->upstream_health_changed(m->frontend_data, u);
+}
+
+/* Stopped when worker 0 (this loop) has no connection left and every thread has ended. */
+static void check_stopped(Manager *m)
+{
+        if (m->stopping && m->workers[0].n_clients == 0 && m->threads_running == 0)
+                event_base_loopexit(m->base, NULL);
+}
+
+/* Worker 0 (on this loop) has no connection left. */
+static void on_worker_idle(void *userdata)
+{
+        check_stopped(userdata);
+}
+
+static void on_thread_exited(evutil_socket_t fd, short what, void *userdata)
+{
+        Manager *m = userdata;
+        size_t running = 0;
+        for (size_t i = 1; i < m->n_workers; i++)
+                if (!atomic_load(&m->workers[i].exited))
+                        running++;
+        m->threads_running = running;
+        check_stopped(m);
+}
+
+/* A worker thread ended its loop (called on that thread). */
+static void on_worker_thread_exited(void *userdata)
+{
+        Manager *m = userdata;
+        event_active(m->thread_exited, EV_TIMEOUT, 0);
+}
+
+static void on_grace_timeout(evutil_socket_t fd, short what, void *userdata)
+{
+        Manager *m = userdata;
+        log_warning("Shutdown grace period over: closing the connections still open");
+        for (size_t i = 1; i < m->n_workers; i++)
+                worker_force_exit(&m->workers[i]);
+        event_base_loopexit(m->base, NULL);
+}
+
+void manager_stop(Manager *m)
+{
+        if (m->stopping)
+                return;
+        m->stopping = true;
+        daemon_notify_stopping();
+        log_info("Stopping: requests in flight may finish");
+
+        for (size_t i = 1; i < m->n_workers; i++)
+                worker_request_stop(&m->workers[i]);
+        worker_stop(&m->workers[0]);
+
+        uint64_t usec = manager_model(m)->config->shutdown_grace_usec;
+        struct timeval tv = { .tv_sec = (time_t)(usec / USEC_PER_SEC),
+                              .tv_usec = (suseconds_t)(usec % USEC_PER_SEC) };
+        m->grace_timer = evtimer_new(m->base, on_grace_timeout, m);
+        if (m->grace_timer)
+                evtimer_add(m->grace_timer, &tv);
+        check_stopped(m);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *userdata)
+{
+        Manager *m = userdata;
+
+        if (sig == SIGHUP) {
+                (void)manager_reload(m, NULL);
+                return;
+        }
+        if (m->stopping) {
+                /* A second SIGTERM/SIGINT does not wait for the grace period. */
+                on_grace_timeout(-1, 0, m);
+                return;
+        }
+        manager_stop(m);
+}
+
+static size_t workers_wanted(const Config *c)
+{
+        if (c->workers > 0)
+                return c->workers;
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        return n > 0 ? (size_t)(n > 64 ? 64 : n) : 1;
+}
+
+int manager_new(char **config_paths, const char *state_dir, Config *config, Manager **ret,
+                char **ret_error)
+{
+        Manager *m = calloc(1, sizeof(*m));
+        if (!m) {
+                config_free(config);
+                return -ENOMEM;
+        }
+        m->config_paths = config_paths;
+        conn_limit_init(&m->conn_limit);
+        model_publisher_init(&m->models);
+        pthread_mutex_init(&m->release_lock, NULL);
+        /* Workers on other threads activate events of the control loop (and it of theirs), so
+         * libevent must lock. With one worker there is no other thread, and the locks (two
+         * mutex calls per event_add, event_del and buffer operation) would be pure cost. */
+        if (workers_wanted(config) > 1)
+                (void)evthread_use_pthreads();
+        if (state_dir) {
+                m->state_dir = strdup(state_dir);
+                if (!m->state_dir) {
+                        config_free(config);
+                        free(m);
+                        return -ENOMEM;
+                }
+        }
+
+        struct event_config *ec = event_config_new();
+        if (ec) {
+                /* Coalesces the event_add/del of one loop iteration into fewer epoll_ctl calls. */
+                event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+                m->base = event_base_new_with_config(ec);
+                event_config_free(ec);
+        }
+        if (!m->base) {
+                config_free(config);
+                free(m);
+                return -ENOMEM;
+        }
+
+        m->release_event = event_new(m->base, -1, 0, on_release_event, m);
+        m->thread_exited = event_new(m->base, -1, 0, on_thread_exited, m);
+        if (!m->release_event || !m->thread_exited) {
+                config_free(config);
+                manager_free(m);
+                return -ENOMEM;
+        }
+        model_set_release_handler(on_model_released, m);
+
+        /* DNS settings are read once: the channel's servers stay as started. */
+        ResolverOptions dns = { .servers = config->dns.servers,
+                                .ttl_min_usec = config->dns.ttl_min_usec,
+                                .ttl_max_usec = config->dns.ttl_max_usec };
+        int r = resolver_new(m->base, &dns, &m->resolver);
+        if (r < 0) {
+                config_free(config);
+                manager_free(m);
+                if (ret_error)
+                        *ret_error = strdup("cannot set up the DNS resolver (dns.servers)");
+                return r;
+        }
+        Model *model;
+        r = model_new(config, m->resolver, &model, ret_error);
+        if (r < 0) {
+                manager_free(m);
+                return r;
+        }
+        swap_model(m, model);
+        *ret = m;
+        return 0;
+}
+
+Manager *manager_free(Manager *m)
+{
+        if (!m)
+                return NULL;
+        for (size_t i = 1; i < m->n_workers; i++) {
+                worker_force_exit(&m->workers[i]);
+                worker_join(&m->workers[i]);
+        }
+        log_stop();
+        for (size_t i = 0; i < m->n_workers; i++) {
+                worker_done(&m->workers[i]);
+                if (i > 0 && m->workers[i].base)
+                        event_base_free(m->workers[i].base);
+        }
+        free(m->workers);
+        if (m->frontend_data)
+                m->frontend->free(m->frontend_data);
+        listeners_free(m->listeners, m->n_listeners);
+        struct event *events[] = { m->sig_term, m->sig_int, m->sig_hup, m->status_timer,
+                                   m->grace_timer, m->watchdog, m->release_event,
+                                   m->thread_exited };
+        /* Models retired by worker threads, then the current one: before the resolver. */
+        if (m->release_event)
+                free_released(m);
+        model_set_release_handler(NULL, NULL);
+        model_publisher_done(&m->models);
+        for (size_t i = 0; i < ELEMENTSOF(events); i++)
+                if (events[i])
+                        event_free(events[i]);
+        resolver_free(m->resolver);
+        if (m->base)
+                event_base_free(m->base);
+        pthread_mutex_destroy(&m->release_lock);
+        conn_limit_done(&m->conn_limit);
+        free(m->state_dir);
+        free(m->status_note);
+        free(m);
+        return NULL;
+}
+
+static struct event_base *new_base(void)
+{
+        struct event_config *ec = event_config_new();
+        struct event_base *base = NULL;
+        if (ec) {
+                /* Coalesces the event_add/del of one loop iteration into fewer epoll_ctl calls. */
+                event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+                base = event_base_new_with_config(ec);
+                event_config_free(ec);
+        }
+        return base;
+}
+
+static int start_workers(Manager *m)
+{
+        size_t n = workers_wanted(manager_model(m)->config);
+
+        m->workers = calloc(n, sizeof(Worker));
+        if (!m->workers)
+                return -ENOMEM;
+        m->shared = (WorkerShared){
+                .models = &m->models,
+                .conn_limit = &m->conn_limit,
+                .listeners = m->listeners,
+                .n_listeners = m->n_listeners,
+                .hooks = { .node_health_changed = on_node_health_changed,
+                           .idle = on_worker_idle,
+                           .thread_exited = on_worker_thread_exited,
+                           .userdata = m },
+        };
+        /* Before any worker accepts: a closing connection wakes them through it. */
+        conn_limit_set_workers(&m->conn_limit, m->workers, n);
+        /* From here on entries leave the threads through a queue each (this one is worker 0's
+         * and the control loop's); without the log thread, logging stays synchronous. */
+        (void)log_start(n);
+        for (size_t i = 0; i < n; i++) {
+                struct event_base *base = i == 0 ? m->base : new_base();
+                if (!base)
+                        return -ENOMEM;
+                m->n_workers++;
+                int r = worker_init(&m->workers[i], (unsigned)i, &m->shared, base);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 1; i < n; i++) {
+                int r = worker_start_thread(&m->workers[i]);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to start worker %zu: %m", i);
+                m->threads_running++;
+        }
+        return 0;
+}
+
+/* The limit of open files, read once (the workers and listeners count). The soft limit is raised
+ * to the hard one first, as systemd advises for programs that use many descriptors and never
+ * select(2) (systemd services start with a soft limit of 1024 unless LimitNOFILE= says more), and
+ * as HAProxy does: a proxy started by hand then gets the connections its hard limit allows. */
+static uint64_t nofile_limit(void)
+{
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return UINT64_MAX;
+        if (rl.rlim_cur < rl.rlim_max) {
+                rlim_t soft = rl.rlim_cur;
+                rl.rlim_cur = rl.rlim_max;
+                if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                        rl.rlim_cur = soft;
+        }
+        if (rl.rlim_cur == RLIM_INFINITY)
+                return UINT64_MAX;
+        return (uint64_t)rl.rlim_cur;
+}
+
+/* The sockets of `c`'s listeners. */
+static int open_listeners(const Config *c, Listener **ret, size_t *ret_n)
+{
+        _cleanup_free_ ListenerSpec *specs = calloc(c->n_listeners ? c->n_listeners : 1,
+                                                    sizeof(ListenerSpec));
+        if (!specs)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->n_listeners; i++) {
+                const ConfigListener *cl = &c->listeners[i];
+                specs[i] = (ListenerSpec){ .name = cl->name,
+                                           .listen = cl->listen,
+                                           .address = (const struct sockaddr *)&cl->address,
+                                           .address_len = cl->address_len,
+                                           .protocol = cl->protocol };
+        }
+        return listeners_open(specs, c->n_listeners, ret, ret_n);
+}
+
+int manager_start(Manager *m, const ControlFrontend *frontend)
+{
+        const Config *c = manager_model(m)->config;
+        int r = open_listeners(c, &m->listeners, &m->n_listeners);
+        if (r < 0)
+                return r;
+        m->nofile = nofile_limit();
+        m->default_max_connections = conn_limit_default(m->nofile, m->n_listeners,
+                                                        workers_wanted(c));
+        /* Before the threads: workers report node health to the front end, which is never
+         * replaced once they run. Without the bus lbproxy still proxies; the control API comes
+         * when the bus does (its messages are processed once the loop runs). */
+        m->frontend = frontend;
+        if (frontend) {
+                r = frontend->start(m, m->base, &m->frontend_data);
+                if (r < 0)
+                        return r;
+        }
+        r = start_workers(m);
+        if (r < 0)
+                return r;
+        apply_max_connections(m);
+
+        m->sig_term = evsignal_new(m->base, SIGTERM, on_signal, m);
+        m->sig_int = evsignal_new(m->base, SIGINT, on_signal, m);
+        m->sig_hup = evsignal_new(m->base, SIGHUP, on_signal, m);
+        if (!m->sig_term || !m->sig_int || !m->sig_hup)
+                return -ENOMEM;
+        evsignal_add(m->sig_term, NULL);
+        evsignal_add(m->sig_int, NULL);
+        evsignal_add(m->sig_hup, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        if (getenv("NOTIFY_SOCKET")) {
+                m->status_timer = event_new(m->base, -1, EV_PERSIST, on_status_timer, m);
+                struct timeval tv = { .tv_sec = STATUS_INTERVAL_USEC / USEC_PER_SEC };
+                if (m->status_timer)
+                        event_add(m->status_timer, &tv);
+        }
+        m->watchdog = daemon_watchdog_start(m->base);
+
+        char status[STATUS_MAX];
+        format_status(m, status, sizeof(status));
+        for (size_t i = 0; i < m->n_listeners; i++)
+                log_info("Listening on '%s'%s", m->listeners[i].name,
+                         m->listeners[i].activated ? " (socket activation)" : "");
+        daemon_notify_ready(status);
+        return 0;
+}
+
+int manager_run(Manager *m)
+{
+        event_base_dispatch(m->base);
+        for (size_t i = 1; i < m->n_workers; i++) {
+                worker_force_exit(&m->workers[i]);
+                worker_join(&m->workers[i]);
+        }
+        /* What the workers logged is written before the last word. */
+        log_stop();
+        log_info("Stopped after %llu requests", (unsigned long long)total_requests(m));
+        return m->exit_code;
+}

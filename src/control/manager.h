@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The daemon as a whole: configuration paths, the current model, listeners, the workers, signals
+ * and what systemd is told. Owns everything else. */
+
+#include <event2/event.h>
+#include <stdbool.h>
+
+#include "control/control.h"
+#include "lb/model.h"
+#include "lb/publisher.h"
+#include "net/listener.h"
+#include "net/resolver.h"
+#include "proxy/conn-limit.h"
+#include "proxy/worker.h"
+
+typedef struct Manager {
+        char **config_paths;
+        char *state_dir; /* runtime state (D-Bus changes); NULL: not persisted */
+        char *status_note; /* appended to STATUS= until a change or reload is accepted */
+        const ControlFrontend *frontend; /* the D-Bus service */
+        void *frontend_data;             /* NULL until it started */
+        ModelPublisher models; /* the current model, for the workers */
+        Resolver *resolver;
+        WorkerShared shared; /* what the workers are given */
+        Worker *workers; /* [0] runs on this (the control) loop, the rest on threads */
+        size_t n_workers;
+        size_t threads_running;
+        struct event *thread_exited;
+        pthread_mutex_t release_lock; /* models retired on worker threads, freed here */
+        Model **released;
+        size_t n_released;
+        struct event *release_event;
+        struct event_base *base;
+        Listener *listeners;
+        size_t n_listeners;
+        ConnLimit conn_limit; /* client connections against max_connections, all workers */
+        uint64_t nofile;      /* the soft RLIMIT_NOFILE at start */
+        size_t default_max_connections; /* derived from it; 0 before the start */
+        struct event *sig_term, *sig_int, *sig_hup;
+        struct event *status_timer, *grace_timer, *watchdog;
+        bool stopping;
+        int exit_code;
+} Manager;
+
+/* Takes ownership of `config`. `state_dir` (may be NULL) is where D-Bus changes are kept. On
+ * failure *ret_error may say why. */
+int manager_new(char **config_paths, const char *state_dir, Config *config, Manager **ret,
+                char **ret_error);
+Manager *manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
+
+/* A line STATUS= keeps until the next accepted D-Bus change or reload (why the runtime state
+ * was rejected at start). NULL clears it. Returns 0 or -ENOMEM. */
+int manager_set_status_note(Manager *m, const char *note);
+
+/* Opens the listeners, starts `frontend` (may be NULL), starts accepting and tells systemd
+ * READY=1. */
+int manager_start(Manager *m, const ControlFrontend *frontend);
+/* Runs until stopped; returns the exit code. */
+int manager_run(Manager *m);
+
+/* Starts a graceful stop: no new connections, requests in flight may finish. */
+void manager_stop(Manager *m);

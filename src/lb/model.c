@@ -1,0 +1,490 @@
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <assert.h>
+#include <netinet/in.h>
+
+#include "base/hashmap.h"
+#include "lb/model.h"
+#include "lb/router.h"
+#include "net/resolver.h"
+#include "tls/tls-server.h"
+#include "tls/tls.h"
+
+static void node_done(Node *n)
+{
+        if (n->dns_addresses_lock_init)
+                pthread_mutex_destroy(&n->dns_addresses_lock);
+        free(n->dns_addresses);
+        address_list_unref(n->dns_addresses_for);
+        free(n->host);
+        free(n->name);
+        free(n->host_header);
+        resolved_name_unref(n->dns);
+}
+
+static Upstream *upstream_free(Upstream *u)
+{
+        if (!u)
+                return NULL;
+        for (size_t i = 0; i < u->n_nodes; i++)
+                node_done(&u->nodes[i]);
+        free(u->nodes);
+        balancer_free(u->balancer);
+        tls_client_free(u->tls);
+        free(u);
+        return NULL;
+}
+
+static Route *route_free(Route *r)
+{
+        if (!r)
+                return NULL;
+        free(r->targets);
+        balancer_free(r->balancer);
+        free(r);
+        return NULL;
+}
+
+/* A pooled connection (and a cached TLS session) serves only a request that would have made
+ * the same one: same scheme, address and, for https, the same TLS policy and server name. */
+static void set_pool_key(NodeAddress *a, Scheme scheme, const Node *n)
+{
+        bool tls = scheme == SCHEME_HTTPS;
+        assert(!tls || n->tls_policy_id);
+        int k = snprintf(a->pool_key, sizeof(a->pool_key), "%s|%s|%s|%s",
+                         scheme_to_string(scheme), tls ? n->tls_policy_id : "",
+                         tls ? n->server_name : "", a->text);
+        /* The parts are bounded (a name by the config's 253, an id by its hash): a cut key
+         * could name another address. */
+        assert(k > 0 && (size_t)k < sizeof(a->pool_key));
+        a->pool_key_len = (size_t)k;
+        a->pool_key_hash = hashmap_hash(a->pool_key, a->pool_key_len);
+}
+
+static void set_address(NodeAddress *a, const struct sockaddr_storage *ip, uint16_t port)
+{
+        a->sa = *ip;
+        if (ip->ss_family == AF_INET) {
+                ((struct sockaddr_in *)&a->sa)->sin_port = htons(port);
+                a->sa_len = sizeof(struct sockaddr_in);
+        } else {
+                ((struct sockaddr_in6 *)&a->sa)->sin6_port = htons(port);
+                a->sa_len = sizeof(struct sockaddr_in6);
+        }
+        sockaddr_to_string((struct sockaddr *)&a->sa, a->text, sizeof(a->text));
+}
+
+/* An IP literal node gets its one address now; a name is handed to the resolver. */
+static int node_set_address(Node *n, Scheme scheme, Resolver *resolver)
+{
+        struct sockaddr_storage ip = {};
+        struct sockaddr_in *in = (struct sockaddr_in *)&ip;
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ip;
+
+        if (inet_pton(AF_INET, n->host, &in->sin_addr) == 1)
+                in->sin_family = AF_INET;
+        else if (inet_pton(AF_INET6, n->host, &in6->sin6_addr) == 1)
+                in6->sin6_family = AF_INET6;
+        else
+                return resolver ? resolver_get(resolver, n->host, &n->dns) : 0;
+
+        n->is_literal = true;
+        set_address(&n->literal, &ip, n->port);
+        set_pool_key(&n->literal, scheme, n);
+        return 0;
+}
+
+int node_pick_address(Node *n, Scheme scheme, NodeAddress *ret)
+{
+        if (n->is_literal) {
+                *ret = n->literal;
+                return 0;
+        }
+        if (!n->dns)
+                return -EHOSTUNREACH;
+
+        int error = 0;
+        AddressList *l = resolved_name_addresses(n->dns, &error);
+        if (!l)
+                return error;
+        unsigned i = l->n == 1 ? 0
+                               : atomic_fetch_add_explicit(&n->next_address, 1,
+                                                           memory_order_relaxed) % l->n;
+
+        pthread_mutex_lock(&n->dns_addresses_lock);
+        if (n->dns_addresses_for != l) {
+                /* A new answer: its addresses made once. Without memory, made per request. */
+                NodeAddress *a = calloc(l->n, sizeof(*a));
+                if (a) {
+                        for (size_t k = 0; k < l->n; k++) {
+                                set_address(&a[k], &l->addrs[k], n->port);
+                                set_pool_key(&a[k], scheme, n);
+                        }
+                        free(n->dns_addresses);
+                        address_list_unref(n->dns_addresses_for);
+                        n->dns_addresses = a;
+                        n->dns_addresses_for = address_list_ref(l);
+                }
+        }
+        if (n->dns_addresses_for == l)
+                *ret = n->dns_addresses[i];
+        else {
+                set_address(ret, &l->addrs[i], n->port);
+                set_pool_key(ret, scheme, n);
+        }
+        pthread_mutex_unlock(&n->dns_addresses_lock);
+        address_list_unref(l);
+        return 0;
+}
+
+int node_addresses_text(const Node *n, char ***ret)
+{
+        AddressList *l = NULL;
+        size_t count = n->is_literal ? 1 : 0;
+        if (n->dns) {
+                int error;
+                l = resolved_name_addresses(n->dns, &error);
+                count = l ? l->n : 0;
+        }
+        char **texts = calloc(count + 1, sizeof(char *));
+        for (size_t i = 0; texts && i < count; i++) {
+                NodeAddress a;
+                if (l)
+                        set_address(&a, &l->addrs[i], n->port);
+                texts[i] = strdup(l ? a.text : n->literal.text);
+                if (!texts[i]) {
+                        strv_free(texts); /* the strings before this one, and the list */
+                        texts = NULL;
+                }
+        }
+        address_list_unref(l);
+        if (!texts)
+                return -ENOMEM;
+        *ret = texts;
+        return 0;
+}
+
+static int node_init(Node *n, const Upstream *u, const ConfigNode *cn, Resolver *resolver)
+{
+        const ConfigUpstream *cu = u->config;
+        bool v6 = strchr(cn->host, ':') != NULL;
+        bool default_port = cn->port == scheme_default_port(cu->scheme);
+
+        pthread_mutex_init(&n->dns_addresses_lock, NULL);
+        n->dns_addresses_lock_init = true;
+        n->host = strdup(cn->host);
+        n->port = cn->port;
+        n->server_name = cu->tls.sni ? cu->tls.sni : n->host;
+        n->tls_policy_id = u->tls ? tls_client_policy_id(u->tls) : NULL;
+        if (!n->host || asprintf(&n->name, v6 ? "[%s]:%u" : "%s:%u", cn->host, cn->port) < 0)
+                return -ENOMEM;
+        int r = default_port ? asprintf(&n->host_header, v6 ? "[%s]" : "%s", cn->host)
+                             : asprintf(&n->host_header, v6 ? "[%s]:%u" : "%s:%u", cn->host,
+                                        cn->port);
+        if (r < 0) {
+                n->host_header = NULL;
+                return -ENOMEM;
+        }
+        return node_set_address(n, cu->scheme, resolver);
+}
+
+static int upstream_new(const ConfigUpstream *cu, Resolver *resolver, Upstream **ret,
+                        char **ret_error)
+{
+        Upstream *u = calloc(1, sizeof(*u));
+        if (!u)
+                return -ENOMEM;
+        atomic_init(&u->n_ref, 1);
+        u->config = cu;
+        u->nodes = calloc(cu->n_nodes ? cu->n_nodes : 1, sizeof(Node));
+        if (!u->nodes)
+                return upstream_free(u), -ENOMEM;
+        u->n_nodes = cu->n_nodes;
+
+        /* The TLS client first: the nodes' pool keys carry its policy id. */
+        if (cu->scheme == SCHEME_HTTPS) {
+                TlsClientPolicy policy = { .upstream = cu->name, .ca_file = cu->tls.ca_file,
+                                           .verify = cu->tls.verify != 0 };
+                int r = tls_client_new(&policy, &u->tls, ret_error);
+                if (r < 0)
+                        return upstream_free(u), r;
+        }
+        _cleanup_free_ uint32_t *weights = calloc(cu->n_nodes ? cu->n_nodes : 1, sizeof(uint32_t));
+        if (!weights)
+                return upstream_free(u), -ENOMEM;
+        for (size_t i = 0; i < cu->n_nodes; i++) {
+                int r = node_init(&u->nodes[i], u, &cu->nodes[i], resolver);
+                if (r < 0)
+                        return upstream_free(u), r;
+                weights[i] = cu->nodes[i].weight;
+        }
+
+        const BalancerOps *ops = balancer_ops_find(cu->balancer ? cu->balancer : "roundrobin");
+        if (!ops)
+                return upstream_free(u), -EOPNOTSUPP;
+        int r = balancer_new(ops, weights, cu->n_nodes, &u->balancer);
+        if (r < 0)
+                return upstream_free(u), r;
+        *ret = u;
+        return 0;
+}
+
+Upstream *model_find_upstream(const Model *m, const char *name)
+{
+        for (size_t i = 0; i < m->n_upstreams; i++)
+                if (streq(m->upstreams[i]->config->name, name))
+                        return m->upstreams[i];
+        return NULL;
+}
+
+static int route_new(const Model *m, const ConfigRoute *cr, Route **ret)
+{
+        Route *route = calloc(1, sizeof(*route));
+        if (!route)
+                return -ENOMEM;
+        route->config = cr;
+        route->targets = calloc(cr->n_upstreams ? cr->n_upstreams : 1, sizeof(RouteTarget));
+        _cleanup_free_ uint32_t *weights = calloc(cr->n_upstreams ? cr->n_upstreams : 1,
+                                                  sizeof(uint32_t));
+        if (!route->targets || !weights)
+                return route_free(route), -ENOMEM;
+        for (size_t i = 0; i < cr->n_upstreams; i++) {
+                Upstream *u = model_find_upstream(m, cr->upstreams[i].name);
+                if (!u) /* the config loader refuses dangling references */
+                        return route_free(route), -ENOENT;
+                route->targets[i] = (RouteTarget){ .upstream = u, .weight = cr->upstreams[i].weight };
+                weights[i] = cr->upstreams[i].weight;
+        }
+        route->n_targets = cr->n_upstreams;
+        int r = balancer_new(&balancer_swrr_ops, weights, cr->n_upstreams, &route->balancer);
+        if (r < 0)
+                return route_free(route), r;
+        *ret = route;
+        return 0;
+}
+
+/* The TLS server of an https listener, from its certificates as configured. */
+static int listener_tls_server(const ConfigListener *cl, TlsServer **ret, char **ret_error)
+{
+        _cleanup_free_ TlsCertificateFiles *files =
+                calloc(cl->n_certificates ? cl->n_certificates : 1, sizeof(TlsCertificateFiles));
+        if (!files)
+                return -ENOMEM;
+        for (size_t i = 0; i < cl->n_certificates; i++) {
+                const ConfigCertificate *cc = &cl->certificates[i];
+                files[i] = (TlsCertificateFiles){ .cert_file = cc->cert_file,
+                                                  .key_file = cc->key_file,
+                                                  .ocsp_file = cc->ocsp_file,
+                                                  .mark = cc->mark };
+        }
+        TlsServerOptions o = { .listener = cl->name, .mark = cl->mark, .certificates = files,
+                               .n_certificates = cl->n_certificates,
+                               .ticket_rotate_usec = cl->ticket_rotate_usec };
+        return tls_server_new(&o, ret, ret_error);
+}
+
+static Model *model_free(Model *m)
+{
+        if (!m)
+                return NULL;
+        router_free(m->router);
+        for (size_t i = 0; m->tls_servers && i < m->config->n_listeners; i++)
+                tls_server_free(m->tls_servers[i]);
+        free(m->tls_servers);
+        for (size_t i = 0; i < m->n_routes; i++)
+                route_free(m->routes[i]);
+        free(m->routes);
+        for (size_t i = 0; i < m->n_upstreams; i++)
+                upstream_free(m->upstreams[i]);
+        free(m->upstreams);
+        config_free(m->config);
+        free(m);
+        return NULL;
+}
+
+int model_new(Config *config, Resolver *resolver, Model **ret, char **ret_error)
+{
+        Model *m = calloc(1, sizeof(*m));
+        if (!m) {
+                config_free(config);
+                return -ENOMEM;
+        }
+        atomic_init(&m->n_ref, 1);
+        m->config = config;
+
+        m->upstreams = calloc(config->n_upstreams + 1, sizeof(Upstream *));
+        m->routes = calloc(config->n_routes + 1, sizeof(Route *));
+        if (!m->upstreams || !m->routes)
+                return model_free(m), -ENOMEM;
+        for (size_t i = 0; i < config->n_upstreams; i++) {
+                int r = upstream_new(&config->upstreams[i], resolver, &m->upstreams[i],
+                                     ret_error);
+                if (r < 0)
+                        return model_free(m), r;
+                m->n_upstreams++;
+        }
+        for (size_t i = 0; i < config->n_routes; i++) {
+                int r = route_new(m, &config->routes[i], &m->routes[i]);
+                if (r < 0)
+                        return model_free(m), r;
+                m->n_routes++;
+        }
+        int r = router_new(m->routes, m->n_routes, &m->router);
+        if (r < 0)
+                return model_free(m), r;
+        /* Certificates are loaded here, so that --check and a reload refuse one that does not
+         * load, and the running model stays as it was. */
+        m->tls_servers = calloc(config->n_listeners + 1, sizeof(TlsServer *));
+        if (!m->tls_servers)
+                return model_free(m), -ENOMEM;
+        for (size_t i = 0; i < config->n_listeners; i++) {
+                if (config->listeners[i].protocol != LISTENER_HTTPS)
+                        continue;
+                r = listener_tls_server(&config->listeners[i], &m->tls_servers[i], ret_error);
+                if (r < 0)
+                        return model_free(m), r;
+        }
+        *ret = m;
+        return 0;
+}
+
+Model *model_ref(Model *m)
+{
+        if (m)
+                atomic_fetch_add_explicit(&m->n_ref, 1, memory_order_relaxed);
+        return m;
+}
+
+static pthread_t control_thread;
+static void (*release_handler)(Model *m, void *userdata);
+static void *release_userdata;
+
+void model_set_release_handler(void (*handler)(Model *m, void *userdata), void *userdata)
+{
+        control_thread = pthread_self();
+        release_handler = handler;
+        release_userdata = userdata;
+}
+
+void model_release(Model *m)
+{
+        model_free(m);
+}
+
+Model *model_unref(Model *m)
+{
+        if (!m || atomic_fetch_sub_explicit(&m->n_ref, 1, memory_order_acq_rel) != 1)
+                return NULL;
+        if (release_handler && !pthread_equal(pthread_self(), control_thread))
+                release_handler(m, release_userdata);
+        else
+                model_free(m);
+        return NULL;
+}
+
+int route_pick_upstream(Route *r, Upstream **ret)
+{
+        ssize_t i = balancer_pick(r->balancer, NULL);
+        if (i < 0)
+                return (int)i;
+        *ret = r->targets[i].upstream;
+        return 0;
+}
+
+int upstream_pick_node(Upstream *u, const uint64_t *skip, Node **ret)
+{
+        ssize_t i = balancer_pick(u->balancer, skip);
+        if (i < 0)
+                return (int)i;
+        *ret = &u->nodes[i];
+        return 0;
+}
+
+
+TlsServer *model_find_tls_server(const Model *m, const char *listener)
+{
+        for (size_t i = 0; m->tls_servers && i < m->config->n_listeners; i++)
+                if (m->tls_servers[i] && streq(m->config->listeners[i].name, listener))
+                        return m->tls_servers[i];
+        return NULL;
+}
+
+Route *model_find_route(const Model *m, const char *name)
+{
+        for (size_t i = 0; i < m->n_routes; i++)
+                if (streq(m->routes[i]->config->name, name))
+                        return m->routes[i];
+        return NULL;
+}
+
+const ConfigListener *model_find_listener(const Model *m, const char *name)
+{
+        for (size_t i = 0; i < m->config->n_listeners; i++)
+                if (streq(m->config->listeners[i].name, name))
+                        return &m->config->listeners[i];
+        return NULL;
+}
+
+bool node_report_failure(Node *n)
+{
+        return atomic_fetch_add_explicit(&n->failures, 1, memory_order_relaxed) == 0;
+}
+
+bool node_report_success(Node *n)
+{
+        if (atomic_load_explicit(&n->failures, memory_order_relaxed) == 0)
+                return false; /* the common case: no write to a shared line */
+        atomic_store_explicit(&n->failures, 0, memory_order_relaxed);
+        return true;
+}
+
+const char *node_health_to_string(const Node *n)
+{
+        return atomic_load_explicit(&n->failures, memory_order_relaxed) == 0 ? "healthy"
+                                                                             : "failing";
+}
+
+static const Node *find_node(const Upstream *u, const char *host, uint16_t port)
+{
+        for (size_t i = 0; i < u->n_nodes; i++)
+                if (u->nodes[i].port == port && streq(u->nodes[i].host, host))
+                        return &u->nodes[i];
+        return NULL;
+}
+
+void model_carry_state(Model *new, const Model *old)
+{
+        for (size_t i = 0; i < new->n_upstreams; i++) {
+                Upstream *u = new->upstreams[i];
+                const Upstream *o = model_find_upstream(old, u->config->name);
+                if (!o)
+                        continue;
+                atomic_store(&u->requests, atomic_load(&o->requests));
+                for (size_t k = 0; k < u->n_nodes; k++) {
+                        const Node *on = find_node(o, u->nodes[k].host, u->nodes[k].port);
+                        if (!on)
+                                continue;
+                        atomic_store(&u->nodes[k].requests, atomic_load(&on->requests));
+                        atomic_store(&u->nodes[k].failures, atomic_load(&on->failures));
+                }
+                balancer_copy_state(u->balancer, o->balancer);
+        }
+        for (size_t i = 0; i < new->n_routes; i++) {
+                Route *r = new->routes[i];
+                const Route *o = model_find_route(old, r->config->name);
+                if (!o)
+                        continue;
+                atomic_store(&r->requests, atomic_load(&o->requests));
+                bool same = r->n_targets == o->n_targets;
+                for (size_t k = 0; same && k < r->n_targets; k++)
+                        same = streq(r->targets[k].upstream->config->name,
+                                     o->targets[k].upstream->config->name);
+                if (same)
+                        balancer_copy_state(r->balancer, o->balancer);
+        }
+        for (size_t i = 0; new->tls_servers && i < new->config->n_listeners; i++)
+                if (new->tls_servers[i])
+                        tls_server_carry_state(new->tls_servers[i],
+                                               model_find_tls_server(old,
+                                                                     new->config->listeners[i].name));
+}

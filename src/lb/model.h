@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The live model the data plane reads: routes compiled into a router, upstreams with their nodes
+ * and balancers. Built whole from a Config, never changed in place except for balancer state,
+ * counters and resolved addresses. Reference-counted: a request holds the model it started with,
+ * so a swap (reload, D-Bus change) never pulls the floor from under it. */
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "base/util.h"
+#include "config/config.h"
+#include "lb/balancer.h"
+#include "tls/tls.h"
+
+typedef struct Router Router;
+typedef struct TlsServer TlsServer;
+typedef struct Resolver Resolver;
+typedef struct ResolvedName ResolvedName;
+typedef struct AddressList AddressList;
+
+/* "https|" + TLS policy id + "|" + SNI (a DNS name: 253 bytes at most) + "|" + address */
+#define POOL_KEY_MAX (8 + TLS_POLICY_ID_LEN + 1 + 256 + SOCKADDR_STR_MAX)
+
+/* One address of a node, as a request uses it: copied into the request, so a DNS change or a
+ * model swap never frees it underneath. */
+typedef struct NodeAddress {
+        struct sockaddr_storage sa;
+        socklen_t sa_len;
+        char text[SOCKADDR_STR_MAX]; /* "127.0.0.2:8080", for logs */
+        /* Keys idle connections and TLS sessions: scheme, TLS policy id, SNI and address. */
+        char pool_key[POOL_KEY_MAX];
+        size_t pool_key_len;
+        uint64_t pool_key_hash; /* hashed once here, not at every pool lookup */
+} NodeAddress;
+
+typedef struct Node {
+        char *host; /* as configured */
+        uint16_t port;
+        char *name;        /* "host:port" as configured, for logs */
+        char *host_header; /* Host with pass_host: node ("host", or "host:port" off-default) */
+        const char *server_name; /* SNI and the name verified: tls.sni, else host */
+        const char *tls_policy_id; /* the upstream's TlsClient's, or NULL (plain http) */
+        bool is_literal;   /* host is an IP address: needs no resolving */
+        NodeAddress literal; /* its address, when is_literal */
+        ResolvedName *dns;   /* its name's addresses, when not */
+        /* Those addresses as requests use them, made once per DNS answer rather than formatted
+         * (address text, pool key) for every request; workers share them under the lock. */
+        pthread_mutex_t dns_addresses_lock;
+        AddressList *dns_addresses_for; /* the answer they were made from (a reference) */
+        NodeAddress *dns_addresses;
+        bool dns_addresses_lock_init;
+        atomic_uint next_address; /* round robin over the node's addresses */
+        atomic_uint failures;     /* connect failures in a row: 0 = healthy */
+        atomic_uint_fast64_t requests;
+} Node;
+
+typedef struct Upstream {
+        atomic_uint n_ref;
+        const ConfigUpstream *config; /* owned by the model's Config */
+        Node *nodes;
+        size_t n_nodes;
+        Balancer *balancer;
+        TlsClient *tls; /* scheme https only */
+        atomic_uint_fast64_t requests;
+        atomic_uint active; /* requests in flight */
+} Upstream;
+
+typedef struct RouteTarget {
+        Upstream *upstream;
+        uint32_t weight;
+} RouteTarget;
+
+typedef struct Route {
+        const ConfigRoute *config;
+        RouteTarget *targets;
+        size_t n_targets;
+        Balancer *balancer; /* over targets */
+        atomic_uint_fast64_t requests;
+} Route;
+
+typedef struct Model {
+        atomic_uint n_ref;
+        Config *config; /* owned */
+        Upstream **upstreams;
+        size_t n_upstreams;
+        Route **routes;
+        size_t n_routes;
+        Router *router;
+        TlsServer **tls_servers; /* per config listener, same index: https ones only, else NULL */
+} Model;
+
+/* Builds a model from `config`, taking ownership of it (also on failure). When a part cannot
+ * be built (an unreadable ca_file, a listener's certificate or key that does not load),
+ * *ret_error (if given) says which and why. */
+int model_new(Config *config, Resolver *resolver, Model **ret, char **ret_error);
+Model *model_ref(Model *m);
+/* Drops a reference. A model must be freed on the control thread (its names belong to the
+ * resolver there): when the last reference goes on another thread, the model is handed to the
+ * function set with model_set_release_handler(), which passes it back. */
+Model *model_unref(Model *m);
+void model_set_release_handler(void (*handler)(Model *m, void *userdata), void *userdata);
+/* Frees a model whose last reference is gone; control thread only. */
+void model_release(Model *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Model *, model_unref);
+
+Upstream *model_find_upstream(const Model *m, const char *name);
+Route *model_find_route(const Model *m, const char *name);
+const ConfigListener *model_find_listener(const Model *m, const char *name);
+/* The TLS server of the https listener named `listener`, or NULL. */
+TlsServer *model_find_tls_server(const Model *m, const char *listener);
+
+/* Carries what must outlive a swap from `old` to `new`, by name: counters, node health, the
+ * balancer schedules of upstreams and routes whose weights did not change, and the session
+ * ticket keys of https listeners. */
+void model_carry_state(Model *new, const Model *old);
+
+/* Passive health: a node is "failing" after a connect failure, "healthy" again after a
+ * success. Return true when the state changed (worth a PropertiesChanged). */
+bool node_report_failure(Node *n);
+bool node_report_success(Node *n);
+const char *node_health_to_string(const Node *n);
+
+/* Picks the upstream of a route and the node of that upstream. `skip` marks nodes already tried
+ * for this request (a bitmap of upstream->n_nodes bits, may be NULL). -ENOENT when no target or
+ * node has weight. */
+int route_pick_upstream(Route *r, Upstream **ret);
+int upstream_pick_node(Upstream *u, const uint64_t *skip, Node **ret);
+/* Copies the node's next address (round robin over what its name resolves to) into `ret`.
+ * Returns 0, or -EAGAIN while its name has no first answer (wait on n->dns), -ENXIO when the
+ * name does not exist, -EHOSTUNREACH when it could not be resolved. */
+int node_pick_address(Node *n, Scheme scheme, NodeAddress *ret);
+/* The node's addresses now, as "ip:port" (its literal, or what its name resolves to, with the
+ * node's port), for showing: a NULL-terminated list to strv_free(), empty while the name has no
+ * answer. */
+int node_addresses_text(const Node *n, char ***ret);

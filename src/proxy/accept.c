@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: MIT */
+#include <sys/socket.h>
+
+#include "base/log.h"
+#include "proxy/accept.h"
+#include "proxy/conn-client.h"
+#include "proxy/conn-limit.h"
+#include "proxy/worker.h"
+
+/* At most this many connections are taken per readiness event of a listening socket (HAProxy's
+ * tune.maxaccept is 64 too): then the loop serves the connections it has before it takes more,
+ * so a burst of thousands does not hold up the requests already accepted, and the other workers,
+ * woken by the same readiness, get their share of the burst. The socket stays readable, so the
+ * rest is taken at the loop's next round. */
+#define ACCEPT_BATCH 64
+
+/* Errors accept(2) passes on from one connection (see its man page: "treat them like EAGAIN by
+ * retrying"): that connection is lost, the next one may be fine. */
+static bool accept_error_is_transient(int e)
+{
+        switch (e) {
+        case EINTR:
+        case ECONNABORTED:
+        case EPROTO:
+        case EPERM: /* a firewall rule */
+        case ENETDOWN:
+        case ENOPROTOOPT:
+        case EHOSTDOWN:
+        case ENONET:
+        case EHOSTUNREACH:
+        case EOPNOTSUPP:
+        case ENETUNREACH:
+        case ETIMEDOUT:
+                return true;
+        default:
+                return false;
+        }
+}
+
+static void watches_set(Worker *w, bool on)
+{
+        if (w->accept_paused == !on)
+                return;
+        for (size_t i = 0; i < w->n_watches; i++) {
+                struct event *ev = w->watches[i].ev;
+                if (ev && on)
+                        event_add(ev, NULL);
+                else if (ev)
+                        event_del(ev);
+        }
+        w->accept_paused = !on;
+}
+
+void listeners_resume(Worker *w)
+{
+        conn_limit_unwait(w->shared->conn_limit, w);
+        if (w->accept_timer)
+                evtimer_del(w->accept_timer);
+        if (!w->stopping)
+                watches_set(w, true);
+}
+
+/* Stops accepting on every listener of this worker, until `until` (CLOCK_MONOTONIC) or, with 0,
+ * until a slot comes free. Returns false when that happened already: it goes on accepting. */
+static bool pause_accepting(Worker *w, uint64_t until)
+{
+        watches_set(w, false);
+        if (until > 0) {
+                uint64_t now = now_usec(CLOCK_MONOTONIC), d = until > now ? until - now : 0;
+                struct timeval tv = { .tv_sec = (time_t)(d / USEC_PER_SEC),
+                                      .tv_usec = (suseconds_t)(d % USEC_PER_SEC) };
+                evtimer_add(w->accept_timer, &tv);
+        }
+        if (conn_limit_wait(w->shared->conn_limit, w, until))
+                return true;
+        listeners_resume(w);
+        return false;
+}
+
+static bool out_of_resources(int e)
+{
+        return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
+}
+
+static void on_listener_ready(evutil_socket_t fd, short what, void *userdata)
+{
+        ListenerWatch *lw = userdata;
+        Worker *w = lw->worker;
+        ConnLimit *cl = w->shared->conn_limit;
+        unsigned accepted = 0;
+
+        /* Another worker ran out of descriptors a moment ago: this one waits too, rather than
+         * fail the same way. */
+        uint64_t until = conn_limit_retry_at(cl);
+        if (until > 0 && pause_accepting(w, until))
+                return;
+
+        for (unsigned i = 0; i < ACCEPT_BATCH && !w->accept_paused; i++) {
+                /* The slot first, so that max_connections holds exactly: past it, connections
+                 * stay in the kernel's backlog until one closes. */
+                if (!conn_limit_take(cl)) {
+                        if (pause_accepting(w, 0))
+                                conn_limit_report_full(cl);
+                        continue;
+                }
+                struct sockaddr_storage sa;
+                socklen_t len = sizeof(sa);
+                int cfd = accept4(fd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (cfd < 0) {
+                        int e = errno;
+                        conn_limit_put(cl);
+                        if (e == EAGAIN || e == EWOULDBLOCK)
+                                break;
+                        if (accept_error_is_transient(e))
+                                continue;
+                        /* Out of descriptors or memory, or a socket gone bad: retrying at once
+                         * would fail the same way, as fast as the loop spins. */
+                        (void)pause_accepting(w, conn_limit_back_off(cl, lw->listener->name, e));
+                        break;
+                }
+                accepted++;
+                int r = client_conn_new(w, cfd, (struct sockaddr *)&sa, lw->listener);
+                if (r < 0) {
+                        /* The connection is closed; its slot was never the connection's. */
+                        conn_limit_put(cl);
+                        if (out_of_resources(-r)) {
+                                (void)pause_accepting(w, conn_limit_back_off(cl, lw->listener->name,
+                                                                             -r));
+                                break;
+                        }
+                        log_warning_errno(r, "Failed to set up a connection on listener '%s': %m",
+                                          lw->listener->name);
+                }
+        }
+        if (accepted > 0)
+                conn_limit_accepted(cl);
+}
+
+int listeners_watch(Listener *l, size_t n, Worker *w, ListenerWatch *watches)
+{
+        for (size_t i = 0; i < n; i++) {
+                watches[i] = (ListenerWatch){ .listener = &l[i], .worker = w };
+                /* The socket is shared by the workers: only the event is this worker's. */
+                watches[i].ev = event_new(w->base, l[i].fd, EV_READ | EV_PERSIST,
+                                          on_listener_ready, &watches[i]);
+                if (!watches[i].ev || event_add(watches[i].ev, NULL) < 0)
+                        return log_error_errno(ENOMEM, "Failed to watch listener '%s'",
+                                               l[i].name);
+        }
+        return 0;
+}
+
+void listeners_unwatch(Worker *w)
+{
+        conn_limit_unwait(w->shared->conn_limit, w);
+        if (w->accept_timer)
+                evtimer_del(w->accept_timer);
+        for (size_t i = 0; w->watches && i < w->n_watches; i++)
+                if (w->watches[i].ev) {
+                        event_free(w->watches[i].ev);
+                        w->watches[i].ev = NULL;
+                }
+}

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+#include "base/event-alloc.h"
+#include "base/log.h"
+#include "lb/model.h"
+#include "proxy/accept.h"
+#include "proxy/conn-client.h"
+#include "proxy/conn-limit.h"
+#include "proxy/exchange.h"
+#include "proxy/pool.h"
+#include "proxy/worker.h"
+
+Model *worker_get_model(Worker *w)
+{
+        return model_ref(w->model);
+}
+
+void worker_refresh_model(Worker *w)
+{
+        Model *model = model_publisher_get_newer(w->shared->models, &w->generation);
+        if (_likely_(!model))
+                return;
+        Model *old = w->model;
+        w->model = model;
+        model_unref(old);
+}
+
+void worker_node_health_changed(Worker *w, const Upstream *u, const Node *n, const char *why)
+{
+        const WorkerHooks *h = &w->shared->hooks;
+        if (h->node_health_changed)
+                h->node_health_changed(h->userdata, u, n, why);
+}
+
+/* A stopping worker without connections has nothing left to do: its loop ends. Worker 0's loop
+ * is the control loop, which the layer above ends when all are done (hooks.idle). */
+static void check_done(Worker *w)
+{
+        if (!w->stopping || w->n_clients > 0)
+                return;
+        if (w->id == 0) {
+                if (w->shared->hooks.idle)
+                        w->shared->hooks.idle(w->shared->hooks.userdata);
+        } else
+                event_base_loopexit(w->base, NULL);
+}
+
+void worker_client_closed(Worker *w)
+{
+        conn_limit_closed(w->shared->conn_limit);
+        check_done(w);
+}
+
+void worker_wake_accept(Worker *w)
+{
+        event_active(w->accept_wake, EV_TIMEOUT, 0);
+}
+
+static void on_accept_event(evutil_socket_t fd, short what, void *userdata)
+{
+        listeners_resume(userdata);
+}
+
+void worker_stop(Worker *w)
+{
+        if (w->stopping)
+                return;
+        w->stopping = true;
+        listeners_unwatch(w);
+        /* Idle connections go now; busy ones close after their current response. */
+        for (ClientConn *c = w->clients, *next; c; c = next) {
+                next = c->next;
+                client_conn_stop(c);
+        }
+        check_done(w);
+}
+
+static void on_stop_event(evutil_socket_t fd, short what, void *userdata)
+{
+        Worker *w = userdata;
+        /* EV_TIMEOUT asks for a graceful stop, EV_SIGNAL for the end of the grace period. */
+        if (what & EV_SIGNAL)
+                event_base_loopexit(w->base, NULL);
+        else
+                worker_stop(w);
+}
+
+int worker_init(Worker *w, unsigned id, const WorkerShared *shared, struct event_base *base)
+{
+        *w = (Worker){ .id = id, .shared = shared, .base = base };
+        atomic_init(&w->exited, false);
+        w->pool = pool_new(w);
+        w->stop_event = event_new(base, -1, 0, on_stop_event, w);
+        atomic_init(&w->accept_waiting, false);
+        w->accept_timer = evtimer_new(base, on_accept_event, w);
+        w->accept_wake = event_new(base, -1, 0, on_accept_event, w);
+        w->n_watches = shared->n_listeners;
+        w->watches = calloc(shared->n_listeners ? shared->n_listeners : 1, sizeof(ListenerWatch));
+        if (!w->pool || !w->stop_event || !w->accept_timer || !w->accept_wake || !w->watches)
+                return -ENOMEM;
+        worker_refresh_model(w);
+        return listeners_watch(shared->listeners, shared->n_listeners, w, w->watches);
+}
+
+/* What belongs to the worker's loop and must be freed on its thread: its connections, its
+ * watches on the listening sockets, its pool and its spare exchanges. */
+static void free_loop_objects(Worker *w)
+{
+        while (w->clients)
+                client_conn_free(w->clients);
+        listeners_unwatch(w);
+        w->pool = pool_free(w->pool);
+        exchange_spares_free(w);
+}
+
+void worker_done(Worker *w)
+{
+        free_loop_objects(w);
+        free(w->watches);
+        w->watches = NULL;
+        /* Not woken any more (listeners_unwatch): the events can go. */
+        struct event *events[] = { w->stop_event, w->accept_timer, w->accept_wake };
+        for (size_t i = 0; i < ELEMENTSOF(events); i++)
+                if (events[i])
+                        event_free(events[i]);
+        w->stop_event = w->accept_timer = w->accept_wake = NULL;
+        w->model = model_unref(w->model);
+}
+
+static void *worker_thread(void *userdata)
+{
+        Worker *w = userdata;
+        log_attach(w->id);
+        event_base_dispatch(w->base);
+        /* Connections of this loop are freed here, on its own thread. */
+        free_loop_objects(w);
+        event_alloc_thread_done();
+        atomic_store(&w->exited, true);
+        if (w->shared->hooks.thread_exited)
+                w->shared->hooks.thread_exited(w->shared->hooks.userdata);
+        return NULL;
+}
+
+int worker_start_thread(Worker *w)
+{
+        int r = pthread_create(&w->thread, NULL, worker_thread, w);
+        if (r != 0)
+                return -r;
+        w->has_thread = true;
+        return 0;
+}
+
+void worker_request_stop(Worker *w)
+{
+        event_active(w->stop_event, EV_TIMEOUT, 0);
+}
+
+void worker_force_exit(Worker *w)
+{
+        event_active(w->stop_event, EV_SIGNAL, 0);
+}
+
+void worker_join(Worker *w)
+{
+        if (w->has_thread) {
+                pthread_join(w->thread, NULL);
+                w->has_thread = false;
+        }
+}

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* One event loop and what belongs to it alone: its client connections and its pool of idle
+ * upstream connections. The model, the balancers and the resolved names are shared by all
+ * workers. Worker 0 runs on the control loop (the main thread, with D-Bus and DNS); the others
+ * each on a thread of their own. */
+
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lb/publisher.h"
+#include "net/listener.h"
+
+typedef struct Pool Pool;
+typedef struct ClientConn ClientConn;
+typedef struct ConnLimit ConnLimit;
+typedef struct Model Model;
+typedef struct Upstream Upstream;
+typedef struct Node Node;
+
+/* How what happens in a worker reaches the layer above (control), which sets them before the
+ * workers start. Any may be NULL: nobody above listens (a unit test's worker). */
+typedef struct WorkerHooks {
+        /* A node turned failing (`why` says what failed) or healthy again (`why` NULL). On the
+         * worker's thread. */
+        void (*node_health_changed)(void *userdata, const Upstream *u, const Node *n,
+                                    const char *why);
+        /* Worker 0, stopping, has no connection left. Its loop is the control loop, which the
+         * layer above ends when everything is done; the other workers end their own. */
+        void (*idle)(void *userdata);
+        /* A worker thread left its loop (called on that thread). */
+        void (*thread_exited)(void *userdata);
+        void *userdata;
+} WorkerHooks;
+
+/* What the workers share, set up before the first one starts and not written while they run. */
+typedef struct WorkerShared {
+        ModelPublisher *models;   /* the model new requests use */
+        ConnLimit *conn_limit;    /* client connections, all workers together */
+        Listener *listeners;      /* every worker accepts on each */
+        size_t n_listeners;
+        WorkerHooks hooks;
+} WorkerShared;
+
+typedef struct Worker {
+        unsigned id;
+        struct event_base *base;
+        const WorkerShared *shared;
+        Pool *pool;
+        Model *model;        /* the current model as this worker sees it (a reference) */
+        unsigned generation; /* of that model, against the publisher's */
+        ClientConn *clients; /* every client connection, for shutdown */
+        atomic_size_t n_clients; /* written by the worker, read by the status line */
+        bool stopping;       /* finish what is in flight, take nothing new */
+        atomic_uint_fast64_t requests; /* served by this worker (read by the control loop) */
+        struct ListenerWatch *watches; /* this loop's watch on each shared socket */
+        size_t n_watches;
+        struct event *stop_event; /* activated from the control thread */
+        struct event *accept_timer; /* the end of an accept back-off */
+        struct event *accept_wake;  /* activated by the thread where a connection closed */
+        atomic_bool accept_waiting; /* paused and registered to be woken (conn-limit.c) */
+        bool accept_paused;         /* its watches on the listening sockets are off */
+        struct Exchange *spare_exchanges; /* freed ones kept for reuse (exchange_alloc) */
+        unsigned n_spare_exchanges;
+        pthread_t thread;
+        bool has_thread;
+        atomic_bool exited; /* its thread left the loop */
+} Worker;
+
+/* The model new requests use (a new reference). */
+Model *worker_get_model(Worker *w);
+/* Picks up a model swapped in since the last look: one atomic load when nothing changed. */
+void worker_refresh_model(Worker *w);
+/* Called when a client connection of the worker closed: gives its slot of the connection limit
+ * back, and lets shutdown finish. */
+void worker_client_closed(Worker *w);
+/* From any thread: the worker paused accepting, and may go on (listeners_resume). */
+void worker_wake_accept(Worker *w);
+
+/* A node's health changed (node_report_failure/success said so): the hook hears it. */
+void worker_node_health_changed(Worker *w, const Upstream *u, const Node *n, const char *why);
+
+/* `shared` outlives the worker. */
+int worker_init(Worker *w, unsigned id, const WorkerShared *shared, struct event_base *base);
+void worker_done(Worker *w);
+/* Runs the worker's loop on a thread of its own (workers other than 0). */
+int worker_start_thread(Worker *w);
+/* From the control thread: stop accepting, close idle connections, finish the rest. */
+void worker_request_stop(Worker *w);
+/* From the control thread: the grace period is over. */
+void worker_force_exit(Worker *w);
+void worker_join(Worker *w);
+/* Stops accepting and closes idle connections; on the worker's own thread. */
+void worker_stop(Worker *w);

@@ -1,0 +1,417 @@
+/* SPDX-License-Identifier: MIT */
+/* The TlsClient of an https upstream: what every connection to it shares. The per-connection
+ * part is in tls-stream.c. */
+#include <assert.h>
+#include <fcntl.h>
+#include <gnutls/crypto.h>
+#include <sys/stat.h>
+
+#include "base/util.h"
+#include "tls/tls-stream.h"
+
+/* A CA bundle is a few hundred kilobytes at most; a bigger file is a mistake. */
+#define CA_FILE_MAX (16 * 1024 * 1024)
+
+/* On top of the system's default priorities: Debian's NORMAL still allows TLS 1.0 and 1.1. */
+#define CLIENT_PRIORITY "-VERS-TLS1.0:-VERS-TLS1.1"
+
+struct TlsCacheEntry {
+        TlsCacheEntry *newer, *older;
+        char *key;
+        void *data;
+        size_t size;
+};
+
+static void cache_entry_free(TlsCacheEntry *e)
+{
+        if (!e)
+                return;
+        /* Resumption data holds the session's master secret: do not leave it in freed memory. */
+        if (e->data) {
+                explicit_bzero(e->data, e->size);
+                free(e->data);
+        }
+        free(e->key);
+        free(e);
+}
+
+int tls_read_file(const char *path, size_t max, char **ret, size_t *ret_size)
+{
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        if (!S_ISREG(st.st_mode))
+                return -EBADFD;
+        if ((uint64_t)st.st_size > max)
+                return -EFBIG;
+
+        size_t cap = (size_t)st.st_size + 1, n = 0;
+        _cleanup_free_ char *buf = malloc(cap);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                if (n == cap) /* the file grew meanwhile */
+                        return -EFBIG;
+                ssize_t k = read(fd, buf + n, cap - n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        break;
+                n += (size_t)k;
+        }
+        *ret = TAKE_PTR(buf);
+        *ret_size = n;
+        return 0;
+}
+
+/* ---- the policy id ----
+ *
+ * A connection or a session made under one TlsClient may serve another only when both would
+ * have accepted the same peers in the same way: everything that decides a handshake goes into
+ * one SHA-256, fed field by field as tls_client_new() sets it up, so that what is configured and
+ * what is hashed stay side by side. Each field is its name, its length and its bytes, so no two
+ * policies feed the same stream. The policy is hashed, never the object's address: a reload
+ * that leaves an upstream's TLS as it was keeps its pooled connections. */
+
+typedef struct PolicyHash {
+        gnutls_hash_hd_t h;
+        int error; /* the first GnuTLS error, or 0 */
+} PolicyHash;
+
+static void policy_add(PolicyHash *p, const char *field, const void *data, size_t size)
+{
+        uint64_t len = size;
+
+        if (p->error < 0)
+                return;
+        int r = gnutls_hash(p->h, field, strlen(field) + 1);
+        if (r >= 0)
+                r = gnutls_hash(p->h, &len, sizeof(len));
+        if (r >= 0 && size > 0)
+                r = gnutls_hash(p->h, data, size);
+        if (r < 0)
+                p->error = r;
+}
+
+static void policy_add_int(PolicyHash *p, const char *field, int64_t value)
+{
+        policy_add(p, field, &value, sizeof(value));
+}
+
+static void policy_add_list(PolicyHash *p, const char *field, int n, const unsigned *list)
+{
+        policy_add_int(p, field, n);
+        if (n > 0)
+                policy_add(p, field, list, (size_t)n * sizeof(*list));
+}
+
+/* What the priority string resolved to, on top of the string: the system-wide default it is
+ * appended to may change between two reloads (GnuTLS reads its config file again). */
+static void policy_add_priority(PolicyHash *p, gnutls_priority_t prio)
+{
+        static const struct {
+                const char *field;
+                int (*get)(gnutls_priority_t prio, const unsigned **list);
+        } lists[] = {
+                { "protocols", gnutls_priority_protocol_list },
+                { "ciphers", gnutls_priority_cipher_list },
+                { "macs", gnutls_priority_mac_list },
+                { "kx", gnutls_priority_kx_list },
+                { "groups", gnutls_priority_group_list },
+                { "signatures", gnutls_priority_sign_list },
+        };
+        const unsigned *list = NULL;
+        int n;
+
+        policy_add(p, "priority", CLIENT_PRIORITY, strlen(CLIENT_PRIORITY));
+        for (size_t i = 0; i < ELEMENTSOF(lists); i++) {
+                n = lists[i].get(prio, &list);
+                policy_add_list(p, lists[i].field, n, list);
+        }
+        n = gnutls_priority_certificate_type_list2(prio, &list, GNUTLS_CTYPE_SERVER);
+        policy_add_list(p, "server certificate types", n, list);
+}
+
+static void set_error(char **ret_error, const char *upstream, const char *path, const char *why)
+{
+        if (ret_error && asprintf(ret_error, "upstream '%s': tls.ca_file %s: %s", upstream, path,
+                                  why) < 0)
+                *ret_error = NULL;
+}
+
+/* Adds the trust anchors of `path`. A file that cannot be read or holds no certificate is an
+ * error: a typo there must not quietly leave only the system store. */
+static int add_ca_file(TlsClient *t, const TlsClientPolicy *p, PolicyHash *policy,
+                       char **ret_error)
+{
+        const char *path = p->ca_file;
+        _cleanup_free_ char *pem = NULL;
+        size_t size = 0;
+
+        int r = tls_read_file(path, CA_FILE_MAX, &pem, &size);
+        if (r < 0) {
+                set_error(ret_error, p->upstream, path,
+                          r == -EBADFD ? "not a regular file" : strerror(-r));
+                return r;
+        }
+        gnutls_datum_t d = { .data = (unsigned char *)pem, .size = (unsigned)size };
+        r = gnutls_certificate_set_x509_trust_mem(t->credentials, &d, GNUTLS_X509_FMT_PEM);
+        if (r < 0) {
+                set_error(ret_error, p->upstream, path, gnutls_strerror(r));
+                return -EINVAL;
+        }
+        if (r == 0) {
+                set_error(ret_error, p->upstream, path, "no PEM certificate found");
+                return -EINVAL;
+        }
+        /* Its name and what it held when read: the same path with other anchors in it (a
+         * renewed bundle, then a reload) is another policy. */
+        policy_add(policy, "ca_file", path, strlen(path));
+        policy_add(policy, "ca_file content", pem, size);
+        return 0;
+}
+
+static void hex_encode(const unsigned char *p, size_t n, char *ret)
+{
+        static const char digits[] = "0123456789abcdef";
+
+        for (size_t i = 0; i < n; i++) {
+                ret[2 * i] = digits[p[i] >> 4];
+                ret[2 * i + 1] = digits[p[i] & 15];
+        }
+        ret[2 * n] = '\0';
+}
+
+int tls_client_new(const TlsClientPolicy *p, TlsClient **ret, char **ret_error)
+{
+        assert(p);
+        assert(ret);
+
+        if (ret_error)
+                *ret_error = NULL;
+
+        TlsClient *t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        atomic_init(&t->n_ref, 1);
+        t->verify = p->verify;
+        t->cache_max = TLS_CACHE_MAX;
+        int r = pthread_mutex_init(&t->cache_lock, NULL);
+        if (r != 0) {
+                free(t);
+                return -r;
+        }
+        t->cache = hashmap_new();
+        if (!t->cache) {
+                tls_client_free(t);
+                return -ENOMEM;
+        }
+
+        PolicyHash policy = {};
+        r = gnutls_hash_init(&policy.h, GNUTLS_DIG_SHA256);
+        if (r < 0) {
+                tls_client_free(t);
+                return -ENOMEM;
+        }
+        policy_add(&policy, "lbproxy upstream TLS policy", "1", 1);
+        policy_add_int(&policy, "verify", t->verify);
+
+        r = gnutls_certificate_allocate_credentials(&t->credentials);
+        if (r < 0) {
+                t->credentials = NULL;
+                r = -ENOMEM;
+                goto fail;
+        }
+        /* The system store may be missing (a minimal container) while ca_file has the anchor
+         * that matters; a handshake that finds no anchor says "issuer is unknown" anyway. Of
+         * the store only how many anchors it gave goes into the policy, not which. */
+        policy_add_int(&policy, "system trust",
+                       gnutls_certificate_set_x509_system_trust(t->credentials));
+        if (p->ca_file) {
+                r = add_ca_file(t, p, &policy, ret_error);
+                if (r < 0)
+                        goto fail;
+        }
+
+        const char *err_pos = NULL;
+        r = gnutls_priority_init2(&t->priority, CLIENT_PRIORITY, &err_pos,
+                                  GNUTLS_PRIORITY_INIT_DEF_APPEND);
+        if (r < 0) {
+                t->priority = NULL;
+                if (ret_error && asprintf(ret_error, "upstream '%s': TLS priorities: %s",
+                                          p->upstream, gnutls_strerror(r)) < 0)
+                        *ret_error = NULL;
+                r = -EINVAL;
+                goto fail;
+        }
+        policy_add_priority(&policy, t->priority);
+        /* Not in the policy, as they are the same for every TlsClient: no ALPN is offered (an
+         * upstream speaks HTTP/1.1), and no client certificate is sent. When either becomes
+         * configurable, it goes in here (a certificate by its chain and public key). The
+         * server name, sent and verified, is per node and sits beside the id in the keys. */
+
+        unsigned char digest[32];
+        static_assert(sizeof(t->policy_id) == 2 * sizeof(digest) + 1, "hex SHA-256 and a NUL");
+        gnutls_hash_deinit(policy.h, digest);
+        policy.h = NULL;
+        if (policy.error < 0) {
+                r = -EIO;
+                goto fail;
+        }
+        hex_encode(digest, sizeof(digest), t->policy_id);
+
+        *ret = t;
+        return 0;
+
+fail:
+        if (policy.h)
+                gnutls_hash_deinit(policy.h, NULL);
+        tls_client_free(t);
+        return r;
+}
+
+const char *tls_client_policy_id(const TlsClient *t)
+{
+        assert(t);
+        return t->policy_id;
+}
+
+TlsClient *tls_client_ref(TlsClient *t)
+{
+        if (t)
+                atomic_fetch_add_explicit(&t->n_ref, 1, memory_order_relaxed);
+        return t;
+}
+
+static int free_entry(const char *key, size_t key_len, void *value, void *userdata)
+{
+        cache_entry_free(value);
+        return 0;
+}
+
+TlsClient *tls_client_free(TlsClient *t)
+{
+        if (!t)
+                return NULL;
+        if (atomic_fetch_sub_explicit(&t->n_ref, 1, memory_order_acq_rel) > 1)
+                return NULL;
+
+        if (t->cache) {
+                hashmap_foreach(t->cache, free_entry, NULL);
+                hashmap_free(t->cache);
+        }
+        pthread_mutex_destroy(&t->cache_lock);
+        if (t->priority)
+                gnutls_priority_deinit(t->priority);
+        if (t->credentials)
+                gnutls_certificate_free_credentials(t->credentials);
+        free(t);
+        return NULL;
+}
+
+/* ---- the session cache (callers hold cache_lock) ---- */
+
+static void cache_unlink(TlsClient *t, TlsCacheEntry *e)
+{
+        if (e->newer)
+                e->newer->older = e->older;
+        else
+                t->newest = e->older;
+        if (e->older)
+                e->older->newer = e->newer;
+        else
+                t->oldest = e->newer;
+        e->newer = e->older = NULL;
+        (void)hashmap_remove(t->cache, e->key, strlen(e->key));
+}
+
+static void cache_push_newest(TlsClient *t, TlsCacheEntry *e)
+{
+        e->newer = NULL;
+        e->older = t->newest;
+        if (t->newest)
+                t->newest->newer = e;
+        else
+                t->oldest = e;
+        t->newest = e;
+}
+
+int tls_client_cache_put(TlsClient *t, const char *key, const void *data, size_t size)
+{
+        assert(t);
+        assert(key);
+
+        if (size == 0)
+                return -EINVAL;
+        TlsCacheEntry *e = calloc(1, sizeof(*e));
+        if (!e)
+                return -ENOMEM;
+        e->key = strdup(key);
+        e->data = memdup(data, size);
+        e->size = size;
+        if (!e->key || !e->data) {
+                cache_entry_free(e);
+                return -ENOMEM;
+        }
+
+        pthread_mutex_lock(&t->cache_lock);
+        size_t key_len = strlen(key);
+        TlsCacheEntry *old = hashmap_get(t->cache, key, key_len);
+        if (old)
+                cache_unlink(t, old);
+        int r = hashmap_put(t->cache, e->key, key_len, e);
+        if (r >= 0) {
+                cache_push_newest(t, e);
+                e = NULL;
+        }
+        TlsCacheEntry *evicted = NULL;
+        if (hashmap_size(t->cache) > t->cache_max) {
+                evicted = t->oldest;
+                cache_unlink(t, evicted);
+        }
+        pthread_mutex_unlock(&t->cache_lock);
+
+        /* Freed outside the lock: nothing else needs to wait for it. */
+        cache_entry_free(old);
+        cache_entry_free(evicted);
+        cache_entry_free(e);
+        return r < 0 ? r : 0;
+}
+
+int tls_client_cache_take(TlsClient *t, const char *key, void **ret_data, size_t *ret_size)
+{
+        assert(t);
+        assert(key);
+        assert(ret_data);
+        assert(ret_size);
+
+        pthread_mutex_lock(&t->cache_lock);
+        TlsCacheEntry *e = hashmap_get(t->cache, key, strlen(key));
+        if (e)
+                cache_unlink(t, e);
+        pthread_mutex_unlock(&t->cache_lock);
+
+        if (!e)
+                return -ENOENT;
+        *ret_data = TAKE_PTR(e->data);
+        *ret_size = e->size;
+        e->size = 0;
+        cache_entry_free(e);
+        return 0;
+}
+
+size_t tls_client_cache_size(TlsClient *t)
+{
+        pthread_mutex_lock(&t->cache_lock);
+        size_t n = hashmap_size(t->cache);
+        pthread_mutex_unlock(&t->cache_lock);
+        return n;
+}
