@@ -131,7 +131,7 @@ static int reject_state(const char *dir, const char *why, char **ret_note)
  * when the state is used, 0 when not (*ret_note then says why, when there was one). */
 static int use_state(char **paths, const char *dir, Config **config, char **ret_note)
 {
-        _cleanup_(config_freep) Config *merged = NULL;
+        _cleanup_(config_unrefp) Config *merged = NULL;
         _cleanup_free_ char *errors = NULL;
 
         int r = state_load(paths, dir, &merged, &errors);
@@ -143,7 +143,7 @@ static int use_state(char **paths, const char *dir, Config **config, char **ret_
                 return reject_state(dir, errors ? errors : strerror(-r), ret_note);
         log_info("Using the upstreams and routes of the runtime state in %s/" STATE_FILE
                  " (changes made over D-Bus); Reload() goes back to the files", dir);
-        config_free(*config);
+        config_unref(*config);
         *config = TAKE_PTR(merged);
         return 1;
 }
@@ -151,7 +151,7 @@ static int use_state(char **paths, const char *dir, Config **config, char **ret_
 int main(int argc, char **argv)
 {
         Arguments args = {};
-        _cleanup_(config_freep) Config *config = NULL;
+        _cleanup_(config_unrefp) Config *config = NULL;
         _cleanup_free_ char *errors = NULL;
 
         log_setup();

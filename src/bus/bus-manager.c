@@ -223,7 +223,7 @@ static int method_add_upstream(sd_bus_message *msg, void *userdata, sd_bus_error
                 goto finish;
         r = config_edit_add_upstream(c, name, scheme, nodes, n_nodes, &options, &message);
         if (r < 0) {
-                config_free(c);
+                config_unref(c);
                 r = reply_error(error, r, message);
                 goto finish;
         }
@@ -302,7 +302,7 @@ static int simple_edit(sd_bus_message *msg, Manager *m, EditKind kind, sd_bus_er
                 what = "route upstream weight set";
         }
         if (r < 0) {
-                config_free(c);
+                config_unref(c);
                 return reply_error(error, r, message);
         }
         r = commit(m, c, error, what);
@@ -415,7 +415,7 @@ static int method_add_route(sd_bus_message *msg, void *userdata, sd_bus_error *e
                         r = config_edit_add_route(c, name, paths, ups, n_ups, &options,
                                                   &message);
                         if (r < 0) {
-                                config_free(c);
+                                config_unref(c);
                                 r = reply_error(error, r, message);
                         } else {
                                 r = commit(m, c, error, "route added");

@@ -580,7 +580,7 @@ static void check_ingress_class(Apisix *a, yaml_node_t *node, const char *path)
                              node_escape(node, esc));
 }
 
-/* Appends a zeroed item to an array counted by *n, so config_free() sees it even half-read. */
+/* Appends a zeroed item to an array counted by *n, so config_unref() sees it even half-read. */
 static void *array_append(void **array, size_t *n, size_t size)
 {
         char *p;
@@ -595,6 +595,18 @@ static void *array_append(void **array, size_t *n, size_t size)
         memset(p, 0, size);
         (*n)++;
         return p;
+}
+
+/* Appends an upstream or route to its Config's array of pointers; false when out of memory. */
+static bool append_object(void ***array, size_t *n, void *o)
+{
+        void **p = reallocarray(*array, *n + 1, sizeof(void *));
+
+        if (!p)
+                return false;
+        *array = p;
+        p[(*n)++] = o;
+        return true;
 }
 
 /* ---- ApisixUpstream ---- */
@@ -823,9 +835,14 @@ static int translate_upstream(Apisix *a, yaml_node_t *spec, yaml_node_t *name_no
                 return 0;
         check_ingress_class(a, v[UP_INGRESS_CLASS], "spec.ingressClassName");
 
-        u = array_append((void **)&c->upstreams, &c->n_upstreams, sizeof(ConfigUpstream));
+        u = config_upstream_new(a->ctx->file);
         if (!u)
                 return -ENOMEM;
+        /* Counted at once, so config_unref() frees it even half-read. */
+        if (!append_object((void ***)&c->upstreams, &c->n_upstreams, u)) {
+                config_upstream_unref(u);
+                return -ENOMEM;
+        }
         config_upstream_init(u);
         u->mark = config_mark(a->ctx, name_node);
         u->connect_timeout_usec = APISIX_DEFAULT_TIMEOUT_USEC;
@@ -1096,9 +1113,13 @@ static int translate_rule(Apisix *a, yaml_node_t *node, const char *path)
         if (!read_mapping(a, node, path, http_keys, _HTTP_MAX, v))
                 return 0;
 
-        rt = array_append((void **)&c->routes, &c->n_routes, sizeof(ConfigRoute));
+        rt = config_route_new(a->ctx->file);
         if (!rt)
                 return -ENOMEM;
+        if (!append_object((void ***)&c->routes, &c->n_routes, rt)) {
+                config_route_unref(rt);
+                return -ENOMEM;
+        }
         rt->mark = config_mark(a->ctx, v[HTTP_NAME] ? v[HTTP_NAME] : node);
 
         path_join(p, path, "name");

@@ -332,13 +332,13 @@ static void dump_config(Dumper *d, const Config *c)
         key(d, "upstreams");
         sequence_start(d, false);
         for (size_t i = 0; i < c->n_upstreams; i++)
-                dump_upstream(d, c->upstreams + i);
+                dump_upstream(d, c->upstreams[i]);
         sequence_end(d);
 
         key(d, "routes");
         sequence_start(d, false);
         for (size_t i = 0; i < c->n_routes; i++)
-                dump_route(d, c->routes + i);
+                dump_route(d, c->routes[i]);
         sequence_end(d);
 
         mapping_end(d);

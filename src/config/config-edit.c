@@ -189,7 +189,7 @@ static int check_duration(const char *arg, int64_t v, uint64_t *ret, char **ret_
 static ssize_t find_upstream(const Config *c, const char *name)
 {
         for (size_t i = 0; i < c->n_upstreams; i++)
-                if (streq_ptr(c->upstreams[i].name, name))
+                if (streq_ptr(c->upstreams[i]->name, name))
                         return (ssize_t)i;
         return -1;
 }
@@ -197,7 +197,7 @@ static ssize_t find_upstream(const Config *c, const char *name)
 static ssize_t find_route(const Config *c, const char *name)
 {
         for (size_t i = 0; i < c->n_routes; i++)
-                if (streq_ptr(c->routes[i].name, name))
+                if (streq_ptr(c->routes[i]->name, name))
                         return (ssize_t)i;
         return -1;
 }
@@ -234,35 +234,8 @@ static ssize_t find_node(const ConfigNode *nodes, size_t n, const char *host, ui
 
 /* ---- ownership ---- */
 
-static void tls_done(ConfigTls *t)
-{
-        free(t->ca_file);
-        free(t->sni);
-}
-
-static void upstream_done(ConfigUpstream *u)
-{
-        free(u->name);
-        free(u->upstream_host);
-        free(u->balancer);
-        for (size_t i = 0; i < u->n_nodes; i++)
-                free(u->nodes[i].host);
-        free(u->nodes);
-        tls_done(&u->tls);
-        *u = (ConfigUpstream){};
-}
-
-static void route_done(ConfigRoute *rt)
-{
-        free(rt->name);
-        strv_free(rt->paths);
-        strv_free(rt->hosts);
-        strv_free(rt->methods);
-        for (size_t i = 0; i < rt->n_upstreams; i++)
-                free(rt->upstreams[i].name);
-        free(rt->upstreams);
-        *rt = (ConfigRoute){};
-}
+DEFINE_TRIVIAL_CLEANUP_FUNC(ConfigUpstream *, config_upstream_unref);
+DEFINE_TRIVIAL_CLEANUP_FUNC(ConfigRoute *, config_route_unref);
 
 /* Makes room for one more item without changing the count: what the Config says stays the same
  * whether or not a later step fails. */
@@ -291,12 +264,12 @@ static int runtime_mark(Config *c, ConfigMark *ret)
                         return 0;
                 }
 
-        s = strdup(RUNTIME_FILE);
+        s = (char *)config_file_name_new(RUNTIME_FILE);
         if (!s)
                 return -ENOMEM;
         l = reallocarray(c->files, n + 2, sizeof(char *));
         if (!l) {
-                free(s);
+                config_file_name_unref(s);
                 return -ENOMEM;
         }
         l[n] = s;
@@ -337,23 +310,9 @@ static int strv_copy(char *const *l, char ***ret)
         return 0;
 }
 
-/* The same file in `to`'s list: marks point into their own Config's files. */
+/* Marks stay as they are: the copy holds the same file names, by reference. */
 static ConfigMark mark_copy(const Config *from, const Config *to, ConfigMark m)
 {
-        if (!m.file)
-                return m;
-        for (size_t i = 0; from->files && from->files[i]; i++)
-                if (from->files[i] == m.file) {
-                        m.file = to->files[i];
-                        return m;
-                }
-        for (size_t i = 0; to->files && to->files[i]; i++)
-                if (streq(to->files[i], m.file)) {
-                        m.file = to->files[i];
-                        return m;
-                }
-        /* A mark into no file of the original: better none than one into the original. */
-        m.file = NULL;
         return m;
 }
 
@@ -370,7 +329,7 @@ static int tls_copy(const ConfigTls *t, ConfigTls *ret)
 }
 
 /* Each item copier takes every scalar at once and then replaces each pointer, all of them
- * cleared first: `ret` is already counted in its array, so config_free() must find only
+ * cleared first: `ret` is already counted in its array, so config_unref() must find only
  * pointers of the copy there, whatever step fails. */
 
 static int listener_copy(const Config *from, Config *to, const ConfigListener *l,
@@ -433,88 +392,109 @@ static int listener_copy(const Config *from, Config *to, const ConfigListener *l
         return 0;
 }
 
-static int upstream_copy(const Config *from, Config *to, const ConfigUpstream *u,
-                         ConfigUpstream *ret)
+/* A copy of an upstream to change: shared objects are never changed in place. */
+static int upstream_clone(const ConfigUpstream *u, ConfigUpstream **ret)
 {
+        _cleanup_(config_upstream_unrefp) ConfigUpstream *n = config_upstream_new(u->object.file);
+        ConfigObject o;
         int r;
 
-        *ret = *u;
-        ret->name = ret->upstream_host = ret->balancer = NULL;
-        ret->nodes = NULL;
-        ret->n_nodes = 0;
-        ret->tls.ca_file = ret->tls.sni = NULL;
-        ret->mark = mark_copy(from, to, u->mark);
+        if (!n)
+                return -ENOMEM;
+        o = n->object;
+        *n = *u;
+        n->object = o;
+        n->name = n->upstream_host = n->balancer = NULL;
+        n->nodes = NULL;
+        n->n_nodes = 0;
+        n->tls.ca_file = n->tls.sni = NULL;
 
-        r = strdup_ptr(u->name, &ret->name);
+        r = strdup_ptr(u->name, &n->name);
         if (r >= 0)
-                r = strdup_ptr(u->upstream_host, &ret->upstream_host);
+                r = strdup_ptr(u->upstream_host, &n->upstream_host);
         if (r >= 0)
-                r = strdup_ptr(u->balancer, &ret->balancer);
+                r = strdup_ptr(u->balancer, &n->balancer);
         if (r >= 0)
-                r = tls_copy(&u->tls, &ret->tls);
+                r = tls_copy(&u->tls, &n->tls);
         if (r < 0)
                 return r;
 
-        if (u->n_nodes == 0)
-                return 0;
-        ret->nodes = calloc(u->n_nodes, sizeof(ConfigNode));
-        if (!ret->nodes)
-                return -ENOMEM;
+        if (u->n_nodes > 0) {
+                n->nodes = calloc(u->n_nodes, sizeof(ConfigNode));
+                if (!n->nodes)
+                        return -ENOMEM;
+        }
         for (size_t i = 0; i < u->n_nodes; i++) {
-                ConfigNode *n = ret->nodes + i;
-
-                *n = u->nodes[i];
-                n->mark = mark_copy(from, to, u->nodes[i].mark);
-                ret->n_nodes++;
-                r = strdup_ptr(u->nodes[i].host, &n->host);
+                n->nodes[i] = u->nodes[i];
+                n->nodes[i].host = NULL;
+                n->n_nodes++;
+                r = strdup_ptr(u->nodes[i].host, &n->nodes[i].host);
                 if (r < 0)
                         return r;
         }
+        *ret = TAKE_PTR(n);
         return 0;
 }
 
-static int route_copy(const Config *from, Config *to, const ConfigRoute *rt, ConfigRoute *ret)
+static int route_clone(const ConfigRoute *rt, ConfigRoute **ret)
 {
+        _cleanup_(config_route_unrefp) ConfigRoute *n = config_route_new(rt->object.file);
+        ConfigObject o;
         int r;
 
-        *ret = *rt;
-        ret->name = NULL;
-        ret->paths = ret->hosts = ret->methods = NULL;
-        ret->upstreams = NULL;
-        ret->n_upstreams = 0;
-        ret->mark = mark_copy(from, to, rt->mark);
+        if (!n)
+                return -ENOMEM;
+        o = n->object;
+        *n = *rt;
+        n->object = o;
+        n->name = NULL;
+        n->paths = n->hosts = n->methods = NULL;
+        n->upstreams = NULL;
+        n->n_upstreams = 0;
 
-        r = strdup_ptr(rt->name, &ret->name);
+        r = strdup_ptr(rt->name, &n->name);
         if (r >= 0)
-                r = strv_copy(rt->paths, &ret->paths);
+                r = strv_copy(rt->paths, &n->paths);
         if (r >= 0)
-                r = strv_copy(rt->hosts, &ret->hosts);
+                r = strv_copy(rt->hosts, &n->hosts);
         if (r >= 0)
-                r = strv_copy(rt->methods, &ret->methods);
+                r = strv_copy(rt->methods, &n->methods);
         if (r < 0)
                 return r;
 
-        if (rt->n_upstreams == 0)
-                return 0;
-        ret->upstreams = calloc(rt->n_upstreams, sizeof(ConfigRouteUpstream));
-        if (!ret->upstreams)
-                return -ENOMEM;
+        if (rt->n_upstreams > 0) {
+                n->upstreams = calloc(rt->n_upstreams, sizeof(ConfigRouteUpstream));
+                if (!n->upstreams)
+                        return -ENOMEM;
+        }
         for (size_t i = 0; i < rt->n_upstreams; i++) {
-                ConfigRouteUpstream *ru = ret->upstreams + i;
-
-                *ru = rt->upstreams[i];
-                ru->mark = mark_copy(from, to, rt->upstreams[i].mark);
-                ret->n_upstreams++;
-                r = strdup_ptr(rt->upstreams[i].name, &ru->name);
+                n->upstreams[i] = rt->upstreams[i];
+                n->upstreams[i].name = NULL;
+                n->n_upstreams++;
+                r = strdup_ptr(rt->upstreams[i].name, &n->upstreams[i].name);
                 if (r < 0)
                         return r;
         }
+        *ret = TAKE_PTR(n);
+        return 0;
+}
+
+static int files_copy(char *const *l, char ***ret)
+{
+        size_t n = strv_length(l);
+        char **t = calloc(n + 1, sizeof(char *));
+
+        if (!t)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                t[i] = (char *)config_file_name_ref(l[i]);
+        *ret = t;
         return 0;
 }
 
 int config_copy(const Config *c, Config **ret)
 {
-        _cleanup_(config_freep) Config *n = NULL;
+        _cleanup_(config_unrefp) Config *n = NULL;
         int r;
 
         assert(c);
@@ -524,8 +504,9 @@ int config_copy(const Config *c, Config **ret)
         if (!n)
                 return -ENOMEM;
         /* The scalar settings at once; then every pointer is cleared before it gets a copy of
-         * its own, so that config_free(n) never reaches into `c`. */
+         * its own, so that config_unref(n) never reaches into `c`. */
         *n = *c;
+        atomic_init(&n->n_ref, 1);
         n->files = NULL;
         n->listeners = NULL;
         n->n_listeners = 0;
@@ -537,7 +518,7 @@ int config_copy(const Config *c, Config **ret)
         n->tls.ca_file = n->tls.sni = NULL;
 
         /* First: the marks copied below point into these. */
-        r = strv_copy(c->files, &n->files);
+        r = files_copy(c->files, &n->files);
         if (r >= 0)
                 r = strv_copy(c->dns.servers, &n->dns.servers);
         if (r >= 0)
@@ -557,29 +538,15 @@ int config_copy(const Config *c, Config **ret)
                         return r;
         }
 
-        if (c->n_upstreams > 0) {
-                n->upstreams = calloc(c->n_upstreams, sizeof(ConfigUpstream));
-                if (!n->upstreams)
-                        return -ENOMEM;
-        }
-        for (size_t i = 0; i < c->n_upstreams; i++) {
-                n->n_upstreams++;
-                r = upstream_copy(c, n, c->upstreams + i, n->upstreams + i);
-                if (r < 0)
-                        return r;
-        }
-
-        if (c->n_routes > 0) {
-                n->routes = calloc(c->n_routes, sizeof(ConfigRoute));
-                if (!n->routes)
-                        return -ENOMEM;
-        }
-        for (size_t i = 0; i < c->n_routes; i++) {
-                n->n_routes++;
-                r = route_copy(c, n, c->routes + i, n->routes + i);
-                if (r < 0)
-                        return r;
-        }
+        /* Upstreams and routes are shared: an edit replaces what it changes. */
+        n->upstreams = calloc(c->n_upstreams + 1, sizeof(ConfigUpstream *));
+        n->routes = calloc(c->n_routes + 1, sizeof(ConfigRoute *));
+        if (!n->upstreams || !n->routes)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->n_upstreams; i++)
+                n->upstreams[n->n_upstreams++] = config_upstream_ref(c->upstreams[i]);
+        for (size_t i = 0; i < c->n_routes; i++)
+                n->routes[n->n_routes++] = config_route_ref(c->routes[i]);
 
         *ret = TAKE_PTR(n);
         return 0;
@@ -731,7 +698,7 @@ int config_edit_add_upstream(Config *c, const char *name, const char *scheme,
                              const ConfigUpstreamOptions *options, char **ret_error)
 {
         const ConfigUpstreamOptions defaults = CONFIG_UPSTREAM_OPTIONS_INIT;
-        _cleanup_(upstream_done) ConfigUpstream u = {};
+        _cleanup_(config_upstream_unrefp) ConfigUpstream *up = config_upstream_new(NULL);
         char e[CONFIG_ESCAPE_MAX];
         ConfigMark m;
         int r, k;
@@ -741,6 +708,9 @@ int config_edit_add_upstream(Config *c, const char *name, const char *scheme,
                 *ret_error = NULL;
         if (!options)
                 options = &defaults;
+        if (!up)
+                return -ENOMEM;
+#define u (*up)
 
         config_upstream_init(&u);
         r = check_name("name", "upstream", name, &u.name, ret_error);
@@ -766,18 +736,19 @@ int config_edit_add_upstream(Config *c, const char *name, const char *scheme,
                 return edit_fail(ret_error, -EEXIST, "name: an upstream named '%s' exists already",
                                  esc(u.name, e));
 
-        r = array_reserve((void **)&c->upstreams, c->n_upstreams, sizeof(ConfigUpstream));
+        r = array_reserve((void **)&c->upstreams, c->n_upstreams, sizeof(ConfigUpstream *));
         if (r < 0)
                 return r;
         r = runtime_mark(c, &m);
         if (r < 0)
                 return r;
 
+        u.object.file = config_file_name_ref(m.file);
         u.mark = m;
         for (size_t i = 0; i < u.n_nodes; i++)
                 u.nodes[i].mark = m;
-        c->upstreams[c->n_upstreams++] = u;
-        u = (ConfigUpstream){};
+#undef u
+        c->upstreams[c->n_upstreams++] = TAKE_PTR(up);
         return 0;
 }
 
@@ -809,19 +780,19 @@ int config_edit_remove_upstream(Config *c, const char *name, char **ret_error)
         if (i < 0)
                 return edit_fail(ret_error, -ENOENT, "name: no upstream named '%s'", esc(name, e));
         for (size_t j = 0; j < c->n_routes; j++)
-                if (find_route_upstream(c->routes[j].upstreams, c->routes[j].n_upstreams, name) >=
-                    0)
+                if (find_route_upstream(c->routes[j]->upstreams, c->routes[j]->n_upstreams,
+                                        name) >= 0)
                         return edit_fail(ret_error, -EBUSY, "upstream '%s' is used by route '%s'",
-                                         esc(name, e), esc(c->routes[j].name, e2));
+                                         esc(name, e), esc(c->routes[j]->name, e2));
         for (size_t j = 0; j < c->n_listeners; j++)
                 if (listener_uses_upstream(c->listeners + j, name))
                         return edit_fail(ret_error, -EBUSY,
                                          "upstream '%s' is used by listener '%s'", esc(name, e),
                                          esc(c->listeners[j].name, e2));
 
-        upstream_done(c->upstreams + i);
+        config_upstream_unref(c->upstreams[i]);
         memmove(c->upstreams + i, c->upstreams + i + 1,
-                (c->n_upstreams - (size_t)i - 1) * sizeof(ConfigUpstream));
+                (c->n_upstreams - (size_t)i - 1) * sizeof(ConfigUpstream *));
         c->n_upstreams--;
         return 0;
 }
@@ -849,11 +820,19 @@ static int lookup_upstream(Config *c, const char *arg, const char *name, ConfigU
         char e[CONFIG_ESCAPE_MAX];
         ssize_t i;
 
+        ConfigUpstream *copy;
+        int r;
+
         i = find_upstream(c, name);
         if (i < 0)
                 return edit_fail(ret_error, -ENOENT, "%s: no upstream named '%s'", arg,
                                  esc(name, e));
-        *ret = c->upstreams + i;
+        /* Shared with other Configs: changed in a copy of its own. */
+        r = upstream_clone(c->upstreams[i], &copy);
+        if (r < 0)
+                return r;
+        config_upstream_unref(c->upstreams[i]);
+        *ret = c->upstreams[i] = copy;
         return 0;
 }
 
@@ -1056,7 +1035,7 @@ int config_edit_add_route(Config *c, const char *name, char **paths,
                           const ConfigRouteUpstream *upstreams, size_t n_upstreams,
                           const ConfigRouteOptions *options, char **ret_error)
 {
-        _cleanup_(route_done) ConfigRoute rt = {};
+        _cleanup_(config_route_unrefp) ConfigRoute *rtp = config_route_new(NULL);
         char e[CONFIG_ESCAPE_MAX], arg[ARG_MAX];
         ConfigMark m;
         int r;
@@ -1064,6 +1043,9 @@ int config_edit_add_route(Config *c, const char *name, char **paths,
         assert(c);
         if (ret_error)
                 *ret_error = NULL;
+        if (!rtp)
+                return -ENOMEM;
+#define rt (*rtp)
 
         r = check_name("name", "route", name, &rt.name, ret_error);
         if (r < 0)
@@ -1091,18 +1073,19 @@ int config_edit_add_route(Config *c, const char *name, char **paths,
                                          esc(rt.upstreams[i].name, e));
                 }
 
-        r = array_reserve((void **)&c->routes, c->n_routes, sizeof(ConfigRoute));
+        r = array_reserve((void **)&c->routes, c->n_routes, sizeof(ConfigRoute *));
         if (r < 0)
                 return r;
         r = runtime_mark(c, &m);
         if (r < 0)
                 return r;
 
+        rt.object.file = config_file_name_ref(m.file);
         rt.mark = m;
         for (size_t i = 0; i < rt.n_upstreams; i++)
                 rt.upstreams[i].mark = m;
-        c->routes[c->n_routes++] = rt;
-        rt = (ConfigRoute){};
+#undef rt
+        c->routes[c->n_routes++] = TAKE_PTR(rtp);
         return 0;
 }
 
@@ -1123,9 +1106,9 @@ int config_edit_remove_route(Config *c, const char *name, char **ret_error)
         if (i < 0)
                 return edit_fail(ret_error, -ENOENT, "name: no route named '%s'", esc(name, e));
 
-        route_done(c->routes + i);
+        config_route_unref(c->routes[i]);
         memmove(c->routes + i, c->routes + i + 1,
-                (c->n_routes - (size_t)i - 1) * sizeof(ConfigRoute));
+                (c->n_routes - (size_t)i - 1) * sizeof(ConfigRoute *));
         c->n_routes--;
         return 0;
 }
@@ -1135,10 +1118,17 @@ static int lookup_route(Config *c, const char *route, ConfigRoute **ret, char **
         char e[CONFIG_ESCAPE_MAX];
         ssize_t i;
 
+        ConfigRoute *copy;
+        int r;
+
         i = find_route(c, route);
         if (i < 0)
                 return edit_fail(ret_error, -ENOENT, "route: no route named '%s'", esc(route, e));
-        *ret = c->routes + i;
+        r = route_clone(c->routes[i], &copy);
+        if (r < 0)
+                return r;
+        config_route_unref(c->routes[i]);
+        *ret = c->routes[i] = copy;
         return 0;
 }
 

@@ -9,6 +9,18 @@
 
 #include "config/config.h"
 
+/* File names that marks point into, shared by reference: a Config holds one for each file it
+ * read, and each of its upstreams and routes one for its own, so that an object shared by a
+ * later Config keeps the name its marks show. */
+const char *config_file_name_new(const char *name);
+const char *config_file_name_ref(const char *name);
+void config_file_name_unref(const char *name);
+
+/* A new, empty upstream or route (one reference) read from `file` (may be NULL); NULL when out
+ * of memory. */
+ConfigUpstream *config_upstream_new(const char *file);
+ConfigRoute *config_route_new(const char *file);
+
 /* Stored errors beyond this are only counted: a fuzzed or badly broken file must not produce
  * megabytes of messages. */
 #define CONFIG_ERRORS_MAX 100

@@ -74,6 +74,9 @@ typedef struct ConfigList {
         size_t count_offset;     /* of the size_t count, beside the array pointer */
         const char *empty_error; /* NULL: an empty list is fine */
         const ConfigCount *count; /* NULL: no limit */
+        /* Set for upstreams and routes: each item is an object of its own, made by this, and the
+         * array holds pointers to them. */
+        void *(*new_object)(const char *file);
 } ConfigList;
 
 /* ---- helpers ---- */
@@ -491,6 +494,7 @@ static int parse_list(ConfigContext *ctx, const ConfigField *f, yaml_node_t *nod
         const ConfigList *list = f->arg;
         void **array = (void **)((char *)base + f->offset);
         size_t *count = (size_t *)((char *)base + list->count_offset);
+        size_t slot = list->new_object ? sizeof(void *) : list->item_size;
         size_t n;
         char *a;
 
@@ -505,26 +509,34 @@ static int parse_list(ConfigContext *ctx, const ConfigField *f, yaml_node_t *nod
                 return 0;
         }
 
-        if (n > SIZE_MAX / list->item_size - *count)
+        if (n > SIZE_MAX / slot - *count)
                 return -ENOMEM;
         if (!count_fits(ctx, list->count, node, path, *count + n))
                 return 0;
-        a = reallocarray(*array, *count + n, list->item_size);
+        a = reallocarray(*array, *count + n, slot);
         if (!a)
                 return -ENOMEM;
         *array = a;
-        memset(a + *count * list->item_size, 0, n * list->item_size);
+        memset(a + *count * slot, 0, n * slot);
 
         for (size_t i = 0; i < n; i++) {
                 yaml_node_t *item =
                         yaml_document_get_node(ctx->document, node->data.sequence.items.start[i]);
-                void *dest = a + *count * list->item_size;
+                void *dest = a + *count * slot;
                 char p[CONFIG_PATH_MAX];
                 int r;
 
                 if (!item || !visit(ctx, item))
                         return 0;
-                /* Counted before it is filled, so config_free() sees a half-read item. */
+                if (list->new_object) {
+                        void *o = list->new_object(ctx->file);
+
+                        if (!o)
+                                return -ENOMEM;
+                        *(void **)dest = o;
+                        dest = o;
+                }
+                /* Counted before it is filled, so config_unref() sees a half-read item. */
                 (*count)++;
                 if (list->table->init)
                         list->table->init(dest);
@@ -699,6 +711,7 @@ static const ConfigList certificates_list = {
         offsetof(ConfigListener, n_certificates),
         "at least one certificate is required",
         NULL,
+        NULL,
 };
 
 /* listeners[].sni_routes[] */
@@ -734,6 +747,7 @@ static const ConfigList sni_routes_list = {
         sizeof(ConfigSniRoute),
         offsetof(ConfigListener, n_sni_routes),
         "at least one SNI route is required",
+        NULL,
         NULL,
 };
 
@@ -1031,6 +1045,7 @@ static const ConfigList nodes_list = {
         offsetof(ConfigUpstream, n_nodes),
         "at least one node is required",
         &config_count_nodes,
+        NULL,
 };
 
 static const ConfigField upstream_fields[] = {
@@ -1120,6 +1135,7 @@ static const ConfigList route_upstreams_list = {
         offsetof(ConfigRoute, n_upstreams),
         "at least one upstream is required",
         &config_count_route_upstreams,
+        NULL,
 };
 
 static const ConfigField route_fields[] = {
@@ -1196,13 +1212,25 @@ static const ConfigList listeners_list = {
         offsetof(Config, n_listeners),
         NULL,
         NULL,
+        NULL,
 };
+static void *new_upstream(const char *file)
+{
+        return config_upstream_new(file);
+}
+
+static void *new_route(const char *file)
+{
+        return config_route_new(file);
+}
+
 static const ConfigList upstreams_list = {
         &upstream_table,
         sizeof(ConfigUpstream),
         offsetof(Config, n_upstreams),
         NULL,
         NULL,
+        new_upstream,
 };
 static const ConfigList routes_list = {
         &route_table,
@@ -1210,6 +1238,7 @@ static const ConfigList routes_list = {
         offsetof(Config, n_routes),
         NULL,
         NULL,
+        new_route,
 };
 
 static int top_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_t *node,

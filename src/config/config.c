@@ -90,6 +90,58 @@ ListenerProtocol listener_protocol_from_string(const char *s)
                                                      _LISTENER_PROTOCOL_MAX, s);
 }
 
+/* ---- file names ---- */
+
+typedef struct ConfigFileName {
+        atomic_uint n_ref;
+        char name[];
+} ConfigFileName;
+
+static ConfigFileName *file_name_header(const char *name)
+{
+        return (ConfigFileName *)(name - offsetof(ConfigFileName, name));
+}
+
+const char *config_file_name_new(const char *name)
+{
+        size_t l = strlen(name);
+        ConfigFileName *f = malloc(sizeof(ConfigFileName) + l + 1);
+
+        if (!f)
+                return NULL;
+        atomic_init(&f->n_ref, 1);
+        memcpy(f->name, name, l + 1);
+        return f->name;
+}
+
+const char *config_file_name_ref(const char *name)
+{
+        if (name)
+                atomic_fetch_add_explicit(&file_name_header(name)->n_ref, 1,
+                                          memory_order_relaxed);
+        return name;
+}
+
+void config_file_name_unref(const char *name)
+{
+        ConfigFileName *f;
+
+        if (!name)
+                return;
+        f = file_name_header(name);
+        if (atomic_fetch_sub_explicit(&f->n_ref, 1, memory_order_acq_rel) == 1)
+                free(f);
+}
+
+static void file_names_free(char **names)
+{
+        for (char **n = names; n && *n; n++)
+                config_file_name_unref(*n);
+        free(names);
+}
+
+/* ---- objects ---- */
+
 static void config_tls_done(ConfigTls *t)
 {
         free(t->ca_file);
@@ -114,19 +166,92 @@ void config_listener_done(ConfigListener *l)
         free(l->sni_routes);
 }
 
+static void object_init(ConfigObject *o, const char *file)
+{
+        atomic_init(&o->n_ref, 1);
+        o->file = config_file_name_ref(file);
+}
+
+static void object_ref(ConfigObject *o)
+{
+        atomic_fetch_add_explicit(&o->n_ref, 1, memory_order_relaxed);
+}
+
+/* True when that was the last reference: the caller frees the object. */
+static bool object_unref(ConfigObject *o)
+{
+        if (atomic_fetch_sub_explicit(&o->n_ref, 1, memory_order_acq_rel) != 1)
+                return false;
+        config_file_name_unref(o->file);
+        return true;
+}
+
+ConfigUpstream *config_upstream_new(const char *file)
+{
+        ConfigUpstream *u = calloc(1, sizeof(*u));
+
+        if (u)
+                object_init(&u->object, file);
+        return u;
+}
+
+ConfigUpstream *config_upstream_ref(ConfigUpstream *u)
+{
+        if (u)
+                object_ref(&u->object);
+        return u;
+}
+
+ConfigUpstream *config_upstream_unref(ConfigUpstream *u)
+{
+        if (!u || !object_unref(&u->object))
+                return NULL;
+        free(u->name);
+        free(u->upstream_host);
+        free(u->balancer);
+        for (size_t j = 0; j < u->n_nodes; j++)
+                free(u->nodes[j].host);
+        free(u->nodes);
+        config_tls_done(&u->tls);
+        free(u);
+        return NULL;
+}
+
+ConfigRoute *config_route_new(const char *file)
+{
+        ConfigRoute *r = calloc(1, sizeof(*r));
+
+        if (r)
+                object_init(&r->object, file);
+        return r;
+}
+
+ConfigRoute *config_route_ref(ConfigRoute *r)
+{
+        if (r)
+                object_ref(&r->object);
+        return r;
+}
+
+ConfigRoute *config_route_unref(ConfigRoute *r)
+{
+        if (!r || !object_unref(&r->object))
+                return NULL;
+        free(r->name);
+        strv_free(r->paths);
+        strv_free(r->hosts);
+        strv_free(r->methods);
+        for (size_t j = 0; j < r->n_upstreams; j++)
+                free(r->upstreams[j].name);
+        free(r->upstreams);
+        free(r);
+        return NULL;
+}
+
 static void config_upstreams_free(Config *c)
 {
-        for (size_t i = 0; i < c->n_upstreams; i++) {
-                ConfigUpstream *u = c->upstreams + i;
-
-                free(u->name);
-                free(u->upstream_host);
-                free(u->balancer);
-                for (size_t j = 0; j < u->n_nodes; j++)
-                        free(u->nodes[j].host);
-                free(u->nodes);
-                config_tls_done(&u->tls);
-        }
+        for (size_t i = 0; i < c->n_upstreams; i++)
+                config_upstream_unref(c->upstreams[i]);
         free(c->upstreams);
         c->upstreams = NULL;
         c->n_upstreams = 0;
@@ -134,25 +259,23 @@ static void config_upstreams_free(Config *c)
 
 static void config_routes_free(Config *c)
 {
-        for (size_t i = 0; i < c->n_routes; i++) {
-                ConfigRoute *r = c->routes + i;
-
-                free(r->name);
-                strv_free(r->paths);
-                strv_free(r->hosts);
-                strv_free(r->methods);
-                for (size_t j = 0; j < r->n_upstreams; j++)
-                        free(r->upstreams[j].name);
-                free(r->upstreams);
-        }
+        for (size_t i = 0; i < c->n_routes; i++)
+                config_route_unref(c->routes[i]);
         free(c->routes);
         c->routes = NULL;
         c->n_routes = 0;
 }
 
-Config *config_free(Config *c)
+Config *config_ref(Config *c)
 {
-        if (!c)
+        if (c)
+                atomic_fetch_add_explicit(&c->n_ref, 1, memory_order_relaxed);
+        return c;
+}
+
+Config *config_unref(Config *c)
+{
+        if (!c || atomic_fetch_sub_explicit(&c->n_ref, 1, memory_order_acq_rel) != 1)
                 return NULL;
 
         for (size_t i = 0; i < c->n_listeners; i++)
@@ -163,8 +286,8 @@ Config *config_free(Config *c)
 
         strv_free(c->dns.servers);
         config_tls_done(&c->tls);
-        /* Last: every mark points into these. */
-        strv_free(c->files);
+        /* Last: the listeners' marks point into these. */
+        file_names_free(c->files);
         free(c);
         return NULL;
 }
@@ -174,8 +297,8 @@ const ConfigUpstream *config_find_upstream(const Config *c, const char *name)
         if (!c || !name)
                 return NULL;
         for (size_t i = 0; i < c->n_upstreams; i++)
-                if (streq_ptr(c->upstreams[i].name, name))
-                        return c->upstreams + i;
+                if (streq_ptr(c->upstreams[i]->name, name))
+                        return c->upstreams[i];
         return NULL;
 }
 
@@ -184,8 +307,8 @@ const ConfigRoute *config_find_route(const Config *c, const char *name)
         if (!c || !name)
                 return NULL;
         for (size_t i = 0; i < c->n_routes; i++)
-                if (streq_ptr(c->routes[i].name, name))
-                        return c->routes + i;
+                if (streq_ptr(c->routes[i]->name, name))
+                        return c->routes[i];
         return NULL;
 }
 
@@ -594,14 +717,14 @@ static int strv_push(char ***l, char *s)
 static int load_buffer(ConfigContext *ctx, const char *name, const char *data, size_t len)
 {
         yaml_parser_t parser;
-        char *copy;
+        const char *copy;
         int r = 0;
 
-        copy = strdup(name);
+        copy = config_file_name_new(name);
         if (!copy)
                 return -ENOMEM;
-        if (strv_push(&ctx->config->files, copy) < 0) {
-                free(copy);
+        if (strv_push(&ctx->config->files, (char *)copy) < 0) {
+                config_file_name_unref(copy);
                 return -ENOMEM;
         }
         ctx->file = copy;
@@ -851,7 +974,7 @@ static int config_finish(ConfigContext *ctx)
 
         /* Only now: a later file may have changed the top-level tls: block. */
         for (size_t i = 0; i < c->n_upstreams; i++) {
-                r = tls_inherit(&c->upstreams[i].tls, &c->tls);
+                r = tls_inherit(&c->upstreams[i]->tls, &c->tls);
                 if (r < 0)
                         return r;
         }
@@ -864,6 +987,7 @@ static int context_new(ConfigContext *ctx)
         ctx->config = calloc(1, sizeof(Config));
         if (!ctx->config)
                 return -ENOMEM;
+        atomic_init(&ctx->config->n_ref, 1);
         config_schema_init(ctx->config);
         return 0;
 }
@@ -880,7 +1004,7 @@ static void context_done(ConfigContext *ctx)
         tdestroy(ctx->listener_addresses, name_entry_free);
         tdestroy(ctx->upstream_names, name_entry_free);
         tdestroy(ctx->route_names, name_entry_free);
-        config_free(ctx->config);
+        config_unref(ctx->config);
         *ctx = (ConfigContext){};
 }
 

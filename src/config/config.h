@@ -2,9 +2,12 @@
 #pragma once
 
 /* The configuration as the YAML files say it, after validation. Immutable once loaded: the
- * model (model.h) is built from it, and a reload builds a new one beside the old. */
+ * model (model.h) is built from it, and a reload builds a new one beside the old. Upstreams and
+ * routes are objects of their own, reference-counted and never changed once loaded: a change
+ * makes a new Config that shares every object it did not change with the old one. */
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,9 +37,11 @@ uint16_t scheme_default_port(Scheme s);
 const char *pass_host_to_string(PassHost p);
 PassHost pass_host_from_string(const char *s);
 
-/* Where a value came from, for messages. Its file points into Config.files (not owned).
- * Listeners, upstreams, routes and route upstreams are marked at their name's value; nodes,
- * certificates and SNI routes at their mapping. */
+/* Where a value came from, for messages. Its file is a name kept alive by whatever holds the
+ * mark: a Config (Config.files) for its listeners, an upstream or a route for itself (their
+ * `file`); NULL for what came from no file (D-Bus). Listeners, upstreams, routes and route
+ * upstreams are marked at their name's value; nodes, certificates and SNI routes at their
+ * mapping. */
 typedef SourceMark ConfigMark;
 
 typedef enum ListenerProtocol {
@@ -100,7 +105,14 @@ typedef struct ConfigTls {
         char *sni;     /* NULL = the node's host */
 } ConfigTls;
 
+/* What upstreams and routes begin with: they are shared between Configs by reference. */
+typedef struct ConfigObject {
+        atomic_uint n_ref;
+        const char *file; /* the file it was read from (a reference: its marks point into it) */
+} ConfigObject;
+
 typedef struct ConfigUpstream {
+        ConfigObject object;
         char *name;
         Scheme scheme;
         PassHost pass_host;
@@ -125,6 +137,7 @@ typedef struct ConfigRouteUpstream {
 } ConfigRouteUpstream;
 
 typedef struct ConfigRoute {
+        ConfigObject object;
         char *name;
         char **paths;   /* NULL-terminated, non-empty; a trailing '*' makes a prefix */
         char **hosts;   /* NULL-terminated or NULL (= any), lower case; "*.example.com" */
@@ -144,12 +157,13 @@ typedef struct ConfigDns {
 } ConfigDns;
 
 typedef struct Config {
-        char **files; /* the files read, in order; marks point into these strings */
+        atomic_uint n_ref;
+        char **files; /* the files read, in order (references; the listeners' marks point here) */
         ConfigListener *listeners;
         size_t n_listeners;
-        ConfigUpstream *upstreams;
+        ConfigUpstream **upstreams; /* each a reference, shared with other Configs */
         size_t n_upstreams;
-        ConfigRoute *routes;
+        ConfigRoute **routes;
         size_t n_routes;
         ConfigDns dns;
         ConfigTls tls; /* defaults for every upstream */
@@ -165,8 +179,14 @@ typedef struct Config {
                                           * together; 0: derived from RLIMIT_NOFILE at start */
 } Config;
 
-Config *config_free(Config *c);
-DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
+Config *config_ref(Config *c);
+Config *config_unref(Config *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_unref);
+
+ConfigUpstream *config_upstream_ref(ConfigUpstream *u);
+ConfigUpstream *config_upstream_unref(ConfigUpstream *u);
+ConfigRoute *config_route_ref(ConfigRoute *r);
+ConfigRoute *config_route_unref(ConfigRoute *r);
 
 /* Loads and validates every path in `paths` (NULL-terminated): a path is a YAML file, or a
  * directory whose *.yaml files are read in name order. Returns 0 and the Config, or a negative

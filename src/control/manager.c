@@ -233,7 +233,7 @@ static char *listeners_changed(const Config *old, const Config *new)
 
 int manager_reload(Manager *m, char **ret_errors)
 {
-        _cleanup_(config_freep) Config *config = NULL;
+        _cleanup_(config_unrefp) Config *config = NULL;
         _cleanup_free_ char *errors = NULL;
 
         daemon_notify_reloading();
@@ -396,7 +396,7 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
 {
         Manager *m = calloc(1, sizeof(*m));
         if (!m) {
-                config_free(config);
+                config_unref(config);
                 return -ENOMEM;
         }
         m->config_paths = config_paths;
@@ -411,7 +411,7 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
         if (state_dir) {
                 m->state_dir = strdup(state_dir);
                 if (!m->state_dir) {
-                        config_free(config);
+                        config_unref(config);
                         free(m);
                         return -ENOMEM;
                 }
@@ -425,7 +425,7 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
                 event_config_free(ec);
         }
         if (!m->base) {
-                config_free(config);
+                config_unref(config);
                 free(m);
                 return -ENOMEM;
         }
@@ -433,7 +433,7 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
         m->release_event = event_new(m->base, -1, 0, on_release_event, m);
         m->thread_exited = event_new(m->base, -1, 0, on_thread_exited, m);
         if (!m->release_event || !m->thread_exited) {
-                config_free(config);
+                config_unref(config);
                 manager_free(m);
                 return -ENOMEM;
         }
@@ -445,7 +445,7 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
                                 .ttl_max_usec = config->dns.ttl_max_usec };
         int r = resolver_new(m->base, &dns, &m->resolver);
         if (r < 0) {
-                config_free(config);
+                config_unref(config);
                 manager_free(m);
                 if (ret_error)
                         *ret_error = strdup("cannot set up the DNS resolver (dns.servers)");

@@ -247,7 +247,7 @@ static bool config_equal(const Config *a, const Config *b, bool marks)
                 }
         }
         for (size_t i = 0; i < a->n_upstreams; i++) {
-                const ConfigUpstream *x = a->upstreams + i, *y = b->upstreams + i;
+                const ConfigUpstream *x = a->upstreams[i], *y = b->upstreams[i];
 
                 if (!streq_ptr(x->name, y->name) || x->scheme != y->scheme ||
                     x->pass_host != y->pass_host ||
@@ -268,7 +268,7 @@ static bool config_equal(const Config *a, const Config *b, bool marks)
                                 return false;
         }
         for (size_t i = 0; i < a->n_routes; i++) {
-                const ConfigRoute *x = a->routes + i, *y = b->routes + i;
+                const ConfigRoute *x = a->routes[i], *y = b->routes[i];
 
                 if (!streq_ptr(x->name, y->name) || !strv_equal(x->paths, y->paths) ||
                     !strv_equal(x->hosts, y->hosts) || !strv_equal(x->methods, y->methods) ||
@@ -308,17 +308,17 @@ static bool marks_in_files(const Config *c)
                                 return false;
         }
         for (size_t i = 0; i < c->n_upstreams; i++) {
-                if (!mark_in(c, c->upstreams[i].mark))
+                if (!mark_in(c, c->upstreams[i]->mark))
                         return false;
-                for (size_t j = 0; j < c->upstreams[i].n_nodes; j++)
-                        if (!mark_in(c, c->upstreams[i].nodes[j].mark))
+                for (size_t j = 0; j < c->upstreams[i]->n_nodes; j++)
+                        if (!mark_in(c, c->upstreams[i]->nodes[j].mark))
                                 return false;
         }
         for (size_t i = 0; i < c->n_routes; i++) {
-                if (!mark_in(c, c->routes[i].mark))
+                if (!mark_in(c, c->routes[i]->mark))
                         return false;
-                for (size_t j = 0; j < c->routes[i].n_upstreams; j++)
-                        if (!mark_in(c, c->routes[i].upstreams[j].mark))
+                for (size_t j = 0; j < c->routes[i]->n_upstreams; j++)
+                        if (!mark_in(c, c->routes[i]->upstreams[j].mark))
                                 return false;
         }
         return true;
@@ -328,7 +328,7 @@ static bool marks_in_files(const Config *c)
 static void check_round_trip_at(const Config *c, int line)
 {
         _cleanup_free_ char *text = dump(c), *text2 = NULL, *errors = NULL;
-        _cleanup_(config_freep) Config *b = NULL;
+        _cleanup_(config_unrefp) Config *b = NULL;
         int r;
 
         r = config_load_string("dump.yaml", text, strlen(text), &errors, &b);
@@ -352,7 +352,7 @@ static void check_round_trip_at(const Config *c, int line)
  * `want_msg`, and leave `c` as it was: marks, files and dump included. */
 #define EXPECT_FAIL(c, want_r, want_msg, call)                                                     \
         do {                                                                                       \
-                _cleanup_(config_freep) Config *_before = NULL;                                    \
+                _cleanup_(config_unrefp) Config *_before = NULL;                                    \
                 _cleanup_free_ char *_text = dump(c), *_text2 = NULL;                              \
                 char *err = (char *)"not reset";                                                   \
                 int _r;                                                                            \
@@ -480,7 +480,7 @@ static size_t n_files(const Config *c)
 
 static void check_copy(const Config *c)
 {
-        _cleanup_(config_freep) Config *n = NULL, *n2 = NULL;
+        _cleanup_(config_unrefp) Config *n = NULL, *n2 = NULL;
         _cleanup_free_ char *a = NULL, *b = NULL;
 
         CHECK(config_copy(c, &n) == 0);
@@ -488,24 +488,21 @@ static void check_copy(const Config *c)
                 return;
         CHECK(config_equal(c, n, true));
         CHECK(marks_in_files(n));
-        /* Its own strings, not the original's. */
+        /* Upstreams, routes and file names are shared, not copied. */
         CHECK(n->files != c->files);
         for (size_t i = 0; c->files && c->files[i]; i++)
-                CHECK(n->files[i] != c->files[i]);
-        for (size_t i = 0; i < c->n_upstreams; i++) {
-                CHECK(n->upstreams[i].name != c->upstreams[i].name);
-                CHECK(n->upstreams[i].n_nodes == 0 ||
-                      n->upstreams[i].nodes[0].host != c->upstreams[i].nodes[0].host);
-        }
+                CHECK(n->files[i] == c->files[i]);
+        for (size_t i = 0; i < c->n_upstreams; i++)
+                CHECK(n->upstreams[i] == c->upstreams[i]);
         for (size_t i = 0; i < c->n_routes; i++)
-                CHECK(n->routes[i].paths != c->routes[i].paths);
+                CHECK(n->routes[i] == c->routes[i]);
         a = dump(c);
         b = dump(n);
         CHECK_STR(b, a);
 
         /* A copy of the copy, the original gone. */
         CHECK(config_copy(n, &n2) == 0);
-        n = config_free(n);
+        n = config_unref(n);
         CHECK(n2 && config_equal(c, n2, true) && marks_in_files(n2));
 }
 
@@ -526,7 +523,7 @@ static char *write_file(const char *dir, const char *name, const char *content)
 
 static void test_copy(void)
 {
-        _cleanup_(config_freep) Config *c = load_base(), *m = NULL, *edited = NULL;
+        _cleanup_(config_unrefp) Config *c = load_base(), *m = NULL, *edited = NULL;
         char dir[] = "/tmp/test-config-edit-XXXXXX";
         _cleanup_free_ char *p1 = NULL, *p2 = NULL, *errors = NULL;
         char *paths[3];
@@ -569,7 +566,7 @@ static void test_copy(void)
 
 static void test_copy_protocols(void)
 {
-        _cleanup_(config_freep) Config *c = load_base_and(protocols_yaml), *n = NULL;
+        _cleanup_(config_unrefp) Config *c = load_base_and(protocols_yaml), *n = NULL;
 
         if (!c)
                 return;
@@ -609,7 +606,7 @@ static void test_copy_protocols(void)
 
 static void test_add_upstream(void)
 {
-        _cleanup_(config_freep) Config *c = load_base(), *want = NULL;
+        _cleanup_(config_unrefp) Config *c = load_base(), *want = NULL;
         ConfigNode nodes[3] = {
                 {.host = (char *)"10.0.0.1", .port = 80, .weight = 5},
                 {.host = (char *)"[::2]", .port = 8080, .weight = 0},
@@ -621,7 +618,7 @@ static void test_add_upstream(void)
 
         if (!c)
                 return;
-        before_file = c->upstreams[0].mark.file;
+        before_file = c->upstreams[0]->mark.file;
         CHECK(n_files(c) == 1);
 
         /* Defaults, the same a file gives. */
@@ -653,9 +650,9 @@ static void test_add_upstream(void)
         }
         CHECK(n_files(c) == 2);
         /* The strings older marks point to did not move. */
-        CHECK(c->upstreams[0].mark.file == before_file && streq(before_file, "t.yaml"));
+        CHECK(c->upstreams[0]->mark.file == before_file && streq(before_file, "t.yaml"));
         check_round_trip(c);
-        want = config_free(want);
+        want = config_unref(want);
 
         /* Every option. */
         o.pass_host = "rewrite";
@@ -689,14 +686,14 @@ static void test_add_upstream(void)
         CHECK(want && config_equal(c, want, false));
         /* "<runtime>" once. */
         CHECK(n_files(c) == 2);
-        CHECK(c->upstreams[3].mark.file == c->upstreams[2].mark.file);
+        CHECK(c->upstreams[3]->mark.file == c->upstreams[2]->mark.file);
         check_round_trip(c);
         check_copy(c);
 }
 
 static void test_add_upstream_errors(void)
 {
-        _cleanup_(config_freep) Config *c = load_base();
+        _cleanup_(config_unrefp) Config *c = load_base();
         ConfigNode node = {.host = (char *)"10.0.0.1", .port = 80, .weight = 1};
         ConfigNode two[2] = {node, node};
         ConfigUpstreamOptions o;
@@ -838,7 +835,7 @@ static void test_add_upstream_errors(void)
 
 static void test_remove_upstream(void)
 {
-        _cleanup_(config_freep) Config *c = load_base(), *want = NULL;
+        _cleanup_(config_unrefp) Config *c = load_base(), *want = NULL;
         ConfigNode node = {.host = (char *)"10.0.0.1", .port = 80, .weight = 1};
 
         if (!c)
@@ -848,7 +845,7 @@ static void test_remove_upstream(void)
                     config_edit_remove_upstream(c, "httpbin", &err));
         {
                 /* Listeners use upstreams too: a tcp listener, an SNI route. */
-                _cleanup_(config_freep) Config *p = load_base_and(protocols_yaml);
+                _cleanup_(config_unrefp) Config *p = load_base_and(protocols_yaml);
 
                 if (p) {
                         EXPECT_OK(config_edit_remove_route(p, "lb-route", &err));
@@ -890,7 +887,7 @@ static void test_remove_upstream(void)
 
 static void test_nodes(void)
 {
-        _cleanup_(config_freep) Config *c = load_base();
+        _cleanup_(config_unrefp) Config *c = load_base();
         const ConfigUpstream *u;
 
         if (!c)
@@ -979,7 +976,7 @@ static void test_nodes(void)
 
 static void test_add_route(void)
 {
-        _cleanup_(config_freep) Config *c = load_base(), *want = NULL;
+        _cleanup_(config_unrefp) Config *c = load_base(), *want = NULL;
         char *paths[] = {(char *)"/a", (char *)"/b/*", NULL};
         char *hosts[] = {(char *)"*.Example.COM", (char *)"[::1]", (char *)"10.0.0.1", NULL};
         char *methods[] = {(char *)"get", (char *)"M-SEARCH", NULL};
@@ -1026,7 +1023,7 @@ static void test_add_route(void)
 
 static void test_add_route_errors(void)
 {
-        _cleanup_(config_freep) Config *c = load_base();
+        _cleanup_(config_unrefp) Config *c = load_base();
         char *paths[] = {(char *)"/a", (char *)"x", NULL};
         char *none[] = {NULL};
         char *bad_host[] = {(char *)"a.example", (char *)"*", NULL};
@@ -1103,7 +1100,7 @@ static void test_add_route_errors(void)
 
 static void test_route_edits(void)
 {
-        _cleanup_(config_freep) Config *c = load_base();
+        _cleanup_(config_unrefp) Config *c = load_base();
         ConfigNode node = {.host = (char *)"10.0.0.1", .port = 80, .weight = 1};
         const ConfigRoute *rt;
 
@@ -1230,7 +1227,7 @@ static void test_out_of_memory(void)
                 edit_add_route_upstream, edit_failing,
         };
         /* With listeners of every protocol, so that copying them fails at every step too. */
-        _cleanup_(config_freep) Config *c = load_base_and(protocols_yaml);
+        _cleanup_(config_unrefp) Config *c = load_base_and(protocols_yaml);
         _cleanup_free_ char *text = NULL;
 
         if (!c)
@@ -1250,7 +1247,7 @@ static void test_out_of_memory(void)
                 r = config_copy(c, &n);
                 if (!fault_disarm()) {
                         CHECK(r == 0 && n && config_equal(c, n, true));
-                        config_free(n);
+                        config_unref(n);
                         CHECK(fault.live == live);
                         CHECK(k > 40); /* every string of the Config */
                         break;
@@ -1261,7 +1258,7 @@ static void test_out_of_memory(void)
 
         for (size_t e = 0; e < ELEMENTSOF(edits); e++)
                 for (unsigned k = 0;; k++) {
-                        _cleanup_(config_freep) Config *n = NULL;
+                        _cleanup_(config_unrefp) Config *n = NULL;
                         _cleanup_free_ char *text2 = NULL;
                         char *err = (char *)"not reset";
                         int want = e == ELEMENTSOF(edits) - 1 ? -EBUSY : 0;
@@ -1306,7 +1303,7 @@ static void test_out_of_memory(void)
  * the argument instead of the key. */
 static void test_limits(void)
 {
-        _cleanup_(config_freep) Config *c = load_base();
+        _cleanup_(config_unrefp) Config *c = load_base();
         enum { N = 4097 };
         ConfigNode *nodes = calloc(N, sizeof(ConfigNode));
         char (*hosts)[16] = calloc(N, 16);
