@@ -843,6 +843,9 @@ static int translate_upstream(Apisix *a, yaml_node_t *spec, yaml_node_t *name_no
                 config_upstream_unref(u);
                 return -ENOMEM;
         }
+        r = config_note_object(a->ctx, CONFIG_OBJECT_UPSTREAM, full_path(a, "metadata", full));
+        if (r < 0)
+                return r;
         config_upstream_init(u);
         u->mark = config_mark(a->ctx, name_node);
         u->connect_timeout_usec = APISIX_DEFAULT_TIMEOUT_USEC;
@@ -855,12 +858,6 @@ static int translate_upstream(Apisix *a, yaml_node_t *spec, yaml_node_t *name_no
         if (a->name) {
                 r = compose_name(a, a->namespace, a->name, NULL, name_node, "metadata.name",
                                  "upstream name", &u->name);
-                if (r < 0)
-                        return r;
-        }
-        if (u->name) {
-                r = config_register_name(a->ctx, &a->ctx->upstream_names, "upstream name",
-                                         u->name, &u->mark, full_path(a, "metadata.name", full));
                 if (r < 0)
                         return r;
         }
@@ -934,6 +931,9 @@ static int translate_upstream(Apisix *a, yaml_node_t *spec, yaml_node_t *name_no
         for (size_t j = 0; j < u->n_nodes; j++)
                 if (u->nodes[j].port == 0)
                         u->nodes[j].port = scheme_default_port(u->scheme);
+        r = config_check_nodes(a->ctx, u, full_path(a, "spec.externalNodes", full));
+        if (r < 0)
+                return r;
 
         /* APISIX retries on every other node by default. */
         n = u->n_nodes > 0 ? u->n_nodes - 1 : 0;
@@ -959,7 +959,7 @@ static const ApisixKey reference_keys[_REF_MAX] = {
 static int translate_reference(Apisix *a, yaml_node_t *node, const char *path, ConfigRoute *rt)
 {
         yaml_node_t *v[_REF_MAX];
-        char p[APISIX_PATH_MAX], full[APISIX_LABEL_MAX + APISIX_PATH_MAX],
+        char p[APISIX_PATH_MAX],
                 esc[CONFIG_ESCAPE_MAX];
         ConfigRouteUpstream *ru;
         const char *name, *why;
@@ -1001,7 +1001,7 @@ static int translate_reference(Apisix *a, yaml_node_t *node, const char *path, C
         r = compose_name(a, a->namespace, name, NULL, v[REF_NAME], p, "upstream name", &ru->name);
         if (r < 0 || !ru->name)
                 return r;
-        return config_add_reference(a->ctx, ru->name, &ru->mark, full_path(a, p, full));
+        return 0;
 }
 
 enum {
@@ -1121,6 +1121,9 @@ static int translate_rule(Apisix *a, yaml_node_t *node, const char *path)
                 return -ENOMEM;
         }
         rt->mark = config_mark(a->ctx, v[HTTP_NAME] ? v[HTTP_NAME] : node);
+        r = config_note_object(a->ctx, CONFIG_OBJECT_ROUTE, full_path(a, path, full));
+        if (r < 0)
+                return r;
 
         path_join(p, path, "name");
         if (!v[HTTP_NAME])
@@ -1146,12 +1149,6 @@ static int translate_rule(Apisix *a, yaml_node_t *node, const char *path)
                  * "lb-route_lb-route". */
                 r = compose_name(a, a->namespace, a->name, streq(rule, a->name) ? NULL : rule,
                                  v[HTTP_NAME], p, "route name", &rt->name);
-                if (r < 0)
-                        return r;
-        }
-        if (rt->name) {
-                r = config_register_name(a->ctx, &a->ctx->route_names, "route name", rt->name,
-                                         &rt->mark, full_path(a, p, full));
                 if (r < 0)
                         return r;
         }

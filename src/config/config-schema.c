@@ -15,6 +15,8 @@
 #define CONFIG_TABLE_MAX 16
 #define CONFIG_PATH_MAX 256
 
+DEFINE_TRIVIAL_CLEANUP_FUNC(Hashmap *, hashmap_free);
+
 typedef struct ConfigField ConfigField;
 
 /* `base` is the struct the table fills; the parser writes at base + field->offset. */
@@ -720,14 +722,10 @@ static int sni_route_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_
                             yaml_node_t *const *values, void *item, const char *path)
 {
         ConfigSniRoute *sr = item;
-        char p[CONFIG_PATH_MAX];
 
         sr->mark = config_mark(ctx, node);
-        if (!sr->upstream)
-                return 0;
-        ConfigMark m = config_mark(ctx, field_value(t, values, "upstream"));
-        path_join(p, path, "upstream");
-        return config_add_reference(ctx, sr->upstream, &m, p);
+        sr->upstream_mark = config_mark(ctx, field_value(t, values, "upstream"));
+        return 0;
 }
 
 static const ConfigStrv strv_server_names = {&validate_server_name,
@@ -841,14 +839,7 @@ static int listener_check_protocol(ConfigContext *ctx, const ConfigTable *t, yam
                 node_error(ctx, v, p, "must be longer than 0");
         }
 
-        if (l->protocol == LISTENER_TCP && l->upstream) {
-                ConfigMark m = config_mark(ctx, field_value(t, values, "upstream"));
-
-                path_join(p, path, "upstream");
-                int r = config_add_reference(ctx, l->upstream, &m, p);
-                if (r < 0)
-                        return r;
-        }
+        l->upstream_mark = config_mark(ctx, field_value(t, values, "upstream"));
 
         /* A server name routes to one place: the same name twice in one listener is a
          * mistake, not a preference. */
@@ -878,6 +869,9 @@ static int listener_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_t
         int r;
 
         l->mark = item_mark(ctx, node, field_value(t, values, "name"));
+        r = config_note_listener(ctx, path);
+        if (r < 0)
+                return r;
         if (l->name) {
                 path_join(p, path, "name");
                 r = config_register_name(ctx, &ctx->listener_names, "listener name", l->name,
@@ -986,6 +980,39 @@ void config_upstream_init(ConfigUpstream *u)
         u->tls.verify = -1;
 }
 
+/* Nodes are told apart by host and port (over D-Bus they are named so): one of each. */
+int config_check_nodes(ConfigContext *ctx, const ConfigUpstream *u, const char *path)
+{
+        _cleanup_(hashmap_freep) Hashmap *seen = NULL;
+        char key[CONFIG_NODE_KEY_MAX], p[CONFIG_PATH_MAX];
+
+        /* A node that did not load whole may look like another: what it is was said. */
+        if (u->n_nodes < 2 || config_has_errors_under(ctx, path))
+                return 0;
+        seen = hashmap_new();
+        if (!seen)
+                return -ENOMEM;
+        for (size_t i = 0; i < u->n_nodes; i++) {
+                const ConfigNode *n = u->nodes + i;
+                uintptr_t first;
+
+                /* A host that did not load was reported already. */
+                if (!n->host)
+                        continue;
+                config_node_key(n->host, n->port, key);
+                first = (uintptr_t)hashmap_get(seen, key, strlen(key));
+                if (first == 0) {
+                        if (hashmap_put(seen, key, strlen(key), (void *)(uintptr_t)(i + 1)) < 0)
+                                return -ENOMEM;
+                        continue;
+                }
+                snprintf(p, sizeof(p), "%s[%zu]", path, i);
+                config_error_code(ctx, -EEXIST, ctx->walking_edit, &n->mark, p,
+                                  "%s is listed already (as nodes[%zu])", key, first - 1);
+        }
+        return 0;
+}
+
 static void upstream_init(void *item)
 {
         config_upstream_init(item);
@@ -1002,13 +1029,9 @@ static int upstream_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_t
         int r;
 
         u->mark = item_mark(ctx, node, field_value(t, values, "name"));
-        if (u->name) {
-                path_join(p, path, "name");
-                r = config_register_name(ctx, &ctx->upstream_names, "upstream name", u->name,
-                                         &u->mark, p);
-                if (r < 0)
-                        return r;
-        }
+        r = config_note_object(ctx, CONFIG_OBJECT_UPSTREAM, path);
+        if (r < 0)
+                return r;
 
         /* An unknown pass_host was reported already; do not pile a second error on it. */
         pass_host_ok = !ph || (ph->type == YAML_SCALAR_NODE &&
@@ -1031,6 +1054,10 @@ static int upstream_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_t
         for (size_t i = 0; i < u->n_nodes; i++)
                 if (u->nodes[i].port == 0)
                         u->nodes[i].port = scheme_default_port(u->scheme);
+        path_join(p, path, "nodes");
+        r = config_check_nodes(ctx, u, p);
+        if (r < 0)
+                return r;
 
         /* Unless told otherwise, a request whose node refuses it tries every other node once
          * (as APISIX does) before it is a 502. */
@@ -1081,13 +1108,9 @@ static int route_upstream_finish(ConfigContext *ctx, const ConfigTable *t, yaml_
                                  yaml_node_t *const *values, void *item, const char *path)
 {
         ConfigRouteUpstream *ru = item;
-        char p[CONFIG_PATH_MAX];
 
         ru->mark = item_mark(ctx, node, field_value(t, values, "name"));
-        if (!ru->name)
-                return 0;
-        path_join(p, path, "name");
-        return config_add_reference(ctx, ru->name, &ru->mark, p);
+        return 0;
 }
 
 static const ConfigField route_upstream_fields[] = {
@@ -1105,13 +1128,9 @@ static int route_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_t *n
                         yaml_node_t *const *values, void *item, const char *path)
 {
         ConfigRoute *rt = item;
-        char p[CONFIG_PATH_MAX];
 
         rt->mark = item_mark(ctx, node, field_value(t, values, "name"));
-        if (!rt->name)
-                return 0;
-        path_join(p, path, "name");
-        return config_register_name(ctx, &ctx->route_names, "route name", rt->name, &rt->mark, p);
+        return config_note_object(ctx, CONFIG_OBJECT_ROUTE, path);
 }
 
 static const ConfigStrv strv_paths = {
@@ -1305,6 +1324,29 @@ void config_schema_init(Config *c)
         c->dns.ttl_max_usec = 3600 * USEC_PER_SEC;
         c->dns.timeout_usec = 5 * USEC_PER_SEC;
         c->tls.verify = 1;
+}
+
+int config_schema_walk_object(ConfigContext *ctx, ConfigObjectKind kind, yaml_node_t *root,
+                              void **ret)
+{
+        const ConfigList *list = kind == CONFIG_OBJECT_UPSTREAM ? &upstreams_list : &routes_list;
+        void *o = list->new_object(ctx->file);
+        int r;
+
+        if (!o)
+                return -ENOMEM;
+        if (list->table->init)
+                list->table->init(o);
+        r = walk_mapping(ctx, root, list->table, o, "");
+        if (r < 0) {
+                if (kind == CONFIG_OBJECT_UPSTREAM)
+                        config_upstream_unref(o);
+                else
+                        config_route_unref(o);
+                return r;
+        }
+        *ret = o;
+        return 0;
 }
 
 int config_schema_apply(ConfigContext *ctx, yaml_document_t *doc, yaml_node_t *root)

@@ -58,25 +58,53 @@ static yaml_node_t *node_of(const ConfigTree *t, int id, yaml_node_type_t type)
         return n && n->type == type ? n : NULL;
 }
 
-int config_tree_add_mapping(ConfigTree *t)
+int config_tree_add_mapping_styled(ConfigTree *t, bool flow)
 {
-        int id = yaml_document_add_mapping(&t->doc, NULL, YAML_BLOCK_MAPPING_STYLE);
+        int id = yaml_document_add_mapping(&t->doc, NULL,
+                                           flow ? YAML_FLOW_MAPPING_STYLE
+                                                : YAML_BLOCK_MAPPING_STYLE);
 
         return id > 0 ? id : -ENOMEM;
 }
 
-int config_tree_add_sequence(ConfigTree *t)
+int config_tree_add_sequence_styled(ConfigTree *t, bool flow)
 {
-        int id = yaml_document_add_sequence(&t->doc, NULL, YAML_FLOW_SEQUENCE_STYLE);
+        int id = yaml_document_add_sequence(&t->doc, NULL,
+                                            flow ? YAML_FLOW_SEQUENCE_STYLE
+                                                 : YAML_BLOCK_SEQUENCE_STYLE);
 
         return id > 0 ? id : -ENOMEM;
 }
 
-static int add_scalar(ConfigTree *t, const char *s, yaml_scalar_style_t style)
+int config_tree_add_scalar_styled(ConfigTree *t, const char *s, yaml_scalar_style_t style)
 {
         int id = yaml_document_add_scalar(&t->doc, NULL, (yaml_char_t *)s, (int)strlen(s), style);
 
         return id > 0 ? id : -ENOMEM;
+}
+
+int config_tree_emit(ConfigTree *t, yaml_emitter_t *e)
+{
+        /* yaml_emitter_dump() deletes the document, whether or not it succeeds. */
+        int ok = yaml_emitter_dump(e, &t->doc);
+
+        free(t);
+        return ok ? 0 : -EIO;
+}
+
+int config_tree_add_mapping(ConfigTree *t)
+{
+        return config_tree_add_mapping_styled(t, false);
+}
+
+int config_tree_add_sequence(ConfigTree *t)
+{
+        return config_tree_add_sequence_styled(t, true);
+}
+
+static int add_scalar(ConfigTree *t, const char *s, yaml_scalar_style_t style)
+{
+        return config_tree_add_scalar_styled(t, s, style);
 }
 
 int config_tree_add_string(ConfigTree *t, const char *s)

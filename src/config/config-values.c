@@ -5,6 +5,7 @@
  * schema so that whatever edits a Config later (D-Bus) validates a value the way a file would. */
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -525,5 +526,26 @@ const char *config_check_count(const ConfigCount *count, size_t n,
                 return NULL;
         snprintf(buf, CONFIG_COUNT_STR_MAX, "too many %s (%zu; at most %zu per %s)", count->items,
                  n, count->max, count->per);
+        return buf;
+}
+
+/* ---- nodes ---- */
+
+const char *config_node_key(const char *host, uint16_t port, char buf[static CONFIG_NODE_KEY_MAX])
+{
+        struct in6_addr a;
+        char h[INET6_ADDRSTRLEN];
+        size_t l = strlen(host), o;
+
+        if (inet_pton(AF_INET6, host, &a) == 1 && inet_ntop(AF_INET6, &a, h, sizeof(h))) {
+                snprintf(buf, CONFIG_NODE_KEY_MAX, "[%s]:%u", h, (unsigned)port);
+                return buf;
+        }
+        /* A checked host name has 253 characters at most. */
+        if (l > CONFIG_NODE_KEY_MAX - 8)
+                l = CONFIG_NODE_KEY_MAX - 8;
+        for (o = 0; o < l; o++)
+                buf[o] = (char)tolower((unsigned char)host[o]);
+        snprintf(buf + o, CONFIG_NODE_KEY_MAX - o, ":%u", (unsigned)port);
         return buf;
 }

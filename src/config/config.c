@@ -6,7 +6,6 @@
 #include <assert.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <search.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 
@@ -376,202 +375,6 @@ const char *config_escape(const char *s, size_t len, char buf[static CONFIG_ESCA
         return buf;
 }
 
-static size_t config_file_index(const Config *c, const char *file)
-{
-        size_t n = 0;
-
-        if (!c || !c->files)
-                return 0;
-        for (; c->files[n]; n++)
-                if (c->files[n] == file)
-                        return n;
-        return n;
-}
-
-void config_error(ConfigContext *ctx, const ConfigMark *mark, const char *path, const char *fmt,
-                  ...)
-{
-        _cleanup_free_ char *msg = NULL;
-        char *text;
-        ConfigError *e;
-        bool has_path = path && *path;
-        bool has_mark = mark && mark->file;
-        va_list ap;
-        int r;
-
-        if (ctx->n_errors >= CONFIG_ERRORS_MAX) {
-                ctx->n_dropped++;
-                return;
-        }
-
-        va_start(ap, fmt);
-        r = vasprintf(&msg, fmt, ap);
-        va_end(ap);
-        if (r < 0) {
-                msg = NULL;
-                ctx->oom = true;
-                return;
-        }
-
-        if (has_mark)
-                r = asprintf(&text, "%s:%u:%u: %s%s%s", mark->file, mark->line, mark->column,
-                             has_path ? path : "", has_path ? ": " : "", msg);
-        else
-                r = asprintf(&text, "%s%s%s", has_path ? path : "", has_path ? ": " : "", msg);
-        if (r < 0) {
-                ctx->oom = true;
-                return;
-        }
-
-        e = reallocarray(ctx->errors, ctx->n_errors + 1, sizeof(ConfigError));
-        if (!e) {
-                free(text);
-                ctx->oom = true;
-                return;
-        }
-        ctx->errors = e;
-        ctx->errors[ctx->n_errors] = (ConfigError){
-                .file_index = config_file_index(ctx->config, has_mark ? mark->file : NULL),
-                .line = has_mark ? mark->line : 0,
-                .column = has_mark ? mark->column : 0,
-                .seq = ctx->n_errors,
-                .text = text,
-        };
-        ctx->n_errors++;
-}
-
-ConfigMark config_mark(const ConfigContext *ctx, const yaml_node_t *node)
-{
-        if (!node)
-                return (ConfigMark){.file = ctx->file, .line = 1, .column = 1};
-        return (ConfigMark){
-                .file = ctx->file,
-                .line = (unsigned)node->start_mark.line + 1,
-                .column = (unsigned)node->start_mark.column + 1,
-        };
-}
-
-static int error_compare(const void *a, const void *b)
-{
-        const ConfigError *x = a, *y = b;
-
-        if (x->file_index != y->file_index)
-                return x->file_index < y->file_index ? -1 : 1;
-        if (x->line != y->line)
-                return x->line < y->line ? -1 : 1;
-        if (x->column != y->column)
-                return x->column < y->column ? -1 : 1;
-        return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-/* Errors come out in the order of the files and positions they point at, whatever order the
- * checks ran in: cross-file checks run last but their errors belong beside the others. */
-static char *errors_join(ConfigContext *ctx)
-{
-        size_t size = 1, o = 0;
-        char tail[64] = "";
-        char *s;
-
-        qsort(ctx->errors, ctx->n_errors, sizeof(ConfigError), error_compare);
-
-        if (ctx->n_dropped > 0)
-                snprintf(tail, sizeof(tail), "(%zu more errors not shown)", ctx->n_dropped);
-        for (size_t i = 0; i < ctx->n_errors; i++)
-                size += strlen(ctx->errors[i].text) + 1;
-        size += strlen(tail);
-
-        s = malloc(size);
-        if (!s)
-                return NULL;
-        for (size_t i = 0; i < ctx->n_errors; i++) {
-                size_t l = strlen(ctx->errors[i].text);
-
-                if (o > 0)
-                        s[o++] = '\n';
-                memcpy(s + o, ctx->errors[i].text, l);
-                o += l;
-        }
-        if (*tail) {
-                if (o > 0)
-                        s[o++] = '\n';
-                memcpy(s + o, tail, strlen(tail));
-                o += strlen(tail);
-        }
-        s[o] = 0;
-        return s;
-}
-
-/* ---- name indexes ---- */
-
-typedef struct ConfigNameEntry {
-        char *key;
-        ConfigMark mark;
-} ConfigNameEntry;
-
-static int name_entry_compare(const void *a, const void *b)
-{
-        const ConfigNameEntry *x = a, *y = b;
-
-        return strcmp(x->key, y->key);
-}
-
-static void name_entry_free(void *p)
-{
-        ConfigNameEntry *e = p;
-
-        free(e->key);
-        free(e);
-}
-
-int config_register_name(ConfigContext *ctx, void **tree, const char *what, const char *key,
-                         const ConfigMark *mark, const char *path)
-{
-        ConfigNameEntry *e, **found;
-        char esc[CONFIG_ESCAPE_MAX];
-
-        e = calloc(1, sizeof(*e));
-        if (!e)
-                return -ENOMEM;
-        e->key = strdup(key);
-        if (!e->key) {
-                free(e);
-                return -ENOMEM;
-        }
-        e->mark = *mark;
-
-        found = tsearch(e, tree, name_entry_compare);
-        if (!found) {
-                name_entry_free(e);
-                return -ENOMEM;
-        }
-        if (*found != e) {
-                config_error(ctx, mark, path, "duplicate %s '%s' (first defined at %s:%u:%u)", what,
-                             config_escape(key, strlen(key), esc), (*found)->mark.file,
-                             (*found)->mark.line, (*found)->mark.column);
-                name_entry_free(e);
-        }
-        return 0;
-}
-
-int config_add_reference(ConfigContext *ctx, const char *name, const ConfigMark *mark,
-                         const char *path)
-{
-        ConfigReference *refs;
-        char *p;
-
-        p = strdup(path);
-        if (!p)
-                return -ENOMEM;
-        refs = reallocarray(ctx->references, ctx->n_references + 1, sizeof(ConfigReference));
-        if (!refs) {
-                free(p);
-                return -ENOMEM;
-        }
-        ctx->references = refs;
-        refs[ctx->n_references++] = (ConfigReference){.name = name, .mark = *mark, .path = p};
-        return 0;
-}
-
 /* ---- YAML helpers ---- */
 
 bool config_node_is_null(const yaml_node_t *node)
@@ -911,122 +714,6 @@ static int load_path(ConfigContext *ctx, const char *path)
         return load_file(ctx, path);
 }
 
-/* ---- after the last file ---- */
-
-static int tls_inherit(ConfigTls *t, const ConfigTls *defaults)
-{
-        if (!t->ca_file && defaults->ca_file) {
-                t->ca_file = strdup(defaults->ca_file);
-                if (!t->ca_file)
-                        return -ENOMEM;
-        }
-        if (t->verify < 0)
-                t->verify = defaults->verify;
-        return 0;
-}
-
-static int config_finish(ConfigContext *ctx)
-{
-        Config *c = ctx->config;
-        char esc[CONFIG_ESCAPE_MAX];
-        int r;
-
-        /* A syntax error loses the rest of its file: whatever a cross-file check would say then
-         * is noise. */
-        if (ctx->syntax_error)
-                return 0;
-
-        if (c->n_listeners == 0 && !ctx->listeners_invalid) {
-                /* At the last `listeners:` seen, else at the top of the first file. */
-                ConfigMark m = ctx->listeners_mark;
-
-                if (!m.file && c->files && c->files[0])
-                        m = (ConfigMark){.file = c->files[0], .line = 1, .column = 1};
-                config_error(ctx, &m, "listeners", "at least one listener is required");
-        }
-
-        if (c->dns.ttl_min_usec > c->dns.ttl_max_usec) {
-                char a[CONFIG_DURATION_STR_MAX], b[CONFIG_DURATION_STR_MAX];
-
-                config_error(ctx, ctx->dns_mark.file ? &ctx->dns_mark : NULL, "dns",
-                             "ttl_min (%s) is greater than ttl_max (%s)",
-                             config_format_duration(c->dns.ttl_min_usec, a),
-                             config_format_duration(c->dns.ttl_max_usec, b));
-        }
-
-        for (size_t i = 0; i < ctx->n_references; i++) {
-                ConfigReference *ref = ctx->references + i;
-                ConfigNameEntry key = {.key = (char *)ref->name};
-
-                if (tfind(&key, &ctx->upstream_names, name_entry_compare))
-                        continue;
-                config_escape(ref->name, strlen(ref->name), esc);
-                /* A file's listener, beside the runtime state's upstreams: the state is what is
-                 * out of date, and what the operator must see. */
-                if (ctx->state_mark.file && ref->mark.file != ctx->state_mark.file)
-                        config_error(ctx, &ctx->state_mark, "upstreams",
-                                     "no upstream named '%s', which %s uses (%s:%u:%u)", esc,
-                                     ref->path, ref->mark.file, ref->mark.line,
-                                     ref->mark.column);
-                else
-                        config_error(ctx, &ref->mark, ref->path, "no upstream named '%s'", esc);
-        }
-
-        /* Only now: a later file may have changed the top-level tls: block. */
-        for (size_t i = 0; i < c->n_upstreams; i++) {
-                r = tls_inherit(&c->upstreams[i]->tls, &c->tls);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
-}
-
-static int context_new(ConfigContext *ctx)
-{
-        *ctx = (ConfigContext){};
-        ctx->config = calloc(1, sizeof(Config));
-        if (!ctx->config)
-                return -ENOMEM;
-        atomic_init(&ctx->config->n_ref, 1);
-        config_schema_init(ctx->config);
-        return 0;
-}
-
-static void context_done(ConfigContext *ctx)
-{
-        for (size_t i = 0; i < ctx->n_errors; i++)
-                free(ctx->errors[i].text);
-        free(ctx->errors);
-        for (size_t i = 0; i < ctx->n_references; i++)
-                free(ctx->references[i].path);
-        free(ctx->references);
-        tdestroy(ctx->listener_names, name_entry_free);
-        tdestroy(ctx->listener_addresses, name_entry_free);
-        tdestroy(ctx->upstream_names, name_entry_free);
-        tdestroy(ctx->route_names, name_entry_free);
-        config_unref(ctx->config);
-        *ctx = (ConfigContext){};
-}
-
-/* Common tail of both loaders: the verdict, the messages, and the hand-over. */
-static int context_conclude(ConfigContext *ctx, int r, char **errors, Config **ret)
-{
-        if (r >= 0)
-                r = config_finish(ctx);
-        if (r >= 0 && ctx->oom)
-                r = -ENOMEM;
-        if (r >= 0 && ctx->n_errors + ctx->n_dropped > 0)
-                r = -EINVAL;
-
-        if (errors)
-                *errors = r < 0 && ctx->n_errors > 0 ? errors_join(ctx) : NULL;
-        if (r >= 0)
-                *ret = TAKE_PTR(ctx->config);
-
-        context_done(ctx);
-        return r < 0 ? r : 0;
-}
-
 static int load_paths(ConfigContext *ctx, char *const *paths)
 {
         int r = 0;
@@ -1040,44 +727,6 @@ static int load_paths(ConfigContext *ctx, char *const *paths)
         return r;
 }
 
-/* Whether `name` is the very string a listener refers to an upstream with. */
-static bool listener_owns_reference(const Config *c, const char *name)
-{
-        for (size_t i = 0; i < c->n_listeners; i++) {
-                const ConfigListener *l = c->listeners + i;
-
-                if (l->upstream == name)
-                        return true;
-                for (size_t k = 0; k < l->n_sni_routes; k++)
-                        if (l->sni_routes[k].upstream == name)
-                                return true;
-        }
-        return false;
-}
-
-/* The files' upstreams and routes make way for the state's: their names go, and so do the
- * references their routes made. The listeners' references stay, to be checked against the
- * state's upstreams. */
-static void drop_upstreams_and_routes(ConfigContext *ctx)
-{
-        size_t k = 0;
-
-        for (size_t i = 0; i < ctx->n_references; i++) {
-                ConfigReference *ref = ctx->references + i;
-
-                if (listener_owns_reference(ctx->config, ref->name))
-                        ctx->references[k++] = *ref;
-                else
-                        free(ref->path);
-        }
-        ctx->n_references = k;
-        tdestroy(ctx->upstream_names, name_entry_free);
-        tdestroy(ctx->route_names, name_entry_free);
-        ctx->upstream_names = ctx->route_names = NULL;
-        config_upstreams_free(ctx->config);
-        config_routes_free(ctx->config);
-}
-
 /* The files, then the state when there is one (config_load_with_state()). */
 static int load_all(char *const *paths, const char *state, char **errors, Config **ret)
 {
@@ -1086,7 +735,7 @@ static int load_all(char *const *paths, const char *state, char **errors, Config
 
         assert(ret);
 
-        r = context_new(&ctx);
+        r = config_context_new(&ctx, NULL);
         if (r < 0) {
                 if (errors)
                         *errors = NULL;
@@ -1095,14 +744,16 @@ static int load_all(char *const *paths, const char *state, char **errors, Config
 
         r = load_paths(&ctx, paths);
         if (r >= 0 && state) {
-                drop_upstreams_and_routes(&ctx);
+                /* The files' upstreams and routes make way for the state's. The listeners'
+                 * references are checked against the state's upstreams. */
+                config_context_drop_objects(&ctx);
                 ctx.reading_state = true;
                 r = load_file(&ctx, state);
                 /* A state without upstreams: (an empty file) is still what lacks them. */
                 if (r >= 0 && !ctx.state_mark.file)
                         ctx.state_mark = (ConfigMark){.file = ctx.file, .line = 1, .column = 1};
         }
-        return context_conclude(&ctx, r, errors, ret);
+        return config_context_conclude(&ctx, r, NULL, errors, ret);
 }
 
 int config_load(char *const *paths, char **errors, Config **ret)
@@ -1123,7 +774,7 @@ int config_load_string(const char *name, const char *yaml, size_t len, char **er
 
         assert(ret);
 
-        r = context_new(&ctx);
+        r = config_context_new(&ctx, NULL);
         if (r < 0) {
                 if (errors)
                         *errors = NULL;
@@ -1131,5 +782,5 @@ int config_load_string(const char *name, const char *yaml, size_t len, char **er
         }
 
         r = load_buffer(&ctx, name ? name : "<string>", yaml ? yaml : "", yaml ? len : 0);
-        return context_conclude(&ctx, r, errors, ret);
+        return config_context_conclude(&ctx, r, NULL, errors, ret);
 }

@@ -69,6 +69,7 @@ typedef struct ConfigSniRoute {
         char **server_names; /* "a.example" or "*.example.org"; lower case */
         char *upstream;
         ConfigMark mark;
+        ConfigMark upstream_mark;
 } ConfigSniRoute;
 
 typedef struct ConfigListener {
@@ -84,6 +85,7 @@ typedef struct ConfigListener {
         size_t n_certificates;
         uint64_t ticket_rotate_usec;     /* https: session ticket key lifetime (default 12h) */
         char *upstream;                  /* tcp: the upstream whose nodes take connections */
+        ConfigMark upstream_mark;
         bool tls_originate;              /* tcp: `tls: originate`, TLS to the upstream */
         ConfigSniRoute *sni_routes;      /* tls-passthrough */
         size_t n_sni_routes;
@@ -219,6 +221,31 @@ int config_load_string(const char *name, const char *yaml, size_t len, char **er
  * listener's `protocol: http` and its default idle_timeout, a route's `websocket: false`
  * and an unset max_connections (derived at start) are left out. Returns 0, -ENOMEM, or -EIO when writing failed. */
 int config_dump(const Config *c, FILE *f);
+
+/* What a load found wrong, one problem each: the code says what kind of problem it is to a
+ * caller that maps it (D-Bus error names), the rest is the message. */
+typedef struct ConfigProblem {
+        int code;         /* -EINVAL; -EEXIST: a name or node twice; -ENOENT: no such upstream */
+        bool in_document; /* about the document of an edit: `path` is a key path in it */
+        char *where;      /* "file:line:column", or NULL (a document from no file) */
+        char *path;       /* "nodes[1].port", "routes[0].upstreams[1].name"; may be "" */
+        char *message;
+} ConfigProblem;
+
+typedef struct ConfigProblems {
+        ConfigProblem *items; /* in the order of the files and positions they point at */
+        size_t n;
+        size_t n_dropped; /* beyond what is kept */
+} ConfigProblems;
+
+void config_problems_done(ConfigProblems *p);
+/* "where: path: message" lines, and "(N more errors not shown)"; NULL when out of memory. */
+char *config_problems_join(const ConfigProblems *p);
+
+typedef enum ConfigObjectKind {
+        CONFIG_OBJECT_UPSTREAM,
+        CONFIG_OBJECT_ROUTE,
+} ConfigObjectKind;
 
 /* Looks an upstream or a route up by name; NULL when there is none. */
 const ConfigUpstream *config_find_upstream(const Config *c, const char *name);

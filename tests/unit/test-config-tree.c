@@ -1,0 +1,416 @@
+/* SPDX-License-Identifier: MIT */
+/* The loader on documents built in memory (what D-Bus arguments become), and edits of the
+ * overlay: key paths in problems, the same rules as files, objects shared between Configs. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+#include "config/config-overlay.h"
+#include "config/config-tree.h"
+#include "config/config.h"
+#include "tap.h"
+
+#define CHECK_STR(a, b)                                                                            \
+        do {                                                                                       \
+                const char *_a = (a), *_b = (b);                                                   \
+                if (!streq_ptr(_a, _b)) {                                                          \
+                        fprintf(stderr, "%s:%d: check failed: %s == %s\n  got:  %s\n  want: %s\n", \
+                                __FILE__, __LINE__, #a, #b, _a ? _a : "(null)",                    \
+                                _b ? _b : "(null)");                                               \
+                        tap_failures++;                                                            \
+                }                                                                                  \
+        } while (0)
+
+static const char base_yaml[] =
+        "listeners: [{name: http, listen: \"127.0.0.1:8080\"},\n"
+        "            {name: db, listen: \"127.0.0.1:5432\", protocol: tcp, upstream: pg}]\n"
+        "tls: {ca_file: /etc/ca.pem}\n"
+        "upstreams:\n"
+        "  - {name: web, nodes: [{host: 10.0.0.1, port: 80}, {host: \"::1\", port: 81}]}\n"
+        "  - {name: pg, nodes: [{host: 10.0.0.2, port: 5432}]}\n"
+        "  - {name: spare, nodes: [{host: Spare.Example, port: 80}]}\n"
+        "routes:\n"
+        "  - {name: r, paths: [/], upstreams: [{name: web}]}\n";
+
+static Config *load_base(void)
+{
+        _cleanup_free_ char *errors = NULL;
+        Config *c = NULL;
+
+        CHECK(config_load_string("base.yaml", base_yaml, strlen(base_yaml), &errors, &c) == 0);
+        if (errors)
+                fprintf(stderr, "%s\n", errors);
+        return c;
+}
+
+/* Node ids, or 0 after a failed check. */
+static int str(ConfigTree *t, const char *s)
+{
+        int id = config_tree_add_string(t, s);
+
+        CHECK(id > 0);
+        return id > 0 ? id : 0;
+}
+
+static void set(ConfigTree *t, int map, const char *k, int v)
+{
+        CHECK(config_tree_set(t, map, k, v) == 0);
+}
+
+static int node(ConfigTree *t, const char *host, uint64_t port, uint64_t weight)
+{
+        int n = config_tree_add_mapping(t);
+
+        set(t, n, "host", str(t, host));
+        set(t, n, "port", config_tree_add_unsigned(t, port));
+        set(t, n, "weight", config_tree_add_unsigned(t, weight));
+        return n;
+}
+
+/* AddUpstream("up", "", [(host, port, 1)]) */
+static ConfigTree *upstream_doc(const char *name, const char *host, uint64_t port)
+{
+        ConfigTree *t = NULL;
+        int root, nodes;
+
+        CHECK(config_tree_new(&t) == 0);
+        if (!t)
+                return NULL;
+        root = config_tree_root(t);
+        set(t, root, "name", str(t, name));
+        nodes = config_tree_add_sequence(t);
+        CHECK(config_tree_append(t, nodes, node(t, host, port, 1)) == 0);
+        set(t, root, "nodes", nodes);
+        return t;
+}
+
+static ConfigTree *route_doc(const char *name, const char *path, const char *upstream)
+{
+        ConfigTree *t = NULL;
+        int root, paths, ups, ru;
+
+        CHECK(config_tree_new(&t) == 0);
+        if (!t)
+                return NULL;
+        root = config_tree_root(t);
+        set(t, root, "name", str(t, name));
+        paths = config_tree_add_sequence(t);
+        CHECK(config_tree_append(t, paths, str(t, path)) == 0);
+        set(t, root, "paths", paths);
+        ups = config_tree_add_sequence(t);
+        ru = config_tree_add_mapping(t);
+        set(t, ru, "name", str(t, upstream));
+        CHECK(config_tree_append(t, ups, ru) == 0);
+        set(t, root, "upstreams", ups);
+        return t;
+}
+
+/* Applies `e` to `c` expecting it refused with one problem. */
+static void expect_problem(const Config *c, const ConfigEdit *e, int code, bool in_document,
+                           const char *where, const char *path, const char *message)
+{
+        ConfigProblems p = {};
+        Config *n = NULL;
+
+        CHECK(config_edit_apply(c, e, &n, &p) == -EINVAL);
+        CHECK(n == NULL);
+        CHECK(p.n == 1);
+        if (p.n >= 1) {
+                CHECK(p.items[0].code == code);
+                CHECK(p.items[0].in_document == in_document);
+                CHECK_STR(p.items[0].where, where);
+                CHECK_STR(p.items[0].path, path);
+                CHECK_STR(p.items[0].message, message);
+        }
+        for (size_t i = 1; i < p.n; i++)
+                fprintf(stderr, "  also: %s: %s\n", p.items[i].path, p.items[i].message);
+        config_problems_done(&p);
+}
+
+static void test_add_upstream(void)
+{
+        _cleanup_(config_unrefp) Config *c = load_base(), *n = NULL;
+        _cleanup_(config_tree_freep) ConfigTree *t = upstream_doc("new", "[::2]", 8080);
+        ConfigEdit e = {.kind = CONFIG_OBJECT_UPSTREAM, .document = t};
+        ConfigProblems p = {};
+        const ConfigUpstream *u;
+
+        if (!c || !t)
+                return;
+        set(t, config_tree_root(t), "scheme", str(t, "https"));
+        CHECK(config_edit_apply(c, &e, &n, &p) == 0);
+        CHECK(p.n == 0);
+        if (!n)
+                return;
+        CHECK(n->n_upstreams == 4 && n->n_routes == 1);
+        /* Everything else is shared, not copied. */
+        for (size_t i = 0; i < 3; i++)
+                CHECK(n->upstreams[i] == c->upstreams[i]);
+        CHECK(n->routes[0] == c->routes[0]);
+        u = config_find_upstream(n, "new");
+        CHECK(u == n->upstreams[3]);
+        if (!u)
+                return;
+        /* What a file would give it: defaults, the top-level tls: block, brackets stripped. */
+        CHECK(u->scheme == SCHEME_HTTPS);
+        CHECK_STR(u->nodes[0].host, "::2");
+        CHECK(u->nodes[0].port == 8080 && u->nodes[0].weight == 1);
+        CHECK_STR(u->tls.ca_file, "/etc/ca.pem");
+        CHECK(u->tls.verify == 1);
+        CHECK(u->retries == 0);
+        CHECK(u->connect_timeout_usec == 5 * USEC_PER_SEC);
+        CHECK_STR(u->balancer, "roundrobin");
+        CHECK(u->mark.file == NULL);
+        /* The original is untouched. */
+        CHECK(c->n_upstreams == 3 && !config_find_upstream(c, "new"));
+}
+
+static void test_problems_carry_key_paths(void)
+{
+        _cleanup_(config_unrefp) Config *c = load_base();
+        ConfigEdit e = {.kind = CONFIG_OBJECT_UPSTREAM};
+        ConfigTree *t;
+        int timeout, tls;
+
+        if (!c)
+                return;
+
+        t = upstream_doc("new", "10.0.0.9", 0);
+        e.document = t;
+        expect_problem(c, &e, -EINVAL, true, NULL, "nodes[0].port", "0 is out of range (1..65535)");
+        config_tree_free(t);
+
+        t = upstream_doc("new", "bad host!", 80);
+        e.document = t;
+        expect_problem(c, &e, -EINVAL, true, NULL, "nodes[0].host",
+                       "invalid host 'bad host!': only letters, digits, '-' and '.' are allowed");
+        config_tree_free(t);
+
+        t = upstream_doc("new", "10.0.0.9", 80);
+        timeout = config_tree_add_mapping(t);
+        set(t, timeout, "connect", str(t, "5 parsecs"));
+        set(t, config_tree_root(t), "timeout", timeout);
+        e.document = t;
+        expect_problem(c, &e, -EINVAL, true, NULL, "timeout.connect",
+                       "invalid duration '5 parsecs' (expected seconds, or a number with a unit "
+                       "us, ms, s, m, h, d, as in 500ms or 1.5s)");
+        config_tree_free(t);
+
+        /* A string stays a string: "yes" is no boolean, "5" no integer. */
+        t = upstream_doc("new", "10.0.0.9", 80);
+        tls = config_tree_add_mapping(t);
+        set(t, tls, "verify", str(t, "yes"));
+        set(t, config_tree_root(t), "tls", tls);
+        e.document = t;
+        expect_problem(c, &e, -EINVAL, true, NULL, "tls.verify",
+                       "expected a boolean (true or false), got the quoted string 'yes'");
+        config_tree_free(t);
+
+        t = upstream_doc("new", "10.0.0.9", 80);
+        set(t, config_tree_root(t), "retries", str(t, "5"));
+        e.document = t;
+        expect_problem(c, &e, -EINVAL, true, NULL, "retries",
+                       "expected an integer, got the quoted string '5'");
+        config_tree_free(t);
+
+        t = upstream_doc("new", "10.0.0.9", 80);
+        set(t, config_tree_root(t), "colour", str(t, "red"));
+        e.document = t;
+        expect_problem(c, &e, -EINVAL, true, NULL, "", "unknown key 'colour'");
+        config_tree_free(t);
+
+        /* Names are checked whole: the new one is the duplicate. */
+        t = upstream_doc("web", "10.0.0.9", 80);
+        e.document = t;
+        expect_problem(c, &e, -EEXIST, true, NULL, "name",
+                       "duplicate upstream name 'web' (first defined at base.yaml:5:12)");
+        config_tree_free(t);
+
+        /* Two nodes of one address. */
+        t = upstream_doc("new", "0::1", 81);
+        CHECK(config_tree_append(t, config_tree_get(t, config_tree_root(t), "nodes"),
+                                 node(t, "::1", 81, 3)) == 0);
+        e.document = t;
+        expect_problem(c, &e, -EEXIST, true, NULL, "nodes[1]",
+                       "[::1]:81 is listed already (as nodes[0])");
+        config_tree_free(t);
+}
+
+static void test_routes(void)
+{
+        _cleanup_(config_unrefp) Config *c = load_base(), *n = NULL;
+        ConfigEdit e = {.kind = CONFIG_OBJECT_ROUTE};
+        ConfigTree *t;
+        int ru;
+
+        if (!c)
+                return;
+        t = route_doc("r2", "/x", "nope");
+        e.document = t;
+        expect_problem(c, &e, -ENOENT, true, NULL, "upstreams[0].name",
+                       "no upstream named 'nope'");
+        config_tree_free(t);
+
+        t = route_doc("r", "/x", "web");
+        e.document = t;
+        expect_problem(c, &e, -EEXIST, true, NULL, "name",
+                       "duplicate route name 'r' (first defined at base.yaml:9:12)");
+        config_tree_free(t);
+
+        t = route_doc("r2", "/x", "web");
+        ru = config_tree_add_mapping(t);
+        set(t, ru, "name", str(t, "web"));
+        CHECK(config_tree_append(t, config_tree_get(t, config_tree_root(t), "upstreams"), ru) ==
+              0);
+        e.document = t;
+        expect_problem(c, &e, -EEXIST, true, NULL, "upstreams[1].name",
+                       "'web' is listed already (as upstreams[0])");
+        config_tree_free(t);
+
+        t = route_doc("r2", "/x", "spare");
+        e.document = t;
+        CHECK(config_edit_apply(c, &e, &n, NULL) == 0);
+        CHECK(n && n->n_routes == 2 && streq(n->routes[1]->name, "r2"));
+        config_tree_free(t);
+}
+
+static void test_remove(void)
+{
+        _cleanup_(config_unrefp) Config *c = load_base(), *n = NULL;
+        ConfigEdit e = {.kind = CONFIG_OBJECT_UPSTREAM, .name = "web"};
+
+        if (!c)
+                return;
+        /* Used by a route (taken over: named, not located) and by a file's listener. */
+        expect_problem(c, &e, -ENOENT, false, NULL, "route 'r': upstreams[0].name",
+                       "no upstream named 'web'");
+        e.name = "pg";
+        expect_problem(c, &e, -ENOENT, false, "base.yaml:2:75", "listener 'db': upstream",
+                       "no upstream named 'pg'");
+        e.name = "nope";
+        CHECK(config_edit_apply(c, &e, &n, NULL) == -ENOENT);
+
+        e.name = "spare";
+        CHECK(config_edit_apply(c, &e, &n, NULL) == 0);
+        CHECK(n && n->n_upstreams == 2 && !config_find_upstream(n, "spare"));
+        CHECK(c->n_upstreams == 3 && config_find_upstream(c, "spare"));
+
+        e = (ConfigEdit){.kind = CONFIG_OBJECT_ROUTE, .name = "r"};
+        config_unref(n);
+        n = NULL;
+        CHECK(config_edit_apply(c, &e, &n, NULL) == 0);
+        CHECK(n && n->n_routes == 0);
+}
+
+/* The start of an edit: an object as the document the state keeps, changed, read back. */
+static void test_object_document(void)
+{
+        _cleanup_(config_unrefp) Config *c = load_base(), *n = NULL;
+        _cleanup_(config_tree_freep) ConfigTree *t = NULL;
+        const ConfigUpstream *u;
+        ssize_t k;
+        int nodes;
+
+        if (!c)
+                return;
+        CHECK(config_object_document(c, CONFIG_OBJECT_UPSTREAM, "nope", &t) == -ENOENT);
+        CHECK(config_object_document(c, CONFIG_OBJECT_UPSTREAM, "web", &t) == 0);
+        if (!t)
+                return;
+        u = config_find_upstream(c, "web");
+        k = config_upstream_find_node(u, "[0::1]", 81);
+        CHECK(k == 1);
+        CHECK(config_upstream_find_node(u, "::1", 80) == -ENOENT);
+        CHECK(config_upstream_find_node(u, "bad host", 80) == -ENOENT);
+        CHECK(config_upstream_find_node(config_find_upstream(c, "spare"), "spare.EXAMPLE", 80) ==
+              0);
+        nodes = config_tree_get(t, config_tree_root(t), "nodes");
+        CHECK(config_tree_length(t, nodes) == 2);
+        set(t, config_tree_item(t, nodes, (size_t)k), "weight", config_tree_add_unsigned(t, 7));
+
+        ConfigEdit e = {.kind = CONFIG_OBJECT_UPSTREAM, .name = "web", .document = t};
+        CHECK(config_edit_apply(c, &e, &n, NULL) == 0);
+        if (!n)
+                return;
+        CHECK(n->upstreams[0] != c->upstreams[0]);
+        CHECK(n->upstreams[1] == c->upstreams[1] && n->upstreams[2] == c->upstreams[2]);
+        CHECK(n->upstreams[0]->nodes[1].weight == 7 && c->upstreams[0]->nodes[1].weight == 1);
+        CHECK(n->upstreams[0]->nodes[0].weight == 1);
+        /* The rest as it was: the dump of the new one differs in that weight only. */
+        CHECK(n->upstreams[0]->retries == c->upstreams[0]->retries);
+        CHECK_STR(n->upstreams[0]->tls.ca_file, "/etc/ca.pem");
+
+        /* The last node cannot go, as in a file. */
+        config_tree_free(t);
+        t = NULL;
+        CHECK(config_object_document(c, CONFIG_OBJECT_UPSTREAM, "pg", &t) == 0);
+        nodes = config_tree_get(t, config_tree_root(t), "nodes");
+        CHECK(config_tree_remove_item(t, nodes, 0) == 0);
+        e = (ConfigEdit){.kind = CONFIG_OBJECT_UPSTREAM, .name = "pg", .document = t};
+        expect_problem(c, &e, -EINVAL, true, NULL, "nodes", "at least one node is required");
+}
+
+static void test_tree_api(void)
+{
+        _cleanup_(config_tree_freep) ConfigTree *t = NULL;
+        int root, seq, a, b;
+
+        CHECK(config_tree_new(&t) == 0);
+        if (!t)
+                return;
+        root = config_tree_root(t);
+        CHECK(config_tree_is_mapping(t, root));
+        a = str(t, "a");
+        b = config_tree_add_integer(t, -5);
+        set(t, root, "k", a);
+        set(t, root, "k", b);
+        CHECK(config_tree_get(t, root, "k") == b);
+        CHECK(config_tree_get(t, root, "nope") == 0);
+        CHECK(config_tree_unset(t, root, "k") == 1);
+        CHECK(config_tree_unset(t, root, "k") == 0);
+        CHECK(config_tree_get(t, root, "k") == 0);
+        seq = config_tree_add_sequence(t);
+        CHECK(config_tree_append(t, seq, a) == 0);
+        CHECK(config_tree_append(t, seq, b) == 0);
+        CHECK(config_tree_length(t, seq) == 2 && config_tree_item(t, seq, 1) == b);
+        CHECK(config_tree_remove_item(t, seq, 0) == 0);
+        CHECK(config_tree_length(t, seq) == 1 && config_tree_item(t, seq, 0) == b);
+        CHECK(config_tree_item(t, seq, 1) == 0);
+        CHECK(config_tree_set(t, seq, "x", a) == -EINVAL);
+        CHECK(config_tree_append(t, root, a) == -EINVAL);
+        CHECK(config_tree_set(t, root, "x", 999) == -EINVAL);
+        CHECK(config_tree_length(t, root) == 0);
+}
+
+/* Files and edits share one rule: two nodes of one address are refused in a file too. */
+static void test_duplicate_nodes_in_files(void)
+{
+        static const char yaml[] =
+                "listeners: [{name: http, listen: \"127.0.0.1:8080\"}]\n"
+                "upstreams:\n"
+                "  - {name: u, nodes: [{host: Example.com, port: 80},\n"
+                "                      {host: example.COM, port: 80}]}\n"
+                "routes: [{name: r, paths: [/], upstreams: [{name: u}, {name: u}]}]\n";
+        _cleanup_free_ char *errors = NULL;
+        Config *c = NULL;
+
+        CHECK(config_load_string("t.yaml", yaml, strlen(yaml), &errors, &c) == -EINVAL);
+        CHECK_STR(errors, "t.yaml:4:23: upstreams[0].nodes[1]: example.com:80 is listed already "
+                          "(as nodes[0])\n"
+                          "t.yaml:5:62: routes[0].upstreams[1].name: 'u' is listed already (as "
+                          "upstreams[0])");
+}
+
+int main(void)
+{
+        test_tree_api();
+        test_add_upstream();
+        test_problems_carry_key_paths();
+        test_routes();
+        test_remove();
+        test_object_document();
+        test_duplicate_nodes_in_files();
+        TEST_MAIN_END();
+}
