@@ -24,6 +24,10 @@ void config_file_name_unref(const char *name);
 ConfigUpstream *config_upstream_new(const char *file);
 ConfigRoute *config_route_new(const char *file);
 
+/* A new Config equal to `c`, sharing its upstreams and routes (new arrays of references) and
+ * the rest (through `base`). 0 or -ENOMEM. */
+int config_derive(const Config *c, Config **ret);
+
 /* Stored errors beyond this are only counted: a fuzzed or badly broken file must not produce
  * megabytes of messages. */
 #define CONFIG_ERRORS_MAX 100
@@ -47,7 +51,7 @@ ConfigRoute *config_route_new(const char *file);
  * which listener names must match. */
 #define CONFIG_NAME_MAX 255
 
-/* Ranges the schema and config-edit.c both check. */
+/* Ranges the schema checks (and the APISIX translator, on its keys). */
 #define CONFIG_PORT_MAX 65535
 #define CONFIG_WEIGHT_MAX 10000 /* nodes and route upstreams; 0 = out of rotation */
 #define CONFIG_RETRIES_MAX 100
@@ -55,8 +59,8 @@ ConfigRoute *config_route_new(const char *file);
 
 /* Sizes of what a configuration holds, checked wherever it comes from (files, APISIX manifests,
  * D-Bus, the runtime state) by one check each in config-values.c. Far above real use, they
- * bound what one value or one call can cost: every change copies, rebuilds and rewrites the
- * whole configuration. Documented in lbproxy.yaml(5) and README.md. */
+ * bound what one value or one call can cost: a change re-reads the one object it changes, and
+ * the state file is rewritten whole. Documented in lbproxy.yaml(5) and README.md. */
 #define CONFIG_ROUTE_PATH_MAX 4096 /* bytes: within the default max_header_bytes */
 #define CONFIG_METHOD_MAX 32       /* characters; the longest registered method has 17 */
 #define CONFIG_NODES_MAX 4096      /* per upstream (the benchmark runs 1,000) */

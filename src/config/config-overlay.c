@@ -4,7 +4,6 @@
 
 #include <assert.h>
 
-#include "config/config-edit.h"
 #include "config/config-internal.h"
 #include "config/config-overlay.h"
 
@@ -99,7 +98,7 @@ int config_edit_apply(const Config *c, const ConfigEdit *edit, Config **ret,
                 if (index < 0)
                         return -ENOENT;
         }
-        r = config_copy(c, &copy);
+        r = config_derive(c, &copy);
         if (r < 0)
                 return r;
         r = config_context_new(&ctx, copy);

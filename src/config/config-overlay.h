@@ -33,3 +33,6 @@ int config_object_document(const Config *c, ConfigObjectKind kind, const char *n
 /* The index of the node `host`:`port` of `u` ("[::1]" and "::1" are one host, names compare
  * without regard to case), or -ENOENT. */
 ssize_t config_upstream_find_node(const ConfigUpstream *u, const char *host, uint16_t port);
+
+/* Whether an upstream's or a route's document may have the key `path` ("tls.sni"). */
+bool config_schema_has_key(ConfigObjectKind kind, const char *path);

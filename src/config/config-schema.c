@@ -11,6 +11,7 @@
 #include <stdarg.h>
 
 #include "config/config-internal.h"
+#include "config/config-overlay.h"
 
 #define CONFIG_TABLE_MAX 16
 #define CONFIG_PATH_MAX 256
@@ -1324,6 +1325,29 @@ void config_schema_init(Config *c)
         c->dns.ttl_max_usec = 3600 * USEC_PER_SEC;
         c->dns.timeout_usec = 5 * USEC_PER_SEC;
         c->tls.verify = 1;
+}
+
+bool config_schema_has_key(ConfigObjectKind kind, const char *path)
+{
+        const ConfigTable *t = kind == CONFIG_OBJECT_UPSTREAM ? &upstream_table : &route_table;
+        const char *p = path;
+
+        for (;;) {
+                size_t l = strcspn(p, ".");
+                const ConfigField *f = NULL;
+
+                for (size_t i = 0; i < t->n_fields && !f; i++)
+                        if (strlen(t->fields[i].key) == l && strncmp(t->fields[i].key, p, l) == 0)
+                                f = t->fields + i;
+                if (!f)
+                        return false;
+                if (!p[l])
+                        return true;
+                if (f->parse != parse_block)
+                        return false;
+                t = f->arg;
+                p += l + 1;
+        }
 }
 
 int config_schema_walk_object(ConfigContext *ctx, ConfigObjectKind kind, yaml_node_t *root,

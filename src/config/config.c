@@ -277,18 +277,46 @@ Config *config_unref(Config *c)
         if (!c || atomic_fetch_sub_explicit(&c->n_ref, 1, memory_order_acq_rel) != 1)
                 return NULL;
 
+        config_upstreams_free(c);
+        config_routes_free(c);
+        if (c->base) {
+                config_unref(c->base);
+                free(c);
+                return NULL;
+        }
         for (size_t i = 0; i < c->n_listeners; i++)
                 config_listener_done(c->listeners + i);
         free(c->listeners);
-        config_upstreams_free(c);
-        config_routes_free(c);
-
         strv_free(c->dns.servers);
         config_tls_done(&c->tls);
         /* Last: the listeners' marks point into these. */
         file_names_free(c->files);
         free(c);
         return NULL;
+}
+
+int config_derive(const Config *c, Config **ret)
+{
+        _cleanup_(config_unrefp) Config *n = calloc(1, sizeof(Config));
+
+        if (!n)
+                return -ENOMEM;
+        /* The settings at once, the parts that own memory borrowed from the base, which is
+         * referenced; the arrays of upstreams and routes are the new one's. */
+        *n = *c;
+        atomic_init(&n->n_ref, 1);
+        n->base = config_ref(c->base ? c->base : (Config *)c);
+        n->upstreams = calloc(c->n_upstreams + 1, sizeof(ConfigUpstream *));
+        n->routes = calloc(c->n_routes + 1, sizeof(ConfigRoute *));
+        n->n_upstreams = n->n_routes = 0;
+        if (!n->upstreams || !n->routes)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->n_upstreams; i++)
+                n->upstreams[n->n_upstreams++] = config_upstream_ref(c->upstreams[i]);
+        for (size_t i = 0; i < c->n_routes; i++)
+                n->routes[n->n_routes++] = config_route_ref(c->routes[i]);
+        *ret = TAKE_PTR(n);
+        return 0;
 }
 
 const ConfigUpstream *config_find_upstream(const Config *c, const char *name)

@@ -160,6 +160,9 @@ typedef struct ConfigDns {
 
 typedef struct Config {
         atomic_uint n_ref;
+        /* A Config made from another by a change of its upstreams and routes shares the rest:
+         * files, listeners, dns and tls are then `base`'s (a reference), the one that read them. */
+        struct Config *base;
         char **files; /* the files read, in order (references; the listeners' marks point here) */
         ConfigListener *listeners;
         size_t n_listeners;

@@ -17,6 +17,9 @@ typedef struct Upstream Upstream;
  * it). Its Config is where an edit starts from. */
 const Model *manager_model(const Manager *m);
 
+/* The configuration a change starts from: the model's. */
+const Config *manager_config(const Manager *m);
+
 /* Swaps in a configuration changed at run time, taking ownership of `config`: builds the model,
  * persists it to the state directory, then swaps. On failure nothing changed and *ret_error
  * (if given) says why. */

@@ -25,6 +25,11 @@ const Model *manager_model(const Manager *m)
         return model_publisher_peek(&m->models);
 }
 
+const Config *manager_config(const Manager *m)
+{
+        return manager_model(m)->config;
+}
+
 size_t manager_connections(const Manager *m)
 {
         return conn_limit_current(&m->conn_limit);

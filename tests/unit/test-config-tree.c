@@ -2,6 +2,8 @@
 /* The loader on documents built in memory (what D-Bus arguments become), and edits of the
  * overlay: key paths in problems, the same rules as files, objects shared between Configs. */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,134 @@
                         tap_failures++;                                                            \
                 }                                                                                  \
         } while (0)
+
+/* ---- allocation failures ----
+ *
+ * An edit that runs out of memory half-way fails with -ENOMEM, keeps nothing and changes
+ * nothing. To see
+ * it, the n-th allocation is made to fail, for every n until an edit runs through. glibc lets a
+ * program replace malloc; AddressSanitizer replaces it too, so that build checks leaks instead.
+ * ThreadSanitizer's runtime also owns malloc, and calls it before it can run instrumented code. */
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define FAULT_INJECTION 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define FAULT_INJECTION 0
+#endif
+#endif
+#ifndef FAULT_INJECTION
+#define FAULT_INJECTION 1
+#endif
+
+#if FAULT_INJECTION
+void *__libc_malloc(size_t size);
+void *__libc_calloc(size_t n, size_t size);
+void *__libc_realloc(void *p, size_t size);
+void __libc_free(void *p);
+
+static struct {
+        bool armed;
+        unsigned countdown; /* allocations to let through before the one that fails */
+        bool hit;
+        long live; /* allocations not freed yet */
+} fault;
+
+static bool fault_now(void)
+{
+        if (!fault.armed)
+                return false;
+        if (fault.countdown > 0) {
+                fault.countdown--;
+                return false;
+        }
+        /* One failure: what comes after must cope with memory being back. */
+        fault.armed = false;
+        fault.hit = true;
+        return true;
+}
+
+void *malloc(size_t size)
+{
+        void *p;
+
+        if (fault_now())
+                return NULL;
+        p = __libc_malloc(size);
+        if (p)
+                fault.live++;
+        return p;
+}
+
+void *calloc(size_t n, size_t size)
+{
+        void *p;
+
+        if (fault_now())
+                return NULL;
+        p = __libc_calloc(n, size);
+        if (p)
+                fault.live++;
+        return p;
+}
+
+void *realloc(void *p, size_t size)
+{
+        void *q;
+
+        if (fault_now())
+                return NULL;
+        q = __libc_realloc(p, size);
+        if (!p && q)
+                fault.live++;
+        else if (p && size == 0 && !q)
+                fault.live--;
+        return q;
+}
+
+void *reallocarray(void *p, size_t n, size_t size)
+{
+        if (size && n > SIZE_MAX / size) {
+                errno = ENOMEM;
+                return NULL;
+        }
+        return realloc(p, n * size);
+}
+
+void free(void *p)
+{
+        if (p)
+                fault.live--;
+        __libc_free(p);
+}
+
+static void fault_arm(unsigned countdown)
+{
+        fault.countdown = countdown;
+        fault.hit = false;
+        fault.armed = true;
+}
+
+static bool fault_disarm(void)
+{
+        fault.armed = false;
+        return fault.hit;
+}
+
+/* Valgrind replaces malloc too, ours included. */
+static bool fault_works(void)
+{
+        /* Through a pointer the compiler cannot see through: a malloc() whose result is only
+         * freed may be left out altogether. */
+        void *(*volatile allocate)(size_t) = malloc;
+        void *p;
+
+        fault_arm(0);
+        p = allocate(1);
+        free(p);
+        return fault_disarm() && !p;
+}
+#endif
 
 static const char base_yaml[] =
         "listeners: [{name: http, listen: \"127.0.0.1:8080\"},\n"
@@ -403,6 +533,299 @@ static void test_duplicate_nodes_in_files(void)
                           "upstreams[0])");
 }
 
+
+/* ---- one table for files and D-Bus ---- */
+
+#define CASES_FILE "../data/config-refusals.tsv"
+
+typedef struct Case {
+        char *kind, *key, *yaml, *type, *value, *at, *message;
+} Case;
+
+/* The value as the D-Bus method makes it (bus-manager.c's read_value). */
+static int dbus_value(ConfigTree *t, const Case *c)
+{
+        if (streq(c->type, "s"))
+                return config_tree_add_string(t, c->value);
+        if (streq(c->type, "b"))
+                return config_tree_add_boolean(t, streq(c->value, "true"));
+        if (strchr("yqut", c->type[0]))
+                return config_tree_add_unsigned(t, strtoull(c->value, NULL, 10));
+        if (strchr("nix", c->type[0]))
+                return config_tree_add_integer(t, strtoll(c->value, NULL, 10));
+        if (streq(c->type, "as")) {
+                _cleanup_free_ char *copy = strdup(c->value);
+                int seq = config_tree_add_sequence(t);
+                char *save = NULL;
+
+                for (char *i = copy && *copy ? strtok_r(copy, ",", &save) : NULL; i;
+                     i = strtok_r(NULL, ",", &save))
+                        CHECK(config_tree_append(t, seq, config_tree_add_string(t, i)) == 0);
+                return seq;
+        }
+        fprintf(stderr, "unknown D-Bus type '%s'\n", c->type);
+        return -EINVAL;
+}
+
+/* Sets the key path `key` ("timeout.connect") of `mapping` to `value`. */
+static void set_path(ConfigTree *t, int mapping, const char *key, int value)
+{
+        const char *dot = strchr(key, '.');
+        _cleanup_free_ char *first = NULL;
+        int inner;
+
+        if (!dot) {
+                set(t, mapping, key, value);
+                return;
+        }
+        first = strndup(key, (size_t)(dot - key));
+        inner = config_tree_get(t, mapping, first);
+        if (!inner) {
+                inner = config_tree_add_mapping(t);
+                set(t, mapping, first, inner);
+        }
+        set_path(t, inner, dot + 1, value);
+}
+
+/* "timeout.connect" and "5s" → "timeout: {connect: 5s}" */
+static char *yaml_entry(const char *key, const char *yaml)
+{
+        const char *dot = strchr(key, '.');
+        _cleanup_free_ char *inner = NULL;
+        char *s;
+
+        if (!dot)
+                return asprintf(&s, "%s: %s", key, yaml) < 0 ? NULL : s;
+        inner = yaml_entry(dot + 1, yaml);
+        return inner && asprintf(&s, "%.*s: {%s}", (int)(dot - key), key, inner) >= 0 ? s : NULL;
+}
+
+static const char case_base[] = "listeners: [{name: http, listen: \"127.0.0.1:8080\"}]\n";
+
+static void case_in_file(const Case *c, const char *where)
+{
+        _cleanup_free_ char *entry = yaml_entry(c->key, c->yaml), *yaml = NULL, *errors = NULL,
+                            *want = NULL;
+        Config *cfg = NULL;
+        int r;
+
+        if (!entry)
+                return;
+        if (streq(c->kind, "upstream"))
+                r = asprintf(&yaml, "%supstreams:\n  - name: u\n    nodes: [{host: 10.0.0.1, port: 80}]\n"
+                             "    %s\n", case_base, entry);
+        else if (streq(c->kind, "route"))
+                r = asprintf(&yaml, "%supstreams: [{name: u, nodes: [{host: 10.0.0.1, port: 80}]}]\n"
+                             "routes:\n  - name: r\n    paths: [/]\n    upstreams: [{name: u}]\n"
+                             "    %s\n", case_base, entry);
+        else
+                r = asprintf(&yaml, "%supstreams:\n  - name: u\n    nodes:\n"
+                             "      - {host: 10.0.0.1, port: 80}\n"
+                             "      - {%s%s%s}\n", case_base,
+                             streq(c->key, "host") ? "" : "host: 10.0.0.9, ",
+                             streq(c->key, "port") ? "" : "port: 81, ", entry);
+        if (r < 0)
+                return;
+        r = config_load_string("t.yaml", yaml, strlen(yaml), &errors, &cfg);
+        if (asprintf(&want, ": %s%s%s: %s", where, *c->at ? "." : "", c->at, c->message) < 0)
+                return;
+        if (r != -EINVAL || !errors || strchr(errors, '\n') ||
+            strlen(errors) < strlen(want) || !streq(errors + strlen(errors) - strlen(want), want)) {
+                fprintf(stderr, "case %s %s in a file:\n  got:  %s\n  want: ...%s\n", c->kind,
+                        c->key, errors ? errors : "(accepted)", want);
+                tap_failures++;
+        }
+        config_unref(cfg);
+}
+
+static void case_in_document(const Config *base, const Case *c)
+{
+        _cleanup_(config_tree_freep) ConfigTree *t = NULL;
+        _cleanup_free_ char *want_path = NULL;
+        ConfigProblems p = {};
+        ConfigEdit e = {};
+        Config *n = NULL;
+        int r;
+
+        if (streq(c->kind, "node")) {
+                int node, nodes;
+
+                CHECK(config_object_document(base, CONFIG_OBJECT_UPSTREAM, "u", &t) == 0);
+                if (!t)
+                        return;
+                nodes = config_tree_get(t, config_tree_root(t), "nodes");
+                node = config_tree_add_mapping(t);
+                set(t, node, "host", streq(c->key, "host") ? dbus_value(t, c) : str(t, "10.0.0.9"));
+                set(t, node, "port",
+                    streq(c->key, "port") ? dbus_value(t, c) : config_tree_add_unsigned(t, 81));
+                set(t, node, "weight",
+                    streq(c->key, "weight") ? dbus_value(t, c) : config_tree_add_unsigned(t, 1));
+                CHECK(config_tree_append(t, nodes, node) == 0);
+                e = (ConfigEdit){.kind = CONFIG_OBJECT_UPSTREAM, .name = "u", .document = t};
+                r = asprintf(&want_path, "nodes[1].%s", c->at);
+        } else {
+                bool up = streq(c->kind, "upstream");
+
+                t = up ? upstream_doc("u2", "10.0.0.2", 80) : route_doc("r2", "/x", "u");
+                if (!t)
+                        return;
+                set_path(t, config_tree_root(t), c->key, dbus_value(t, c));
+                e = (ConfigEdit){.kind = up ? CONFIG_OBJECT_UPSTREAM : CONFIG_OBJECT_ROUTE,
+                                 .document = t};
+                want_path = strdup(c->at);
+                r = want_path ? 0 : -ENOMEM;
+        }
+        if (r < 0)
+                return;
+        r = config_edit_apply(base, &e, &n, &p);
+        if (r != -EINVAL || p.n != 1 || !p.items[0].in_document ||
+            !streq(p.items[0].path, want_path) || !streq(p.items[0].message, c->message)) {
+                fprintf(stderr, "case %s %s in a document: %d, %zu problems, first: %s: %s\n"
+                                "  want: %s: %s\n",
+                        c->kind, c->key, r, p.n, p.n ? p.items[0].path : "",
+                        p.n ? p.items[0].message : "", want_path, c->message);
+                tap_failures++;
+        }
+        config_unref(n);
+        config_problems_done(&p);
+}
+
+static void test_refusals_table(void)
+{
+        static const char base_text[] =
+                "listeners: [{name: http, listen: \"127.0.0.1:8080\"}]\n"
+                "upstreams: [{name: u, nodes: [{host: 10.0.0.1, port: 80}]}]\n"
+                "routes: [{name: r, paths: [/], upstreams: [{name: u}]}]\n";
+        _cleanup_(config_unrefp) Config *base = NULL;
+        _cleanup_fclose_ FILE *f = fopen(CASES_FILE, "re");
+        char line[1024];
+        size_t n = 0;
+
+        CHECK(f);
+        CHECK(config_load_string("base.yaml", base_text, strlen(base_text), NULL, &base) == 0);
+        if (!f || !base)
+                return;
+        while (fgets(line, sizeof(line), f)) {
+                char *fields[7], *p = line;
+                size_t k = 0;
+                Case c;
+
+                line[strcspn(line, "\n")] = 0;
+                if (!*line || *line == '#')
+                        continue;
+                for (; k < ELEMENTSOF(fields) && p; k++)
+                        fields[k] = strsep(&p, "\t");
+                CHECK(k == ELEMENTSOF(fields) && !p);
+                if (k != ELEMENTSOF(fields))
+                        continue;
+                c = (Case){fields[0], fields[1], fields[2], fields[3], fields[4], fields[5],
+                           fields[6]};
+                if (streq(c.at, "-"))
+                        c.at = c.key;
+                case_in_file(&c, streq(c.kind, "upstream") ? "upstreams[0]"
+                                 : streq(c.kind, "route")  ? "routes[0]"
+                                                           : "upstreams[0].nodes[1]");
+                case_in_document(base, &c);
+                n++;
+        }
+        CHECK(n >= 20);
+}
+
+/* ---- out of memory ---- */
+
+#if FAULT_INJECTION
+static char *dump(const Config *c)
+{
+        char *text = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&text, &size);
+
+        if (!f)
+                return NULL;
+        CHECK(config_dump(c, f) == 0);
+        fclose(f);
+        return text;
+}
+
+static ConfigTree *edit_document(const Config *c, int which, ConfigEdit *ret)
+{
+        ConfigTree *t = NULL;
+        int nodes;
+
+        switch (which) {
+        case 0:
+                t = upstream_doc("new", "[::2]", 80);
+                set(t, config_tree_root(t), "pass_host", str(t, "rewrite"));
+                set(t, config_tree_root(t), "upstream_host", str(t, "a.example"));
+                *ret = (ConfigEdit){.kind = CONFIG_OBJECT_UPSTREAM, .document = t};
+                break;
+        case 1:
+                CHECK(config_object_document(c, CONFIG_OBJECT_UPSTREAM, "web", &t) == 0);
+                nodes = config_tree_get(t, config_tree_root(t), "nodes");
+                CHECK(config_tree_append(t, nodes, node(t, "a.example", 80, 2)) == 0);
+                *ret = (ConfigEdit){.kind = CONFIG_OBJECT_UPSTREAM, .name = "web", .document = t};
+                break;
+        case 2:
+                t = route_doc("r2", "/a*", "spare");
+                *ret = (ConfigEdit){.kind = CONFIG_OBJECT_ROUTE, .document = t};
+                break;
+        default:
+                /* Refused, with messages that need memory too. */
+                *ret = (ConfigEdit){.kind = CONFIG_OBJECT_UPSTREAM, .name = "web"};
+        }
+        return t;
+}
+
+static void test_out_of_memory(void)
+{
+        _cleanup_(config_unrefp) Config *c = load_base();
+        _cleanup_free_ char *text = NULL;
+
+        if (!c)
+                return;
+        if (!fault_works()) {
+                fprintf(stderr, "malloc is not ours: allocation failures not tested\n");
+                return;
+        }
+        text = dump(c);
+
+        for (int e = 0; e < 4; e++)
+                for (unsigned k = 0;; k++) {
+                        _cleanup_(config_tree_freep) ConfigTree *t = NULL;
+                        _cleanup_free_ char *text2 = NULL;
+                        ConfigProblems p = {};
+                        ConfigEdit edit;
+                        Config *n = NULL;
+                        int want = e == 3 ? -EINVAL : 0;
+                        long live;
+                        bool hit;
+                        int r;
+
+                        t = edit_document(c, e, &edit);
+                        live = fault.live;
+                        fault_arm(k);
+                        r = config_edit_apply(c, &edit, &n, &p);
+                        hit = fault_disarm();
+                        config_unref(n);
+                        config_problems_done(&p);
+                        /* Nothing kept, nothing lost, nothing changed. */
+                        CHECK(fault.live == live);
+                        text2 = dump(c);
+                        CHECK_STR(text2, text);
+                        if (r == want && !hit) {
+                                /* Every edit allocates: some runs must have failed. */
+                                CHECK(k > 0);
+                                break;
+                        }
+                        if (r != want && r != -ENOMEM) {
+                                fprintf(stderr, "%s:%d: edit %d, allocation %u: got %d\n",
+                                        __FILE__, __LINE__, e, k, r);
+                                tap_failures++;
+                        }
+                }
+}
+#endif
+
 int main(void)
 {
         test_tree_api();
@@ -412,5 +835,9 @@ int main(void)
         test_remove();
         test_object_document();
         test_duplicate_nodes_in_files();
+        test_refusals_table();
+#if FAULT_INJECTION
+        test_out_of_memory();
+#endif
         TEST_MAIN_END();
 }
