@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "config/config-internal.h"
+#include "config/config-source.h"
 
 #define CONFIG_PATH_MAX 256
 
@@ -17,14 +18,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Hashmap *, hashmap_free);
 
 /* ---- problems ---- */
 
-static size_t config_file_index(const Config *c, const char *file)
+static size_t config_file_index(const ConfigContext *ctx, const char *file)
 {
         size_t n = 0;
 
-        if (!c || !c->files)
-                return 0;
-        for (; c->files[n]; n++)
-                if (c->files[n] == file)
+        for (; ctx->files && ctx->files[n]; n++)
+                if (ctx->files[n] == file)
                         return n;
         return n;
 }
@@ -64,7 +63,7 @@ static void report(ConfigContext *ctx, int code, bool in_document, const ConfigM
         }
         ctx->errors = e;
         ctx->errors[ctx->n_errors] = (ConfigError){
-                .file_index = config_file_index(ctx->config, has_mark ? mark->file : NULL),
+                .file_index = config_file_index(ctx, has_mark ? mark->file : NULL),
                 .line = has_mark ? mark->line : 0,
                 .column = has_mark ? mark->column : 0,
                 .seq = ctx->n_errors,
@@ -261,8 +260,8 @@ int config_note_object(ConfigContext *ctx, ConfigObjectKind kind, const char *pa
 {
         Config *c = ctx->config;
 
-        /* An edit's document is placed by config_edit_apply(), which notes it there. */
-        if (ctx->walking_edit)
+        /* A document read as one object is placed, and noted, by whoever reads it. */
+        if (ctx->walking_object)
                 return 0;
         if (kind == CONFIG_OBJECT_UPSTREAM) {
                 assert(c->n_upstreams > 0);
@@ -282,12 +281,18 @@ int config_set_object_path(ConfigContext *ctx, ConfigObjectKind kind, size_t ind
                         path);
 }
 
-int config_note_listener(ConfigContext *ctx, const char *path)
-{
-        size_t n = ctx->config->n_listeners;
 
-        assert(n > 0);
-        return set_path(&ctx->listener_paths, &ctx->n_listener_paths, n, n - 1, path);
+void config_forget_object_path(ConfigContext *ctx, ConfigObjectKind kind, size_t index)
+{
+        bool up = kind == CONFIG_OBJECT_UPSTREAM;
+        char **paths = up ? ctx->upstream_paths : ctx->route_paths;
+        size_t *n = up ? &ctx->n_upstream_paths : &ctx->n_route_paths;
+
+        if (index >= *n)
+                return;
+        free(paths[index]);
+        memmove(paths + index, paths + index + 1, (*n - index - 1) * sizeof(char *));
+        (*n)--;
 }
 
 static void paths_free(char **paths, size_t n)
@@ -404,16 +409,14 @@ static void check_listener_reference(ConfigContext *ctx, Hashmap *upstreams, siz
                                      const char *sub, const char *name, const ConfigMark *mark)
 {
         const ConfigListener *l = ctx->config->listeners + i;
-        char esc[CONFIG_ESCAPE_MAX], path[CONFIG_PATH_MAX], e2[CONFIG_ESCAPE_MAX];
+        char esc[CONFIG_ESCAPE_MAX], path[CONFIG_PATH_MAX];
 
         if (!name || has_upstream(upstreams, name))
                 return;
         config_escape(name, strlen(name), esc);
-        if (i < ctx->n_listener_paths && ctx->listener_paths[i])
-                snprintf(path, sizeof(path), "%s.%s", ctx->listener_paths[i], sub);
-        else
-                snprintf(path, sizeof(path), "listener '%s': %s",
-                         config_escape(l->name, strlen(l->name), e2), sub);
+        /* Every listener was read by some load, which noted where. */
+        assert(l->path);
+        snprintf(path, sizeof(path), "%s.%s", l->path, sub);
         /* A file's listener, beside the runtime state's upstreams: the state is what is out of
          * date, and what the operator must see. */
         if (ctx->state_mark.file && mark->file != ctx->state_mark.file)
@@ -507,8 +510,8 @@ static int config_finish(ConfigContext *ctx)
                 /* At the last `listeners:` seen, else at the top of the first file. */
                 ConfigMark m = ctx->listeners_mark;
 
-                if (!m.file && c->files && c->files[0])
-                        m = (ConfigMark){.file = c->files[0], .line = 1, .column = 1};
+                if (!m.file && ctx->files && ctx->files[0])
+                        m = (ConfigMark){.file = ctx->files[0], .line = 1, .column = 1};
                 config_error(ctx, &m, "listeners", "at least one listener is required");
         }
 
@@ -584,7 +587,9 @@ static void context_done(ConfigContext *ctx)
         names_free(ctx->listener_addresses);
         paths_free(ctx->upstream_paths, ctx->n_upstream_paths);
         paths_free(ctx->route_paths, ctx->n_route_paths);
-        paths_free(ctx->listener_paths, ctx->n_listener_paths);
+        for (char **f = ctx->files; f && *f; f++)
+                config_file_name_unref(*f);
+        free(ctx->files);
         config_unref(ctx->config);
         *ctx = (ConfigContext){};
 }
@@ -614,9 +619,66 @@ int config_context_conclude(ConfigContext *ctx, int r, ConfigProblems *ret_probl
                 else
                         config_problems_done(&problems);
         }
-        if (r >= 0)
+        if (r >= 0) {
+                /* Its listeners' marks point into the files it read. */
+                if (!ctx->config->base)
+                        ctx->config->files = TAKE_PTR(ctx->files);
                 *ret = TAKE_PTR(ctx->config);
+        }
 
         context_done(ctx);
         return r < 0 ? r : 0;
+}
+
+/* ---- sources ---- */
+
+int config_build(const ConfigSource *sources, size_t n, Config **ret,
+                 ConfigProblems *ret_problems, char **ret_errors)
+{
+        ConfigContext ctx;
+        int r;
+
+        assert(ret);
+        r = config_context_new(&ctx, NULL);
+        if (r < 0) {
+                if (ret_problems)
+                        *ret_problems = (ConfigProblems){};
+                if (ret_errors)
+                        *ret_errors = NULL;
+                return r;
+        }
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = sources[i].contribute(sources + i, &ctx);
+        return config_context_conclude(&ctx, r, ret_problems, ret_errors, ret);
+}
+
+int config_build_start_from(ConfigBuild *b, const Config *c)
+{
+        Config *n;
+        int r;
+
+        /* Only as the first source: nothing was read into the fresh Config yet. */
+        assert(!b->files && b->config->n_listeners == 0 && b->config->n_upstreams == 0 &&
+               b->config->n_routes == 0);
+        r = config_derive(c, &n);
+        if (r < 0)
+                return r;
+        config_unref(b->config);
+        b->config = n;
+        return 0;
+}
+
+void config_build_replace_objects(ConfigBuild *b)
+{
+        config_context_drop_objects(b);
+}
+
+static int contribute_loaded(const ConfigSource *s, ConfigBuild *b)
+{
+        return config_build_start_from(b, s->data);
+}
+
+ConfigSource config_source_loaded(const Config *c)
+{
+        return (ConfigSource){.name = "loaded", .contribute = contribute_loaded, .data = c};
 }

@@ -111,7 +111,10 @@ typedef struct ConfigError {
 typedef struct ConfigContext {
         Config *config;
 
-        /* The file being read; `file` points into config->files. NULL for a document built in
+        /* The files read in this load, in order (references): problems are sorted by them, and a
+         * Config that owns its listeners keeps them (Config.files) for their marks. */
+        char **files;
+        /* The file being read; `file` points into `files`. NULL for a document built in
          * memory (config-tree.h), whose problems carry key paths only. */
         const char *file;
         size_t file_index;
@@ -127,12 +130,10 @@ typedef struct ConfigContext {
         Hashmap *listener_names;
         Hashmap *listener_addresses;
 
-        /* Where each listener, upstream and route of `config` was read in this load
-         * ("upstreams[3]", "ApisixRoute/r: spec.http[0]", "" for an edit's document), same
-         * index; NULL (or beyond n_*_paths) for one taken over from an earlier Config, whose
-         * problems name it instead ("route 'r': ..."). */
-        char **listener_paths;
-        size_t n_listener_paths;
+        /* Where each upstream and route of `config` was read in this load ("upstreams[3]",
+         * "ApisixRoute/r: spec.http[0]", "" for an edit's document), same index; NULL (or
+         * beyond n_*_paths) for one taken over from an earlier Config, whose problems name it
+         * instead ("route 'r': ..."). Listeners keep theirs (ConfigListener.path). */
         char **upstream_paths;
         size_t n_upstream_paths;
         char **route_paths;
@@ -143,6 +144,8 @@ typedef struct ConfigContext {
         ConfigObjectKind edited_kind;
         ssize_t edited_index;
         bool walking_edit;
+        /* A document is being read as one object (not as items of a file's lists). */
+        bool walking_object;
 
         /* The last `listeners:` key seen, where "at least one listener" is reported. */
         ConfigMark listeners_mark;
@@ -189,13 +192,14 @@ const char *config_escape(const char *s, size_t len, char buf[static CONFIG_ESCA
 int config_register_name(ConfigContext *ctx, Hashmap **map, const char *what, const char *key,
                          const ConfigMark *mark, const char *path);
 
-/* Says where the listener, upstream or route just appended to ctx->config was read (its path in
- * the document: "upstreams[3]"), for the problems found once everything is read; or where
- * object `index` was. 0 or -ENOMEM. */
-int config_note_listener(ConfigContext *ctx, const char *path);
+/* Says where the upstream or route just appended to ctx->config was read (its path in the
+ * document: "upstreams[3]"), for the problems found once everything is read; or where object
+ * `index` was. 0 or -ENOMEM. */
 int config_note_object(ConfigContext *ctx, ConfigObjectKind kind, const char *path);
 int config_set_object_path(ConfigContext *ctx, ConfigObjectKind kind, size_t index,
                            const char *path);
+/* Object `index` was removed: the paths after it move up. */
+void config_forget_object_path(ConfigContext *ctx, ConfigObjectKind kind, size_t index);
 
 /* config-build.c: a load from start to end. config_context_new() starts from `config` (taken
  * over), or from the defaults when it is NULL. config_context_drop_objects() forgets the
@@ -227,16 +231,16 @@ unsigned config_upstream_default_retries(size_t n_nodes);
  * means config_balancer_names[0]. */
 void config_upstream_init(ConfigUpstream *u);
 int config_schema_apply(ConfigContext *ctx, yaml_document_t *doc, yaml_node_t *root);
-/* Reads `root` (a mapping of ctx->document) as one upstream or route, as an item of a file's
- * upstreams: or routes: would be read, its paths starting at the root ("nodes[1].port").
- * Returns 0 and the object (NULL when out of memory half-way), or -ENOMEM. */
 /* Reports a node an upstream lists twice (`path` is the list's: "upstreams[0].nodes"). 0 or
  * -ENOMEM. */
 int config_check_nodes(ConfigContext *ctx, const ConfigUpstream *u, const char *path);
 /* Whether a problem was reported at `path` or below it ("" is everything). */
 bool config_has_errors_under(const ConfigContext *ctx, const char *path);
+/* Reads `root` (a mapping of ctx->document) as one upstream or route, as an item of a file's
+ * upstreams: or routes: would be read, its paths starting at `path` ("" gives "nodes[1].port").
+ * Returns 0 and the object, or -ENOMEM. */
 int config_schema_walk_object(ConfigContext *ctx, ConfigObjectKind kind, yaml_node_t *root,
-                              void **ret);
+                              const char *path, void **ret);
 
 /* config-tree.c, for the loader and the dumper: a tree's document, and nodes with the
  * style the dumper wants them written in. Emitting consumes the tree. */

@@ -6,6 +6,7 @@
 
 #include "config/config-internal.h"
 #include "config/config-overlay.h"
+#include "config/config-source.h"
 
 static ssize_t find_object(const Config *c, ConfigObjectKind kind, const char *name)
 {
@@ -27,10 +28,11 @@ static void object_unref(ConfigObjectKind kind, void *o)
                 config_route_unref(o);
 }
 
-/* Reads the edit's document as one object. */
-static int walk_document(ConfigContext *ctx, const ConfigEdit *edit, void **ret)
+/* Reads a document as one object, its problems at `path` (the caller's, when an edit's). */
+static int walk_document(ConfigContext *ctx, ConfigObjectKind kind, ConfigTree *t,
+                         const char *path, bool edit, void **ret)
 {
-        yaml_document_t *doc = config_tree_document(edit->document);
+        yaml_document_t *doc = config_tree_document(t);
         int r;
 
         ctx->document = doc;
@@ -39,9 +41,10 @@ static int walk_document(ConfigContext *ctx, const ConfigEdit *edit, void **ret)
         ctx->max_visits = (size_t)(doc->nodes.top - doc->nodes.start) * CONFIG_VISITS_FACTOR +
                           CONFIG_VISITS_FLOOR;
         ctx->too_complex = false;
-        ctx->walking_edit = true;
-        r = config_schema_walk_object(ctx, edit->kind, yaml_document_get_root_node(doc), ret);
-        ctx->walking_edit = false;
+        ctx->walking_edit = edit;
+        ctx->walking_object = true;
+        r = config_schema_walk_object(ctx, kind, yaml_document_get_root_node(doc), path, ret);
+        ctx->walking_edit = ctx->walking_object = false;
         ctx->document = NULL;
         return r;
 }
@@ -78,46 +81,69 @@ static int place(Config *c, ConfigObjectKind kind, ssize_t index, void *o, size_
         return 0;
 }
 
-int config_edit_apply(const Config *c, const ConfigEdit *edit, Config **ret,
-                      ConfigProblems *ret_problems)
+int config_build_edit(ConfigBuild *b, const ConfigEdit *edit)
 {
-        Config *copy = NULL;
-        ConfigContext ctx;
         ssize_t index = -1;
         size_t at = 0;
         void *o = NULL;
         int r;
 
-        assert(c && edit && ret);
         assert(edit->name || edit->document);
-        if (ret_problems)
-                *ret_problems = (ConfigProblems){};
-
         if (edit->name) {
-                index = find_object(c, edit->kind, edit->name);
+                index = find_object(b->config, edit->kind, edit->name);
                 if (index < 0)
                         return -ENOENT;
         }
-        r = config_derive(c, &copy);
+        if (edit->document) {
+                r = walk_document(b, edit->kind, edit->document, "", true, &o);
+                if (r < 0)
+                        return r;
+        }
+        r = place(b->config, edit->kind, index, o, &at);
         if (r < 0)
                 return r;
-        r = config_context_new(&ctx, copy);
-        if (r < 0) {
-                config_unref(copy);
-                return r;
+        if (!o) {
+                config_forget_object_path(b, edit->kind, at);
+                return 0;
         }
+        /* Its problems are the caller's, with paths in its document. */
+        b->edited_kind = edit->kind;
+        b->edited_index = (ssize_t)at;
+        return config_set_object_path(b, edit->kind, at, "");
+}
 
-        if (edit->document)
-                r = walk_document(&ctx, edit, &o);
+int config_build_read_document(ConfigBuild *b, ConfigObjectKind kind, ConfigTree *t,
+                               const char *path)
+{
+        size_t at = 0;
+        void *o = NULL;
+        int r;
+
+        r = walk_document(b, kind, t, path, false, &o);
         if (r >= 0)
-                r = place(ctx.config, edit->kind, index, o, &at);
-        if (r >= 0 && o) {
-                /* Its problems are the caller's, with paths in its document. */
-                ctx.edited_kind = edit->kind;
-                ctx.edited_index = (ssize_t)at;
-                r = config_set_object_path(&ctx, edit->kind, at, "");
-        }
-        return config_context_conclude(&ctx, r, ret_problems, NULL, ret);
+                r = place(b->config, kind, -1, o, &at);
+        if (r >= 0)
+                r = config_set_object_path(b, kind, at, path);
+        return r;
+}
+
+static int contribute_edit(const ConfigSource *s, ConfigBuild *b)
+{
+        return config_build_edit(b, s->data);
+}
+
+ConfigSource config_source_edit(const ConfigEdit *e)
+{
+        return (ConfigSource){.name = "edit", .contribute = contribute_edit, .data = e};
+}
+
+int config_edit_apply(const Config *c, const ConfigEdit *edit, Config **ret,
+                      ConfigProblems *ret_problems)
+{
+        ConfigSource sources[] = {config_source_loaded(c), config_source_edit(edit)};
+
+        assert(c && edit && ret);
+        return config_build(sources, ELEMENTSOF(sources), ret, ret_problems, NULL);
 }
 
 int config_object_document(const Config *c, ConfigObjectKind kind, const char *name,

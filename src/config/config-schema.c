@@ -870,9 +870,10 @@ static int listener_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_t
         int r;
 
         l->mark = item_mark(ctx, node, field_value(t, values, "name"));
-        r = config_note_listener(ctx, path);
-        if (r < 0)
-                return r;
+        free(l->path);
+        l->path = strdup(path);
+        if (!l->path)
+                return -ENOMEM;
         if (l->name) {
                 path_join(p, path, "name");
                 r = config_register_name(ctx, &ctx->listener_names, "listener name", l->name,
@@ -1351,7 +1352,7 @@ bool config_schema_has_key(ConfigObjectKind kind, const char *path)
 }
 
 int config_schema_walk_object(ConfigContext *ctx, ConfigObjectKind kind, yaml_node_t *root,
-                              void **ret)
+                              const char *path, void **ret)
 {
         const ConfigList *list = kind == CONFIG_OBJECT_UPSTREAM ? &upstreams_list : &routes_list;
         void *o = list->new_object(ctx->file);
@@ -1361,7 +1362,7 @@ int config_schema_walk_object(ConfigContext *ctx, ConfigObjectKind kind, yaml_no
                 return -ENOMEM;
         if (list->table->init)
                 list->table->init(o);
-        r = walk_mapping(ctx, root, list->table, o, "");
+        r = walk_mapping(ctx, root, list->table, o, path);
         if (r < 0) {
                 if (kind == CONFIG_OBJECT_UPSTREAM)
                         config_upstream_unref(o);

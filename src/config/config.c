@@ -11,6 +11,7 @@
 
 #include "config/apisix.h"
 #include "config/config-internal.h"
+#include "config/config-source.h"
 
 const char *const config_scheme_names[_SCHEME_MAX] = {
         [SCHEME_HTTP] = "http",
@@ -149,6 +150,7 @@ static void config_tls_done(ConfigTls *t)
 
 void config_listener_done(ConfigListener *l)
 {
+        free(l->path);
         free(l->name);
         free(l->listen);
         for (size_t i = 0; i < l->n_certificates; i++) {
@@ -543,7 +545,7 @@ static int strv_push(char ***l, char *s)
         return 0;
 }
 
-/* Takes the file's name into Config.files, where marks will point, then applies each of its
+/* Takes the file's name into the load's files, where marks will point, then applies each of its
  * documents in turn. A syntax error ends the file: libyaml cannot resume after one. */
 static int load_buffer(ConfigContext *ctx, const char *name, const char *data, size_t len)
 {
@@ -554,12 +556,12 @@ static int load_buffer(ConfigContext *ctx, const char *name, const char *data, s
         copy = config_file_name_new(name);
         if (!copy)
                 return -ENOMEM;
-        if (strv_push(&ctx->config->files, (char *)copy) < 0) {
+        if (strv_push(&ctx->files, (char *)copy) < 0) {
                 config_file_name_unref(copy);
                 return -ENOMEM;
         }
         ctx->file = copy;
-        ctx->file_index = strv_length(ctx->config->files) - 1;
+        ctx->file_index = strv_length(ctx->files) - 1;
 
         if (!yaml_parser_initialize(&parser))
                 return -ENOMEM;
@@ -755,44 +757,62 @@ static int load_paths(ConfigContext *ctx, char *const *paths)
         return r;
 }
 
-/* The files, then the state when there is one (config_load_with_state()). */
-static int load_all(char *const *paths, const char *state, char **errors, Config **ret)
+/* ---- sources that read files ---- */
+
+int config_build_read_paths(ConfigBuild *b, char *const *paths)
 {
-        ConfigContext ctx;
+        return load_paths(b, paths);
+}
+
+int config_build_read_objects(ConfigBuild *b, const char *path)
+{
         int r;
 
-        assert(ret);
+        b->reading_state = true;
+        r = load_file(b, path);
+        b->reading_state = false;
+        /* A state without upstreams: (an empty file) is still what lacks them. */
+        if (r >= 0 && !b->state_mark.file)
+                b->state_mark = (ConfigMark){.file = b->file, .line = 1, .column = 1};
+        return r;
+}
 
-        r = config_context_new(&ctx, NULL);
-        if (r < 0) {
-                if (errors)
-                        *errors = NULL;
-                return r;
-        }
+static int contribute_files(const ConfigSource *s, ConfigBuild *b)
+{
+        return config_build_read_paths(b, s->data);
+}
 
-        r = load_paths(&ctx, paths);
-        if (r >= 0 && state) {
-                /* The files' upstreams and routes make way for the state's. The listeners'
-                 * references are checked against the state's upstreams. */
-                config_context_drop_objects(&ctx);
-                ctx.reading_state = true;
-                r = load_file(&ctx, state);
-                /* A state without upstreams: (an empty file) is still what lacks them. */
-                if (r >= 0 && !ctx.state_mark.file)
-                        ctx.state_mark = (ConfigMark){.file = ctx.file, .line = 1, .column = 1};
-        }
-        return config_context_conclude(&ctx, r, NULL, errors, ret);
+ConfigSource config_source_files(char *const *paths)
+{
+        return (ConfigSource){.name = "files", .contribute = contribute_files, .data = paths};
+}
+
+/* The state: its upstreams and routes in place of those given so far; the listeners' references
+ * are checked against them. */
+static int contribute_state(const ConfigSource *s, ConfigBuild *b)
+{
+        config_build_replace_objects(b);
+        return config_build_read_objects(b, s->data);
+}
+
+ConfigSource config_source_state(const char *path)
+{
+        return (ConfigSource){.name = "state", .contribute = contribute_state, .data = path};
 }
 
 int config_load(char *const *paths, char **errors, Config **ret)
 {
-        return load_all(paths, NULL, errors, ret);
+        ConfigSource s = config_source_files(paths);
+
+        return config_build(&s, 1, ret, NULL, errors);
 }
 
 int config_load_with_state(char *const *paths, const char *state, char **errors, Config **ret)
 {
+        ConfigSource s[] = {config_source_files(paths), config_source_state(state)};
+
         assert(state);
-        return load_all(paths, state, errors, ret);
+        return config_build(s, ELEMENTSOF(s), ret, NULL, errors);
 }
 
 int config_load_string(const char *name, const char *yaml, size_t len, char **errors, Config **ret)

@@ -92,6 +92,7 @@ typedef struct ConfigListener {
         uint64_t idle_timeout_usec;      /* tcp, tls-passthrough, WebSocket: idle both ways
                                             (default 5m) */
         ConfigMark mark;
+        char *path; /* "listeners[1]", in the document it was read from: for messages */
 } ConfigListener;
 
 typedef struct ConfigNode {

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include "config/config-source.h"
 #include "config/state.h"
 
 int state_path(const char *dir, char **ret)
@@ -49,7 +50,7 @@ int state_dir_prepare(const char *dir)
         return 0;
 }
 
-int state_load(char *const *paths, const char *dir, Config **ret, char **ret_errors)
+int state_load(const Config *files, const char *dir, Config **ret, char **ret_errors)
 {
         _cleanup_free_ char *path = NULL;
         *ret_errors = NULL;
@@ -59,7 +60,10 @@ int state_load(char *const *paths, const char *dir, Config **ret, char **ret_err
                 return -ENOMEM;
         if (access(path, F_OK) < 0)
                 return errno == ENOENT ? 0 : -errno;
-        int r = config_load_with_state(paths, path, ret_errors, ret);
+        /* The files as they were read, not again: the state's upstreams and routes in place of
+         * theirs, checked with their listeners. */
+        ConfigSource sources[] = { config_source_loaded(files), config_source_state(path) };
+        int r = config_build(sources, ELEMENTSOF(sources), ret, NULL, ret_errors);
         return r < 0 ? r : 1;
 }
 

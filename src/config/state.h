@@ -20,12 +20,12 @@ int state_remove(const char *dir);
  * lbproxy could not persist there. */
 int state_dir_prepare(const char *dir);
 
-/* The configuration files with the runtime state's upstreams and routes in place of theirs,
- * checked as one configuration (config_load_with_state()). Returns 1 and *ret when there is a
- * state and it fits, 0 when `dir` is NULL or holds no state, or a negative errno: -EINVAL with
- * *ret_errors ("file:line:column: message" lines, to free) when the state does not parse or
- * does not fit the files, another errno when it cannot be read. */
-int state_load(char *const *paths, const char *dir, Config **ret, char **ret_errors);
+/* The configuration `files` read with the runtime state's upstreams and routes in place of
+ * theirs, checked as one configuration (the files are not read again). Returns 1 and *ret when
+ * there is a state and it fits, 0 when `dir` is NULL or holds no state, or a negative errno:
+ * -EINVAL with *ret_errors ("file:line:column: message" lines, to free) when the state does not
+ * parse or does not fit the files, another errno when it cannot be read. */
+int state_load(const Config *files, const char *dir, Config **ret, char **ret_errors);
 
 /* Moves a state that was not used aside, to STATE_REJECTED_FILE in the same directory,
  * replacing an older one: kept for the operator, never read again. */

@@ -10,6 +10,7 @@
 
 #include "base/util.h"
 #include "config/config-overlay.h"
+#include "config/config-source.h"
 #include "config/config-tree.h"
 #include "config/config.h"
 #include "tap.h"
@@ -417,7 +418,7 @@ static void test_remove(void)
         expect_problem(c, &e, -ENOENT, false, NULL, "route 'r': upstreams[0].name",
                        "no upstream named 'web'");
         e.name = "pg";
-        expect_problem(c, &e, -ENOENT, false, "base.yaml:2:75", "listener 'db': upstream",
+        expect_problem(c, &e, -ENOENT, false, "base.yaml:2:75", "listeners[1].upstream",
                        "no upstream named 'pg'");
         e.name = "nope";
         CHECK(config_edit_apply(c, &e, &n, NULL) == -ENOENT);
@@ -533,6 +534,77 @@ static void test_duplicate_nodes_in_files(void)
                           "upstreams[0])");
 }
 
+
+/* ---- a source of one's own ---- */
+
+/* A store of documents, as a shared store (etcd) would give them: key → document. */
+typedef struct Store {
+        const char *keys[2];
+        ConfigTree *docs[2];
+        ConfigObjectKind kinds[2];
+} Store;
+
+static int contribute_store(const ConfigSource *s, ConfigBuild *b)
+{
+        const Store *st = s->data;
+
+        config_build_replace_objects(b);
+        for (size_t i = 0; i < ELEMENTSOF(st->keys); i++) {
+                int r = config_build_read_document(b, st->kinds[i], st->docs[i], st->keys[i]);
+
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static void test_a_source_plugs_in(void)
+{
+        _cleanup_(config_unrefp) Config *files = load_base(), *c = NULL;
+        Store st = {
+                .keys = {"store /upstreams/u", "store /routes/r"},
+                .docs = {upstream_doc("u", "10.0.0.7", 8080), route_doc("r", "/s/*", "u")},
+                .kinds = {CONFIG_OBJECT_UPSTREAM, CONFIG_OBJECT_ROUTE},
+        };
+        ConfigSource sources[] = {config_source_loaded(files),
+                                  {.name = "store", .contribute = contribute_store, .data = &st}};
+        _cleanup_free_ char *errors = NULL;
+
+        if (!files || !st.docs[0] || !st.docs[1])
+                goto out;
+        /* The files' listener 'db' names pg, which the store does not have. */
+        CHECK(config_build(sources, 2, &c, NULL, &errors) == -EINVAL);
+        CHECK_STR(errors, "base.yaml:2:75: listeners[1].upstream: no upstream named 'pg'");
+        free(errors);
+        errors = NULL;
+
+        set(st.docs[0], config_tree_root(st.docs[0]), "name", str(st.docs[0], "pg"));
+        CHECK(config_build(sources, 2, &c, NULL, &errors) == -EINVAL);
+        CHECK_STR(errors, "store /routes/r.upstreams[0].name: no upstream named 'u'");
+        free(errors);
+        errors = NULL;
+
+        set(st.docs[1], config_tree_get(st.docs[1], config_tree_root(st.docs[1]), "upstreams") ?
+                                config_tree_item(st.docs[1],
+                                                 config_tree_get(st.docs[1],
+                                                                 config_tree_root(st.docs[1]),
+                                                                 "upstreams"),
+                                                 0)
+                                 : 0,
+            "name", str(st.docs[1], "pg"));
+        CHECK(config_build(sources, 2, &c, NULL, &errors) == 0);
+        CHECK(errors == NULL);
+        if (c) {
+                /* The files' listeners and settings, the store's objects. */
+                CHECK(c->base == files && c->listeners == files->listeners);
+                CHECK(c->n_upstreams == 1 && streq(c->upstreams[0]->name, "pg"));
+                CHECK(c->n_routes == 1 && streq(c->routes[0]->paths[0], "/s/*"));
+                CHECK_STR(c->upstreams[0]->tls.ca_file, "/etc/ca.pem");
+        }
+out:
+        config_tree_free(st.docs[0]);
+        config_tree_free(st.docs[1]);
+}
 
 /* ---- one table for files and D-Bus ---- */
 
@@ -836,6 +908,7 @@ int main(void)
         test_object_document();
         test_duplicate_nodes_in_files();
         test_refusals_table();
+        test_a_source_plugs_in();
 #if FAULT_INJECTION
         test_out_of_memory();
 #endif
