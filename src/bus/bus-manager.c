@@ -380,12 +380,88 @@ static int read_reset(sd_bus_message *msg, ConfigTree *t, ConfigObjectKind kind,
 
 /* ---- applying ---- */
 
-/* Applies `edit` and swaps the result in, or refuses the call saying why. */
-static int apply(Manager *m, const ConfigEdit *edit, const ArgumentMap *map, const char *what,
+/* A call whose answer waits for its change to be durable (the state written, off the loop). */
+typedef struct Reply {
+        Bus *bus;
+        sd_bus_message *msg;
+        char *path; /* the object path answered, or NULL */
+        const char *what;
+} Reply;
+
+static Reply *reply_free(Reply *r)
+{
+        if (!r)
+                return NULL;
+        sd_bus_message_unref(r->msg);
+        free(r->path);
+        free(r);
+        return NULL;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(Reply *, reply_free);
+
+/* The Manager says how the change ended: serving, or not at all. */
+static void on_change_done(void *userdata, int r, const char *message)
+{
+        Reply *reply = userdata;
+
+        if (r >= 0) {
+                log_event(LOG_NOTICE, LBPROXY_MESSAGE_CONFIG_CHANGE, NULL, NULL, NULL,
+                          "Configuration changed over D-Bus: %s", reply->what);
+                r = reply->path ? sd_bus_reply_method_return(reply->msg, "o", reply->path)
+                                : sd_bus_reply_method_return(reply->msg, NULL);
+        } else
+                r = sd_bus_reply_method_errnof(reply->msg, -r, "%s",
+                                               message ? message : strerror(-r));
+        if (r < 0)
+                log_debug("D-Bus: cannot answer a change: %s", strerror(-r));
+        bus_kick(reply->bus);
+        reply_free(reply);
+}
+
+static void on_reload_done(void *userdata, int r, const char *message)
+{
+        Reply *reply = userdata;
+
+        r = r >= 0 ? sd_bus_reply_method_return(reply->msg, NULL)
+                   : sd_bus_reply_method_errnof(reply->msg, -r, "%s",
+                                                message ? message : strerror(-r));
+        if (r < 0)
+                log_debug("D-Bus: cannot answer a reload: %s", strerror(-r));
+        bus_kick(reply->bus);
+        reply_free(reply);
+}
+
+static int new_reply(Bus *b, sd_bus_message *msg, const char *what,
+                     int (*path_of)(const char *, char **), const char *name, Reply **ret)
+{
+        _cleanup_(reply_freep) Reply *reply = calloc(1, sizeof(Reply));
+        int r;
+
+        if (!reply)
+                return -ENOMEM;
+        reply->bus = b;
+        reply->msg = sd_bus_message_ref(msg);
+        reply->what = what;
+        if (path_of) {
+                r = path_of(name, &reply->path);
+                if (r < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(reply);
+        return 0;
+}
+
+/* Applies `edit`, answering the call once it serves (and is durable), or refuses it saying why.
+ * The answer carries the object path `path_of(name)`, when given. */
+static int apply(sd_bus_message *msg, Bus *b, const ConfigEdit *edit, const ArgumentMap *map,
+                 const char *what, int (*path_of)(const char *, char **), const char *name,
                  sd_bus_error *error)
 {
         _cleanup_(config_problems_done) ConfigProblems problems = {};
+        _cleanup_(reply_freep) Reply *reply = NULL;
         _cleanup_free_ char *message = NULL;
+        Manager *m = bus_manager(b);
         Config *config = NULL;
         int r;
 
@@ -398,22 +474,18 @@ static int apply(Manager *m, const ConfigEdit *edit, const ArgumentMap *map, con
                 return reply_problems(error, &problems, map);
         if (r < 0)
                 return r;
-        r = manager_apply_config(m, config, &message);
+        r = new_reply(b, msg, what, path_of, name, &reply);
+        if (r < 0) {
+                config_unref(config);
+                return r;
+        }
+        r = manager_apply_config(m, config, on_change_done, reply, &message);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, -r, "%s", message ? message : strerror(-r));
-        log_event(LOG_NOTICE, LBPROXY_MESSAGE_CONFIG_CHANGE, NULL, NULL, NULL,
-                  "Configuration changed over D-Bus: %s", what);
-        return 0;
-}
-
-static int reply_path(sd_bus_message *msg, int (*path_of)(const char *, char **),
-                      const char *name)
-{
-        _cleanup_free_ char *path = NULL;
-        int r = path_of(name, &path);
-        if (r < 0)
-                return r;
-        return sd_bus_reply_method_return(msg, "o", path);
+        if (r > 0)
+                on_change_done(reply, 0, NULL);
+        TAKE_PTR(reply); /* answered, or to be */
+        return 1;
 }
 
 static int method_add_upstream(sd_bus_message *msg, void *userdata, sd_bus_error *error)
@@ -447,10 +519,8 @@ static int method_add_upstream(sd_bus_message *msg, void *userdata, sd_bus_error
 
         ConfigEdit edit = {.kind = CONFIG_OBJECT_UPSTREAM, .document = t};
         ArgumentMap map = {.arguments = arguments, .options = true};
-        r = apply(userdata, &edit, &map, "upstream added", error);
-        if (r < 0)
-                return r;
-        return reply_path(msg, bus_upstream_path, name);
+        return apply(msg, userdata, &edit, &map, "upstream added", bus_upstream_path, name,
+                     error);
 }
 
 static int method_add_route(sd_bus_message *msg, void *userdata, sd_bus_error *error)
@@ -503,13 +573,10 @@ static int method_add_route(sd_bus_message *msg, void *userdata, sd_bus_error *e
 
         ConfigEdit edit = {.kind = CONFIG_OBJECT_ROUTE, .document = t};
         ArgumentMap map = {.arguments = arguments, .options = true};
-        r = apply(userdata, &edit, &map, "route added", error);
-        if (r < 0)
-                return r;
-        return reply_path(msg, bus_route_path, name);
+        return apply(msg, userdata, &edit, &map, "route added", bus_route_path, name, error);
 }
 
-static int method_remove(sd_bus_message *msg, Manager *m, ConfigObjectKind kind,
+static int method_remove(sd_bus_message *msg, Bus *b, ConfigObjectKind kind,
                          sd_bus_error *error)
 {
         const char *name;
@@ -519,11 +586,9 @@ static int method_remove(sd_bus_message *msg, Manager *m, ConfigObjectKind kind,
                 return r;
         ConfigEdit edit = {.kind = kind, .name = name};
         ArgumentMap map = {};
-        r = apply(m, &edit, &map,
-                  kind == CONFIG_OBJECT_UPSTREAM ? "upstream removed" : "route removed", error);
-        if (r < 0)
-                return r;
-        return sd_bus_reply_method_return(msg, NULL);
+        return apply(msg, b, &edit, &map,
+                     kind == CONFIG_OBJECT_UPSTREAM ? "upstream removed" : "route removed", NULL,
+                     NULL, error);
 }
 
 static int method_remove_upstream(sd_bus_message *msg, void *userdata, sd_bus_error *error)
@@ -537,7 +602,7 @@ static int method_remove_route(sd_bus_message *msg, void *userdata, sd_bus_error
 }
 
 /* The document of the upstream or route a method changes, or NotFound. */
-static int object_document(Manager *m, ConfigObjectKind kind, const char *arg, const char *name,
+static int object_document(const Manager *m, ConfigObjectKind kind, const char *arg, const char *name,
                            ConfigTree **ret, sd_bus_error *error)
 {
         int r = config_object_document(manager_config(m), kind, name, ret);
@@ -554,8 +619,9 @@ typedef enum NodeChange {
         NODE_SET_WEIGHT,
 } NodeChange;
 
-static int node_change(sd_bus_message *msg, Manager *m, NodeChange change, sd_bus_error *error)
+static int node_change(sd_bus_message *msg, Bus *b, NodeChange change, sd_bus_error *error)
 {
+        Manager *m = bus_manager(b);
         _cleanup_(config_tree_freep) ConfigTree *t = NULL;
         _cleanup_free_ char *item = NULL, *object = NULL;
         const char *upstream, *host;
@@ -608,14 +674,11 @@ static int node_change(sd_bus_message *msg, Manager *m, NodeChange change, sd_bu
                 return -ENOMEM;
         ConfigEdit edit = {.kind = CONFIG_OBJECT_UPSTREAM, .name = upstream, .document = t};
         ArgumentMap map = {.item = item, .object = object};
-        r = apply(m, &edit, &map,
-                  change == NODE_ADD      ? "node added"
-                  : change == NODE_REMOVE ? "node removed"
-                                          : "node weight set",
-                  error);
-        if (r < 0)
-                return r;
-        return sd_bus_reply_method_return(msg, NULL);
+        return apply(msg, b, &edit, &map,
+                     change == NODE_ADD      ? "node added"
+                     : change == NODE_REMOVE ? "node removed"
+                                             : "node weight set",
+                     NULL, NULL, error);
 }
 
 static int method_add_node(sd_bus_message *msg, void *userdata, sd_bus_error *error)
@@ -636,7 +699,8 @@ static int method_set_node_weight(sd_bus_message *msg, void *userdata, sd_bus_er
 static int method_set_route_upstream_weight(sd_bus_message *msg, void *userdata,
                                             sd_bus_error *error)
 {
-        Manager *m = userdata;
+        Bus *b = userdata;
+        Manager *m = bus_manager(b);
         _cleanup_(config_tree_freep) ConfigTree *t = NULL;
         _cleanup_free_ char *item = NULL, *object = NULL;
         const ConfigRoute *rt;
@@ -668,17 +732,15 @@ static int method_set_route_upstream_weight(sd_bus_message *msg, void *userdata,
                 return -ENOMEM;
         ConfigEdit edit = {.kind = CONFIG_OBJECT_ROUTE, .name = route, .document = t};
         ArgumentMap map = {.item = item, .object = object};
-        r = apply(m, &edit, &map, "route upstream weight set", error);
-        if (r < 0)
-                return r;
-        return sd_bus_reply_method_return(msg, NULL);
+        return apply(msg, b, &edit, &map, "route upstream weight set", NULL, NULL, error);
 }
 
 /* SetUpstreamOptions / SetRouteOptions: the keys given replace the object's (a block given as
  * a dictionary is merged key by key), the keys in `reset` go back to their default. */
-static int set_options(sd_bus_message *msg, Manager *m, ConfigObjectKind kind,
+static int set_options(sd_bus_message *msg, Bus *b, ConfigObjectKind kind,
                        sd_bus_error *error)
 {
+        Manager *m = bus_manager(b);
         static const char *const forbidden[] = {"name", NULL};
         _cleanup_(config_tree_freep) ConfigTree *t = NULL;
         bool up = kind == CONFIG_OBJECT_UPSTREAM;
@@ -710,10 +772,8 @@ static int set_options(sd_bus_message *msg, Manager *m, ConfigObjectKind kind,
 
         ConfigEdit edit = {.kind = kind, .name = name, .document = t};
         ArgumentMap map = {.options = true};
-        r = apply(m, &edit, &map, up ? "upstream options set" : "route options set", error);
-        if (r < 0)
-                return r;
-        return sd_bus_reply_method_return(msg, NULL);
+        return apply(msg, b, &edit, &map, up ? "upstream options set" : "route options set", NULL,
+                     NULL, error);
 }
 
 static int method_set_upstream_options(sd_bus_message *msg, void *userdata, sd_bus_error *error)
@@ -726,7 +786,7 @@ static int method_set_route_options(sd_bus_message *msg, void *userdata, sd_bus_
         return set_options(msg, userdata, CONFIG_OBJECT_ROUTE, error);
 }
 
-static int list(sd_bus_message *msg, Manager *m, bool upstreams)
+static int list(sd_bus_message *msg, const Manager *m, bool upstreams)
 {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const Model *model = manager_model(m);
@@ -751,23 +811,33 @@ static int list(sd_bus_message *msg, Manager *m, bool upstreams)
 
 static int method_list_upstreams(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
-        return list(msg, userdata, true);
+        return list(msg, bus_manager(userdata), true);
 }
 
 static int method_list_routes(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
-        return list(msg, userdata, false);
+        return list(msg, bus_manager(userdata), false);
 }
 
 static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
-        Manager *m = userdata;
+        Bus *b = userdata;
+        _cleanup_(reply_freep) Reply *reply = NULL;
         _cleanup_free_ char *errors = NULL;
-        int r = manager_reload(m, &errors);
+        int r;
+
+        r = new_reply(b, msg, "reloaded", NULL, NULL, &reply);
+        if (r < 0)
+                return r;
+        /* Answered once the state is removed: a caller then finds the files serving, alone. */
+        r = manager_reload(bus_manager(b), on_reload_done, reply, &errors);
         if (r < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s",
                                          errors ? errors : strerror(-r));
-        return sd_bus_reply_method_return(msg, NULL);
+        if (r > 0)
+                on_reload_done(reply, 0, NULL);
+        TAKE_PTR(reply);
+        return 1;
 }
 
 /* Read when asked, never signalled: the count changes with every connection. */
@@ -775,7 +845,7 @@ static int property_connections(sd_bus *bus, const char *path, const char *inter
                                 const char *property, sd_bus_message *reply, void *userdata,
                                 sd_bus_error *error)
 {
-        Manager *m = userdata;
+        const Manager *m = bus_manager(userdata);
         size_t n = streq(property, "ActiveConnections") ? manager_connections(m)
                                                         : manager_max_connections(m);
         return sd_bus_message_append(reply, "u", (uint32_t)(n > UINT32_MAX ? UINT32_MAX : n));

@@ -242,7 +242,7 @@ static void dump_route(Dumper *d, int m, const ConfigRoute *r)
         set(d, m, "upstreams", list);
 }
 
-static void dump_config(Dumper *d, const Config *c)
+static void dump_config(Dumper *d, const Config *c, bool with_objects)
 {
         int root = config_tree_root(d->t), m, list;
 
@@ -275,6 +275,8 @@ static void dump_config(Dumper *d, const Config *c)
         for (size_t i = 0; i < c->n_listeners; i++)
                 append(d, list, dump_listener(d, c->listeners + i));
         set(d, root, "listeners", list);
+        if (!with_objects)
+                return;
 
         list = sequence(d, false);
         for (size_t i = 0; i < c->n_upstreams; i++) {
@@ -309,9 +311,31 @@ int config_dump_route(ConfigTree *t, int mapping, const ConfigRoute *r)
         return d.failed ? -ENOMEM : 0;
 }
 
-int config_dump(const Config *c, FILE *f)
+static int emit(ConfigTree *t, FILE *f)
 {
         yaml_emitter_t emitter;
+        int r;
+
+        if (!yaml_emitter_initialize(&emitter)) {
+                config_tree_free(t);
+                return -ENOMEM;
+        }
+        yaml_emitter_set_output_file(&emitter, f);
+        yaml_emitter_set_unicode(&emitter, 1);
+        yaml_emitter_set_indent(&emitter, 2);
+        yaml_emitter_set_width(&emitter, 100);
+
+        r = config_tree_emit(t, &emitter);
+        if (r >= 0 && (!yaml_emitter_close(&emitter) || !yaml_emitter_flush(&emitter)))
+                r = -EIO;
+        yaml_emitter_delete(&emitter);
+        if (r < 0)
+                return r;
+        return fflush(f) == EOF ? -errno : 0;
+}
+
+static int dump(const Config *c, FILE *f, bool with_objects)
+{
         Dumper d = {};
         int r;
 
@@ -320,26 +344,56 @@ int config_dump(const Config *c, FILE *f)
         r = config_tree_new(&d.t);
         if (r < 0)
                 return r;
-        dump_config(&d, c);
+        dump_config(&d, c, with_objects);
         if (d.failed) {
                 config_tree_free(d.t);
                 return -ENOMEM;
         }
+        return emit(TAKE_PTR(d.t), f);
+}
 
-        if (!yaml_emitter_initialize(&emitter)) {
+int config_dump(const Config *c, FILE *f)
+{
+        return dump(c, f, true);
+}
+
+int config_dump_settings(const Config *c, FILE *f)
+{
+        return dump(c, f, false);
+}
+
+int config_dump_item(ConfigObjectKind kind, const void *o, char **ret, size_t *ret_len)
+{
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        Dumper d = {};
+        FILE *f;
+        int r, m;
+
+        r = config_tree_new_sequence(&d.t);
+        if (r < 0)
+                return r;
+        m = mapping(&d, false);
+        if (kind == CONFIG_OBJECT_UPSTREAM)
+                dump_upstream(&d, m, o);
+        else
+                dump_route(&d, m, o);
+        append(&d, config_tree_root(d.t), m);
+        if (d.failed) {
                 config_tree_free(d.t);
                 return -ENOMEM;
         }
-        yaml_emitter_set_output_file(&emitter, f);
-        yaml_emitter_set_unicode(&emitter, 1);
-        yaml_emitter_set_indent(&emitter, 2);
-        yaml_emitter_set_width(&emitter, 100);
-
-        r = config_tree_emit(TAKE_PTR(d.t), &emitter);
-        if (r >= 0 && (!yaml_emitter_close(&emitter) || !yaml_emitter_flush(&emitter)))
-                r = -EIO;
-        yaml_emitter_delete(&emitter);
+        f = open_memstream(&text, &len);
+        if (!f) {
+                config_tree_free(d.t);
+                return -ENOMEM;
+        }
+        r = emit(TAKE_PTR(d.t), f);
+        if (fclose(f) != 0 && r >= 0)
+                r = -ENOMEM;
         if (r < 0)
                 return r;
-        return fflush(f) == EOF ? -errno : 0;
+        *ret = TAKE_PTR(text);
+        *ret_len = len;
+        return 0;
 }

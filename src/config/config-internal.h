@@ -245,6 +245,8 @@ int config_schema_walk_object(ConfigContext *ctx, ConfigObjectKind kind, yaml_no
 /* config-tree.c, for the loader and the dumper: a tree's document, and nodes with the
  * style the dumper wants them written in. Emitting consumes the tree. */
 yaml_document_t *config_tree_document(ConfigTree *t);
+/* A tree whose root is a block sequence (config_tree_root() names it). */
+int config_tree_new_sequence(ConfigTree **ret);
 int config_tree_add_scalar_styled(ConfigTree *t, const char *s, yaml_scalar_style_t style);
 int config_tree_add_mapping_styled(ConfigTree *t, bool flow);
 int config_tree_add_sequence_styled(ConfigTree *t, bool flow);

@@ -37,6 +37,24 @@ int config_tree_new(ConfigTree **ret)
         return 0;
 }
 
+int config_tree_new_sequence(ConfigTree **ret)
+{
+        ConfigTree *t = calloc(1, sizeof(*t));
+
+        if (!t)
+                return -ENOMEM;
+        if (!yaml_document_initialize(&t->doc, NULL, NULL, NULL, 1, 1)) {
+                free(t);
+                return -ENOMEM;
+        }
+        if (config_tree_add_sequence_styled(t, false) != 1) {
+                config_tree_free(t);
+                return -ENOMEM;
+        }
+        *ret = t;
+        return 0;
+}
+
 ConfigTree *config_tree_free(ConfigTree *t)
 {
         if (!t)

@@ -297,6 +297,9 @@ Config *config_unref(Config *c)
         return NULL;
 }
 
+_Static_assert(offsetof(Config, n_ref) == 0 && offsetof(Config, base) >= sizeof(atomic_uint),
+               "config_derive() copies all of a Config after its reference count");
+
 int config_derive(const Config *c, Config **ret)
 {
         _cleanup_(config_unrefp) Config *n = calloc(1, sizeof(Config));
@@ -304,8 +307,11 @@ int config_derive(const Config *c, Config **ret)
         if (!n)
                 return -ENOMEM;
         /* The settings at once, the parts that own memory borrowed from the base, which is
-         * referenced; the arrays of upstreams and routes are the new one's. */
-        *n = *c;
+         * referenced; the arrays of upstreams and routes are the new one's. All but the
+         * reference count, first in the struct, which another thread may be changing (the state
+         * writer's reference). */
+        memcpy((char *)n + offsetof(Config, base), (const char *)c + offsetof(Config, base),
+               sizeof(Config) - offsetof(Config, base));
         atomic_init(&n->n_ref, 1);
         n->base = config_ref(c->base ? c->base : (Config *)c);
         n->upstreams = calloc(c->n_upstreams + 1, sizeof(ConfigUpstream *));

@@ -160,7 +160,7 @@ typedef struct ConfigDns {
 } ConfigDns;
 
 typedef struct Config {
-        atomic_uint n_ref;
+        atomic_uint n_ref; /* first: config_derive() copies what follows */
         /* A Config made from another by a change of its upstreams and routes shares the rest:
          * files, listeners, dns and tls are then `base`'s (a reference), the one that read them. */
         struct Config *base;
@@ -250,6 +250,12 @@ typedef enum ConfigObjectKind {
         CONFIG_OBJECT_UPSTREAM,
         CONFIG_OBJECT_ROUTE,
 } ConfigObjectKind;
+
+/* config_dump() without the upstreams: and routes: (the text ends after listeners:), and one
+ * upstream or route as config_dump() writes it among its upstreams: or routes: ("- name: ...",
+ * from column 0, in memory): the state is written from these, each object's text made once. */
+int config_dump_settings(const Config *c, FILE *f);
+int config_dump_item(ConfigObjectKind kind, const void *o, char **ret, size_t *ret_len);
 
 /* Looks an upstream or a route up by name; NULL when there is none. */
 const ConfigUpstream *config_find_upstream(const Config *c, const char *name);

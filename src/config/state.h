@@ -12,6 +12,22 @@
 
 /* "<dir>/state.yaml" */
 int state_path(const char *dir, char **ret);
+
+/* The state file of a directory, written at the cost of what changed: the text of each upstream
+ * and route is made once and kept (with a reference on the Config last written, so the objects
+ * it was made of stay what they were), and a new state is the settings, then the texts, most of
+ * them from before. One thread at a time. */
+typedef struct StateFile StateFile;
+int state_file_new(const char *dir, StateFile **ret);
+StateFile *state_file_free(StateFile *s);
+/* Writes `c` whole and atomically: a temporary file, written, fsync()ed, renamed over
+ * state.yaml, the directory fsync()ed. Returns 0 once that is done, or a negative errno; when it
+ * fails before the rename, state.yaml is as it was. */
+int state_file_save(StateFile *s, const Config *c);
+/* Removes state.yaml (the files are the truth again). */
+int state_file_remove(StateFile *s);
+
+/* state_file_save() once, without keeping anything. */
 int state_save(const char *dir, const Config *c);
 /* The files are the truth again (after a Reload()). */
 int state_remove(const char *dir);

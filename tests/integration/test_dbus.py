@@ -548,3 +548,54 @@ def test_add_node_twice_is_exists(lb, bus, two):
     assert err == ("org.lbproxy1.Error.Exists",
                    f"upstream 'up_a': nodes[1]: 127.0.0.2:{a.port} is listed already "
                    "(as nodes[0])"), err
+
+
+def test_reply_comes_once_the_state_has_the_change(lb, bus, two):
+    """Each call is answered after its change is in state.yaml (written, fsync()ed, renamed),
+    and calls made together are all answered, the file holding every one of them."""
+    a, _ = two
+    for w in (2, 3, 4):
+        bus.call("SetRouteUpstreamWeight", "ssu", "r1", "up_b", w)
+        assert f"{{name: up_b, weight: {w}}}" in (lb.state_dir / "state.yaml").read_text()
+
+    errors = []
+
+    def add(i):
+        err = dbus_error(bus, "AddNode", "ssqu", "up_a", f"127.0.1.{i}", 80, 0)
+        if err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(1, 21)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    state = (lb.state_dir / "state.yaml").read_text()
+    assert all(f"host: \"127.0.1.{i}\"," in state for i in range(1, 21)), state
+    assert collections.Counter(servers(lb, 8)) == {"a": 2, "b": 6}
+
+
+def test_a_state_that_cannot_be_written_refuses_the_change(lb, bus, two):
+    """The state directory gone (a file in its place): the call fails saying why, nothing
+    changes; once it is back, changes go through again."""
+    before = (lb.state_dir / "state.yaml").exists()
+    moved = lb.state_dir.with_name("state.moved")
+    os.rename(lb.state_dir, moved)
+    lb.state_dir.write_text("")
+    try:
+        err = dbus_error(bus, "SetRouteUpstreamWeight", "ssu", "r1", "up_b", 3)
+        assert err == ("System.Error.ENOTDIR",
+                       f"cannot save the state in {lb.state_dir}: Not a directory"), err
+        assert collections.Counter(servers(lb, 4)) == {"a": 2, "b": 2}
+        assert lb.wait_log("Configuration change refused: cannot save the state")
+        # The next change starts from what serves, not from the refused one.
+        err = dbus_error(bus, "SetNodeWeight", "ssqu", "up_a", two[0].host, two[0].port, 1)
+        assert err is not None and err[0] == "System.Error.ENOTDIR", err
+    finally:
+        lb.state_dir.unlink()
+        os.rename(moved, lb.state_dir)
+    assert (lb.state_dir / "state.yaml").exists() == before
+    bus.call("SetRouteUpstreamWeight", "ssu", "r1", "up_b", 3)
+    assert collections.Counter(servers(lb, 8)) == {"a": 2, "b": 6}
+    assert "{name: up_b, weight: 3}" in (lb.state_dir / "state.yaml").read_text()

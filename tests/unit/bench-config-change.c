@@ -9,11 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/util.h"
 #include "config/config-overlay.h"
 #include "config/config-tree.h"
 #include "config/config.h"
+#include "config/state.h"
 
 #define ROUTES 10000
 #define UPSTREAMS 100
@@ -204,6 +206,37 @@ int main(void)
                         return 1;
         }
         report("AddRoute to new Config", usec, RUNS);
+
+        /* The state writer's work: the first time every object's text, then what changed. */
+        {
+                char dir[] = "/tmp/bench-config-change.XXXXXX";
+                _cleanup_free_ char *path = NULL;
+                StateFile *sf = NULL;
+
+                if (!mkdtemp(dir) || state_file_new(dir, &sf) < 0)
+                        return 1;
+                t0 = now_usec(CLOCK_MONOTONIC);
+                failed += state_file_save(sf, c) < 0;
+                printf("writing the state, first time: %.1f ms (write, fsync, rename in %s)\n",
+                       (now_usec(CLOCK_MONOTONIC) - t0) / 1000.0, dir);
+                for (int i = 0; i < 50; i++) {
+                        Config *n = NULL;
+
+                        failed += set_node_weight(c, i % UPSTREAMS, 7, &n) < 0;
+                        config_unref(c);
+                        c = n;
+                        if (!c)
+                                return 1;
+                        t0 = now_usec(CLOCK_MONOTONIC);
+                        failed += state_file_save(sf, c) < 0;
+                        usec[i] = now_usec(CLOCK_MONOTONIC) - t0;
+                }
+                report("writing the state after one", usec, 50);
+                state_file_free(sf);
+                if (state_path(dir, &path) >= 0)
+                        unlink(path);
+                rmdir(dir);
+        }
 
         config_unref(c);
         return failed ? 1 : 0;

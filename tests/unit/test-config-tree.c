@@ -7,12 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/util.h"
 #include "config/config-overlay.h"
 #include "config/config-source.h"
 #include "config/config-tree.h"
 #include "config/config.h"
+#include "config/state.h"
 #include "tap.h"
 
 #define CHECK_STR(a, b)                                                                            \
@@ -535,6 +537,67 @@ static void test_duplicate_nodes_in_files(void)
 }
 
 
+/* ---- the state ---- */
+
+static char *dump_text(const Config *c)
+{
+        char *text = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&text, &size);
+
+        if (!f)
+                return NULL;
+        CHECK(config_dump(c, f) == 0);
+        fclose(f);
+        return text;
+}
+
+/* What the state writes reads back as what was written, made whole or from kept texts. */
+static void test_state_round_trip(void)
+{
+        char dir[] = "/tmp/test-config-tree.XXXXXX";
+        _cleanup_(config_unrefp) Config *files = load_base(), *c = NULL, *back = NULL;
+        _cleanup_free_ char *errors = NULL, *want = NULL, *got = NULL, *path = NULL;
+        StateFile *sf = NULL;
+
+        if (!files || !mkdtemp(dir))
+                return;
+        CHECK(state_file_new(dir, &sf) == 0);
+        for (int round = 0; round < 3 && sf; round++) {
+                _cleanup_(config_tree_freep) ConfigTree *t = NULL;
+                Config *n = NULL;
+                char name[16];
+
+                /* An upstream more each round; the others' texts are kept. */
+                snprintf(name, sizeof(name), "extra%d", round);
+                t = upstream_doc(name, "10.9.9.9", 80 + (unsigned)round);
+                ConfigEdit e = {.kind = CONFIG_OBJECT_UPSTREAM, .document = t};
+                CHECK(config_edit_apply(c ? c : files, &e, &n, NULL) == 0);
+                config_unref(c);
+                c = n;
+                if (!c)
+                        break;
+                CHECK(state_file_save(sf, c) == 0);
+                config_unref(back);
+                back = NULL;
+                free(errors);
+                errors = NULL;
+                CHECK(state_load(files, dir, &back, &errors) == 1);
+                if (errors)
+                        fprintf(stderr, "%s\n", errors);
+                free(want);
+                free(got);
+                want = dump_text(c);
+                got = back ? dump_text(back) : NULL;
+                CHECK_STR(got, want);
+        }
+        state_file_free(sf);
+        CHECK(state_path(dir, &path) == 0);
+        if (path)
+                unlink(path);
+        rmdir(dir);
+}
+
 /* ---- a source of one's own ---- */
 
 /* A store of documents, as a shared store (etcd) would give them: key → document. */
@@ -909,6 +972,7 @@ int main(void)
         test_duplicate_nodes_in_files();
         test_refusals_table();
         test_a_source_plugs_in();
+        test_state_round_trip();
 #if FAULT_INJECTION
         test_out_of_memory();
 #endif
