@@ -288,6 +288,16 @@ const char *config_parse_address(const char *s, uint16_t default_port, bool allo
 /* "500ms", "1.5s", "2m", "1h30m", "100us", "1d", or a plain number of seconds. -EINVAL when
  * malformed (negative included), -ERANGE above CONFIG_DURATION_MAX. */
 int config_parse_duration(const char *s, uint64_t *ret_usec);
+/* The same with another syntax: config_duration_go is Go's time.ParseDuration (Kubernetes'
+ * metav1.Duration, in APISIX manifests): "5s", "1.5s", "2h45m", "300ms", ns and µs too, a
+ * bare number only as "0", rounded up to whole microseconds. The hint says what it expects, for
+ * messages. */
+typedef struct ConfigDurationSyntax ConfigDurationSyntax;
+extern const ConfigDurationSyntax config_duration_native;
+extern const ConfigDurationSyntax config_duration_go;
+int config_parse_duration_as(const char *s, const ConfigDurationSyntax *syntax,
+                             uint64_t *ret_usec);
+const char *config_duration_hint(const ConfigDurationSyntax *syntax);
 /* The shortest exact form config_parse_duration() reads back: "90s", "1500ms", "2h". */
 const char *config_format_duration(uint64_t usec, char buf[static CONFIG_DURATION_STR_MAX]);
 
