@@ -15,7 +15,6 @@
 #include "config/config-overlay.h"
 #include "lb/model.h"
 
-
 /* Where the problems of a method's document point, in the method's arguments: keys given as
  * arguments of their own keep their path ("nodes[1].port"); an item added from arguments
  * (AddNode's node) gives its keys their argument's name ("port"); the rest are options
@@ -46,8 +45,8 @@ static int append_problem(char **s, const ConfigProblem *p, const ArgumentMap *m
         int r;
 
         if (!p->in_document)
-                r = asprintf(&path, "%s%s%s", p->where ? p->where : "", p->where && *p->path ? ": " : "",
-                             p->path);
+                r = asprintf(&path, "%s%s%s", p->where ? p->where : "",
+                             p->where && *p->path ? ": " : "", p->path);
         else if (map->item && strncmp(p->path, map->item, il) == 0 && p->path[il] == '.')
                 r = asprintf(&path, "%s", p->path + il + 1);
         else if (is_argument(map, p->path))
@@ -80,9 +79,8 @@ static int reply_problems(sd_bus_error *error, const ConfigProblems *problems,
         for (size_t i = 0; i < problems->n; i++)
                 if (append_problem(&text, problems->items + i, map) < 0)
                         return -ENOMEM;
-        if (problems->n_dropped > 0 &&
-            asprintf(&text, "%s\n(%zu more errors not shown)", text ? text : "",
-                     problems->n_dropped) < 0)
+        if (problems->n_dropped > 0 && asprintf(&text, "%s\n(%zu more errors not shown)",
+                                                text ? text : "", problems->n_dropped) < 0)
                 return -ENOMEM;
         if (problems->n > 0) {
                 const ConfigProblem *p = problems->items;
@@ -116,7 +114,8 @@ static int not_found(sd_bus_error *error, const char *fmt, ...)
 static int unsupported(sd_bus_error *error, const char *path, const char *type)
 {
         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                 "%s: a value of D-Bus type '%s' has no YAML form here", path, type);
+                                 "%s: a value of D-Bus type '%s' has no YAML form here", path,
+                                 type);
 }
 
 static int read_value(sd_bus_message *msg, ConfigTree *t, const char *path, int *ret,
@@ -160,8 +159,8 @@ static int read_dictionary(sd_bus_message *msg, ConfigTree *t, int mapping, cons
                         return -ENOMEM;
                 for (const char *const *f = forbidden; f && *f; f++)
                         if (streq(*f, key))
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "%s: %s", sub, forbidden_why);
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s: %s",
+                                                         sub, forbidden_why);
                 r = sd_bus_message_peek_type(msg, &type, &inner);
                 if (r < 0)
                         return r;
@@ -330,7 +329,8 @@ static int read_nodes(sd_bus_message *msg, ConfigTree *t, int sequence)
                 if (r <= 0)
                         break;
                 node = config_tree_add_mapping(t);
-                r = node < 0 ? node : config_tree_set(t, node, "host", config_tree_add_string(t, host));
+                r = node < 0 ? node
+                             : config_tree_set(t, node, "host", config_tree_add_string(t, host));
                 if (r >= 0)
                         r = config_tree_set(t, node, "port", config_tree_add_unsigned(t, port));
                 if (r >= 0)
@@ -361,8 +361,7 @@ static int read_reset(sd_bus_message *msg, ConfigTree *t, ConfigObjectKind kind,
                 if (!path)
                         return -ENOMEM;
                 if (streq(*k, "name") || !config_schema_has_key(kind, *k))
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "reset: %s '%s'",
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "reset: %s '%s'",
                                                  streq(*k, "name") ? "cannot reset" : "unknown key",
                                                  *k);
                 for (p = path; (dot = strchr(p, '.')); p = dot + 1) {
@@ -519,8 +518,7 @@ static int method_add_upstream(sd_bus_message *msg, void *userdata, sd_bus_error
 
         ConfigEdit edit = {.kind = CONFIG_OBJECT_UPSTREAM, .document = t};
         ArgumentMap map = {.arguments = arguments, .options = true};
-        return apply(msg, userdata, &edit, &map, "upstream added", bus_upstream_path, name,
-                     error);
+        return apply(msg, userdata, &edit, &map, "upstream added", bus_upstream_path, name, error);
 }
 
 static int method_add_route(sd_bus_message *msg, void *userdata, sd_bus_error *error)
@@ -576,8 +574,7 @@ static int method_add_route(sd_bus_message *msg, void *userdata, sd_bus_error *e
         return apply(msg, userdata, &edit, &map, "route added", bus_route_path, name, error);
 }
 
-static int method_remove(sd_bus_message *msg, Bus *b, ConfigObjectKind kind,
-                         sd_bus_error *error)
+static int method_remove(sd_bus_message *msg, Bus *b, ConfigObjectKind kind, sd_bus_error *error)
 {
         const char *name;
         int r = sd_bus_message_read(msg, "s", &name);
@@ -602,8 +599,8 @@ static int method_remove_route(sd_bus_message *msg, void *userdata, sd_bus_error
 }
 
 /* The document of the upstream or route a method changes, or NotFound. */
-static int object_document(const Manager *m, ConfigObjectKind kind, const char *arg, const char *name,
-                           ConfigTree **ret, sd_bus_error *error)
+static int object_document(const Manager *m, ConfigObjectKind kind, const char *arg,
+                           const char *name, ConfigTree **ret, sd_bus_error *error)
 {
         int r = config_object_document(manager_config(m), kind, name, ret);
 
@@ -657,9 +654,10 @@ static int node_change(sd_bus_message *msg, Bus *b, NodeChange change, sd_bus_er
                 if (r >= 0)
                         r = config_tree_append(t, nodes, node);
         } else if (k < 0) {
-                return not_found(error, strchr(host, ':') && host[0] != '['
-                                                ? "upstream '%s' has no node [%s]:%u"
-                                                : "upstream '%s' has no node %s:%u",
+                return not_found(error,
+                                 strchr(host, ':') && host[0] != '['
+                                         ? "upstream '%s' has no node [%s]:%u"
+                                         : "upstream '%s' has no node %s:%u",
                                  upstream, host, port);
         } else if (change == NODE_REMOVE)
                 r = config_tree_remove_item(t, nodes, (size_t)k);
@@ -721,10 +719,9 @@ static int method_set_route_upstream_weight(sd_bus_message *msg, void *userdata,
                         break;
         if (k == rt->n_upstreams)
                 return not_found(error, "route '%s' has no upstream '%s'", route, upstream);
-        r = config_tree_set(t,
-                            config_tree_item(t, config_tree_get(t, config_tree_root(t), "upstreams"),
-                                             k),
-                            "weight", config_tree_add_unsigned(t, weight));
+        r = config_tree_set(
+                t, config_tree_item(t, config_tree_get(t, config_tree_root(t), "upstreams"), k),
+                "weight", config_tree_add_unsigned(t, weight));
         if (r < 0)
                 return r;
 
@@ -737,8 +734,7 @@ static int method_set_route_upstream_weight(sd_bus_message *msg, void *userdata,
 
 /* SetUpstreamOptions / SetRouteOptions: the keys given replace the object's (a block given as
  * a dictionary is merged key by key), the keys in `reset` go back to their default. */
-static int set_options(sd_bus_message *msg, Bus *b, ConfigObjectKind kind,
-                       sd_bus_error *error)
+static int set_options(sd_bus_message *msg, Bus *b, ConfigObjectKind kind, sd_bus_error *error)
 {
         Manager *m = bus_manager(b);
         static const char *const forbidden[] = {"name", NULL};
@@ -853,10 +849,10 @@ static int property_connections(sd_bus *bus, const char *path, const char *inter
 
 const sd_bus_vtable bus_manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
-        SD_BUS_METHOD_WITH_ARGS("AddUpstream",
-                                SD_BUS_ARGS("s", name, "s", scheme, "a(squ)", nodes, "a{sv}",
-                                            options),
-                                SD_BUS_RESULT("o", path), method_add_upstream, 0),
+        SD_BUS_METHOD_WITH_ARGS(
+                "AddUpstream",
+                SD_BUS_ARGS("s", name, "s", scheme, "a(squ)", nodes, "a{sv}", options),
+                SD_BUS_RESULT("o", path), method_add_upstream, 0),
         SD_BUS_METHOD_WITH_ARGS("RemoveUpstream", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT,
                                 method_remove_upstream, 0),
         SD_BUS_METHOD_WITH_ARGS("SetUpstreamOptions",
@@ -870,10 +866,10 @@ const sd_bus_vtable bus_manager_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("SetNodeWeight",
                                 SD_BUS_ARGS("s", upstream, "s", host, "q", port, "u", weight),
                                 SD_BUS_NO_RESULT, method_set_node_weight, 0),
-        SD_BUS_METHOD_WITH_ARGS("AddRoute",
-                                SD_BUS_ARGS("s", name, "as", paths, "a(su)", upstreams, "a{sv}",
-                                            options),
-                                SD_BUS_RESULT("o", path), method_add_route, 0),
+        SD_BUS_METHOD_WITH_ARGS(
+                "AddRoute",
+                SD_BUS_ARGS("s", name, "as", paths, "a(su)", upstreams, "a{sv}", options),
+                SD_BUS_RESULT("o", path), method_add_route, 0),
         SD_BUS_METHOD_WITH_ARGS("RemoveRoute", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT,
                                 method_remove_route, 0),
         SD_BUS_METHOD_WITH_ARGS("SetRouteOptions",

@@ -12,8 +12,6 @@
 #include "config/config-internal.h"
 #include "config/config-source.h"
 
-#define CONFIG_PATH_MAX 256
-
 DEFINE_TRIVIAL_CLEANUP_FUNC(Hashmap *, hashmap_free);
 
 /* ---- problems ---- */
@@ -277,10 +275,8 @@ int config_set_object_path(ConfigContext *ctx, ConfigObjectKind kind, size_t ind
         if (kind == CONFIG_OBJECT_UPSTREAM)
                 return set_path(&ctx->upstream_paths, &ctx->n_upstream_paths,
                                 ctx->config->n_upstreams, index, path);
-        return set_path(&ctx->route_paths, &ctx->n_route_paths, ctx->config->n_routes, index,
-                        path);
+        return set_path(&ctx->route_paths, &ctx->n_route_paths, ctx->config->n_routes, index, path);
 }
-
 
 void config_forget_object_path(ConfigContext *ctx, ConfigObjectKind kind, size_t index)
 {
@@ -333,8 +329,7 @@ static bool object_is_read(const ConfigContext *ctx, ConfigObjectKind kind, size
 
 static bool object_is_edited(const ConfigContext *ctx, ConfigObjectKind kind, size_t i)
 {
-        return ctx->edited_index >= 0 && ctx->edited_kind == kind &&
-               (size_t)ctx->edited_index == i;
+        return ctx->edited_index >= 0 && ctx->edited_kind == kind && (size_t)ctx->edited_index == i;
 }
 
 /* Reports a problem about object i: at its mark when read in this load. */
@@ -366,10 +361,10 @@ static int check_names(ConfigContext *ctx, ConfigObjectKind kind, Hashmap **ret)
         if (!map)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
-                const char *name = up ? ctx->config->upstreams[i]->name
-                                      : ctx->config->routes[i]->name;
-                const ConfigMark *mark = up ? &ctx->config->upstreams[i]->mark
-                                            : &ctx->config->routes[i]->mark;
+                const char *name =
+                        up ? ctx->config->upstreams[i]->name : ctx->config->routes[i]->name;
+                const ConfigMark *mark =
+                        up ? &ctx->config->upstreams[i]->mark : &ctx->config->routes[i]->mark;
                 uintptr_t first;
                 const ConfigMark *fm;
 
@@ -393,8 +388,8 @@ static int check_names(ConfigContext *ctx, ConfigObjectKind kind, Hashmap **ret)
                                      up ? "upstream" : "route", esc, fm->file, fm->line,
                                      fm->column);
                 else
-                        object_error(ctx, -EEXIST, kind, i, mark, "name",
-                                     "duplicate %s name '%s'", up ? "upstream" : "route", esc);
+                        object_error(ctx, -EEXIST, kind, i, mark, "name", "duplicate %s name '%s'",
+                                     up ? "upstream" : "route", esc);
         }
         *ret = map;
         return 0;
@@ -424,8 +419,7 @@ static void check_listener_reference(ConfigContext *ctx, Hashmap *upstreams, siz
                                   "no upstream named '%s', which %s uses (%s:%u:%u)", esc, path,
                                   mark->file, mark->line, mark->column);
         else
-                config_error_code(ctx, -ENOENT, false, mark, path, "no upstream named '%s'",
-                                  esc);
+                config_error_code(ctx, -ENOENT, false, mark, path, "no upstream named '%s'", esc);
 }
 
 static void check_references(ConfigContext *ctx, Hashmap *upstreams)
@@ -441,8 +435,7 @@ static void check_references(ConfigContext *ctx, Hashmap *upstreams)
                                                  &l->upstream_mark);
                 for (size_t k = 0; k < l->n_sni_routes; k++) {
                         snprintf(sub, sizeof(sub), "sni_routes[%zu].upstream", k);
-                        check_listener_reference(ctx, upstreams, i, sub,
-                                                 l->sni_routes[k].upstream,
+                        check_listener_reference(ctx, upstreams, i, sub, l->sni_routes[k].upstream,
                                                  &l->sni_routes[k].upstream_mark);
                 }
         }
@@ -632,8 +625,8 @@ int config_context_conclude(ConfigContext *ctx, int r, ConfigProblems *ret_probl
 
 /* ---- sources ---- */
 
-int config_build(const ConfigSource *sources, size_t n, Config **ret,
-                 ConfigProblems *ret_problems, char **ret_errors)
+int config_build(const ConfigSource *sources, size_t n, Config **ret, ConfigProblems *ret_problems,
+                 char **ret_errors)
 {
         ConfigContext ctx;
         int r;

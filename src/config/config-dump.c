@@ -65,7 +65,8 @@ static void append(Dumper *d, int seq, int value)
 
 static int plain(Dumper *d, const char *s)
 {
-        return d->failed ? 0 : ok(d, config_tree_add_scalar_styled(d->t, s, YAML_PLAIN_SCALAR_STYLE));
+        return d->failed ? 0
+                         : ok(d, config_tree_add_scalar_styled(d->t, s, YAML_PLAIN_SCALAR_STYLE));
 }
 
 static int string(Dumper *d, const char *s)

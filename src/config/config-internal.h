@@ -44,6 +44,10 @@ int config_derive(const Config *c, Config **ret);
 /* Enough for "18446744073709551615us". */
 #define CONFIG_DURATION_STR_MAX 32
 
+/* A key path in a message: "upstreams[3].nodes[1].port", or an APISIX document's label (a kind
+ * and two Kubernetes names, up to 384 bytes) and its path. */
+#define CONFIG_PATH_MAX 640
+
 /* Enough for a quoted, escaped, truncated user string inside a message. */
 #define CONFIG_ESCAPE_MAX 96
 

@@ -29,8 +29,8 @@ static void object_unref(ConfigObjectKind kind, void *o)
 }
 
 /* Reads a document as one object, its problems at `path` (the caller's, when an edit's). */
-static int walk_document(ConfigContext *ctx, ConfigObjectKind kind, ConfigTree *t,
-                         const char *path, bool edit, void **ret)
+static int walk_document(ConfigContext *ctx, ConfigObjectKind kind, ConfigTree *t, const char *path,
+                         bool edit, void **ret)
 {
         yaml_document_t *doc = config_tree_document(t);
         int r;
@@ -53,8 +53,8 @@ static int walk_document(ConfigContext *ctx, ConfigObjectKind kind, ConfigTree *
  * object `index` when `o` is NULL. */
 static int place(Config *c, ConfigObjectKind kind, ssize_t index, void *o, size_t *ret_index)
 {
-        void ***array = kind == CONFIG_OBJECT_UPSTREAM ? (void ***)&c->upstreams
-                                                       : (void ***)&c->routes;
+        void ***array =
+                kind == CONFIG_OBJECT_UPSTREAM ? (void ***)&c->upstreams : (void ***)&c->routes;
         size_t *n = kind == CONFIG_OBJECT_UPSTREAM ? &c->n_upstreams : &c->n_routes;
 
         if (index >= 0) {

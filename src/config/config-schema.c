@@ -86,7 +86,8 @@ static int certificate_finish(ConfigContext *ctx, const ConfigTable *t, yaml_nod
 static const ConfigField certificate_fields[] = {
         REQUIRED("cert", config_parse_string, offsetof(ConfigCertificate, cert_file),
                  &validate_absolute_path),
-        REQUIRED("key", config_parse_string, offsetof(ConfigCertificate, key_file), &validate_key_path),
+        REQUIRED("key", config_parse_string, offsetof(ConfigCertificate, key_file),
+                 &validate_key_path),
         FIELD("ocsp", config_parse_string, offsetof(ConfigCertificate, ocsp_file),
               &validate_absolute_path),
 };
@@ -121,7 +122,8 @@ static const ConfigStrv strv_server_names = {&validate_server_name,
 static const ConfigField sni_route_fields[] = {
         REQUIRED("server_names", config_parse_strv, offsetof(ConfigSniRoute, server_names),
                  &strv_server_names),
-        REQUIRED("upstream", config_parse_string, offsetof(ConfigSniRoute, upstream), &validate_name),
+        REQUIRED("upstream", config_parse_string, offsetof(ConfigSniRoute, upstream),
+                 &validate_name),
 };
 
 static const ConfigTable sni_route_table = TABLE(sni_route_fields, NULL, sni_route_finish);
@@ -194,16 +196,17 @@ static int listener_check_protocol(ConfigContext *ctx, const ConfigTable *t, yam
                         continue;
                 config_path_join(p, path, listener_protocol_keys[i].key);
                 /* Each key belongs to one protocol today. */
-                config_node_error(ctx, v, p, "only for protocol %s (this listener's protocol is %s)",
-                           listener_protocol_to_string((ListenerProtocol)__builtin_ctz(mask)),
-                           proto);
+                config_node_error(
+                        ctx, v, p, "only for protocol %s (this listener's protocol is %s)",
+                        listener_protocol_to_string((ListenerProtocol)__builtin_ctz(mask)), proto);
         }
 
         if (l->protocol == LISTENER_HTTPS && !config_field_value(t, values, "certificates"))
                 config_node_error(ctx, node, path,
                            "missing required key 'certificates' (protocol is https)");
         if (l->protocol == LISTENER_TCP && !config_field_value(t, values, "upstream"))
-                config_node_error(ctx, node, path, "missing required key 'upstream' (protocol is tcp)");
+                config_node_error(ctx, node, path,
+                                  "missing required key 'upstream' (protocol is tcp)");
         if (l->protocol == LISTENER_TLS_PASSTHROUGH && !config_field_value(t, values, "sni_routes"))
                 config_node_error(ctx, node, path,
                            "missing required key 'sni_routes' (protocol is tls-passthrough)");
@@ -290,15 +293,18 @@ static const ConfigChoice choice_protocol = {"protocol", config_listener_protoco
 static const ConfigField listener_fields[] = {
         REQUIRED("name", config_parse_string, offsetof(ConfigListener, name), &validate_name),
         FIELD("listen", parse_listen, 0, NULL),
-        FIELD("protocol", config_parse_choice, offsetof(ConfigListener, protocol), &choice_protocol),
+        FIELD("protocol", config_parse_choice, offsetof(ConfigListener, protocol),
+              &choice_protocol),
         FIELD("certificates", config_parse_list, offsetof(ConfigListener, certificates),
               &certificates_list),
-        FIELD("ticket_rotate", config_parse_duration_field, offsetof(ConfigListener, ticket_rotate_usec),
-              NULL),
+        FIELD("ticket_rotate", config_parse_duration_field,
+              offsetof(ConfigListener, ticket_rotate_usec), NULL),
         FIELD("upstream", config_parse_string, offsetof(ConfigListener, upstream), &validate_name),
         FIELD("tls", parse_listener_tls, 0, NULL),
-        FIELD("idle_timeout", config_parse_duration_field, offsetof(ConfigListener, idle_timeout_usec), NULL),
-        FIELD("sni_routes", config_parse_list, offsetof(ConfigListener, sni_routes), &sni_routes_list),
+        FIELD("idle_timeout", config_parse_duration_field,
+              offsetof(ConfigListener, idle_timeout_usec), NULL),
+        FIELD("sni_routes", config_parse_list, offsetof(ConfigListener, sni_routes),
+              &sni_routes_list),
 };
 
 static const ConfigTable listener_table = TABLE(listener_fields, listener_init, listener_finish);
@@ -332,9 +338,12 @@ static const ConfigTable node_table = TABLE(node_fields, node_init, node_finish)
 /* upstreams[] */
 
 static const ConfigField upstream_timeout_fields[] = {
-        FIELD("connect", config_parse_duration_field, offsetof(ConfigUpstream, connect_timeout_usec), NULL),
-        FIELD("send", config_parse_duration_field, offsetof(ConfigUpstream, send_timeout_usec), NULL),
-        FIELD("read", config_parse_duration_field, offsetof(ConfigUpstream, read_timeout_usec), NULL),
+        FIELD("connect", config_parse_duration_field,
+              offsetof(ConfigUpstream, connect_timeout_usec), NULL),
+        FIELD("send", config_parse_duration_field, offsetof(ConfigUpstream, send_timeout_usec),
+              NULL),
+        FIELD("read", config_parse_duration_field, offsetof(ConfigUpstream, read_timeout_usec),
+              NULL),
 };
 
 static const ConfigTable upstream_timeout_table = TABLE(upstream_timeout_fields, NULL, NULL);
@@ -465,16 +474,18 @@ static const ConfigList nodes_list = {
 static const ConfigField upstream_fields[] = {
         REQUIRED("name", config_parse_string, offsetof(ConfigUpstream, name), &validate_name),
         FIELD("scheme", config_parse_choice, offsetof(ConfigUpstream, scheme), &choice_scheme),
-        FIELD("pass_host", config_parse_choice, offsetof(ConfigUpstream, pass_host), &choice_pass_host),
+        FIELD("pass_host", config_parse_choice, offsetof(ConfigUpstream, pass_host),
+              &choice_pass_host),
         FIELD("upstream_host", config_parse_string, offsetof(ConfigUpstream, upstream_host),
               &validate_host_port),
-        FIELD("balancer", config_parse_choice, offsetof(ConfigUpstream, balancer), &choice_balancer),
+        FIELD("balancer", config_parse_choice, offsetof(ConfigUpstream, balancer),
+              &choice_balancer),
         FIELD("retries", config_parse_integer, offsetof(ConfigUpstream, retries),
               RANGE(0, CONFIG_RETRIES_MAX, unsigned, false)),
         FIELD("keepalive_pool", config_parse_integer, offsetof(ConfigUpstream, keepalive_pool),
               RANGE(0, CONFIG_KEEPALIVE_POOL_MAX, unsigned, false)),
-        FIELD("keepalive_idle", config_parse_duration_field, offsetof(ConfigUpstream, keepalive_idle_usec),
-              NULL),
+        FIELD("keepalive_idle", config_parse_duration_field,
+              offsetof(ConfigUpstream, keepalive_idle_usec), NULL),
         FIELD("timeout", config_parse_block, 0, &upstream_timeout_table),
         FIELD("tls", config_parse_block, offsetof(ConfigUpstream, tls), &upstream_tls_table),
         REQUIRED("nodes", config_parse_list, offsetof(ConfigUpstream, nodes), &nodes_list),
@@ -552,7 +563,8 @@ static const ConfigField route_fields[] = {
         FIELD("priority", config_parse_integer, offsetof(ConfigRoute, priority),
               RANGE(INT_MIN, INT_MAX, int, true)),
         FIELD("websocket", config_parse_bool, offsetof(ConfigRoute, websocket), NULL),
-        REQUIRED("upstreams", config_parse_list, offsetof(ConfigRoute, upstreams), &route_upstreams_list),
+        REQUIRED("upstreams", config_parse_list, offsetof(ConfigRoute, upstreams),
+                 &route_upstreams_list),
 };
 
 static const ConfigTable route_table = TABLE(route_fields, NULL, route_finish);
@@ -561,8 +573,10 @@ static const ConfigTable route_table = TABLE(route_fields, NULL, route_finish);
 
 static const ConfigField timeouts_fields[] = {
         FIELD("header", config_parse_duration_field, offsetof(Config, header_timeout_usec), NULL),
-        FIELD("keepalive", config_parse_duration_field, offsetof(Config, keepalive_timeout_usec), NULL),
-        FIELD("shutdown_grace", config_parse_duration_field, offsetof(Config, shutdown_grace_usec), NULL),
+        FIELD("keepalive", config_parse_duration_field, offsetof(Config, keepalive_timeout_usec),
+              NULL),
+        FIELD("shutdown_grace", config_parse_duration_field, offsetof(Config, shutdown_grace_usec),
+              NULL),
 };
 
 static const ConfigTable timeouts_table = TABLE(timeouts_fields, NULL, NULL);

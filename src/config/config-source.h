@@ -23,14 +23,14 @@ typedef struct ConfigSource {
  * errno: -EINVAL with the problems (either or both of *ret_problems and *ret_errors, the
  * latter as "file:line:column: path: message" lines), -ENOMEM, or what a source failed with
  * (an unreadable file). */
-int config_build(const ConfigSource *sources, size_t n, Config **ret,
-                 ConfigProblems *ret_problems, char **ret_errors);
+int config_build(const ConfigSource *sources, size_t n, Config **ret, ConfigProblems *ret_problems,
+                 char **ret_errors);
 
 /* The sources lbproxy has. */
 ConfigSource config_source_files(char *const *paths); /* YAML files and directories */
-ConfigSource config_source_loaded(const Config *c);    /* all of `c`, parsed once, shared */
-ConfigSource config_source_state(const char *path);    /* its upstreams and routes replace */
-ConfigSource config_source_edit(const ConfigEdit *e);  /* one object's document */
+ConfigSource config_source_loaded(const Config *c);   /* all of `c`, parsed once, shared */
+ConfigSource config_source_state(const char *path);   /* its upstreams and routes replace */
+ConfigSource config_source_edit(const ConfigEdit *e); /* one object's document */
 
 /* What a source's contribute() may do. */
 /* Reads YAML files, and directories' *.yaml files in name order. */

@@ -78,18 +78,16 @@ static yaml_node_t *node_of(const ConfigTree *t, int id, yaml_node_type_t type)
 
 int config_tree_add_mapping_styled(ConfigTree *t, bool flow)
 {
-        int id = yaml_document_add_mapping(&t->doc, NULL,
-                                           flow ? YAML_FLOW_MAPPING_STYLE
-                                                : YAML_BLOCK_MAPPING_STYLE);
+        int id = yaml_document_add_mapping(
+                &t->doc, NULL, flow ? YAML_FLOW_MAPPING_STYLE : YAML_BLOCK_MAPPING_STYLE);
 
         return id > 0 ? id : -ENOMEM;
 }
 
 int config_tree_add_sequence_styled(ConfigTree *t, bool flow)
 {
-        int id = yaml_document_add_sequence(&t->doc, NULL,
-                                            flow ? YAML_FLOW_SEQUENCE_STYLE
-                                                 : YAML_BLOCK_SEQUENCE_STYLE);
+        int id = yaml_document_add_sequence(
+                &t->doc, NULL, flow ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE);
 
         return id > 0 ? id : -ENOMEM;
 }

@@ -64,7 +64,8 @@ bool config_visit(ConfigContext *ctx, yaml_node_t *node)
 
         ctx->too_complex = true;
         config_node_error(ctx, yaml_document_get_root_node(ctx->document), NULL,
-                   "the document expands to more than %zu values through aliases", ctx->max_visits);
+                          "the document expands to more than %zu values through aliases",
+                          ctx->max_visits);
         return false;
 }
 
@@ -87,7 +88,7 @@ const char *config_scalar_text(ConfigContext *ctx, yaml_node_t *node, const char
 {
         if (node->type != YAML_SCALAR_NODE || config_node_is_null(node)) {
                 config_node_error(ctx, node, path, "expected %s, got %s", expected,
-                           config_node_kind(node));
+                                  config_node_kind(node));
                 return NULL;
         }
         /* "\0" is a valid YAML escape; a C string would silently end there. */
@@ -123,7 +124,7 @@ bool config_strv_contains(char *const *l, const char *s)
 /* False (and reported) when a sequence of `n` more items does not fit. Checked before any item
  * is read, so an oversized list costs nothing more. */
 static bool config_count_fits(ConfigContext *ctx, const ConfigCount *count, yaml_node_t *node,
-                       const char *path, size_t n)
+                              const char *path, size_t n)
 {
         char buf[CONFIG_COUNT_STR_MAX];
         const char *why;
@@ -155,7 +156,8 @@ bool config_value_boolean(ConfigContext *ctx, yaml_node_t *node, const char *pat
         if (config_is_plain(node) && config_boolean_word(v, ret))
                 return true;
         config_node_error(ctx, node, path, "expected a boolean (true or false), got %s'%s'",
-                   config_is_plain(node) ? "" : "the quoted string ", config_node_escape(node, esc));
+                          config_is_plain(node) ? "" : "the quoted string ",
+                          config_node_escape(node, esc));
         return false;
 }
 
@@ -283,6 +285,23 @@ int config_parse_duration_field(ConfigContext *ctx, const ConfigField *f, yaml_n
         return 0;
 }
 
+const char *config_value_text(ConfigContext *ctx, yaml_node_t *node, const char *path)
+{
+        const char *v = config_scalar_text(ctx, node, path, "a string");
+
+        if (v && !*v) {
+                config_node_error(ctx, node, path, "must not be empty");
+                return NULL;
+        }
+        return v;
+}
+
+void config_missing_key(ConfigContext *ctx, const yaml_node_t *mapping, const char *path,
+                        const char *key)
+{
+        config_node_error(ctx, mapping, path, "missing required key '%s'", key);
+}
+
 /* The string of a scalar, validated; NULL (and reported) when it is not usable. */
 int config_string_value(ConfigContext *ctx, yaml_node_t *node, const char *path,
                         const ConfigValidator *validator, char **ret)
@@ -292,13 +311,9 @@ int config_string_value(ConfigContext *ctx, yaml_node_t *node, const char *path,
         char *s;
 
         *ret = NULL;
-        v = config_scalar_text(ctx, node, path, "a string");
+        v = config_value_text(ctx, node, path);
         if (!v)
                 return 0;
-        if (!*v) {
-                config_node_error(ctx, node, path, "must not be empty");
-                return 0;
-        }
         s = strdup(v);
         if (!s)
                 return -ENOMEM;
@@ -306,7 +321,7 @@ int config_string_value(ConfigContext *ctx, yaml_node_t *node, const char *path,
                 why = validator->check(s);
                 if (why) {
                         config_node_error(ctx, node, path, "invalid %s '%s': %s", validator->what,
-                                   config_node_escape(node, esc), why);
+                                          config_node_escape(node, esc), why);
                         free(s);
                         return 0;
                 }
@@ -359,7 +374,7 @@ int config_parse_choice(ConfigContext *ctx, const ConfigField *f, yaml_node_t *n
                 o += (size_t)snprintf(known + o, sizeof(known) - o, "%s%s", i ? ", " : "",
                                       choice->names[i]);
         config_node_error(ctx, node, path, "unknown %s '%s' (known: %s)", choice->what,
-                   config_node_escape(node, esc), known);
+                          config_node_escape(node, esc), known);
         return 0;
 }
 
@@ -582,8 +597,7 @@ int config_walk_mapping(ConfigContext *ctx, yaml_node_t *node, const ConfigTable
         }
         for (size_t i = 0; i < t->n_fields; i++)
                 if (t->fields[i].required && !values[i])
-                        config_node_error(ctx, node, path, "missing required key '%s'",
-                                          t->fields[i].key);
+                        config_missing_key(ctx, node, path, t->fields[i].key);
 
         return t->finish ? t->finish(ctx, t, node, values, base, path) : 0;
 }

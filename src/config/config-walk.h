@@ -11,7 +11,6 @@
 #include "config/config-internal.h"
 
 #define CONFIG_TABLE_MAX 16
-#define CONFIG_PATH_MAX 256
 
 typedef struct ConfigField ConfigField;
 
@@ -71,14 +70,13 @@ typedef struct ConfigStrv {
 typedef struct ConfigList {
         const ConfigTable *table;
         size_t item_size;
-        size_t count_offset;     /* of the size_t count, beside the array pointer */
-        const char *empty_error; /* NULL: an empty list is fine */
+        size_t count_offset;      /* of the size_t count, beside the array pointer */
+        const char *empty_error;  /* NULL: an empty list is fine */
         const ConfigCount *count; /* NULL: no limit */
         /* Set for upstreams and routes: each item is an object of its own, made by this, and the
          * array holds pointers to them. */
         void *(*new_object)(const char *file);
 } ConfigList;
-
 
 #define RANGE(lo, hi, type, sgn) (&(const ConfigRange){(lo), (hi), sizeof(type), (sgn)})
 #define FIELD(k, p, o, a)                                                                          \
@@ -129,6 +127,11 @@ bool config_visit(ConfigContext *ctx, yaml_node_t *node);
 const char *config_scalar_text(ConfigContext *ctx, yaml_node_t *node, const char *path,
                                const char *expected);
 bool config_is_plain(const yaml_node_t *node);
+/* The text of a non-empty string, or NULL (reported). */
+const char *config_value_text(ConfigContext *ctx, yaml_node_t *node, const char *path);
+/* "missing required key 'key'", at the mapping. */
+void config_missing_key(ConfigContext *ctx, const yaml_node_t *mapping, const char *path,
+                        const char *key);
 /* A copy of a non-empty string that `validator` (may be NULL) accepts and may normalize; *ret
  * NULL when it was reported. 0 or -ENOMEM. */
 int config_string_value(ConfigContext *ctx, yaml_node_t *node, const char *path,

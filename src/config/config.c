@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Loading: paths → files → YAML documents → (hooks | native schema) → cross-file checks. The
- * schema itself lives in config-schema.c; this file owns the Config's lifetime and the error
- * list. */
+/* Loading: paths → files → YAML documents → (hooks | native schema), and the Config's lifetime.
+ * The schema lives in config-schema.c, the walker in config-walk.c, a load's problems and the
+ * checks over the whole in config-build.c. */
 
 #include <assert.h>
 #include <dirent.h>

@@ -223,7 +223,8 @@ int config_load_string(const char *name, const char *yaml, size_t len, char **er
  * with the top-level defaults merged in), such that loading the output gives an equal Config.
  * Exceptions, so that configurations which do not use them dump as they always did: a
  * listener's `protocol: http` and its default idle_timeout, a route's `websocket: false`
- * and an unset max_connections (derived at start) are left out. Returns 0, -ENOMEM, or -EIO when writing failed. */
+ * and an unset max_connections (derived at start) are left out. Returns 0, -ENOMEM, or -EIO when
+ * writing failed. */
 int config_dump(const Config *c, FILE *f);
 
 /* What a load found wrong, one problem each: the code says what kind of problem it is to a

@@ -177,7 +177,8 @@ int state_file_save(StateFile *s, const Config *c)
         Hashmap *texts;
         int r;
 
-        if (state_path(s->dir, &path) < 0 || asprintf(&tmp, "%s/.#" STATE_FILE ".XXXXXX", s->dir) < 0)
+        if (state_path(s->dir, &path) < 0 ||
+            asprintf(&tmp, "%s/.#" STATE_FILE ".XXXXXX", s->dir) < 0)
                 return -ENOMEM;
         texts = hashmap_new();
         if (!texts)

@@ -24,8 +24,8 @@ struct StateWriter {
         bool thread_started;
         pthread_mutex_t lock;
         pthread_cond_t cond;
-        Request waiting;        /* under lock */
-        bool stop;              /* under lock */
+        Request waiting;          /* under lock */
+        bool stop;                /* under lock */
         uint64_t done_generation; /* under lock: the last one finished, and how */
         int done_result;
         bool done_set;
@@ -55,8 +55,7 @@ static void *writer_thread(void *userdata)
                 w->waiting = (Request){};
                 pthread_mutex_unlock(&w->lock);
 
-                r = req.config ? state_file_save(w->file, req.config)
-                               : state_file_remove(w->file);
+                r = req.config ? state_file_save(w->file, req.config) : state_file_remove(w->file);
                 config_unref(req.config);
 
                 pthread_mutex_lock(&w->lock);
@@ -91,8 +90,8 @@ static void on_wake(evutil_socket_t fd, short what, void *userdata)
         w->done(w->userdata, generation, r);
 }
 
-int state_writer_new(const char *dir, struct event_base *base, StateWriterDone done,
-                     void *userdata, StateWriter **ret)
+int state_writer_new(const char *dir, struct event_base *base, StateWriterDone done, void *userdata,
+                     StateWriter **ret)
 {
         StateWriter *w = calloc(1, sizeof(*w));
         int r;

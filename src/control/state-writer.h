@@ -16,8 +16,8 @@ typedef struct StateWriter StateWriter;
 /* On the owner's loop: the request of `generation` is done (r = 0) or failed (a negative errno). */
 typedef void (*StateWriterDone)(void *userdata, uint64_t generation, int r);
 
-int state_writer_new(const char *dir, struct event_base *base, StateWriterDone done,
-                     void *userdata, StateWriter **ret);
+int state_writer_new(const char *dir, struct event_base *base, StateWriterDone done, void *userdata,
+                     StateWriter **ret);
 /* Finishes the write under way, if any, and stops the thread; it is not reported. */
 StateWriter *state_writer_free(StateWriter *w);
 

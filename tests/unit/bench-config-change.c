@@ -74,10 +74,9 @@ static int set_node_weight(const Config *c, int k, unsigned w, Config **ret)
         i = config_upstream_find_node(config_find_upstream(c, name), host, 443);
         if (i < 0)
                 return (int)i;
-        r = config_tree_set(t,
-                            config_tree_item(t, config_tree_get(t, config_tree_root(t), "nodes"),
-                                             (size_t)i),
-                            "weight", config_tree_add_unsigned(t, w));
+        r = config_tree_set(
+                t, config_tree_item(t, config_tree_get(t, config_tree_root(t), "nodes"), (size_t)i),
+                "weight", config_tree_add_unsigned(t, w));
         if (r < 0)
                 return r;
         ConfigEdit e = {.kind = CONFIG_OBJECT_UPSTREAM, .name = name, .document = t};

@@ -382,8 +382,7 @@ static void test_routes(void)
                 return;
         t = route_doc("r2", "/x", "nope");
         e.document = t;
-        expect_problem(c, &e, -ENOENT, true, NULL, "upstreams[0].name",
-                       "no upstream named 'nope'");
+        expect_problem(c, &e, -ENOENT, true, NULL, "upstreams[0].name", "no upstream named 'nope'");
         config_tree_free(t);
 
         t = route_doc("r", "/x", "web");
@@ -395,8 +394,7 @@ static void test_routes(void)
         t = route_doc("r2", "/x", "web");
         ru = config_tree_add_mapping(t);
         set(t, ru, "name", str(t, "web"));
-        CHECK(config_tree_append(t, config_tree_get(t, config_tree_root(t), "upstreams"), ru) ==
-              0);
+        CHECK(config_tree_append(t, config_tree_get(t, config_tree_root(t), "upstreams"), ru) == 0);
         e.document = t;
         expect_problem(c, &e, -EEXIST, true, NULL, "upstreams[1].name",
                        "'web' is listed already (as upstreams[0])");
@@ -536,7 +534,6 @@ static void test_duplicate_nodes_in_files(void)
                           "upstreams[0])");
 }
 
-
 /* ---- the state ---- */
 
 static char *dump_text(const Config *c)
@@ -647,13 +644,13 @@ static void test_a_source_plugs_in(void)
         free(errors);
         errors = NULL;
 
-        set(st.docs[1], config_tree_get(st.docs[1], config_tree_root(st.docs[1]), "upstreams") ?
-                                config_tree_item(st.docs[1],
-                                                 config_tree_get(st.docs[1],
-                                                                 config_tree_root(st.docs[1]),
-                                                                 "upstreams"),
-                                                 0)
-                                 : 0,
+        set(st.docs[1],
+            config_tree_get(st.docs[1], config_tree_root(st.docs[1]), "upstreams")
+                    ? config_tree_item(st.docs[1],
+                                       config_tree_get(st.docs[1], config_tree_root(st.docs[1]),
+                                                       "upstreams"),
+                                       0)
+                    : 0,
             "name", str(st.docs[1], "pg"));
         CHECK(config_build(sources, 2, &c, NULL, &errors) == 0);
         CHECK(errors == NULL);
@@ -747,25 +744,30 @@ static void case_in_file(const Case *c, const char *where)
         if (!entry)
                 return;
         if (streq(c->kind, "upstream"))
-                r = asprintf(&yaml, "%supstreams:\n  - name: u\n    nodes: [{host: 10.0.0.1, port: 80}]\n"
-                             "    %s\n", case_base, entry);
+                r = asprintf(&yaml,
+                             "%supstreams:\n  - name: u\n    nodes: [{host: 10.0.0.1, port: 80}]\n"
+                             "    %s\n",
+                             case_base, entry);
         else if (streq(c->kind, "route"))
-                r = asprintf(&yaml, "%supstreams: [{name: u, nodes: [{host: 10.0.0.1, port: 80}]}]\n"
+                r = asprintf(&yaml,
+                             "%supstreams: [{name: u, nodes: [{host: 10.0.0.1, port: 80}]}]\n"
                              "routes:\n  - name: r\n    paths: [/]\n    upstreams: [{name: u}]\n"
-                             "    %s\n", case_base, entry);
+                             "    %s\n",
+                             case_base, entry);
         else
-                r = asprintf(&yaml, "%supstreams:\n  - name: u\n    nodes:\n"
+                r = asprintf(&yaml,
+                             "%supstreams:\n  - name: u\n    nodes:\n"
                              "      - {host: 10.0.0.1, port: 80}\n"
-                             "      - {%s%s%s}\n", case_base,
-                             streq(c->key, "host") ? "" : "host: 10.0.0.9, ",
+                             "      - {%s%s%s}\n",
+                             case_base, streq(c->key, "host") ? "" : "host: 10.0.0.9, ",
                              streq(c->key, "port") ? "" : "port: 81, ", entry);
         if (r < 0)
                 return;
         r = config_load_string("t.yaml", yaml, strlen(yaml), &errors, &cfg);
         if (asprintf(&want, ": %s%s%s: %s", where, *c->at ? "." : "", c->at, c->message) < 0)
                 return;
-        if (r != -EINVAL || !errors || strchr(errors, '\n') ||
-            strlen(errors) < strlen(want) || !streq(errors + strlen(errors) - strlen(want), want)) {
+        if (r != -EINVAL || !errors || strchr(errors, '\n') || strlen(errors) < strlen(want) ||
+            !streq(errors + strlen(errors) - strlen(want), want)) {
                 fprintf(stderr, "case %s %s in a file:\n  got:  %s\n  want: ...%s\n", c->kind,
                         c->key, errors ? errors : "(accepted)", want);
                 tap_failures++;
@@ -815,8 +817,9 @@ static void case_in_document(const Config *base, const Case *c)
         r = config_edit_apply(base, &e, &n, &p);
         if (r != -EINVAL || p.n != 1 || !p.items[0].in_document ||
             !streq(p.items[0].path, want_path) || !streq(p.items[0].message, c->message)) {
-                fprintf(stderr, "case %s %s in a document: %d, %zu problems, first: %s: %s\n"
-                                "  want: %s: %s\n",
+                fprintf(stderr,
+                        "case %s %s in a document: %d, %zu problems, first: %s: %s\n"
+                        "  want: %s: %s\n",
                         c->kind, c->key, r, p.n, p.n ? p.items[0].path : "",
                         p.n ? p.items[0].message : "", want_path, c->message);
                 tap_failures++;
@@ -853,8 +856,8 @@ static void test_refusals_table(void)
                 CHECK(k == ELEMENTSOF(fields) && !p);
                 if (k != ELEMENTSOF(fields))
                         continue;
-                c = (Case){fields[0], fields[1], fields[2], fields[3], fields[4], fields[5],
-                           fields[6]};
+                c = (Case){fields[0], fields[1], fields[2], fields[3],
+                           fields[4], fields[5], fields[6]};
                 if (streq(c.at, "-"))
                         c.at = c.key;
                 case_in_file(&c, streq(c.kind, "upstream") ? "upstreams[0]"
@@ -953,8 +956,8 @@ static void test_out_of_memory(void)
                                 break;
                         }
                         if (r != want && r != -ENOMEM) {
-                                fprintf(stderr, "%s:%d: edit %d, allocation %u: got %d\n",
-                                        __FILE__, __LINE__, e, k, r);
+                                fprintf(stderr, "%s:%d: edit %d, allocation %u: got %d\n", __FILE__,
+                                        __LINE__, e, k, r);
                                 tap_failures++;
                         }
                 }
