@@ -203,32 +203,19 @@ static int read_value(sd_bus_message *msg, ConfigTree *t, const char *path, int 
         switch (type) {
         case 's':
         case 'o':
-        case 'g': {
-                const char *s;
-
-                r = sd_bus_message_read_basic(msg, type, &s);
-                if (r < 0)
-                        return r;
-                node = config_tree_add_string(t, s);
-                break;
-        }
-        case 'b': {
-                int b;
-
-                r = sd_bus_message_read_basic(msg, 'b', &b);
-                if (r < 0)
-                        return r;
-                node = config_tree_add_boolean(t, b);
-                break;
-        }
+        case 'g':
+        case 'b':
         case 'y':
         case 'n':
         case 'q':
         case 'i':
         case 'u':
         case 'x':
-        case 't': {
+        case 't':
+        case 'd': {
                 union {
+                        const char *s;
+                        int b;
                         uint8_t y;
                         int16_t n;
                         uint16_t q;
@@ -236,27 +223,22 @@ static int read_value(sd_bus_message *msg, ConfigTree *t, const char *path, int 
                         uint32_t u;
                         int64_t x;
                         uint64_t t;
+                        double d;
                 } v;
 
                 r = sd_bus_message_read_basic(msg, type, &v);
                 if (r < 0)
                         return r;
-                node = type == 'y'   ? config_tree_add_unsigned(t, v.y)
+                node = type == 'b'   ? config_tree_add_boolean(t, v.b)
+                       : type == 'y' ? config_tree_add_unsigned(t, v.y)
                        : type == 'n' ? config_tree_add_integer(t, v.n)
                        : type == 'q' ? config_tree_add_unsigned(t, v.q)
                        : type == 'i' ? config_tree_add_integer(t, v.i)
                        : type == 'u' ? config_tree_add_unsigned(t, v.u)
                        : type == 'x' ? config_tree_add_integer(t, v.x)
-                                     : config_tree_add_unsigned(t, v.t);
-                break;
-        }
-        case 'd': {
-                double d;
-
-                r = sd_bus_message_read_basic(msg, 'd', &d);
-                if (r < 0)
-                        return r;
-                node = config_tree_add_number(t, d);
+                       : type == 't' ? config_tree_add_unsigned(t, v.t)
+                       : type == 'd' ? config_tree_add_number(t, v.d)
+                                     : config_tree_add_string(t, v.s);
                 break;
         }
         case 'v':
@@ -314,33 +296,46 @@ static int read_value(sd_bus_message *msg, ConfigTree *t, const char *path, int 
         return 0;
 }
 
-/* a(squ) of AddUpstream, into `sequence`. */
-static int read_nodes(sd_bus_message *msg, ConfigTree *t, int sequence)
+/* An array of structs (AddUpstream's a(squ) nodes, AddRoute's a(su) upstreams) into a
+ * sequence: each struct a mapping of `keys`, in the struct's order. */
+static int read_records(sd_bus_message *msg, ConfigTree *t, const char *fields,
+                        const char *const *keys, const char *path, int *ret, sd_bus_error *error)
 {
-        int r = sd_bus_message_enter_container(msg, 'a', "(squ)");
+        char contents[16];
+        int r, sequence = config_tree_add_sequence(t);
 
-        while (r >= 0) {
-                const char *host;
-                uint16_t port;
-                uint32_t weight;
-                int node;
+        if (sequence < 0)
+                return sequence;
+        snprintf(contents, sizeof(contents), "(%s)", fields);
+        r = sd_bus_message_enter_container(msg, 'a', contents);
+        for (size_t i = 0; r >= 0; i++) {
+                int record, value;
 
-                r = sd_bus_message_read(msg, "(squ)", &host, &port, &weight);
+                r = sd_bus_message_enter_container(msg, 'r', fields);
                 if (r <= 0)
                         break;
-                node = config_tree_add_mapping(t);
-                r = node < 0 ? node
-                             : config_tree_set(t, node, "host", config_tree_add_string(t, host));
+                record = config_tree_add_mapping(t);
+                r = record;
+                for (const char *const *k = keys; r >= 0 && *k; k++) {
+                        _cleanup_free_ char *sub = NULL;
+
+                        if (asprintf(&sub, "%s[%zu].%s", path, i, *k) < 0)
+                                return -ENOMEM;
+                        r = read_value(msg, t, sub, &value, error);
+                        if (r >= 0)
+                                r = config_tree_set(t, record, *k, value);
+                }
                 if (r >= 0)
-                        r = config_tree_set(t, node, "port", config_tree_add_unsigned(t, port));
+                        r = sd_bus_message_exit_container(msg);
                 if (r >= 0)
-                        r = config_tree_set(t, node, "weight", config_tree_add_unsigned(t, weight));
-                if (r >= 0)
-                        r = config_tree_append(t, sequence, node);
+                        r = config_tree_append(t, sequence, record);
         }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(msg);
         if (r < 0)
                 return r;
-        return sd_bus_message_exit_container(msg);
+        *ret = sequence;
+        return 0;
 }
 
 /* The `as` of SetUpstreamOptions/SetRouteOptions: keys ("upstream_host", "tls.sni") removed from
@@ -505,9 +500,10 @@ static int method_add_upstream(sd_bus_message *msg, void *userdata, sd_bus_error
         /* D-Bus has no optional positional arguments: "" is how a caller leaves it out. */
         if (r >= 0 && *scheme)
                 r = config_tree_set(t, root, "scheme", config_tree_add_string(t, scheme));
-        nodes = config_tree_add_sequence(t);
         if (r >= 0)
-                r = nodes < 0 ? nodes : read_nodes(msg, t, nodes);
+                r = read_records(msg, t, "squ",
+                                 (const char *const[]){"host", "port", "weight", NULL}, "nodes",
+                                 &nodes, error);
         if (r >= 0)
                 r = config_tree_set(t, root, "nodes", nodes);
         if (r >= 0)
@@ -540,27 +536,9 @@ static int method_add_route(sd_bus_message *msg, void *userdata, sd_bus_error *e
                 r = read_value(msg, t, "paths", &paths, error);
         if (r >= 0)
                 r = config_tree_set(t, root, "paths", paths);
-        ups = config_tree_add_sequence(t);
         if (r >= 0)
-                r = ups < 0 ? ups : sd_bus_message_enter_container(msg, 'a', "(su)");
-        while (r >= 0) {
-                const char *upstream;
-                uint32_t weight;
-                int ru;
-
-                r = sd_bus_message_read(msg, "(su)", &upstream, &weight);
-                if (r <= 0)
-                        break;
-                ru = config_tree_add_mapping(t);
-                r = ru < 0 ? ru
-                           : config_tree_set(t, ru, "name", config_tree_add_string(t, upstream));
-                if (r >= 0)
-                        r = config_tree_set(t, ru, "weight", config_tree_add_unsigned(t, weight));
-                if (r >= 0)
-                        r = config_tree_append(t, ups, ru);
-        }
-        if (r >= 0)
-                r = sd_bus_message_exit_container(msg);
+                r = read_records(msg, t, "su", (const char *const[]){"name", "weight", NULL},
+                                 "upstreams", &ups, error);
         if (r >= 0)
                 r = config_tree_set(t, root, "upstreams", ups);
         if (r >= 0)

@@ -19,17 +19,21 @@ yaml_document_t *config_tree_document(ConfigTree *t)
         return &t->doc;
 }
 
-int config_tree_new(ConfigTree **ret)
+/* The first node made is the root: a mapping, or a sequence. */
+static int tree_new(bool sequence, ConfigTree **ret)
 {
         ConfigTree *t = calloc(1, sizeof(*t));
+        int root;
+
         if (!t)
                 return -ENOMEM;
         if (!yaml_document_initialize(&t->doc, NULL, NULL, NULL, 1, 1)) {
                 free(t);
                 return -ENOMEM;
         }
-        /* The first node is the root. */
-        if (config_tree_add_mapping(t) != 1) {
+        root = sequence ? config_tree_add_sequence_styled(t, false)
+                        : config_tree_add_mapping_styled(t, false);
+        if (root != 1) {
                 config_tree_free(t);
                 return -ENOMEM;
         }
@@ -37,22 +41,14 @@ int config_tree_new(ConfigTree **ret)
         return 0;
 }
 
+int config_tree_new(ConfigTree **ret)
+{
+        return tree_new(false, ret);
+}
+
 int config_tree_new_sequence(ConfigTree **ret)
 {
-        ConfigTree *t = calloc(1, sizeof(*t));
-
-        if (!t)
-                return -ENOMEM;
-        if (!yaml_document_initialize(&t->doc, NULL, NULL, NULL, 1, 1)) {
-                free(t);
-                return -ENOMEM;
-        }
-        if (config_tree_add_sequence_styled(t, false) != 1) {
-                config_tree_free(t);
-                return -ENOMEM;
-        }
-        *ret = t;
-        return 0;
+        return tree_new(true, ret);
 }
 
 ConfigTree *config_tree_free(ConfigTree *t)
