@@ -129,12 +129,12 @@ static int reject_state(const char *dir, const char *why, char **ret_note)
  * restart, and win over the files until a Reload(). A state that does not parse, or does not
  * fit the files (checked as one configuration, as the files are), is moved aside. Returns 1
  * when the state is used, 0 when not (*ret_note then says why, when there was one). */
-static int use_state(char **paths, const char *dir, Config **config, char **ret_note)
+static int use_state(const char *dir, Config **config, char **ret_note)
 {
-        _cleanup_(config_freep) Config *merged = NULL;
+        _cleanup_(config_unrefp) Config *merged = NULL;
         _cleanup_free_ char *errors = NULL;
 
-        int r = state_load(paths, dir, &merged, &errors);
+        int r = state_load(*config, dir, &merged, &errors);
         if (r == -ENOMEM)
                 return log_error_errno(-ENOMEM, "Cannot load the runtime state: %m");
         if (r == 0)
@@ -143,7 +143,7 @@ static int use_state(char **paths, const char *dir, Config **config, char **ret_
                 return reject_state(dir, errors ? errors : strerror(-r), ret_note);
         log_info("Using the upstreams and routes of the runtime state in %s/" STATE_FILE
                  " (changes made over D-Bus); Reload() goes back to the files", dir);
-        config_free(*config);
+        config_unref(*config);
         *config = TAKE_PTR(merged);
         return 1;
 }
@@ -151,7 +151,7 @@ static int use_state(char **paths, const char *dir, Config **config, char **ret_
 int main(int argc, char **argv)
 {
         Arguments args = {};
-        _cleanup_(config_freep) Config *config = NULL;
+        _cleanup_(config_unrefp) Config *config = NULL, *files = NULL;
         _cleanup_free_ char *errors = NULL;
 
         log_setup();
@@ -174,6 +174,9 @@ int main(int argc, char **argv)
                                 strerror(-r));
                 return 1;
         }
+        /* Read once: the state's upstreams and routes are put in place of theirs without
+         * reading them again, and should the result not build, the files alone serve. */
+        files = config_ref(config);
 
         _cleanup_free_ char *note = NULL;
         bool from_state = false;
@@ -186,7 +189,7 @@ int main(int argc, char **argv)
                                         "over D-Bus are kept there)", state_dir);
                         return 1;
                 }
-                r = use_state(paths, state_dir, &config, &note);
+                r = use_state(state_dir, &config, &note);
                 if (r < 0)
                         return 1;
                 from_state = r > 0;
@@ -222,9 +225,7 @@ int main(int argc, char **argv)
          * files alone, which a start without the state would have built. */
         if (r < 0 && r != -ENOMEM && from_state) {
                 _cleanup_free_ char *why = TAKE_PTR(error);
-                int k = config_load(paths, &errors, &config);
-                if (k >= 0)
-                        k = manager_new(paths, state_dir, TAKE_PTR(config), &m, &error);
+                int k = manager_new(paths, state_dir, TAKE_PTR(files), &m, &error);
                 if (k >= 0) {
                         r = reject_state(state_dir, why ? why : strerror(-r), &note);
                 } else if (!error)

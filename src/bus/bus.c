@@ -8,7 +8,7 @@
 
 #define RECONNECT_USEC (5 * USEC_PER_SEC)
 
-typedef struct Bus {
+struct Bus {
         Manager *manager;
         struct event_base *base; /* the control loop */
         sd_bus *bus;
@@ -18,7 +18,7 @@ typedef struct Bus {
         pthread_mutex_t dirty_lock; /* health changes come from worker threads */
         char **dirty_health;  /* upstream names whose Health changed */
         bool connected;
-} Bus;
+};
 
 static void bus_disconnect(Bus *b)
 {
@@ -28,6 +28,18 @@ static void bus_disconnect(Bus *b)
                 b->bus = NULL;
         }
         b->connected = false;
+}
+
+Manager *bus_manager(const Bus *b)
+{
+        return b->manager;
+}
+
+void bus_kick(Bus *b)
+{
+        /* Without a connection a reply goes nowhere, and there is nothing to kick. */
+        if (b->event)
+                bus_event_kick(b->event);
 }
 
 static void schedule_reconnect(Bus *b)
@@ -76,7 +88,7 @@ static int bus_connect(Bus *b)
 
         /* The objects live as long as the connection (floating slots). */
         r = sd_bus_add_object_vtable(bus, NULL, BUS_PATH, BUS_INTERFACE_MANAGER,
-                                     bus_manager_vtable, m);
+                                     bus_manager_vtable, b);
         if (r >= 0)
                 r = sd_bus_add_fallback_vtable(bus, NULL, BUS_PATH_UPSTREAM,
                                                BUS_INTERFACE_UPSTREAM, bus_upstream_vtable,

@@ -25,6 +25,12 @@ extern const ControlFrontend bus_frontend;
 #define BUS_ERROR_EXISTS "org.lbproxy1.Error.Exists"
 #define BUS_ERROR_IN_USE "org.lbproxy1.Error.InUse"
 
+/* The Manager methods' userdata: the connection's owner, and the Manager it serves. */
+typedef struct Bus Bus;
+Manager *bus_manager(const Bus *b);
+/* After sending from outside a bus callback (a deferred reply): see bus-event.h. */
+void bus_kick(Bus *b);
+
 /* Shared by the object files. */
 int bus_upstream_path(const char *name, char **ret);
 int bus_route_path(const char *name, char **ret);

@@ -1,34 +1,25 @@
 /* SPDX-License-Identifier: MIT */
-/* Writes a Config back as native YAML. libyaml's emitter does the quoting, so any string that
- * loaded can be written and read back the same. Every value is written, defaults included:
- * the dump is what the daemon runs with, not what the files happened to say. */
+/* Writes a Config back as native YAML, by way of a document in memory (config-tree.h): the same
+ * document an edit of one upstream or route starts from. libyaml's emitter does the quoting, so
+ * any string that loaded can be written and read back the same. Every value is written,
+ * defaults included: the dump is what the daemon runs with, not what the files happened to say. */
 
 #include <inttypes.h>
 
 #include "config/config-internal.h"
 
 typedef struct Dumper {
-        yaml_emitter_t emitter;
+        ConfigTree *t;
         bool failed;
 } Dumper;
 
-static void emit(Dumper *d, yaml_event_t *e, int initialized)
+/* A node id, or 0 after remembering that something failed (out of memory). */
+static int ok(Dumper *d, int id)
 {
-        if (d->failed)
-                return;
-        if (!initialized || !yaml_emitter_emit(&d->emitter, e))
-                d->failed = true;
-}
-
-static void scalar(Dumper *d, const char *value, yaml_scalar_style_t style)
-{
-        yaml_event_t e;
-        int ok;
-
-        if (d->failed)
-                return;
-        ok = yaml_scalar_event_initialize(&e, NULL, NULL, (yaml_char_t *)value, -1, 1, 1, style);
-        emit(d, &e, ok);
+        if (id > 0)
+                return id;
+        d->failed = true;
+        return 0;
 }
 
 /* Strings that a YAML reader would take for null, a boolean or a number go in quotes; the
@@ -50,321 +41,360 @@ static bool looks_typed(const char *s)
                strpbrk(s, "0123456789");
 }
 
-static void string(Dumper *d, const char *s)
+static int mapping(Dumper *d, bool flow)
 {
-        scalar(d, s, looks_typed(s) ? YAML_DOUBLE_QUOTED_SCALAR_STYLE : YAML_ANY_SCALAR_STYLE);
+        return d->failed ? 0 : ok(d, config_tree_add_mapping_styled(d->t, flow));
 }
 
-static void key(Dumper *d, const char *k)
+static int sequence(Dumper *d, bool flow)
 {
-        scalar(d, k, YAML_PLAIN_SCALAR_STYLE);
+        return d->failed ? 0 : ok(d, config_tree_add_sequence_styled(d->t, flow));
 }
 
-static void key_string(Dumper *d, const char *k, const char *v)
+static void set(Dumper *d, int map, const char *k, int value)
 {
-        key(d, k);
-        string(d, v);
+        if (!d->failed && value > 0 && config_tree_set(d->t, map, k, value) < 0)
+                d->failed = true;
 }
 
-static void key_uint(Dumper *d, const char *k, uint64_t v)
+static void append(Dumper *d, int seq, int value)
+{
+        if (!d->failed && value > 0 && config_tree_append(d->t, seq, value) < 0)
+                d->failed = true;
+}
+
+static int plain(Dumper *d, const char *s)
+{
+        return d->failed ? 0
+                         : ok(d, config_tree_add_scalar_styled(d->t, s, YAML_PLAIN_SCALAR_STYLE));
+}
+
+static int string(Dumper *d, const char *s)
+{
+        if (d->failed)
+                return 0;
+        return ok(d, config_tree_add_scalar_styled(d->t, s,
+                                                   looks_typed(s) ? YAML_DOUBLE_QUOTED_SCALAR_STYLE
+                                                                  : YAML_ANY_SCALAR_STYLE));
+}
+
+static void key_string(Dumper *d, int map, const char *k, const char *v)
+{
+        if (v)
+                set(d, map, k, string(d, v));
+}
+
+static void key_uint(Dumper *d, int map, const char *k, uint64_t v)
 {
         char buf[32];
 
         snprintf(buf, sizeof(buf), "%" PRIu64, v);
-        key(d, k);
-        scalar(d, buf, YAML_PLAIN_SCALAR_STYLE);
+        set(d, map, k, plain(d, buf));
 }
 
-static void key_int(Dumper *d, const char *k, int64_t v)
+static void key_int(Dumper *d, int map, const char *k, int64_t v)
 {
         char buf[32];
 
         snprintf(buf, sizeof(buf), "%" PRId64, v);
-        key(d, k);
-        scalar(d, buf, YAML_PLAIN_SCALAR_STYLE);
+        set(d, map, k, plain(d, buf));
 }
 
-static void key_bool(Dumper *d, const char *k, bool v)
+static void key_bool(Dumper *d, int map, const char *k, bool v)
 {
-        key(d, k);
-        scalar(d, v ? "true" : "false", YAML_PLAIN_SCALAR_STYLE);
+        set(d, map, k, plain(d, v ? "true" : "false"));
 }
 
-static void key_duration(Dumper *d, const char *k, uint64_t usec)
+static void key_duration(Dumper *d, int map, const char *k, uint64_t usec)
 {
         char buf[CONFIG_DURATION_STR_MAX];
 
-        key(d, k);
-        scalar(d, config_format_duration(usec, buf), YAML_PLAIN_SCALAR_STYLE);
+        set(d, map, k, plain(d, config_format_duration(usec, buf)));
 }
 
-static void mapping_start(Dumper *d, bool flow)
+static void key_strv(Dumper *d, int map, const char *k, char *const *l)
 {
-        yaml_event_t e;
-        int ok;
+        int seq;
 
-        if (d->failed)
-                return;
-        ok = yaml_mapping_start_event_initialize(
-                &e, NULL, NULL, 1, flow ? YAML_FLOW_MAPPING_STYLE : YAML_BLOCK_MAPPING_STYLE);
-        emit(d, &e, ok);
-}
-
-static void mapping_end(Dumper *d)
-{
-        yaml_event_t e;
-
-        if (d->failed)
-                return;
-        emit(d, &e, yaml_mapping_end_event_initialize(&e));
-}
-
-static void sequence_start(Dumper *d, bool flow)
-{
-        yaml_event_t e;
-        int ok;
-
-        if (d->failed)
-                return;
-        ok = yaml_sequence_start_event_initialize(
-                &e, NULL, NULL, 1, flow ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE);
-        emit(d, &e, ok);
-}
-
-static void sequence_end(Dumper *d)
-{
-        yaml_event_t e;
-
-        if (d->failed)
-                return;
-        emit(d, &e, yaml_sequence_end_event_initialize(&e));
-}
-
-static void key_strv(Dumper *d, const char *k, char *const *l)
-{
         if (!l)
                 return;
-        key(d, k);
-        sequence_start(d, true);
+        seq = sequence(d, true);
         for (char *const *i = l; *i; i++)
-                string(d, *i);
-        sequence_end(d);
+                append(d, seq, string(d, *i));
+        set(d, map, k, seq);
 }
 
-static void dump_tls(Dumper *d, const ConfigTls *t, bool with_sni)
+static int dump_tls(Dumper *d, const ConfigTls *t, bool with_sni)
 {
-        mapping_start(d, false);
-        if (t->ca_file)
-                key_string(d, "ca_file", t->ca_file);
-        key_bool(d, "verify", t->verify != 0);
-        if (with_sni && t->sni)
-                key_string(d, "sni", t->sni);
-        mapping_end(d);
+        int m = mapping(d, false);
+
+        key_string(d, m, "ca_file", t->ca_file);
+        key_bool(d, m, "verify", t->verify != 0);
+        if (with_sni)
+                key_string(d, m, "sni", t->sni);
+        return m;
 }
 
-static void dump_upstream(Dumper *d, const ConfigUpstream *u)
+static void dump_upstream(Dumper *d, int m, const ConfigUpstream *u)
 {
-        mapping_start(d, false);
-        if (u->name)
-                key_string(d, "name", u->name);
-        key_string(d, "scheme", scheme_to_string(u->scheme));
-        key_string(d, "pass_host", pass_host_to_string(u->pass_host));
-        if (u->upstream_host)
-                key_string(d, "upstream_host", u->upstream_host);
-        if (u->balancer)
-                key_string(d, "balancer", u->balancer);
-        key_uint(d, "retries", u->retries);
-        key_uint(d, "keepalive_pool", u->keepalive_pool);
-        key_duration(d, "keepalive_idle", u->keepalive_idle_usec);
+        int timeout, nodes;
 
-        key(d, "timeout");
-        mapping_start(d, true);
-        key_duration(d, "connect", u->connect_timeout_usec);
-        key_duration(d, "send", u->send_timeout_usec);
-        key_duration(d, "read", u->read_timeout_usec);
-        mapping_end(d);
+        key_string(d, m, "name", u->name);
+        key_string(d, m, "scheme", scheme_to_string(u->scheme));
+        key_string(d, m, "pass_host", pass_host_to_string(u->pass_host));
+        key_string(d, m, "upstream_host", u->upstream_host);
+        key_string(d, m, "balancer", u->balancer);
+        key_uint(d, m, "retries", u->retries);
+        key_uint(d, m, "keepalive_pool", u->keepalive_pool);
+        key_duration(d, m, "keepalive_idle", u->keepalive_idle_usec);
 
-        key(d, "tls");
-        dump_tls(d, &u->tls, true);
+        timeout = mapping(d, true);
+        key_duration(d, timeout, "connect", u->connect_timeout_usec);
+        key_duration(d, timeout, "send", u->send_timeout_usec);
+        key_duration(d, timeout, "read", u->read_timeout_usec);
+        set(d, m, "timeout", timeout);
 
-        key(d, "nodes");
-        sequence_start(d, false);
+        set(d, m, "tls", dump_tls(d, &u->tls, true));
+
+        nodes = sequence(d, false);
         for (size_t i = 0; i < u->n_nodes; i++) {
                 const ConfigNode *n = u->nodes + i;
+                int node = mapping(d, true);
 
-                mapping_start(d, true);
-                if (n->host)
-                        key_string(d, "host", n->host);
-                key_uint(d, "port", n->port);
-                key_uint(d, "weight", n->weight);
-                mapping_end(d);
+                key_string(d, node, "host", n->host);
+                key_uint(d, node, "port", n->port);
+                key_uint(d, node, "weight", n->weight);
+                append(d, nodes, node);
         }
-        sequence_end(d);
-        mapping_end(d);
+        set(d, m, "nodes", nodes);
 }
 
-static void dump_listener(Dumper *d, const ConfigListener *l)
+static int dump_listener(Dumper *d, const ConfigListener *l)
 {
-        mapping_start(d, false);
-        if (l->name)
-                key_string(d, "name", l->name);
-        if (l->listen)
-                key_string(d, "listen", l->listen);
+        int m = mapping(d, false), list;
+
+        key_string(d, m, "name", l->name);
+        key_string(d, m, "listen", l->listen);
         /* The defaults of a plain HTTP listener are left out, so that the dump of a
          * configuration that never named a protocol reads as it always did. */
         if (l->protocol != LISTENER_HTTP)
-                key_string(d, "protocol", listener_protocol_to_string(l->protocol));
+                key_string(d, m, "protocol", listener_protocol_to_string(l->protocol));
 
         switch (l->protocol) {
         case LISTENER_HTTPS:
-                key(d, "certificates");
-                sequence_start(d, false);
+                list = sequence(d, false);
                 for (size_t i = 0; i < l->n_certificates; i++) {
                         const ConfigCertificate *c = l->certificates + i;
+                        int cert = mapping(d, true);
 
-                        mapping_start(d, true);
-                        if (c->cert_file)
-                                key_string(d, "cert", c->cert_file);
-                        if (c->key_file)
-                                key_string(d, "key", c->key_file);
-                        if (c->ocsp_file)
-                                key_string(d, "ocsp", c->ocsp_file);
-                        mapping_end(d);
+                        key_string(d, cert, "cert", c->cert_file);
+                        key_string(d, cert, "key", c->key_file);
+                        key_string(d, cert, "ocsp", c->ocsp_file);
+                        append(d, list, cert);
                 }
-                sequence_end(d);
-                key_duration(d, "ticket_rotate", l->ticket_rotate_usec);
+                set(d, m, "certificates", list);
+                key_duration(d, m, "ticket_rotate", l->ticket_rotate_usec);
                 break;
         case LISTENER_TCP:
-                if (l->upstream)
-                        key_string(d, "upstream", l->upstream);
+                key_string(d, m, "upstream", l->upstream);
                 if (l->tls_originate)
-                        key_string(d, "tls", "originate");
+                        key_string(d, m, "tls", "originate");
                 break;
         case LISTENER_TLS_PASSTHROUGH:
-                key(d, "sni_routes");
-                sequence_start(d, false);
+                list = sequence(d, false);
                 for (size_t i = 0; i < l->n_sni_routes; i++) {
-                        mapping_start(d, true);
-                        key_strv(d, "server_names", l->sni_routes[i].server_names);
-                        if (l->sni_routes[i].upstream)
-                                key_string(d, "upstream", l->sni_routes[i].upstream);
-                        mapping_end(d);
+                        int sr = mapping(d, true);
+
+                        key_strv(d, sr, "server_names", l->sni_routes[i].server_names);
+                        key_string(d, sr, "upstream", l->sni_routes[i].upstream);
+                        append(d, list, sr);
                 }
-                sequence_end(d);
+                set(d, m, "sni_routes", list);
                 break;
         default:
                 break;
         }
         if (l->protocol != LISTENER_HTTP || l->idle_timeout_usec != CONFIG_IDLE_TIMEOUT_DEFAULT)
-                key_duration(d, "idle_timeout", l->idle_timeout_usec);
-        mapping_end(d);
+                key_duration(d, m, "idle_timeout", l->idle_timeout_usec);
+        return m;
 }
 
-static void dump_route(Dumper *d, const ConfigRoute *r)
+static void dump_route(Dumper *d, int m, const ConfigRoute *r)
 {
-        mapping_start(d, false);
-        if (r->name)
-                key_string(d, "name", r->name);
-        key_strv(d, "paths", r->paths);
-        key_strv(d, "hosts", r->hosts);
-        key_strv(d, "methods", r->methods);
-        key_int(d, "priority", r->priority);
+        int list;
+
+        key_string(d, m, "name", r->name);
+        key_strv(d, m, "paths", r->paths);
+        key_strv(d, m, "hosts", r->hosts);
+        key_strv(d, m, "methods", r->methods);
+        key_int(d, m, "priority", r->priority);
         /* Like a listener's protocol: written when it is not the default. */
         if (r->websocket)
-                key_bool(d, "websocket", true);
+                key_bool(d, m, "websocket", true);
 
-        key(d, "upstreams");
-        sequence_start(d, false);
+        list = sequence(d, false);
         for (size_t i = 0; i < r->n_upstreams; i++) {
-                mapping_start(d, true);
-                if (r->upstreams[i].name)
-                        key_string(d, "name", r->upstreams[i].name);
-                key_uint(d, "weight", r->upstreams[i].weight);
-                mapping_end(d);
+                int ru = mapping(d, true);
+
+                key_string(d, ru, "name", r->upstreams[i].name);
+                key_uint(d, ru, "weight", r->upstreams[i].weight);
+                append(d, list, ru);
         }
-        sequence_end(d);
-        mapping_end(d);
+        set(d, m, "upstreams", list);
 }
 
-static void dump_config(Dumper *d, const Config *c)
+static void dump_config(Dumper *d, const Config *c, bool with_objects)
 {
-        yaml_event_t e;
+        int root = config_tree_root(d->t), m, list;
 
-        emit(d, &e, yaml_stream_start_event_initialize(&e, YAML_UTF8_ENCODING));
-        emit(d, &e, yaml_document_start_event_initialize(&e, NULL, NULL, NULL, 1));
-        mapping_start(d, false);
+        key_bool(d, root, "access_log", c->access_log);
+        key_uint(d, root, "workers", c->workers);
 
-        key_bool(d, "access_log", c->access_log);
-        key_uint(d, "workers", c->workers);
+        m = mapping(d, false);
+        key_duration(d, m, "header", c->header_timeout_usec);
+        key_duration(d, m, "keepalive", c->keepalive_timeout_usec);
+        key_duration(d, m, "shutdown_grace", c->shutdown_grace_usec);
+        set(d, root, "timeouts", m);
 
-        key(d, "timeouts");
-        mapping_start(d, false);
-        key_duration(d, "header", c->header_timeout_usec);
-        key_duration(d, "keepalive", c->keepalive_timeout_usec);
-        key_duration(d, "shutdown_grace", c->shutdown_grace_usec);
-        mapping_end(d);
-
-        key(d, "limits");
-        mapping_start(d, false);
-        key_uint(d, "max_header_bytes", c->max_header_bytes);
-        key_uint(d, "max_headers", c->max_headers);
+        m = mapping(d, false);
+        key_uint(d, m, "max_header_bytes", c->max_header_bytes);
+        key_uint(d, m, "max_headers", c->max_headers);
         if (c->max_connections > 0)
-                key_uint(d, "max_connections", c->max_connections);
-        mapping_end(d);
+                key_uint(d, m, "max_connections", c->max_connections);
+        set(d, root, "limits", m);
 
-        key(d, "dns");
-        mapping_start(d, false);
-        key_strv(d, "servers", c->dns.servers);
-        key_duration(d, "ttl_min", c->dns.ttl_min_usec);
-        key_duration(d, "ttl_max", c->dns.ttl_max_usec);
-        key_duration(d, "timeout", c->dns.timeout_usec);
-        mapping_end(d);
+        m = mapping(d, false);
+        key_strv(d, m, "servers", c->dns.servers);
+        key_duration(d, m, "ttl_min", c->dns.ttl_min_usec);
+        key_duration(d, m, "ttl_max", c->dns.ttl_max_usec);
+        key_duration(d, m, "timeout", c->dns.timeout_usec);
+        set(d, root, "dns", m);
 
-        key(d, "tls");
-        dump_tls(d, &c->tls, false);
+        set(d, root, "tls", dump_tls(d, &c->tls, false));
 
-        key(d, "listeners");
-        sequence_start(d, false);
+        list = sequence(d, false);
         for (size_t i = 0; i < c->n_listeners; i++)
-                dump_listener(d, c->listeners + i);
-        sequence_end(d);
+                append(d, list, dump_listener(d, c->listeners + i));
+        set(d, root, "listeners", list);
+        if (!with_objects)
+                return;
 
-        key(d, "upstreams");
-        sequence_start(d, false);
-        for (size_t i = 0; i < c->n_upstreams; i++)
-                dump_upstream(d, c->upstreams + i);
-        sequence_end(d);
+        list = sequence(d, false);
+        for (size_t i = 0; i < c->n_upstreams; i++) {
+                m = mapping(d, false);
+                dump_upstream(d, m, c->upstreams[i]);
+                append(d, list, m);
+        }
+        set(d, root, "upstreams", list);
 
-        key(d, "routes");
-        sequence_start(d, false);
-        for (size_t i = 0; i < c->n_routes; i++)
-                dump_route(d, c->routes + i);
-        sequence_end(d);
+        list = sequence(d, false);
+        for (size_t i = 0; i < c->n_routes; i++) {
+                m = mapping(d, false);
+                dump_route(d, m, c->routes[i]);
+                append(d, list, m);
+        }
+        set(d, root, "routes", list);
+}
 
-        mapping_end(d);
-        emit(d, &e, yaml_document_end_event_initialize(&e, 1));
-        emit(d, &e, yaml_stream_end_event_initialize(&e));
+int config_dump_upstream(ConfigTree *t, int mapping, const ConfigUpstream *u)
+{
+        Dumper d = {.t = t};
+
+        dump_upstream(&d, mapping, u);
+        return d.failed ? -ENOMEM : 0;
+}
+
+int config_dump_route(ConfigTree *t, int mapping, const ConfigRoute *r)
+{
+        Dumper d = {.t = t};
+
+        dump_route(&d, mapping, r);
+        return d.failed ? -ENOMEM : 0;
+}
+
+static int emit(ConfigTree *t, FILE *f)
+{
+        yaml_emitter_t emitter;
+        int r;
+
+        if (!yaml_emitter_initialize(&emitter)) {
+                config_tree_free(t);
+                return -ENOMEM;
+        }
+        yaml_emitter_set_output_file(&emitter, f);
+        yaml_emitter_set_unicode(&emitter, 1);
+        yaml_emitter_set_indent(&emitter, 2);
+        yaml_emitter_set_width(&emitter, 100);
+
+        r = config_tree_emit(t, &emitter);
+        if (r >= 0 && (!yaml_emitter_close(&emitter) || !yaml_emitter_flush(&emitter)))
+                r = -EIO;
+        yaml_emitter_delete(&emitter);
+        if (r < 0)
+                return r;
+        return fflush(f) == EOF ? -errno : 0;
+}
+
+static int dump(const Config *c, FILE *f, bool with_objects)
+{
+        Dumper d = {};
+        int r;
+
+        if (!c || !f)
+                return -EINVAL;
+        r = config_tree_new(&d.t);
+        if (r < 0)
+                return r;
+        dump_config(&d, c, with_objects);
+        if (d.failed) {
+                config_tree_free(d.t);
+                return -ENOMEM;
+        }
+        return emit(TAKE_PTR(d.t), f);
 }
 
 int config_dump(const Config *c, FILE *f)
 {
+        return dump(c, f, true);
+}
+
+int config_dump_settings(const Config *c, FILE *f)
+{
+        return dump(c, f, false);
+}
+
+int config_dump_item(ConfigObjectKind kind, const void *o, char **ret, size_t *ret_len)
+{
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
         Dumper d = {};
+        FILE *f;
+        int r, m;
 
-        if (!c || !f)
-                return -EINVAL;
-        if (!yaml_emitter_initialize(&d.emitter))
+        r = config_tree_new_sequence(&d.t);
+        if (r < 0)
+                return r;
+        m = mapping(&d, false);
+        if (kind == CONFIG_OBJECT_UPSTREAM)
+                dump_upstream(&d, m, o);
+        else
+                dump_route(&d, m, o);
+        append(&d, config_tree_root(d.t), m);
+        if (d.failed) {
+                config_tree_free(d.t);
                 return -ENOMEM;
-        yaml_emitter_set_output_file(&d.emitter, f);
-        yaml_emitter_set_unicode(&d.emitter, 1);
-        yaml_emitter_set_indent(&d.emitter, 2);
-        yaml_emitter_set_width(&d.emitter, 100);
-
-        dump_config(&d, c);
-        if (!d.failed && !yaml_emitter_flush(&d.emitter))
-                d.failed = true;
-
-        yaml_emitter_delete(&d.emitter);
-        if (d.failed)
-                return -EIO;
-        return fflush(f) == EOF ? -errno : 0;
+        }
+        f = open_memstream(&text, &len);
+        if (!f) {
+                config_tree_free(d.t);
+                return -ENOMEM;
+        }
+        r = emit(TAKE_PTR(d.t), f);
+        if (fclose(f) != 0 && r >= 0)
+                r = -ENOMEM;
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(text);
+        *ret_len = len;
+        return 0;
 }

@@ -5,9 +5,28 @@
  * table-driven YAML→struct mapping) and config-dump.c, and the interface a future document
  * translator (APISIX manifests) plugs into. Not for the rest of the daemon: it sees config.h. */
 
+#include <sys/types.h>
 #include <yaml.h>
 
+#include "base/hashmap.h"
 #include "config/config.h"
+#include "config/config-tree.h"
+
+/* File names that marks point into, shared by reference: a Config holds one for each file it
+ * read, and each of its upstreams and routes one for its own, so that an object shared by a
+ * later Config keeps the name its marks show. */
+const char *config_file_name_new(const char *name);
+const char *config_file_name_ref(const char *name);
+void config_file_name_unref(const char *name);
+
+/* A new, empty upstream or route (one reference) read from `file` (may be NULL); NULL when out
+ * of memory. */
+ConfigUpstream *config_upstream_new(const char *file);
+ConfigRoute *config_route_new(const char *file);
+
+/* A new Config equal to `c`, sharing its upstreams and routes (new arrays of references) and
+ * the rest (through `base`). 0 or -ENOMEM. */
+int config_derive(const Config *c, Config **ret);
 
 /* Stored errors beyond this are only counted: a fuzzed or badly broken file must not produce
  * megabytes of messages. */
@@ -25,6 +44,10 @@
 /* Enough for "18446744073709551615us". */
 #define CONFIG_DURATION_STR_MAX 32
 
+/* A key path in a message: "upstreams[3].nodes[1].port", or an APISIX document's label (a kind
+ * and two Kubernetes names, up to 384 bytes) and its path. */
+#define CONFIG_PATH_MAX 640
+
 /* Enough for a quoted, escaped, truncated user string inside a message. */
 #define CONFIG_ESCAPE_MAX 96
 
@@ -32,7 +55,7 @@
  * which listener names must match. */
 #define CONFIG_NAME_MAX 255
 
-/* Ranges the schema and config-edit.c both check. */
+/* Ranges the schema checks (and the APISIX translator, on its keys). */
 #define CONFIG_PORT_MAX 65535
 #define CONFIG_WEIGHT_MAX 10000 /* nodes and route upstreams; 0 = out of rotation */
 #define CONFIG_RETRIES_MAX 100
@@ -40,8 +63,8 @@
 
 /* Sizes of what a configuration holds, checked wherever it comes from (files, APISIX manifests,
  * D-Bus, the runtime state) by one check each in config-values.c. Far above real use, they
- * bound what one value or one call can cost: every change copies, rebuilds and rewrites the
- * whole configuration. Documented in lbproxy.yaml(5) and README.md. */
+ * bound what one value or one call can cost: a change re-reads the one object it changes, and
+ * the state file is rewritten whole. Documented in lbproxy.yaml(5) and README.md. */
 #define CONFIG_ROUTE_PATH_MAX 4096 /* bytes: within the default max_header_bytes */
 #define CONFIG_METHOD_MAX 32       /* characters; the longest registered method has 17 */
 #define CONFIG_NODES_MAX 4096      /* per upstream (the benchmark runs 1,000) */
@@ -84,23 +107,19 @@ typedef struct ConfigError {
         size_t file_index; /* position in Config.files, for sorting */
         unsigned line, column;
         size_t seq; /* report order, to keep the sort stable */
-        char *text; /* the whole "file:line:column: message" */
+        ConfigProblem problem;
 } ConfigError;
 
-/* A route's reference to an upstream, resolved once every file is merged (the upstream may be
- * defined in a later file). */
-typedef struct ConfigReference {
-        const char *name; /* points into the ConfigRouteUpstream; strings do not move */
-        ConfigMark mark;
-        char *path; /* "routes[0].upstreams[1].name", as in the document it came from */
-} ConfigReference;
-
-/* The state of one config_load(): the Config under construction, where we are, what went
- * wrong so far and the name indexes that span every file. */
+/* The state of one load: the Config under construction, where we are, what went wrong so far
+ * and the name indexes that span every file. */
 typedef struct ConfigContext {
         Config *config;
 
-        /* The file being read; `file` points into config->files. */
+        /* The files read in this load, in order (references): problems are sorted by them, and a
+         * Config that owns its listeners keeps them (Config.files) for their marks. */
+        char **files;
+        /* The file being read; `file` points into `files`. NULL for a document built in
+         * memory (config-tree.h), whose problems carry key paths only. */
         const char *file;
         size_t file_index;
         yaml_document_t *document;
@@ -110,15 +129,27 @@ typedef struct ConfigContext {
         size_t n_dropped; /* beyond CONFIG_ERRORS_MAX */
         bool oom;         /* an error could not even be recorded */
 
-        /* tsearch() trees of ConfigNameEntry: names seen so far, across files, so duplicates
-         * are reported with the path they have in their own document. */
-        void *listener_names;
-        void *listener_addresses;
-        void *upstream_names;
-        void *route_names;
+        /* Listener names and addresses seen so far, across files (ConfigName by key), so
+         * duplicates are reported with the path they have in their own document. */
+        Hashmap *listener_names;
+        Hashmap *listener_addresses;
 
-        ConfigReference *references;
-        size_t n_references;
+        /* Where each upstream and route of `config` was read in this load ("upstreams[3]",
+         * "ApisixRoute/r: spec.http[0]", "" for an edit's document), same index; NULL (or
+         * beyond n_*_paths) for one taken over from an earlier Config, whose problems name it
+         * instead ("route 'r': ..."). Listeners keep theirs (ConfigListener.path). */
+        char **upstream_paths;
+        size_t n_upstream_paths;
+        char **route_paths;
+        size_t n_route_paths;
+
+        /* An edit (config_edit_apply()): the upstream or route read from its document, whose
+         * problems are the caller's (ConfigProblem.in_document); -1 for none. */
+        ConfigObjectKind edited_kind;
+        ssize_t edited_index;
+        bool walking_edit;
+        /* A document is being read as one object (not as items of a file's lists). */
+        bool walking_object;
 
         /* The last `listeners:` key seen, where "at least one listener" is reported. */
         ConfigMark listeners_mark;
@@ -147,9 +178,12 @@ typedef struct ConfigContext {
 typedef int (*ConfigDocumentHook)(ConfigContext *ctx, yaml_document_t *doc, yaml_node_t *root);
 
 /* Appends "file:line:column: path: message" (the location when `mark` is non-NULL and has a
- * file, the path when non-empty). Never fails: out of memory is remembered in ctx->oom. */
+ * file, the path when non-empty). Never fails: out of memory is remembered in ctx->oom. The
+ * problem's code is -EINVAL; config_error_code() gives another (-EEXIST, -ENOENT). */
 void config_error(ConfigContext *ctx, const ConfigMark *mark, const char *path, const char *fmt,
                   ...) _printf_(4, 5);
+void config_error_code(ConfigContext *ctx, int code, bool in_document, const ConfigMark *mark,
+                       const char *path, const char *fmt, ...) _printf_(6, 7);
 
 ConfigMark config_mark(const ConfigContext *ctx, const yaml_node_t *node);
 
@@ -157,14 +191,29 @@ ConfigMark config_mark(const ConfigContext *ctx, const yaml_node_t *node);
  * cut, so that one error stays one line. Returns buf. */
 const char *config_escape(const char *s, size_t len, char buf[static CONFIG_ESCAPE_MAX]);
 
-/* Remembers `key` in `tree` at `mark`; if it was already there, reports "path: duplicate <what>
+/* Remembers `key` in `*map` at `mark`; if it was already there, reports "path: duplicate <what>
  * 'key' (first defined at file:line:column)" at `mark`. Returns 0 or -ENOMEM. */
-int config_register_name(ConfigContext *ctx, void **tree, const char *what, const char *key,
+int config_register_name(ConfigContext *ctx, Hashmap **map, const char *what, const char *key,
                          const ConfigMark *mark, const char *path);
 
-/* Records a route's reference to an upstream for checking once every file is merged. */
-int config_add_reference(ConfigContext *ctx, const char *name, const ConfigMark *mark,
-                         const char *path);
+/* Says where the upstream or route just appended to ctx->config was read (its path in the
+ * document: "upstreams[3]"), for the problems found once everything is read; or where object
+ * `index` was. 0 or -ENOMEM. */
+int config_note_object(ConfigContext *ctx, ConfigObjectKind kind, const char *path);
+int config_set_object_path(ConfigContext *ctx, ConfigObjectKind kind, size_t index,
+                           const char *path);
+/* Object `index` was removed: the paths after it move up. */
+void config_forget_object_path(ConfigContext *ctx, ConfigObjectKind kind, size_t index);
+
+/* config-build.c: a load from start to end. config_context_new() starts from `config` (taken
+ * over), or from the defaults when it is NULL. config_context_drop_objects() forgets the
+ * upstreams and routes read so far (the state replaces the files'). config_context_conclude()
+ * runs the checks over the whole, hands the Config over on success, the problems (and/or their
+ * text) on failure, and ends the load. */
+int config_context_new(ConfigContext *ctx, Config *config);
+void config_context_drop_objects(ConfigContext *ctx);
+int config_context_conclude(ConfigContext *ctx, int r, ConfigProblems *ret_problems,
+                            char **ret_errors, Config **ret);
 
 /* The value of `key` in a mapping node, or NULL. */
 yaml_node_t *config_mapping_get(yaml_document_t *doc, yaml_node_t *mapping, const char *key);
@@ -177,17 +226,39 @@ const char *config_node_kind(const yaml_node_t *node);
 
 /* config-schema.c: the defaults of a fresh Config, and the native document walker. */
 void config_schema_init(Config *c);
-/* The defaults of an upstream, before any of its keys are read; shared with config-edit.c so
- * an upstream added at run time gets what a file would give it. tls.verify stays -1 and
- * tls.ca_file NULL, to be inherited from the top-level tls: block; balancer stays NULL, which
- * means config_balancer_names[0]. */
-/* The retries of an upstream that does not say: every other node once. */
 /* A YAML boolean word ("true", "no", ...): true with *ret set, false for anything else. */
 bool config_boolean_word(const char *v, bool *ret);
-
+/* The retries of an upstream that does not say: every other node once. */
 unsigned config_upstream_default_retries(size_t n_nodes);
+/* The defaults of an upstream, before any of its keys are read. tls.verify stays -1 and
+ * tls.ca_file NULL, to be inherited from the top-level tls: block; balancer stays NULL, which
+ * means config_balancer_names[0]. */
 void config_upstream_init(ConfigUpstream *u);
 int config_schema_apply(ConfigContext *ctx, yaml_document_t *doc, yaml_node_t *root);
+/* Reports a node an upstream lists twice (`path` is the list's: "upstreams[0].nodes"). 0 or
+ * -ENOMEM. */
+int config_check_nodes(ConfigContext *ctx, const ConfigUpstream *u, const char *path);
+/* Whether a problem was reported at `path` or below it ("" is everything). */
+bool config_has_errors_under(const ConfigContext *ctx, const char *path);
+/* Reads `root` (a mapping of ctx->document) as one upstream or route, as an item of a file's
+ * upstreams: or routes: would be read, its paths starting at `path` ("" gives "nodes[1].port").
+ * Returns 0 and the object, or -ENOMEM. */
+int config_schema_walk_object(ConfigContext *ctx, ConfigObjectKind kind, yaml_node_t *root,
+                              const char *path, void **ret);
+
+/* config-tree.c, for the loader and the dumper: a tree's document, and nodes with the
+ * style the dumper wants them written in. Emitting consumes the tree. */
+yaml_document_t *config_tree_document(ConfigTree *t);
+/* A tree whose root is a block sequence (config_tree_root() names it). */
+int config_tree_new_sequence(ConfigTree **ret);
+int config_tree_add_scalar_styled(ConfigTree *t, const char *s, yaml_scalar_style_t style);
+int config_tree_add_mapping_styled(ConfigTree *t, bool flow);
+int config_tree_add_sequence_styled(ConfigTree *t, bool flow);
+int config_tree_emit(ConfigTree *t, yaml_emitter_t *e);
+
+/* config-dump.c: an upstream or route as the keys of `mapping`, as config_dump() writes it. */
+int config_dump_upstream(ConfigTree *t, int mapping, const ConfigUpstream *u);
+int config_dump_route(ConfigTree *t, int mapping, const ConfigRoute *r);
 /* The defaults of a listener before its keys are read (protocol http, ticket_rotate 12h,
  * idle_timeout 5m); and what a listener owns, freed (config.c). */
 void config_listener_init(ConfigListener *l);
@@ -203,6 +274,10 @@ const char *config_check_sni(char *s);        /* a host name, not an IP */
 const char *config_check_path(char *s);       /* "/..." with '*' only last */
 const char *config_check_method(char *s);     /* an HTTP token; upper-cases */
 const char *config_check_dns_server(char *s); /* "ip", "ip:port", "[ipv6]:port", "ipv6" */
+/* How a node is told from another: "::1" and "0::1" are one address, "Example.com" and
+ * "example.com" one name. `host` as stored (normalized by config_check_node_host()). */
+#define CONFIG_NODE_KEY_MAX 270
+const char *config_node_key(const char *host, uint16_t port, char buf[static CONFIG_NODE_KEY_MAX]);
 const char *config_check_absolute_path(char *s); /* "/..." */
 /* A key file: absolute, or the name of a credential (LoadCredential=), which has no '/'. */
 const char *config_check_key_path(char *s);
@@ -217,6 +292,16 @@ const char *config_parse_address(const char *s, uint16_t default_port, bool allo
 /* "500ms", "1.5s", "2m", "1h30m", "100us", "1d", or a plain number of seconds. -EINVAL when
  * malformed (negative included), -ERANGE above CONFIG_DURATION_MAX. */
 int config_parse_duration(const char *s, uint64_t *ret_usec);
+/* The same with another syntax: config_duration_go is Go's time.ParseDuration (Kubernetes'
+ * metav1.Duration, in APISIX manifests): "5s", "1.5s", "2h45m", "300ms", ns and µs too, a
+ * bare number only as "0", rounded up to whole microseconds. The hint says what it expects, for
+ * messages. */
+typedef struct ConfigDurationSyntax ConfigDurationSyntax;
+extern const ConfigDurationSyntax config_duration_native;
+extern const ConfigDurationSyntax config_duration_go;
+int config_parse_duration_as(const char *s, const ConfigDurationSyntax *syntax,
+                             uint64_t *ret_usec);
+const char *config_duration_hint(const ConfigDurationSyntax *syntax);
 /* The shortest exact form config_parse_duration() reads back: "90s", "1500ms", "2h". */
 const char *config_format_duration(uint64_t usec, char buf[static CONFIG_DURATION_STR_MAX]);
 

@@ -5,6 +5,7 @@
  * schema so that whatever edits a Config later (D-Bus) validates a value the way a file would. */
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -384,26 +385,79 @@ const char *config_check_dns_server(char *s)
 
 /* ---- durations ---- */
 
-int config_parse_duration(const char *s, uint64_t *ret_usec)
+/* Units in nanoseconds, longest match first among those that fit. */
+typedef struct DurationUnit {
+        const char *suffix;
+        uint64_t nsec;
+} DurationUnit;
+
+#define NSEC_PER_USEC UINT64_C(1000)
+#define NSEC_PER_SEC (USEC_PER_SEC * NSEC_PER_USEC)
+
+static const DurationUnit native_units[] = {
+        {"us", NSEC_PER_USEC},
+        {"ms", USEC_PER_MSEC * NSEC_PER_USEC},
+        {"s", NSEC_PER_SEC},
+        {"m", 60 * NSEC_PER_SEC},
+        {"h", 3600 * NSEC_PER_SEC},
+        {"d", 86400 * NSEC_PER_SEC},
+};
+
+static const DurationUnit go_units[] = {
+        {"ns", 1},
+        {"us", NSEC_PER_USEC},
+        {"\xc2\xb5s", NSEC_PER_USEC}, /* U+00B5 micro sign */
+        {"\xce\xbcs", NSEC_PER_USEC}, /* U+03BC Greek mu */
+        {"ms", USEC_PER_MSEC * NSEC_PER_USEC},
+        {"s", NSEC_PER_SEC},
+        {"m", 60 * NSEC_PER_SEC},
+        {"h", 3600 * NSEC_PER_SEC},
+};
+
+struct ConfigDurationSyntax {
+        const DurationUnit *units;
+        size_t n_units;
+        bool go; /* a sign; "0" the only bare number; no spaces; units end where they end */
+        const char *hint;
+};
+
+const ConfigDurationSyntax config_duration_native = {
+        native_units, ELEMENTSOF(native_units), false,
+        "expected seconds, or a number with a unit us, ms, s, m, h, d, as in 500ms or 1.5s",
+};
+
+/* Kubernetes' metav1.Duration, which is Go's time.ParseDuration. */
+const ConfigDurationSyntax config_duration_go = {
+        go_units, ELEMENTSOF(go_units), true,
+        "expected a number with a unit ns, us, ms, s, m or h, as in 5s, 1.5s or 1m30s",
+};
+
+const char *config_duration_hint(const ConfigDurationSyntax *syntax)
 {
-        static const struct {
-                const char *suffix;
-                uint64_t usec;
-        } units[] = {
-                /* Longest first, so "ms" is not read as "m" then "s". */
-                {"us", 1},
-                {"ms", USEC_PER_MSEC},
-                {"s", USEC_PER_SEC},
-                {"m", 60 * USEC_PER_SEC},
-                {"h", 3600 * USEC_PER_SEC},
-                {"d", 86400 * USEC_PER_SEC},
-        };
-        uint64_t total = 0;
+        return syntax->hint;
+}
+
+int config_parse_duration_as(const char *s, const ConfigDurationSyntax *syntax,
+                             uint64_t *ret_usec)
+{
+        const uint64_t max_nsec = CONFIG_DURATION_MAX * NSEC_PER_USEC;
         const char *p = s;
-        bool first = true;
+        uint64_t total = 0;
+        bool first = true, neg = false;
 
         if (!s || !*s)
                 return -EINVAL;
+        if (syntax->go) {
+                if (*p == '-' || *p == '+')
+                        neg = *p++ == '-';
+                /* Go takes "0" without a unit, and only that. */
+                if (streq(p, "0")) {
+                        *ret_usec = 0;
+                        return 0;
+                }
+                if (!*p)
+                        return -EINVAL;
+        }
 
         while (*p) {
                 uint64_t ipart = 0, mult = 0, add;
@@ -412,53 +466,64 @@ int config_parse_duration(const char *s, uint64_t *ret_usec)
                 size_t ul = 0;
 
                 for (; *p >= '0' && *p <= '9'; p++) {
-                        if (ipart > CONFIG_DURATION_MAX)
+                        if (ipart > max_nsec)
                                 return -ERANGE;
                         ipart = ipart * 10 + (uint64_t)(*p - '0');
                         digits = true;
                 }
-                if (*p == '.') {
+                if (*p == '.')
                         for (p++; *p >= '0' && *p <= '9'; p++) {
                                 frac += (*p - '0') * scale;
                                 scale /= 10;
                                 digits = true;
                         }
-                }
                 if (!digits)
                         return -EINVAL;
 
-                while (*p == ' ')
+                while (!syntax->go && *p == ' ')
                         p++;
-                for (size_t i = 0; i < ELEMENTSOF(units); i++) {
-                        size_t l = strlen(units[i].suffix);
+                for (size_t i = 0; i < syntax->n_units; i++) {
+                        const char *u = syntax->units[i].suffix;
+                        size_t l = strlen(u);
 
-                        if (strncmp(p, units[i].suffix, l) == 0 && l > ul &&
-                            !(p[l] >= 'a' && p[l] <= 'z')) {
-                                mult = units[i].usec;
+                        /* "ms" is not "m" then "s"; natively "5 seconds" is no unit at all. */
+                        if (l > ul && strncmp(p, u, l) == 0 &&
+                            (syntax->go || !(p[l] >= 'a' && p[l] <= 'z'))) {
+                                mult = syntax->units[i].nsec;
                                 ul = l;
                         }
                 }
                 if (mult == 0) {
-                        /* A bare number is seconds, but only on its own: "1h30" is a typo. */
-                        if (!first || *p)
+                        /* A bare number is seconds, but only on its own: "1h30" is a typo. Go
+                         * says "missing unit in duration". */
+                        if (syntax->go || !first || *p)
                                 return -EINVAL;
-                        mult = USEC_PER_SEC;
+                        mult = NSEC_PER_SEC;
                 }
                 p += ul;
-                while (*p == ' ')
+                while (!syntax->go && *p == ' ')
                         p++;
 
-                if (ipart > CONFIG_DURATION_MAX / mult)
+                if (ipart > max_nsec / mult)
                         return -ERANGE;
                 add = ipart * mult + (uint64_t)llround(frac * (double)mult);
-                if (add > CONFIG_DURATION_MAX || total + add > CONFIG_DURATION_MAX)
+                if (add > max_nsec || total + add > max_nsec)
                         return -ERANGE;
                 total += add;
                 first = false;
         }
 
-        *ret_usec = total;
+        if (neg && total > 0)
+                return -EINVAL;
+        /* Go's nanoseconds round up, so that a tiny timeout does not become none at all. */
+        *ret_usec = syntax->go ? (total + NSEC_PER_USEC - 1) / NSEC_PER_USEC
+                               : (total + NSEC_PER_USEC / 2) / NSEC_PER_USEC;
         return 0;
+}
+
+int config_parse_duration(const char *s, uint64_t *ret_usec)
+{
+        return config_parse_duration_as(s, &config_duration_native, ret_usec);
 }
 
 const char *config_format_duration(uint64_t usec, char buf[static CONFIG_DURATION_STR_MAX])
@@ -525,5 +590,26 @@ const char *config_check_count(const ConfigCount *count, size_t n,
                 return NULL;
         snprintf(buf, CONFIG_COUNT_STR_MAX, "too many %s (%zu; at most %zu per %s)", count->items,
                  n, count->max, count->per);
+        return buf;
+}
+
+/* ---- nodes ---- */
+
+const char *config_node_key(const char *host, uint16_t port, char buf[static CONFIG_NODE_KEY_MAX])
+{
+        struct in6_addr a;
+        char h[INET6_ADDRSTRLEN];
+        size_t l = strlen(host), o;
+
+        if (inet_pton(AF_INET6, host, &a) == 1 && inet_ntop(AF_INET6, &a, h, sizeof(h))) {
+                snprintf(buf, CONFIG_NODE_KEY_MAX, "[%s]:%u", h, (unsigned)port);
+                return buf;
+        }
+        /* A checked host name has 253 characters at most. */
+        if (l > CONFIG_NODE_KEY_MAX - 8)
+                l = CONFIG_NODE_KEY_MAX - 8;
+        for (o = 0; o < l; o++)
+                buf[o] = (char)tolower((unsigned char)host[o]);
+        snprintf(buf + o, CONFIG_NODE_KEY_MAX - o, ":%u", (unsigned)port);
         return buf;
 }

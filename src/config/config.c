@@ -1,17 +1,17 @@
 /* SPDX-License-Identifier: MIT */
-/* Loading: paths → files → YAML documents → (hooks | native schema) → cross-file checks. The
- * schema itself lives in config-schema.c; this file owns the Config's lifetime and the error
- * list. */
+/* Loading: paths → files → YAML documents → (hooks | native schema), and the Config's lifetime.
+ * The schema lives in config-schema.c, the walker in config-walk.c, a load's problems and the
+ * checks over the whole in config-build.c. */
 
 #include <assert.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <search.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 
 #include "config/apisix.h"
 #include "config/config-internal.h"
+#include "config/config-source.h"
 
 const char *const config_scheme_names[_SCHEME_MAX] = {
         [SCHEME_HTTP] = "http",
@@ -90,6 +90,58 @@ ListenerProtocol listener_protocol_from_string(const char *s)
                                                      _LISTENER_PROTOCOL_MAX, s);
 }
 
+/* ---- file names ---- */
+
+typedef struct ConfigFileName {
+        atomic_uint n_ref;
+        char name[];
+} ConfigFileName;
+
+static ConfigFileName *file_name_header(const char *name)
+{
+        return (ConfigFileName *)(name - offsetof(ConfigFileName, name));
+}
+
+const char *config_file_name_new(const char *name)
+{
+        size_t l = strlen(name);
+        ConfigFileName *f = malloc(sizeof(ConfigFileName) + l + 1);
+
+        if (!f)
+                return NULL;
+        atomic_init(&f->n_ref, 1);
+        memcpy(f->name, name, l + 1);
+        return f->name;
+}
+
+const char *config_file_name_ref(const char *name)
+{
+        if (name)
+                atomic_fetch_add_explicit(&file_name_header(name)->n_ref, 1,
+                                          memory_order_relaxed);
+        return name;
+}
+
+void config_file_name_unref(const char *name)
+{
+        ConfigFileName *f;
+
+        if (!name)
+                return;
+        f = file_name_header(name);
+        if (atomic_fetch_sub_explicit(&f->n_ref, 1, memory_order_acq_rel) == 1)
+                free(f);
+}
+
+static void file_names_free(char **names)
+{
+        for (char **n = names; n && *n; n++)
+                config_file_name_unref(*n);
+        free(names);
+}
+
+/* ---- objects ---- */
+
 static void config_tls_done(ConfigTls *t)
 {
         free(t->ca_file);
@@ -98,6 +150,7 @@ static void config_tls_done(ConfigTls *t)
 
 void config_listener_done(ConfigListener *l)
 {
+        free(l->path);
         free(l->name);
         free(l->listen);
         for (size_t i = 0; i < l->n_certificates; i++) {
@@ -114,19 +167,92 @@ void config_listener_done(ConfigListener *l)
         free(l->sni_routes);
 }
 
+static void object_init(ConfigObject *o, const char *file)
+{
+        atomic_init(&o->n_ref, 1);
+        o->file = config_file_name_ref(file);
+}
+
+static void object_ref(ConfigObject *o)
+{
+        atomic_fetch_add_explicit(&o->n_ref, 1, memory_order_relaxed);
+}
+
+/* True when that was the last reference: the caller frees the object. */
+static bool object_unref(ConfigObject *o)
+{
+        if (atomic_fetch_sub_explicit(&o->n_ref, 1, memory_order_acq_rel) != 1)
+                return false;
+        config_file_name_unref(o->file);
+        return true;
+}
+
+ConfigUpstream *config_upstream_new(const char *file)
+{
+        ConfigUpstream *u = calloc(1, sizeof(*u));
+
+        if (u)
+                object_init(&u->object, file);
+        return u;
+}
+
+ConfigUpstream *config_upstream_ref(ConfigUpstream *u)
+{
+        if (u)
+                object_ref(&u->object);
+        return u;
+}
+
+ConfigUpstream *config_upstream_unref(ConfigUpstream *u)
+{
+        if (!u || !object_unref(&u->object))
+                return NULL;
+        free(u->name);
+        free(u->upstream_host);
+        free(u->balancer);
+        for (size_t j = 0; j < u->n_nodes; j++)
+                free(u->nodes[j].host);
+        free(u->nodes);
+        config_tls_done(&u->tls);
+        free(u);
+        return NULL;
+}
+
+ConfigRoute *config_route_new(const char *file)
+{
+        ConfigRoute *r = calloc(1, sizeof(*r));
+
+        if (r)
+                object_init(&r->object, file);
+        return r;
+}
+
+ConfigRoute *config_route_ref(ConfigRoute *r)
+{
+        if (r)
+                object_ref(&r->object);
+        return r;
+}
+
+ConfigRoute *config_route_unref(ConfigRoute *r)
+{
+        if (!r || !object_unref(&r->object))
+                return NULL;
+        free(r->name);
+        strv_free(r->paths);
+        strv_free(r->hosts);
+        strv_free(r->methods);
+        for (size_t j = 0; j < r->n_upstreams; j++)
+                free(r->upstreams[j].name);
+        free(r->upstreams);
+        free(r);
+        return NULL;
+}
+
 static void config_upstreams_free(Config *c)
 {
-        for (size_t i = 0; i < c->n_upstreams; i++) {
-                ConfigUpstream *u = c->upstreams + i;
-
-                free(u->name);
-                free(u->upstream_host);
-                free(u->balancer);
-                for (size_t j = 0; j < u->n_nodes; j++)
-                        free(u->nodes[j].host);
-                free(u->nodes);
-                config_tls_done(&u->tls);
-        }
+        for (size_t i = 0; i < c->n_upstreams; i++)
+                config_upstream_unref(c->upstreams[i]);
         free(c->upstreams);
         c->upstreams = NULL;
         c->n_upstreams = 0;
@@ -134,39 +260,71 @@ static void config_upstreams_free(Config *c)
 
 static void config_routes_free(Config *c)
 {
-        for (size_t i = 0; i < c->n_routes; i++) {
-                ConfigRoute *r = c->routes + i;
-
-                free(r->name);
-                strv_free(r->paths);
-                strv_free(r->hosts);
-                strv_free(r->methods);
-                for (size_t j = 0; j < r->n_upstreams; j++)
-                        free(r->upstreams[j].name);
-                free(r->upstreams);
-        }
+        for (size_t i = 0; i < c->n_routes; i++)
+                config_route_unref(c->routes[i]);
         free(c->routes);
         c->routes = NULL;
         c->n_routes = 0;
 }
 
-Config *config_free(Config *c)
+Config *config_ref(Config *c)
 {
-        if (!c)
+        if (c)
+                atomic_fetch_add_explicit(&c->n_ref, 1, memory_order_relaxed);
+        return c;
+}
+
+Config *config_unref(Config *c)
+{
+        if (!c || atomic_fetch_sub_explicit(&c->n_ref, 1, memory_order_acq_rel) != 1)
                 return NULL;
 
+        config_upstreams_free(c);
+        config_routes_free(c);
+        if (c->base) {
+                config_unref(c->base);
+                free(c);
+                return NULL;
+        }
         for (size_t i = 0; i < c->n_listeners; i++)
                 config_listener_done(c->listeners + i);
         free(c->listeners);
-        config_upstreams_free(c);
-        config_routes_free(c);
-
         strv_free(c->dns.servers);
         config_tls_done(&c->tls);
-        /* Last: every mark points into these. */
-        strv_free(c->files);
+        /* Last: the listeners' marks point into these. */
+        file_names_free(c->files);
         free(c);
         return NULL;
+}
+
+_Static_assert(offsetof(Config, n_ref) == 0 && offsetof(Config, base) >= sizeof(atomic_uint),
+               "config_derive() copies all of a Config after its reference count");
+
+int config_derive(const Config *c, Config **ret)
+{
+        _cleanup_(config_unrefp) Config *n = calloc(1, sizeof(Config));
+
+        if (!n)
+                return -ENOMEM;
+        /* The settings at once, the parts that own memory borrowed from the base, which is
+         * referenced; the arrays of upstreams and routes are the new one's. All but the
+         * reference count, first in the struct, which another thread may be changing (the state
+         * writer's reference). */
+        memcpy((char *)n + offsetof(Config, base), (const char *)c + offsetof(Config, base),
+               sizeof(Config) - offsetof(Config, base));
+        atomic_init(&n->n_ref, 1);
+        n->base = config_ref(c->base ? c->base : (Config *)c);
+        n->upstreams = calloc(c->n_upstreams + 1, sizeof(ConfigUpstream *));
+        n->routes = calloc(c->n_routes + 1, sizeof(ConfigRoute *));
+        n->n_upstreams = n->n_routes = 0;
+        if (!n->upstreams || !n->routes)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->n_upstreams; i++)
+                n->upstreams[n->n_upstreams++] = config_upstream_ref(c->upstreams[i]);
+        for (size_t i = 0; i < c->n_routes; i++)
+                n->routes[n->n_routes++] = config_route_ref(c->routes[i]);
+        *ret = TAKE_PTR(n);
+        return 0;
 }
 
 const ConfigUpstream *config_find_upstream(const Config *c, const char *name)
@@ -174,8 +332,8 @@ const ConfigUpstream *config_find_upstream(const Config *c, const char *name)
         if (!c || !name)
                 return NULL;
         for (size_t i = 0; i < c->n_upstreams; i++)
-                if (streq_ptr(c->upstreams[i].name, name))
-                        return c->upstreams + i;
+                if (streq_ptr(c->upstreams[i]->name, name))
+                        return c->upstreams[i];
         return NULL;
 }
 
@@ -184,8 +342,8 @@ const ConfigRoute *config_find_route(const Config *c, const char *name)
         if (!c || !name)
                 return NULL;
         for (size_t i = 0; i < c->n_routes; i++)
-                if (streq_ptr(c->routes[i].name, name))
-                        return c->routes + i;
+                if (streq_ptr(c->routes[i]->name, name))
+                        return c->routes[i];
         return NULL;
 }
 
@@ -251,202 +409,6 @@ const char *config_escape(const char *s, size_t len, char buf[static CONFIG_ESCA
         }
         buf[o] = 0;
         return buf;
-}
-
-static size_t config_file_index(const Config *c, const char *file)
-{
-        size_t n = 0;
-
-        if (!c || !c->files)
-                return 0;
-        for (; c->files[n]; n++)
-                if (c->files[n] == file)
-                        return n;
-        return n;
-}
-
-void config_error(ConfigContext *ctx, const ConfigMark *mark, const char *path, const char *fmt,
-                  ...)
-{
-        _cleanup_free_ char *msg = NULL;
-        char *text;
-        ConfigError *e;
-        bool has_path = path && *path;
-        bool has_mark = mark && mark->file;
-        va_list ap;
-        int r;
-
-        if (ctx->n_errors >= CONFIG_ERRORS_MAX) {
-                ctx->n_dropped++;
-                return;
-        }
-
-        va_start(ap, fmt);
-        r = vasprintf(&msg, fmt, ap);
-        va_end(ap);
-        if (r < 0) {
-                msg = NULL;
-                ctx->oom = true;
-                return;
-        }
-
-        if (has_mark)
-                r = asprintf(&text, "%s:%u:%u: %s%s%s", mark->file, mark->line, mark->column,
-                             has_path ? path : "", has_path ? ": " : "", msg);
-        else
-                r = asprintf(&text, "%s%s%s", has_path ? path : "", has_path ? ": " : "", msg);
-        if (r < 0) {
-                ctx->oom = true;
-                return;
-        }
-
-        e = reallocarray(ctx->errors, ctx->n_errors + 1, sizeof(ConfigError));
-        if (!e) {
-                free(text);
-                ctx->oom = true;
-                return;
-        }
-        ctx->errors = e;
-        ctx->errors[ctx->n_errors] = (ConfigError){
-                .file_index = config_file_index(ctx->config, has_mark ? mark->file : NULL),
-                .line = has_mark ? mark->line : 0,
-                .column = has_mark ? mark->column : 0,
-                .seq = ctx->n_errors,
-                .text = text,
-        };
-        ctx->n_errors++;
-}
-
-ConfigMark config_mark(const ConfigContext *ctx, const yaml_node_t *node)
-{
-        if (!node)
-                return (ConfigMark){.file = ctx->file, .line = 1, .column = 1};
-        return (ConfigMark){
-                .file = ctx->file,
-                .line = (unsigned)node->start_mark.line + 1,
-                .column = (unsigned)node->start_mark.column + 1,
-        };
-}
-
-static int error_compare(const void *a, const void *b)
-{
-        const ConfigError *x = a, *y = b;
-
-        if (x->file_index != y->file_index)
-                return x->file_index < y->file_index ? -1 : 1;
-        if (x->line != y->line)
-                return x->line < y->line ? -1 : 1;
-        if (x->column != y->column)
-                return x->column < y->column ? -1 : 1;
-        return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-/* Errors come out in the order of the files and positions they point at, whatever order the
- * checks ran in: cross-file checks run last but their errors belong beside the others. */
-static char *errors_join(ConfigContext *ctx)
-{
-        size_t size = 1, o = 0;
-        char tail[64] = "";
-        char *s;
-
-        qsort(ctx->errors, ctx->n_errors, sizeof(ConfigError), error_compare);
-
-        if (ctx->n_dropped > 0)
-                snprintf(tail, sizeof(tail), "(%zu more errors not shown)", ctx->n_dropped);
-        for (size_t i = 0; i < ctx->n_errors; i++)
-                size += strlen(ctx->errors[i].text) + 1;
-        size += strlen(tail);
-
-        s = malloc(size);
-        if (!s)
-                return NULL;
-        for (size_t i = 0; i < ctx->n_errors; i++) {
-                size_t l = strlen(ctx->errors[i].text);
-
-                if (o > 0)
-                        s[o++] = '\n';
-                memcpy(s + o, ctx->errors[i].text, l);
-                o += l;
-        }
-        if (*tail) {
-                if (o > 0)
-                        s[o++] = '\n';
-                memcpy(s + o, tail, strlen(tail));
-                o += strlen(tail);
-        }
-        s[o] = 0;
-        return s;
-}
-
-/* ---- name indexes ---- */
-
-typedef struct ConfigNameEntry {
-        char *key;
-        ConfigMark mark;
-} ConfigNameEntry;
-
-static int name_entry_compare(const void *a, const void *b)
-{
-        const ConfigNameEntry *x = a, *y = b;
-
-        return strcmp(x->key, y->key);
-}
-
-static void name_entry_free(void *p)
-{
-        ConfigNameEntry *e = p;
-
-        free(e->key);
-        free(e);
-}
-
-int config_register_name(ConfigContext *ctx, void **tree, const char *what, const char *key,
-                         const ConfigMark *mark, const char *path)
-{
-        ConfigNameEntry *e, **found;
-        char esc[CONFIG_ESCAPE_MAX];
-
-        e = calloc(1, sizeof(*e));
-        if (!e)
-                return -ENOMEM;
-        e->key = strdup(key);
-        if (!e->key) {
-                free(e);
-                return -ENOMEM;
-        }
-        e->mark = *mark;
-
-        found = tsearch(e, tree, name_entry_compare);
-        if (!found) {
-                name_entry_free(e);
-                return -ENOMEM;
-        }
-        if (*found != e) {
-                config_error(ctx, mark, path, "duplicate %s '%s' (first defined at %s:%u:%u)", what,
-                             config_escape(key, strlen(key), esc), (*found)->mark.file,
-                             (*found)->mark.line, (*found)->mark.column);
-                name_entry_free(e);
-        }
-        return 0;
-}
-
-int config_add_reference(ConfigContext *ctx, const char *name, const ConfigMark *mark,
-                         const char *path)
-{
-        ConfigReference *refs;
-        char *p;
-
-        p = strdup(path);
-        if (!p)
-                return -ENOMEM;
-        refs = reallocarray(ctx->references, ctx->n_references + 1, sizeof(ConfigReference));
-        if (!refs) {
-                free(p);
-                return -ENOMEM;
-        }
-        ctx->references = refs;
-        refs[ctx->n_references++] = (ConfigReference){.name = name, .mark = *mark, .path = p};
-        return 0;
 }
 
 /* ---- YAML helpers ---- */
@@ -589,23 +551,23 @@ static int strv_push(char ***l, char *s)
         return 0;
 }
 
-/* Takes the file's name into Config.files, where marks will point, then applies each of its
+/* Takes the file's name into the load's files, where marks will point, then applies each of its
  * documents in turn. A syntax error ends the file: libyaml cannot resume after one. */
 static int load_buffer(ConfigContext *ctx, const char *name, const char *data, size_t len)
 {
         yaml_parser_t parser;
-        char *copy;
+        const char *copy;
         int r = 0;
 
-        copy = strdup(name);
+        copy = config_file_name_new(name);
         if (!copy)
                 return -ENOMEM;
-        if (strv_push(&ctx->config->files, copy) < 0) {
-                free(copy);
+        if (strv_push(&ctx->files, (char *)copy) < 0) {
+                config_file_name_unref(copy);
                 return -ENOMEM;
         }
         ctx->file = copy;
-        ctx->file_index = strv_length(ctx->config->files) - 1;
+        ctx->file_index = strv_length(ctx->files) - 1;
 
         if (!yaml_parser_initialize(&parser))
                 return -ENOMEM;
@@ -788,121 +750,6 @@ static int load_path(ConfigContext *ctx, const char *path)
         return load_file(ctx, path);
 }
 
-/* ---- after the last file ---- */
-
-static int tls_inherit(ConfigTls *t, const ConfigTls *defaults)
-{
-        if (!t->ca_file && defaults->ca_file) {
-                t->ca_file = strdup(defaults->ca_file);
-                if (!t->ca_file)
-                        return -ENOMEM;
-        }
-        if (t->verify < 0)
-                t->verify = defaults->verify;
-        return 0;
-}
-
-static int config_finish(ConfigContext *ctx)
-{
-        Config *c = ctx->config;
-        char esc[CONFIG_ESCAPE_MAX];
-        int r;
-
-        /* A syntax error loses the rest of its file: whatever a cross-file check would say then
-         * is noise. */
-        if (ctx->syntax_error)
-                return 0;
-
-        if (c->n_listeners == 0 && !ctx->listeners_invalid) {
-                /* At the last `listeners:` seen, else at the top of the first file. */
-                ConfigMark m = ctx->listeners_mark;
-
-                if (!m.file && c->files && c->files[0])
-                        m = (ConfigMark){.file = c->files[0], .line = 1, .column = 1};
-                config_error(ctx, &m, "listeners", "at least one listener is required");
-        }
-
-        if (c->dns.ttl_min_usec > c->dns.ttl_max_usec) {
-                char a[CONFIG_DURATION_STR_MAX], b[CONFIG_DURATION_STR_MAX];
-
-                config_error(ctx, ctx->dns_mark.file ? &ctx->dns_mark : NULL, "dns",
-                             "ttl_min (%s) is greater than ttl_max (%s)",
-                             config_format_duration(c->dns.ttl_min_usec, a),
-                             config_format_duration(c->dns.ttl_max_usec, b));
-        }
-
-        for (size_t i = 0; i < ctx->n_references; i++) {
-                ConfigReference *ref = ctx->references + i;
-                ConfigNameEntry key = {.key = (char *)ref->name};
-
-                if (tfind(&key, &ctx->upstream_names, name_entry_compare))
-                        continue;
-                config_escape(ref->name, strlen(ref->name), esc);
-                /* A file's listener, beside the runtime state's upstreams: the state is what is
-                 * out of date, and what the operator must see. */
-                if (ctx->state_mark.file && ref->mark.file != ctx->state_mark.file)
-                        config_error(ctx, &ctx->state_mark, "upstreams",
-                                     "no upstream named '%s', which %s uses (%s:%u:%u)", esc,
-                                     ref->path, ref->mark.file, ref->mark.line,
-                                     ref->mark.column);
-                else
-                        config_error(ctx, &ref->mark, ref->path, "no upstream named '%s'", esc);
-        }
-
-        /* Only now: a later file may have changed the top-level tls: block. */
-        for (size_t i = 0; i < c->n_upstreams; i++) {
-                r = tls_inherit(&c->upstreams[i].tls, &c->tls);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
-}
-
-static int context_new(ConfigContext *ctx)
-{
-        *ctx = (ConfigContext){};
-        ctx->config = calloc(1, sizeof(Config));
-        if (!ctx->config)
-                return -ENOMEM;
-        config_schema_init(ctx->config);
-        return 0;
-}
-
-static void context_done(ConfigContext *ctx)
-{
-        for (size_t i = 0; i < ctx->n_errors; i++)
-                free(ctx->errors[i].text);
-        free(ctx->errors);
-        for (size_t i = 0; i < ctx->n_references; i++)
-                free(ctx->references[i].path);
-        free(ctx->references);
-        tdestroy(ctx->listener_names, name_entry_free);
-        tdestroy(ctx->listener_addresses, name_entry_free);
-        tdestroy(ctx->upstream_names, name_entry_free);
-        tdestroy(ctx->route_names, name_entry_free);
-        config_free(ctx->config);
-        *ctx = (ConfigContext){};
-}
-
-/* Common tail of both loaders: the verdict, the messages, and the hand-over. */
-static int context_conclude(ConfigContext *ctx, int r, char **errors, Config **ret)
-{
-        if (r >= 0)
-                r = config_finish(ctx);
-        if (r >= 0 && ctx->oom)
-                r = -ENOMEM;
-        if (r >= 0 && ctx->n_errors + ctx->n_dropped > 0)
-                r = -EINVAL;
-
-        if (errors)
-                *errors = r < 0 && ctx->n_errors > 0 ? errors_join(ctx) : NULL;
-        if (r >= 0)
-                *ret = TAKE_PTR(ctx->config);
-
-        context_done(ctx);
-        return r < 0 ? r : 0;
-}
-
 static int load_paths(ConfigContext *ctx, char *const *paths)
 {
         int r = 0;
@@ -916,80 +763,62 @@ static int load_paths(ConfigContext *ctx, char *const *paths)
         return r;
 }
 
-/* Whether `name` is the very string a listener refers to an upstream with. */
-static bool listener_owns_reference(const Config *c, const char *name)
-{
-        for (size_t i = 0; i < c->n_listeners; i++) {
-                const ConfigListener *l = c->listeners + i;
+/* ---- sources that read files ---- */
 
-                if (l->upstream == name)
-                        return true;
-                for (size_t k = 0; k < l->n_sni_routes; k++)
-                        if (l->sni_routes[k].upstream == name)
-                                return true;
-        }
-        return false;
+int config_build_read_paths(ConfigBuild *b, char *const *paths)
+{
+        return load_paths(b, paths);
 }
 
-/* The files' upstreams and routes make way for the state's: their names go, and so do the
- * references their routes made. The listeners' references stay, to be checked against the
- * state's upstreams. */
-static void drop_upstreams_and_routes(ConfigContext *ctx)
+int config_build_read_objects(ConfigBuild *b, const char *path)
 {
-        size_t k = 0;
-
-        for (size_t i = 0; i < ctx->n_references; i++) {
-                ConfigReference *ref = ctx->references + i;
-
-                if (listener_owns_reference(ctx->config, ref->name))
-                        ctx->references[k++] = *ref;
-                else
-                        free(ref->path);
-        }
-        ctx->n_references = k;
-        tdestroy(ctx->upstream_names, name_entry_free);
-        tdestroy(ctx->route_names, name_entry_free);
-        ctx->upstream_names = ctx->route_names = NULL;
-        config_upstreams_free(ctx->config);
-        config_routes_free(ctx->config);
-}
-
-/* The files, then the state when there is one (config_load_with_state()). */
-static int load_all(char *const *paths, const char *state, char **errors, Config **ret)
-{
-        ConfigContext ctx;
         int r;
 
-        assert(ret);
+        b->reading_state = true;
+        r = load_file(b, path);
+        b->reading_state = false;
+        /* A state without upstreams: (an empty file) is still what lacks them. */
+        if (r >= 0 && !b->state_mark.file)
+                b->state_mark = (ConfigMark){.file = b->file, .line = 1, .column = 1};
+        return r;
+}
 
-        r = context_new(&ctx);
-        if (r < 0) {
-                if (errors)
-                        *errors = NULL;
-                return r;
-        }
+static int contribute_files(const ConfigSource *s, ConfigBuild *b)
+{
+        return config_build_read_paths(b, s->data);
+}
 
-        r = load_paths(&ctx, paths);
-        if (r >= 0 && state) {
-                drop_upstreams_and_routes(&ctx);
-                ctx.reading_state = true;
-                r = load_file(&ctx, state);
-                /* A state without upstreams: (an empty file) is still what lacks them. */
-                if (r >= 0 && !ctx.state_mark.file)
-                        ctx.state_mark = (ConfigMark){.file = ctx.file, .line = 1, .column = 1};
-        }
-        return context_conclude(&ctx, r, errors, ret);
+ConfigSource config_source_files(char *const *paths)
+{
+        return (ConfigSource){.name = "files", .contribute = contribute_files, .data = paths};
+}
+
+/* The state: its upstreams and routes in place of those given so far; the listeners' references
+ * are checked against them. */
+static int contribute_state(const ConfigSource *s, ConfigBuild *b)
+{
+        config_build_replace_objects(b);
+        return config_build_read_objects(b, s->data);
+}
+
+ConfigSource config_source_state(const char *path)
+{
+        return (ConfigSource){.name = "state", .contribute = contribute_state, .data = path};
 }
 
 int config_load(char *const *paths, char **errors, Config **ret)
 {
-        return load_all(paths, NULL, errors, ret);
+        ConfigSource s = config_source_files(paths);
+
+        return config_build(&s, 1, ret, NULL, errors);
 }
 
 int config_load_with_state(char *const *paths, const char *state, char **errors, Config **ret)
 {
+        ConfigSource s[] = {config_source_files(paths), config_source_state(state)};
+
         assert(state);
-        return load_all(paths, state, errors, ret);
+        return config_build(s, ELEMENTSOF(s), ret, NULL, errors);
 }
 
 int config_load_string(const char *name, const char *yaml, size_t len, char **errors, Config **ret)
@@ -999,7 +828,7 @@ int config_load_string(const char *name, const char *yaml, size_t len, char **er
 
         assert(ret);
 
-        r = context_new(&ctx);
+        r = config_context_new(&ctx, NULL);
         if (r < 0) {
                 if (errors)
                         *errors = NULL;
@@ -1007,5 +836,5 @@ int config_load_string(const char *name, const char *yaml, size_t len, char **er
         }
 
         r = load_buffer(&ctx, name ? name : "<string>", yaml ? yaml : "", yaml ? len : 0);
-        return context_conclude(&ctx, r, errors, ret);
+        return config_context_conclude(&ctx, r, NULL, errors, ret);
 }

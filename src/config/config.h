@@ -2,9 +2,12 @@
 #pragma once
 
 /* The configuration as the YAML files say it, after validation. Immutable once loaded: the
- * model (model.h) is built from it, and a reload builds a new one beside the old. */
+ * model (model.h) is built from it, and a reload builds a new one beside the old. Upstreams and
+ * routes are objects of their own, reference-counted and never changed once loaded: a change
+ * makes a new Config that shares every object it did not change with the old one. */
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,9 +37,11 @@ uint16_t scheme_default_port(Scheme s);
 const char *pass_host_to_string(PassHost p);
 PassHost pass_host_from_string(const char *s);
 
-/* Where a value came from, for messages. Its file points into Config.files (not owned).
- * Listeners, upstreams, routes and route upstreams are marked at their name's value; nodes,
- * certificates and SNI routes at their mapping. */
+/* Where a value came from, for messages. Its file is a name kept alive by whatever holds the
+ * mark: a Config (Config.files) for its listeners, an upstream or a route for itself (their
+ * `file`); NULL for what came from no file (D-Bus). Listeners, upstreams, routes and route
+ * upstreams are marked at their name's value; nodes, certificates and SNI routes at their
+ * mapping. */
 typedef SourceMark ConfigMark;
 
 typedef enum ListenerProtocol {
@@ -64,6 +69,7 @@ typedef struct ConfigSniRoute {
         char **server_names; /* "a.example" or "*.example.org"; lower case */
         char *upstream;
         ConfigMark mark;
+        ConfigMark upstream_mark;
 } ConfigSniRoute;
 
 typedef struct ConfigListener {
@@ -79,12 +85,14 @@ typedef struct ConfigListener {
         size_t n_certificates;
         uint64_t ticket_rotate_usec;     /* https: session ticket key lifetime (default 12h) */
         char *upstream;                  /* tcp: the upstream whose nodes take connections */
+        ConfigMark upstream_mark;
         bool tls_originate;              /* tcp: `tls: originate`, TLS to the upstream */
         ConfigSniRoute *sni_routes;      /* tls-passthrough */
         size_t n_sni_routes;
         uint64_t idle_timeout_usec;      /* tcp, tls-passthrough, WebSocket: idle both ways
                                             (default 5m) */
         ConfigMark mark;
+        char *path; /* "listeners[1]", in the document it was read from: for messages */
 } ConfigListener;
 
 typedef struct ConfigNode {
@@ -100,7 +108,14 @@ typedef struct ConfigTls {
         char *sni;     /* NULL = the node's host */
 } ConfigTls;
 
+/* What upstreams and routes begin with: they are shared between Configs by reference. */
+typedef struct ConfigObject {
+        atomic_uint n_ref;
+        const char *file; /* the file it was read from (a reference: its marks point into it) */
+} ConfigObject;
+
 typedef struct ConfigUpstream {
+        ConfigObject object;
         char *name;
         Scheme scheme;
         PassHost pass_host;
@@ -125,6 +140,7 @@ typedef struct ConfigRouteUpstream {
 } ConfigRouteUpstream;
 
 typedef struct ConfigRoute {
+        ConfigObject object;
         char *name;
         char **paths;   /* NULL-terminated, non-empty; a trailing '*' makes a prefix */
         char **hosts;   /* NULL-terminated or NULL (= any), lower case; "*.example.com" */
@@ -144,12 +160,16 @@ typedef struct ConfigDns {
 } ConfigDns;
 
 typedef struct Config {
-        char **files; /* the files read, in order; marks point into these strings */
+        atomic_uint n_ref; /* first: config_derive() copies what follows */
+        /* A Config made from another by a change of its upstreams and routes shares the rest:
+         * files, listeners, dns and tls are then `base`'s (a reference), the one that read them. */
+        struct Config *base;
+        char **files; /* the files read, in order (references; the listeners' marks point here) */
         ConfigListener *listeners;
         size_t n_listeners;
-        ConfigUpstream *upstreams;
+        ConfigUpstream **upstreams; /* each a reference, shared with other Configs */
         size_t n_upstreams;
-        ConfigRoute *routes;
+        ConfigRoute **routes;
         size_t n_routes;
         ConfigDns dns;
         ConfigTls tls; /* defaults for every upstream */
@@ -165,8 +185,14 @@ typedef struct Config {
                                           * together; 0: derived from RLIMIT_NOFILE at start */
 } Config;
 
-Config *config_free(Config *c);
-DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
+Config *config_ref(Config *c);
+Config *config_unref(Config *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_unref);
+
+ConfigUpstream *config_upstream_ref(ConfigUpstream *u);
+ConfigUpstream *config_upstream_unref(ConfigUpstream *u);
+ConfigRoute *config_route_ref(ConfigRoute *r);
+ConfigRoute *config_route_unref(ConfigRoute *r);
 
 /* Loads and validates every path in `paths` (NULL-terminated): a path is a YAML file, or a
  * directory whose *.yaml files are read in name order. Returns 0 and the Config, or a negative
@@ -197,8 +223,40 @@ int config_load_string(const char *name, const char *yaml, size_t len, char **er
  * with the top-level defaults merged in), such that loading the output gives an equal Config.
  * Exceptions, so that configurations which do not use them dump as they always did: a
  * listener's `protocol: http` and its default idle_timeout, a route's `websocket: false`
- * and an unset max_connections (derived at start) are left out. Returns 0, -ENOMEM, or -EIO when writing failed. */
+ * and an unset max_connections (derived at start) are left out. Returns 0, -ENOMEM, or -EIO when
+ * writing failed. */
 int config_dump(const Config *c, FILE *f);
+
+/* What a load found wrong, one problem each: the code says what kind of problem it is to a
+ * caller that maps it (D-Bus error names), the rest is the message. */
+typedef struct ConfigProblem {
+        int code;         /* -EINVAL; -EEXIST: a name or node twice; -ENOENT: no such upstream */
+        bool in_document; /* about the document of an edit: `path` is a key path in it */
+        char *where;      /* "file:line:column", or NULL (a document from no file) */
+        char *path;       /* "nodes[1].port", "routes[0].upstreams[1].name"; may be "" */
+        char *message;
+} ConfigProblem;
+
+typedef struct ConfigProblems {
+        ConfigProblem *items; /* in the order of the files and positions they point at */
+        size_t n;
+        size_t n_dropped; /* beyond what is kept */
+} ConfigProblems;
+
+void config_problems_done(ConfigProblems *p);
+/* "where: path: message" lines, and "(N more errors not shown)"; NULL when out of memory. */
+char *config_problems_join(const ConfigProblems *p);
+
+typedef enum ConfigObjectKind {
+        CONFIG_OBJECT_UPSTREAM,
+        CONFIG_OBJECT_ROUTE,
+} ConfigObjectKind;
+
+/* config_dump() without the upstreams: and routes: (the text ends after listeners:), and one
+ * upstream or route as config_dump() writes it among its upstreams: or routes: ("- name: ...",
+ * from column 0, in memory): the state is written from these, each object's text made once. */
+int config_dump_settings(const Config *c, FILE *f);
+int config_dump_item(ConfigObjectKind kind, const void *o, char **ret, size_t *ret_len);
 
 /* Looks an upstream or a route up by name; NULL when there is none. */
 const ConfigUpstream *config_find_upstream(const Config *c, const char *name);

@@ -2,6 +2,8 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include "base/hashmap.h"
+#include "config/config-source.h"
 #include "config/state.h"
 
 int state_path(const char *dir, char **ret)
@@ -49,7 +51,7 @@ int state_dir_prepare(const char *dir)
         return 0;
 }
 
-int state_load(char *const *paths, const char *dir, Config **ret, char **ret_errors)
+int state_load(const Config *files, const char *dir, Config **ret, char **ret_errors)
 {
         _cleanup_free_ char *path = NULL;
         *ret_errors = NULL;
@@ -59,8 +61,106 @@ int state_load(char *const *paths, const char *dir, Config **ret, char **ret_err
                 return -ENOMEM;
         if (access(path, F_OK) < 0)
                 return errno == ENOENT ? 0 : -errno;
-        int r = config_load_with_state(paths, path, ret_errors, ret);
+        /* The files as they were read, not again: the state's upstreams and routes in place of
+         * theirs, checked with their listeners. */
+        ConfigSource sources[] = { config_source_loaded(files), config_source_state(path) };
+        int r = config_build(sources, ELEMENTSOF(sources), ret, NULL, ret_errors);
         return r < 0 ? r : 1;
+}
+
+struct StateFile {
+        char *dir;
+        Config *last; /* the Config written last: its objects are the keys of `texts` */
+        Hashmap *texts; /* object pointer (its bytes) → StateText */
+};
+
+typedef struct StateText {
+        char *text;
+        size_t len;
+} StateText;
+
+static int free_text(const char *key, size_t key_len, void *value, void *userdata)
+{
+        StateText *t = value;
+
+        free(t->text);
+        free(t);
+        return 0;
+}
+
+static Hashmap *texts_free(Hashmap *texts)
+{
+        if (texts)
+                hashmap_foreach(texts, free_text, NULL);
+        return hashmap_free(texts);
+}
+
+int state_file_new(const char *dir, StateFile **ret)
+{
+        StateFile *s = calloc(1, sizeof(*s));
+
+        if (!s)
+                return -ENOMEM;
+        s->dir = strdup(dir);
+        if (!s->dir) {
+                free(s);
+                return -ENOMEM;
+        }
+        *ret = s;
+        return 0;
+}
+
+StateFile *state_file_free(StateFile *s)
+{
+        if (!s)
+                return NULL;
+        texts_free(s->texts);
+        config_unref(s->last);
+        free(s->dir);
+        free(s);
+        return NULL;
+}
+
+/* The text of `o`: from the last state when it was in it (moved from `old`), else made now. */
+static int object_text(Hashmap *old, Hashmap *new, ConfigObjectKind kind, const void *o,
+                       const StateText **ret)
+{
+        StateText *t = old ? hashmap_remove(old, (const char *)&o, sizeof(o)) : NULL;
+        int r;
+
+        if (!t) {
+                t = calloc(1, sizeof(*t));
+                if (!t)
+                        return -ENOMEM;
+                r = config_dump_item(kind, o, &t->text, &t->len);
+                if (r < 0) {
+                        free(t);
+                        return r;
+                }
+        }
+        r = hashmap_put(new, (const char *)&o, sizeof(o), t);
+        if (r < 0) {
+                free(t->text);
+                free(t);
+                return r;
+        }
+        *ret = t;
+        return 0;
+}
+
+static int write_objects(FILE *f, Hashmap *old, Hashmap *new, const char *key,
+                         ConfigObjectKind kind, void *const *objects, size_t n)
+{
+        fprintf(f, "%s:%s\n", key, n ? "" : " []");
+        for (size_t i = 0; i < n; i++) {
+                const StateText *t;
+                int r = object_text(old, new, kind, objects[i], &t);
+
+                if (r < 0)
+                        return r;
+                fwrite(t->text, 1, t->len, f);
+        }
+        return 0;
 }
 
 static int fsync_dir(const char *dir)
@@ -71,40 +171,81 @@ static int fsync_dir(const char *dir)
         return 0;
 }
 
-int state_save(const char *dir, const Config *c)
+int state_file_save(StateFile *s, const Config *c)
 {
         _cleanup_free_ char *path = NULL, *tmp = NULL;
-        if (state_path(dir, &path) < 0 || asprintf(&tmp, "%s/.#" STATE_FILE ".XXXXXX", dir) < 0)
+        Hashmap *texts;
+        int r;
+
+        if (state_path(s->dir, &path) < 0 ||
+            asprintf(&tmp, "%s/.#" STATE_FILE ".XXXXXX", s->dir) < 0)
+                return -ENOMEM;
+        texts = hashmap_new();
+        if (!texts)
                 return -ENOMEM;
 
         _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0)
+        if (fd < 0) {
+                hashmap_free(texts);
                 return -errno;
+        }
         FILE *f = fdopen(fd, "w");
         if (!f) {
-                int r = -errno;
+                r = -errno;
                 unlink(tmp);
+                hashmap_free(texts);
                 return r;
         }
         fd = -EBADF; /* the FILE owns it now */
 
-        int r = 0;
         fputs("# lbproxy runtime state: the configuration as changed over D-Bus.\n"
               "# Written by lbproxy; Reload() makes the configuration files current again.\n",
               f);
-        if (config_dump(c, f) < 0)
-                r = -EIO;
-        if (fflush(f) != 0 || fsync(fileno(f)) < 0)
-                r = r < 0 ? r : -errno;
-        if (fclose(f) != 0 && r == 0)
+        r = config_dump_settings(c, f);
+        if (r >= 0)
+                r = write_objects(f, s->texts, texts, "upstreams", CONFIG_OBJECT_UPSTREAM,
+                                  (void *const *)c->upstreams, c->n_upstreams);
+        if (r >= 0)
+                r = write_objects(f, s->texts, texts, "routes", CONFIG_OBJECT_ROUTE,
+                                  (void *const *)c->routes, c->n_routes);
+        if (r >= 0 && (fflush(f) != 0 || fsync(fileno(f)) < 0))
                 r = -errno;
-        if (r == 0 && rename(tmp, path) < 0)
+        if (fclose(f) != 0 && r >= 0)
                 r = -errno;
-        if (r < 0) {
+        if (r >= 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0)
                 unlink(tmp);
+
+        /* The texts made are right whatever became of the file: kept for the next one, with
+         * the Config whose objects they describe. */
+        texts_free(s->texts);
+        s->texts = texts;
+        config_unref(s->last);
+        s->last = config_ref((Config *)c);
+        if (r < 0)
                 return r;
-        }
-        return fsync_dir(dir);
+        return fsync_dir(s->dir);
+}
+
+int state_file_remove(StateFile *s)
+{
+        texts_free(s->texts);
+        s->texts = NULL;
+        s->last = config_unref(s->last);
+        return state_remove(s->dir);
+}
+
+int state_save(const char *dir, const Config *c)
+{
+        StateFile *s;
+        int r = state_file_new(dir, &s);
+
+        if (r < 0)
+                return r;
+        r = state_file_save(s, c);
+        state_file_free(s);
+        return r;
 }
 
 int state_remove(const char *dir)

@@ -17,14 +17,27 @@ typedef struct Upstream Upstream;
  * it). Its Config is where an edit starts from. */
 const Model *manager_model(const Manager *m);
 
-/* Swaps in a configuration changed at run time, taking ownership of `config`: builds the model,
- * persists it to the state directory, then swaps. On failure nothing changed and *ret_error
- * (if given) says why. */
-int manager_apply_config(Manager *m, Config *config, char **ret_error);
+/* The configuration a change starts from: the newest accepted, serving or waiting to be. */
+const Config *manager_config(const Manager *m);
 
-/* Re-reads the configuration files and swaps the new model in. On failure nothing changes and
- * *ret_errors (if given) holds the "file:line:column: message" lines. */
-int manager_reload(Manager *m, char **ret_errors);
+/* How a change or a reload ended, on the control loop: r = 0, it is durable and serving;
+ * r < 0, it is not and nothing of it serves (`message` says why: the state could not be written;
+ * -ESTALE: a reload came first; -ECANCELED: lbproxy is stopping). */
+typedef void (*ManagerChangeDone)(void *userdata, int r, const char *message);
+
+/* Applies a configuration changed at run time, taking ownership of `config`: builds the model,
+ * has the state written (off the loop), and swaps the model in once the state is durable.
+ * Returns a negative errno when refused now (*ret_error, if given, says why; nothing changed);
+ * 1 when it serves already (no state directory) and `done` is not called; 0 when `done` will be,
+ * once it is durable, or not. */
+int manager_apply_config(Manager *m, Config *config, ManagerChangeDone done, void *userdata,
+                         char **ret_error);
+
+/* Re-reads the configuration files and swaps the new model in at once; changes over D-Bus are
+ * dropped, those waiting to be written included, and the state is removed. On failure nothing
+ * changes and *ret_errors (if given) holds the "file:line:column: message" lines. Returns as
+ * manager_apply_config(): 0 when `done` is called once the state is removed. */
+int manager_reload(Manager *m, ManagerChangeDone done, void *userdata, char **ret_errors);
 
 /* Client connections open now, and the most that may be. */
 size_t manager_connections(const Manager *m);

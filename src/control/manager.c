@@ -7,6 +7,7 @@
 #include "config/state.h"
 #include "control/daemon.h"
 #include "control/manager.h"
+#include "control/state-writer.h"
 
 #define STATUS_INTERVAL_USEC (5 * USEC_PER_SEC)
 /* Room for the counters and a note naming a file:line:column and why. */
@@ -176,25 +177,135 @@ static void swap_model(Manager *m, Model *model)
         daemon_notify_status(status);
 }
 
-int manager_apply_config(Manager *m, Config *config, char **ret_error)
+/* ---- changes, durable before they serve ----
+ *
+ * A change over D-Bus is built into a model at once (what does not build is refused at once),
+ * then waits in `pending` while the state writer thread writes it; once it is on disk it is
+ * swapped in and its caller answered. One write at a time: changes made meanwhile wait, and the
+ * next write is of the newest (which holds the ones before it), so a burst costs one write. A
+ * write that fails fails every change waiting that holds it (all those before the next reload);
+ * nothing of theirs served, and state.yaml is as it was (state_file_save). A reload swaps at
+ * once, drops the changes waiting, and has the state removed; its caller is answered once that
+ * is done. */
+
+const Config *manager_config(const Manager *m)
+{
+        for (size_t i = m->n_pending; i > 0; i--)
+                if (m->pending[i - 1].model)
+                        return m->pending[i - 1].model->config;
+        return manager_model(m)->config;
+}
+
+static int add_pending(Manager *m, Model *model, ManagerChangeDone done, void *userdata)
+{
+        PendingChange *l = reallocarray(m->pending, m->n_pending + 1, sizeof(PendingChange));
+        if (!l)
+                return -ENOMEM;
+        m->pending = l;
+        l[m->n_pending++] = (PendingChange){ .generation = ++m->generation, .model = model,
+                                             .done = done, .userdata = userdata };
+        return 0;
+}
+
+static void write_next(Manager *m)
+{
+        if (!m->writer || state_writer_busy(m->writer) || m->n_pending == 0)
+                return;
+        const PendingChange *last = &m->pending[m->n_pending - 1];
+        state_writer_request(m->writer, last->model ? last->model->config : NULL,
+                             last->generation);
+}
+
+static void answer(const PendingChange *p, int r, const char *message)
+{
+        if (p->done)
+                p->done(p->userdata, r, message);
+}
+
+/* Answers and forgets the first n pending changes: those whose state is written (r = 0), or
+ * failed. The newest of their models goes live when they are written. */
+static void settle(Manager *m, size_t n, int r, const char *message)
+{
+        Model *live = NULL;
+
+        for (size_t i = 0; i < n; i++) {
+                PendingChange *p = &m->pending[i];
+                if (!p->model)
+                        continue; /* a reload's: it swapped already */
+                if (r >= 0) {
+                        model_unref(live);
+                        live = TAKE_PTR(p->model);
+                } else
+                        p->model = model_unref(p->model);
+        }
+        if (live) {
+                (void)manager_set_status_note(m, NULL);
+                swap_model(m, live);
+        }
+        /* Answered after the swap: a caller that hears "done" finds it serving. */
+        for (size_t i = 0; i < n; i++)
+                answer(&m->pending[i], r, message);
+        memmove(m->pending, m->pending + n, (m->n_pending - n) * sizeof(PendingChange));
+        m->n_pending -= n;
+}
+
+static void on_state_written(void *userdata, uint64_t generation, int r)
+{
+        Manager *m = userdata;
+        _cleanup_free_ char *message = NULL;
+        size_t n = 0;
+
+        while (n < m->n_pending && m->pending[n].generation <= generation)
+                n++;
+        if (r < 0 && n > 0 && !m->pending[n - 1].model) {
+                /* A reload's removal: the files serve, but the state stays, and would be used
+                 * at the next start. The reload is answered as done; the log says the rest. */
+                log_warning_errno(r, "Cannot remove the runtime state in %s: %m", m->state_dir);
+                r = 0;
+        } else if (r < 0) {
+                log_event(LOG_ERR, LBPROXY_MESSAGE_CONFIG_CHANGE, NULL, NULL, NULL,
+                          "Configuration change refused: cannot save the state in %s: %s",
+                          m->state_dir, strerror(-r));
+                if (asprintf(&message, "cannot save the state in %s: %s", m->state_dir,
+                             strerror(-r)) < 0)
+                        message = NULL;
+                /* The changes after it hold it too, up to a reload. */
+                while (n < m->n_pending && m->pending[n].model)
+                        n++;
+        }
+        settle(m, n, r, message ? message : r < 0 ? strerror(-r) : NULL);
+        write_next(m);
+}
+
+int manager_apply_config(Manager *m, Config *config, ManagerChangeDone done, void *userdata,
+                         char **ret_error)
 {
         Model *model;
         int r = model_new(config, m->resolver, &model, ret_error);
         if (r < 0)
                 return r;
-        if (m->state_dir) {
-                r = state_save(m->state_dir, model->config);
-                if (r < 0) {
-                        model_unref(model);
-                        if (ret_error && asprintf(ret_error, "cannot save the state in %s: %s",
-                                                  m->state_dir, strerror(-r)) < 0)
-                                *ret_error = NULL;
-                        return r;
-                }
+        if (!m->writer) {
+                /* Nothing to write: it serves at once. */
+                (void)manager_set_status_note(m, NULL);
+                swap_model(m, model);
+                return 1;
         }
-        (void)manager_set_status_note(m, NULL);
-        swap_model(m, model);
+        r = add_pending(m, model, done, userdata);
+        if (r < 0) {
+                model_unref(model);
+                return r;
+        }
+        write_next(m);
         return 0;
+}
+
+static void cancel_pending(Manager *m, int r, const char *message)
+{
+        for (size_t i = 0; i < m->n_pending; i++) {
+                m->pending[i].model = model_unref(m->pending[i].model);
+                answer(&m->pending[i], r, message);
+        }
+        m->n_pending = 0;
 }
 
 /* Sockets are opened once, at start: a reload cannot add, remove or retarget a listener, nor
@@ -231,9 +342,9 @@ static char *listeners_changed(const Config *old, const Config *new)
         return why;
 }
 
-int manager_reload(Manager *m, char **ret_errors)
+int manager_reload(Manager *m, ManagerChangeDone done, void *userdata, char **ret_errors)
 {
-        _cleanup_(config_freep) Config *config = NULL;
+        _cleanup_(config_unrefp) Config *config = NULL;
         _cleanup_free_ char *errors = NULL;
 
         daemon_notify_reloading();
@@ -271,12 +382,23 @@ int manager_reload(Manager *m, char **ret_errors)
                         *ret_errors = TAKE_PTR(errors);
                 return r;
         }
-        /* The files are current again: runtime changes made over D-Bus are dropped. */
-        if (m->state_dir) {
-                r = state_remove(m->state_dir);
+        /* The files are current again: runtime changes made over D-Bus are dropped, those not
+         * yet written included, and the state goes (after a write under way, which the writer
+         * finishes first). */
+        if (m->n_pending > 0)
+                log_notice("Reload: %zu configuration changes not yet saved are dropped",
+                           m->n_pending);
+        cancel_pending(m, -ESTALE, "dropped: a reload made the configuration files current");
+        bool wait = false;
+        if (m->writer) {
+                r = add_pending(m, NULL, done, userdata);
                 if (r < 0)
                         log_warning_errno(r, "Cannot remove the runtime state in %s: %m",
                                           m->state_dir);
+                else {
+                        wait = true;
+                        write_next(m);
+                }
         }
         (void)manager_set_status_note(m, NULL);
         swap_model(m, model);
@@ -286,7 +408,7 @@ int manager_reload(Manager *m, char **ret_errors)
         char status[STATUS_MAX];
         format_status(m, status, sizeof(status));
         daemon_notify_ready(status);
-        return 0;
+        return wait ? 0 : 1;
 }
 
 /* A node turned failing or healthy again (on a worker's thread): a journal entry and a
@@ -372,7 +494,7 @@ static void on_signal(evutil_socket_t sig, short what, void *userdata)
         Manager *m = userdata;
 
         if (sig == SIGHUP) {
-                (void)manager_reload(m, NULL);
+                (void)manager_reload(m, NULL, NULL, NULL);
                 return;
         }
         if (m->stopping) {
@@ -396,7 +518,7 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
 {
         Manager *m = calloc(1, sizeof(*m));
         if (!m) {
-                config_free(config);
+                config_unref(config);
                 return -ENOMEM;
         }
         m->config_paths = config_paths;
@@ -411,7 +533,7 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
         if (state_dir) {
                 m->state_dir = strdup(state_dir);
                 if (!m->state_dir) {
-                        config_free(config);
+                        config_unref(config);
                         free(m);
                         return -ENOMEM;
                 }
@@ -425,15 +547,23 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
                 event_config_free(ec);
         }
         if (!m->base) {
-                config_free(config);
+                config_unref(config);
                 free(m);
                 return -ENOMEM;
         }
 
+        if (m->state_dir && state_writer_new(m->state_dir, m->base, on_state_written, m,
+                                             &m->writer) < 0) {
+                config_unref(config);
+                manager_free(m);
+                if (ret_error)
+                        *ret_error = strdup("cannot start the thread that writes the state");
+                return -ENOMEM;
+        }
         m->release_event = event_new(m->base, -1, 0, on_release_event, m);
         m->thread_exited = event_new(m->base, -1, 0, on_thread_exited, m);
         if (!m->release_event || !m->thread_exited) {
-                config_free(config);
+                config_unref(config);
                 manager_free(m);
                 return -ENOMEM;
         }
@@ -445,7 +575,7 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
                                 .ttl_max_usec = config->dns.ttl_max_usec };
         int r = resolver_new(m->base, &dns, &m->resolver);
         if (r < 0) {
-                config_free(config);
+                config_unref(config);
                 manager_free(m);
                 if (ret_error)
                         *ret_error = strdup("cannot set up the DNS resolver (dns.servers)");
@@ -477,6 +607,11 @@ Manager *manager_free(Manager *m)
                         event_base_free(m->workers[i].base);
         }
         free(m->workers);
+        /* A write under way finishes first; the changes waiting are answered before the front
+         * end that waits for them goes. */
+        m->writer = state_writer_free(m->writer);
+        cancel_pending(m, -ECANCELED, "lbproxy is stopping");
+        free(m->pending);
         if (m->frontend_data)
                 m->frontend->free(m->frontend_data);
         listeners_free(m->listeners, m->n_listeners);

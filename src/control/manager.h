@@ -15,9 +15,24 @@
 #include "proxy/conn-limit.h"
 #include "proxy/worker.h"
 
+typedef struct StateWriter StateWriter;
+
+/* A change accepted, its model built, waiting for the state to be written; or a reload waiting
+ * for the state to be removed (model NULL: the reload swapped at once). */
+typedef struct PendingChange {
+        uint64_t generation;
+        Model *model;
+        ManagerChangeDone done;
+        void *userdata;
+} PendingChange;
+
 typedef struct Manager {
         char **config_paths;
         char *state_dir; /* runtime state (D-Bus changes); NULL: not persisted */
+        StateWriter *writer; /* writes it, off this loop */
+        PendingChange *pending; /* oldest first */
+        size_t n_pending;
+        uint64_t generation; /* of the newest in `pending` */
         char *status_note; /* appended to STATUS= until a change or reload is accepted */
         const ControlFrontend *frontend; /* the D-Bus service */
         void *frontend_data;             /* NULL until it started */

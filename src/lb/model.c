@@ -297,7 +297,7 @@ static Model *model_free(Model *m)
         for (size_t i = 0; i < m->n_upstreams; i++)
                 upstream_free(m->upstreams[i]);
         free(m->upstreams);
-        config_free(m->config);
+        config_unref(m->config);
         free(m);
         return NULL;
 }
@@ -306,7 +306,7 @@ int model_new(Config *config, Resolver *resolver, Model **ret, char **ret_error)
 {
         Model *m = calloc(1, sizeof(*m));
         if (!m) {
-                config_free(config);
+                config_unref(config);
                 return -ENOMEM;
         }
         atomic_init(&m->n_ref, 1);
@@ -317,14 +317,14 @@ int model_new(Config *config, Resolver *resolver, Model **ret, char **ret_error)
         if (!m->upstreams || !m->routes)
                 return model_free(m), -ENOMEM;
         for (size_t i = 0; i < config->n_upstreams; i++) {
-                int r = upstream_new(&config->upstreams[i], resolver, &m->upstreams[i],
+                int r = upstream_new(config->upstreams[i], resolver, &m->upstreams[i],
                                      ret_error);
                 if (r < 0)
                         return model_free(m), r;
                 m->n_upstreams++;
         }
         for (size_t i = 0; i < config->n_routes; i++) {
-                int r = route_new(m, &config->routes[i], &m->routes[i]);
+                int r = route_new(m, config->routes[i], &m->routes[i]);
                 if (r < 0)
                         return model_free(m), r;
                 m->n_routes++;

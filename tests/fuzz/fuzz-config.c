@@ -56,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         free(text);
         free(text2);
-        config_free(c2);
-        config_free(c);
+        config_unref(c2);
+        config_unref(c);
         return 0;
 }

@@ -192,14 +192,16 @@ def test_route_upstream_weight_remove_route_remove_upstream(lb, bus, two):
      "org.freedesktop.DBus.Error.InvalidArgs", "scheme"),
     ("AddUpstream", "ssa(squ)a{sv}", ("up_x", "http", [("127.0.0.9", 80, 1)], {"colour": "red"}),
      "org.freedesktop.DBus.Error.InvalidArgs", "colour"),
-    ("AddUpstream", "ssa(squ)a{sv}", ("up_x", "http", [("127.0.0.9", 80, 1)], {"verify": "yes"}),
-     "org.freedesktop.DBus.Error.InvalidArgs", "verify"),
+    ("AddUpstream", "ssa(squ)a{sv}", ("up_x", "http", [("127.0.0.9", 80, 1)],
+                                      {"tls": {"verify": "yes"}}),
+     "org.freedesktop.DBus.Error.InvalidArgs",
+     "options.tls.verify: expected a boolean (true or false), got the quoted string 'yes'"),
     ("AddUpstream", "ssa(squ)a{sv}", ("up_x", "http", [("127.0.0.9", 80, 1)],
                                       {"pass_host": "rewrite"}),
      "org.freedesktop.DBus.Error.InvalidArgs", "upstream_host"),
     ("AddUpstream", "ssa(squ)a{sv}", ("up_x", "http", [("127.0.0.9", 80, 1)],
-                                      {"connect_timeout_usec": dbus.UInt64(2**63)}),
-     "org.freedesktop.DBus.Error.InvalidArgs", "connect_timeout_usec"),
+                                      {"timeout": {"connect": dbus.UInt64(2**63)}}),
+     "org.freedesktop.DBus.Error.InvalidArgs", "options.timeout.connect: duration"),
     ("AddRoute", "sasa(su)a{sv}", ("r9", ["/x"], [("up_a", 1)], {"priority": "high"}),
      "org.freedesktop.DBus.Error.InvalidArgs", "priority"),
 ])
@@ -274,7 +276,8 @@ def test_added_upstream_with_other_trust_gets_no_pooled_connection(lbproxy, bus,
         bus.wait_name()
         assert lb.request("GET", "/loose/1").status == 200
         bus.call("AddUpstream", "ssa(squ)a{sv}", "strict", "https", 1, a.host, a.port, 1,
-                 2, "sni", "s", "httpbin.org", "ca_file", "s", str(pki.unknown_ca))
+                 1, "tls", "a{sv}", 2, "sni", "s", "httpbin.org", "ca_file", "s",
+                 str(pki.unknown_ca))
         bus.call("AddRoute", "sasa(su)a{sv}", "rs", 1, "/strict/*", 1, "strict", 1, 0)
         assert lb.request("GET", "/strict/1").status == 502
         assert lb.wait_log('"GET /strict/1" 502 ', "issuer is unknown"), lb.log_text()[-2000:]
@@ -462,3 +465,137 @@ def test_limits_refuse_oversized_calls_and_change_nothing(lb, bus, two):
     assert bus.call("ListUpstreams").stdout == before_upstreams
     assert sorted(os.listdir(lb.state_dir)) == before_state
     assert collections.Counter(servers(lb, 4)) == {"a": 2, "b": 2}
+
+
+def test_option_names_are_the_yaml_keys(lb, bus, upstream):
+    """AddUpstream and AddRoute take every key a file has, nested as in YAML; state.yaml shows
+    them as a file would."""
+    c = upstream("c", "127.0.0.4")
+    bus.call("AddUpstream", "ssa(squ)a{sv}", "up_c", "http", 1, c.host, c.port, 1,
+             3, "keepalive_idle", "s", "90s",
+             "timeout", "a{sv}", 2, "connect", "s", "2s", "read", "t", 7,
+             "retries", "u", 0)
+    bus.call("AddRoute", "sasa(su)a{sv}", "rc", 1, "/c/*", 1, "up_c", 1,
+             3, "websocket", "b", True, "methods", "as", 1, "get", "priority", "i", 5)
+    state = (lb.state_dir / "state.yaml").read_text()
+    assert "keepalive_idle: 90s" in state, state
+    assert "timeout: {connect: 2s, send: 1m, read: 7s}" in state, state
+    assert "websocket: true" in state and "methods: [GET]" in state, state
+    assert lb.request("GET", "/c/x").json()["server"] == "c"
+    assert lb.request("POST", "/c/x").status == 404
+
+
+def test_set_options_merges_and_resets(lb, bus, two):
+    a, _ = two
+    # pass_host rewrite needs upstream_host: refused, nothing changed.
+    p = bus.call("SetUpstreamOptions", "sa{sv}as", "up_a",
+                 2, "timeout", "a{sv}", 1, "connect", "s", "3s",
+                 "pass_host", "s", "rewrite", 0, check=False)
+    assert p.returncode != 0 and "upstream_host" in p.stderr, p.stderr
+    assert not (lb.state_dir / "state.yaml").exists()
+    bus.call("SetUpstreamOptions", "sa{sv}as", "up_a",
+             3, "timeout", "a{sv}", 1, "connect", "s", "3s",
+             "pass_host", "s", "rewrite", "upstream_host", "s", "rewritten.example", 0)
+    state = (lb.state_dir / "state.yaml").read_text()
+    assert "timeout: {connect: 3s, send: 1m, read: 1m}" in state, state
+    hosts = {r.json()["server"]: r.json()["host"] for r in
+             (lb.request("GET", "/headers") for _ in range(2))}
+    assert hosts["a"] == "rewritten.example", hosts
+    # Back to pass: upstream_host must go with it.
+    bus.call("SetUpstreamOptions", "sa{sv}as", "up_a", 1, "pass_host", "s", "pass",
+             1, "upstream_host")
+    state = (lb.state_dir / "state.yaml").read_text()
+    assert "rewritten.example" not in state and "connect: 3s" in state, state
+    hosts = {r.json()["server"]: r.json()["host"] for r in
+             (lb.request("GET", "/headers") for _ in range(2))}
+    assert hosts["a"] != "rewritten.example", hosts
+
+    bus.call("SetRouteOptions", "sa{sv}as", "r1", 1, "methods", "as", 1, "POST", 0)
+    assert lb.request("GET", "/headers").status == 404
+    bus.call("SetRouteOptions", "sa{sv}as", "r1", 0, 1, "methods")
+    assert lb.request("GET", "/headers").status == 200
+
+
+@pytest.mark.parametrize("method,args,name,text", [
+    ("SetUpstreamOptions", ("up_a", {"pass_host": "rewrite"}, []),
+     "org.freedesktop.DBus.Error.InvalidArgs",
+     "options: missing required key 'upstream_host' (pass_host is rewrite)"),
+    ("SetUpstreamOptions", ("up_a", {"name": "up_z"}, []),
+     "org.freedesktop.DBus.Error.InvalidArgs",
+     "options.name: an upstream is renamed by removing it and adding it"),
+    ("SetUpstreamOptions", ("up_a", {}, ["colour"]),
+     "org.freedesktop.DBus.Error.InvalidArgs", "reset: unknown key 'colour'"),
+    ("SetUpstreamOptions", ("nope", {}, []),
+     "org.lbproxy1.Error.NotFound", "name: no upstream named 'nope'"),
+    ("SetRouteOptions", ("r1", {"upstreams": dbus.Array([{"name": "nope"}], signature="a{sv}")},
+                         []),
+     "org.lbproxy1.Error.NotFound", "options.upstreams[0].name: no upstream named 'nope'"),
+    ("SetRouteOptions", ("r1", {"websocket": "yes"}, []),
+     "org.freedesktop.DBus.Error.InvalidArgs",
+     "options.websocket: expected a boolean (true or false), got the quoted string 'yes'"),
+])
+def test_set_options_errors_change_nothing(lb, bus, method, args, name, text):
+    before_state = sorted(os.listdir(lb.state_dir))
+    err = dbus_error(bus, method, "sa{sv}as", *args)
+    assert err == (name, text), err
+    assert sorted(os.listdir(lb.state_dir)) == before_state
+    assert collections.Counter(servers(lb, 4)) == {"a": 2, "b": 2}
+
+
+def test_add_node_twice_is_exists(lb, bus, two):
+    a, _ = two
+    err = dbus_error(bus, "AddNode", "ssqu", "up_a", "127.0.0.2", a.port, 1)
+    assert err == ("org.lbproxy1.Error.Exists",
+                   f"upstream 'up_a': nodes[1]: 127.0.0.2:{a.port} is listed already "
+                   "(as nodes[0])"), err
+
+
+def test_reply_comes_once_the_state_has_the_change(lb, bus, two):
+    """Each call is answered after its change is in state.yaml (written, fsync()ed, renamed),
+    and calls made together are all answered, the file holding every one of them."""
+    a, _ = two
+    for w in (2, 3, 4):
+        bus.call("SetRouteUpstreamWeight", "ssu", "r1", "up_b", w)
+        assert f"{{name: up_b, weight: {w}}}" in (lb.state_dir / "state.yaml").read_text()
+
+    errors = []
+
+    def add(i):
+        err = dbus_error(bus, "AddNode", "ssqu", "up_a", f"127.0.1.{i}", 80, 0)
+        if err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(1, 21)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    state = (lb.state_dir / "state.yaml").read_text()
+    assert all(f"host: \"127.0.1.{i}\"," in state for i in range(1, 21)), state
+    assert collections.Counter(servers(lb, 8)) == {"a": 2, "b": 6}
+
+
+def test_a_state_that_cannot_be_written_refuses_the_change(lb, bus, two):
+    """The state directory gone (a file in its place): the call fails saying why, nothing
+    changes; once it is back, changes go through again."""
+    before = (lb.state_dir / "state.yaml").exists()
+    moved = lb.state_dir.with_name("state.moved")
+    os.rename(lb.state_dir, moved)
+    lb.state_dir.write_text("")
+    try:
+        err = dbus_error(bus, "SetRouteUpstreamWeight", "ssu", "r1", "up_b", 3)
+        assert err == ("System.Error.ENOTDIR",
+                       f"cannot save the state in {lb.state_dir}: Not a directory"), err
+        assert collections.Counter(servers(lb, 4)) == {"a": 2, "b": 2}
+        assert lb.wait_log("Configuration change refused: cannot save the state")
+        # The next change starts from what serves, not from the refused one.
+        err = dbus_error(bus, "SetNodeWeight", "ssqu", "up_a", two[0].host, two[0].port, 1)
+        assert err is not None and err[0] == "System.Error.ENOTDIR", err
+    finally:
+        lb.state_dir.unlink()
+        os.rename(moved, lb.state_dir)
+    assert (lb.state_dir / "state.yaml").exists() == before
+    bus.call("SetRouteUpstreamWeight", "ssu", "r1", "up_b", 3)
+    assert collections.Counter(servers(lb, 8)) == {"a": 2, "b": 6}
+    assert "{name: up_b, weight: 3}" in (lb.state_dir / "state.yaml").read_text()

@@ -78,7 +78,7 @@ static void expect_errors_at(const char *yaml, const char *want, int line)
                         errors ? errors : "(null)", want);
                 tap_failures++;
                 if (r >= 0 && c != UNTOUCHED)
-                        config_free(c);
+                        config_unref(c);
         }
         free(errors);
 }
@@ -188,10 +188,12 @@ static void check_tutorial(const Config *c, const char *file)
 
         h = config_find_upstream(c, "httpbin-external-domain");
         m = config_find_upstream(c, "mockapi7-external-domain");
-        CHECK(h == c->upstreams && m == c->upstreams + 1);
+        CHECK(h == c->upstreams[0] && m == c->upstreams[1]);
         if (!h || !m)
                 return;
-        for (const ConfigUpstream *u = h; u <= m; u++) {
+        for (const ConfigUpstream *const *p = (const ConfigUpstream *const[]){h, m, NULL}; *p; p++) {
+                const ConfigUpstream *u = *p;
+
                 CHECK(u->scheme == SCHEME_HTTPS);
                 CHECK(u->pass_host == PASS_HOST_NODE);
                 CHECK(!u->upstream_host);
@@ -214,7 +216,7 @@ static void check_tutorial(const Config *c, const char *file)
         CHECK(mark_is(m->nodes[0].mark, file, 22, 5));
 
         r = config_find_route(c, "lb-route");
-        CHECK(r == c->routes);
+        CHECK(r == c->routes[0]);
         if (!r)
                 return;
         CHECK(strv_is(r->paths, STRV("/headers")));
@@ -266,7 +268,7 @@ static void test_tutorial(void)
         free(errors);
         if (r == 0) {
                 check_tutorial(c, "apisix/lb-route.yaml");
-                config_free(c);
+                config_unref(c);
         }
 
         /* The same with the manifest first: the trust of a later file still applies. */
@@ -275,8 +277,8 @@ static void test_tutorial(void)
         CHECK(r == 0);
         if (r == 0) {
                 CHECK(c->n_upstreams == 2 &&
-                      streq_ptr(c->upstreams[1].tls.ca_file, "/etc/lbproxy/test-ca.pem"));
-                config_free(c);
+                      streq_ptr(c->upstreams[1]->tls.ca_file, "/etc/lbproxy/test-ca.pem"));
+                config_unref(c);
         } else {
                 fprintf(stderr, "%s\n", errors ? errors : strerror(-r));
                 free(errors);
@@ -322,7 +324,7 @@ static void test_upstream_fields(void)
                         CHECK(u->keepalive_pool == 32);
                         CHECK(u->tls.verify == 1 && !u->tls.ca_file);
                 }
-                config_free(c);
+                config_unref(c);
         }
 
         /* Every key, scheme last: the default port follows it whatever the order. */
@@ -363,7 +365,7 @@ static void test_upstream_fields(void)
                         CHECK(mark_is(u->mark, "t.yaml", 4, 9));
                         CHECK(u->n_nodes == 2 && mark_is(u->nodes[0].mark, "t.yaml", 10, 5));
                 }
-                config_free(c);
+                config_unref(c);
         }
 
         /* passHost node; a loadbalancer without type is roundrobin; a timeout block that
@@ -389,7 +391,7 @@ static void test_upstream_fields(void)
                         CHECK(u->send_timeout_usec == 60 * SEC);
                         CHECK(u->read_timeout_usec == 60 * SEC);
                 }
-                config_free(c);
+                config_unref(c);
         }
 
         /* passHost pass, said; scheme http, said; a namespace goes into the name. */
@@ -409,7 +411,7 @@ static void test_upstream_fields(void)
                         CHECK(node_is(u, 0, "web.shop.example", 81, 100));
                         CHECK(mark_is(u->mark, "t.yaml", 3, 18));
                 }
-                config_free(c);
+                config_unref(c);
         }
 }
 
@@ -460,7 +462,7 @@ static void test_route_fields(void)
                 return;
         CHECK(c->n_routes == 2);
         r = config_find_route(c, "web_api");
-        CHECK(r == c->routes);
+        CHECK(r == c->routes[0]);
         if (r) {
                 CHECK(strv_is(r->paths, STRV("/api/*", "/exact")));
                 CHECK(strv_is(r->hosts, STRV("example.com", "*.example.org")));
@@ -476,7 +478,7 @@ static void test_route_fields(void)
         }
         /* A rule named like its ApisixRoute is the route of that name. */
         r = config_find_route(c, "web");
-        CHECK(r == c->routes + 1);
+        CHECK(r == c->routes[1]);
         if (r) {
                 CHECK(strv_is(r->paths, STRV("/*")));
                 CHECK(!r->hosts && !r->methods);
@@ -484,7 +486,7 @@ static void test_route_fields(void)
                 CHECK(!r->websocket);
                 CHECK(r->n_upstreams == 1 && route_upstream_is(r, 0, "b", 0));
         }
-        config_free(c);
+        config_unref(c);
 }
 
 static void test_namespaces(void)
@@ -533,7 +535,7 @@ static void test_namespaces(void)
         CHECK(r && route_upstream_is(r, 0, "green_svc", 100));
         r = config_find_route(c, "rt_x");
         CHECK(r && route_upstream_is(r, 0, "svc", 100));
-        config_free(c);
+        config_unref(c);
 }
 
 /* Native and APISIX documents mix in one stream, refer to each other, in any order. */
@@ -564,7 +566,7 @@ static void test_mixed(void)
         CHECK(r && route_upstream_is(r, 0, "apx", 1));
         r = config_find_route(c, "apx-route_r");
         CHECK(r && route_upstream_is(r, 0, "nat", 100));
-        config_free(c);
+        config_unref(c);
 }
 
 /* ---- what is refused, and why ---- */
@@ -1206,7 +1208,7 @@ static bool translation_equal(const Config *a, const Config *b)
         if (a->n_upstreams != b->n_upstreams || a->n_routes != b->n_routes)
                 return false;
         for (size_t i = 0; i < a->n_upstreams; i++) {
-                const ConfigUpstream *x = a->upstreams + i, *y = b->upstreams + i;
+                const ConfigUpstream *x = a->upstreams[i], *y = b->upstreams[i];
 
                 if (!streq_ptr(x->name, y->name) || x->scheme != y->scheme ||
                     x->pass_host != y->pass_host || !streq_ptr(x->upstream_host, y->upstream_host) ||
@@ -1225,7 +1227,7 @@ static bool translation_equal(const Config *a, const Config *b)
                                 return false;
         }
         for (size_t i = 0; i < a->n_routes; i++) {
-                const ConfigRoute *x = a->routes + i, *y = b->routes + i;
+                const ConfigRoute *x = a->routes[i], *y = b->routes[i];
 
                 if (!streq_ptr(x->name, y->name) || !strv_equal(x->paths, y->paths) ||
                     !strv_equal(x->hosts, y->hosts) || !strv_equal(x->methods, y->methods) ||
@@ -1262,10 +1264,10 @@ static void check_round_trip(const char *yaml, int line)
                 text2 = dump(b);
                 CHECK_STR(text2, text);
                 free(text2);
-                config_free(b);
+                config_unref(b);
         }
         free(text);
-        config_free(a);
+        config_unref(a);
 }
 
 static void test_dump(void)

@@ -70,7 +70,7 @@ static void expect_errors_at(const char *yaml, const char *want, int line)
                         errors ? errors : "(null)", want);
                 failures++;
                 if (r >= 0 && c != UNTOUCHED)
-                        config_free(c);
+                        config_unref(c);
         }
         free(errors);
 
@@ -245,7 +245,7 @@ static void test_full(void)
 
         CHECK(c->n_upstreams == 2);
         u = config_find_upstream(c, "httpbin");
-        CHECK(u == c->upstreams);
+        CHECK(u == c->upstreams[0]);
         if (u) {
                 CHECK(u->scheme == SCHEME_HTTPS);
                 CHECK(u->pass_host == PASS_HOST_REWRITE);
@@ -280,7 +280,7 @@ static void test_full(void)
                 }
         }
         u = config_find_upstream(c, "mock.api_2");
-        CHECK(u == c->upstreams + 1);
+        CHECK(u == c->upstreams[1]);
         if (u) {
                 CHECK(u->scheme == SCHEME_HTTP);
                 CHECK(u->pass_host == PASS_HOST_NODE);
@@ -296,7 +296,7 @@ static void test_full(void)
 
         CHECK(c->n_routes == 2);
         rt = config_find_route(c, "lb-route");
-        CHECK(rt == c->routes);
+        CHECK(rt == c->routes[0]);
         if (rt) {
                 CHECK(strv_is(rt->paths, STRV("/headers", "/api/*")));
                 CHECK(strv_is(rt->hosts, STRV("example.com", "*.example.org")));
@@ -314,7 +314,7 @@ static void test_full(void)
                 CHECK(mark_is(rt->mark, "t.yaml", mark_of(full_yaml, "lb-route", 0)));
         }
         rt = config_find_route(c, "second");
-        CHECK(rt == c->routes + 1);
+        CHECK(rt == c->routes[1]);
         if (rt) {
                 CHECK(strv_is(rt->paths, STRV("/")));
                 CHECK(rt->hosts == NULL);
@@ -323,8 +323,8 @@ static void test_full(void)
         }
         CHECK(config_find_route(c, "nope") == NULL);
 
-        CHECK(config_free(c) == NULL);
-        CHECK(config_free(NULL) == NULL);
+        CHECK(config_unref(c) == NULL);
+        CHECK(config_unref(NULL) == NULL);
 }
 
 static void test_defaults(void)
@@ -370,7 +370,7 @@ static void test_defaults(void)
                 CHECK(u->tls.sni == NULL);
                 CHECK(u->n_nodes == 1 && u->nodes[0].port == 80 && u->nodes[0].weight == 1);
         }
-        config_free(c);
+        config_unref(c);
 
         /* Null values are the same as absent keys; empty documents and comments are fine. */
         c = load_ok("# nothing\n---\n---\naccess_log: ~\ntimeouts:\ndns: {servers: null}\n"
@@ -380,13 +380,13 @@ static void test_defaults(void)
                 CHECK(c->dns.servers == NULL);
                 CHECK(c->n_listeners == 1 && c->listeners[0].listen == NULL);
         }
-        config_free(c);
+        config_unref(c);
 
         /* Booleans, YAML 1.1 style. */
         c = load_ok("listeners: [{name: l}]\naccess_log: No\ntls: {verify: FALSE}\n");
         if (c)
                 CHECK(c->access_log == false && c->tls.verify == 0);
-        config_free(c);
+        config_unref(c);
 }
 
 static void test_strings(void)
@@ -824,7 +824,7 @@ static void test_documents(void)
         CHECK(c->dns.ttl_min_usec == 5 * USEC_PER_SEC);
         CHECK(c->dns.ttl_max_usec == 10 * USEC_PER_SEC);
         CHECK(c->n_upstreams == 1 && c->n_routes == 1);
-        config_free(c);
+        config_unref(c);
 
         /* The duplicate points back into the first document. */
         expect_errors("listeners: [{name: a}]\n---\nlisteners: [{name: a}]\n",
@@ -933,8 +933,8 @@ static void test_limits(void)
         text_add(&t, "\n");
         {
                 Config *c = load_ok(t.s);
-                CHECK(c && c->upstreams[0].n_nodes == 4096);
-                config_free(c);
+                CHECK(c && c->upstreams[0]->n_nodes == 4096);
+                config_unref(c);
         }
         t.len = 0;
         text_add(&t, "listeners: [{name: l}]\nupstreams:\n  - name: u\n    nodes: ");
@@ -948,8 +948,8 @@ static void test_limits(void)
         text_add(&t, ROUTE_HEAD "upstreams: [{name: u}], paths: [/%04095d]}\n", 0);
         {
                 Config *c = load_ok(t.s);
-                CHECK(c && strlen(c->routes[0].paths[0]) == 4096);
-                config_free(c);
+                CHECK(c && strlen(c->routes[0]->paths[0]) == 4096);
+                config_unref(c);
         }
         t.len = 0;
         text_add(&t, ROUTE_HEAD "upstreams: [{name: u}], paths: [/%04096d]}\n", 0);
@@ -1085,14 +1085,14 @@ static void test_state(void)
         if (c) {
                 CHECK(c->access_log && c->max_headers == 100);
                 CHECK(c->n_listeners == 2 && streq(c->listeners[1].name, "db"));
-                CHECK(c->n_upstreams == 2 && c->upstreams[0].nodes[0].weight == 3);
-                CHECK_STR(c->upstreams[1].nodes[0].host, "10.0.0.3");
-                CHECK(c->n_routes == 1 && streq(c->routes[0].name, "r2"));
-                CHECK(mark_is(c->routes[0].mark, "state.yaml",
+                CHECK(c->n_upstreams == 2 && c->upstreams[0]->nodes[0].weight == 3);
+                CHECK_STR(c->upstreams[1]->nodes[0].host, "10.0.0.3");
+                CHECK(c->n_routes == 1 && streq(c->routes[0]->name, "r2"));
+                CHECK(mark_is(c->routes[0]->mark, "state.yaml",
                               (ConfigMark){ .line = 7, .column = 17 }));
                 CHECK(mark_is(c->listeners[1].mark, "lb.yaml",
                               (ConfigMark){ .line = 3, .column = 12 }));
-                config_free(c);
+                config_unref(c);
         }
 
         /* The state's own references and limits are the files' rules too. */
@@ -1128,7 +1128,7 @@ static void test_state(void)
                           "routes: [{name: rt, paths: [/], upstreams: [{name: web}]}]\n",
                           "apisix.yaml");
         CHECK(c && c->n_upstreams == 1 && c->n_routes == 1);
-        config_free(c);
+        config_unref(c);
 
         if (chdir(cwd) < 0)
                 perror(cwd);
@@ -1196,11 +1196,11 @@ static void test_files(void)
                 CHECK(c->n_listeners == 3 && c->listeners[2].mark.file == c->files[2]);
                 /* An upstream of the first file gets the tls: defaults of the last. */
                 CHECK(c->n_upstreams == 2);
-                CHECK(c->n_upstreams == 2 && streq(c->upstreams[0].tls.ca_file, "/b.pem") &&
-                      c->upstreams[0].tls.verify == 0);
-                CHECK(c->n_routes == 1 && c->routes[0].mark.file == c->files[2]);
+                CHECK(c->n_upstreams == 2 && streq(c->upstreams[0]->tls.ca_file, "/b.pem") &&
+                      c->upstreams[0]->tls.verify == 0);
+                CHECK(c->n_routes == 1 && c->routes[0]->mark.file == c->files[2]);
         }
-        config_free(c);
+        config_unref(c);
         c = NULL;
 
         /* A trailing slash does not double in the file names. */
@@ -1366,7 +1366,7 @@ static bool config_equal(const Config *a, const Config *b)
                 if (!listener_equal(a->listeners + i, b->listeners + i))
                         return false;
         for (size_t i = 0; i < a->n_upstreams; i++) {
-                const ConfigUpstream *x = a->upstreams + i, *y = b->upstreams + i;
+                const ConfigUpstream *x = a->upstreams[i], *y = b->upstreams[i];
 
                 if (!streq_ptr(x->name, y->name) || x->scheme != y->scheme ||
                     x->pass_host != y->pass_host || !streq_ptr(x->upstream_host, y->upstream_host) ||
@@ -1385,7 +1385,7 @@ static bool config_equal(const Config *a, const Config *b)
                                 return false;
         }
         for (size_t i = 0; i < a->n_routes; i++) {
-                const ConfigRoute *x = a->routes + i, *y = b->routes + i;
+                const ConfigRoute *x = a->routes[i], *y = b->routes[i];
 
                 if (!streq_ptr(x->name, y->name) || !strv_equal(x->paths, y->paths) ||
                     !strv_equal(x->hosts, y->hosts) || !strv_equal(x->methods, y->methods) ||
@@ -1439,10 +1439,10 @@ static void check_round_trip(const char *yaml, int line)
                 text2 = dump(b);
                 CHECK_STR(text2, text);
                 free(text2);
-                config_free(b);
+                config_unref(b);
         }
         free(text);
-        config_free(a);
+        config_unref(a);
 }
 
 static const char protocols_yaml[] =
@@ -1501,7 +1501,7 @@ static void test_protocols(void)
                 return;
         CHECK(c->n_listeners == 4);
         if (c->n_listeners != 4) {
-                config_free(c);
+                config_unref(c);
                 return;
         }
         l = &c->listeners[0];
@@ -1548,8 +1548,8 @@ static void test_protocols(void)
         CHECK(l->protocol == LISTENER_HTTP);
         CHECK(l->ticket_rotate_usec == 12 * 3600 * USEC_PER_SEC); /* unused, but the default */
 
-        CHECK(c->n_routes == 2 && c->routes[0].websocket && !c->routes[1].websocket);
-        config_free(c);
+        CHECK(c->n_routes == 2 && c->routes[0]->websocket && !c->routes[1]->websocket);
+        config_unref(c);
 
         /* The defaults of a listener that says nothing but its name. */
         c = load_ok(L);
@@ -1559,7 +1559,7 @@ static void test_protocols(void)
                 CHECK(c->listeners[0].ticket_rotate_usec == 12 * 3600 * USEC_PER_SEC);
                 CHECK(c->listeners[0].n_certificates == 0 && !c->listeners[0].tls_originate);
         }
-        config_free(c);
+        config_unref(c);
 }
 
 #define UP "upstreams: [{name: u, nodes: [{host: h}]}]\n"
@@ -1683,7 +1683,7 @@ static void test_protocol_errors(void)
         Config *c = load_ok("listeners: [{name: t, protocol: tcp, upstream: late}]\n"
                             "---\n"
                             "upstreams: [{name: late, nodes: [{host: h}]}]\n");
-        config_free(c);
+        config_unref(c);
 }
 
 static void test_dump(void)
@@ -1728,7 +1728,7 @@ static void test_dump(void)
                                            "  upstreams:\n"));
                 CHECK(text && !strstr(text, "websocket: false"));
                 free(text);
-                config_free(c);
+                config_unref(c);
         }
         check_round_trip(L, __LINE__);
         /* Strings that must be quoted to stay strings. */
@@ -1789,7 +1789,7 @@ static void test_dump(void)
                         "  upstreams:\n"
                         "  - {name: u, weight: 1}\n");
         free(text);
-        config_free(c);
+        config_unref(c);
 }
 
 int main(void)
