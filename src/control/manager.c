@@ -45,8 +45,7 @@ static void format_status(Manager *m, char *buf, size_t size)
 
         for (size_t i = 0; i < model->n_upstreams; i++)
                 for (size_t k = 0; k < model->upstreams[i]->n_nodes; k++, nodes++)
-                        healthy += atomic_load_explicit(&model->upstreams[i]->nodes[k].failures,
-                                                        memory_order_relaxed) == 0;
+                        healthy += node_is_healthy(&model->upstreams[i]->nodes[k]);
         if (m->default_max_connections == 0)
                 max = 0; /* not started: no limit yet */
         else if (conn_limit_retry_at(&m->conn_limit) > 0)
@@ -176,10 +175,16 @@ static void swap_model(Manager *m, Model *model)
         daemon_notify_status(status);
 }
 
+static int build_model(Manager *m, Config *config, Model **ret, char **ret_error)
+{
+        ModelContext ctx = { .registry = m->registry, .resolver = m->resolver };
+        return model_new(config, &ctx, ret, ret_error);
+}
+
 int manager_apply_config(Manager *m, Config *config, char **ret_error)
 {
         Model *model;
-        int r = model_new(config, m->resolver, &model, ret_error);
+        int r = build_model(m, config, &model, ret_error);
         if (r < 0)
                 return r;
         if (m->state_dir) {
@@ -261,7 +266,7 @@ int manager_reload(Manager *m, char **ret_errors)
                 return -EINVAL;
         }
         Model *model;
-        r = model_new(TAKE_PTR(config), m->resolver, &model, &errors);
+        r = build_model(m, TAKE_PTR(config), &model, &errors);
         if (r < 0) {
                 daemon_notify_ready("Reload failed, previous configuration kept");
                 log_event(LOG_ERR, LBPROXY_MESSAGE_CONFIG_CHANGE, NULL, NULL, NULL,
@@ -432,7 +437,7 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
 
         m->release_event = event_new(m->base, -1, 0, on_release_event, m);
         m->thread_exited = event_new(m->base, -1, 0, on_thread_exited, m);
-        if (!m->release_event || !m->thread_exited) {
+        if (!m->release_event || !m->thread_exited || registry_new(&m->registry) < 0) {
                 config_free(config);
                 manager_free(m);
                 return -ENOMEM;
@@ -452,7 +457,7 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
                 return r;
         }
         Model *model;
-        r = model_new(config, m->resolver, &model, ret_error);
+        r = build_model(m, config, &model, ret_error);
         if (r < 0) {
                 manager_free(m);
                 return r;
@@ -492,6 +497,8 @@ Manager *manager_free(Manager *m)
                 if (events[i])
                         event_free(events[i]);
         resolver_free(m->resolver);
+        /* After the models, whose objects held its entries. */
+        registry_free(m->registry);
         if (m->base)
                 event_base_free(m->base);
         pthread_mutex_destroy(&m->release_lock);
@@ -524,6 +531,7 @@ static int start_workers(Manager *m)
                 return -ENOMEM;
         m->shared = (WorkerShared){
                 .models = &m->models,
+                .registry = m->registry,
                 .conn_limit = &m->conn_limit,
                 .listeners = m->listeners,
                 .n_listeners = m->n_listeners,

@@ -20,6 +20,7 @@ static void node_done(Node *n)
         free(n->name);
         free(n->host_header);
         resolved_name_unref(n->dns);
+        registry_entry_unref(n->state);
 }
 
 static Upstream *upstream_free(Upstream *u)
@@ -31,6 +32,7 @@ static Upstream *upstream_free(Upstream *u)
         free(u->nodes);
         balancer_free(u->balancer);
         tls_client_free(u->tls);
+        registry_entry_unref(u->state);
         free(u);
         return NULL;
 }
@@ -41,6 +43,7 @@ static Route *route_free(Route *r)
                 return NULL;
         free(r->targets);
         balancer_free(r->balancer);
+        registry_entry_unref(r->state);
         free(r);
         return NULL;
 }
@@ -164,7 +167,7 @@ int node_addresses_text(const Node *n, char ***ret)
         return 0;
 }
 
-static int node_init(Node *n, const Upstream *u, const ConfigNode *cn, Resolver *resolver)
+static int node_init(Node *n, const Upstream *u, const ConfigNode *cn, const ModelContext *ctx)
 {
         const ConfigUpstream *cu = u->config;
         bool v6 = strchr(cn->host, ':') != NULL;
@@ -185,10 +188,13 @@ static int node_init(Node *n, const Upstream *u, const ConfigNode *cn, Resolver 
                 n->host_header = NULL;
                 return -ENOMEM;
         }
-        return node_set_address(n, cu->scheme, resolver);
+        r = registry_node(ctx->registry, cu->name, cn->host, cn->port, &n->state);
+        if (r < 0)
+                return r;
+        return node_set_address(n, cu->scheme, ctx->resolver);
 }
 
-static int upstream_new(const ConfigUpstream *cu, Resolver *resolver, Upstream **ret,
+static int upstream_new(const ConfigUpstream *cu, const ModelContext *ctx, Upstream **ret,
                         char **ret_error)
 {
         Upstream *u = calloc(1, sizeof(*u));
@@ -200,12 +206,15 @@ static int upstream_new(const ConfigUpstream *cu, Resolver *resolver, Upstream *
         if (!u->nodes)
                 return upstream_free(u), -ENOMEM;
         u->n_nodes = cu->n_nodes;
+        int r = registry_upstream(ctx->registry, cu->name, &u->state);
+        if (r < 0)
+                return upstream_free(u), r;
 
         /* The TLS client first: the nodes' pool keys carry its policy id. */
         if (cu->scheme == SCHEME_HTTPS) {
                 TlsClientPolicy policy = { .upstream = cu->name, .ca_file = cu->tls.ca_file,
                                            .verify = cu->tls.verify != 0 };
-                int r = tls_client_new(&policy, &u->tls, ret_error);
+                r = tls_client_new(&policy, &u->tls, ret_error);
                 if (r < 0)
                         return upstream_free(u), r;
         }
@@ -213,7 +222,7 @@ static int upstream_new(const ConfigUpstream *cu, Resolver *resolver, Upstream *
         if (!weights)
                 return upstream_free(u), -ENOMEM;
         for (size_t i = 0; i < cu->n_nodes; i++) {
-                int r = node_init(&u->nodes[i], u, &cu->nodes[i], resolver);
+                r = node_init(&u->nodes[i], u, &cu->nodes[i], ctx);
                 if (r < 0)
                         return upstream_free(u), r;
                 weights[i] = cu->nodes[i].weight;
@@ -222,7 +231,7 @@ static int upstream_new(const ConfigUpstream *cu, Resolver *resolver, Upstream *
         const BalancerOps *ops = balancer_ops_find(cu->balancer ? cu->balancer : "roundrobin");
         if (!ops)
                 return upstream_free(u), -EOPNOTSUPP;
-        int r = balancer_new(ops, weights, cu->n_nodes, &u->balancer);
+        r = balancer_new(ops, weights, cu->n_nodes, &u->balancer);
         if (r < 0)
                 return upstream_free(u), r;
         *ret = u;
@@ -237,12 +246,15 @@ Upstream *model_find_upstream(const Model *m, const char *name)
         return NULL;
 }
 
-static int route_new(const Model *m, const ConfigRoute *cr, Route **ret)
+static int route_new(const Model *m, const ConfigRoute *cr, const ModelContext *ctx, Route **ret)
 {
         Route *route = calloc(1, sizeof(*route));
         if (!route)
                 return -ENOMEM;
         route->config = cr;
+        int r = registry_route(ctx->registry, cr->name, &route->state);
+        if (r < 0)
+                return route_free(route), r;
         route->targets = calloc(cr->n_upstreams ? cr->n_upstreams : 1, sizeof(RouteTarget));
         _cleanup_free_ uint32_t *weights = calloc(cr->n_upstreams ? cr->n_upstreams : 1,
                                                   sizeof(uint32_t));
@@ -256,7 +268,7 @@ static int route_new(const Model *m, const ConfigRoute *cr, Route **ret)
                 weights[i] = cr->upstreams[i].weight;
         }
         route->n_targets = cr->n_upstreams;
-        int r = balancer_new(&balancer_swrr_ops, weights, cr->n_upstreams, &route->balancer);
+        r = balancer_new(&balancer_swrr_ops, weights, cr->n_upstreams, &route->balancer);
         if (r < 0)
                 return route_free(route), r;
         *ret = route;
@@ -302,8 +314,9 @@ static Model *model_free(Model *m)
         return NULL;
 }
 
-int model_new(Config *config, Resolver *resolver, Model **ret, char **ret_error)
+int model_new(Config *config, const ModelContext *ctx, Model **ret, char **ret_error)
 {
+        assert(ctx && ctx->registry);
         Model *m = calloc(1, sizeof(*m));
         if (!m) {
                 config_free(config);
@@ -317,14 +330,13 @@ int model_new(Config *config, Resolver *resolver, Model **ret, char **ret_error)
         if (!m->upstreams || !m->routes)
                 return model_free(m), -ENOMEM;
         for (size_t i = 0; i < config->n_upstreams; i++) {
-                int r = upstream_new(&config->upstreams[i], resolver, &m->upstreams[i],
-                                     ret_error);
+                int r = upstream_new(&config->upstreams[i], ctx, &m->upstreams[i], ret_error);
                 if (r < 0)
                         return model_free(m), r;
                 m->n_upstreams++;
         }
         for (size_t i = 0; i < config->n_routes; i++) {
-                int r = route_new(m, &config->routes[i], &m->routes[i]);
+                int r = route_new(m, &config->routes[i], ctx, &m->routes[i]);
                 if (r < 0)
                         return model_free(m), r;
                 m->n_routes++;
@@ -427,29 +439,20 @@ const ConfigListener *model_find_listener(const Model *m, const char *name)
 
 bool node_report_failure(Node *n)
 {
-        return atomic_fetch_add_explicit(&n->failures, 1, memory_order_relaxed) == 0;
+        return atomic_fetch_add_explicit(&n->state->failures, 1, memory_order_relaxed) == 0;
 }
 
 bool node_report_success(Node *n)
 {
-        if (atomic_load_explicit(&n->failures, memory_order_relaxed) == 0)
+        if (node_is_healthy(n))
                 return false; /* the common case: no write to a shared line */
-        atomic_store_explicit(&n->failures, 0, memory_order_relaxed);
-        return true;
+        /* Another worker may say the same at once: one of them reports the change. */
+        return atomic_exchange_explicit(&n->state->failures, 0, memory_order_relaxed) != 0;
 }
 
 const char *node_health_to_string(const Node *n)
 {
-        return atomic_load_explicit(&n->failures, memory_order_relaxed) == 0 ? "healthy"
-                                                                             : "failing";
-}
-
-static const Node *find_node(const Upstream *u, const char *host, uint16_t port)
-{
-        for (size_t i = 0; i < u->n_nodes; i++)
-                if (u->nodes[i].port == port && streq(u->nodes[i].host, host))
-                        return &u->nodes[i];
-        return NULL;
+        return node_is_healthy(n) ? "healthy" : "failing";
 }
 
 void model_carry_state(Model *new, const Model *old)
@@ -457,24 +460,14 @@ void model_carry_state(Model *new, const Model *old)
         for (size_t i = 0; i < new->n_upstreams; i++) {
                 Upstream *u = new->upstreams[i];
                 const Upstream *o = model_find_upstream(old, u->config->name);
-                if (!o)
-                        continue;
-                atomic_store(&u->requests, atomic_load(&o->requests));
-                for (size_t k = 0; k < u->n_nodes; k++) {
-                        const Node *on = find_node(o, u->nodes[k].host, u->nodes[k].port);
-                        if (!on)
-                                continue;
-                        atomic_store(&u->nodes[k].requests, atomic_load(&on->requests));
-                        atomic_store(&u->nodes[k].failures, atomic_load(&on->failures));
-                }
-                balancer_copy_state(u->balancer, o->balancer);
+                if (o)
+                        balancer_copy_state(u->balancer, o->balancer);
         }
         for (size_t i = 0; i < new->n_routes; i++) {
                 Route *r = new->routes[i];
                 const Route *o = model_find_route(old, r->config->name);
                 if (!o)
                         continue;
-                atomic_store(&r->requests, atomic_load(&o->requests));
                 bool same = r->n_targets == o->n_targets;
                 for (size_t k = 0; same && k < r->n_targets; k++)
                         same = streq(r->targets[k].upstream->config->name,

@@ -2,9 +2,11 @@
 #pragma once
 
 /* The live model the data plane reads: routes compiled into a router, upstreams with their nodes
- * and balancers. Built whole from a Config, never changed in place except for balancer state,
- * counters and resolved addresses. Reference-counted: a request holds the model it started with,
- * so a swap (reload, D-Bus change) never pulls the floor from under it. */
+ * and balancers. Built from a Config, never changed in place except for balancer state and
+ * resolved addresses; what changes with every request (counters, requests in flight, health)
+ * lives in the Registry (registry.h), where each Node, Upstream and Route points at its entry.
+ * Reference-counted: a request holds the model it started with, so a swap (reload, D-Bus
+ * change) never pulls the floor from under it. */
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -15,6 +17,7 @@
 #include "base/util.h"
 #include "config/config.h"
 #include "lb/balancer.h"
+#include "lb/registry.h"
 #include "tls/tls.h"
 
 typedef struct Router Router;
@@ -55,8 +58,7 @@ typedef struct Node {
         NodeAddress *dns_addresses;
         bool dns_addresses_lock_init;
         atomic_uint next_address; /* round robin over the node's addresses */
-        atomic_uint failures;     /* connect failures in a row: 0 = healthy */
-        atomic_uint_fast64_t requests;
+        RegistryEntry *state;     /* health, requests in flight, counters */
 } Node;
 
 typedef struct Upstream {
@@ -66,8 +68,7 @@ typedef struct Upstream {
         size_t n_nodes;
         Balancer *balancer;
         TlsClient *tls; /* scheme https only */
-        atomic_uint_fast64_t requests;
-        atomic_uint active; /* requests in flight */
+        RegistryEntry *state; /* requests in flight, counters */
 } Upstream;
 
 typedef struct RouteTarget {
@@ -80,7 +81,7 @@ typedef struct Route {
         RouteTarget *targets;
         size_t n_targets;
         Balancer *balancer; /* over targets */
-        atomic_uint_fast64_t requests;
+        RegistryEntry *state; /* counters */
 } Route;
 
 typedef struct Model {
@@ -94,10 +95,16 @@ typedef struct Model {
         TlsServer **tls_servers; /* per config listener, same index: https ones only, else NULL */
 } Model;
 
+/* What a model is built with. */
+typedef struct ModelContext {
+        Registry *registry; /* where its objects find their runtime state; outlives the model */
+        Resolver *resolver; /* NULL: names are not resolved (--check) */
+} ModelContext;
+
 /* Builds a model from `config`, taking ownership of it (also on failure). When a part cannot
  * be built (an unreadable ca_file, a listener's certificate or key that does not load),
  * *ret_error (if given) says which and why. */
-int model_new(Config *config, Resolver *resolver, Model **ret, char **ret_error);
+int model_new(Config *config, const ModelContext *ctx, Model **ret, char **ret_error);
 Model *model_ref(Model *m);
 /* Drops a reference. A model must be freed on the control thread (its names belong to the
  * resolver there): when the last reference goes on another thread, the model is handed to the
@@ -114,9 +121,9 @@ const ConfigListener *model_find_listener(const Model *m, const char *name);
 /* The TLS server of the https listener named `listener`, or NULL. */
 TlsServer *model_find_tls_server(const Model *m, const char *listener);
 
-/* Carries what must outlive a swap from `old` to `new`, by name: counters, node health, the
- * balancer schedules of upstreams and routes whose weights did not change, and the session
- * ticket keys of https listeners. */
+/* Carries what must outlive a swap from `old` to `new`, by name: the balancer schedules of
+ * upstreams and routes whose weights did not change, and the session ticket keys of https
+ * listeners. */
 void model_carry_state(Model *new, const Model *old);
 
 /* Passive health: a node is "failing" after a connect failure, "healthy" again after a
@@ -124,6 +131,10 @@ void model_carry_state(Model *new, const Model *old);
 bool node_report_failure(Node *n);
 bool node_report_success(Node *n);
 const char *node_health_to_string(const Node *n);
+static inline bool node_is_healthy(const Node *n)
+{
+        return atomic_load_explicit(&n->state->failures, memory_order_relaxed) == 0;
+}
 
 /* Picks the upstream of a route and the node of that upstream. `skip` marks nodes already tried
  * for this request (a bitmap of upstream->n_nodes bits, may be NULL). -ENOENT when no target or

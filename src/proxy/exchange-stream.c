@@ -24,11 +24,7 @@ static void tunnel_done(void *userdata, int error)
                 x->error = "idle timeout";
         else if (error < 0)
                 x->error = exchange_errno_text(error);
-        atomic_fetch_add_explicit(&x->worker->requests, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&x->node->requests, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&x->upstream->requests, 1, memory_order_relaxed);
-        if (x->route)
-                atomic_fetch_add_explicit(&x->route->requests, 1, memory_order_relaxed);
+        exchange_count_answered(x);
         exchange_log(x);
         c->exchange = NULL;
         exchange_free(x);
@@ -109,7 +105,7 @@ static int start_session(ClientConn *c, Model *model, const ConfigListener *cl,
                 exchange_fail(x, 502, "no upstream", "no upstream for this connection");
                 return 1;
         }
-        atomic_fetch_add_explicit(&x->upstream->active, 1, memory_order_relaxed);
+        registry_in_flight_add(x->upstream->state);
         x->use_tls = cl && cl->tls_originate;
         if (x->use_tls && !x->upstream->tls) {
                 exchange_fail(x, 502, "tls: originate needs an upstream with scheme https",

@@ -97,6 +97,11 @@ int worker_init(Worker *w, unsigned id, const WorkerShared *shared, struct event
         w->watches = calloc(shared->n_listeners ? shared->n_listeners : 1, sizeof(ListenerWatch));
         if (!w->pool || !w->stop_event || !w->accept_timer || !w->accept_wake || !w->watches)
                 return -ENOMEM;
+        if (shared->registry) {
+                int r = registry_worker_attach(shared->registry, id, &w->counters);
+                if (r < 0)
+                        return r;
+        }
         worker_refresh_model(w);
         return listeners_watch(shared->listeners, shared->n_listeners, w, w->watches);
 }

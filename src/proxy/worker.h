@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "lb/publisher.h"
+#include "lb/registry.h"
 #include "net/listener.h"
 
 typedef struct Pool Pool;
@@ -40,6 +41,7 @@ typedef struct WorkerHooks {
 /* What the workers share, set up before the first one starts and not written while they run. */
 typedef struct WorkerShared {
         ModelPublisher *models;   /* the model new requests use */
+        Registry *registry;       /* where requests are counted; NULL: not counted */
         ConnLimit *conn_limit;    /* client connections, all workers together */
         Listener *listeners;      /* every worker accepts on each */
         size_t n_listeners;
@@ -57,6 +59,7 @@ typedef struct Worker {
         atomic_size_t n_clients; /* written by the worker, read by the status line */
         bool stopping;       /* finish what is in flight, take nothing new */
         atomic_uint_fast64_t requests; /* served by this worker (read by the control loop) */
+        RegistryWorker *counters; /* its own blocks of the registry's counters, or NULL */
         struct ListenerWatch *watches; /* this loop's watch on each shared socket */
         size_t n_watches;
         struct event *stop_event; /* activated from the control thread */
