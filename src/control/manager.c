@@ -149,15 +149,14 @@ static void warn_unverified(const Model *model)
         }
 }
 
-/* The one way a model goes live: state carried over, D-Bus told before and after; workers pick
- * it up at their next request (worker_refresh_model). */
+/* The one way a model goes live: D-Bus told before and after; workers pick it up at their next
+ * request (worker_refresh_model). What outlives a swap is in the registry, or shared by the
+ * new model when it was built. */
 static void swap_model(Manager *m, Model *model)
 {
         Model *old = model_ref(model_publisher_peek(&m->models));
         const ControlFrontend *f = m->frontend_data ? m->frontend : NULL;
 
-        if (old)
-                model_carry_state(model, old);
         warn_unverified(model);
         if (f)
                 f->model_removing(m->frontend_data, old, model);
@@ -177,7 +176,8 @@ static void swap_model(Manager *m, Model *model)
 
 static int build_model(Manager *m, Config *config, Model **ret, char **ret_error)
 {
-        ModelContext ctx = { .registry = m->registry, .resolver = m->resolver };
+        ModelContext ctx = { .registry = m->registry, .resolver = m->resolver,
+                             .base = model_publisher_peek(&m->models) };
         return model_new(config, &ctx, ret, ret_error);
 }
 

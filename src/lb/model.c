@@ -194,6 +194,18 @@ static int node_init(Node *n, const Upstream *u, const ConfigNode *cn, const Mod
         return node_set_address(n, cu->scheme, ctx->resolver);
 }
 
+/* Whether `u` has the nodes of `cu`, in its order (a balancer picks them by index). */
+static bool same_nodes(const Upstream *u, const ConfigUpstream *cu)
+{
+        if (u->n_nodes != cu->n_nodes)
+                return false;
+        for (size_t i = 0; i < u->n_nodes; i++)
+                if (u->nodes[i].port != cu->nodes[i].port || !streq(u->nodes[i].host,
+                                                                   cu->nodes[i].host))
+                        return false;
+        return true;
+}
+
 static int upstream_new(const ConfigUpstream *cu, const ModelContext *ctx, Upstream **ret,
                         char **ret_error)
 {
@@ -231,19 +243,32 @@ static int upstream_new(const ConfigUpstream *cu, const ModelContext *ctx, Upstr
         const BalancerOps *ops = balancer_ops_find(cu->balancer ? cu->balancer : "roundrobin");
         if (!ops)
                 return upstream_free(u), -EOPNOTSUPP;
-        r = balancer_new(ops, weights, cu->n_nodes, &u->balancer);
-        if (r < 0)
-                return upstream_free(u), r;
+        const Upstream *o = ctx->base ? model_find_upstream(ctx->base, cu->name) : NULL;
+        if (o && same_nodes(o, cu) && balancer_same(o->balancer, ops, weights, cu->n_nodes))
+                u->balancer = balancer_ref(o->balancer); /* its schedule goes on */
+        else {
+                r = balancer_new(ops, weights, cu->n_nodes, &u->balancer);
+                if (r < 0)
+                        return upstream_free(u), r;
+        }
         *ret = u;
         return 0;
 }
 
 Upstream *model_find_upstream(const Model *m, const char *name)
 {
-        for (size_t i = 0; i < m->n_upstreams; i++)
-                if (streq(m->upstreams[i]->config->name, name))
-                        return m->upstreams[i];
-        return NULL;
+        return hashmap_get(m->upstream_names, name, strlen(name));
+}
+
+/* Whether `r` balances over the upstreams `cr` names, in its order. */
+static bool same_targets(const Route *r, const ConfigRoute *cr)
+{
+        if (r->n_targets != cr->n_upstreams)
+                return false;
+        for (size_t i = 0; i < r->n_targets; i++)
+                if (!streq(r->targets[i].upstream->config->name, cr->upstreams[i].name))
+                        return false;
+        return true;
 }
 
 static int route_new(const Model *m, const ConfigRoute *cr, const ModelContext *ctx, Route **ret)
@@ -268,9 +293,15 @@ static int route_new(const Model *m, const ConfigRoute *cr, const ModelContext *
                 weights[i] = cr->upstreams[i].weight;
         }
         route->n_targets = cr->n_upstreams;
-        r = balancer_new(&balancer_swrr_ops, weights, cr->n_upstreams, &route->balancer);
-        if (r < 0)
-                return route_free(route), r;
+        const Route *o = ctx->base ? model_find_route(ctx->base, cr->name) : NULL;
+        if (o && same_targets(o, cr) &&
+            balancer_same(o->balancer, &balancer_swrr_ops, weights, cr->n_upstreams))
+                route->balancer = balancer_ref(o->balancer);
+        else {
+                r = balancer_new(&balancer_swrr_ops, weights, cr->n_upstreams, &route->balancer);
+                if (r < 0)
+                        return route_free(route), r;
+        }
         *ret = route;
         return 0;
 }
@@ -309,6 +340,8 @@ static Model *model_free(Model *m)
         for (size_t i = 0; i < m->n_upstreams; i++)
                 upstream_free(m->upstreams[i]);
         free(m->upstreams);
+        hashmap_free(m->upstream_names);
+        hashmap_free(m->route_names);
         config_free(m->config);
         free(m);
         return NULL;
@@ -327,19 +360,30 @@ int model_new(Config *config, const ModelContext *ctx, Model **ret, char **ret_e
 
         m->upstreams = calloc(config->n_upstreams + 1, sizeof(Upstream *));
         m->routes = calloc(config->n_routes + 1, sizeof(Route *));
-        if (!m->upstreams || !m->routes)
+        m->upstream_names = hashmap_new();
+        m->route_names = hashmap_new();
+        if (!m->upstreams || !m->routes || !m->upstream_names || !m->route_names)
                 return model_free(m), -ENOMEM;
         for (size_t i = 0; i < config->n_upstreams; i++) {
-                int r = upstream_new(&config->upstreams[i], ctx, &m->upstreams[i], ret_error);
+                Upstream *u;
+                int r = upstream_new(&config->upstreams[i], ctx, &u, ret_error);
                 if (r < 0)
                         return model_free(m), r;
-                m->n_upstreams++;
+                m->upstreams[m->n_upstreams++] = u;
+                r = hashmap_put(m->upstream_names, u->config->name, strlen(u->config->name), u);
+                if (r < 0)
+                        return model_free(m), r;
         }
         for (size_t i = 0; i < config->n_routes; i++) {
-                int r = route_new(m, &config->routes[i], ctx, &m->routes[i]);
+                Route *route;
+                int r = route_new(m, &config->routes[i], ctx, &route);
                 if (r < 0)
                         return model_free(m), r;
-                m->n_routes++;
+                m->routes[m->n_routes++] = route;
+                r = hashmap_put(m->route_names, route->config->name, strlen(route->config->name),
+                                route);
+                if (r < 0)
+                        return model_free(m), r;
         }
         int r = router_new(m->routes, m->n_routes, &m->router);
         if (r < 0)
@@ -355,6 +399,12 @@ int model_new(Config *config, const ModelContext *ctx, Model **ret, char **ret_e
                 r = listener_tls_server(&config->listeners[i], &m->tls_servers[i], ret_error);
                 if (r < 0)
                         return model_free(m), r;
+                /* Tickets issued before stay good: a swap does not cost every client its
+                 * resumption. */
+                if (ctx->base)
+                        tls_server_carry_state(m->tls_servers[i],
+                                               model_find_tls_server(ctx->base,
+                                                                     config->listeners[i].name));
         }
         *ret = m;
         return 0;
@@ -423,10 +473,7 @@ TlsServer *model_find_tls_server(const Model *m, const char *listener)
 
 Route *model_find_route(const Model *m, const char *name)
 {
-        for (size_t i = 0; i < m->n_routes; i++)
-                if (streq(m->routes[i]->config->name, name))
-                        return m->routes[i];
-        return NULL;
+        return hashmap_get(m->route_names, name, strlen(name));
 }
 
 const ConfigListener *model_find_listener(const Model *m, const char *name)
@@ -453,31 +500,4 @@ bool node_report_success(Node *n)
 const char *node_health_to_string(const Node *n)
 {
         return node_is_healthy(n) ? "healthy" : "failing";
-}
-
-void model_carry_state(Model *new, const Model *old)
-{
-        for (size_t i = 0; i < new->n_upstreams; i++) {
-                Upstream *u = new->upstreams[i];
-                const Upstream *o = model_find_upstream(old, u->config->name);
-                if (o)
-                        balancer_copy_state(u->balancer, o->balancer);
-        }
-        for (size_t i = 0; i < new->n_routes; i++) {
-                Route *r = new->routes[i];
-                const Route *o = model_find_route(old, r->config->name);
-                if (!o)
-                        continue;
-                bool same = r->n_targets == o->n_targets;
-                for (size_t k = 0; same && k < r->n_targets; k++)
-                        same = streq(r->targets[k].upstream->config->name,
-                                     o->targets[k].upstream->config->name);
-                if (same)
-                        balancer_copy_state(r->balancer, o->balancer);
-        }
-        for (size_t i = 0; new->tls_servers && i < new->config->n_listeners; i++)
-                if (new->tls_servers[i])
-                        tls_server_carry_state(new->tls_servers[i],
-                                               model_find_tls_server(old,
-                                                                     new->config->listeners[i].name));
 }

@@ -84,6 +84,8 @@ typedef struct Route {
         RegistryEntry *state; /* counters */
 } Route;
 
+typedef struct Hashmap Hashmap;
+
 typedef struct Model {
         atomic_uint n_ref;
         Config *config; /* owned */
@@ -91,6 +93,8 @@ typedef struct Model {
         size_t n_upstreams;
         Route **routes;
         size_t n_routes;
+        Hashmap *upstream_names; /* name -> Upstream */
+        Hashmap *route_names;    /* name -> Route */
         Router *router;
         TlsServer **tls_servers; /* per config listener, same index: https ones only, else NULL */
 } Model;
@@ -99,6 +103,9 @@ typedef struct Model {
 typedef struct ModelContext {
         Registry *registry; /* where its objects find their runtime state; outlives the model */
         Resolver *resolver; /* NULL: names are not resolved (--check) */
+        /* The model serving now, or NULL: what the new one may share of it (balancer
+         * schedules, session ticket keys). Read while the new one is built. */
+        const Model *base;
 } ModelContext;
 
 /* Builds a model from `config`, taking ownership of it (also on failure). When a part cannot
@@ -120,11 +127,6 @@ Route *model_find_route(const Model *m, const char *name);
 const ConfigListener *model_find_listener(const Model *m, const char *name);
 /* The TLS server of the https listener named `listener`, or NULL. */
 TlsServer *model_find_tls_server(const Model *m, const char *listener);
-
-/* Carries what must outlive a swap from `old` to `new`, by name: the balancer schedules of
- * upstreams and routes whose weights did not change, and the session ticket keys of https
- * listeners. */
-void model_carry_state(Model *new, const Model *old);
 
 /* Passive health: a node is "failing" after a connect failure, "healthy" again after a
  * success. Return true when the state changed (worth a PropertiesChanged). */
