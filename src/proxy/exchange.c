@@ -50,9 +50,11 @@ void exchange_free(Exchange *x)
         if (x->tried != &x->tried_inline)
                 free(x->tried);
         upstream_conn_free(x->up);
-        model_unref(x->model);
         free(x->head);
         Worker *w = x->worker;
+        /* Last: the model holds what the exchange counted in flight. */
+        if (x->model)
+                worker_return_model(w, x->model);
         if (!HAVE_ASAN && w && w->n_spare_exchanges < SPARE_EXCHANGES_MAX && !w->stopping) {
                 x->next_spare = w->spare_exchanges;
                 w->spare_exchanges = x;
@@ -505,7 +507,7 @@ int exchange_start(ClientConn *c, const HttpHead *h)
                 return 1;
         }
         c->exchange = x;
-        x->model = worker_get_model(c->worker);
+        x->model = worker_borrow_model(c->worker);
 
         x->route = router_match(x->model->router, h->method, host_without_port(h->host), h->path);
         if (x->route && route_pick_upstream(x->route, &x->upstream) >= 0) {
