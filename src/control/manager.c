@@ -174,17 +174,21 @@ static void swap_model(Manager *m, Model *model)
         daemon_notify_status(status);
 }
 
-static int build_model(Manager *m, Config *config, Model **ret, char **ret_error)
+/* Builds what `config` changes of the model serving now. `reread_files`: the files it names
+ * (ca_files, certificates) may have changed too (a reload). */
+static int build_model(Manager *m, Config *config, bool reread_files, Model **ret,
+                       char **ret_error)
 {
         ModelContext ctx = { .registry = m->registry, .resolver = m->resolver,
-                             .base = model_publisher_peek(&m->models) };
+                             .base = model_publisher_peek(&m->models),
+                             .reread_files = reread_files };
         return model_new(config, &ctx, ret, ret_error);
 }
 
 int manager_apply_config(Manager *m, Config *config, char **ret_error)
 {
         Model *model;
-        int r = build_model(m, config, &model, ret_error);
+        int r = build_model(m, config, false, &model, ret_error);
         if (r < 0)
                 return r;
         if (m->state_dir) {
@@ -266,7 +270,7 @@ int manager_reload(Manager *m, char **ret_errors)
                 return -EINVAL;
         }
         Model *model;
-        r = build_model(m, TAKE_PTR(config), &model, &errors);
+        r = build_model(m, TAKE_PTR(config), true, &model, &errors);
         if (r < 0) {
                 daemon_notify_ready("Reload failed, previous configuration kept");
                 log_event(LOG_ERR, LBPROXY_MESSAGE_CONFIG_CHANGE, NULL, NULL, NULL,
@@ -457,7 +461,7 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
                 return r;
         }
         Model *model;
-        r = build_model(m, config, &model, ret_error);
+        r = build_model(m, config, true, &model, ret_error);
         if (r < 0) {
                 manager_free(m);
                 return r;

@@ -62,8 +62,8 @@ typedef struct Node {
 } Node;
 
 typedef struct Upstream {
-        atomic_uint n_ref;
-        const ConfigUpstream *config; /* owned by the model's Config */
+        unsigned n_ref; /* the models sharing it; control thread */
+        ConfigUpstream *config; /* its own copy: it may outlive the Config it was built from */
         Node *nodes;
         size_t n_nodes;
         Balancer *balancer;
@@ -77,14 +77,15 @@ typedef struct RouteTarget {
 } RouteTarget;
 
 typedef struct Route {
-        const ConfigRoute *config;
+        unsigned n_ref; /* the models sharing it; control thread */
+        ConfigRoute *config; /* its own copy */
         RouteTarget *targets;
         size_t n_targets;
         Balancer *balancer; /* over targets */
         RegistryEntry *state; /* counters */
 } Route;
 
-typedef struct Hashmap Hashmap;
+typedef struct NameIndex NameIndex;
 
 typedef struct Model {
         atomic_uint n_ref;
@@ -93,8 +94,8 @@ typedef struct Model {
         size_t n_upstreams;
         Route **routes;
         size_t n_routes;
-        Hashmap *upstream_names; /* name -> Upstream */
-        Hashmap *route_names;    /* name -> Route */
+        NameIndex *upstream_index; /* name -> place in upstreams */
+        NameIndex *route_index;    /* name -> place in routes */
         Router *router;
         TlsServer **tls_servers; /* per config listener, same index: https ones only, else NULL */
 } Model;
@@ -103,14 +104,19 @@ typedef struct Model {
 typedef struct ModelContext {
         Registry *registry; /* where its objects find their runtime state; outlives the model */
         Resolver *resolver; /* NULL: names are not resolved (--check) */
-        /* The model serving now, or NULL: what the new one may share of it (balancer
-         * schedules, session ticket keys). Read while the new one is built. */
+        /* The model serving now, or NULL: what did not change is shared with it (upstreams,
+         * routes, TLS clients and servers, balancer schedules, the router) rather than built
+         * again. Read while the new one is built. */
         const Model *base;
+        /* Whether the files the base was built from may have changed (a reload): ca_files,
+         * certificates and the system trust store are read again and compared. A D-Bus change
+         * reads none. */
+        bool reread_files;
 } ModelContext;
 
-/* Builds a model from `config`, taking ownership of it (also on failure). When a part cannot
- * be built (an unreadable ca_file, a listener's certificate or key that does not load),
- * *ret_error (if given) says which and why. */
+/* Builds a model from `config`, taking ownership of it (also on failure), building only what
+ * differs from ctx->base. When a part cannot be built (an unreadable ca_file, a listener's
+ * certificate or key that does not load), *ret_error (if given) says which and why. */
 int model_new(Config *config, const ModelContext *ctx, Model **ret, char **ret_error);
 Model *model_ref(Model *m);
 /* Drops a reference. A model must be freed on the control thread (its names belong to the

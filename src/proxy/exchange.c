@@ -509,7 +509,8 @@ int exchange_start(ClientConn *c, const HttpHead *h)
         c->exchange = x;
         x->model = worker_borrow_model(c->worker);
 
-        x->route = router_match(x->model->router, h->method, host_without_port(h->host), h->path);
+        x->route = router_match(x->model->router, x->model->routes, h->method,
+                                host_without_port(h->host), h->path);
         if (x->route && route_pick_upstream(x->route, &x->upstream) >= 0) {
                 registry_in_flight_add(x->upstream->state);
                 x->use_tls = x->upstream->tls != NULL; /* scheme https */
