@@ -40,16 +40,6 @@ static int strv_copy(char *const *l, char ***ret)
         return 0;
 }
 
-static bool strv_equal_maybe(char *const *a, char *const *b)
-{
-        if (!a || !b)
-                return a == b;
-        for (; *a && *b; a++, b++)
-                if (!streq(*a, *b))
-                        return false;
-        return !*a && !*b;
-}
-
 ConfigUpstream *upstream_config_free(ConfigUpstream *c)
 {
         if (!c)
@@ -176,9 +166,8 @@ int route_config_copy(const ConfigRoute *from, ConfigRoute **ret)
 
 bool route_config_match_equal(const ConfigRoute *a, const ConfigRoute *b)
 {
-        return a == b || (strv_equal_maybe(a->paths, b->paths) &&
-                          strv_equal_maybe(a->hosts, b->hosts) &&
-                          strv_equal_maybe(a->methods, b->methods) && a->priority == b->priority);
+        return a == b || (strv_equal(a->paths, b->paths) && strv_equal(a->hosts, b->hosts) &&
+                          strv_equal(a->methods, b->methods) && a->priority == b->priority);
 }
 
 bool route_config_equal(const ConfigRoute *a, const ConfigRoute *b)

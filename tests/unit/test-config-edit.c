@@ -179,16 +179,6 @@ static char *dump(const Config *c)
         return text;
 }
 
-static bool strv_equal(char **a, char **b)
-{
-        if (!a || !b)
-                return a == b;
-        for (; *a && *b; a++, b++)
-                if (!streq(*a, *b))
-                        return false;
-        return !*a && !*b;
-}
-
 static bool tls_equal(const ConfigTls *a, const ConfigTls *b)
 {
         return streq_ptr(a->ca_file, b->ca_file) && a->verify == b->verify &&

@@ -238,6 +238,20 @@ static void test_ca_file(const Pki *pki)
 
 /* ---- the policy id ---- */
 
+/* A self-signed CA of its own, as PEM (gnutls_free() its data). */
+static gnutls_datum_t other_ca_pem(const char *cn, unsigned serial)
+{
+        gnutls_x509_privkey_t key = new_key();
+        gnutls_x509_crt_t crt = new_crt(key, cn, serial);
+        gnutls_datum_t pem;
+        GNUTLS_OK(gnutls_x509_crt_set_basic_constraints(crt, 1, -1));
+        GNUTLS_OK(gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0));
+        GNUTLS_OK(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &pem));
+        gnutls_x509_crt_deinit(crt);
+        gnutls_x509_privkey_deinit(key);
+        return pem;
+}
+
 /* The id of a client built from ca_file (or none) and verify; "" when it does not build. */
 static void policy_id(const char *ca_file, int verify, char ret[TLS_POLICY_ID_LEN + 1])
 {
@@ -280,12 +294,7 @@ static void test_policy_id(const Pki *pki)
         policy_id(copy_file, 1, copy);
         CHECK(!streq(copy, ca));
 
-        gnutls_x509_privkey_t key = new_key();
-        gnutls_x509_crt_t crt = new_crt(key, "another CA", 3);
-        GNUTLS_OK(gnutls_x509_crt_set_basic_constraints(crt, 1, -1));
-        GNUTLS_OK(gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0));
-        gnutls_datum_t other_pem;
-        GNUTLS_OK(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &other_pem));
+        gnutls_datum_t other_pem = other_ca_pem("another CA", 3);
         free(write_tmp("ca-copy.pem", other_pem.data, other_pem.size));
         policy_id(copy_file, 1, other);
         CHECK(!streq(other, copy) && !streq(other, ca));
@@ -295,8 +304,6 @@ static void test_policy_id(const Pki *pki)
         CHECK(streq(other, copy));
 
         gnutls_free(other_pem.data);
-        gnutls_x509_crt_deinit(crt);
-        gnutls_x509_privkey_deinit(key);
         free(pem);
         unlink(copy_file);
 }
@@ -342,12 +349,7 @@ static void test_trust_shared(const Pki *pki)
         _cleanup_free_ char *file = write_tmp("ca-shared.pem", pem, size);
         TlsClient *f = client_new(file, 1, NULL);
         CHECK(f && f->credentials != c->credentials); /* another path */
-        gnutls_x509_privkey_t key = new_key();
-        gnutls_x509_crt_t crt = new_crt(key, "yet another CA", 4);
-        GNUTLS_OK(gnutls_x509_crt_set_basic_constraints(crt, 1, -1));
-        GNUTLS_OK(gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0));
-        gnutls_datum_t other;
-        GNUTLS_OK(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &other));
+        gnutls_datum_t other = other_ca_pem("yet another CA", 4);
         free(write_tmp("ca-shared.pem", other.data, other.size));
         TlsClient *g = client_update(file, 1, f, false);
         CHECK(g == f);
@@ -368,8 +370,6 @@ static void test_trust_shared(const Pki *pki)
         for (size_t i = 0; i < ELEMENTSOF(all); i++)
                 tls_client_free(all[i]);
         gnutls_free(other.data);
-        gnutls_x509_crt_deinit(crt);
-        gnutls_x509_privkey_deinit(key);
         free(pem);
         unlink(file);
 }
