@@ -71,7 +71,7 @@ typedef struct RegistryWorker {
 } RegistryWorker;
 
 int registry_new(Registry **ret);
-/* Every entry must have been released (the models are gone). */
+/* After the models: the entries go with it. */
 Registry *registry_free(Registry *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Registry *, registry_free);
 
