@@ -204,9 +204,13 @@ int main(int argc, char **argv)
                         config_dump(config, stdout);
                 /* Building the model checks what the files alone cannot (a CA file that does
                  * not load); names are not resolved. */
+                _cleanup_(registry_freep) Registry *registry = NULL;
                 Model *model = NULL;
                 _cleanup_free_ char *error = NULL;
-                r = model_new(TAKE_PTR(config), NULL, &model, &error);
+                r = registry_new(&registry);
+                if (r >= 0)
+                        r = model_new(TAKE_PTR(config), &(ModelContext){ .registry = registry },
+                                      &model, &error);
                 if (r < 0) {
                         fprintf(stderr, "%s\n", error ? error : strerror(-r));
                         return 1;

@@ -142,6 +142,17 @@ static inline size_t strv_length(char *const *l)
         return n;
 }
 
+/* Two NULL-terminated lists with the same strings in the same order; NULL equals only NULL. */
+static inline bool strv_equal(char *const *a, char *const *b)
+{
+        if (!a || !b)
+                return a == b;
+        for (; *a && *b; a++, b++)
+                if (!streq(*a, *b))
+                        return false;
+        return !*a && !*b;
+}
+
 /* Where a value was written, for messages: "file:line:column". Lines and columns are 1-based; a
  * mark without a file says nothing. */
 typedef struct SourceMark {

@@ -2,7 +2,8 @@
 
 /* The objects below /org/lbproxy1: an org.lbproxy1.Upstream per upstream and an
  * org.lbproxy1.Route per route, found by name in the current model. Their properties read the
- * live state; weights and health emit PropertiesChanged, counters do not. */
+ * live state (counters, requests in flight and health from the registry, summed over the
+ * workers); weights and health emit PropertiesChanged, counters do not. */
 
 #include "bus/bus.h"
 #include "lb/model.h"
@@ -158,14 +159,33 @@ static int property_upstream_health(sd_bus *bus, const char *path, const char *i
         return r < 0 ? r : sd_bus_message_close_container(reply);
 }
 
+static uint64_t requests_served(const RegistryEntry *e)
+{
+        RegistryTotals t;
+        registry_entry_totals(e, &t);
+        return t.requests;
+}
+
 static int property_upstream_counter(sd_bus *bus, const char *path, const char *interface,
                                      const char *property, sd_bus_message *reply, void *userdata,
                                      sd_bus_error *error)
 {
         Upstream *u = userdata;
         if (streq(property, "ActiveConnections"))
-                return sd_bus_message_append(reply, "u", (uint32_t)atomic_load(&u->active));
-        return sd_bus_message_append(reply, "t", (uint64_t)atomic_load(&u->requests));
+                return sd_bus_message_append(reply, "u", (uint32_t)registry_in_flight(u->state));
+        return sd_bus_message_append(reply, "t", requests_served(u->state));
+}
+
+static int property_upstream_node_requests(sd_bus *bus, const char *path, const char *interface,
+                                           const char *property, sd_bus_message *reply,
+                                           void *userdata, sd_bus_error *error)
+{
+        Upstream *u = userdata;
+        int r = sd_bus_message_open_container(reply, 'a', "(sqt)");
+        for (size_t i = 0; r >= 0 && i < u->n_nodes; i++)
+                r = sd_bus_message_append(reply, "(sqt)", u->nodes[i].host, u->nodes[i].port,
+                                          requests_served(u->nodes[i].state));
+        return r < 0 ? r : sd_bus_message_close_container(reply);
 }
 
 const sd_bus_vtable bus_upstream_vtable[] = {
@@ -186,6 +206,7 @@ const sd_bus_vtable bus_upstream_vtable[] = {
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("RequestsServed", "t", property_upstream_counter, 0, 0),
         SD_BUS_PROPERTY("ActiveConnections", "u", property_upstream_counter, 0, 0),
+        SD_BUS_PROPERTY("NodeRequests", "a(sqt)", property_upstream_node_requests, 0, 0),
         SD_BUS_VTABLE_END,
 };
 
@@ -217,7 +238,7 @@ static int property_route(sd_bus *bus, const char *path, const char *interface,
         if (streq(property, "Priority"))
                 return sd_bus_message_append(reply, "i", (int32_t)c->priority);
         if (streq(property, "RequestsServed"))
-                return sd_bus_message_append(reply, "t", (uint64_t)atomic_load(&route->requests));
+                return sd_bus_message_append(reply, "t", requests_served(route->state));
 
         int r = sd_bus_message_open_container(reply, 'a', "(su)");
         for (size_t i = 0; r >= 0 && i < route->n_targets; i++)

@@ -46,8 +46,7 @@ static void format_status(Manager *m, char *buf, size_t size)
 
         for (size_t i = 0; i < model->n_upstreams; i++)
                 for (size_t k = 0; k < model->upstreams[i]->n_nodes; k++, nodes++)
-                        healthy += atomic_load_explicit(&model->upstreams[i]->nodes[k].failures,
-                                                        memory_order_relaxed) == 0;
+                        healthy += node_is_healthy(&model->upstreams[i]->nodes[k]);
         if (m->default_max_connections == 0)
                 max = 0; /* not started: no limit yet */
         else if (conn_limit_retry_at(&m->conn_limit) > 0)
@@ -151,15 +150,14 @@ static void warn_unverified(const Model *model)
         }
 }
 
-/* The one way a model goes live: state carried over, D-Bus told before and after; workers pick
- * it up at their next request (worker_refresh_model). */
+/* The one way a model goes live: D-Bus told before and after; workers pick it up at their next
+ * request (worker_refresh_model). What outlives a swap is in the registry, or shared by the
+ * new model when it was built. */
 static void swap_model(Manager *m, Model *model)
 {
         Model *old = model_ref(model_publisher_peek(&m->models));
         const ControlFrontend *f = m->frontend_data ? m->frontend : NULL;
 
-        if (old)
-                model_carry_state(model, old);
         warn_unverified(model);
         if (f)
                 f->model_removing(m->frontend_data, old, model);
@@ -188,12 +186,18 @@ static void swap_model(Manager *m, Model *model)
  * once, drops the changes waiting, and has the state removed; its caller is answered once that
  * is done. */
 
-const Config *manager_config(const Manager *m)
+/* The newest model: the last change waiting to be written, or the one serving. */
+static Model *newest_model(const Manager *m)
 {
         for (size_t i = m->n_pending; i > 0; i--)
                 if (m->pending[i - 1].model)
-                        return m->pending[i - 1].model->config;
-        return manager_model(m)->config;
+                        return m->pending[i - 1].model;
+        return model_publisher_peek(&m->models);
+}
+
+const Config *manager_config(const Manager *m)
+{
+        return newest_model(m)->config;
 }
 
 static int add_pending(Manager *m, Model *model, ManagerChangeDone done, void *userdata)
@@ -277,11 +281,21 @@ static void on_state_written(void *userdata, uint64_t generation, int r)
         write_next(m);
 }
 
+/* Builds what `config` changes of the newest model, reusing what it does not change.
+ * `reread_files`: the files it names (ca_files, certificates) may have changed too (a reload). */
+static int build_model(Manager *m, Config *config, bool reread_files, Model **ret,
+                       char **ret_error)
+{
+        ModelContext ctx = { .registry = m->registry, .resolver = m->resolver,
+                             .base = newest_model(m), .reread_files = reread_files };
+        return model_new(config, &ctx, ret, ret_error);
+}
+
 int manager_apply_config(Manager *m, Config *config, ManagerChangeDone done, void *userdata,
                          char **ret_error)
 {
         Model *model;
-        int r = model_new(config, m->resolver, &model, ret_error);
+        int r = build_model(m, config, false, &model, ret_error);
         if (r < 0)
                 return r;
         if (!m->writer) {
@@ -372,7 +386,7 @@ int manager_reload(Manager *m, ManagerChangeDone done, void *userdata, char **re
                 return -EINVAL;
         }
         Model *model;
-        r = model_new(TAKE_PTR(config), m->resolver, &model, &errors);
+        r = build_model(m, TAKE_PTR(config), true, &model, &errors);
         if (r < 0) {
                 daemon_notify_ready("Reload failed, previous configuration kept");
                 log_event(LOG_ERR, LBPROXY_MESSAGE_CONFIG_CHANGE, NULL, NULL, NULL,
@@ -562,7 +576,7 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
         }
         m->release_event = event_new(m->base, -1, 0, on_release_event, m);
         m->thread_exited = event_new(m->base, -1, 0, on_thread_exited, m);
-        if (!m->release_event || !m->thread_exited) {
+        if (!m->release_event || !m->thread_exited || registry_new(&m->registry) < 0) {
                 config_unref(config);
                 manager_free(m);
                 return -ENOMEM;
@@ -582,7 +596,7 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
                 return r;
         }
         Model *model;
-        r = model_new(config, m->resolver, &model, ret_error);
+        r = build_model(m, config, true, &model, ret_error);
         if (r < 0) {
                 manager_free(m);
                 return r;
@@ -627,6 +641,8 @@ Manager *manager_free(Manager *m)
                 if (events[i])
                         event_free(events[i]);
         resolver_free(m->resolver);
+        /* After the models, whose objects held its entries. */
+        registry_free(m->registry);
         if (m->base)
                 event_base_free(m->base);
         pthread_mutex_destroy(&m->release_lock);
@@ -659,6 +675,7 @@ static int start_workers(Manager *m)
                 return -ENOMEM;
         m->shared = (WorkerShared){
                 .models = &m->models,
+                .registry = m->registry,
                 .conn_limit = &m->conn_limit,
                 .listeners = m->listeners,
                 .n_listeners = m->n_listeners,

@@ -37,6 +37,7 @@ typedef struct Manager {
         const ControlFrontend *frontend; /* the D-Bus service */
         void *frontend_data;             /* NULL until it started */
         ModelPublisher models; /* the current model, for the workers */
+        Registry *registry;    /* runtime state of the models' objects, across swaps */
         Resolver *resolver;
         WorkerShared shared; /* what the workers are given */
         Worker *workers; /* [0] runs on this (the control) loop, the rest on threads */

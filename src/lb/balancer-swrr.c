@@ -86,16 +86,10 @@ static void swrr_set_weight(Balancer *b, size_t i, uint32_t weight)
         swrr_reset(b);
 }
 
-static void swrr_copy_state(Balancer *b, const Balancer *from)
-{
-        memcpy(b->state, from->state, sizeof(SwrrState) + b->n * sizeof(int64_t));
-}
-
 const BalancerOps balancer_swrr_ops = {
         .name = "roundrobin",
         .init = swrr_init,
         .done = swrr_done,
         .pick = swrr_pick,
         .set_weight = swrr_set_weight,
-        .copy_state = swrr_copy_state,
 };

@@ -19,6 +19,7 @@ int balancer_new(const BalancerOps *ops, const uint32_t *weights, size_t n, Bala
         Balancer *b = calloc(1, sizeof(*b));
         if (!b)
                 return -ENOMEM;
+        b->n_ref = 1;
         b->ops = ops;
         b->n = n;
         b->weights = memdup(weights, n * sizeof(uint32_t));
@@ -34,9 +35,16 @@ int balancer_new(const BalancerOps *ops, const uint32_t *weights, size_t n, Bala
         return 0;
 }
 
+Balancer *balancer_ref(Balancer *b)
+{
+        if (b)
+                b->n_ref++;
+        return b;
+}
+
 Balancer *balancer_free(Balancer *b)
 {
-        if (!b)
+        if (!b || --b->n_ref > 0)
                 return NULL;
         if (b->ops->done)
                 b->ops->done(b);
@@ -67,14 +75,9 @@ void balancer_set_weight(Balancer *b, size_t i, uint32_t weight)
         pthread_mutex_unlock(&b->lock);
 }
 
-void balancer_copy_state(Balancer *b, Balancer *from)
+bool balancer_same(const Balancer *b, const BalancerOps *ops, const uint32_t *weights, size_t n)
 {
-        if (b->ops != from->ops || b->n != from->n || !b->ops->copy_state ||
-            memcmp(b->weights, from->weights, b->n * sizeof(uint32_t)) != 0)
-                return;
-        pthread_mutex_lock(&from->lock);
-        pthread_mutex_lock(&b->lock);
-        b->ops->copy_state(b, from);
-        pthread_mutex_unlock(&b->lock);
-        pthread_mutex_unlock(&from->lock);
+        /* The weights are the configuration's: a D-Bus weight change builds a new model rather
+         * than calling balancer_set_weight(), so no lock is needed to read them. */
+        return b->ops == ops && b->n == n && memcmp(b->weights, weights, n * sizeof(uint32_t)) == 0;
 }

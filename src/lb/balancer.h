@@ -5,7 +5,9 @@
  * others can be added beside smooth weighted round robin; one algorithm per balancer-*.c file.
  *
  * A Balancer is shared by every worker thread: exact splits (25:25, 30:10) are a property of one
- * sequence of picks, so the state is one, guarded by a lock held for the pick only. */
+ * sequence of picks, so the state is one, guarded by a lock held for the pick only. Successive
+ * models share it too while its items and weights stay as they are, so a change elsewhere does
+ * not restart its schedule. */
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -23,13 +25,12 @@ typedef struct BalancerOps {
         /* Returns the index picked among items with weight > 0 that are not marked in `skip`
          * (a bitmap of n bits, may be NULL), or -ENOENT. Called with the lock held. */
         ssize_t (*pick)(Balancer *b, const uint64_t *skip);
-        /* Copies the schedule of `from` (same ops, same n); called with both locks held. */
-        void (*copy_state)(Balancer *b, const Balancer *from);
         /* Takes a new weight for item i (already stored in b->weights). */
         void (*set_weight)(Balancer *b, size_t i, uint32_t weight);
 } BalancerOps;
 
 struct Balancer {
+        unsigned n_ref; /* the model objects sharing it; taken and dropped on one thread */
         const BalancerOps *ops;
         pthread_mutex_t lock;
         size_t n;
@@ -43,12 +44,13 @@ extern const BalancerOps balancer_swrr_ops;
 const BalancerOps *balancer_ops_find(const char *name);
 
 int balancer_new(const BalancerOps *ops, const uint32_t *weights, size_t n, Balancer **ret);
+Balancer *balancer_ref(Balancer *b);
+/* Drops a reference; the last one frees it. */
 Balancer *balancer_free(Balancer *b);
+/* Whether `b` runs `ops` over exactly these weights (a schedule a new model may share). */
+bool balancer_same(const Balancer *b, const BalancerOps *ops, const uint32_t *weights, size_t n);
 
 ssize_t balancer_pick(Balancer *b, const uint64_t *skip);
-/* Continues `from`'s schedule in `b` when both have the same algorithm and weights (a model swap
- * that did not touch them); otherwise `b` starts afresh. */
-void balancer_copy_state(Balancer *b, Balancer *from);
 void balancer_set_weight(Balancer *b, size_t i, uint32_t weight);
 
 #define BITMAP_WORDS(n) (((n) + 63) / 64)

@@ -1,270 +1,241 @@
 /* SPDX-License-Identifier: MIT */
-#include <arpa/inet.h>
 #include <assert.h>
-#include <netinet/in.h>
 
 #include "base/hashmap.h"
-#include "lb/model.h"
+#include "lb/model-config.h"
+#include "lb/model-internal.h"
 #include "lb/router.h"
-#include "net/resolver.h"
 #include "tls/tls-server.h"
 #include "tls/tls.h"
 
-static void node_done(Node *n)
+/* Names to places in a model's list, shared by successive models while the names stay in the
+ * same places (a change that leaves them rebuilds no index). */
+struct NameIndex {
+        unsigned n_ref; /* the models sharing it; control thread */
+        Hashmap *map;   /* name -> place + 1 */
+};
+
+static NameIndex *name_index_unref(NameIndex *x)
 {
-        if (n->dns_addresses_lock_init)
-                pthread_mutex_destroy(&n->dns_addresses_lock);
-        free(n->dns_addresses);
-        address_list_unref(n->dns_addresses_for);
-        free(n->host);
-        free(n->name);
-        free(n->host_header);
-        resolved_name_unref(n->dns);
+        if (!x || --x->n_ref > 0)
+                return NULL;
+        hashmap_free(x->map);
+        free(x);
+        return NULL;
 }
 
-static Upstream *upstream_free(Upstream *u)
+static int name_index_new(const char *(*name_at)(const Model *m, size_t i), const Model *m,
+                          size_t n, NameIndex **ret)
 {
-        if (!u)
+        NameIndex *x = calloc(1, sizeof(*x));
+        if (!x)
+                return -ENOMEM;
+        x->n_ref = 1;
+        x->map = hashmap_new();
+        if (!x->map)
+                return free(x), -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                const char *name = name_at(m, i);
+                int r = hashmap_put(x->map, name, strlen(name), (void *)(uintptr_t)(i + 1));
+                if (r < 0)
+                        return name_index_unref(x), r;
+        }
+        *ret = x;
+        return 0;
+}
+
+static size_t name_index_get(const NameIndex *x, const char *name)
+{
+        return (uintptr_t)hashmap_get(x->map, name, strlen(name)); /* 0: none */
+}
+
+static Upstream *upstream_unref(Upstream *u)
+{
+        if (!u || --u->n_ref > 0)
                 return NULL;
         for (size_t i = 0; i < u->n_nodes; i++)
                 node_done(&u->nodes[i]);
         free(u->nodes);
         balancer_free(u->balancer);
         tls_client_free(u->tls);
+        registry_entry_unref(u->state);
+        config_upstream_unref(u->config);
         free(u);
         return NULL;
 }
 
-static Route *route_free(Route *r)
+static Route *route_unref(Route *r)
 {
-        if (!r)
+        if (!r || --r->n_ref > 0)
                 return NULL;
         free(r->targets);
         balancer_free(r->balancer);
+        registry_entry_unref(r->state);
+        config_route_unref(r->config);
         free(r);
         return NULL;
 }
 
-/* A pooled connection (and a cached TLS session) serves only a request that would have made
- * the same one: same scheme, address and, for https, the same TLS policy and server name. */
-static void set_pool_key(NodeAddress *a, Scheme scheme, const Node *n)
+/* Whether `u` has the nodes of `cu`, in its order (a balancer picks them by index). */
+static bool same_nodes(const Upstream *u, const ConfigUpstream *cu)
 {
-        bool tls = scheme == SCHEME_HTTPS;
-        assert(!tls || n->tls_policy_id);
-        int k = snprintf(a->pool_key, sizeof(a->pool_key), "%s|%s|%s|%s",
-                         scheme_to_string(scheme), tls ? n->tls_policy_id : "",
-                         tls ? n->server_name : "", a->text);
-        /* The parts are bounded (a name by the config's 253, an id by its hash): a cut key
-         * could name another address. */
-        assert(k > 0 && (size_t)k < sizeof(a->pool_key));
-        a->pool_key_len = (size_t)k;
-        a->pool_key_hash = hashmap_hash(a->pool_key, a->pool_key_len);
+        if (u->n_nodes != cu->n_nodes)
+                return false;
+        for (size_t i = 0; i < u->n_nodes; i++)
+                if (u->nodes[i].port != cu->nodes[i].port || !streq(u->nodes[i].host,
+                                                                   cu->nodes[i].host))
+                        return false;
+        return true;
 }
 
-static void set_address(NodeAddress *a, const struct sockaddr_storage *ip, uint16_t port)
-{
-        a->sa = *ip;
-        if (ip->ss_family == AF_INET) {
-                ((struct sockaddr_in *)&a->sa)->sin_port = htons(port);
-                a->sa_len = sizeof(struct sockaddr_in);
-        } else {
-                ((struct sockaddr_in6 *)&a->sa)->sin6_port = htons(port);
-                a->sa_len = sizeof(struct sockaddr_in6);
-        }
-        sockaddr_to_string((struct sockaddr *)&a->sa, a->text, sizeof(a->text));
-}
-
-/* An IP literal node gets its one address now; a name is handed to the resolver. */
-static int node_set_address(Node *n, Scheme scheme, Resolver *resolver)
-{
-        struct sockaddr_storage ip = {};
-        struct sockaddr_in *in = (struct sockaddr_in *)&ip;
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ip;
-
-        if (inet_pton(AF_INET, n->host, &in->sin_addr) == 1)
-                in->sin_family = AF_INET;
-        else if (inet_pton(AF_INET6, n->host, &in6->sin6_addr) == 1)
-                in6->sin6_family = AF_INET6;
-        else
-                return resolver ? resolver_get(resolver, n->host, &n->dns) : 0;
-
-        n->is_literal = true;
-        set_address(&n->literal, &ip, n->port);
-        set_pool_key(&n->literal, scheme, n);
-        return 0;
-}
-
-int node_pick_address(Node *n, Scheme scheme, NodeAddress *ret)
-{
-        if (n->is_literal) {
-                *ret = n->literal;
-                return 0;
-        }
-        if (!n->dns)
-                return -EHOSTUNREACH;
-
-        int error = 0;
-        AddressList *l = resolved_name_addresses(n->dns, &error);
-        if (!l)
-                return error;
-        unsigned i = l->n == 1 ? 0
-                               : atomic_fetch_add_explicit(&n->next_address, 1,
-                                                           memory_order_relaxed) % l->n;
-
-        pthread_mutex_lock(&n->dns_addresses_lock);
-        if (n->dns_addresses_for != l) {
-                /* A new answer: its addresses made once. Without memory, made per request. */
-                NodeAddress *a = calloc(l->n, sizeof(*a));
-                if (a) {
-                        for (size_t k = 0; k < l->n; k++) {
-                                set_address(&a[k], &l->addrs[k], n->port);
-                                set_pool_key(&a[k], scheme, n);
-                        }
-                        free(n->dns_addresses);
-                        address_list_unref(n->dns_addresses_for);
-                        n->dns_addresses = a;
-                        n->dns_addresses_for = address_list_ref(l);
-                }
-        }
-        if (n->dns_addresses_for == l)
-                *ret = n->dns_addresses[i];
-        else {
-                set_address(ret, &l->addrs[i], n->port);
-                set_pool_key(ret, scheme, n);
-        }
-        pthread_mutex_unlock(&n->dns_addresses_lock);
-        address_list_unref(l);
-        return 0;
-}
-
-int node_addresses_text(const Node *n, char ***ret)
-{
-        AddressList *l = NULL;
-        size_t count = n->is_literal ? 1 : 0;
-        if (n->dns) {
-                int error;
-                l = resolved_name_addresses(n->dns, &error);
-                count = l ? l->n : 0;
-        }
-        char **texts = calloc(count + 1, sizeof(char *));
-        for (size_t i = 0; texts && i < count; i++) {
-                NodeAddress a;
-                if (l)
-                        set_address(&a, &l->addrs[i], n->port);
-                texts[i] = strdup(l ? a.text : n->literal.text);
-                if (!texts[i]) {
-                        strv_free(texts); /* the strings before this one, and the list */
-                        texts = NULL;
-                }
-        }
-        address_list_unref(l);
-        if (!texts)
-                return -ENOMEM;
-        *ret = texts;
-        return 0;
-}
-
-static int node_init(Node *n, const Upstream *u, const ConfigNode *cn, Resolver *resolver)
-{
-        const ConfigUpstream *cu = u->config;
-        bool v6 = strchr(cn->host, ':') != NULL;
-        bool default_port = cn->port == scheme_default_port(cu->scheme);
-
-        pthread_mutex_init(&n->dns_addresses_lock, NULL);
-        n->dns_addresses_lock_init = true;
-        n->host = strdup(cn->host);
-        n->port = cn->port;
-        n->server_name = cu->tls.sni ? cu->tls.sni : n->host;
-        n->tls_policy_id = u->tls ? tls_client_policy_id(u->tls) : NULL;
-        if (!n->host || asprintf(&n->name, v6 ? "[%s]:%u" : "%s:%u", cn->host, cn->port) < 0)
-                return -ENOMEM;
-        int r = default_port ? asprintf(&n->host_header, v6 ? "[%s]" : "%s", cn->host)
-                             : asprintf(&n->host_header, v6 ? "[%s]:%u" : "%s:%u", cn->host,
-                                        cn->port);
-        if (r < 0) {
-                n->host_header = NULL;
-                return -ENOMEM;
-        }
-        return node_set_address(n, cu->scheme, resolver);
-}
-
-static int upstream_new(const ConfigUpstream *cu, Resolver *resolver, Upstream **ret,
-                        char **ret_error)
+/* A new Upstream for `cu`, with `tls` (handed over; NULL for http). `o` is the one of the same
+ * name in the base model, or NULL: its balancer goes on when the nodes and weights are its. */
+static int upstream_new(const ConfigUpstream *cu, const Upstream *o, TlsClient *tls,
+                        const ModelContext *ctx, Upstream **ret)
 {
         Upstream *u = calloc(1, sizeof(*u));
-        if (!u)
+        if (!u) {
+                tls_client_free(tls);
                 return -ENOMEM;
-        atomic_init(&u->n_ref, 1);
-        u->config = cu;
+        }
+        u->n_ref = 1;
+        u->tls = tls; /* first: the nodes' pool keys carry its policy id */
+        u->config = config_upstream_ref((ConfigUpstream *)cu);
         u->nodes = calloc(cu->n_nodes ? cu->n_nodes : 1, sizeof(Node));
         if (!u->nodes)
-                return upstream_free(u), -ENOMEM;
-        u->n_nodes = cu->n_nodes;
+                return upstream_unref(u), -ENOMEM;
+        int r = registry_upstream(ctx->registry, cu->name, &u->state);
+        if (r < 0)
+                return upstream_unref(u), r;
 
-        /* The TLS client first: the nodes' pool keys carry its policy id. */
-        if (cu->scheme == SCHEME_HTTPS) {
-                TlsClientPolicy policy = { .upstream = cu->name, .ca_file = cu->tls.ca_file,
-                                           .verify = cu->tls.verify != 0 };
-                int r = tls_client_new(&policy, &u->tls, ret_error);
-                if (r < 0)
-                        return upstream_free(u), r;
-        }
         _cleanup_free_ uint32_t *weights = calloc(cu->n_nodes ? cu->n_nodes : 1, sizeof(uint32_t));
         if (!weights)
-                return upstream_free(u), -ENOMEM;
+                return upstream_unref(u), -ENOMEM;
         for (size_t i = 0; i < cu->n_nodes; i++) {
-                int r = node_init(&u->nodes[i], u, &cu->nodes[i], resolver);
+                r = node_init(&u->nodes[i], u, &cu->nodes[i], ctx);
+                u->n_nodes = i + 1;
                 if (r < 0)
-                        return upstream_free(u), r;
+                        return upstream_unref(u), r;
                 weights[i] = cu->nodes[i].weight;
         }
 
         const BalancerOps *ops = balancer_ops_find(cu->balancer ? cu->balancer : "roundrobin");
         if (!ops)
-                return upstream_free(u), -EOPNOTSUPP;
-        int r = balancer_new(ops, weights, cu->n_nodes, &u->balancer);
-        if (r < 0)
-                return upstream_free(u), r;
+                return upstream_unref(u), -EOPNOTSUPP;
+        if (o && same_nodes(o, cu) && balancer_same(o->balancer, ops, weights, cu->n_nodes))
+                u->balancer = balancer_ref(o->balancer); /* its schedule goes on */
+        else {
+                r = balancer_new(ops, weights, cu->n_nodes, &u->balancer);
+                if (r < 0)
+                        return upstream_unref(u), r;
+        }
         *ret = u;
         return 0;
 }
 
-Upstream *model_find_upstream(const Model *m, const char *name)
+/* The Upstream for `cu` in the new model: `o` (the base model's of that name, or NULL) itself
+ * when `cu` is its configuration and its TLS client still serves (with ctx->reread_files, its
+ * ca_file still holds what it held); else a new one, which keeps `o`'s TLS client (its
+ * sessions) and balancer where those did not change. */
+static int upstream_build(const ConfigUpstream *cu, Upstream *o, const ModelContext *ctx,
+                          Upstream **ret, char **ret_error)
 {
-        for (size_t i = 0; i < m->n_upstreams; i++)
-                if (streq(m->upstreams[i]->config->name, name))
-                        return m->upstreams[i];
-        return NULL;
+        TlsClient *tls = NULL;
+        if (cu->scheme == SCHEME_HTTPS) {
+                TlsClientPolicy policy = { .upstream = cu->name, .ca_file = cu->tls.ca_file,
+                                           .verify = cu->tls.verify != 0 };
+                int r = tls_client_update(&policy, o ? o->tls : NULL, ctx->reread_files, &tls,
+                                          ret_error);
+                if (r < 0)
+                        return r;
+        }
+        if (o && tls == o->tls && upstream_config_equal(o->config, cu)) {
+                tls_client_free(tls);
+                o->n_ref++;
+                *ret = o;
+                return 0;
+        }
+        return upstream_new(cu, o, tls, ctx, ret);
 }
 
-static int route_new(const Model *m, const ConfigRoute *cr, Route **ret)
+Upstream *model_find_upstream(const Model *m, const char *name)
+{
+        size_t i = name_index_get(m->upstream_index, name);
+        return i > 0 ? m->upstreams[i - 1] : NULL;
+}
+
+/* Whether `r` balances over the upstreams `cr` names, in its order. */
+static bool same_targets(const Route *r, const ConfigRoute *cr)
+{
+        if (r->n_targets != cr->n_upstreams)
+                return false;
+        for (size_t i = 0; i < r->n_targets; i++)
+                if (!streq(r->config->upstreams[i].name, cr->upstreams[i].name))
+                        return false;
+        return true;
+}
+
+/* A new Route for `cr` over the upstreams of `m`. `o` is the one of the same name in the base
+ * model, or NULL: its balancer goes on when the upstreams and weights are its. */
+static int route_new(const Model *m, const ConfigRoute *cr, const Route *o,
+                     const ModelContext *ctx, Route **ret)
 {
         Route *route = calloc(1, sizeof(*route));
         if (!route)
                 return -ENOMEM;
-        route->config = cr;
+        route->n_ref = 1;
+        route->config = config_route_ref((ConfigRoute *)cr);
+        int r = registry_route(ctx->registry, cr->name, &route->state);
+        if (r < 0)
+                return route_unref(route), r;
         route->targets = calloc(cr->n_upstreams ? cr->n_upstreams : 1, sizeof(RouteTarget));
         _cleanup_free_ uint32_t *weights = calloc(cr->n_upstreams ? cr->n_upstreams : 1,
                                                   sizeof(uint32_t));
         if (!route->targets || !weights)
-                return route_free(route), -ENOMEM;
+                return route_unref(route), -ENOMEM;
         for (size_t i = 0; i < cr->n_upstreams; i++) {
                 Upstream *u = model_find_upstream(m, cr->upstreams[i].name);
                 if (!u) /* the config loader refuses dangling references */
-                        return route_free(route), -ENOENT;
+                        return route_unref(route), -ENOENT;
                 route->targets[i] = (RouteTarget){ .upstream = u, .weight = cr->upstreams[i].weight };
                 weights[i] = cr->upstreams[i].weight;
         }
         route->n_targets = cr->n_upstreams;
-        int r = balancer_new(&balancer_swrr_ops, weights, cr->n_upstreams, &route->balancer);
-        if (r < 0)
-                return route_free(route), r;
+        if (o && same_targets(o, cr) &&
+            balancer_same(o->balancer, &balancer_swrr_ops, weights, cr->n_upstreams))
+                route->balancer = balancer_ref(o->balancer);
+        else {
+                r = balancer_new(&balancer_swrr_ops, weights, cr->n_upstreams, &route->balancer);
+                if (r < 0)
+                        return route_unref(route), r;
+        }
         *ret = route;
         return 0;
 }
 
-/* The TLS server of an https listener, from its certificates as configured. */
-static int listener_tls_server(const ConfigListener *cl, TlsServer **ret, char **ret_error)
+/* The Route for `cr` in the new model `m`: `o` (the base model's of that name, or NULL) itself
+ * when `cr` is its configuration and each of its upstreams is the one `m` has, else new. */
+static int route_build(const Model *m, const ConfigRoute *cr, Route *o, const ModelContext *ctx,
+                       Route **ret)
+{
+        bool same = o && route_config_equal(o->config, cr);
+        for (size_t i = 0; same && i < o->n_targets; i++)
+                same = model_find_upstream(m, o->config->upstreams[i].name) ==
+                       o->targets[i].upstream;
+        if (same) {
+                o->n_ref++;
+                *ret = o;
+                return 0;
+        }
+        return route_new(m, cr, o, ctx, ret);
+}
+
+/* The TLS server of an https listener, from its certificates as configured: `o` (the base
+ * model's, or NULL) itself when it was built from the same configuration and (with
+ * ctx->reread_files) its files still hold what they held; else a new one, with `o`'s ticket
+ * keys, so that tickets issued before stay good. */
+static int listener_tls_server(const ConfigListener *cl, TlsServer *o, bool same_config,
+                               const ModelContext *ctx, TlsServer **ret, char **ret_error)
 {
         _cleanup_free_ TlsCertificateFiles *files =
                 calloc(cl->n_certificates ? cl->n_certificates : 1, sizeof(TlsCertificateFiles));
@@ -277,10 +248,17 @@ static int listener_tls_server(const ConfigListener *cl, TlsServer **ret, char *
                                                   .ocsp_file = cc->ocsp_file,
                                                   .mark = cc->mark };
         }
-        TlsServerOptions o = { .listener = cl->name, .mark = cl->mark, .certificates = files,
-                               .n_certificates = cl->n_certificates,
-                               .ticket_rotate_usec = cl->ticket_rotate_usec };
-        return tls_server_new(&o, ret, ret_error);
+        TlsServerOptions opts = { .listener = cl->name, .mark = cl->mark, .certificates = files,
+                                  .n_certificates = cl->n_certificates,
+                                  .ticket_rotate_usec = cl->ticket_rotate_usec };
+        if (o && same_config && (!ctx->reread_files || tls_server_files_unchanged(o, &opts))) {
+                *ret = tls_server_ref(o);
+                return 0;
+        }
+        int r = tls_server_new(&opts, ret, ret_error);
+        if (r >= 0)
+                tls_server_carry_state(*ret, o);
+        return r;
 }
 
 static Model *model_free(Model *m)
@@ -292,18 +270,132 @@ static Model *model_free(Model *m)
                 tls_server_free(m->tls_servers[i]);
         free(m->tls_servers);
         for (size_t i = 0; i < m->n_routes; i++)
-                route_free(m->routes[i]);
+                route_unref(m->routes[i]);
         free(m->routes);
         for (size_t i = 0; i < m->n_upstreams; i++)
-                upstream_free(m->upstreams[i]);
+                upstream_unref(m->upstreams[i]);
         free(m->upstreams);
+        name_index_unref(m->upstream_index);
+        name_index_unref(m->route_index);
         config_unref(m->config);
         free(m);
         return NULL;
 }
 
-int model_new(Config *config, Resolver *resolver, Model **ret, char **ret_error)
+static const char *upstream_name_at(const Model *m, size_t i)
 {
+        return m->upstreams[i]->config->name;
+}
+
+static const char *route_name_at(const Model *m, size_t i)
+{
+        return m->routes[i]->config->name;
+}
+
+/* Whether the base has the same names in the same places (then its index serves). */
+static bool same_names(const Model *base, const Model *m, size_t n_base, size_t n,
+                       const char *(*name_at)(const Model *m, size_t i))
+{
+        if (n_base != n)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!streq(name_at(base, i), name_at(m, i)))
+                        return false;
+        return true;
+}
+
+/* Whether the base's routes match requests as those of `m`, place by place. */
+static bool same_matching(const Model *base, const Model *m)
+{
+        if (base->n_routes != m->n_routes)
+                return false;
+        for (size_t i = 0; i < m->n_routes; i++)
+                if (base->routes[i] != m->routes[i] &&
+                    !route_config_match_equal(base->routes[i]->config, m->routes[i]->config))
+                        return false;
+        return true;
+}
+
+static int build_upstreams(Model *m, const ModelContext *ctx, char **ret_error)
+{
+        const Config *config = m->config;
+        const Model *base = ctx->base;
+
+        for (size_t i = 0; i < config->n_upstreams; i++) {
+                const ConfigUpstream *cu = config->upstreams[i];
+                Upstream *u;
+                int r = upstream_build(cu, base ? model_find_upstream(base, cu->name) : NULL,
+                                       ctx, &u, ret_error);
+                if (r < 0)
+                        return r;
+                m->upstreams[m->n_upstreams++] = u;
+        }
+        if (base && same_names(base, m, base->n_upstreams, m->n_upstreams, upstream_name_at)) {
+                m->upstream_index = base->upstream_index;
+                m->upstream_index->n_ref++;
+                return 0;
+        }
+        return name_index_new(upstream_name_at, m, m->n_upstreams, &m->upstream_index);
+}
+
+static int build_routes(Model *m, const ModelContext *ctx)
+{
+        const Config *config = m->config;
+        const Model *base = ctx->base;
+
+        for (size_t i = 0; i < config->n_routes; i++) {
+                const ConfigRoute *cr = config->routes[i];
+                Route *route;
+                int r = route_build(m, cr, base ? model_find_route(base, cr->name) : NULL, ctx,
+                                    &route);
+                if (r < 0)
+                        return r;
+                m->routes[m->n_routes++] = route;
+        }
+        int r;
+        if (base && same_names(base, m, base->n_routes, m->n_routes, route_name_at)) {
+                m->route_index = base->route_index;
+                m->route_index->n_ref++;
+        } else {
+                r = name_index_new(route_name_at, m, m->n_routes, &m->route_index);
+                if (r < 0)
+                        return r;
+        }
+        if (base && same_matching(base, m)) {
+                m->router = router_ref(base->router);
+                return 0;
+        }
+        return router_new(m->routes, m->n_routes, &m->router);
+}
+
+/* Certificates are loaded here, so that --check and a reload refuse one that does not load, and
+ * the running model stays as it was. */
+static int build_tls_servers(Model *m, const ModelContext *ctx, char **ret_error)
+{
+        const Config *config = m->config;
+        const Model *base = ctx->base;
+
+        m->tls_servers = calloc(config->n_listeners + 1, sizeof(TlsServer *));
+        if (!m->tls_servers)
+                return -ENOMEM;
+        for (size_t i = 0; i < config->n_listeners; i++) {
+                const ConfigListener *cl = &config->listeners[i];
+                if (cl->protocol != LISTENER_HTTPS)
+                        continue;
+                TlsServer *o = base ? model_find_tls_server(base, cl->name) : NULL;
+                const ConfigListener *ol = o ? model_find_listener(base, cl->name) : NULL;
+                int r = listener_tls_server(cl, o, ol && listener_tls_config_equal(ol, cl), ctx,
+                                            &m->tls_servers[i], ret_error);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int model_new(Config *config, const ModelContext *ctx, Model **ret, char **ret_error)
+{
+        assert(ctx && ctx->registry);
+
         Model *m = calloc(1, sizeof(*m));
         if (!m) {
                 config_unref(config);
@@ -311,39 +403,22 @@ int model_new(Config *config, Resolver *resolver, Model **ret, char **ret_error)
         }
         atomic_init(&m->n_ref, 1);
         m->config = config;
+        /* A reload looks at the system trust store once (not per https upstream). Unable to,
+         * the clients built on it serve on. */
+        if (ctx->base && ctx->reread_files)
+                (void)tls_trust_check_system();
 
         m->upstreams = calloc(config->n_upstreams + 1, sizeof(Upstream *));
         m->routes = calloc(config->n_routes + 1, sizeof(Route *));
         if (!m->upstreams || !m->routes)
                 return model_free(m), -ENOMEM;
-        for (size_t i = 0; i < config->n_upstreams; i++) {
-                int r = upstream_new(config->upstreams[i], resolver, &m->upstreams[i],
-                                     ret_error);
-                if (r < 0)
-                        return model_free(m), r;
-                m->n_upstreams++;
-        }
-        for (size_t i = 0; i < config->n_routes; i++) {
-                int r = route_new(m, config->routes[i], &m->routes[i]);
-                if (r < 0)
-                        return model_free(m), r;
-                m->n_routes++;
-        }
-        int r = router_new(m->routes, m->n_routes, &m->router);
+        int r = build_upstreams(m, ctx, ret_error);
+        if (r >= 0)
+                r = build_routes(m, ctx);
+        if (r >= 0)
+                r = build_tls_servers(m, ctx, ret_error);
         if (r < 0)
                 return model_free(m), r;
-        /* Certificates are loaded here, so that --check and a reload refuse one that does not
-         * load, and the running model stays as it was. */
-        m->tls_servers = calloc(config->n_listeners + 1, sizeof(TlsServer *));
-        if (!m->tls_servers)
-                return model_free(m), -ENOMEM;
-        for (size_t i = 0; i < config->n_listeners; i++) {
-                if (config->listeners[i].protocol != LISTENER_HTTPS)
-                        continue;
-                r = listener_tls_server(&config->listeners[i], &m->tls_servers[i], ret_error);
-                if (r < 0)
-                        return model_free(m), r;
-        }
         *ret = m;
         return 0;
 }
@@ -411,10 +486,8 @@ TlsServer *model_find_tls_server(const Model *m, const char *listener)
 
 Route *model_find_route(const Model *m, const char *name)
 {
-        for (size_t i = 0; i < m->n_routes; i++)
-                if (streq(m->routes[i]->config->name, name))
-                        return m->routes[i];
-        return NULL;
+        size_t i = name_index_get(m->route_index, name);
+        return i > 0 ? m->routes[i - 1] : NULL;
 }
 
 const ConfigListener *model_find_listener(const Model *m, const char *name)
@@ -423,68 +496,4 @@ const ConfigListener *model_find_listener(const Model *m, const char *name)
                 if (streq(m->config->listeners[i].name, name))
                         return &m->config->listeners[i];
         return NULL;
-}
-
-bool node_report_failure(Node *n)
-{
-        return atomic_fetch_add_explicit(&n->failures, 1, memory_order_relaxed) == 0;
-}
-
-bool node_report_success(Node *n)
-{
-        if (atomic_load_explicit(&n->failures, memory_order_relaxed) == 0)
-                return false; /* the common case: no write to a shared line */
-        atomic_store_explicit(&n->failures, 0, memory_order_relaxed);
-        return true;
-}
-
-const char *node_health_to_string(const Node *n)
-{
-        return atomic_load_explicit(&n->failures, memory_order_relaxed) == 0 ? "healthy"
-                                                                             : "failing";
-}
-
-static const Node *find_node(const Upstream *u, const char *host, uint16_t port)
-{
-        for (size_t i = 0; i < u->n_nodes; i++)
-                if (u->nodes[i].port == port && streq(u->nodes[i].host, host))
-                        return &u->nodes[i];
-        return NULL;
-}
-
-void model_carry_state(Model *new, const Model *old)
-{
-        for (size_t i = 0; i < new->n_upstreams; i++) {
-                Upstream *u = new->upstreams[i];
-                const Upstream *o = model_find_upstream(old, u->config->name);
-                if (!o)
-                        continue;
-                atomic_store(&u->requests, atomic_load(&o->requests));
-                for (size_t k = 0; k < u->n_nodes; k++) {
-                        const Node *on = find_node(o, u->nodes[k].host, u->nodes[k].port);
-                        if (!on)
-                                continue;
-                        atomic_store(&u->nodes[k].requests, atomic_load(&on->requests));
-                        atomic_store(&u->nodes[k].failures, atomic_load(&on->failures));
-                }
-                balancer_copy_state(u->balancer, o->balancer);
-        }
-        for (size_t i = 0; i < new->n_routes; i++) {
-                Route *r = new->routes[i];
-                const Route *o = model_find_route(old, r->config->name);
-                if (!o)
-                        continue;
-                atomic_store(&r->requests, atomic_load(&o->requests));
-                bool same = r->n_targets == o->n_targets;
-                for (size_t k = 0; same && k < r->n_targets; k++)
-                        same = streq(r->targets[k].upstream->config->name,
-                                     o->targets[k].upstream->config->name);
-                if (same)
-                        balancer_copy_state(r->balancer, o->balancer);
-        }
-        for (size_t i = 0; new->tls_servers && i < new->config->n_listeners; i++)
-                if (new->tls_servers[i])
-                        tls_server_carry_state(new->tls_servers[i],
-                                               model_find_tls_server(old,
-                                                                     new->config->listeners[i].name));
 }

@@ -2,9 +2,11 @@
 #pragma once
 
 /* The live model the data plane reads: routes compiled into a router, upstreams with their nodes
- * and balancers. Built whole from a Config, never changed in place except for balancer state,
- * counters and resolved addresses. Reference-counted: a request holds the model it started with,
- * so a swap (reload, D-Bus change) never pulls the floor from under it. */
+ * and balancers. Built from a Config, never changed in place except for balancer state and
+ * resolved addresses; what changes with every request (counters, requests in flight, health)
+ * lives in the Registry (registry.h), where each Node, Upstream and Route points at its entry.
+ * Reference-counted: a request holds the model it started with, so a swap (reload, D-Bus
+ * change) never pulls the floor from under it. */
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -15,6 +17,7 @@
 #include "base/util.h"
 #include "config/config.h"
 #include "lb/balancer.h"
+#include "lb/registry.h"
 #include "tls/tls.h"
 
 typedef struct Router Router;
@@ -55,19 +58,18 @@ typedef struct Node {
         NodeAddress *dns_addresses;
         bool dns_addresses_lock_init;
         atomic_uint next_address; /* round robin over the node's addresses */
-        atomic_uint failures;     /* connect failures in a row: 0 = healthy */
-        atomic_uint_fast64_t requests;
+        RegistryEntry *state;     /* health, requests in flight, counters */
 } Node;
 
 typedef struct Upstream {
-        atomic_uint n_ref;
-        const ConfigUpstream *config; /* owned by the model's Config */
+        unsigned n_ref; /* the models sharing it; control thread */
+        ConfigUpstream *config; /* a reference: it may outlive the Configs that held it, so its
+                                 * marks (which point into their files) are not read */
         Node *nodes;
         size_t n_nodes;
         Balancer *balancer;
         TlsClient *tls; /* scheme https only */
-        atomic_uint_fast64_t requests;
-        atomic_uint active; /* requests in flight */
+        RegistryEntry *state; /* requests in flight, counters */
 } Upstream;
 
 typedef struct RouteTarget {
@@ -76,12 +78,15 @@ typedef struct RouteTarget {
 } RouteTarget;
 
 typedef struct Route {
-        const ConfigRoute *config;
+        unsigned n_ref; /* the models sharing it; control thread */
+        ConfigRoute *config; /* a reference, as Upstream.config */
         RouteTarget *targets;
         size_t n_targets;
         Balancer *balancer; /* over targets */
-        atomic_uint_fast64_t requests;
+        RegistryEntry *state; /* counters */
 } Route;
+
+typedef struct NameIndex NameIndex;
 
 typedef struct Model {
         atomic_uint n_ref;
@@ -90,14 +95,30 @@ typedef struct Model {
         size_t n_upstreams;
         Route **routes;
         size_t n_routes;
+        NameIndex *upstream_index; /* name -> place in upstreams */
+        NameIndex *route_index;    /* name -> place in routes */
         Router *router;
         TlsServer **tls_servers; /* per config listener, same index: https ones only, else NULL */
 } Model;
 
-/* Builds a model from `config`, taking ownership of it (also on failure). When a part cannot
- * be built (an unreadable ca_file, a listener's certificate or key that does not load),
- * *ret_error (if given) says which and why. */
-int model_new(Config *config, Resolver *resolver, Model **ret, char **ret_error);
+/* What a model is built with. */
+typedef struct ModelContext {
+        Registry *registry; /* where its objects find their runtime state; outlives the model */
+        Resolver *resolver; /* NULL: names are not resolved (--check) */
+        /* The model serving now, or NULL: what did not change is shared with it (upstreams,
+         * routes, TLS clients and servers, balancer schedules, the router) rather than built
+         * again. Read while the new one is built. */
+        const Model *base;
+        /* Whether the files the base was built from may have changed (a reload): ca_files,
+         * certificates and the system trust store are read again and compared. A D-Bus change
+         * reads none. */
+        bool reread_files;
+} ModelContext;
+
+/* Builds a model from `config`, taking ownership of it (also on failure), building only what
+ * differs from ctx->base. When a part cannot be built (an unreadable ca_file, a listener's
+ * certificate or key that does not load), *ret_error (if given) says which and why. */
+int model_new(Config *config, const ModelContext *ctx, Model **ret, char **ret_error);
 Model *model_ref(Model *m);
 /* Drops a reference. A model must be freed on the control thread (its names belong to the
  * resolver there): when the last reference goes on another thread, the model is handed to the
@@ -114,16 +135,15 @@ const ConfigListener *model_find_listener(const Model *m, const char *name);
 /* The TLS server of the https listener named `listener`, or NULL. */
 TlsServer *model_find_tls_server(const Model *m, const char *listener);
 
-/* Carries what must outlive a swap from `old` to `new`, by name: counters, node health, the
- * balancer schedules of upstreams and routes whose weights did not change, and the session
- * ticket keys of https listeners. */
-void model_carry_state(Model *new, const Model *old);
-
 /* Passive health: a node is "failing" after a connect failure, "healthy" again after a
  * success. Return true when the state changed (worth a PropertiesChanged). */
 bool node_report_failure(Node *n);
 bool node_report_success(Node *n);
 const char *node_health_to_string(const Node *n);
+static inline bool node_is_healthy(const Node *n)
+{
+        return atomic_load_explicit(&n->state->failures, memory_order_relaxed) == 0;
+}
 
 /* Picks the upstream of a route and the node of that upstream. `skip` marks nodes already tried
  * for this request (a bitmap of upstream->n_nodes bits, may be NULL). -ENOENT when no target or

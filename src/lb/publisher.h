@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #include "base/util.h"
 
@@ -35,11 +36,17 @@ static inline Model *model_publisher_peek(const ModelPublisher *p)
 /* The slow path of model_publisher_get_newer(). */
 Model *model_publisher_take_newer(ModelPublisher *p, unsigned *generation);
 
+/* Whether a model was published since `generation`. Any thread. */
+static inline bool model_publisher_has_newer(ModelPublisher *p, unsigned generation)
+{
+        return atomic_load_explicit(&p->generation, memory_order_acquire) != generation;
+}
+
 /* When a model was published since `*generation`: a reference on the current one, with
  * *generation updated; else NULL. Any thread. */
 static inline Model *model_publisher_get_newer(ModelPublisher *p, unsigned *generation)
 {
-        if (_likely_(atomic_load_explicit(&p->generation, memory_order_acquire) == *generation))
+        if (_likely_(!model_publisher_has_newer(p, *generation)))
                 return NULL;
         return model_publisher_take_newer(p, generation);
 }

@@ -5,13 +5,15 @@
 #include "lb/model.h"
 #include "lb/router.h"
 
-/* Routes sharing one path (exact) or one prefix, ordered by priority, then by definition. */
+/* Routes sharing one path (exact) or one prefix, ordered by priority, then by definition: their
+ * places in the model's list. */
 typedef struct Bucket {
-        Route **routes;
+        uint32_t *routes;
         size_t n;
 } Bucket;
 
 struct Router {
+        unsigned n_ref; /* the models sharing it; taken and dropped on one thread */
         Hashmap *exact;    /* path -> Bucket */
         Hashmap *prefixes; /* prefix without '*' -> Bucket */
         size_t *prefix_lengths; /* distinct, longest first */
@@ -26,9 +28,16 @@ static int free_bucket(const char *key, size_t key_len, void *value, void *userd
         return 0;
 }
 
+Router *router_ref(Router *r)
+{
+        if (r)
+                r->n_ref++;
+        return r;
+}
+
 Router *router_free(Router *r)
 {
-        if (!r)
+        if (!r || --r->n_ref > 0)
                 return NULL;
         if (r->exact) {
                 hashmap_foreach(r->exact, free_bucket, NULL);
@@ -43,7 +52,8 @@ Router *router_free(Router *r)
         return NULL;
 }
 
-static int bucket_add(Hashmap *map, const char *key, size_t key_len, Route *route)
+static int bucket_add(Hashmap *map, const char *key, size_t key_len, Route *const *routes,
+                      uint32_t route)
 {
         Bucket *b = hashmap_get(map, key, key_len);
         if (!b) {
@@ -58,16 +68,17 @@ static int bucket_add(Hashmap *map, const char *key, size_t key_len, Route *rout
         for (size_t i = 0; i < b->n; i++)
                 if (b->routes[i] == route)
                         return 0;
-        Route **routes = realloc(b->routes, (b->n + 1) * sizeof(Route *));
-        if (!routes)
+        uint32_t *l = realloc(b->routes, (b->n + 1) * sizeof(uint32_t));
+        if (!l)
                 return -ENOMEM;
-        b->routes = routes;
+        b->routes = l;
 
         /* Insert after every route of equal or higher priority: stable by definition order. */
+        int priority = routes[route]->config->priority;
         size_t at = b->n;
-        while (at > 0 && b->routes[at - 1]->config->priority < route->config->priority)
+        while (at > 0 && routes[b->routes[at - 1]]->config->priority < priority)
                 at--;
-        memmove(b->routes + at + 1, b->routes + at, (b->n - at) * sizeof(Route *));
+        memmove(b->routes + at + 1, b->routes + at, (b->n - at) * sizeof(uint32_t));
         b->routes[at] = route;
         b->n++;
         return 0;
@@ -92,11 +103,14 @@ static int add_prefix_length(Router *r, size_t len)
         return 0;
 }
 
-int router_new(Route **routes, size_t n_routes, Router **ret)
+int router_new(Route *const *routes, size_t n_routes, Router **ret)
 {
+        if (n_routes > UINT32_MAX)
+                return -E2BIG;
         Router *r = calloc(1, sizeof(*r));
         if (!r)
                 return -ENOMEM;
+        r->n_ref = 1;
         r->exact = hashmap_new();
         r->prefixes = hashmap_new();
         if (!r->exact || !r->prefixes)
@@ -107,11 +121,11 @@ int router_new(Route **routes, size_t n_routes, Router **ret)
                         size_t len = strlen(*p);
                         int k;
                         if (len > 0 && (*p)[len - 1] == '*') {
-                                k = bucket_add(r->prefixes, *p, len - 1, routes[i]);
+                                k = bucket_add(r->prefixes, *p, len - 1, routes, (uint32_t)i);
                                 if (k >= 0)
                                         k = add_prefix_length(r, len - 1);
                         } else
-                                k = bucket_add(r->exact, *p, len, routes[i]);
+                                k = bucket_add(r->exact, *p, len, routes, (uint32_t)i);
                         if (k < 0)
                                 return router_free(r), k;
                 }
@@ -154,19 +168,22 @@ static bool route_accepts(const Route *route, HttpSlice method, HttpSlice host)
         return true;
 }
 
-static Route *bucket_match(const Bucket *b, HttpSlice method, HttpSlice host)
+static Route *bucket_match(const Bucket *b, Route *const *routes, HttpSlice method,
+                           HttpSlice host)
 {
         if (!b)
                 return NULL;
         for (size_t i = 0; i < b->n; i++)
-                if (route_accepts(b->routes[i], method, host))
-                        return b->routes[i];
+                if (route_accepts(routes[b->routes[i]], method, host))
+                        return routes[b->routes[i]];
         return NULL;
 }
 
-Route *router_match(const Router *r, HttpSlice method, HttpSlice host, HttpSlice path)
+Route *router_match(const Router *r, Route *const *routes, HttpSlice method, HttpSlice host,
+                    HttpSlice path)
 {
-        Route *route = bucket_match(hashmap_get(r->exact, path.p, path.len), method, host);
+        Route *route = bucket_match(hashmap_get(r->exact, path.p, path.len), routes, method,
+                                    host);
         if (route)
                 return route;
 
@@ -174,7 +191,7 @@ Route *router_match(const Router *r, HttpSlice method, HttpSlice host, HttpSlice
                 size_t len = r->prefix_lengths[i];
                 if (len > path.len)
                         continue;
-                route = bucket_match(hashmap_get(r->prefixes, path.p, len), method, host);
+                route = bucket_match(hashmap_get(r->prefixes, path.p, len), routes, method, host);
                 if (route)
                         return route;
         }

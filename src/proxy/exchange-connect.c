@@ -220,6 +220,17 @@ static int wait_for_dns(Exchange *x)
 /* Gets a connection to a node for the request. Returns 0 when the attempt runs (or waits for
  * DNS), -ENOENT when no node is left, another negative errno when this node failed at once (the
  * caller may try the next). */
+/* The request is with the node picked now: counted in flight there, not at the one before. */
+static void in_flight_at(Exchange *x, Node *n)
+{
+        if (x->in_flight_at == n->state)
+                return;
+        if (x->in_flight_at)
+                registry_in_flight_sub(x->in_flight_at);
+        x->in_flight_at = n->state;
+        registry_in_flight_add(x->in_flight_at);
+}
+
 static int start_attempt(Exchange *x, AttemptMode mode)
 {
         if (mode == ATTEMPT_NEXT_NODE) {
@@ -227,6 +238,7 @@ static int start_attempt(Exchange *x, AttemptMode mode)
                 if (r < 0)
                         return -ENOENT;
                 x->attempts++;
+                in_flight_at(x, x->node);
         }
         int r = node_pick_address(x->node, exchange_upstream_config(x)->scheme, &x->address);
         x->has_address = r >= 0;

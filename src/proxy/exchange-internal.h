@@ -29,6 +29,7 @@ struct Exchange {
         Route *route;
         Upstream *upstream;
         Node *node;
+        RegistryEntry *in_flight_at; /* the node whose requests in flight count this one */
         NodeAddress address; /* valid when has_address */
         bool has_address;
         ResolveWaiter dns_wait; /* while the node's name has no first answer */
@@ -90,6 +91,9 @@ Exchange *exchange_alloc(Worker *w);
 void exchange_free(Exchange *x);
 const ConfigUpstream *exchange_upstream_config(const Exchange *x);
 void exchange_log(Exchange *x);
+/* The request was answered (a whole response, or a stream session that ended): counted for
+ * its worker, node, upstream and route. */
+void exchange_count_answered(Exchange *x);
 /* Fails the request: a status page when nothing was sent yet (HTTP), else the client
  * connection is cut. Frees the exchange. */
 void exchange_fail(Exchange *x, unsigned status, const char *error, const char *text);

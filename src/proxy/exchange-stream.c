@@ -24,11 +24,7 @@ static void tunnel_done(void *userdata, int error)
                 x->error = "idle timeout";
         else if (error < 0)
                 x->error = exchange_errno_text(error);
-        atomic_fetch_add_explicit(&x->worker->requests, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&x->node->requests, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&x->upstream->requests, 1, memory_order_relaxed);
-        if (x->route)
-                atomic_fetch_add_explicit(&x->route->requests, 1, memory_order_relaxed);
+        exchange_count_answered(x);
         exchange_log(x);
         c->exchange = NULL;
         exchange_free(x);
@@ -76,19 +72,17 @@ static const char *sni_route_upstream(const ConfigListener *cl, const char *sni)
 
 /* Starts a stream session for `c` towards the upstream named `upstream`. Returns 0 when it
  * runs, 1 when it ended at once (the client connection is then closed). */
-static int start_session(ClientConn *c, Model *model, const ConfigListener *cl,
-                         const char *upstream)
+static int start_session(ClientConn *c, const ConfigListener *cl, const char *upstream)
 {
         Exchange *x = exchange_alloc(c->worker);
         if (!x) {
-                model_unref(model);
                 client_conn_abort(c);
                 return 1;
         }
         x->kind = EXCHANGE_STREAM;
         x->client = c;
         x->worker = c->worker;
-        x->model = model;
+        Model *model = x->model = worker_borrow_model(c->worker);
         x->start_usec = now_usec(CLOCK_MONOTONIC);
         x->label = c->listener->name;
         x->tried = &x->tried_inline;
@@ -109,7 +103,7 @@ static int start_session(ClientConn *c, Model *model, const ConfigListener *cl,
                 exchange_fail(x, 502, "no upstream", "no upstream for this connection");
                 return 1;
         }
-        atomic_fetch_add_explicit(&x->upstream->active, 1, memory_order_relaxed);
+        registry_in_flight_add(x->upstream->state);
         x->use_tls = cl && cl->tls_originate;
         if (x->use_tls && !x->upstream->tls) {
                 exchange_fail(x, 502, "tls: originate needs an upstream with scheme https",
@@ -131,11 +125,11 @@ static int start_session(ClientConn *c, Model *model, const ConfigListener *cl,
 
 int exchange_start_stream(ClientConn *c)
 {
-        Model *model = worker_get_model(c->worker);
-        const ConfigListener *cl = model_find_listener(model, c->listener->name);
+        /* The worker's model, which stays while this runs; the session borrows it. */
+        const ConfigListener *cl = model_find_listener(c->worker->model, c->listener->name);
 
         if (c->listener->protocol == LISTENER_TCP)
-                return start_session(c, model, cl, cl ? cl->upstream : NULL);
+                return start_session(c, cl, cl ? cl->upstream : NULL);
 
         /* tls-passthrough: the ClientHello's SNI picks the upstream; its bytes stay in the
          * input buffer and are the first the upstream gets. */
@@ -145,14 +139,11 @@ int exchange_start_stream(ClientConn *c)
         const unsigned char *p = evbuffer_pullup(c->stream.in, (ssize_t)len);
         char sni[TLS_SNI_NAME_MAX + 1];
         ssize_t r = tls_sni_parse(p, len, sni);
-        if (r == -EAGAIN && !c->stream.eof) {
-                model_unref(model);
+        if (r == -EAGAIN && !c->stream.eof)
                 return -EAGAIN;
-        }
         if (r < 0) {
                 log_peer_warning("%s: listener '%s': not a TLS ClientHello, closing", c->peer,
                                  c->listener->name);
-                model_unref(model);
                 client_conn_abort(c);
                 return 1;
         }
@@ -160,9 +151,8 @@ int exchange_start_stream(ClientConn *c)
         if (!upstream) {
                 log_peer_warning("%s: listener '%s': no route for server name '%s', closing",
                                  c->peer, c->listener->name, r > 0 ? sni : "(none)");
-                model_unref(model);
                 client_conn_abort(c);
                 return 1;
         }
-        return start_session(c, model, cl, upstream);
+        return start_session(c, cl, upstream);
 }

@@ -41,16 +41,20 @@ void exchange_free(Exchange *x)
 {
         tunnel_free(x->tunnel);
         if (x->upstream)
-                atomic_fetch_sub_explicit(&x->upstream->active, 1, memory_order_relaxed);
+                registry_in_flight_sub(x->upstream->state);
+        if (x->in_flight_at)
+                registry_in_flight_sub(x->in_flight_at);
         resolved_name_cancel_wait(&x->dns_wait);
         if (x->dns_timer)
                 event_free(x->dns_timer);
         if (x->tried != &x->tried_inline)
                 free(x->tried);
         upstream_conn_free(x->up);
-        model_unref(x->model);
         free(x->head);
         Worker *w = x->worker;
+        /* Last: the model holds what the exchange counted in flight. */
+        if (x->model)
+                worker_return_model(w, x->model);
         if (!HAVE_ASAN && w && w->n_spare_exchanges < SPARE_EXCHANGES_MAX && !w->stopping) {
                 x->next_spare = w->spare_exchanges;
                 w->spare_exchanges = x;
@@ -62,6 +66,20 @@ void exchange_free(Exchange *x)
 const ConfigUpstream *exchange_upstream_config(const Exchange *x)
 {
         return x->upstream->config;
+}
+
+void exchange_count_answered(Exchange *x)
+{
+        Worker *w = x->worker;
+        registry_counter_add(&w->requests, 1);
+        if (!w->counters)
+                return;
+        uint64_t usec = now_usec(CLOCK_MONOTONIC) - x->start_usec;
+        registry_count(w->counters, x->node->state, x->request_bytes, x->response_bytes, usec);
+        registry_count(w->counters, x->upstream->state, x->request_bytes, x->response_bytes, 0);
+        if (x->route)
+                registry_count(w->counters, x->route->state, x->request_bytes, x->response_bytes,
+                               0);
 }
 
 void exchange_log(Exchange *x)
@@ -226,10 +244,7 @@ static void response_complete(Exchange *x)
         bool keep_client = x->client_keep_alive && x->request.done &&
                            x->response.type != HTTP_BODY_CLOSE;
 
-        x->node->requests++;
-        x->upstream->requests++;
-        x->route->requests++;
-        atomic_fetch_add_explicit(&x->worker->requests, 1, memory_order_relaxed);
+        exchange_count_answered(x);
         exchange_finish(x, keep_upstream, keep_client);
 }
 
@@ -492,11 +507,12 @@ int exchange_start(ClientConn *c, const HttpHead *h)
                 return 1;
         }
         c->exchange = x;
-        x->model = worker_get_model(c->worker);
+        x->model = worker_borrow_model(c->worker);
 
-        x->route = router_match(x->model->router, h->method, host_without_port(h->host), h->path);
+        x->route = router_match(x->model->router, x->model->routes, h->method,
+                                host_without_port(h->host), h->path);
         if (x->route && route_pick_upstream(x->route, &x->upstream) >= 0) {
-                atomic_fetch_add_explicit(&x->upstream->active, 1, memory_order_relaxed);
+                registry_in_flight_add(x->upstream->state);
                 x->use_tls = x->upstream->tls != NULL; /* scheme https */
                 size_t words = BITMAP_WORDS(x->upstream->n_nodes);
                 if (words > 1)

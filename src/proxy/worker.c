@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
+
 #include "base/event-alloc.h"
 #include "base/log.h"
 #include "lb/model.h"
@@ -9,19 +11,55 @@
 #include "proxy/pool.h"
 #include "proxy/worker.h"
 
-Model *worker_get_model(Worker *w)
+Model *worker_borrow_model(Worker *w)
 {
-        return model_ref(w->model);
+        w->model_exchanges++;
+        return w->model;
+}
+
+void worker_return_model(Worker *w, Model *m)
+{
+        if (_likely_(m == w->model)) {
+                assert(w->model_exchanges > 0);
+                w->model_exchanges--;
+                return;
+        }
+        for (size_t i = 0; i < w->n_retired; i++) {
+                WorkerModel *wm = &w->retired[i];
+                if (wm->model != m)
+                        continue;
+                assert(wm->n_exchanges > 0);
+                if (--wm->n_exchanges > 0)
+                        return;
+                model_unref(wm->model);
+                *wm = w->retired[--w->n_retired];
+                return;
+        }
+        assert(!"an exchange returns a model its worker lent");
 }
 
 void worker_refresh_model(Worker *w)
 {
-        Model *model = model_publisher_get_newer(w->shared->models, &w->generation);
-        if (_likely_(!model))
+        if (_likely_(!model_publisher_has_newer(w->shared->models, w->generation)))
                 return;
-        Model *old = w->model;
+        if (w->model_exchanges > 0) {
+                /* Kept until its last exchange ends. Without memory for that, the worker stays
+                 * on it and looks again at its next request. */
+                WorkerModel *l = realloc(w->retired, (w->n_retired + 1) * sizeof(WorkerModel));
+                if (!l)
+                        return;
+                w->retired = l;
+        }
+        Model *model = model_publisher_get_newer(w->shared->models, &w->generation);
+        if (!model)
+                return;
+        if (w->model_exchanges > 0)
+                w->retired[w->n_retired++] = (WorkerModel){ .model = w->model,
+                                                            .n_exchanges = w->model_exchanges };
+        else
+                model_unref(w->model);
         w->model = model;
-        model_unref(old);
+        w->model_exchanges = 0;
 }
 
 void worker_node_health_changed(Worker *w, const Upstream *u, const Node *n, const char *why)
@@ -97,6 +135,11 @@ int worker_init(Worker *w, unsigned id, const WorkerShared *shared, struct event
         w->watches = calloc(shared->n_listeners ? shared->n_listeners : 1, sizeof(ListenerWatch));
         if (!w->pool || !w->stop_event || !w->accept_timer || !w->accept_wake || !w->watches)
                 return -ENOMEM;
+        if (shared->registry) {
+                int r = registry_worker_attach(shared->registry, id, &w->counters);
+                if (r < 0)
+                        return r;
+        }
         worker_refresh_model(w);
         return listeners_watch(shared->listeners, shared->n_listeners, w, w->watches);
 }
@@ -123,6 +166,10 @@ void worker_done(Worker *w)
                 if (events[i])
                         event_free(events[i]);
         w->stop_event = w->accept_timer = w->accept_wake = NULL;
+        /* Its exchanges went with its connections. */
+        assert(w->n_retired == 0 && w->model_exchanges == 0);
+        free(w->retired);
+        w->retired = NULL;
         w->model = model_unref(w->model);
 }
 

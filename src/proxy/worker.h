@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "lb/publisher.h"
+#include "lb/registry.h"
 #include "net/listener.h"
 
 typedef struct Pool Pool;
@@ -40,11 +41,18 @@ typedef struct WorkerHooks {
 /* What the workers share, set up before the first one starts and not written while they run. */
 typedef struct WorkerShared {
         ModelPublisher *models;   /* the model new requests use */
+        Registry *registry;       /* where requests are counted; NULL: not counted */
         ConnLimit *conn_limit;    /* client connections, all workers together */
         Listener *listeners;      /* every worker accepts on each */
         size_t n_listeners;
         WorkerHooks hooks;
 } WorkerShared;
+
+/* A model a worker still holds after a newer one came, for the exchanges started on it. */
+typedef struct WorkerModel {
+        Model *model;          /* a reference */
+        unsigned n_exchanges;  /* still running on it */
+} WorkerModel;
 
 typedef struct Worker {
         unsigned id;
@@ -53,10 +61,16 @@ typedef struct Worker {
         Pool *pool;
         Model *model;        /* the current model as this worker sees it (a reference) */
         unsigned generation; /* of that model, against the publisher's */
+        /* Exchanges borrow the worker's reference rather than take one each (an atomic on a
+         * line every worker writes): counted here, by this worker alone. */
+        unsigned model_exchanges; /* running on `model` */
+        WorkerModel *retired;     /* earlier models with exchanges still running */
+        size_t n_retired;
         ClientConn *clients; /* every client connection, for shutdown */
         atomic_size_t n_clients; /* written by the worker, read by the status line */
         bool stopping;       /* finish what is in flight, take nothing new */
         atomic_uint_fast64_t requests; /* served by this worker (read by the control loop) */
+        RegistryWorker *counters; /* its own blocks of the registry's counters, or NULL */
         struct ListenerWatch *watches; /* this loop's watch on each shared socket */
         size_t n_watches;
         struct event *stop_event; /* activated from the control thread */
@@ -71,8 +85,10 @@ typedef struct Worker {
         atomic_bool exited; /* its thread left the loop */
 } Worker;
 
-/* The model new requests use (a new reference). */
-Model *worker_get_model(Worker *w);
+/* The model a new exchange uses, borrowed from the worker until worker_return_model(). */
+Model *worker_borrow_model(Worker *w);
+/* An exchange is done with `m`: the worker lets go of a model it no longer uses. */
+void worker_return_model(Worker *w, Model *m);
 /* Picks up a model swapped in since the last look: one atomic load when nothing changed. */
 void worker_refresh_model(Worker *w);
 /* Called when a client connection of the worker closed: gives its slot of the connection limit

@@ -14,6 +14,7 @@
  * connects to keeps its keys until the next connection, which replaces them. Tickets say they
  * are good for ticket_rotate, which GnuTLS also enforces. */
 #include <assert.h>
+#include <gnutls/crypto.h>
 #include <gnutls/x509.h>
 #include <stdarg.h>
 
@@ -285,19 +286,37 @@ static void key_pair_done(KeyPair *kp)
         *kp = (KeyPair){};
 }
 
-/* Reads one file of certificates[i]; `key` names it in messages ("cert", "key", "ocsp"). */
+/* What the server's files held when read: each file's role, path and content go into one
+ * SHA-256, so that a reload that finds them as they were reuses the server whole. */
+static void files_hash_add(gnutls_hash_hd_t h, const char *key, const char *path,
+                           const char *data, size_t size)
+{
+        uint64_t len = size;
+        (void)gnutls_hash(h, key, strlen(key) + 1);
+        (void)gnutls_hash(h, path, strlen(path) + 1);
+        (void)gnutls_hash(h, &len, sizeof(len));
+        (void)gnutls_hash(h, data, size);
+}
+
+/* Reads one file of certificates[i] into `files`; `key` names it in messages ("cert", "key",
+ * "ocsp"). */
 static int load_file(const TlsServerOptions *o, size_t i, const char *key, const char *path,
-                     char **ret_data, size_t *ret_size, char **ret_error)
+                     gnutls_hash_hd_t files, char **ret_data, size_t *ret_size,
+                     char **ret_error)
 {
         int r = tls_read_file(path, CREDENTIAL_FILE_MAX, ret_data, ret_size);
-        if (r < 0)
+        if (r < 0) {
                 set_error(ret_error, o, &o->certificates[i].mark, file_error(r),
                           "certificates[%zu].%s %s", i, key, path);
-        return r;
+                return r;
+        }
+        files_hash_add(files, key, path, *ret_data, *ret_size);
+        return 0;
 }
 
 static int load_certificate(const TlsServerOptions *o, size_t i,
-                            gnutls_certificate_credentials_t cred, char **ret_error)
+                            gnutls_certificate_credentials_t cred, gnutls_hash_hd_t files,
+                            char **ret_error)
 {
         const TlsCertificateFiles *cc = &o->certificates[i];
         _cleanup_free_ char *key_file = NULL, *cert_pem = NULL, *key_pem = NULL;
@@ -306,7 +325,7 @@ static int load_certificate(const TlsServerOptions *o, size_t i,
         KeyPair kp = {};
         int r;
 
-        r = load_file(o, i, "cert", cc->cert_file, &cert_pem, &size, ret_error);
+        r = load_file(o, i, "cert", cc->cert_file, files, &cert_pem, &size, ret_error);
         if (r < 0)
                 return r;
         gnutls_datum_t d = { .data = (unsigned char *)cert_pem, .size = (unsigned)size };
@@ -330,7 +349,7 @@ static int load_certificate(const TlsServerOptions *o, size_t i,
                 key_pair_done(&kp);
                 return r;
         }
-        r = load_file(o, i, "key", key_file, &key_pem, &size, ret_error);
+        r = load_file(o, i, "key", key_file, files, &key_pem, &size, ret_error);
         if (r < 0) {
                 key_pair_done(&kp);
                 return r;
@@ -359,7 +378,7 @@ static int load_certificate(const TlsServerOptions *o, size_t i,
         if (!cc->ocsp_file)
                 return 0;
         _cleanup_free_ char *ocsp = NULL;
-        r = load_file(o, i, "ocsp", cc->ocsp_file, &ocsp, &size, ret_error);
+        r = load_file(o, i, "ocsp", cc->ocsp_file, files, &ocsp, &size, ret_error);
         if (r < 0)
                 return r;
         d = (gnutls_datum_t){ .data = (unsigned char *)ocsp, .size = (unsigned)size };
@@ -403,14 +422,21 @@ int tls_server_new(const TlsServerOptions *o, TlsServer **ret, char **ret_error)
                 return -ENOMEM;
         }
         gnutls_certificate_set_flags(t->credentials, GNUTLS_CERTIFICATE_API_V2);
+        gnutls_hash_hd_t files;
+        if (gnutls_hash_init(&files, GNUTLS_DIG_SHA256) < 0) {
+                tls_server_free(t);
+                return -ENOMEM;
+        }
         /* The first pair is GnuTLS's choice when no certificate matches the SNI. */
         for (size_t i = 0; i < o->n_certificates; i++) {
-                r = load_certificate(o, i, t->credentials, ret_error);
+                r = load_certificate(o, i, t->credentials, files, ret_error);
                 if (r < 0) {
+                        gnutls_hash_deinit(files, NULL);
                         tls_server_free(t);
                         return r;
                 }
         }
+        gnutls_hash_deinit(files, t->files_digest);
 
         /* Debian's NORMAL still allows TLS 1.0 and 1.1; the server's order of ciphers wins. */
         const char *err_pos = NULL;
@@ -456,6 +482,44 @@ TlsServer *tls_server_free(TlsServer *t)
                 gnutls_certificate_free_credentials(t->credentials);
         free(t);
         return NULL;
+}
+
+/* The SHA-256 of what the files of `o` hold now, as load_certificate() feeds it. */
+static int files_digest(const TlsServerOptions *o, unsigned char ret[32])
+{
+        gnutls_hash_hd_t h;
+        int r = 0;
+
+        if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < o->n_certificates && r >= 0; i++) {
+                const TlsCertificateFiles *cc = &o->certificates[i];
+                _cleanup_free_ char *key_file = NULL, *data = NULL;
+                const char *why = NULL;
+                size_t size;
+
+                r = load_file(o, i, "cert", cc->cert_file, h, &data, &size, NULL);
+                if (r >= 0)
+                        r = key_path(cc->key_file, &key_file, &why);
+                if (r >= 0) {
+                        data = mfree(data);
+                        r = load_file(o, i, "key", key_file, h, &data, &size, NULL);
+                        if (r >= 0)
+                                explicit_bzero(data, size);
+                }
+                if (r >= 0 && cc->ocsp_file) {
+                        data = mfree(data);
+                        r = load_file(o, i, "ocsp", cc->ocsp_file, h, &data, &size, NULL);
+                }
+        }
+        gnutls_hash_deinit(h, ret);
+        return r;
+}
+
+bool tls_server_files_unchanged(const TlsServer *t, const TlsServerOptions *o)
+{
+        unsigned char digest[sizeof(t->files_digest)];
+        return files_digest(o, digest) >= 0 && memcmp(digest, t->files_digest, sizeof(digest)) == 0;
 }
 
 void tls_server_carry_state(TlsServer *t, const TlsServer *old)

@@ -8,6 +8,7 @@
  * ticket keys, rotated every ticket_rotate with the previous key still accepted for one more
  * period. The per-connection part is in tls-stream.c. */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +43,12 @@ typedef struct TlsServerOptions {
 int tls_server_new(const TlsServerOptions *o, TlsServer **ret, char **ret_error);
 /* Drops the owner's reference; streams attached keep the server until they are freed. */
 TlsServer *tls_server_free(TlsServer *t);
+
+/* Whether the files of `o` (the options `t` was built with) still hold what `t` loaded: read
+ * again and compared, so that a reload that finds them as they were keeps `t`. */
+bool tls_server_files_unchanged(const TlsServer *t, const TlsServerOptions *o);
+/* Another reference on `t`, for a model that keeps it. */
+TlsServer *tls_server_ref(TlsServer *t);
 
 /* Carries the session ticket keys of `old` (the same listener in the model being replaced) to
  * `t`, so that a reload does not cost every client its resumption. Before `t` is in use. */

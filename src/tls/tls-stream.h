@@ -20,9 +20,28 @@
 
 typedef struct TlsCacheEntry TlsCacheEntry;
 
+/* What a TlsClient trusts (tls-trust.c): the system store and a ca_file, shared by every client
+ * with the same file and content. */
+typedef struct TlsTrust TlsTrust;
+
+/* The TlsTrust of ca_file (NULL: the system store alone) as it is now: the file is read, and a
+ * TlsTrust loaded from the same path and content is shared, else one is built. `upstream`
+ * names it in *ret_error. */
+int tls_trust_get(const char *upstream, const char *ca_file, TlsTrust **ret, char **ret_error);
+TlsTrust *tls_trust_ref(TlsTrust *t);
+TlsTrust *tls_trust_unref(TlsTrust *t);
+/* Whether tls_trust_get() would still give `t` for its file as it was (not whether the file
+ * changed since: that needs reading it). False once the system store changed under it. */
+bool tls_trust_current(TlsTrust *t);
+gnutls_certificate_credentials_t tls_trust_credentials(const TlsTrust *t);
+/* A SHA-256 over the system store's anchors, the ca_file's path and its content. */
+const unsigned char *tls_trust_digest(const TlsTrust *t);
+const char *tls_trust_ca_file(const TlsTrust *t);
+
 struct TlsClient {
         atomic_uint n_ref; /* the upstream's, plus one per attached stream */
-        gnutls_certificate_credentials_t credentials;
+        TlsTrust *trust;
+        gnutls_certificate_credentials_t credentials; /* the trust's */
         gnutls_priority_t priority;
         bool verify;
         char policy_id[TLS_POLICY_ID_LEN + 1]; /* see tls_client_policy_id() */
@@ -33,8 +52,6 @@ struct TlsClient {
         TlsCacheEntry *newest, *oldest; /* insertion order, for eviction */
         size_t cache_max;
 };
-
-TlsClient *tls_client_ref(TlsClient *t);
 
 /* Stores (or replaces) the resumption data for `key`; the data is copied. */
 int tls_client_cache_put(TlsClient *t, const char *key, const void *data, size_t size);
@@ -99,8 +116,7 @@ struct TlsServer {
         TlsTickets *tickets;
         uint64_t ticket_rotate_usec;
         unsigned ticket_lifetime_sec; /* what tickets say they are good for */
+        unsigned char files_digest[32]; /* what its files held (tls_server_files_unchanged) */
 };
-
-TlsServer *tls_server_ref(TlsServer *t);
 
 extern const StreamTransport tls_transport;

@@ -9,9 +9,6 @@
 #include "base/util.h"
 #include "tls/tls-stream.h"
 
-/* A CA bundle is a few hundred kilobytes at most; a bigger file is a mistake. */
-#define CA_FILE_MAX (16 * 1024 * 1024)
-
 /* On top of the system's default priorities: Debian's NORMAL still allows TLS 1.0 and 1.1. */
 #define CLIENT_PRIORITY "-VERS-TLS1.0:-VERS-TLS1.1"
 
@@ -76,7 +73,7 @@ int tls_read_file(const char *path, size_t max, char **ret, size_t *ret_size)
  *
  * A connection or a session made under one TlsClient may serve another only when both would
  * have accepted the same peers in the same way: everything that decides a handshake goes into
- * one SHA-256, fed field by field as tls_client_new() sets it up, so that what is configured and
+ * one SHA-256, fed field by field as client_new() sets it up, so that what is configured and
  * what is hashed stay side by side. Each field is its name, its length and its bytes, so no two
  * policies feed the same stream. The policy is hashed, never the object's address: a reload
  * that leaves an upstream's TLS as it was keeps its pooled connections. */
@@ -140,45 +137,6 @@ static void policy_add_priority(PolicyHash *p, gnutls_priority_t prio)
         policy_add_list(p, "server certificate types", n, list);
 }
 
-static void set_error(char **ret_error, const char *upstream, const char *path, const char *why)
-{
-        if (ret_error && asprintf(ret_error, "upstream '%s': tls.ca_file %s: %s", upstream, path,
-                                  why) < 0)
-                *ret_error = NULL;
-}
-
-/* Adds the trust anchors of `path`. A file that cannot be read or holds no certificate is an
- * error: a typo there must not quietly leave only the system store. */
-static int add_ca_file(TlsClient *t, const TlsClientPolicy *p, PolicyHash *policy,
-                       char **ret_error)
-{
-        const char *path = p->ca_file;
-        _cleanup_free_ char *pem = NULL;
-        size_t size = 0;
-
-        int r = tls_read_file(path, CA_FILE_MAX, &pem, &size);
-        if (r < 0) {
-                set_error(ret_error, p->upstream, path,
-                          r == -EBADFD ? "not a regular file" : strerror(-r));
-                return r;
-        }
-        gnutls_datum_t d = { .data = (unsigned char *)pem, .size = (unsigned)size };
-        r = gnutls_certificate_set_x509_trust_mem(t->credentials, &d, GNUTLS_X509_FMT_PEM);
-        if (r < 0) {
-                set_error(ret_error, p->upstream, path, gnutls_strerror(r));
-                return -EINVAL;
-        }
-        if (r == 0) {
-                set_error(ret_error, p->upstream, path, "no PEM certificate found");
-                return -EINVAL;
-        }
-        /* Its name and what it held when read: the same path with other anchors in it (a
-         * renewed bundle, then a reload) is another policy. */
-        policy_add(policy, "ca_file", path, strlen(path));
-        policy_add(policy, "ca_file content", pem, size);
-        return 0;
-}
-
 static void hex_encode(const unsigned char *p, size_t n, char *ret)
 {
         static const char digits[] = "0123456789abcdef";
@@ -190,22 +148,23 @@ static void hex_encode(const unsigned char *p, size_t n, char *ret)
         ret[2 * n] = '\0';
 }
 
-int tls_client_new(const TlsClientPolicy *p, TlsClient **ret, char **ret_error)
+/* A new client for `p` over `trust` (handed over, also on failure). */
+static int client_new(const TlsClientPolicy *p, TlsTrust *trust, TlsClient **ret,
+                      char **ret_error)
 {
-        assert(p);
-        assert(ret);
-
-        if (ret_error)
-                *ret_error = NULL;
-
         TlsClient *t = calloc(1, sizeof(*t));
-        if (!t)
+        if (!t) {
+                tls_trust_unref(trust);
                 return -ENOMEM;
+        }
         atomic_init(&t->n_ref, 1);
+        t->trust = trust;
+        t->credentials = tls_trust_credentials(trust);
         t->verify = p->verify;
         t->cache_max = TLS_CACHE_MAX;
         int r = pthread_mutex_init(&t->cache_lock, NULL);
         if (r != 0) {
+                tls_trust_unref(trust);
                 free(t);
                 return -r;
         }
@@ -221,25 +180,10 @@ int tls_client_new(const TlsClientPolicy *p, TlsClient **ret, char **ret_error)
                 tls_client_free(t);
                 return -ENOMEM;
         }
-        policy_add(&policy, "lbproxy upstream TLS policy", "1", 1);
+        policy_add(&policy, "lbproxy upstream TLS policy", "2", 1);
         policy_add_int(&policy, "verify", t->verify);
-
-        r = gnutls_certificate_allocate_credentials(&t->credentials);
-        if (r < 0) {
-                t->credentials = NULL;
-                r = -ENOMEM;
-                goto fail;
-        }
-        /* The system store may be missing (a minimal container) while ca_file has the anchor
-         * that matters; a handshake that finds no anchor says "issuer is unknown" anyway. Of
-         * the store only how many anchors it gave goes into the policy, not which. */
-        policy_add_int(&policy, "system trust",
-                       gnutls_certificate_set_x509_system_trust(t->credentials));
-        if (p->ca_file) {
-                r = add_ca_file(t, p, &policy, ret_error);
-                if (r < 0)
-                        goto fail;
-        }
+        /* The system store's anchors, ca_file's path and what it held when read. */
+        policy_add(&policy, "trust", tls_trust_digest(trust), 32);
 
         const char *err_pos = NULL;
         r = gnutls_priority_init2(&t->priority, CLIENT_PRIORITY, &err_pos,
@@ -278,6 +222,38 @@ fail:
         return r;
 }
 
+int tls_client_update(const TlsClientPolicy *p, TlsClient *old, bool recheck, TlsClient **ret,
+                      char **ret_error)
+{
+        assert(p);
+        assert(ret);
+
+        if (ret_error)
+                *ret_error = NULL;
+        bool alike = old && old->verify == p->verify &&
+                     streq_ptr(tls_trust_ca_file(old->trust), p->ca_file) &&
+                     tls_trust_current(old->trust);
+        if (alike && !recheck) {
+                *ret = tls_client_ref(old);
+                return 0;
+        }
+        TlsTrust *trust;
+        int r = tls_trust_get(p->upstream, p->ca_file, &trust, ret_error);
+        if (r < 0)
+                return r;
+        if (alike && trust == old->trust) {
+                tls_trust_unref(trust);
+                *ret = tls_client_ref(old);
+                return 0;
+        }
+        return client_new(p, trust, ret, ret_error);
+}
+
+int tls_client_new(const TlsClientPolicy *p, TlsClient **ret, char **ret_error)
+{
+        return tls_client_update(p, NULL, true, ret, ret_error);
+}
+
 const char *tls_client_policy_id(const TlsClient *t)
 {
         assert(t);
@@ -311,8 +287,7 @@ TlsClient *tls_client_free(TlsClient *t)
         pthread_mutex_destroy(&t->cache_lock);
         if (t->priority)
                 gnutls_priority_deinit(t->priority);
-        if (t->credentials)
-                gnutls_certificate_free_credentials(t->credentials);
+        tls_trust_unref(t->trust);
         free(t);
         return NULL;
 }

@@ -2,9 +2,10 @@
 #pragma once
 
 /* TLS towards upstreams with GnuTLS: one TlsClient per upstream holds the credentials (system
- * trust plus ca_file), the priorities (TLS 1.2 minimum) and the verification policy, and a
- * session cache keyed by policy id, SNI and address so a new connection resumes instead of
- * paying a full handshake. */
+ * trust plus ca_file, loaded once per file and content and shared by the clients that trust the
+ * same), the priorities (TLS 1.2 minimum) and the verification policy, and a session cache keyed
+ * by policy id, SNI and address so a new connection resumes instead of paying a full
+ * handshake. */
 
 #include <stdbool.h>
 
@@ -22,6 +23,16 @@ typedef struct TlsClientPolicy {
 /* Builds the TLS client of an upstream with scheme https. On failure *ret_error (if given) says
  * why, naming the file. */
 int tls_client_new(const TlsClientPolicy *p, TlsClient **ret, char **ret_error);
+/* The TLS client for policy `p` where `old` (may be NULL) served before: `old` itself (a new
+ * reference: its session cache goes on) when it was built for the same policy and its trust is
+ * current, else a new one as tls_client_new() builds it. With `recheck` (a reload), ca_file is
+ * read again, and `old` serves on only when the file holds what it held. */
+int tls_client_update(const TlsClientPolicy *p, TlsClient *old, bool recheck, TlsClient **ret,
+                      char **ret_error);
+/* A reload looks at the system trust store once: when its anchors changed since a TlsClient's
+ * trust read them, tls_client_update() builds a new client for it. Returns 1 when the store
+ * changed, 0 when not (or when nothing has read it yet), or a negative errno. */
+int tls_trust_check_system(void);
 /* The policy id: a hex SHA-256 over everything that decides what a handshake accepts (verify,
  * the system trust, ca_file's path and content, the priorities as resolved). Two TlsClients with
  * the same id accept the same servers, so their connections and sessions may serve each other,
@@ -30,6 +41,7 @@ int tls_client_new(const TlsClientPolicy *p, TlsClient **ret, char **ret_error);
 #define TLS_POLICY_ID_LEN 64
 const char *tls_client_policy_id(const TlsClient *t);
 
+TlsClient *tls_client_ref(TlsClient *t);
 /* Drops the owner's reference. Streams attached keep the client alive until they are freed, so
  * an upstream retired by a reload may go while its connections idle in the pool. */
 TlsClient *tls_client_free(TlsClient *t);

@@ -1192,16 +1192,6 @@ static void test_durations(void)
 
 /* ---- the dump ---- */
 
-static bool strv_equal(char **a, char **b)
-{
-        if (!a || !b)
-                return a == b;
-        for (; *a && *b; a++, b++)
-                if (!streq(*a, *b))
-                        return false;
-        return !*a && !*b;
-}
-
 /* The translated parts: upstreams and routes, every field but the marks. */
 static bool translation_equal(const Config *a, const Config *b)
 {

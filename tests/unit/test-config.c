@@ -1316,16 +1316,6 @@ static bool tls_equal(const ConfigTls *a, const ConfigTls *b)
                streq_ptr(a->sni, b->sni);
 }
 
-static bool strv_equal(char **a, char **b)
-{
-        if (!a || !b)
-                return a == b;
-        for (; *a && *b; a++, b++)
-                if (!streq(*a, *b))
-                        return false;
-        return !*a && !*b;
-}
-
 static bool listener_equal(const ConfigListener *x, const ConfigListener *y)
 {
         if (!streq_ptr(x->name, y->name) || !streq_ptr(x->listen, y->listen) ||

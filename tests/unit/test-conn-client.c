@@ -29,6 +29,7 @@ static const char config_yaml[] = "access_log: false\n"
 
 typedef struct Fixture {
         struct event_base *base;
+        Registry *registry;
         ModelPublisher models;
         ConnLimit conn_limit;
         WorkerShared shared;
@@ -49,7 +50,8 @@ static void fixture_init(Fixture *f)
         CHECK(config_load_string("t.yaml", config_yaml, strlen(config_yaml), &errors, &config) ==
               0);
         free(errors);
-        CHECK(model_new(config, NULL, &model, NULL) == 0);
+        CHECK(registry_new(&f->registry) == 0);
+        CHECK(model_new(config, &(ModelContext){ .registry = f->registry }, &model, NULL) == 0);
         model_publisher_init(&f->models);
         model_publisher_set(&f->models, model);
         conn_limit_init(&f->conn_limit);
@@ -69,6 +71,7 @@ static void fixture_done(Fixture *f)
         f->worker.pool = pool_free(f->worker.pool);
         f->worker.model = model_unref(f->worker.model);
         model_publisher_done(&f->models);
+        f->registry = registry_free(f->registry);
         conn_limit_done(&f->conn_limit);
         f->peer = safe_close(f->peer);
         event_base_free(f->base);

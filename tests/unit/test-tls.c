@@ -238,6 +238,20 @@ static void test_ca_file(const Pki *pki)
 
 /* ---- the policy id ---- */
 
+/* A self-signed CA of its own, as PEM (gnutls_free() its data). */
+static gnutls_datum_t other_ca_pem(const char *cn, unsigned serial)
+{
+        gnutls_x509_privkey_t key = new_key();
+        gnutls_x509_crt_t crt = new_crt(key, cn, serial);
+        gnutls_datum_t pem;
+        GNUTLS_OK(gnutls_x509_crt_set_basic_constraints(crt, 1, -1));
+        GNUTLS_OK(gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0));
+        GNUTLS_OK(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &pem));
+        gnutls_x509_crt_deinit(crt);
+        gnutls_x509_privkey_deinit(key);
+        return pem;
+}
+
 /* The id of a client built from ca_file (or none) and verify; "" when it does not build. */
 static void policy_id(const char *ca_file, int verify, char ret[TLS_POLICY_ID_LEN + 1])
 {
@@ -280,12 +294,7 @@ static void test_policy_id(const Pki *pki)
         policy_id(copy_file, 1, copy);
         CHECK(!streq(copy, ca));
 
-        gnutls_x509_privkey_t key = new_key();
-        gnutls_x509_crt_t crt = new_crt(key, "another CA", 3);
-        GNUTLS_OK(gnutls_x509_crt_set_basic_constraints(crt, 1, -1));
-        GNUTLS_OK(gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0));
-        gnutls_datum_t other_pem;
-        GNUTLS_OK(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &other_pem));
+        gnutls_datum_t other_pem = other_ca_pem("another CA", 3);
         free(write_tmp("ca-copy.pem", other_pem.data, other_pem.size));
         policy_id(copy_file, 1, other);
         CHECK(!streq(other, copy) && !streq(other, ca));
@@ -295,10 +304,74 @@ static void test_policy_id(const Pki *pki)
         CHECK(streq(other, copy));
 
         gnutls_free(other_pem.data);
-        gnutls_x509_crt_deinit(crt);
-        gnutls_x509_privkey_deinit(key);
         free(pem);
         unlink(copy_file);
+}
+
+/* ---- trust shared, clients reused ---- */
+
+static TlsClient *client_update(const char *ca_file, int verify, TlsClient *old, bool recheck)
+{
+        TlsClientPolicy policy = { .upstream = "u", .ca_file = ca_file, .verify = verify != 0 };
+        TlsClient *t = NULL;
+        return tls_client_update(&policy, old, recheck, &t, NULL) < 0 ? NULL : t;
+}
+
+static void test_trust_shared(const Pki *pki)
+{
+        /* The system store (and a ca_file) are loaded once and shared by the clients that
+         * trust the same: each has its own session cache, not its own credentials. */
+        TlsClient *a = client_new(NULL, 1, NULL), *b = client_new(NULL, 0, NULL);
+        CHECK(a && b && a != b && a->credentials == b->credentials);
+        TlsClient *c = client_new(pki->ca_file, 1, NULL), *d = client_new(pki->ca_file, 1, NULL);
+        CHECK(c && d && c != d && c->credentials == d->credentials);
+        CHECK(c->credentials != a->credentials);
+        CHECK(streq(tls_client_policy_id(c), tls_client_policy_id(d)));
+
+        /* The same policy: the client itself serves on, its sessions with it; a D-Bus change
+         * (no recheck) does not even read the file. */
+        CHECK(client_update(pki->ca_file, 1, c, false) == c);
+        CHECK(client_update(pki->ca_file, 1, c, true) == c);
+        tls_client_free(c); /* the two references taken above */
+        tls_client_free(c);
+        /* Another verify or another file: a new client. */
+        TlsClient *e = client_update(pki->ca_file, 0, c, false);
+        CHECK(e && e != c && e->credentials == c->credentials);
+        tls_client_free(e);
+        e = client_update(NULL, 1, c, false);
+        CHECK(e && e != c && e->credentials == a->credentials);
+        tls_client_free(e);
+
+        /* The file rewritten: a reload (recheck) sees it, a D-Bus change does not look. */
+        char *pem = NULL;
+        size_t size = 0;
+        CHECK(tls_read_file(pki->ca_file, 1 << 20, &pem, &size) == 0);
+        _cleanup_free_ char *file = write_tmp("ca-shared.pem", pem, size);
+        TlsClient *f = client_new(file, 1, NULL);
+        CHECK(f && f->credentials != c->credentials); /* another path */
+        gnutls_datum_t other = other_ca_pem("yet another CA", 4);
+        free(write_tmp("ca-shared.pem", other.data, other.size));
+        TlsClient *g = client_update(file, 1, f, false);
+        CHECK(g == f);
+        tls_client_free(g);
+        g = client_update(file, 1, f, true);
+        CHECK(g && g != f && g->credentials != f->credentials);
+        CHECK(g && !streq(tls_client_policy_id(g), tls_client_policy_id(f)));
+        /* Back to the first content while a client of it lives: its trust is found again. */
+        free(write_tmp("ca-shared.pem", pem, size));
+        TlsClient *h = client_update(file, 1, g, true);
+        CHECK(h && h != g && h->credentials == f->credentials);
+        CHECK(h && streq(tls_client_policy_id(h), tls_client_policy_id(f)));
+
+        /* Nothing changed in the system store since these read it. */
+        CHECK(tls_trust_check_system() == 0);
+
+        TlsClient *all[] = { a, b, c, d, f, g, h };
+        for (size_t i = 0; i < ELEMENTSOF(all); i++)
+                tls_client_free(all[i]);
+        gnutls_free(other.data);
+        free(pem);
+        unlink(file);
 }
 
 /* ---- handshakes against a GnuTLS server ---- */
@@ -1182,6 +1255,32 @@ static void test_server_handshakes(const ServerFiles *f, const char *priority, c
         CHECK(tls_server_attach(NULL, &unused) == -ENOKEY);
 }
 
+/* A reload that finds a listener's files as they were keeps its TlsServer: they are read again
+ * and compared, not loaded. */
+static void test_server_files(const ServerFiles *f)
+{
+        TlsCertificateFiles certs[] = { CERT(f->a_cert, f->a_key) };
+        TlsServerOptions o = { .listener = "https", .certificates = certs, .n_certificates = 1 };
+        TlsServer *t = server_new(certs, 1, NULL);
+        CHECK(t && tls_server_files_unchanged(t, &o));
+
+        char *pem = NULL, *other = NULL;
+        size_t size = 0, other_size = 0;
+        CHECK(tls_read_file(f->a_cert, 1 << 20, &pem, &size) == 0);
+        CHECK(tls_read_file(f->b_cert, 1 << 20, &other, &other_size) == 0);
+        free(write_tmp("a.example.pem", other, other_size));
+        CHECK(!tls_server_files_unchanged(t, &o));
+        free(write_tmp("a.example.pem", pem, size));
+        CHECK(tls_server_files_unchanged(t, &o));
+        /* A file gone is a change (the new server then says what is wrong). */
+        TlsCertificateFiles gone[] = { CERT(f->a_cert, "/nonexistent/a.key") };
+        o.certificates = gone;
+        CHECK(!tls_server_files_unchanged(t, &o));
+        tls_server_free(t);
+        free(pem);
+        free(other);
+}
+
 int main(void)
 {
         if (!mkdtemp(tmpdir))
@@ -1192,6 +1291,7 @@ int main(void)
         test_cache();
         test_ca_file(&pki);
         test_policy_id(&pki);
+        test_trust_shared(&pki);
         test_handshakes(&pki, "NORMAL", "TLS 1.3");
         test_handshakes(&pki, "NORMAL:-VERS-TLS1.3", "TLS 1.2");
         test_ticket_burst(&pki);
@@ -1200,6 +1300,7 @@ int main(void)
         write_pair(&pki, "a.example", 10, &f.a_cert, &f.a_key);
         write_pair(&pki, "b.example", 11, &f.b_cert, &f.b_key);
         test_server_errors(&pki, &f);
+        test_server_files(&f);
         test_ticket_keys();
         test_ticket_messages();
         test_server_handshakes(&f, "NORMAL", "TLS 1.3");
