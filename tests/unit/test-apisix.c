@@ -14,17 +14,6 @@
 #include "config/config.h"
 #include "tap.h"
 
-#define CHECK_STR(a, b)                                                                            \
-        do {                                                                                       \
-                const char *_a = (a), *_b = (b);                                                   \
-                if (!streq_ptr(_a, _b)) {                                                          \
-                        fprintf(stderr, "%s:%d: check failed: %s == %s\n  got:  %s\n  want: %s\n", \
-                                __FILE__, __LINE__, #a, #b, _a ? _a : "(null)",                    \
-                                _b ? _b : "(null)");                                               \
-                        tap_failures++;                                                            \
-                }                                                                                  \
-        } while (0)
-
 #define STRV(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 /* Manifests alone have no listener; this document, put after them, keeps their line numbers

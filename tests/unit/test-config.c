@@ -13,27 +13,8 @@
 
 #include "config/config-internal.h"
 #include "config/config.h"
+#include "tap.h"
 
-static unsigned failures;
-
-#define CHECK(cond)                                                                                \
-        do {                                                                                       \
-                if (!(cond)) {                                                                     \
-                        fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
-                        failures++;                                                                \
-                }                                                                                  \
-        } while (0)
-
-#define CHECK_STR(a, b)                                                                            \
-        do {                                                                                       \
-                const char *_a = (a), *_b = (b);                                                   \
-                if (!streq_ptr(_a, _b)) {                                                          \
-                        fprintf(stderr, "%s:%d: check failed: %s == %s\n  got:  %s\n  want: %s\n", \
-                                __FILE__, __LINE__, #a, #b, _a ? _a : "(null)",                    \
-                                _b ? _b : "(null)");                                               \
-                        failures++;                                                                \
-                }                                                                                  \
-        } while (0)
 
 /* A Config that must not be touched by a failing load. */
 #define UNTOUCHED ((Config *)(uintptr_t)0x5a5a)
@@ -48,7 +29,7 @@ static Config *load_ok_at(const char *yaml, int line)
         if (r < 0 || !c || errors) {
                 fprintf(stderr, "%s:%d: load failed: %s\n%s\n", __FILE__, line, strerror(-r),
                         errors ? errors : "");
-                failures++;
+                tap_failures++;
                 free(r < 0 ? errors : NULL);
                 return NULL;
         }
@@ -68,7 +49,7 @@ static void expect_errors_at(const char *yaml, const char *want, int line)
                 fprintf(stderr, "%s:%d: expected -EINVAL, got %d%s\n  got:  %s\n  want: %s\n",
                         __FILE__, line, r, c != UNTOUCHED ? " (ret touched)" : "",
                         errors ? errors : "(null)", want);
-                failures++;
+                tap_failures++;
                 if (r >= 0 && c != UNTOUCHED)
                         config_unref(c);
         }
@@ -80,7 +61,7 @@ static void expect_errors_at(const char *yaml, const char *want, int line)
         if (r != -EINVAL || c != UNTOUCHED) {
                 fprintf(stderr, "%s:%d: errors=NULL: expected -EINVAL, got %d\n", __FILE__, line,
                         r);
-                failures++;
+                tap_failures++;
         }
 }
 #define expect_errors(yaml, want) expect_errors_at(yaml, want, __LINE__)
@@ -455,7 +436,7 @@ static void test_durations(void)
                 if (r != cases[i].r || (r == 0 && usec != cases[i].usec)) {
                         fprintf(stderr, "%s:%d: duration '%s': got %d/%" PRIu64 "\n", __FILE__,
                                 __LINE__, cases[i].s, r, usec);
-                        failures++;
+                        tap_failures++;
                 }
         }
 
@@ -1018,7 +999,7 @@ static void expect_state_errors_at(const char *state, const char *want, int line
         if (r != -EINVAL || c != UNTOUCHED || !streq_ptr(errors, want)) {
                 fprintf(stderr, "%s:%d: expected -EINVAL, got %d\n  got:  %s\n  want: %s\n",
                         __FILE__, line, r, errors ? errors : "(null)", want);
-                failures++;
+                tap_failures++;
         }
         free(errors);
 }
@@ -1049,7 +1030,7 @@ static void test_state(void)
 
         if (!cwd || !mkdtemp(dir) || chdir(dir) < 0) {
                 perror(dir);
-                failures++;
+                tap_failures++;
                 free(cwd);
                 return;
         }
@@ -1145,7 +1126,7 @@ static void test_files(void)
 
         if (!mkdtemp(dir)) {
                 perror("mkdtemp");
-                failures++;
+                tap_failures++;
                 return;
         }
         if (asprintf(&confd, "%s/conf.d", dir) < 0 || mkdir(confd, 0755) < 0)
@@ -1417,13 +1398,13 @@ static void check_round_trip(const char *yaml, int line)
         if (r < 0) {
                 fprintf(stderr, "%s:%d: dump does not load:\n%s\n%s\n", __FILE__, line, errors,
                         text);
-                failures++;
+                tap_failures++;
                 free(errors);
         } else {
                 if (!config_equal(a, b)) {
                         fprintf(stderr, "%s:%d: dump loads differently:\n%s\n", __FILE__, line,
                                 text);
-                        failures++;
+                        tap_failures++;
                 }
                 /* And a dump of the dump is the same text. */
                 text2 = dump(b);
@@ -1797,10 +1778,5 @@ int main(void)
         test_protocol_errors();
         test_dump();
 
-        if (failures > 0) {
-                fprintf(stderr, "%u check(s) failed\n", failures);
-                return 1;
-        }
-        printf("all config checks passed\n");
-        return 0;
+        TEST_MAIN_END();
 }

@@ -1,0 +1,292 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""What a change over D-Bus costs a running lbproxy with many routes and https upstreams.
+
+    /usr/bin/python3 tests/bench/changes.py [--lbproxy build/src/lbproxy] [--routes 10000]
+        [--upstreams 100] [--changes 100] [--startup-upstreams 1000] [--keep]
+
+Not a test: it prints what it measured beside the goals of issue #13, and exits 0. Root (it
+binds 127.0.x.y and pins processes), loopback only; nginx, dbus-daemon, certtool and Debian's
+python3-dbus must be installed (tests/bench/run.sh installs them).
+
+The setup: one nginx (one worker) answering https on port 8443 of every 127.0.x.y, with a
+certificate made here by certtool; lbproxy with `workers: 1` (so its one event loop is also the
+control loop: the worst case for requests in flight), `routes` routes, route i to upstream
+i % upstreams, each upstream https with two nodes (127.0.1.K and 127.0.2.K), verified against
+the test CA; its state directory under /var/tmp (a real disk: the fsyncs are real); a private
+dbus-daemon. lbproxy runs on CPU 0, everything else on CPU 1.
+
+What it measures:
+1. start-up to READY=1 with `routes` routes and `upstreams` upstreams, and again with
+   `startup-upstreams` upstreams (configuration only: no request is made);
+2. the time of a SetNodeWeight and of an AddNode, from the call to its reply (which comes once
+   the change is on disk and serving), `changes` of each, on upstream u0;
+3. meanwhile a client (its own process) sends requests one after another over one keep-alive
+   connection to a route of u1, which no change touches: its latency before the changes and
+   during them; the longest delay is the worst latency during them less the median before;
+4. after the changes, three requests to a route of each upstream but u0: the connections nginx
+   saw opened for them (the nodes' own, in its log). Before the changes each of these upstreams
+   was warmed up, so each has connections pooled: an unchanged upstream should open none, and
+   make no TLS handshake, full or resumed.
+"""
+
+import argparse
+import http.client
+import multiprocessing
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+
+import bench  # noqa: E402  certtool, processes, ports
+import startup  # noqa: E402  start-up to READY=1
+from dbus_helpers import SystemBus  # noqa: E402  a private system bus
+
+PROXY_CPU, LOAD_CPU = bench.PROXY_CPU, bench.LOAD_CPU
+NODE_PORT = 8443
+LISTEN = ("127.0.0.1", 18500)
+MANAGER = ("org.lbproxy1", "/org/lbproxy1", "org.lbproxy1.Manager")
+
+
+def node_a(i):
+    return f"127.0.1.{1 + i}" if i < 250 else f"127.1.{i // 250}.{1 + i % 250}"
+
+
+def node_b(i):
+    return f"127.0.2.{1 + i}" if i < 250 else f"127.2.{i // 250}.{1 + i % 250}"
+
+
+def lbproxy_yaml(d, routes, upstreams):
+    out = ["access_log: false", "workers: 1",
+           f'listeners: [{{name: web, listen: "{LISTEN[0]}:{LISTEN[1]}"}}]',
+           f"tls: {{ca_file: {d}/ca.pem}}", "upstreams:"]
+    for i in range(upstreams):
+        out.append(f"- {{name: u{i}, scheme: https, pass_host: rewrite, upstream_host: "
+                   f"httpbin.org, tls: {{sni: httpbin.org}}, keepalive_pool: 8, "
+                   f"nodes: [{{host: {node_a(i)}, port: {NODE_PORT}}}, "
+                   f"{{host: {node_b(i)}, port: {NODE_PORT}}}]}}")
+    out.append("routes:")
+    for i in range(routes):
+        out.append(f"- {{name: r{i}, paths: [/route-{i}], upstreams: [{{name: u{i % upstreams}}}]}}")
+    return "\n".join(out) + "\n"
+
+
+def start_nginx(d):
+    """One worker on every 127.x.y.z:8443; its log says, per request, the node's address, the
+    connection's number, its request count (1: a new connection) and whether TLS resumed."""
+    conf = f"""
+daemon off;
+master_process on;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid {d}/nginx.pid;
+error_log {d}/nginx.err warn;
+events {{ worker_connections 16000; }}
+http {{
+  log_format c '$server_addr $connection $connection_requests $ssl_session_reused';
+  access_log {d}/nginx.log c;
+  client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp;
+  uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
+  keepalive_timeout 600s;
+  keepalive_requests 100000000;
+  ssl_protocols TLSv1.2 TLSv1.3;
+  ssl_session_cache shared:up:10m;
+  server {{
+    listen {NODE_PORT} ssl;
+    ssl_certificate {d}/httpbin.org.pem; ssl_certificate_key {d}/httpbin.org.key;
+    location / {{ default_type text/plain; return 200 "ok\\n"; }}
+  }}
+}}
+"""
+    os.makedirs(f"{d}/tmp", exist_ok=True)
+    with open(f"{d}/nginx.conf", "w") as f:
+        f.write(conf)
+    p = bench.spawn(["nginx", "-p", d, "-e", f"{d}/nginx.err", "-c", f"{d}/nginx.conf"],
+                    "nginx", LOAD_CPU)
+    if not bench.wait_port("127.0.1.1", NODE_PORT, 20, p):
+        sys.exit(f"nginx did not start: see {d}/nginx.err")
+    return p
+
+
+def nginx_log(d):
+    with open(f"{d}/nginx.log") as f:
+        return [ln.split() for ln in f if ln.strip()]
+
+
+def start_lbproxy(binary, d, state, bus):
+    notify = os.path.join(d, "notify")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(notify)
+    s.settimeout(0.05)
+    env = dict(os.environ, NOTIFY_SOCKET=notify, **bus.env())
+    t0 = time.monotonic()
+    p = subprocess.Popen(["taskset", "-c", PROXY_CPU, binary, "--config", f"{d}/lbproxy.yaml",
+                          "--state-dir", state], env=env, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=open(f"{d}/lbproxy.err", "wb"),
+                         start_new_session=True)
+    bench._children.append((p, "lbproxy"))
+    try:
+        while time.monotonic() - t0 < 600:
+            try:
+                if "READY=1" in s.recv(65536).decode().split("\n"):
+                    return p, time.monotonic() - t0
+            except socket.timeout:
+                if p.poll() is not None:
+                    sys.exit(f"lbproxy exited with {p.returncode}: see {d}/lbproxy.err")
+        sys.exit("lbproxy: no READY=1 in 600 s")
+    finally:
+        s.close()
+
+
+def get(conn, path):
+    conn.request("GET", path)
+    r = conn.getresponse()
+    body = r.read()
+    if r.status != 200:
+        raise SystemExit(f"GET {path}: {r.status} {body[:200]!r}")
+
+
+def probe(path, stop, out):
+    """Requests one after another over one connection until `stop`: (start, seconds) each."""
+    os.sched_setaffinity(0, {int(LOAD_CPU)})
+    conn = http.client.HTTPConnection(*LISTEN, timeout=30)
+    samples = []
+    while not stop.is_set() and len(samples) < 2_000_000:
+        t = time.monotonic()
+        get(conn, path)
+        samples.append((t, time.monotonic() - t))
+    conn.close()
+    out.put(samples)
+
+
+def ms(s):
+    return f"{s * 1000:.3f} ms"
+
+
+def summary(xs):
+    xs = sorted(xs)
+    return (f"median {ms(xs[len(xs) // 2])}, p99 {ms(xs[len(xs) * 99 // 100])}, "
+            f"max {ms(xs[-1])} ({len(xs)})")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lbproxy", default=os.path.join(ROOT, "build", "src", "lbproxy"))
+    ap.add_argument("--routes", type=int, default=10000)
+    ap.add_argument("--upstreams", type=int, default=100)
+    ap.add_argument("--changes", type=int, default=100)
+    ap.add_argument("--startup-upstreams", type=int, default=1000)
+    ap.add_argument("--keep", action="store_true")
+    a = ap.parse_args()
+    if a.upstreams < 2 or a.upstreams > 1000 or a.routes < a.upstreams:
+        sys.exit("need 2 <= upstreams <= 1000 and routes >= upstreams")
+    import dbus  # Debian's python3-dbus
+
+    d = tempfile.mkdtemp(prefix="lbp-changes-")
+    state = tempfile.mkdtemp(prefix="lbp-changes-state-", dir="/var/tmp")
+    bus = SystemBus(os.path.join(d, "bus")).start()
+    os.sched_setaffinity(0, {int(LOAD_CPU)})
+    try:
+        bench.make_certs(d)
+        start_nginx(d)
+        print(f"lbproxy {a.lbproxy}; {a.routes} routes, {a.upstreams} https upstreams of 2 "
+              f"nodes; workers: 1 (the control loop serves requests too); state in {state}")
+
+        # 1. start-up
+        with open(f"{d}/startup.yaml", "w") as f:
+            f.write(startup.config(a.routes, a.startup_upstreams, startup.free_port()))
+        big = [startup.start_once(a.lbproxy, f"{d}/startup.yaml") for _ in range(3)]
+        with open(f"{d}/lbproxy.yaml", "w") as f:
+            f.write(lbproxy_yaml(d, a.routes, a.upstreams))
+        proxy, t_start = start_lbproxy(a.lbproxy, d, state, bus)
+        bus.wait_name()
+        conn = dbus.bus.BusConnection(bus.address)
+        manager = dbus.Interface(conn.get_object(*MANAGER[:2]), MANAGER[2])
+
+        # warm-up: every upstream's pool gets connections (requests over several client
+        # connections, so that more than one upstream connection is made where needed)
+        for i in range(a.upstreams):
+            c = http.client.HTTPConnection(*LISTEN, timeout=30)
+            for _ in range(4):
+                get(c, f"/route-{i}")
+            c.close()
+        warm = len(nginx_log(d))
+
+        # 2 and 3: changes on u0 while a client requests a route of u1
+        stop = multiprocessing.Event()
+        out = multiprocessing.Queue()
+        client = multiprocessing.Process(target=probe, args=("/route-1", stop, out))
+        client.start()
+        time.sleep(2)  # the baseline: requests before any change
+        t_changes = time.monotonic()
+        weight, add = [], []
+        for k in range(a.changes):
+            t = time.monotonic()
+            manager.SetNodeWeight("u0", node_a(0), dbus.UInt16(NODE_PORT),
+                                  dbus.UInt32(1 + k % 5), timeout=30)
+            weight.append(time.monotonic() - t)
+        for k in range(a.changes):
+            t = time.monotonic()
+            manager.AddNode("u0", f"127.3.{k // 250}.{1 + k % 250}", dbus.UInt16(NODE_PORT),
+                            dbus.UInt32(1), timeout=30)
+            add.append(time.monotonic() - t)
+        t_end = time.monotonic()
+        time.sleep(0.5)
+        stop.set()
+        samples = out.get(timeout=60)
+        client.join(30)
+
+        before = [s for t, s in samples if t + s < t_changes]
+        during = [s for t, s in samples if t + s >= t_changes and t <= t_end]
+        print(f"\nstart-up to READY=1, {a.routes} routes, {a.upstreams} upstreams: {ms(t_start)}")
+        print(f"start-up to READY=1, {a.routes} routes, {a.startup_upstreams} upstreams: "
+              f"median {ms(statistics.median(big))} (min {ms(min(big))}, max {ms(max(big))}, "
+              "3 runs)")
+        print(f"\nSetNodeWeight, call to reply: {summary(weight)}      goal: median <= 10 ms")
+        print(f"AddNode, call to reply:       {summary(add)}      goal: median <= 10 ms")
+        print(f"\nrequests to an unchanged upstream over one connection:")
+        print(f"  before the changes: {summary(before)}")
+        print(f"  during {2 * a.changes} changes: {summary(during)}")
+        delay = max(during) - statistics.median(before)
+        print(f"  longest delay of a request in flight: {ms(delay)}      goal: <= 5 ms")
+
+        # 4: requests to every unchanged upstream; the connections they open
+        mark = len(nginx_log(d))
+        c = http.client.HTTPConnection(*LISTEN, timeout=30)
+        for i in range(1, a.upstreams):
+            for _ in range(3):
+                get(c, f"/route-{i}")
+        c.close()
+        lines = nginx_log(d)[mark:]
+        new = [ln for ln in lines if ln[2] == "1"]
+        full = [ln for ln in new if ln[3] != "r"]
+        print(f"\nafter the changes, {len(lines)} requests to the {a.upstreams - 1} unchanged "
+              f"upstreams: {len(new)} new upstream connections, {len(full)} full TLS "
+              f"handshakes, {len(new) - len(full)} resumed      goal: 0 new")
+        print(f"(the warm-up had opened {sum(1 for ln in nginx_log(d)[:warm] if ln[2] == '1')} "
+              "connections)")
+        rc = proxy.poll()
+        if rc is not None:
+            sys.exit(f"lbproxy exited with {rc}: see {d}/lbproxy.err")
+    finally:
+        bench.stop_all()
+        bus.stop()
+        shutil.rmtree(state, ignore_errors=True)
+        if a.keep:
+            print(f"kept: {d}")
+        else:
+            shutil.rmtree(d, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
