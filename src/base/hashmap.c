@@ -19,6 +19,7 @@ struct Hashmap {
         size_t capacity; /* a power of two */
         size_t size;     /* live entries */
         size_t used;     /* live entries + tombstones */
+        bool borrowed;   /* keys are the caller's, not copies */
 };
 
 /* FNV-1a: keys are short (paths, host:port), so a simple hash with good spread is enough. */
@@ -32,23 +33,38 @@ static uint64_t hash_bytes(const char *p, size_t n)
         return h ^ (h >> 29);
 }
 
-Hashmap *hashmap_new(void)
+static Hashmap *new_map(size_t capacity, bool borrowed)
 {
         Hashmap *m = calloc(1, sizeof(*m));
         if (!m)
                 return NULL;
-        m->capacity = 16;
+        m->capacity = capacity;
+        m->borrowed = borrowed;
         m->entries = calloc(m->capacity, sizeof(Entry));
         if (!m->entries)
                 return free(m), NULL;
         return m;
 }
 
+Hashmap *hashmap_new(void)
+{
+        return new_map(16, false);
+}
+
+Hashmap *hashmap_new_borrowing(size_t expected)
+{
+        size_t capacity = 16;
+        /* Room for `expected` under the load limit of hashmap_put(): it never grows. */
+        while (capacity < SIZE_MAX / 8 && (expected + 1) * 4 > capacity * 3)
+                capacity *= 2;
+        return new_map(capacity, true);
+}
+
 Hashmap *hashmap_free(Hashmap *m)
 {
         if (!m)
                 return NULL;
-        for (size_t i = 0; i < m->capacity; i++)
+        for (size_t i = 0; i < m->capacity && !m->borrowed; i++)
                 if (m->entries[i].key && m->entries[i].key != TOMBSTONE)
                         free(m->entries[i].key);
         free(m->entries);
@@ -115,11 +131,14 @@ int hashmap_put(Hashmap *m, const char *key, size_t key_len, void *value)
                 e->value = value;
                 return 0;
         }
-        char *copy = malloc(key_len + 1);
-        if (!copy)
-                return -ENOMEM;
-        memcpy(copy, key, key_len);
-        copy[key_len] = 0;
+        char *copy = (char *)key;
+        if (!m->borrowed) {
+                copy = malloc(key_len + 1);
+                if (!copy)
+                        return -ENOMEM;
+                memcpy(copy, key, key_len);
+                copy[key_len] = 0;
+        }
         if (!e->key)
                 m->used++;
         *e = (Entry){ .key = copy, .key_len = key_len, .hash = hash, .value = value };
@@ -151,7 +170,8 @@ void *hashmap_remove(Hashmap *m, const char *key, size_t key_len)
         if (!e || !e->key || e->key == TOMBSTONE)
                 return NULL;
         void *value = e->value;
-        free(e->key);
+        if (!m->borrowed)
+                free(e->key);
         e->key = TOMBSTONE;
         e->value = NULL;
         m->size--;

@@ -10,6 +10,9 @@
 typedef struct Hashmap Hashmap;
 
 Hashmap *hashmap_new(void);
+/* A map whose keys are not copied (each must outlive its entry), sized for `expected` entries:
+ * for a map built whole and dropped soon after, with no allocation per key. */
+Hashmap *hashmap_new_borrowing(size_t expected);
 Hashmap *hashmap_free(Hashmap *m);
 
 /* Adds or replaces. Returns 0 or -ENOMEM. */

@@ -355,7 +355,8 @@ static int check_names(ConfigContext *ctx, ConfigObjectKind kind, Hashmap **ret)
 {
         bool up = kind == CONFIG_OBJECT_UPSTREAM;
         size_t n = up ? ctx->config->n_upstreams : ctx->config->n_routes;
-        Hashmap *map = hashmap_new();
+        /* The names are the objects', which outlive the check. */
+        Hashmap *map = hashmap_new_borrowing(n);
         char esc[CONFIG_ESCAPE_MAX];
 
         if (!map)

@@ -58,9 +58,32 @@ static void test_sockaddr_to_string(void)
         CHECK(streq(sockaddr_to_string((struct sockaddr *)&in6, buf, sizeof(buf)), "[::1]:443"));
 }
 
+/* Keys stay the caller's: the map points at them, and frees none (ASan would say otherwise).
+ * Sized for 100, it grows past that as any map does. */
+static void test_hashmap_borrowing(void)
+{
+        static char keys[300][8];
+        Hashmap *m = hashmap_new_borrowing(100);
+        CHECK(m);
+        for (int i = 0; i < 300; i++) {
+                snprintf(keys[i], sizeof(keys[i]), "n%d", i);
+                CHECK(hashmap_put(m, keys[i], strlen(keys[i]), keys[i]) == 0);
+        }
+        CHECK(hashmap_size(m) == 300);
+        CHECK(hashmap_get(m, "n299", 4) == keys[299]);
+        CHECK(hashmap_remove(m, "n7", 2) == keys[7]);
+        CHECK(hashmap_get(m, "n7", 2) == NULL);
+        CHECK(strcmp(keys[7], "n7") == 0);
+        CHECK(hashmap_put(m, "extra", 5, keys[0]) == 0);
+        for (int i = 0; i < 300; i++)
+                CHECK(hashmap_get(m, keys[i], strlen(keys[i])) == (i == 7 ? NULL : keys[i]));
+        hashmap_free(m);
+}
+
 int main(void)
 {
         test_hashmap();
+        test_hashmap_borrowing();
         test_refresh_delay();
         test_sockaddr_to_string();
         TEST_MAIN_END();
