@@ -63,8 +63,8 @@ typedef struct Node {
 
 typedef struct Upstream {
         unsigned n_ref; /* the models sharing it; control thread */
-        ConfigUpstream *config; /* a reference: it may outlive the Configs that held it, so its
-                                 * marks (which point into their files) are not read */
+        ConfigUpstream *config; /* a reference: it may outlive the Configs that held it (it
+                                 * holds the name of its file, so its marks stay valid) */
         Node *nodes;
         size_t n_nodes;
         Balancer *balancer;

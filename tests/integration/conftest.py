@@ -96,7 +96,10 @@ def lbproxy(lbproxy_bin, tmp_path, request):
             p._finish()
         reports = p.sanitizer_reports()
         if reports:
+            # The first report itself (a busy log would push it out of a tail).
+            text = p.log_text()
+            start = min(text.find(m) for m in reports)
             problems.append(f"sanitizer report in lbproxy's log ({', '.join(reports)}):\n"
-                            + p.log_text()[-6000:])
+                            + text[max(0, start - 200):start + 8000])
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
