@@ -32,6 +32,22 @@ static int mkdir_parents(const char *dir)
         return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
+/* The temporary file a state is written to before the rename: named by the process, so two
+ * lbproxy never share one, and opened with open(2), not mkostemp(3): ThreadSanitizer sees a
+ * descriptor open(2) creates, and would take the state writer's use of a descriptor number a
+ * worker closed before for a race. A file left by a crash is truncated and reused. */
+static int open_temporary(const char *dir, char **ret_path)
+{
+        _cleanup_free_ char *tmp = NULL;
+        if (asprintf(&tmp, "%s/.#" STATE_FILE ".%d", dir, (int)getpid()) < 0)
+                return -ENOMEM;
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+        *ret_path = TAKE_PTR(tmp);
+        return fd;
+}
+
 int state_dir_prepare(const char *dir)
 {
         int r = mkdir_parents(dir);
@@ -41,11 +57,9 @@ int state_dir_prepare(const char *dir)
         /* What state_save() will do, once, now: a directory it cannot write to must stop the
          * start, not fail the first D-Bus change. */
         _cleanup_free_ char *tmp = NULL;
-        if (asprintf(&tmp, "%s/.#" STATE_FILE ".XXXXXX", dir) < 0)
-                return -ENOMEM;
-        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+        _cleanup_close_ int fd = open_temporary(dir, &tmp);
         if (fd < 0)
-                return -errno;
+                return fd;
         if (unlink(tmp) < 0)
                 return -errno;
         return 0;
@@ -71,7 +85,7 @@ int state_load(const Config *files, const char *dir, Config **ret, char **ret_er
 struct StateFile {
         char *dir;
         Config *last; /* the Config written last: its objects are the keys of `texts` */
-        Hashmap *texts; /* object pointer (its bytes) → StateText */
+        Hashmap *texts; /* object pointer (its bytes, in last's lists) → StateText */
 };
 
 typedef struct StateText {
@@ -122,9 +136,10 @@ StateFile *state_file_free(StateFile *s)
 }
 
 /* The text of `o`: from the last state when it was in it (moved from `old`), else made now. */
-static int object_text(Hashmap *old, Hashmap *new, ConfigObjectKind kind, const void *o,
+static int object_text(Hashmap *old, Hashmap *new, ConfigObjectKind kind, void *const *place,
                        const StateText **ret)
 {
+        const void *o = *place;
         StateText *t = old ? hashmap_remove(old, (const char *)&o, sizeof(o)) : NULL;
         int r;
 
@@ -138,7 +153,8 @@ static int object_text(Hashmap *old, Hashmap *new, ConfigObjectKind kind, const 
                         return r;
                 }
         }
-        r = hashmap_put(new, (const char *)&o, sizeof(o), t);
+        /* The key is the object's place in the Config's list, which s->last keeps. */
+        r = hashmap_put(new, (const char *)place, sizeof(o), t);
         if (r < 0) {
                 free(t->text);
                 free(t);
@@ -154,7 +170,7 @@ static int write_objects(FILE *f, Hashmap *old, Hashmap *new, const char *key,
         fprintf(f, "%s:%s\n", key, n ? "" : " []");
         for (size_t i = 0; i < n; i++) {
                 const StateText *t;
-                int r = object_text(old, new, kind, objects[i], &t);
+                int r = object_text(old, new, kind, &objects[i], &t);
 
                 if (r < 0)
                         return r;
@@ -177,17 +193,16 @@ int state_file_save(StateFile *s, const Config *c)
         Hashmap *texts;
         int r;
 
-        if (state_path(s->dir, &path) < 0 ||
-            asprintf(&tmp, "%s/.#" STATE_FILE ".XXXXXX", s->dir) < 0)
+        if (state_path(s->dir, &path) < 0)
                 return -ENOMEM;
-        texts = hashmap_new();
+        texts = hashmap_new_borrowing(c->n_upstreams + c->n_routes);
         if (!texts)
                 return -ENOMEM;
 
-        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+        _cleanup_close_ int fd = open_temporary(s->dir, &tmp);
         if (fd < 0) {
                 hashmap_free(texts);
-                return -errno;
+                return fd;
         }
         FILE *f = fdopen(fd, "w");
         if (!f) {
@@ -197,6 +212,8 @@ int state_file_save(StateFile *s, const Config *c)
                 return r;
         }
         fd = -EBADF; /* the FILE owns it now */
+        /* A few large writes rather than one per 4 KiB (10,000 routes are about 1 MB). */
+        (void)setvbuf(f, NULL, _IOFBF, 256 * 1024);
 
         fputs("# lbproxy runtime state: the configuration as changed over D-Bus.\n"
               "# Written by lbproxy; Reload() makes the configuration files current again.\n",
