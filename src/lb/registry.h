@@ -46,8 +46,15 @@ typedef struct RegistryEntry {
         uint32_t slot;  /* of its counters in every worker's blocks */
         RegistryKind kind;
         atomic_uint failures; /* nodes: connect failures in a row, 0 = healthy */
-        /* Written by every request to the node or upstream: a line of its own. */
+        atomic_uint_fast64_t failed_at_usec; /* nodes: CLOCK_MONOTONIC of the last failure */
+        /* Written by every request to the node or upstream: a line of its own. The balancers
+         * read it there (least_conn's counts, chash's bounded loads, ewma's latency), shared by
+         * every worker, so a pick sees what all of them sent. */
         alignas(REGISTRY_CACHE_LINE) atomic_uint in_flight;
+        /* Nodes, with balancer: ewma: the peak EWMA of response time (ns) and when it was last
+         * touched (CLOCK_MONOTONIC, µs); see balancer-ewma.c. */
+        atomic_uint_fast64_t latency_peak_nsec;
+        atomic_uint_fast64_t latency_stamp_usec;
 } RegistryEntry;
 
 /* One worker's counters of an entry. Only that worker writes them (load, add, store: no locked

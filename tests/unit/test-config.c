@@ -565,10 +565,10 @@ static void test_errors(void)
                       "rewrite\n"
                       "t.yaml:10:16: upstreams[2].pass_host: unknown pass_host 'rewrite!' (known: "
                       "pass, node, rewrite)");
-        expect_errors(L "upstreams: [{name: u, balancer: chash, scheme: ftp, nodes: [{host: h}]}]\n",
-                      "t.yaml:2:33: upstreams[0].balancer: unknown balancer 'chash' (known: "
-                      "roundrobin)\n"
-                      "t.yaml:2:48: upstreams[0].scheme: unknown scheme 'ftp' (known: http, "
+        expect_errors(L "upstreams: [{name: u, balancer: hash, scheme: ftp, nodes: [{host: h}]}]\n",
+                      "t.yaml:2:33: upstreams[0].balancer: unknown balancer 'hash' (known: "
+                      "roundrobin, least_conn, chash, ewma)\n"
+                      "t.yaml:2:47: upstreams[0].scheme: unknown scheme 'ftp' (known: http, "
                       "https)");
 
         /* Scalars of the wrong kind. */
