@@ -116,7 +116,6 @@ static size_t ring_find(const ChashState *st, uint64_t h)
 /* Bounded loads: whether item i holds less than its share. */
 static bool under_cap(const Balancer *b, size_t i, uint64_t total_load)
 {
-        /* total_load counts this request (the upstream's count, taken before the pick). */
         uint64_t slots = (total_load * b->hash_balance_factor + 99) / 100;
         uint64_t cap = (slots * b->weights[i] + b->total_weight - 1) / b->total_weight;
         return registry_in_flight(b->entries[i]) < at_least_one(cap);
@@ -130,10 +129,11 @@ static ssize_t chash_pick(Balancer *b, const BalancerRequest *req)
 
         if (st->n_points == 0)
                 return -ENOENT;
+        /* The upstream's count: every item's requests and this one, read at once. */
         if (b->hash_balance_factor > 0)
-                for (size_t i = 0; i < b->n; i++)
-                        total_load += registry_in_flight(b->entries[i]);
-        total_load++; /* this one */
+                total_load = registry_in_flight(b->total);
+        if (total_load == 0)
+                total_load = 1;
 
         size_t p = ring_find(st, balancer_mix64(req->key));
         for (size_t k = 0; k < st->n_points; k++, p = p + 1 < st->n_points ? p + 1 : 0) {

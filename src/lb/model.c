@@ -128,7 +128,7 @@ static int upstream_new(const ConfigUpstream *cu, const Upstream *o, TlsClient *
         if (!ops) /* the loader knows the names balancer.c does */
                 return upstream_unref(u), -EOPNOTSUPP;
         BalancerSpec spec = { .ops = ops, .weights = weights, .n = cu->n_nodes,
-                              .entries = entries, .names = names,
+                              .entries = entries, .names = names, .total = u->state,
                               .hash_balance_factor = cu->hash_balance_factor };
         if (o && same_nodes(o, cu) && balancer_same(o->balancer, &spec))
                 u->balancer = balancer_ref(o->balancer); /* its schedule goes on */

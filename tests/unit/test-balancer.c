@@ -245,6 +245,7 @@ typedef struct Nodes {
         Registry *registry;
         size_t n;
         RegistryEntry *entries[16];
+        RegistryEntry *total; /* the upstream's */
         char *names[16];
         uint32_t weights[16];
 } Nodes;
@@ -254,6 +255,7 @@ static void nodes_make(Nodes *ns, size_t n)
         memset(ns, 0, sizeof(*ns));
         CHECK(registry_new(&ns->registry) == 0);
         ns->n = n;
+        CHECK(registry_upstream(ns->registry, "up", &ns->total) == 0);
         for (size_t i = 0; i < n; i++) {
                 char host[32];
                 snprintf(host, sizeof(host), "10.0.0.%zu", i + 1);
@@ -270,6 +272,8 @@ static void nodes_done(Nodes *ns)
                 registry_entry_unref(ns->entries[i]);
                 free(ns->names[i]);
         }
+        atomic_store(&ns->total->in_flight, 0);
+        registry_entry_unref(ns->total);
         registry_free(ns->registry);
 }
 
@@ -295,7 +299,8 @@ static Balancer *over(const Nodes *ns, const BalancerOps *ops, size_t without, u
                 k++;
         }
         CHECK(balancer_new(&(BalancerSpec){ .ops = ops, .weights = w, .n = k, .entries = e,
-                                            .names = names, .hash_balance_factor = factor },
+                                            .names = names, .total = ns->total,
+                                            .hash_balance_factor = factor },
                            &b) == 0);
         return b;
 }
@@ -414,13 +419,16 @@ static void test_chash_bounded(void)
         uint64_t key = key_of(1);
         size_t home = map[pick_key(b, key, NULL)];
         CHECK(map[pick_key(b, key, NULL)] == home); /* idle: always home */
-        /* 8 in flight at home, none elsewhere: cap is ceil(ceil(9 * 1.25) * 1/4) = 3. */
+        /* 8 in flight at home, none elsewhere: cap is ceil(ceil(9 * 1.25) * 1/4) = 3. The
+         * upstream's count has them all, and this request. */
         atomic_store(&ns.entries[home]->in_flight, 8);
+        atomic_store(&ns.total->in_flight, 9);
         size_t other = map[pick_key(b, key, NULL)];
         CHECK(other != home);
         /* 2 in flight on each: cap ceil(ceil(9 * 1.25) * 1/4) = 3, home has room again. */
         for (size_t i = 0; i < 4; i++)
                 atomic_store(&ns.entries[i]->in_flight, 2);
+        atomic_store(&ns.total->in_flight, 9);
         CHECK(map[pick_key(b, key, NULL)] == home);
         balancer_free(b);
         nodes_done(&ns);
