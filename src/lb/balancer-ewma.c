@@ -71,11 +71,6 @@ static ssize_t eligible_from(const Balancer *b, size_t from, ssize_t not, const 
         return -ENOENT;
 }
 
-static int ewma_init(Balancer *b)
-{
-        return 0;
-}
-
 static ssize_t ewma_pick(Balancer *b, const BalancerRequest *req)
 {
         ssize_t x = eligible_from(b, draw() % b->n, -1, req->skip);
@@ -93,7 +88,6 @@ static ssize_t ewma_pick(Balancer *b, const BalancerRequest *req)
 
 const BalancerOps balancer_ewma_ops = {
         .name = "ewma",
-        .init = ewma_init,
         .pick = ewma_pick,
         .needs_entries = true,
         .records_latency = true,

@@ -14,11 +14,6 @@
 #include "base/util.h"
 #include "lb/balancer.h"
 
-static int least_conn_init(Balancer *b)
-{
-        return 0;
-}
-
 /* Whether item i (load li, weight wi) scores below item j. */
 static inline bool lower(uint64_t li, uint64_t wi, uint64_t lj, uint64_t wj)
 {
@@ -55,7 +50,6 @@ static ssize_t least_conn_pick(Balancer *b, const BalancerRequest *req)
 
 const BalancerOps balancer_least_conn_ops = {
         .name = "least_conn",
-        .init = least_conn_init,
         .pick = least_conn_pick,
         .needs_entries = true,
 };

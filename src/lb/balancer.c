@@ -64,7 +64,7 @@ int balancer_new(const BalancerSpec *spec, Balancer **ret)
                                 return balancer_free(b), -ENOMEM;
                 }
         }
-        int r = ops->init(b);
+        int r = ops->init ? ops->init(b) : 0;
         if (r < 0)
                 return balancer_free(b), r;
         *ret = b;

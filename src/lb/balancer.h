@@ -31,7 +31,7 @@ typedef struct BalancerRequest {
 
 typedef struct BalancerOps {
         const char *name; /* as the configuration says it (config_balancer_names) */
-        /* Sets up algorithm state for b->n items with b->weights. */
+        /* Sets up algorithm state for b->n items with b->weights; NULL: none needed. */
         int (*init)(Balancer *b);
         void (*done)(Balancer *b);
         /* Returns the index picked among items with weight > 0 that are not marked in

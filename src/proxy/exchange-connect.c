@@ -110,9 +110,11 @@ static void upstream_on_connect(Stream *s, int error, void *userdata)
         }
         if (node_report_success(x->node))
                 worker_node_health_changed(x->worker, x->upstream, x->node, NULL);
-        if (x->kind == EXCHANGE_STREAM)
+        if (x->kind == EXCHANGE_STREAM) {
+                /* A session has no response head: its node answers by accepting. */
+                exchange_report_latency(x);
                 exchange_tunnel_start(x);
-        else
+        } else
                 exchange_http_connected(x);
 }
 
