@@ -2,11 +2,12 @@
 /* What a pick costs, per balancer, on 2 and 1,000 nodes, with 1, 2, 4 and 8 threads picking
  * from one shared Balancer at once (as workers do). Not a test: it prints picks per second.
  *
- *   build/tests/bench/bench-pick [milliseconds per row]     (default 300)
+ *   build/tests/bench/bench-pick [milliseconds per row [bare]]     (default 300)
  *
  * Each pick is wrapped in what a request does to the entries (in flight +1 on the upstream
  * before, +1 on the node after; both -1), so least_conn, chash's bounded loads and ewma read
- * counts that other threads write. ewma's nodes have latency samples; chash keys are a counter per thread, hashed.
+ * counts that other threads write; with `bare`, picks alone (the cost of the algorithm, as
+ * before this file's balancers a pick was). ewma's nodes have latency samples; chash keys are a counter per thread, hashed.
  * Rows: roundrobin with equal weights (the rotation), roundrobin with weights 1..7 (the
  * precomputed schedule), least_conn, chash, chash with hash_balance_factor 125, ewma. */
 
@@ -33,6 +34,7 @@ typedef struct Run {
         RegistryEntry **entries;
         RegistryEntry *total;
         atomic_bool *stop;
+        bool bare;
         unsigned id;
         uint64_t picks;
 } Run;
@@ -44,6 +46,12 @@ static void *run_thread(void *userdata)
 
         while (!atomic_load_explicit(r->stop, memory_order_relaxed)) {
                 for (int k = 0; k < 256; k++) {
+                        if (r->bare) {
+                                if (balancer_pick(r->b, &(BalancerRequest){
+                                                            .key = balancer_mix64(key++) }) < 0)
+                                        abort();
+                                continue;
+                        }
                         registry_in_flight_add(r->total);
                         ssize_t i = balancer_pick(r->b, &(BalancerRequest){
                                                                 .key = balancer_mix64(key++) });
@@ -59,7 +67,7 @@ static void *run_thread(void *userdata)
         return NULL;
 }
 
-static double measure(Balancer *b, RegistryEntry **entries, RegistryEntry *total,
+static double measure(Balancer *b, RegistryEntry **entries, RegistryEntry *total, bool bare,
                       unsigned threads, unsigned ms)
 {
         atomic_bool stop = false;
@@ -68,7 +76,7 @@ static double measure(Balancer *b, RegistryEntry **entries, RegistryEntry *total
 
         for (unsigned t = 0; t < threads; t++) {
                 runs[t] = (Run){ .b = b, .entries = entries, .total = total, .stop = &stop,
-                                 .id = t };
+                                 .bare = bare, .id = t };
                 if (pthread_create(&th[t], NULL, run_thread, &runs[t]) != 0)
                         abort();
         }
@@ -97,6 +105,7 @@ int main(int argc, char **argv)
         static const size_t sizes[] = { 2, MAX_NODES };
         static const unsigned thread_counts[] = { 1, 2, 4, 8 };
         unsigned ms = argc > 1 ? (unsigned)atoi(argv[1]) : 300;
+        bool bare = argc > 2 && streq(argv[2], "bare");
         static RegistryEntry *entries[MAX_NODES];
         static char *names[MAX_NODES];
         static uint32_t weights[MAX_NODES];
@@ -133,7 +142,7 @@ int main(int argc, char **argv)
                         printf("%-20s %6zu", rows[r].label, n);
                         fflush(stdout);
                         for (size_t t = 0; t < ELEMENTSOF(thread_counts); t++) {
-                                printf(" %14.0f", measure(b, entries, total, thread_counts[t], ms));
+                                printf(" %14.0f", measure(b, entries, total, bare, thread_counts[t], ms));
                                 fflush(stdout);
                         }
                         printf("\n");
