@@ -42,7 +42,7 @@ int balancer_new(const BalancerSpec *spec, Balancer **ret)
         b->n = n;
         b->hash_balance_factor = spec->hash_balance_factor;
         b->total = spec->total;
-        assert(!b->hash_balance_factor || b->total);
+        assert(!ops->needs_entries || b->total);
         atomic_init(&b->ticket, 0);
         b->weights = memdup(spec->weights, (n ? n : 1) * sizeof(uint32_t));
         if (!b->weights)

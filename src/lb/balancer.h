@@ -50,8 +50,9 @@ typedef struct BalancerSpec {
         /* Per item (ops->needs_entries): its node's registry entry. The entries outlive the
          * Balancer: every model object sharing it holds them. */
         RegistryEntry *const *entries;
-        /* chash with hash_balance_factor: the upstream's entry, whose requests in flight are
-         * those of all the items together (and the one being picked for). */
+        /* With ops->needs_entries: the upstream's entry, whose requests in flight are those of
+         * all the items together (and the one being picked for): chash's bounded loads, and
+         * least_conn's lower bound of the items' counts. */
         RegistryEntry *total;
         /* Per item, for chash: what places it on the ring ("host:port" as configured), so a
          * node keeps its points whatever else is added or removed. */
@@ -67,7 +68,7 @@ struct Balancer {
         size_t n;
         uint32_t *weights;
         RegistryEntry **entries; /* NULL unless ops->needs_entries */
-        RegistryEntry *total;    /* chash with hash_balance_factor */
+        RegistryEntry *total;    /* with entries */
         char **names;            /* NULL unless chash */
         unsigned hash_balance_factor;
         uint64_t total_weight;

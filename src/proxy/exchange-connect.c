@@ -230,7 +230,7 @@ static void in_flight_at(Exchange *x, Node *n)
         if (x->in_flight_at == n->state)
                 return;
         if (x->in_flight_at)
-                registry_in_flight_sub(x->in_flight_at);
+                registry_node_in_flight_sub(x->in_flight_at, x->upstream->state);
         x->in_flight_at = n->state;
         registry_in_flight_add(x->in_flight_at);
 }

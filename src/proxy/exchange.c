@@ -44,7 +44,7 @@ void exchange_free(Exchange *x)
         if (x->upstream)
                 registry_in_flight_sub(x->upstream->state);
         if (x->in_flight_at)
-                registry_in_flight_sub(x->in_flight_at);
+                registry_node_in_flight_sub(x->in_flight_at, x->upstream->state);
         resolved_name_cancel_wait(&x->dns_wait);
         if (x->dns_timer)
                 event_free(x->dns_timer);

@@ -453,6 +453,19 @@ static void test_least_conn(void)
         uint64_t skip[1] = { 2 };
         CHECK(pick(b, skip) == 2);
 
+        /* The lower bound of the counts: a scan that went round raised it to 1; a request
+         * ending on node 2 lowers it, and the pick stops at the first node at that level. */
+        CHECK(atomic_load(&ns.total->min_in_flight) == 1);
+        atomic_store(&ns.entries[1]->in_flight, 3);
+        CHECK(pick(b, NULL) == 2);
+        CHECK(atomic_load(&ns.total->min_in_flight) == 2);
+        registry_node_in_flight_sub(ns.entries[2], ns.total);
+        CHECK(atomic_load(&ns.total->min_in_flight) == 1);
+        for (int i = 0; i < 3; i++)
+                CHECK(pick(b, NULL) == 2);
+        atomic_store(&ns.entries[1]->in_flight, 1);
+        atomic_store(&ns.entries[2]->in_flight, 2);
+
         /* A failing node is left alone while others can take the request. */
         atomic_store(&ns.entries[1]->failures, 1);
         atomic_store(&ns.entries[1]->failed_at_usec, now_usec(CLOCK_MONOTONIC));
