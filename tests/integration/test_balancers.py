@@ -93,9 +93,12 @@ def test_least_conn_sends_a_node_holding_requests_fewer(upstream, lbproxy):
 
 
 def test_least_conn_idle_ties_rotate(upstream, lbproxy):
+    """One keep-alive connection: each request has ended (on the proxy too) before the next
+    one is picked for, so the upstream is idle at every pick."""
     a, b = upstream("a", "127.0.0.2"), upstream("b", "127.0.0.3")
     lb = lbproxy(config([a, b], balancer="least_conn"))
-    got = collections.Counter(served_by(lb) for _ in range(20))
+    with lb.client() as c:
+        got = collections.Counter(served_by(lb, keepalive=c) for _ in range(20))
     assert got == {"a": 10, "b": 10}
 
 
