@@ -139,6 +139,18 @@ def test_chash_same_node_on_every_worker_and_across_a_reload(upstream, lbproxy):
     assert len({served_by(lb) for _ in range(10)}) == 1
 
 
+def test_chash_walks_past_a_node_that_is_down_without_moving_other_keys(upstream, lbproxy):
+    servers = chash_servers(upstream, 4)
+    lb = lbproxy(config(servers, balancer="chash", hash_on="header", hash_key="X-User",
+                        retries=3))
+    before = mapping(lb)
+    down = before[KEYS[0]]
+    next(s for s in servers if s.name == down).stop()
+    after = mapping(lb)  # a connect failure: the next node on the ring, then it is skipped
+    assert all(after[k] == before[k] for k in KEYS if before[k] != down), (before, after)
+    assert all(after[k] != down for k in KEYS)
+
+
 def test_chash_dbus_changes_of_other_nodes_move_only_their_keys(upstream, lbproxy, bus,
                                                                  tmp_path):
     servers = chash_servers(upstream, 5)
