@@ -8,6 +8,7 @@
  * the loader refused, and its message names the argument ("options.timeout.connect: ..."). A
  * failed call changes nothing. */
 
+#include <linux/capability.h>
 #include <stdarg.h>
 
 #include "base/log.h"
@@ -758,6 +759,60 @@ static int method_set_upstream_options(sd_bus_message *msg, void *userdata, sd_b
 static int method_set_route_options(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
         return set_options(msg, userdata, CONFIG_OBJECT_ROUTE, error);
+}
+
+/* org.freedesktop.DBus.Properties.Set of an Upstream's Balancer: an edit of its document, as
+ * SetUpstreamOptions {balancer} (with chash's keys dropped when it is another), answered once
+ * it serves like every change. sd-bus answers a property's setter at once, before a change
+ * could be durable or serving, so the call is taken here, ahead of the object dispatch: a
+ * filter, which sees every message first. Returns 0 for every other message. */
+int bus_filter_property_set(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        static const char *const arguments[] = {"balancer", NULL};
+        static const char *const chash_keys[] = {"hash_on", "hash_key", "hash_balance_factor"};
+        Bus *b = userdata;
+        _cleanup_(config_tree_freep) ConfigTree *t = NULL;
+        _cleanup_free_ char *name = NULL;
+        const char *interface, *property, *value;
+        int r;
+
+        if (!sd_bus_message_is_method_call(msg, "org.freedesktop.DBus.Properties", "Set") ||
+            sd_bus_path_decode(sd_bus_message_get_path(msg), BUS_PATH_UPSTREAM, &name) <= 0 ||
+            !name[0])
+                return 0;
+        r = sd_bus_message_read(msg, "ss", &interface, &property);
+        if (r < 0 || !streq(interface, BUS_INTERFACE_UPSTREAM) || !streq(property, "Balancer"))
+                return sd_bus_message_rewind(msg, true) < 0 ? -EBADMSG : 0;
+
+        /* As sd-bus checks a writable property: CAP_SYS_ADMIN, or the service's user. */
+        r = sd_bus_query_sender_privilege(msg, CAP_SYS_ADMIN);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "Access to %s.%s() not permitted.", interface, property);
+        r = sd_bus_message_enter_container(msg, 'v', "s");
+        if (r < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Balancer: expected a value of type 's'");
+        r = sd_bus_message_read(msg, "s", &value);
+        if (r < 0)
+                return r;
+
+        Manager *m = bus_manager(b);
+        r = object_document(m, CONFIG_OBJECT_UPSTREAM, "name", name, &t, error);
+        if (r < 0)
+                return r;
+        int root = config_tree_root(t);
+        r = config_tree_set(t, root, "balancer", config_tree_add_string(t, value));
+        for (size_t i = 0; r >= 0 && !streq(value, "chash") && i < ELEMENTSOF(chash_keys); i++)
+                r = config_tree_unset(t, root, chash_keys[i]);
+        if (r < 0)
+                return r;
+
+        ConfigEdit edit = {.kind = CONFIG_OBJECT_UPSTREAM, .name = name, .document = t};
+        ArgumentMap map = {.arguments = arguments};
+        return apply(msg, b, &edit, &map, "upstream balancer set", NULL, NULL, error);
 }
 
 static int list(sd_bus_message *msg, const Manager *m, bool upstreams)

@@ -112,6 +112,16 @@ static int property_upstream_string(sd_bus *bus, const char *path, const char *i
         return sd_bus_message_append(reply, "s", v);
 }
 
+/* Writable properties are set by bus_filter_property_set(), which takes every Set of them
+ * before the object dispatch would call this. */
+static int property_upstream_set_unreached(sd_bus *bus, const char *path, const char *interface,
+                                           const char *property, sd_bus_message *value,
+                                           void *userdata, sd_bus_error *error)
+{
+        return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "%s is set by the bus filter",
+                                 property);
+}
+
 static int property_upstream_nodes(sd_bus *bus, const char *path, const char *interface,
                                    const char *property, sd_bus_message *reply, void *userdata,
                                    sd_bus_error *error)
@@ -197,8 +207,9 @@ const sd_bus_vtable bus_upstream_vtable[] = {
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("UpstreamHost", "s", property_upstream_string, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Balancer", "s", property_upstream_string, 0,
-                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_WRITABLE_PROPERTY("Balancer", "s", property_upstream_string,
+                                 property_upstream_set_unreached, 0,
+                                 SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Nodes", "a(squ)", property_upstream_nodes, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Addresses", "a(sqas)", property_upstream_addresses, 0, 0),

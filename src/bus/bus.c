@@ -104,6 +104,8 @@ static int bus_connect(Bus *b)
         if (r >= 0)
                 r = sd_bus_add_object_manager(bus, NULL, BUS_PATH);
         if (r >= 0)
+                r = sd_bus_add_filter(bus, NULL, bus_filter_property_set, b);
+        if (r >= 0)
                 r = sd_bus_request_name_async(bus, NULL, BUS_NAME, 0, on_name_acquired, b);
         if (r >= 0)
                 r = bus_event_attach(bus, b->base, on_disconnect, b, &b->event);
@@ -235,9 +237,14 @@ static void bus_model_swapped(void *userdata, const Model *old, const Model *new
                         continue;
                 if (!o)
                         (void)sd_bus_emit_object_added(b->bus, path);
-                else if (!weights_equal(u->balancer, o->balancer) || u->n_nodes != o->n_nodes)
-                        (void)sd_bus_emit_properties_changed(b->bus, path, BUS_INTERFACE_UPSTREAM,
-                                                             "Nodes", NULL);
+                else {
+                        if (!weights_equal(u->balancer, o->balancer) || u->n_nodes != o->n_nodes)
+                                (void)sd_bus_emit_properties_changed(
+                                        b->bus, path, BUS_INTERFACE_UPSTREAM, "Nodes", NULL);
+                        if (u->balancer->ops != o->balancer->ops)
+                                (void)sd_bus_emit_properties_changed(
+                                        b->bus, path, BUS_INTERFACE_UPSTREAM, "Balancer", NULL);
+                }
         }
         for (size_t i = 0; i < new->n_routes; i++) {
                 const Route *r = new->routes[i];

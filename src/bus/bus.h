@@ -35,6 +35,9 @@ void bus_kick(Bus *b);
 int bus_upstream_path(const char *name, char **ret);
 int bus_route_path(const char *name, char **ret);
 extern const sd_bus_vtable bus_manager_vtable[];
+/* Takes Properties.Set of the writable properties whose change must be durable before it is
+ * answered (an Upstream's Balancer); installed with sd_bus_add_filter(). */
+int bus_filter_property_set(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 extern const sd_bus_vtable bus_upstream_vtable[];
 extern const sd_bus_vtable bus_route_vtable[];
 int bus_upstream_find(sd_bus *bus, const char *path, const char *interface, void *userdata,

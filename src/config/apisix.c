@@ -299,17 +299,22 @@ static const ConfigField loadbalancer_keys[_LB_MAX] = {
         [LB_KEY] = {.key = "key"},
 };
 
-/* APISIX's balancers; those config_balancer_names knows map to the balancer of that name. */
-static const char *const apisix_balancers[] = {"roundrobin", "chash", "ewma", "least_conn"};
+/* APISIX's loadbalancer types are the native balancers, by the same names; hashOn takes the
+ * native hash_on's values and refuses what it refuses. */
+static const ConfigChoice choice_hash_on = {.what = "hashOn", .names = config_hash_on_names,
+                                            .n_names = _HASH_ON_MAX,
+                                            .refused = config_hash_on_refusals};
 
 static int translate_loadbalancer(Apisix *a, yaml_node_t *node, const char *path,
                                   ConfigUpstream *u)
 {
+        static const char *const hash_keys[4] = {"hashOn", "key", "-", "type"};
         char p[CONFIG_PATH_MAX], esc[CONFIG_ESCAPE_MAX], known[128] = "";
         yaml_node_t *v[_LB_MAX];
         const char *type = "roundrobin";
-        bool is_apisix = false, supported = false;
+        bool known_type = false;
         size_t o = 0;
+        int r;
 
         if (!config_read_mapping(a->ctx, node, path, loadbalancer_keys, _LB_MAX, NULL, v))
                 return 0;
@@ -321,36 +326,37 @@ static int translate_loadbalancer(Apisix *a, yaml_node_t *node, const char *path
                 if (!type)
                         return 0;
         }
-        for (size_t i = 0; i < ELEMENTSOF(apisix_balancers); i++)
-                is_apisix = is_apisix || streq(type, apisix_balancers[i]);
         for (size_t i = 0; i < CONFIG_BALANCER_MAX; i++) {
-                supported = supported || streq(type, config_balancer_names[i]);
+                known_type = known_type || streq(type, config_balancer_names[i]);
                 if (o < sizeof(known))
                         o += (size_t)snprintf(known + o, sizeof(known) - o, "%s%s", i ? ", " : "",
                                               config_balancer_names[i]);
         }
-
-        if (!is_apisix)
-                config_node_error(a->ctx, v[LB_TYPE], p,
-                             "unknown type '%s' (known: roundrobin, chash, ewma, least_conn)",
-                             escape(type, esc));
-        else if (!supported)
-                config_node_error(a->ctx, v[LB_TYPE], p, "'%s' is not supported yet (known: %s)",
-                             escape(type, esc), known);
-        else {
-                free(u->balancer);
-                u->balancer = strdup(type);
-                if (!u->balancer)
-                        return -ENOMEM;
+        if (!known_type) {
+                config_node_error(a->ctx, v[LB_TYPE], p, "unknown type '%s' (known: %s)",
+                                  escape(type, esc), known);
+                return 0;
         }
+        free(u->balancer);
+        u->balancer = strdup(type);
+        if (!u->balancer)
+                return -ENOMEM;
 
-        /* hashOn and key say what chash hashes; beside any other type they would be ignored. */
-        if (is_apisix && !streq(type, "chash"))
-                for (size_t i = LB_HASH_ON; i <= LB_KEY; i++)
-                        if (v[i]) {
-                                config_path_join(p, path, loadbalancer_keys[i].key);
-                                config_node_error(a->ctx, v[i], p, "only used with type: chash");
-                        }
+        if (v[LB_HASH_ON]) {
+                ConfigField f = {.key = "hashOn", .offset = offsetof(ConfigUpstream, hash_on),
+                                 .arg = &choice_hash_on};
+                r = config_parse_choice(a->ctx, &f, v[LB_HASH_ON], u, joined(p, path, "hashOn"));
+                if (r < 0)
+                        return r;
+        }
+        if (v[LB_KEY]) {
+                r = config_string_value(a->ctx, v[LB_KEY], joined(p, path, "key"), NULL,
+                                        &u->hash_key);
+                if (r < 0)
+                        return r;
+        }
+        config_check_hash(a->ctx, u, (yaml_node_t *const[3]){v[LB_HASH_ON], v[LB_KEY], NULL},
+                          hash_keys, node, path);
         return 0;
 }
 

@@ -144,6 +144,13 @@ static void dump_upstream(Dumper *d, int m, const ConfigUpstream *u)
         key_string(d, m, "pass_host", pass_host_to_string(u->pass_host));
         key_string(d, m, "upstream_host", u->upstream_host);
         key_string(d, m, "balancer", u->balancer);
+        /* The loader takes these with chash only. */
+        if (u->balancer && streq(u->balancer, "chash")) {
+                key_string(d, m, "hash_on", hash_on_to_string(u->hash_on));
+                key_string(d, m, "hash_key", u->hash_key);
+                if (u->hash_balance_factor > 0)
+                        key_uint(d, m, "hash_balance_factor", u->hash_balance_factor);
+        }
         key_uint(d, m, "retries", u->retries);
         key_uint(d, m, "keepalive_pool", u->keepalive_pool);
         key_duration(d, m, "keepalive_idle", u->keepalive_idle_usec);

@@ -308,6 +308,23 @@ const char *config_format_duration(uint64_t usec, char buf[static CONFIG_DURATIO
 extern const char *const config_scheme_names[_SCHEME_MAX];
 extern const char *const config_pass_host_names[_PASS_HOST_MAX];
 extern const char *const config_listener_protocol_names[_LISTENER_PROTOCOL_MAX];
-/* The balancers balancer.h knows; the first is the default. */
-#define CONFIG_BALANCER_MAX 1
+extern const char *const config_hash_on_names[_HASH_ON_MAX];
+/* A value a choice knows but refuses, and why; a list ends with name NULL. */
+typedef struct ConfigChoiceRefusal {
+        const char *name;
+        const char *why;
+} ConfigChoiceRefusal;
+/* The balancers balancer.h knows; the first is the default. The one table the loader, D-Bus
+ * (whose options are the loader's keys) and the APISIX translator read. */
+#define CONFIG_BALANCER_MAX 4
 extern const char *const config_balancer_names[CONFIG_BALANCER_MAX];
+/* chash's hash_on values refused by name, and why (APISIX has them). */
+extern const ConfigChoiceRefusal config_hash_on_refusals[];
+/* hash_balance_factor: 0 (off), or a percentage of the average load above 100. */
+#define CONFIG_HASH_BALANCE_FACTOR_MAX 10000
+/* Checks the chash keys of `u` (hash_key against hash_on; each only with balancer chash).
+ * nodes[] are where each key's value was (NULL: absent), keys[] their names in this document
+ * ({"hash_on", "hash_key", "hash_balance_factor", "balancer"}, or APISIX's), `at` and `path`
+ * the mapping holding them. Reports through config_node_error(). */
+void config_check_hash(ConfigContext *ctx, const ConfigUpstream *u, yaml_node_t *const nodes[3],
+                       const char *const keys[4], yaml_node_t *at, const char *path);

@@ -29,15 +29,28 @@ static const ConfigValidator validate_server_name = {"server name", config_check
 
 /* ---- the tables ---- */
 
-static const ConfigChoice choice_scheme = {"scheme", config_scheme_names, _SCHEME_MAX, false};
-static const ConfigChoice choice_pass_host = {"pass_host", config_pass_host_names, _PASS_HOST_MAX,
-                                              false};
+static const ConfigChoice choice_scheme = {.what = "scheme", .names = config_scheme_names,
+                                           .n_names = _SCHEME_MAX};
+static const ConfigChoice choice_pass_host = {.what = "pass_host",
+                                              .names = config_pass_host_names,
+                                              .n_names = _PASS_HOST_MAX};
 /* The balancers balancer.h knows; the name is kept as a string for it to look up. */
 const char *const config_balancer_names[CONFIG_BALANCER_MAX] = {
         "roundrobin",
+        "least_conn",
+        "chash",
+        "ewma",
 };
-static const ConfigChoice choice_balancer = {"balancer", config_balancer_names,
-                                             CONFIG_BALANCER_MAX, true};
+static const ConfigChoice choice_balancer = {.what = "balancer", .names = config_balancer_names,
+                                             .n_names = CONFIG_BALANCER_MAX, .as_string = true};
+const ConfigChoiceRefusal config_hash_on_refusals[] = {
+        {"consumer", "lbproxy has no consumers (APISIX's authenticated users)"},
+        {"vars_combinations", "hash on one variable, header or cookie"},
+        {},
+};
+static const ConfigChoice choice_hash_on = {.what = "hash_on", .names = config_hash_on_names,
+                                            .n_names = _HASH_ON_MAX,
+                                            .refused = config_hash_on_refusals};
 
 /* Items are marked where their name is, which is where a duplicate points back to. */
 static ConfigMark item_mark(ConfigContext *ctx, yaml_node_t *node, yaml_node_t *name)
@@ -287,8 +300,9 @@ static int listener_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_t
         return listener_check_protocol(ctx, t, node, values, l, path);
 }
 
-static const ConfigChoice choice_protocol = {"protocol", config_listener_protocol_names,
-                                             _LISTENER_PROTOCOL_MAX, false};
+static const ConfigChoice choice_protocol = {.what = "protocol",
+                                             .names = config_listener_protocol_names,
+                                             .n_names = _LISTENER_PROTOCOL_MAX};
 
 static const ConfigField listener_fields[] = {
         REQUIRED("name", config_parse_string, offsetof(ConfigListener, name), &validate_name),
@@ -409,6 +423,81 @@ int config_check_nodes(ConfigContext *ctx, const ConfigUpstream *u, const char *
         return 0;
 }
 
+/* A variable chash may hash, by APISIX's (nginx's) names. */
+static bool hash_var_known(const char *s)
+{
+        static const char *const plain[] = {"remote_addr", "uri", "request_uri", "host"};
+        for (size_t i = 0; i < ELEMENTSOF(plain); i++)
+                if (streq(s, plain[i]))
+                        return true;
+        const char *name = strncmp(s, "arg_", 4) == 0    ? s + 4
+                           : strncmp(s, "http_", 5) == 0 ? s + 5
+                                                         : NULL;
+        if (!name || !*name)
+                return false;
+        for (const char *p = name; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                      (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.'))
+                        return false;
+        return true;
+}
+
+/* A header's or cookie's name: an RFC 9110 token. */
+static bool hash_name_valid(const char *s)
+{
+        if (!*s)
+                return false;
+        for (const char *p = s; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                      (*p >= '0' && *p <= '9') || strchr("!#$%&'*+-.^_`|~", *p)))
+                        return false;
+        return true;
+}
+
+void config_check_hash(ConfigContext *ctx, const ConfigUpstream *u, yaml_node_t *const nodes[3],
+                       const char *const keys[4], yaml_node_t *at, const char *path)
+{
+        char p[CONFIG_PATH_MAX], esc[CONFIG_ESCAPE_MAX];
+        bool chash = u->balancer && streq(u->balancer, "chash");
+
+        /* Beside another balancer they would be ignored: a mistake to point at. */
+        if (!chash) {
+                for (size_t i = 0; i < 3; i++) {
+                        config_path_join(p, path, keys[i]);
+                        if (nodes[i] && !config_has_errors_under(ctx, p))
+                                config_node_error(ctx, nodes[i], p, "only used with %s: chash",
+                                                  keys[3]);
+                }
+                return;
+        }
+        /* A value reported already is not reported twice. */
+        for (size_t i = 0; i < 2; i++) {
+                config_path_join(p, path, keys[i]);
+                if (nodes[i] && config_has_errors_under(ctx, p))
+                        return;
+        }
+        config_path_join(p, path, keys[1]);
+        if (!u->hash_key) {
+                if (u->hash_on != HASH_ON_VARS)
+                        config_node_error(ctx, at, path,
+                                          "missing required key '%s' (%s is %s)", keys[1],
+                                          keys[0], hash_on_to_string(u->hash_on));
+        } else if (u->hash_on == HASH_ON_VARS && !hash_var_known(u->hash_key))
+                config_node_error(ctx, nodes[1], p,
+                                  "unknown variable '%s' (known: remote_addr, uri, request_uri, "
+                                  "host, arg_NAME, http_NAME)",
+                                  config_escape(u->hash_key, strlen(u->hash_key), esc));
+        else if (u->hash_on != HASH_ON_VARS && !hash_name_valid(u->hash_key))
+                config_node_error(ctx, nodes[1], p, "invalid %s name '%s': not a valid HTTP token",
+                                  hash_on_to_string(u->hash_on), config_escape(u->hash_key, strlen(u->hash_key), esc));
+        if (nodes[2] && u->hash_balance_factor > 0 && u->hash_balance_factor <= 100) {
+                config_path_join(p, path, keys[2]);
+                config_node_error(ctx, nodes[2], p,
+                                  "must be 0 (no bound) or above 100 (percent of the average "
+                                  "load)");
+        }
+}
+
 static void upstream_init(void *item)
 {
         config_upstream_init(item);
@@ -445,6 +534,15 @@ static int upstream_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_t
                 if (!u->balancer)
                         return -ENOMEM;
         }
+        static const char *const hash_keys[4] = {"hash_on", "hash_key", "hash_balance_factor",
+                                                 "balancer"};
+        yaml_node_t *hash_nodes[3];
+        for (size_t i = 0; i < 3; i++)
+                hash_nodes[i] = config_field_value(t, values, hash_keys[i]);
+        /* An unknown balancer was reported already: whether its keys belong is unknown. */
+        config_path_join(p, path, "balancer");
+        if (!config_has_errors_under(ctx, p))
+                config_check_hash(ctx, u, hash_nodes, hash_keys, node, path);
 
         /* Here, not in node_init(): scheme: may come after nodes:. */
         for (size_t i = 0; i < u->n_nodes; i++)
@@ -480,6 +578,11 @@ static const ConfigField upstream_fields[] = {
               &validate_host_port),
         FIELD("balancer", config_parse_choice, offsetof(ConfigUpstream, balancer),
               &choice_balancer),
+        FIELD("hash_on", config_parse_choice, offsetof(ConfigUpstream, hash_on), &choice_hash_on),
+        FIELD("hash_key", config_parse_string, offsetof(ConfigUpstream, hash_key), NULL),
+        FIELD("hash_balance_factor", config_parse_integer,
+              offsetof(ConfigUpstream, hash_balance_factor),
+              RANGE(0, CONFIG_HASH_BALANCE_FACTOR_MAX, unsigned, false)),
         FIELD("retries", config_parse_integer, offsetof(ConfigUpstream, retries),
               RANGE(0, CONFIG_RETRIES_MAX, unsigned, false)),
         FIELD("keepalive_pool", config_parse_integer, offsetof(ConfigUpstream, keepalive_pool),

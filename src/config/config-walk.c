@@ -370,6 +370,12 @@ int config_parse_choice(ConfigContext *ctx, const ConfigField *f, yaml_node_t *n
                 return 0;
         }
 
+        for (const ConfigChoiceRefusal *x = choice->refused; x && x->name; x++)
+                if (streq(v, x->name)) {
+                        config_node_error(ctx, node, path, "%s '%s' is not supported: %s",
+                                          choice->what, x->name, x->why);
+                        return 0;
+                }
         for (size_t i = 0; i < choice->n_names && o < sizeof(known); i++)
                 o += (size_t)snprintf(known + o, sizeof(known) - o, "%s%s", i ? ", " : "",
                                       choice->names[i]);

@@ -52,6 +52,7 @@ typedef struct ConfigChoice {
         const char *const *names;
         size_t n_names;
         bool as_string; /* store a copy of the name rather than its index */
+        const ConfigChoiceRefusal *refused; /* known values refused by name; may be NULL */
 } ConfigChoice;
 
 /* Checks, and may normalize in place (case, brackets), a string. Returns NULL when it is fine,

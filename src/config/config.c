@@ -24,6 +24,12 @@ const char *const config_pass_host_names[_PASS_HOST_MAX] = {
         [PASS_HOST_REWRITE] = "rewrite",
 };
 
+const char *const config_hash_on_names[_HASH_ON_MAX] = {
+        [HASH_ON_VARS] = "vars",
+        [HASH_ON_HEADER] = "header",
+        [HASH_ON_COOKIE] = "cookie",
+};
+
 const char *const config_listener_protocol_names[_LISTENER_PROTOCOL_MAX] = {
         [LISTENER_HTTP] = "http",
         [LISTENER_HTTPS] = "https",
@@ -75,6 +81,13 @@ const char *pass_host_to_string(PassHost p)
 PassHost pass_host_from_string(const char *s)
 {
         return (PassHost)string_table_lookup(config_pass_host_names, _PASS_HOST_MAX, s);
+}
+
+const char *hash_on_to_string(HashOn h)
+{
+        if (h < 0 || h >= _HASH_ON_MAX)
+                return NULL;
+        return config_hash_on_names[h];
 }
 
 const char *listener_protocol_to_string(ListenerProtocol p)
@@ -210,6 +223,7 @@ ConfigUpstream *config_upstream_unref(ConfigUpstream *u)
         free(u->name);
         free(u->upstream_host);
         free(u->balancer);
+        free(u->hash_key);
         for (size_t j = 0; j < u->n_nodes; j++)
                 free(u->nodes[j].host);
         free(u->nodes);

@@ -31,11 +31,21 @@ typedef enum PassHost {
         _PASS_HOST_INVALID = -EINVAL,
 } PassHost;
 
+/* chash: where a request's key comes from (APISIX's hash_on). */
+typedef enum HashOn {
+        HASH_ON_VARS,   /* remote_addr, uri, request_uri, host, arg_NAME, http_NAME */
+        HASH_ON_HEADER, /* a request header, by name */
+        HASH_ON_COOKIE, /* a cookie, by name */
+        _HASH_ON_MAX,
+        _HASH_ON_INVALID = -EINVAL,
+} HashOn;
+
 const char *scheme_to_string(Scheme s);
 Scheme scheme_from_string(const char *s);
 uint16_t scheme_default_port(Scheme s);
 const char *pass_host_to_string(PassHost p);
 PassHost pass_host_from_string(const char *s);
+const char *hash_on_to_string(HashOn h);
 
 /* Where a value came from, for messages. Its file is a name kept alive by whatever holds the
  * mark: a Config (Config.files) for its listeners, an upstream or a route for itself (their
@@ -120,7 +130,11 @@ typedef struct ConfigUpstream {
         Scheme scheme;
         PassHost pass_host;
         char *upstream_host; /* required with PASS_HOST_REWRITE */
-        char *balancer;      /* "roundrobin" */
+        char *balancer;      /* config_balancer_names: "roundrobin" (default), "least_conn",
+                              * "chash", "ewma" */
+        HashOn hash_on;      /* chash: what hash_key names (default vars) */
+        char *hash_key;      /* chash: a var, header or cookie name; NULL = remote_addr */
+        unsigned hash_balance_factor; /* chash: bounded loads, in percent; 0 = none */
         ConfigNode *nodes;
         size_t n_nodes;
         uint64_t connect_timeout_usec;

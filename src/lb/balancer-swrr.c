@@ -3,73 +3,55 @@
 /* Smooth weighted round robin, nginx's algorithm: every pick adds each item's weight to its
  * current value, takes the largest, and subtracts the total from the winner. Over any run of
  * sum(weights) picks each item is chosen exactly weight times, spread evenly (3:1 gives
- * a a b a a a b a ..., never a a a b in bursts beyond what the weights force). */
+ * a a b a a a b a ..., never a a a b in bursts beyond what the weights force).
+ *
+ * The sequence depends on nothing but the weights, and repeats with period sum(weights) (of the
+ * weights divided by their greatest common divisor): it is computed once, when the balancer is
+ * built, and a pick is the entry at an atomic ticket taken by fetch-and-add. One sequence for
+ * every worker, so splits stay exact (25:25, 30:10), O(1) a pick for any weights, and no lock.
+ * Equal weights need no schedule at all: the sequence is 0, 1, ..., n-1. Weights whose reduced
+ * sum exceeds SWRR_SCHEDULE_MAX (a schedule of more than 256 KiB) fall back to running the
+ * algorithm under a lock, O(n) a pick. */
+
+#include <pthread.h>
 
 #include "base/util.h"
 #include "lb/balancer.h"
 
-/* With every weight equal (the common case: nodes of one kind) the smooth schedule is plain
- * rotation, 0, 1, ..., n-1, so a pick is O(1) instead of a pass over all n items; unequal weights
- * take the full algorithm. */
+#define SWRR_SCHEDULE_MAX 65536
+
 typedef struct SwrrState {
-        bool uniform; /* all weights equal and > 0 */
-        size_t next;  /* uniform: the index the rotation gives next */
-        int64_t current[];
+        bool uniform;      /* all weights equal and > 0: the schedule is the rotation */
+        size_t len;        /* of the schedule; 0 with no weight or in the fallback */
+        uint64_t *weighted; /* bitmap: the items with weight > 0 */
+        /* The fallback: the algorithm itself, under a lock. */
+        bool locked;
+        pthread_mutex_t lock;
+        int64_t *current;
+        uint32_t schedule[];
 } SwrrState;
 
-static void swrr_reset(Balancer *b)
+static uint64_t gcd(uint64_t a, uint64_t b)
 {
-        SwrrState *st = b->state;
-
-        st->uniform = b->n > 0 && b->weights[0] > 0;
-        for (size_t i = 1; i < b->n && st->uniform; i++)
-                st->uniform = b->weights[i] == b->weights[0];
-        st->next = 0;
-        memset(st->current, 0, b->n * sizeof(int64_t));
-}
-
-static int swrr_init(Balancer *b)
-{
-        b->state = calloc(1, sizeof(SwrrState) + (b->n ? b->n : 1) * sizeof(int64_t));
-        if (!b->state)
-                return -ENOMEM;
-        swrr_reset(b);
-        return 0;
-}
-
-static void swrr_done(Balancer *b)
-{
-        free(b->state);
-        b->state = NULL;
-}
-
-static ssize_t pick_uniform(Balancer *b, SwrrState *st, const uint64_t *skip)
-{
-        for (size_t k = 0; k < b->n; k++) {
-                size_t i = (st->next + k) % b->n;
-                if (bitmap_test(skip, i))
-                        continue;
-                st->next = (i + 1) % b->n;
-                return (ssize_t)i;
+        while (b) {
+                uint64_t t = a % b;
+                a = b;
+                b = t;
         }
-        return -ENOENT;
+        return a;
 }
 
-static ssize_t swrr_pick(Balancer *b, const uint64_t *skip)
+/* One step of the algorithm over `weights`, skipping items marked in `skip`. */
+static ssize_t swrr_step(const uint32_t *weights, size_t n, int64_t *current, const uint64_t *skip)
 {
-        SwrrState *st = b->state;
-        int64_t *current = st->current;
         int64_t total = 0;
         ssize_t best = -ENOENT;
 
-        if (st->uniform)
-                return pick_uniform(b, st, skip);
-
-        for (size_t i = 0; i < b->n; i++) {
-                if (b->weights[i] == 0 || bitmap_test(skip, i))
+        for (size_t i = 0; i < n; i++) {
+                if (weights[i] == 0 || bitmap_test(skip, i))
                         continue;
-                current[i] += b->weights[i];
-                total += b->weights[i];
+                current[i] += weights[i];
+                total += weights[i];
                 if (best < 0 || current[i] > current[best])
                         best = (ssize_t)i;
         }
@@ -78,12 +60,111 @@ static ssize_t swrr_pick(Balancer *b, const uint64_t *skip)
         return best;
 }
 
-static void swrr_set_weight(Balancer *b, size_t i, uint32_t weight)
+static int swrr_init(Balancer *b)
 {
-        /* Restart the schedule: from all-zero the picks repeat with period sum(weights), so the
-         * next sum(weights) picks after a change split exactly by the new weights. Keeping the old
-         * current values would carry a debt of up to one total into the new split. */
-        swrr_reset(b);
+        size_t n = b->n;
+        uint64_t g = 0, total = 0;
+        bool uniform = n > 0 && b->weights[0] > 0;
+
+        for (size_t i = 0; i < n; i++) {
+                g = gcd(b->weights[i], g);
+                uniform = uniform && b->weights[i] == b->weights[0];
+        }
+        for (size_t i = 0; g > 0 && i < n; i++)
+                total += b->weights[i] / g;
+        bool scheduled = !uniform && total > 0 && total <= SWRR_SCHEDULE_MAX;
+
+        SwrrState *st = calloc(1, sizeof(SwrrState) + (scheduled ? total : 0) * sizeof(uint32_t));
+        if (!st)
+                return -ENOMEM;
+        b->state = st;
+        st->uniform = uniform;
+        st->weighted = calloc(BITMAP_WORDS(n) + 1, sizeof(uint64_t));
+        st->current = calloc(n + 1, sizeof(int64_t));
+        if (!st->weighted || !st->current)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (b->weights[i] > 0)
+                        bitmap_set(st->weighted, i);
+        if (uniform)
+                st->len = n;
+        else if (scheduled) {
+                _cleanup_free_ uint32_t *reduced = calloc(n + 1, sizeof(uint32_t));
+                if (!reduced)
+                        return -ENOMEM;
+                for (size_t i = 0; i < n; i++)
+                        reduced[i] = (uint32_t)(b->weights[i] / g);
+                /* Weights scaled by one factor give the same sequence: the period is shorter. */
+                for (size_t k = 0; k < total; k++)
+                        st->schedule[k] = (uint32_t)swrr_step(reduced, n, st->current, NULL);
+                st->len = total;
+        } else if (total > 0) {
+                st->locked = true;
+                pthread_mutex_init(&st->lock, NULL);
+                memset(st->current, 0, n * sizeof(int64_t));
+        }
+        return 0;
+}
+
+static void swrr_done(Balancer *b)
+{
+        SwrrState *st = b->state;
+
+        if (st->locked)
+                pthread_mutex_destroy(&st->lock);
+        free(st->weighted);
+        free(st->current);
+        free(st);
+        b->state = NULL;
+}
+
+/* Whether an item with weight is left once `skip` is taken out. */
+static bool any_left(const SwrrState *st, size_t n, const uint64_t *skip)
+{
+        for (size_t w = 0; w < BITMAP_WORDS(n); w++)
+                if (st->weighted[w] & ~skip[w])
+                        return true;
+        return false;
+}
+
+static inline size_t schedule_at(const SwrrState *st, uint64_t t)
+{
+        return st->uniform ? (size_t)(t % st->len) : st->schedule[t % st->len];
+}
+
+static ssize_t swrr_pick(Balancer *b, const BalancerRequest *req)
+{
+        SwrrState *st = b->state;
+
+        if (st->locked) {
+                pthread_mutex_lock(&st->lock);
+                ssize_t i = swrr_step(b->weights, b->n, st->current, req->skip);
+                pthread_mutex_unlock(&st->lock);
+                return i;
+        }
+        if (st->len == 0)
+                return -ENOENT;
+
+        uint64_t t = atomic_fetch_add_explicit(&b->ticket, 1, memory_order_relaxed);
+        size_t i = schedule_at(st, t);
+        if (!req->skip || !bitmap_test(req->skip, i))
+                return (ssize_t)i;
+
+        /* A retry: the next item of the schedule not tried yet. The schedule goes on after it
+         * (unless another pick took a ticket meanwhile), so the rotation does not hand out the
+         * item just passed over twice in a row. */
+        if (!any_left(st, b->n, req->skip))
+                return -ENOENT;
+        for (uint64_t d = 1;; d++) {
+                i = schedule_at(st, t + d);
+                if (bitmap_test(req->skip, i))
+                        continue;
+                uint64_t expected = t + 1;
+                (void)atomic_compare_exchange_strong_explicit(&b->ticket, &expected, t + 1 + d,
+                                                              memory_order_relaxed,
+                                                              memory_order_relaxed);
+                return (ssize_t)i;
+        }
 }
 
 const BalancerOps balancer_swrr_ops = {
@@ -91,5 +172,4 @@ const BalancerOps balancer_swrr_ops = {
         .init = swrr_init,
         .done = swrr_done,
         .pick = swrr_pick,
-        .set_weight = swrr_set_weight,
 };

@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
+
 #include "base/util.h"
 #include "lb/balancer.h"
 
 static const BalancerOps *const all_ops[] = {
         &balancer_swrr_ops,
+        &balancer_least_conn_ops,
+        &balancer_chash_ops,
+        &balancer_ewma_ops,
 };
 
 const BalancerOps *balancer_ops_find(const char *name)
@@ -14,23 +19,54 @@ const BalancerOps *balancer_ops_find(const char *name)
         return NULL;
 }
 
-int balancer_new(const BalancerOps *ops, const uint32_t *weights, size_t n, Balancer **ret)
+static bool wants_names(const BalancerOps *ops)
 {
-        Balancer *b = calloc(1, sizeof(*b));
+        return ops == &balancer_chash_ops;
+}
+
+int balancer_new(const BalancerSpec *spec, Balancer **ret)
+{
+        const BalancerOps *ops = spec->ops;
+        size_t n = spec->n;
+
+        assert(!ops->needs_entries || spec->entries);
+        assert(!wants_names(ops) || spec->names);
+        Balancer *b = aligned_alloc(REGISTRY_CACHE_LINE,
+                                    (sizeof(Balancer) + REGISTRY_CACHE_LINE - 1) &
+                                            ~(size_t)(REGISTRY_CACHE_LINE - 1));
         if (!b)
                 return -ENOMEM;
+        memset(b, 0, sizeof(*b));
         b->n_ref = 1;
         b->ops = ops;
         b->n = n;
-        b->weights = memdup(weights, n * sizeof(uint32_t));
+        b->hash_balance_factor = spec->hash_balance_factor;
+        b->total = spec->total;
+        assert(!ops->needs_entries || b->total);
+        atomic_init(&b->ticket, 0);
+        b->weights = memdup(spec->weights, (n ? n : 1) * sizeof(uint32_t));
         if (!b->weights)
-                return free(b), -ENOMEM;
-        pthread_mutex_init(&b->lock, NULL);
-        int r = ops->init(b);
-        if (r < 0) {
-                balancer_free(b);
-                return r;
+                return balancer_free(b), -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                b->total_weight += b->weights[i];
+        if (ops->needs_entries) {
+                b->entries = memdup(spec->entries, (n ? n : 1) * sizeof(RegistryEntry *));
+                if (!b->entries)
+                        return balancer_free(b), -ENOMEM;
         }
+        if (wants_names(ops)) {
+                b->names = calloc(n + 1, sizeof(char *));
+                if (!b->names)
+                        return balancer_free(b), -ENOMEM;
+                for (size_t i = 0; i < n; i++) {
+                        b->names[i] = strdup(spec->names[i]);
+                        if (!b->names[i])
+                                return balancer_free(b), -ENOMEM;
+                }
+        }
+        int r = ops->init ? ops->init(b) : 0;
+        if (r < 0)
+                return balancer_free(b), r;
         *ret = b;
         return 0;
 }
@@ -46,38 +82,46 @@ Balancer *balancer_free(Balancer *b)
 {
         if (!b || --b->n_ref > 0)
                 return NULL;
-        if (b->ops->done)
+        if (b->state && b->ops->done)
                 b->ops->done(b);
-        pthread_mutex_destroy(&b->lock);
+        for (size_t i = 0; b->names && i < b->n; i++)
+                free(b->names[i]);
+        free(b->names);
+        free(b->entries);
         free(b->weights);
         free(b);
         return NULL;
 }
 
-ssize_t balancer_pick(Balancer *b, const uint64_t *skip)
+ssize_t balancer_pick(Balancer *b, const BalancerRequest *req)
 {
-        /* A single item needs no schedule and no lock. */
+        /* A single item needs no algorithm. */
         if (b->n == 1)
-                return b->weights[0] > 0 && !bitmap_test(skip, 0) ? 0 : -ENOENT;
-
-        pthread_mutex_lock(&b->lock);
-        ssize_t i = b->ops->pick(b, skip);
-        pthread_mutex_unlock(&b->lock);
-        return i;
+                return b->weights[0] > 0 && !bitmap_test(req->skip, 0) ? 0 : -ENOENT;
+        return b->ops->pick(b, req);
 }
 
-void balancer_set_weight(Balancer *b, size_t i, uint32_t weight)
+bool balancer_same(const Balancer *b, const BalancerSpec *spec)
 {
-        pthread_mutex_lock(&b->lock);
-        b->weights[i] = weight;
-        if (b->ops->set_weight)
-                b->ops->set_weight(b, i, weight);
-        pthread_mutex_unlock(&b->lock);
+        /* The weights are the configuration's: a D-Bus weight change builds a new model. */
+        if (b->ops != spec->ops || b->n != spec->n ||
+            b->hash_balance_factor != spec->hash_balance_factor ||
+            memcmp(b->weights, spec->weights, b->n * sizeof(uint32_t)) != 0)
+                return false;
+        /* The entries are found by the names of the nodes, which the caller compared. */
+        for (size_t i = 0; b->names && i < b->n; i++)
+                if (!streq(b->names[i], spec->names[i]))
+                        return false;
+        return true;
 }
 
-bool balancer_same(const Balancer *b, const BalancerOps *ops, const uint32_t *weights, size_t n)
+bool balancer_entry_available(const RegistryEntry *e, uint64_t *now)
 {
-        /* The weights are the configuration's: a D-Bus weight change builds a new model rather
-         * than calling balancer_set_weight(), so no lock is needed to read them. */
-        return b->ops == ops && b->n == n && memcmp(b->weights, weights, n * sizeof(uint32_t)) == 0;
+        if (atomic_load_explicit(&e->failures, memory_order_relaxed) == 0)
+                return true;
+        /* The clock is read once per pick, and only when a node is failing. */
+        if (*now == 0)
+                *now = now_usec(CLOCK_MONOTONIC);
+        uint64_t at = atomic_load_explicit(&e->failed_at_usec, memory_order_relaxed);
+        return *now >= at + BALANCER_RETRY_FAILING_USEC;
 }

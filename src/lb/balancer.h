@@ -1,57 +1,119 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* Picks one of n weighted items. The algorithm sits behind an ops table (as HAProxy's lb_ops) so
- * others can be added beside smooth weighted round robin; one algorithm per balancer-*.c file.
+/* Picks one of n weighted items. Each algorithm sits behind an ops table (as HAProxy's lb_ops),
+ * one per balancer-*.c file: smooth weighted round robin (balancer-swrr.c), least connections
+ * (balancer-least-conn.c), consistent hashing (balancer-chash.c) and peak EWMA
+ * (balancer-ewma.c).
  *
- * A Balancer is shared by every worker thread: exact splits (25:25, 30:10) are a property of one
- * sequence of picks, so the state is one, guarded by a lock held for the pick only. Successive
- * models share it too while its items and weights stay as they are, so a change elsewhere does
- * not restart its schedule. */
+ * A Balancer is shared by every worker thread, and picks take no lock: what an algorithm
+ * decides from is either immutable once built (round robin's schedule, chash's ring) or atomics
+ * every worker reads and writes (one ticket for round robin, so splits stay exact whatever
+ * worker serves; requests in flight, health and latency in the nodes' registry entries, each
+ * on a cache line of its own). Successive models share a Balancer while its items, weights and
+ * options stay as they are, so a change elsewhere does not restart its schedule. */
 
-#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "lb/registry.h"
+
 typedef struct Balancer Balancer;
 
+/* What a pick is asked for. */
+typedef struct BalancerRequest {
+        const uint64_t *skip; /* a bitmap of n bits: items not to pick (tried); may be NULL */
+        uint64_t key;         /* chash: the request's key, hashed (balance-key.c) */
+} BalancerRequest;
+
 typedef struct BalancerOps {
-        const char *name;
-        /* Sets up algorithm state for b->n items with b->weights; called with the lock free. */
+        const char *name; /* as the configuration says it (config_balancer_names) */
+        /* Sets up algorithm state for b->n items with b->weights; NULL: none needed. */
         int (*init)(Balancer *b);
         void (*done)(Balancer *b);
-        /* Returns the index picked among items with weight > 0 that are not marked in `skip`
-         * (a bitmap of n bits, may be NULL), or -ENOENT. Called with the lock held. */
-        ssize_t (*pick)(Balancer *b, const uint64_t *skip);
-        /* Takes a new weight for item i (already stored in b->weights). */
-        void (*set_weight)(Balancer *b, size_t i, uint32_t weight);
+        /* Returns the index picked among items with weight > 0 that are not marked in
+         * req->skip, or -ENOENT. Runs on any worker at once with others: no lock. */
+        ssize_t (*pick)(Balancer *b, const BalancerRequest *req);
+        bool needs_entries; /* reads the items' registry entries (load, health, latency) */
+        bool hashes_requests; /* wants BalancerRequest.key */
+        bool records_latency; /* wants balancer_latency_sample() at each response head */
 } BalancerOps;
+
+/* What a Balancer is built from. */
+typedef struct BalancerSpec {
+        const BalancerOps *ops;
+        const uint32_t *weights;
+        size_t n;
+        /* Per item (ops->needs_entries): its node's registry entry. The entries outlive the
+         * Balancer: every model object sharing it holds them. */
+        RegistryEntry *const *entries;
+        /* With ops->needs_entries: the upstream's entry, whose requests in flight are those of
+         * all the items together (and the one being picked for): chash's bounded loads, and
+         * least_conn's lower bound of the items' counts. */
+        RegistryEntry *total;
+        /* Per item, for chash: what places it on the ring ("host:port" as configured), so a
+         * node keeps its points whatever else is added or removed. */
+        const char *const *names;
+        /* chash: bounded loads, a node takes at most this percentage of the average load
+         * (requests in flight per unit of weight); 0 = unbounded. */
+        unsigned hash_balance_factor;
+} BalancerSpec;
 
 struct Balancer {
         unsigned n_ref; /* the model objects sharing it; taken and dropped on one thread */
         const BalancerOps *ops;
-        pthread_mutex_t lock;
         size_t n;
         uint32_t *weights;
-        void *state; /* the algorithm's */
+        RegistryEntry **entries; /* NULL unless ops->needs_entries */
+        RegistryEntry *total;    /* with entries */
+        char **names;            /* NULL unless chash */
+        unsigned hash_balance_factor;
+        uint64_t total_weight;
+        /* Round robin's place in its schedule, and the tie-breaker of the others: one atomic
+         * for every worker, on a line of its own. */
+        alignas(REGISTRY_CACHE_LINE) atomic_uint_fast64_t ticket;
+        alignas(REGISTRY_CACHE_LINE) void *state; /* the algorithm's, immutable once built */
 };
 
 extern const BalancerOps balancer_swrr_ops;
+extern const BalancerOps balancer_least_conn_ops;
+extern const BalancerOps balancer_chash_ops;
+extern const BalancerOps balancer_ewma_ops;
 
 /* Finds ops by configuration name ("roundrobin"), or NULL. */
 const BalancerOps *balancer_ops_find(const char *name);
 
-int balancer_new(const BalancerOps *ops, const uint32_t *weights, size_t n, Balancer **ret);
+int balancer_new(const BalancerSpec *spec, Balancer **ret);
 Balancer *balancer_ref(Balancer *b);
 /* Drops a reference; the last one frees it. */
 Balancer *balancer_free(Balancer *b);
-/* Whether `b` runs `ops` over exactly these weights (a schedule a new model may share). */
-bool balancer_same(const Balancer *b, const BalancerOps *ops, const uint32_t *weights, size_t n);
+/* Whether `b` was built from exactly this spec (a schedule a new model may share). */
+bool balancer_same(const Balancer *b, const BalancerSpec *spec);
 
-ssize_t balancer_pick(Balancer *b, const uint64_t *skip);
-void balancer_set_weight(Balancer *b, size_t i, uint32_t weight);
+ssize_t balancer_pick(Balancer *b, const BalancerRequest *req);
+
+/* ewma: a response head arrived `usec` after the request went to the node of `e`; a failed
+ * request is recorded as BALANCER_EWMA_FAILURE_USEC. Any worker, no lock. */
+#define BALANCER_EWMA_FAILURE_USEC (10 * USEC_PER_SEC)
+void balancer_latency_sample(RegistryEntry *e, uint64_t usec, uint64_t now_usec);
+
+/* Whether the node of `e` may take traffic now: healthy, or failing for long enough that one
+ * request may find out whether it is back (passive health learns only from requests). */
+#define BALANCER_RETRY_FAILING_USEC (2 * USEC_PER_SEC)
+bool balancer_entry_available(const RegistryEntry *e, uint64_t *now_usec);
+
+/* The finalizer of splitmix64: spreads a hash (FNV's low bits are weak) over 64 bits. */
+static inline uint64_t balancer_mix64(uint64_t x)
+{
+        x ^= x >> 30;
+        x *= UINT64_C(0xbf58476d1ce4e5b9);
+        x ^= x >> 27;
+        x *= UINT64_C(0x94d049bb133111eb);
+        return x ^ (x >> 31);
+}
 
 #define BITMAP_WORDS(n) (((n) + 63) / 64)
 static inline bool bitmap_test(const uint64_t *bm, size_t i)

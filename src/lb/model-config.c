@@ -4,7 +4,7 @@
 #include "lb/model-config.h"
 
 /* A field added to these is compared below: the sizes say when one was. */
-static_assert(sizeof(ConfigUpstream) == 144 && sizeof(ConfigNode) == 32 &&
+static_assert(sizeof(ConfigUpstream) == 168 && sizeof(ConfigNode) == 32 &&
                       sizeof(ConfigTls) == 24,
               "ConfigUpstream changed: compare the new field in model-config.c");
 static_assert(sizeof(ConfigRoute) == 88 && sizeof(ConfigRouteUpstream) == 32,
@@ -18,7 +18,9 @@ bool upstream_config_equal(const ConfigUpstream *a, const ConfigUpstream *b)
                 return true; /* shared configuration objects */
         if (!streq(a->name, b->name) || a->scheme != b->scheme || a->pass_host != b->pass_host ||
             !streq_ptr(a->upstream_host, b->upstream_host) ||
-            !streq_ptr(a->balancer, b->balancer) ||
+            !streq_ptr(a->balancer, b->balancer) || a->hash_on != b->hash_on ||
+            !streq_ptr(a->hash_key, b->hash_key) ||
+            a->hash_balance_factor != b->hash_balance_factor ||
             a->connect_timeout_usec != b->connect_timeout_usec ||
             a->send_timeout_usec != b->send_timeout_usec ||
             a->read_timeout_usec != b->read_timeout_usec || a->retries != b->retries ||

@@ -108,8 +108,11 @@ static int upstream_new(const ConfigUpstream *cu, const Upstream *o, TlsClient *
         if (r < 0)
                 return upstream_unref(u), r;
 
-        _cleanup_free_ uint32_t *weights = calloc(cu->n_nodes ? cu->n_nodes : 1, sizeof(uint32_t));
-        if (!weights)
+        size_t n = cu->n_nodes ? cu->n_nodes : 1;
+        _cleanup_free_ uint32_t *weights = calloc(n, sizeof(uint32_t));
+        _cleanup_free_ RegistryEntry **entries = calloc(n, sizeof(RegistryEntry *));
+        _cleanup_free_ const char **names = calloc(n, sizeof(char *));
+        if (!weights || !entries || !names)
                 return upstream_unref(u), -ENOMEM;
         for (size_t i = 0; i < cu->n_nodes; i++) {
                 r = node_init(&u->nodes[i], u, &cu->nodes[i], ctx);
@@ -117,15 +120,20 @@ static int upstream_new(const ConfigUpstream *cu, const Upstream *o, TlsClient *
                 if (r < 0)
                         return upstream_unref(u), r;
                 weights[i] = cu->nodes[i].weight;
+                entries[i] = u->nodes[i].state;
+                names[i] = u->nodes[i].name;
         }
 
         const BalancerOps *ops = balancer_ops_find(cu->balancer ? cu->balancer : "roundrobin");
-        if (!ops)
+        if (!ops) /* the loader knows the names balancer.c does */
                 return upstream_unref(u), -EOPNOTSUPP;
-        if (o && same_nodes(o, cu) && balancer_same(o->balancer, ops, weights, cu->n_nodes))
+        BalancerSpec spec = { .ops = ops, .weights = weights, .n = cu->n_nodes,
+                              .entries = entries, .names = names, .total = u->state,
+                              .hash_balance_factor = cu->hash_balance_factor };
+        if (o && same_nodes(o, cu) && balancer_same(o->balancer, &spec))
                 u->balancer = balancer_ref(o->balancer); /* its schedule goes on */
         else {
-                r = balancer_new(ops, weights, cu->n_nodes, &u->balancer);
+                r = balancer_new(&spec, &u->balancer);
                 if (r < 0)
                         return upstream_unref(u), r;
         }
@@ -201,11 +209,13 @@ static int route_new(const Model *m, const ConfigRoute *cr, const Route *o,
                 weights[i] = cr->upstreams[i].weight;
         }
         route->n_targets = cr->n_upstreams;
-        if (o && same_targets(o, cr) &&
-            balancer_same(o->balancer, &balancer_swrr_ops, weights, cr->n_upstreams))
+        /* Route level stays weighted round robin. */
+        BalancerSpec spec = { .ops = &balancer_swrr_ops, .weights = weights,
+                              .n = cr->n_upstreams };
+        if (o && same_targets(o, cr) && balancer_same(o->balancer, &spec))
                 route->balancer = balancer_ref(o->balancer);
         else {
-                r = balancer_new(&balancer_swrr_ops, weights, cr->n_upstreams, &route->balancer);
+                r = balancer_new(&spec, &route->balancer);
                 if (r < 0)
                         return route_unref(route), r;
         }
@@ -459,16 +469,16 @@ Model *model_unref(Model *m)
 
 int route_pick_upstream(Route *r, Upstream **ret)
 {
-        ssize_t i = balancer_pick(r->balancer, NULL);
+        ssize_t i = balancer_pick(r->balancer, &(BalancerRequest){});
         if (i < 0)
                 return (int)i;
         *ret = r->targets[i].upstream;
         return 0;
 }
 
-int upstream_pick_node(Upstream *u, const uint64_t *skip, Node **ret)
+int upstream_pick_node(Upstream *u, const uint64_t *skip, uint64_t key, Node **ret)
 {
-        ssize_t i = balancer_pick(u->balancer, skip);
+        ssize_t i = balancer_pick(u->balancer, &(BalancerRequest){ .skip = skip, .key = key });
         if (i < 0)
                 return (int)i;
         *ret = &u->nodes[i];

@@ -146,10 +146,20 @@ static inline bool node_is_healthy(const Node *n)
 }
 
 /* Picks the upstream of a route and the node of that upstream. `skip` marks nodes already tried
- * for this request (a bitmap of upstream->n_nodes bits, may be NULL). -ENOENT when no target or
- * node has weight. */
+ * for this request (a bitmap of upstream->n_nodes bits, may be NULL); `key` is the request's
+ * hashed key when upstream_hashes_requests() (else 0). -ENOENT when no target or node has
+ * weight. */
 int route_pick_upstream(Route *r, Upstream **ret);
-int upstream_pick_node(Upstream *u, const uint64_t *skip, Node **ret);
+int upstream_pick_node(Upstream *u, const uint64_t *skip, uint64_t key, Node **ret);
+static inline bool upstream_hashes_requests(const Upstream *u)
+{
+        return u->balancer->ops->hashes_requests;
+}
+/* ewma: whether the upstream's balancer wants balancer_latency_sample() for its nodes. */
+static inline bool upstream_records_latency(const Upstream *u)
+{
+        return u->balancer->ops->records_latency;
+}
 /* Copies the node's next address (round robin over what its name resolves to) into `ret`.
  * Returns 0, or -EAGAIN while its name has no first answer (wait on n->dns), -ENXIO when the
  * name does not exist, -EHOSTUNREACH when it could not be resolved. */

@@ -171,6 +171,9 @@ int node_init(Node *n, const Upstream *u, const ConfigNode *cn, const ModelConte
 
 bool node_report_failure(Node *n)
 {
+        /* When, for the balancers that leave a failing node alone for a while. */
+        atomic_store_explicit(&n->state->failed_at_usec, now_usec(CLOCK_MONOTONIC),
+                              memory_order_relaxed);
         return atomic_fetch_add_explicit(&n->state->failures, 1, memory_order_relaxed) == 0;
 }
 

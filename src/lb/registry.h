@@ -21,6 +21,7 @@
  * freed); workers only count into entries of the models they hold. */
 
 #include <assert.h>
+#include <limits.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -46,8 +47,19 @@ typedef struct RegistryEntry {
         uint32_t slot;  /* of its counters in every worker's blocks */
         RegistryKind kind;
         atomic_uint failures; /* nodes: connect failures in a row, 0 = healthy */
-        /* Written by every request to the node or upstream: a line of its own. */
+        atomic_uint_fast64_t failed_at_usec; /* nodes: CLOCK_MONOTONIC of the last failure */
+        /* Written by every request to the node or upstream: a line of its own. The balancers
+         * read it there (least_conn's counts, chash's bounded loads, ewma's latency), shared by
+         * every worker, so a pick sees what all of them sent. */
         alignas(REGISTRY_CACHE_LINE) atomic_uint in_flight;
+        /* Upstreams: a lower bound of its nodes' requests in flight, lowered as a node's
+         * count drops (registry_node_in_flight_sub) and raised by least_conn's full scans, so
+         * that a pick may stop at the first node at that level (balancer-least-conn.c). */
+        atomic_uint min_in_flight;
+        /* Nodes, with balancer: ewma: the peak EWMA of response time (ns) and when it was last
+         * touched (CLOCK_MONOTONIC, µs); see balancer-ewma.c. */
+        atomic_uint_fast64_t latency_peak_nsec;
+        atomic_uint_fast64_t latency_stamp_usec;
 } RegistryEntry;
 
 /* One worker's counters of an entry. Only that worker writes them (load, add, store: no locked
@@ -135,4 +147,17 @@ static inline void registry_in_flight_sub(RegistryEntry *e)
         unsigned before = atomic_fetch_sub_explicit(&e->in_flight, 1, memory_order_relaxed);
         (void)before;
         assert(before > 0);
+}
+
+/* A request to `node` of `upstream` ended (or went to another node): its count drops, and the
+ * upstream's lower bound with it when it was above. Mostly a load and a compare. */
+static inline void registry_node_in_flight_sub(RegistryEntry *node, RegistryEntry *upstream)
+{
+        unsigned now = atomic_fetch_sub_explicit(&node->in_flight, 1, memory_order_relaxed) - 1;
+        assert(now != UINT_MAX);
+        unsigned bound = atomic_load_explicit(&upstream->min_in_flight, memory_order_relaxed);
+        while (now < bound &&
+               !atomic_compare_exchange_weak_explicit(&upstream->min_in_flight, &bound, now,
+                                                      memory_order_relaxed, memory_order_relaxed))
+                ;
 }

@@ -66,6 +66,8 @@ void exchange_attempt_failed(Exchange *x, int error, bool timed_out, bool connec
                 x->fresh_retry_done = true;
         }
         x->up = upstream_conn_free(x->up);
+        if (x->node && !retry_fresh)
+                exchange_report_failed(x);
 
         if (retry_fresh) {
                 (void)exchange_run_attempts(x, ATTEMPT_SAME_FRESH);
@@ -108,9 +110,11 @@ static void upstream_on_connect(Stream *s, int error, void *userdata)
         }
         if (node_report_success(x->node))
                 worker_node_health_changed(x->worker, x->upstream, x->node, NULL);
-        if (x->kind == EXCHANGE_STREAM)
+        if (x->kind == EXCHANGE_STREAM) {
+                /* A session has no response head: its node answers by accepting. */
+                exchange_report_latency(x);
                 exchange_tunnel_start(x);
-        else
+        } else
                 exchange_http_connected(x);
 }
 
@@ -226,20 +230,37 @@ static void in_flight_at(Exchange *x, Node *n)
         if (x->in_flight_at == n->state)
                 return;
         if (x->in_flight_at)
-                registry_in_flight_sub(x->in_flight_at);
+                registry_node_in_flight_sub(x->in_flight_at, x->upstream->state);
         x->in_flight_at = n->state;
         registry_in_flight_add(x->in_flight_at);
+}
+
+void exchange_report_latency(Exchange *x)
+{
+        if (!upstream_records_latency(x->upstream))
+                return;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        balancer_latency_sample(x->node->state, now - x->attempt_usec, now);
+}
+
+void exchange_report_failed(Exchange *x)
+{
+        if (upstream_records_latency(x->upstream))
+                balancer_latency_sample(x->node->state, BALANCER_EWMA_FAILURE_USEC,
+                                        now_usec(CLOCK_MONOTONIC));
 }
 
 static int start_attempt(Exchange *x, AttemptMode mode)
 {
         if (mode == ATTEMPT_NEXT_NODE) {
-                int r = upstream_pick_node(x->upstream, x->tried, &x->node);
+                int r = upstream_pick_node(x->upstream, x->tried, x->balance_key, &x->node);
                 if (r < 0)
                         return -ENOENT;
                 x->attempts++;
                 in_flight_at(x, x->node);
         }
+        if (upstream_records_latency(x->upstream))
+                x->attempt_usec = now_usec(CLOCK_MONOTONIC);
         int r = node_pick_address(x->node, exchange_upstream_config(x)->scheme, &x->address);
         x->has_address = r >= 0;
         if (r == -EAGAIN)

@@ -36,6 +36,8 @@ struct Exchange {
         struct event *dns_timer;
         UpstreamConn *up;
         uint64_t start_usec;
+        uint64_t balance_key;  /* chash: the request's key, hashed (balance-key.c) */
+        uint64_t attempt_usec; /* ewma: when the request went to the node */
 
         char *head; /* the request head as sent upstream, kept for a retry */
         size_t head_len;
@@ -100,6 +102,9 @@ void exchange_fail(Exchange *x, unsigned status, const char *error, const char *
 const char *exchange_errno_text(int error);
 
 /* exchange-connect.c */
+/* ewma: the node answered (its response head came) or failed the request: a latency sample. */
+void exchange_report_latency(Exchange *x);
+void exchange_report_failed(Exchange *x);
 extern const StreamHandler exchange_upstream_handler;
 void exchange_rearm_timer(Exchange *x);
 int exchange_run_attempts(Exchange *x, AttemptMode mode);

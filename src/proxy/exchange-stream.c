@@ -9,6 +9,7 @@
 
 #include "base/log.h"
 #include "net/listener.h"
+#include "proxy/balance-key.h"
 #include "proxy/exchange-internal.h"
 #include "tls/tls-sni.h"
 
@@ -104,6 +105,9 @@ static int start_session(ClientConn *c, const ConfigListener *cl, const char *up
                 return 1;
         }
         registry_in_flight_add(x->upstream->state);
+        if (upstream_hashes_requests(x->upstream))
+                x->balance_key = balance_key(x->upstream->config, NULL,
+                                             c->peer + c->peer_ip_offset, c->peer_ip_len);
         x->use_tls = cl && cl->tls_originate;
         if (x->use_tls && !x->upstream->tls) {
                 exchange_fail(x, 502, "tls: originate needs an upstream with scheme https",

@@ -10,6 +10,7 @@
 #include "http/http-rewrite.h"
 #include "lb/router.h"
 #include "net/listener.h"
+#include "proxy/balance-key.h"
 #include "proxy/exchange-internal.h"
 #include "proxy/pool.h"
 
@@ -43,7 +44,7 @@ void exchange_free(Exchange *x)
         if (x->upstream)
                 registry_in_flight_sub(x->upstream->state);
         if (x->in_flight_at)
-                registry_in_flight_sub(x->in_flight_at);
+                registry_node_in_flight_sub(x->in_flight_at, x->upstream->state);
         resolved_name_cancel_wait(&x->dns_wait);
         if (x->dns_timer)
                 event_free(x->dns_timer);
@@ -337,6 +338,7 @@ static int read_response_head(Exchange *x)
                         }
                         x->status = 101;
                         x->response_head_done = true;
+                        exchange_report_latency(x);
                         x->response_bytes += evbuffer_get_length(c->stream.out) - before;
                         evbuffer_drain(us->in, (size_t)r);
                         exchange_tunnel_start(x); /* what follows the head is the tunnel's */
@@ -375,6 +377,7 @@ static int read_response_head(Exchange *x)
                 }
                 x->status = h.status;
                 x->response_head_done = true;
+                exchange_report_latency(x);
                 http_body_init(&x->response, h.body, h.content_length);
                 x->response_keep_alive = h.keep_alive;
                 x->response.dechunk = dechunk;
@@ -513,6 +516,9 @@ int exchange_start(ClientConn *c, const HttpHead *h)
                                 host_without_port(h->host), h->path);
         if (x->route && route_pick_upstream(x->route, &x->upstream) >= 0) {
                 registry_in_flight_add(x->upstream->state);
+                if (upstream_hashes_requests(x->upstream))
+                        x->balance_key = balance_key(x->upstream->config, h,
+                                                     c->peer + c->peer_ip_offset, c->peer_ip_len);
                 x->use_tls = x->upstream->tls != NULL; /* scheme https */
                 size_t words = BITMAP_WORDS(x->upstream->n_nodes);
                 if (words > 1)

@@ -18,6 +18,7 @@ never held in memory. Endpoints (the names of the underscored ones keep them apa
   /bytes/N       N bytes (pattern_bytes) with Content-Length, written in pieces
   /chunked/N     N bytes in chunked coding
   /delay/S       waits S seconds (float), then the JSON answer
+  (every path)   waits `delay` seconds first (an attribute, 0 by default: a slow node)
   /status/C      status C (JSON body unless the status forbids one)
   /close/N       N bytes without Content-Length, then closes
   /hop           the JSON answer, with hop-by-hop headers that a proxy must remove
@@ -119,6 +120,7 @@ class UpstreamServer:
         self._threads = []
         self._socks = set()
         self._listener = None
+        self.delay = 0.0  # seconds every answer waits: a node slow as a whole
         self.reset()
 
     # -- recording ----------------------------------------------------------------------------
@@ -412,6 +414,8 @@ class UpstreamServer:
         m = re.fullmatch(
             r"/(bytes|chunked|delay|status|close|_drip|_stall|_badresp)/([0-9a-z.-]+)", path)
         kind, arg = (m.group(1), m.group(2)) if m else (path, None)
+        if self.delay and self._stop.wait(self.delay):
+            return False
         status = 200
         body = None
         if kind == "/garbage":

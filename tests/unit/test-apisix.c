@@ -587,6 +587,34 @@ static void test_mixed(void)
         "    match: {paths: [/]}\n"                                                                \
         "    upstreams: [{name: up}]\n"
 
+/* Each of APISIX's loadbalancer types is the native balancer of that name. */
+static void test_loadbalancer_types(void)
+{
+        static const struct {
+                const char *yaml, *balancer, *hash_key;
+                HashOn hash_on;
+        } cases[] = {
+                {"{type: roundrobin}", "roundrobin", NULL, HASH_ON_VARS},
+                {"{type: least_conn}", "least_conn", NULL, HASH_ON_VARS},
+                {"{type: ewma}", "ewma", NULL, HASH_ON_VARS},
+                {"{type: chash}", "chash", NULL, HASH_ON_VARS},
+                {"{type: chash, hashOn: vars, key: arg_user}", "chash", "arg_user", HASH_ON_VARS},
+                {"{type: chash, hashOn: header, key: X-User}", "chash", "X-User", HASH_ON_HEADER},
+                {"{type: chash, hashOn: cookie, key: sid}", "chash", "sid", HASH_ON_COOKIE},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *yaml = NULL;
+                CHECK(asprintf(&yaml, UPSTREAM_HEAD "  loadbalancer: %s\n", cases[i].yaml) > 0);
+                _cleanup_(config_unrefp) Config *c = load_ok(yaml);
+                if (!c)
+                        continue;
+                const ConfigUpstream *u = c->upstreams[0];
+                CHECK_STR(u->balancer, cases[i].balancer);
+                CHECK(streq_ptr(u->hash_key, cases[i].hash_key));
+                CHECK(u->hash_on == cases[i].hash_on);
+        }
+}
+
 static void test_refused_upstream_fields(void)
 {
         expect_errors(UPSTREAM_HEAD "  healthCheck:\n"
@@ -634,26 +662,31 @@ static void test_refused_upstream_fields(void)
                       "'externalNodes': without it an ApisixUpstream configures the Kubernetes "
                       "Service of its name, which does not exist outside Kubernetes");
 
-        /* Balancers that do not exist yet, and what only chash would use. */
-        expect_errors(UPSTREAM_HEAD "  loadbalancer: {type: chash, hashOn: header, key: "
-                                    "user-agent}\n",
-                      "t.yaml:6:24: ApisixUpstream/up: spec.loadbalancer.type: 'chash' is not "
-                      "supported yet (known: roundrobin)");
-        expect_errors(UPSTREAM_HEAD "  loadbalancer: {type: ewma}\n",
-                      "t.yaml:6:24: ApisixUpstream/up: spec.loadbalancer.type: 'ewma' is not "
-                      "supported yet (known: roundrobin)");
-        expect_errors(UPSTREAM_HEAD "  loadbalancer:\n"
-                                    "    type: least_conn\n",
-                      "t.yaml:7:11: ApisixUpstream/up: spec.loadbalancer.type: 'least_conn' is "
-                      "not supported yet (known: roundrobin)");
+        /* What only chash uses, and what chash cannot hash on. */
         expect_errors(UPSTREAM_HEAD "  loadbalancer: {type: random}\n",
                       "t.yaml:6:24: ApisixUpstream/up: spec.loadbalancer.type: unknown type "
-                      "'random' (known: roundrobin, chash, ewma, least_conn)");
+                      "'random' (known: roundrobin, least_conn, chash, ewma)");
         expect_errors(UPSTREAM_HEAD "  loadbalancer: {hashOn: header, key: x}\n",
                       "t.yaml:6:26: ApisixUpstream/up: spec.loadbalancer.hashOn: only used with "
                       "type: chash\n"
                       "t.yaml:6:39: ApisixUpstream/up: spec.loadbalancer.key: only used with "
                       "type: chash");
+        expect_errors(UPSTREAM_HEAD "  loadbalancer: {type: chash, hashOn: consumer}\n",
+                      "t.yaml:6:39: ApisixUpstream/up: spec.loadbalancer.hashOn: hashOn "
+                      "'consumer' is not supported: lbproxy has no consumers (APISIX's "
+                      "authenticated users)");
+        expect_errors(UPSTREAM_HEAD "  loadbalancer: {type: chash, hashOn: vars_combinations, "
+                                    "key: $host}\n",
+                      "t.yaml:6:39: ApisixUpstream/up: spec.loadbalancer.hashOn: hashOn "
+                      "'vars_combinations' is not supported: hash on one variable, header or "
+                      "cookie");
+        expect_errors(UPSTREAM_HEAD "  loadbalancer: {type: chash, hashOn: vars, key: colour}\n",
+                      "t.yaml:6:50: ApisixUpstream/up: spec.loadbalancer.key: unknown variable "
+                      "'colour' (known: remote_addr, uri, request_uri, host, arg_NAME, "
+                      "http_NAME)");
+        expect_errors(UPSTREAM_HEAD "  loadbalancer: {type: chash, hashOn: header}\n",
+                      "t.yaml:6:17: ApisixUpstream/up: spec.loadbalancer: missing required key "
+                      "'key' (hashOn is header)");
 
         /* Schemes lbproxy does not speak. */
         expect_errors(UPSTREAM_HEAD "  scheme: grpcs\n",
@@ -1298,6 +1331,7 @@ int main(void)
         test_namespaces();
         test_mixed();
         test_refused_upstream_fields();
+        test_loadbalancer_types();
         test_refused_route_fields();
         test_ingress_class();
         test_documents();

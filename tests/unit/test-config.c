@@ -565,11 +565,38 @@ static void test_errors(void)
                       "rewrite\n"
                       "t.yaml:10:16: upstreams[2].pass_host: unknown pass_host 'rewrite!' (known: "
                       "pass, node, rewrite)");
-        expect_errors(L "upstreams: [{name: u, balancer: chash, scheme: ftp, nodes: [{host: h}]}]\n",
-                      "t.yaml:2:33: upstreams[0].balancer: unknown balancer 'chash' (known: "
-                      "roundrobin)\n"
-                      "t.yaml:2:48: upstreams[0].scheme: unknown scheme 'ftp' (known: http, "
+        expect_errors(L "upstreams: [{name: u, balancer: hash, scheme: ftp, nodes: [{host: h}]}]\n",
+                      "t.yaml:2:33: upstreams[0].balancer: unknown balancer 'hash' (known: "
+                      "roundrobin, least_conn, chash, ewma)\n"
+                      "t.yaml:2:47: upstreams[0].scheme: unknown scheme 'ftp' (known: http, "
                       "https)");
+        /* chash's keys: with chash only, and each as hash_on says. */
+        expect_errors(L "upstreams:\n"
+                        "  - {name: a, hash_key: uri, hash_balance_factor: 150, nodes: [{host: h}]}\n"
+                        "  - {name: b, balancer: chash, hash_on: header, nodes: [{host: h}]}\n"
+                        "  - {name: c, balancer: chash, hash_key: cookie_x, nodes: [{host: h}]}\n"
+                        "  - {name: d, balancer: chash, hash_on: cookie, hash_key: \"a b\",\n"
+                        "     hash_balance_factor: 100, nodes: [{host: h}]}\n",
+                      "t.yaml:3:25: upstreams[0].hash_key: only used with balancer: chash\n"
+                      "t.yaml:3:51: upstreams[0].hash_balance_factor: only used with balancer: "
+                      "chash\n"
+                      "t.yaml:4:5: upstreams[1]: missing required key 'hash_key' (hash_on is "
+                      "header)\n"
+                      "t.yaml:5:42: upstreams[2].hash_key: unknown variable 'cookie_x' (known: "
+                      "remote_addr, uri, request_uri, host, arg_NAME, http_NAME)\n"
+                      "t.yaml:6:59: upstreams[3].hash_key: invalid cookie name 'a b': not a valid "
+                      "HTTP token\n"
+                      "t.yaml:7:27: upstreams[3].hash_balance_factor: must be 0 (no bound) or "
+                      "above 100 (percent of the average load)");
+        _cleanup_(config_unrefp) Config *chash = load_ok(
+                L "upstreams: [{name: a, balancer: chash, hash_on: header, hash_key: X-User,\n"
+                  "              hash_balance_factor: 125, nodes: [{host: h}]}]\n");
+        if (chash) {
+                const ConfigUpstream *u = chash->upstreams[0];
+                CHECK_STR(u->balancer, "chash");
+                CHECK(u->hash_on == HASH_ON_HEADER && streq_ptr(u->hash_key, "X-User") &&
+                      u->hash_balance_factor == 125);
+        }
 
         /* Scalars of the wrong kind. */
         expect_errors(L "access_log: maybe\n"

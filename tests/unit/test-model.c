@@ -150,8 +150,8 @@ static void test_reuse(void)
         /* The balancer's schedule goes on from one model to the next. */
         Upstream *a1 = model_find_upstream(m1, "a");
         Node *n;
-        CHECK(upstream_pick_node(a1, NULL, &n) == 0 && n == &a1->nodes[0]);
-        CHECK(upstream_pick_node(model_find_upstream(m2, "a"), NULL, &n) == 0 &&
+        CHECK(upstream_pick_node(a1, NULL, 0, &n) == 0 && n == &a1->nodes[0]);
+        CHECK(upstream_pick_node(model_find_upstream(m2, "a"), NULL, 0, &n) == 0 &&
               n == &a1->nodes[1]);
 
         /* A weight of b changes: b is new, a and c (TLS client and all) are not; the routes
