@@ -21,6 +21,27 @@ static uint64_t total_requests(const Manager *m)
         return n;
 }
 
+/* How the connections went to the workers: "connections by worker: 10, 12; wake-ups with
+ * nothing to accept: 0, 3". */
+static void format_spread(const Manager *m, char *buf, size_t size)
+{
+        const char *what[] = { "connections by worker: ", "; wake-ups with nothing to accept: " };
+        size_t n = 0;
+        buf[0] = '\0';
+        for (size_t k = 0; k < ELEMENTSOF(what); k++)
+                for (size_t i = 0; i < m->n_workers && n < size; i++) {
+                        const Worker *w = &m->workers[i];
+                        uint64_t v = atomic_load_explicit(k == 0 ? &w->connections
+                                                                 : &w->accept_empty,
+                                                          memory_order_relaxed);
+                        int r = snprintf(buf + n, size - n, "%s%llu", i == 0 ? what[k] : ", ",
+                                         (unsigned long long)v);
+                        if (r < 0)
+                                return;
+                        n += (size_t)r;
+                }
+}
+
 const Model *manager_model(const Manager *m)
 {
         return model_publisher_peek(&m->models);
@@ -804,6 +825,8 @@ int manager_run(Manager *m)
         }
         /* What the workers logged is written before the last word. */
         log_stop();
-        log_info("Stopped after %llu requests", (unsigned long long)total_requests(m));
+        char spread[STATUS_MAX];
+        format_spread(m, spread, sizeof(spread));
+        log_info("Stopped after %llu requests; %s", (unsigned long long)total_requests(m), spread);
         return m->exit_code;
 }

@@ -109,8 +109,11 @@ static void on_listener_ready(evutil_socket_t fd, short what, void *userdata)
                 if (cfd < 0) {
                         int e = errno;
                         conn_limit_put(cl);
-                        if (e == EAGAIN || e == EWOULDBLOCK)
+                        if (e == EAGAIN || e == EWOULDBLOCK) {
+                                if (i == 0)
+                                        registry_counter_add(&w->accept_empty, 1);
                                 break;
+                        }
                         if (accept_error_is_transient(e))
                                 continue;
                         /* Out of descriptors or memory, or a socket gone bad: retrying at once
@@ -132,8 +135,10 @@ static void on_listener_ready(evutil_socket_t fd, short what, void *userdata)
                                           lw->listener->name);
                 }
         }
-        if (accepted > 0)
+        if (accepted > 0) {
                 conn_limit_accepted(cl);
+                registry_counter_add(&w->connections, accepted);
+        }
 }
 
 int listeners_watch(Listener *l, size_t n, Worker *w, ListenerWatch *watches)

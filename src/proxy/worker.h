@@ -70,6 +70,12 @@ typedef struct Worker {
         atomic_size_t n_clients; /* written by the worker, read by the status line */
         bool stopping;       /* finish what is in flight, take nothing new */
         atomic_uint_fast64_t requests; /* served by this worker (read by the control loop) */
+        /* Client connections this worker took on, and the times a listening socket woke it
+         * and accept(2) had nothing for it (another worker took the connection first): said
+         * at the end, per worker, so that how the kernel spread the load is seen. Written by
+         * the worker alone, read by the control loop. */
+        atomic_uint_fast64_t connections;
+        atomic_uint_fast64_t accept_empty;
         RegistryWorker *counters; /* its own blocks of the registry's counters, or NULL */
         struct ListenerWatch *watches; /* this loop's watch on each shared socket */
         size_t n_watches;
