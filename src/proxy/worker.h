@@ -15,6 +15,7 @@
 #include "lb/publisher.h"
 #include "lb/registry.h"
 #include "net/listener.h"
+#include "proxy/handoff.h"
 
 typedef struct Pool Pool;
 typedef struct ClientConn ClientConn;
@@ -43,8 +44,10 @@ typedef struct WorkerShared {
         ModelPublisher *models;   /* the model new requests use */
         Registry *registry;       /* where requests are counted; NULL: not counted */
         ConnLimit *conn_limit;    /* client connections, all workers together */
-        Listener *listeners;      /* every worker accepts on each */
+        Listener *listeners;      /* every worker accepts on each (proxy/accept.h) */
         size_t n_listeners;
+        struct Worker *workers;   /* all of them, whom connections may be handed to */
+        size_t n_workers;         /* 0 or 1: connections are never handed on */
         WorkerHooks hooks;
 } WorkerShared;
 
@@ -83,6 +86,9 @@ typedef struct Worker {
         struct event *accept_timer; /* the end of an accept back-off */
         struct event *accept_wake;  /* activated by the thread where a connection closed */
         atomic_bool accept_waiting; /* paused and registered to be woken (conn-limit.c) */
+        Handoff handoff;            /* connections another worker accepted for this one */
+        struct event *handoff_event; /* activated by that worker when the queue fills */
+        size_t handoff_next;        /* the acceptor's rotation over the workers */
         bool accept_paused;         /* its watches on the listening sockets are off */
         struct Exchange *spare_exchanges; /* freed ones kept for reuse (exchange_alloc) */
         unsigned n_spare_exchanges;
