@@ -1338,7 +1338,8 @@ def main():
                 chk = subprocess.run([a.lbproxy, "--check", "--config", cfg], capture_output=True,
                                      text=True, timeout=60)
                 if chk.returncode != 0:
-                    why = (chk.stderr.strip().splitlines() or ["no message"])[-1]
+                    why = (chk.stderr.strip().splitlines() or ["no message"])[-1].replace(
+                        f"{d}/", "")
                     notes.append(f"balancer {bal}: skipped — lbproxy --check refuses it: {why}")
                     continue
                 name = f"bal {bal}" + (f" cpu {quota}%" if quota else "")
