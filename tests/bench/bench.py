@@ -1032,6 +1032,7 @@ def main():
     t_start = time.monotonic()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     rows = []      # (scenario, label, {metric: (med, lo, hi)}, notes)
+    stop_lines = {}  # scenario -> what lbproxy's last stop line said (requests, per worker)
     bar = []       # (criterion, value, control band, verdict)
     counts = {}    # (label, topo, mode) -> Ir/req ; syscalls
     extra = []     # further sections of the report
@@ -1099,8 +1100,16 @@ def main():
                             p.start()
                             warm_up(f"{scheme}://127.0.0.1:{p.port}/headers", conns, warm, close, 1)
             finally:
-                for _, p in pxs:
+                for name, p in pxs:
                     p.stop()
+                    if p.kind == "lbproxy":  # how its workers shared the connections
+                        try:
+                            last = [l for l in open(p.errfile, errors="replace")
+                                    if "Stopped after" in l][-1:]
+                        except OSError:
+                            last = []
+                        if last:
+                            stop_lines[name] = last[0].split("Stopped after ", 1)[1].strip()
             return res
 
         def scenario(name, topo, **kw):
@@ -1301,6 +1310,14 @@ def main():
                 topo = {"kind": "seed", "routes": 1, "workers": 2}
                 res = scenario("ka 2 workers", topo, labels=scale_labels, nruns=runs)
                 judge("ka 2 workers", add_rows("ka 2 workers vs nbthread 2", res))
+                # the close scenario with two workers: each connection wakes a worker; how many
+                # woke for nothing, lbproxy says in its stop line (per worker)
+                res = scenario("close 2 workers", topo, close=True, labels=scale_labels,
+                               nruns=runs)
+                judge("close 2 workers", add_rows("close 2 workers vs nbthread 2", res))
+                if stop_lines.get("close 2 workers"):
+                    notes.append("close 2 workers, lbproxy's stop line: " +
+                                 stop_lines["close 2 workers"])
                 notes.append("2 workers: lbproxy `workers: 2` vs HAProxy `nbthread 2`, each "
                              "proxy allowed both cores (the load core is shared with wrk).")
             else:
