@@ -5,7 +5,7 @@
 #   tests/bench/run.sh [--quick] [--lbproxy PATH] [--runs N] [--duration S] [--only LIST] [--keep]
 #                      [--cpu-quota PCT] [--balancers LIST]
 #
-# Full mode (about 25 minutes) writes tests/bench/RESULTS.md; --quick (a few minutes, one run of
+# Full mode (about 25 minutes) writes tests/bench/RESULTS.md; --quick (about 1.5 minutes, one run of
 # each, short) is a smoke check of the script and writes nothing. Not part of the test suite.
 # `--only quota` holds every proxy to PCT% (default 50) of one core with a cgroup CPU quota, so
 # that the proxy bounds requests/s; `--only balancers` adds a row per lbproxy balancer.
