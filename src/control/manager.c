@@ -21,6 +21,27 @@ static uint64_t total_requests(const Manager *m)
         return n;
 }
 
+/* How the connections went to the workers: "connections by worker: 10, 12; wake-ups with
+ * nothing to accept: 0, 3". */
+static void format_spread(const Manager *m, char *buf, size_t size)
+{
+        const char *what[] = { "connections by worker: ", "; wake-ups with nothing to accept: " };
+        size_t n = 0;
+        buf[0] = '\0';
+        for (size_t k = 0; k < ELEMENTSOF(what); k++)
+                for (size_t i = 0; i < m->n_workers && n < size; i++) {
+                        const Worker *w = &m->workers[i];
+                        uint64_t v = atomic_load_explicit(k == 0 ? &w->connections
+                                                                 : &w->accept_empty,
+                                                          memory_order_relaxed);
+                        int r = snprintf(buf + n, size - n, "%s%llu", i == 0 ? what[k] : ", ",
+                                         (unsigned long long)v);
+                        if (r < 0)
+                                return;
+                        n += (size_t)r;
+                }
+}
+
 const Model *manager_model(const Manager *m)
 {
         return model_publisher_peek(&m->models);
@@ -90,7 +111,9 @@ static void apply_max_connections(Manager *m)
         log_info("Accepting up to %zu client connections (%s; file descriptor limit %llu)", max,
                  configured > 0 ? "max_connections" : "derived from the file descriptor limit",
                  (unsigned long long)m->nofile);
-        size_t needed = conn_limit_fds_needed(max, m->n_listeners, m->n_workers);
+        size_t needed = conn_limit_fds_needed(max, listeners_count_fds(m->listeners,
+                                                                      m->n_listeners),
+                                              m->n_workers);
         if (needed > m->nofile)
                 log_warning("max_connections %zu may need about %zu file descriptors, more than "
                             "the limit of %llu (LimitNOFILE=): when they run out, accepting pauses "
@@ -679,6 +702,8 @@ static int start_workers(Manager *m)
                 .conn_limit = &m->conn_limit,
                 .listeners = m->listeners,
                 .n_listeners = m->n_listeners,
+                .workers = m->workers,
+                .n_workers = n,
                 .hooks = { .node_health_changed = on_node_health_changed,
                            .idle = on_worker_idle,
                            .thread_exited = on_worker_thread_exited,
@@ -727,7 +752,7 @@ static uint64_t nofile_limit(void)
         return (uint64_t)rl.rlim_cur;
 }
 
-/* The sockets of `c`'s listeners. */
+/* The sockets of `c`'s listeners, a socket per worker for those bound here. */
 static int open_listeners(const Config *c, Listener **ret, size_t *ret_n)
 {
         _cleanup_free_ ListenerSpec *specs = calloc(c->n_listeners ? c->n_listeners : 1,
@@ -742,7 +767,7 @@ static int open_listeners(const Config *c, Listener **ret, size_t *ret_n)
                                            .address_len = cl->address_len,
                                            .protocol = cl->protocol };
         }
-        return listeners_open(specs, c->n_listeners, ret, ret_n);
+        return listeners_open(specs, c->n_listeners, workers_wanted(c), ret, ret_n);
 }
 
 int manager_start(Manager *m, const ControlFrontend *frontend)
@@ -752,7 +777,9 @@ int manager_start(Manager *m, const ControlFrontend *frontend)
         if (r < 0)
                 return r;
         m->nofile = nofile_limit();
-        m->default_max_connections = conn_limit_default(m->nofile, m->n_listeners,
+        m->default_max_connections = conn_limit_default(m->nofile,
+                                                        listeners_count_fds(m->listeners,
+                                                                            m->n_listeners),
                                                         workers_wanted(c));
         /* Before the threads: workers report node health to the front end, which is never
          * replaced once they run. Without the bus lbproxy still proxies; the control API comes
@@ -804,6 +831,8 @@ int manager_run(Manager *m)
         }
         /* What the workers logged is written before the last word. */
         log_stop();
-        log_info("Stopped after %llu requests", (unsigned long long)total_requests(m));
+        char spread[STATUS_MAX];
+        format_spread(m, spread, sizeof(spread));
+        log_info("Stopped after %llu requests; %s", (unsigned long long)total_requests(m), spread);
         return m->exit_code;
 }

@@ -22,15 +22,22 @@ typedef struct ListenerSpec {
 
 typedef struct Listener {
         char *name;
-        int fd;
+        /* Bound here for more than one worker: a socket per worker, each bound to the address
+         * with SO_REUSEPORT, so that the kernel gives each connection to one worker's socket
+         * and wakes only that worker. Otherwise (one worker, or activated) one socket. */
+        int *fds;
+        size_t n_fds;
         bool activated; /* came from systemd: never closed or re-bound by us on reload */
         bool nodelay;   /* TCP_NODELAY set here: accepted sockets inherit it (Linux) */
         int protocol;   /* its spec's */
 } Listener;
 
-/* Opens a socket for every spec: activated fds (from sd_listen_fds_with_names) are matched by
- * name (every fd of that name is the spec's), the rest are bound to their address. An activated
- * fd that matches no spec is logged and closed. On failure the message names the listener and
- * address. */
-int listeners_open(const ListenerSpec *specs, size_t n_specs, Listener **ret, size_t *ret_n);
+/* Opens the sockets for every spec: activated fds (from sd_listen_fds_with_names) are matched by
+ * name (every fd of that name is a Listener of the spec), the rest are bound to their address,
+ * `n_workers` sockets each. An activated fd that matches no spec is logged and closed. On
+ * failure the message names the listener and address. */
+int listeners_open(const ListenerSpec *specs, size_t n_specs, size_t n_workers, Listener **ret,
+                   size_t *ret_n);
+/* The listening descriptors of `l` in all (the file descriptor budget counts them). */
+size_t listeners_count_fds(const Listener *l, size_t n);
 void listeners_free(Listener *l, size_t n);

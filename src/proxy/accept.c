@@ -5,13 +5,13 @@
 #include "proxy/accept.h"
 #include "proxy/conn-client.h"
 #include "proxy/conn-limit.h"
+#include "proxy/handoff.h"
 #include "proxy/worker.h"
 
 /* At most this many connections are taken per readiness event of a listening socket (HAProxy's
  * tune.maxaccept is 64 too): then the loop serves the connections it has before it takes more,
- * so a burst of thousands does not hold up the requests already accepted, and the other workers,
- * woken by the same readiness, get their share of the burst. The socket stays readable, so the
- * rest is taken at the loop's next round. */
+ * so a burst of thousands does not hold up the requests already accepted. The socket stays
+ * readable, so the rest is taken at the loop's next round. */
 #define ACCEPT_BATCH 64
 
 /* Errors accept(2) passes on from one connection (see its man page: "treat them like EAGAIN by
@@ -82,6 +82,64 @@ static bool out_of_resources(int e)
         return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
 }
 
+/* `cfd`, accepted with a slot of the connection limit, becomes a ClientConn of `w`. Returns
+ * false when `w` paused accepting for want of descriptors or memory. */
+static bool take_on(Worker *w, int cfd, const struct sockaddr *sa, const Listener *l)
+{
+        ConnLimit *cl = w->shared->conn_limit;
+        int r = client_conn_new(w, cfd, sa, l);
+        if (r >= 0) {
+                registry_counter_add(&w->connections, 1);
+                return true;
+        }
+        /* The connection is closed; its slot was never the connection's. */
+        conn_limit_put(cl);
+        if (out_of_resources(-r)) {
+                (void)pause_accepting(w, conn_limit_back_off(cl, l->name, -r));
+                return false;
+        }
+        log_warning_errno(r, "Failed to set up a connection on listener '%s': %m", l->name);
+        return true;
+}
+
+/* A connection accepted on an activated socket goes to the workers in turn, the acceptor
+ * included. Returns true when it was handed on (the other worker owns it from here on). */
+static bool hand_on(Worker *w, int cfd, const struct sockaddr *sa, socklen_t len,
+                    const Listener *l)
+{
+        const WorkerShared *s = w->shared;
+        Worker *t = &s->workers[w->handoff_next++ % s->n_workers];
+        if (t == w)
+                return false;
+        int r = handoff_push(&t->handoff, cfd, sa, len, l);
+        if (r > 0)
+                /* The queue was empty: its worker is not draining it (see listeners_take_handed). */
+                event_active(t->handoff_event, EV_TIMEOUT, 0);
+        /* Without memory for the queue, it is served here. */
+        return r >= 0;
+}
+
+void listeners_take_handed(Worker *w)
+{
+        HandedConn batch[ACCEPT_BATCH];
+        bool more;
+        size_t n = handoff_take(&w->handoff, batch, ELEMENTSOF(batch), &more);
+        for (size_t i = 0; i < n; i++) {
+                if (w->stopping) {
+                        /* Stopping takes nothing new: closed, as the backlog is at exit. */
+                        safe_close(batch[i].fd);
+                        conn_limit_put(w->shared->conn_limit);
+                        continue;
+                }
+                (void)take_on(w, batch[i].fd, (struct sockaddr *)&batch[i].peer,
+                              batch[i].listener);
+        }
+        /* Bounded work per event; a push that finds the queue non-empty wakes nobody, so the
+         * rest is this worker's to come back for. */
+        if (more)
+                event_active(w->handoff_event, EV_TIMEOUT, 0);
+}
+
 static void on_listener_ready(evutil_socket_t fd, short what, void *userdata)
 {
         ListenerWatch *lw = userdata;
@@ -109,8 +167,11 @@ static void on_listener_ready(evutil_socket_t fd, short what, void *userdata)
                 if (cfd < 0) {
                         int e = errno;
                         conn_limit_put(cl);
-                        if (e == EAGAIN || e == EWOULDBLOCK)
+                        if (e == EAGAIN || e == EWOULDBLOCK) {
+                                if (i == 0)
+                                        registry_counter_add(&w->accept_empty, 1);
                                 break;
+                        }
                         if (accept_error_is_transient(e))
                                 continue;
                         /* Out of descriptors or memory, or a socket gone bad: retrying at once
@@ -119,18 +180,10 @@ static void on_listener_ready(evutil_socket_t fd, short what, void *userdata)
                         break;
                 }
                 accepted++;
-                int r = client_conn_new(w, cfd, (struct sockaddr *)&sa, lw->listener);
-                if (r < 0) {
-                        /* The connection is closed; its slot was never the connection's. */
-                        conn_limit_put(cl);
-                        if (out_of_resources(-r)) {
-                                (void)pause_accepting(w, conn_limit_back_off(cl, lw->listener->name,
-                                                                             -r));
-                                break;
-                        }
-                        log_warning_errno(r, "Failed to set up a connection on listener '%s': %m",
-                                          lw->listener->name);
-                }
+                if (lw->hand_on && hand_on(w, cfd, (struct sockaddr *)&sa, len, lw->listener))
+                        continue;
+                if (!take_on(w, cfd, (struct sockaddr *)&sa, lw->listener))
+                        break;
         }
         if (accepted > 0)
                 conn_limit_accepted(cl);
@@ -138,11 +191,23 @@ static void on_listener_ready(evutil_socket_t fd, short what, void *userdata)
 
 int listeners_watch(Listener *l, size_t n, Worker *w, ListenerWatch *watches)
 {
+        bool several = w->shared->n_workers > 1;
         for (size_t i = 0; i < n; i++) {
                 watches[i] = (ListenerWatch){ .listener = &l[i], .worker = w };
-                /* The socket is shared by the workers: only the event is this worker's. */
-                watches[i].ev = event_new(w->base, l[i].fd, EV_READ | EV_PERSIST,
-                                          on_listener_ready, &watches[i]);
+                int fd;
+                if (!l[i].activated)
+                        /* Its own socket of the SO_REUSEPORT group. */
+                        fd = l[i].fds[w->id < l[i].n_fds ? w->id : 0];
+                else if (!several || w->id == 0) {
+                        /* The one socket systemd passed: watched by worker 0 alone, which hands
+                         * connections on, rather than by every worker, which would wake them all
+                         * for each connection. */
+                        fd = l[i].fds[0];
+                        watches[i].hand_on = several;
+                } else
+                        continue;
+                watches[i].ev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_listener_ready,
+                                          &watches[i]);
                 if (!watches[i].ev || event_add(watches[i].ev, NULL) < 0)
                         return log_error_errno(ENOMEM, "Failed to watch listener '%s'",
                                                l[i].name);

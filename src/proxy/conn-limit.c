@@ -213,16 +213,16 @@ void conn_limit_unwait(ConnLimit *cl, Worker *w)
                 atomic_fetch_sub(&cl->n_waiting, 1);
 }
 
-size_t conn_limit_fds_needed(size_t max, size_t n_listeners, size_t n_workers)
+size_t conn_limit_fds_needed(size_t max, size_t n_listen_fds, size_t n_workers)
 {
-        size_t own = OWN_FILES + n_listeners + FILES_PER_WORKER * n_workers;
+        size_t own = OWN_FILES + n_listen_fds + FILES_PER_WORKER * n_workers;
         return max > (SIZE_MAX - own) / FILES_PER_CONNECTION ? SIZE_MAX
                                                              : own + FILES_PER_CONNECTION * max;
 }
 
-size_t conn_limit_default(uint64_t nofile, size_t n_listeners, size_t n_workers)
+size_t conn_limit_default(uint64_t nofile, size_t n_listen_fds, size_t n_workers)
 {
-        size_t own = conn_limit_fds_needed(0, n_listeners, n_workers);
+        size_t own = conn_limit_fds_needed(0, n_listen_fds, n_workers);
         if (nofile > SIZE_MAX / 2)
                 nofile = SIZE_MAX / 2; /* RLIM_INFINITY: the count is bounded by memory anyway */
         /* A limit too small for the daemon's own files still serves one client at a time. */

@@ -77,6 +77,6 @@ void conn_limit_unwait(ConnLimit *cl, Worker *w);
 
 /* Whether the fd limit can hold `max` connections: the descriptors they need beside the
  * daemon's own (see conn_limit_default). */
-size_t conn_limit_fds_needed(size_t max, size_t n_listeners, size_t n_workers);
+size_t conn_limit_fds_needed(size_t max, size_t n_listen_fds, size_t n_workers);
 /* max_connections when the configuration sets none, from the soft RLIMIT_NOFILE `nofile`. */
-size_t conn_limit_default(uint64_t nofile, size_t n_listeners, size_t n_workers);
+size_t conn_limit_default(uint64_t nofile, size_t n_listen_fds, size_t n_workers);

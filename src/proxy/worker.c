@@ -98,6 +98,11 @@ static void on_accept_event(evutil_socket_t fd, short what, void *userdata)
         listeners_resume(userdata);
 }
 
+static void on_handoff_event(evutil_socket_t fd, short what, void *userdata)
+{
+        listeners_take_handed(userdata);
+}
+
 void worker_stop(Worker *w)
 {
         if (w->stopping)
@@ -129,11 +134,14 @@ int worker_init(Worker *w, unsigned id, const WorkerShared *shared, struct event
         w->pool = pool_new(w);
         w->stop_event = event_new(base, -1, 0, on_stop_event, w);
         atomic_init(&w->accept_waiting, false);
+        handoff_init(&w->handoff);
         w->accept_timer = evtimer_new(base, on_accept_event, w);
         w->accept_wake = event_new(base, -1, 0, on_accept_event, w);
+        w->handoff_event = event_new(base, -1, 0, on_handoff_event, w);
         w->n_watches = shared->n_listeners;
         w->watches = calloc(shared->n_listeners ? shared->n_listeners : 1, sizeof(ListenerWatch));
-        if (!w->pool || !w->stop_event || !w->accept_timer || !w->accept_wake || !w->watches)
+        if (!w->pool || !w->stop_event || !w->accept_timer || !w->accept_wake ||
+            !w->handoff_event || !w->watches)
                 return -ENOMEM;
         if (shared->registry) {
                 int r = registry_worker_attach(shared->registry, id, &w->counters);
@@ -160,12 +168,17 @@ void worker_done(Worker *w)
         free_loop_objects(w);
         free(w->watches);
         w->watches = NULL;
-        /* Not woken any more (listeners_unwatch): the events can go. */
-        struct event *events[] = { w->stop_event, w->accept_timer, w->accept_wake };
+        /* Every loop has ended (the threads are joined, worker 0's is the caller's): nothing
+         * activates them any more, and the events can go. */
+        struct event *events[] = { w->stop_event, w->accept_timer, w->accept_wake,
+                                   w->handoff_event };
         for (size_t i = 0; i < ELEMENTSOF(events); i++)
                 if (events[i])
                         event_free(events[i]);
-        w->stop_event = w->accept_timer = w->accept_wake = NULL;
+        w->stop_event = w->accept_timer = w->accept_wake = w->handoff_event = NULL;
+        /* Handed over after this worker stopped: closed unserved, as the backlog is at exit. */
+        for (size_t n = handoff_done(&w->handoff); n > 0; n--)
+                conn_limit_put(w->shared->conn_limit);
         /* Its exchanges went with its connections. */
         assert(w->n_retired == 0 && w->model_exchanges == 0);
         free(w->retired);
@@ -177,7 +190,9 @@ static void *worker_thread(void *userdata)
 {
         Worker *w = userdata;
         log_attach(w->id);
-        event_base_dispatch(w->base);
+        /* Until told to end (check_done, worker_force_exit): a worker that accepts on no socket
+         * of its own (an activated one is worker 0's) may have no event yet. */
+        event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
         /* Connections of this loop are freed here, on its own thread. */
         free_loop_objects(w);
         event_alloc_thread_done();

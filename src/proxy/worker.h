@@ -15,6 +15,7 @@
 #include "lb/publisher.h"
 #include "lb/registry.h"
 #include "net/listener.h"
+#include "proxy/handoff.h"
 
 typedef struct Pool Pool;
 typedef struct ClientConn ClientConn;
@@ -43,8 +44,10 @@ typedef struct WorkerShared {
         ModelPublisher *models;   /* the model new requests use */
         Registry *registry;       /* where requests are counted; NULL: not counted */
         ConnLimit *conn_limit;    /* client connections, all workers together */
-        Listener *listeners;      /* every worker accepts on each */
+        Listener *listeners;      /* every worker accepts on each (proxy/accept.h) */
         size_t n_listeners;
+        struct Worker *workers;   /* all of them, whom connections may be handed to */
+        size_t n_workers;         /* 0 or 1: connections are never handed on */
         WorkerHooks hooks;
 } WorkerShared;
 
@@ -70,6 +73,12 @@ typedef struct Worker {
         atomic_size_t n_clients; /* written by the worker, read by the status line */
         bool stopping;       /* finish what is in flight, take nothing new */
         atomic_uint_fast64_t requests; /* served by this worker (read by the control loop) */
+        /* Client connections this worker took on, and the times a listening socket woke it
+         * and accept(2) had nothing for it (another worker took the connection first): said
+         * at the end, per worker, so that how the kernel spread the load is seen. Written by
+         * the worker alone, read by the control loop. */
+        atomic_uint_fast64_t connections;
+        atomic_uint_fast64_t accept_empty;
         RegistryWorker *counters; /* its own blocks of the registry's counters, or NULL */
         struct ListenerWatch *watches; /* this loop's watch on each shared socket */
         size_t n_watches;
@@ -77,6 +86,9 @@ typedef struct Worker {
         struct event *accept_timer; /* the end of an accept back-off */
         struct event *accept_wake;  /* activated by the thread where a connection closed */
         atomic_bool accept_waiting; /* paused and registered to be woken (conn-limit.c) */
+        Handoff handoff;            /* connections another worker accepted for this one */
+        struct event *handoff_event; /* activated by that worker when the queue fills */
+        size_t handoff_next;        /* the acceptor's rotation over the workers */
         bool accept_paused;         /* its watches on the listening sockets are off */
         struct Exchange *spare_exchanges; /* freed ones kept for reuse (exchange_alloc) */
         unsigned n_spare_exchanges;

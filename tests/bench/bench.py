@@ -34,6 +34,7 @@ UP_A, UP_B = "127.0.0.2", "127.0.0.3"
 UP_PORT = 8443          # the seed's two upstreams: A = httpbin.org, B = mock.api7.ai
 NODE_PORT0 = 20000      # node scaling: ports NODE_PORT0.. on A and B, all serving httpbin.org
 MAX_NODES = 1000
+BALANCER_NODES = 10     # the balancers rows: one upstream of this many nodes
 
 # The proxies, in the order they are interleaved run by run.
 PROXIES = [
@@ -89,6 +90,8 @@ def stop_all():
     for p, _ in reversed(_children):
         stop(p, 5)
     _children.clear()
+    for cg in list(CpuQuota.made):
+        cg.remove()
 
 
 def tree(pid):
@@ -296,7 +299,8 @@ def lbproxy_config(d, name, port, topo, tls_listener):
                        f"    nodes: [{{host: {ip}, port: {UP_PORT}, weight: 1}}]")
             targets.append(f"{{name: {up}, weight: 1}}")
     else:
-        out.append(f"  - name: pool\n{common}    upstream_host: httpbin.org\n"
+        bal = f"    balancer: {topo['balancer']}\n" if topo.get("balancer") else ""
+        out.append(f"  - name: pool\n{common}{bal}    upstream_host: httpbin.org\n"
                    f"    tls: {{ca_file: {ca}, verify: true, sni: httpbin.org}}\n    nodes:")
         out += [f"      - {{host: {ip}, port: {p}, weight: 1}}" for ip, p in nodes]
         targets = ["{name: pool, weight: 1}"]
@@ -429,10 +433,122 @@ http {{
     return path
 
 
+# ----------------------------------------------------------------------------------------------
+# CPU quota: every proxy held to the same share of a core
+
+
+class CpuQuota:
+    """A cgroup of its own for one proxy's processes, held to `pct`% of one core over a 10 ms
+    period: cgroup v2's cpu.max (e.g. "5000 10000") where the cpu controller is on cgroup v2,
+    else cgroup v1's cpu.cfs_quota_us / cpu.cfs_period_us (a hybrid host, as systemd's
+    "legacy"/"hybrid" layouts and many containers are). Made under the cgroup this script runs
+    in, removed after."""
+
+    PERIOD_US = 10000
+    made = []  # every cgroup made and not yet removed (removed at exit)
+
+    @staticmethod
+    def where():
+        """(kind, parent directory) where a child with a CPU quota can be made, or (None, why)."""
+        mounts = [l.split() for l in open("/proc/self/mounts")]
+        own = {}
+        for line in open("/proc/self/cgroup"):
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            own[ctrls] = path
+        why = []
+        for m in mounts:
+            if m[2] != "cgroup2":
+                continue
+            parent = m[1] + own.get("", "/")
+            try:
+                ctrls = open(f"{parent}/cgroup.controllers").read().split()
+            except OSError as e:
+                why.append(f"cgroup v2 at {m[1]}: {e.strerror}")
+                continue
+            if "cpu" not in ctrls:
+                why.append(f"cgroup v2 at {m[1]}: no cpu controller (it has: {' '.join(ctrls) or 'none'})")
+                continue
+            try:
+                if "cpu" not in open(f"{parent}/cgroup.subtree_control").read().split():
+                    with open(f"{parent}/cgroup.subtree_control", "w") as f:
+                        f.write("+cpu")
+                return "v2", parent
+            except OSError as e:
+                # e.g. "no internal processes": this script's own cgroup holds processes
+                why.append(f"cgroup v2 at {parent}: cannot enable cpu for children ({e.strerror})")
+        for m in mounts:
+            if m[2] == "cgroup" and "cpu" in m[3].split(","):
+                path = next((p for c, p in own.items() if "cpu" in c.split(",")), "/")
+                parent = m[1] + path
+                if os.access(f"{parent}/cpu.cfs_quota_us", os.R_OK) and os.access(parent, os.W_OK):
+                    return "v1", parent
+                why.append(f"cgroup v1 cpu at {parent}: not writable")
+        return None, "; ".join(why) or "no cgroup file system with a cpu controller"
+
+    def __init__(self, name, pct):
+        self.kind, parent = self.where()
+        if self.kind is None:
+            raise RuntimeError(f"no CPU quota possible: {parent}")
+        self.parent = parent
+        self.dir = f"{parent}/lbproxy-bench-{os.getpid()}-{name}"
+        os.mkdir(self.dir)
+        CpuQuota.made.append(self)
+        quota = int(self.PERIOD_US * pct / 100)
+        if self.kind == "v2":
+            self._write("cpu.max", f"{quota} {self.PERIOD_US}")
+        else:
+            self._write("cpu.cfs_period_us", str(self.PERIOD_US))
+            self._write("cpu.cfs_quota_us", str(quota))
+
+    def _write(self, name, value, d=None):
+        with open(f"{d or self.dir}/{name}", "w") as f:
+            f.write(value)
+
+    def add(self, pids):
+        for p in pids:
+            try:
+                self._write("cgroup.procs", str(p))  # the whole process, its threads too
+            except ProcessLookupError:
+                pass
+
+    def stat(self):
+        """(periods, throttled periods) so far."""
+        st = {}
+        try:
+            for line in open(f"{self.dir}/cpu.stat"):
+                k, v = line.split()
+                st[k] = int(v)
+        except OSError:
+            pass
+        return st.get("nr_periods", 0), st.get("nr_throttled", 0)
+
+    def remove(self):
+        """Moves what is left back to the parent, then removes the cgroup (bounded wait: a
+        process that just exited leaves it a moment later)."""
+        for _ in range(50):
+            try:
+                left = open(f"{self.dir}/cgroup.procs").read().split()
+                for p in left:
+                    try:
+                        self._write("cgroup.procs", p, self.parent)
+                    except OSError:
+                        pass
+                os.rmdir(self.dir)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.1)
+        if self in CpuQuota.made:
+            CpuQuota.made.remove(self)
+
+
 class Proxy:
-    def __init__(self, kind, label, port, d, topo, tls_listener, lbproxy_bin, valgrind=None, tag=None):
+    def __init__(self, kind, label, port, d, topo, tls_listener, lbproxy_bin, valgrind=None, tag=None,
+                 quota=None):
         self.kind, self.label, self.port, self.d = kind, label, port, d
         self.p = None
+        self.quota, self.cg = quota, None  # quota: % of one core (CpuQuota), or None
         # tag: which of several proxies with one label running at once (their files apart)
         fname = label.replace("#", "-") + (f"-{tag}" if tag else "") + ("-vg" if valgrind else "")
         if kind == "lbproxy":
@@ -457,6 +573,10 @@ class Proxy:
         if not wait_port("127.0.0.1", self.port, timeout, self.p):
             stop(self.p)
             raise RuntimeError(f"{self.label} did not start; see {self.errfile}")
+        if self.quota:
+            # Once started (its threads and nginx's worker exist): moved with all of them.
+            self.cg = CpuQuota(self.label.replace("#", "-") + f"-{self.port}", self.quota)
+            self.cg.add(self.pids())
         return self
 
     def pids(self):
@@ -465,6 +585,9 @@ class Proxy:
     def stop(self):
         stop(self.p)
         self.err.close()
+        if self.cg:
+            self.cg.remove()
+            self.cg = None
 
     def crashed(self):
         """None while running; else how it ended and the end of what it printed."""
@@ -539,10 +662,16 @@ def measure_run(proxy, secs, conns, close, scheme="http"):
     clear_peak(pids)
     ups = [x for u in UPSTREAM_PIDS for x in tree(u)]
     c0, b0, u0 = cpu_seconds(pids), core_busy(), cpu_seconds(ups)
+    q0 = proxy.cg.stat() if proxy.cg else None
     t0 = time.monotonic()
     r = wrk(f"{scheme}://127.0.0.1:{proxy.port}/headers", conns, secs, close)
     wall = time.monotonic() - t0
     c1, b1, u1 = cpu_seconds(proxy.pids()), core_busy(), cpu_seconds(ups)
+    if q0:
+        q1 = proxy.cg.stat()
+        # the share of quota periods in which the proxy used its whole quota: near 100%, the
+        # quota (the proxy's CPU) bounded requests/s, not wrk or the upstreams
+        r["throttled"] = (q1[1] - q0[1]) / (q1[0] - q0[0]) if q1[0] > q0[0] else None
     # CPU that neither the proxy, wrk nor the upstreams used, on both cores: other tenants'
     # work (noise), and the hypervisor's steal.
     ours = (c1 - c0) + (u1 - u0) + r["wrk_cpu"] * wall
@@ -795,7 +924,7 @@ def verdict(ratio, bnd, higher_better):
 def topo_name(topo):
     if topo["kind"] == "seed":
         return f"routes{topo.get('routes', 1)}" + (f"-w{topo['workers']}" if topo.get("workers") else "")
-    return f"nodes{topo['nodes']}"
+    return f"nodes{topo['nodes']}" + (f"-{topo['balancer']}" if topo.get("balancer") else "")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -872,7 +1001,14 @@ def main():
     ap.add_argument("--quick", action="store_true", help="1 run each, short: a smoke check")
     ap.add_argument("--runs", type=int)
     ap.add_argument("--duration", type=int, help="seconds per measured run")
-    ap.add_argument("--only", help="comma-separated scenarios: ka,close,tls,idle,scale,workers,counts")
+    ap.add_argument("--only", help="comma-separated scenarios: "
+                    "ka,close,tls,idle,scale,workers,quota,balancers,counts")
+    ap.add_argument("--cpu-quota", type=int, default=50, metavar="PCT",
+                    help="quota and balancers rows: each proxy held to PCT%% of one core "
+                    "(cgroup CPU quota, 10 ms period); 0: balancer rows without a quota")
+    ap.add_argument("--balancers", default="roundrobin,least_conn,chash,ewma",
+                    help="balancers rows: lbproxy with each upstream `balancer:` (one upstream "
+                    f"of {BALANCER_NODES} nodes); one lbproxy --check refuses is skipped with a note")
     ap.add_argument("--results", help="write the Markdown report here too")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     a = ap.parse_args()
@@ -885,7 +1021,7 @@ def main():
     dur = int(a.duration or (1 if a.quick else 4))
     warm = 1 if a.quick else 2
     scale_dur = int(a.duration or (1 if a.quick else 3))
-    only = set((a.only or "ka,close,tls,idle,scale,workers,counts").split(","))
+    only = set((a.only or "ka,close,tls,idle,scale,workers,quota,balancers,counts").split(","))
     if os.cpu_count() < 2:
         sys.exit("needs two cores (proxy on one, wrk and upstreams on the other)")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -896,6 +1032,7 @@ def main():
     t_start = time.monotonic()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     rows = []      # (scenario, label, {metric: (med, lo, hi)}, notes)
+    stop_lines = {}  # scenario -> what lbproxy's last stop line said (requests, per worker)
     bar = []       # (criterion, value, control band, verdict)
     counts = {}    # (label, topo, mode) -> Ir/req ; syscalls
     extra = []     # further sections of the report
@@ -914,7 +1051,7 @@ def main():
         UPSTREAM_PIDS[:] = [u.pid for u in ups]
 
         def scenarios(cases, tls=None, close=False, conns=64, labels=None, secs=dur,
-                      nruns=runs_main):
+                      nruns=runs_main, quota=None):
             """cases: [(name, topo)]. Every (case, proxy) runs at once, each on its own port,
             and all are measured interleaved run by run: for each run, for each case, for each
             proxy; so run i of every case and proxy falls in the same stretch of time, and
@@ -941,7 +1078,8 @@ def main():
                         if len(cases) > 1:
                             port += CASE_PORT_OFFSET + 10 * k
                             tag = topo_name(topo)
-                        px = Proxy(kind, label, port, d, topo, tls, a.lbproxy, tag=tag)
+                        px = Proxy(kind, label, port, d, topo, tls, a.lbproxy, tag=tag,
+                                   quota=quota)
                         pxs.append((name, px.start()))
                         res[name][label] = []
                 for _, p in pxs:  # warm-up: upstream connections and TLS sessions
@@ -962,8 +1100,16 @@ def main():
                             p.start()
                             warm_up(f"{scheme}://127.0.0.1:{p.port}/headers", conns, warm, close, 1)
             finally:
-                for _, p in pxs:
+                for name, p in pxs:
                     p.stop()
+                    if p.kind == "lbproxy":  # how its workers shared the connections
+                        try:
+                            last = [l for l in open(p.errfile, errors="replace")
+                                    if "Stopped after" in l][-1:]
+                        except OSError:
+                            last = []
+                        if last:
+                            stop_lines[name] = last[0].split("Stopped after ", 1)[1].strip()
             return res
 
         def scenario(name, topo, **kw):
@@ -983,6 +1129,9 @@ def main():
                 if any(r["errors"] or r["non2xx"] for r in rs):
                     n.append(f"errors {sum(r['errors'] for r in rs)}, non-2xx "
                              f"{sum(r['non2xx'] for r in rs)}")
+                th = med([r.get("throttled") for r in rs if r.get("throttled") is not None])
+                if th:
+                    n.append(f"quota: throttled in {th[0] * 100:.0f}% of periods")
                 fo = max(r["foreign"] + r["steal"] for r in rs)
                 if fo >= 0.05:
                     n.append(f"noisy: other processes took up to {fo * 100:.0f}% of a core")
@@ -1161,11 +1310,67 @@ def main():
                 topo = {"kind": "seed", "routes": 1, "workers": 2}
                 res = scenario("ka 2 workers", topo, labels=scale_labels, nruns=runs)
                 judge("ka 2 workers", add_rows("ka 2 workers vs nbthread 2", res))
+                # the close scenario with two workers: each connection wakes a worker; how many
+                # woke for nothing, lbproxy says in its stop line (per worker)
+                res = scenario("close 2 workers", topo, close=True, labels=scale_labels,
+                               nruns=runs)
+                judge("close 2 workers", add_rows("close 2 workers vs nbthread 2", res))
+                if stop_lines.get("close 2 workers"):
+                    notes.append("close 2 workers, lbproxy's stop line: " +
+                                 stop_lines["close 2 workers"])
                 notes.append("2 workers: lbproxy `workers: 2` vs HAProxy `nbthread 2`, each "
                              "proxy allowed both cores (the load core is shared with wrk).")
             else:
                 notes.append("2 workers vs HAProxy nbthread 2: pending — this lbproxy has no "
                              "`workers:` key in `--check --dump`.")
+
+        # -- CPU quota: the proxy, not wrk or the upstreams, bounds requests/s ----------------
+        # On two cores wrk and the upstreams fill theirs before a fast proxy fills its own, and
+        # then requests/s measures their wake-ups. Held to the same CPU share each, the proxies
+        # are the bottleneck (the notes say in what share of periods each was throttled), and
+        # requests/s compares them; CPU per request stays the figure per request.
+        quota_ok, quota_why = CpuQuota.where() if a.cpu_quota else (None, "--cpu-quota 0")
+        quota = a.cpu_quota if quota_ok else None
+        if "quota" in only or "balancers" in only:
+            if quota_ok:
+                log(f"CPU quota: cgroup {quota_ok} under {quota_why}, {a.cpu_quota}% of one core, "
+                    f"{CpuQuota.PERIOD_US // 1000} ms period")
+            else:
+                notes.append(f"CPU quota rows: skipped — {quota_why}")
+        if "quota" in only and quota:
+            for name, close in (("ka", False), ("close", True)):
+                qname = f"{name} cpu {quota}%"
+                res = scenario(qname, seed, close=close, labels=few, quota=quota)
+                judge(qname, add_rows(qname, res))
+            notes.append(f"`ka/close cpu {quota}%`: every proxy in a cgroup of its own held to "
+                         f"{quota}% of one core (period {CpuQuota.PERIOD_US // 1000} ms, cgroup "
+                         f"{quota_ok}); requests/s then compares the proxies, as long as the "
+                         "notes show them throttled in most periods.")
+
+        # -- a row per balancer (lbproxy) ---------------------------------------------------
+        if "balancers" in only:
+            for bal in [b for b in a.balancers.split(",") if b]:
+                topo = {"kind": "nodes", "nodes": BALANCER_NODES, "balancer": bal}
+                cfg = lbproxy_config(d, f"check-{bal}", 18998, topo, None)
+                chk = subprocess.run([a.lbproxy, "--check", "--config", cfg], capture_output=True,
+                                     text=True, timeout=60)
+                if chk.returncode != 0:
+                    why = (chk.stderr.strip().splitlines() or ["no message"])[-1].replace(
+                        f"{d}/", "")
+                    notes.append(f"balancer {bal}: skipped — lbproxy --check refuses it: {why}")
+                    continue
+                name = f"bal {bal}" + (f" cpu {quota}%" if quota else "")
+                res = scenario(name, topo, labels=["lbproxy"], nruns=runs, quota=quota)
+                add_rows(name, res)
+                if "counts" in only:
+                    c = callgrind_counts(d, f"lbproxy-{bal}", "lbproxy", topo, None, a.lbproxy,
+                                         300 if a.quick else 2000, 0, 18500)
+                    if "ka" in c:
+                        counts[("lbproxy", name, "ka", "ir")] = c["ka"]
+            notes.append(f"`bal NAME`: lbproxy alone, ka, one route to one upstream of "
+                         f"{BALANCER_NODES} nodes with `balancer: NAME`"
+                         + (f", held to {quota}% of one core" if quota else "")
+                         + "; Ir/req from callgrind over sequential keep-alive requests.")
 
         # -- repeatable counts: callgrind, syscalls, perf -------------------------------------
         if "counts" in only:
@@ -1261,8 +1466,10 @@ def main():
     R.append(head)
     R.append("|" + "---|" * 14)
     for name, label, m, note in rows:
-        topo = name.split()[1] if name.startswith("scale") else "routes1"
-        mode = "close" if name == "close" else ("ka" if name in ("ka",) or name.startswith("scale") else None)
+        topo = (name.split()[1] if name.startswith("scale") else
+                name if name.startswith("bal ") else "routes1")
+        mode = "close" if name == "close" else ("ka" if name in ("ka",) or name.startswith("scale")
+                                                 or name.startswith("bal ") else None)
         ir = counts.get((label, topo, mode, "ir")) if mode else None
         sc = counts.get((label, topo, mode, "sys")) if mode else None
         if label == "lbproxy/HAProxy" and mode:

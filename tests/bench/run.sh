@@ -3,9 +3,12 @@
 # lbproxy against HAProxy and nginx on loopback: see tests/bench/README.md.
 #
 #   tests/bench/run.sh [--quick] [--lbproxy PATH] [--runs N] [--duration S] [--only LIST] [--keep]
+#                      [--cpu-quota PCT] [--balancers LIST]
 #
-# Full mode (about 15 minutes) writes tests/bench/RESULTS.md; --quick (under a minute, one run of
+# Full mode (about 25 minutes) writes tests/bench/RESULTS.md; --quick (about 1.5 minutes, one run of
 # each, short) is a smoke check of the script and writes nothing. Not part of the test suite.
+# `--only quota` holds every proxy to PCT% (default 50) of one core with a cgroup CPU quota, so
+# that the proxy bounds requests/s; `--only balancers` adds a row per lbproxy balancer.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
