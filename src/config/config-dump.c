@@ -272,6 +272,24 @@ static void dump_config(Dumper *d, const Config *c, bool with_objects)
 
         set(d, root, "tls", dump_tls(d, &c->tls, false));
 
+        /* Written when not the default, as a listener's protocol. */
+        if (c->metrics.n_buckets > 0 || !c->metrics.node_labels) {
+                m = mapping(d, false);
+                if (c->metrics.n_buckets > 0) {
+                        list = sequence(d, true);
+                        for (size_t i = 0; i < c->metrics.n_buckets; i++) {
+                                char buf[32];
+                                uint64_t u = c->metrics.buckets_usec[i];
+                                snprintf(buf, sizeof(buf), "%" PRIu64 ".%06" PRIu64,
+                                         u / USEC_PER_SEC, u % USEC_PER_SEC);
+                                append(d, list, plain(d, buf));
+                        }
+                        set(d, m, "buckets", list);
+                }
+                key_bool(d, m, "node_labels", c->metrics.node_labels);
+                set(d, root, "metrics", m);
+        }
+
         list = sequence(d, false);
         for (size_t i = 0; i < c->n_listeners; i++)
                 append(d, list, dump_listener(d, c->listeners + i));

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <event2/thread.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -200,6 +201,11 @@ const Config *manager_config(const Manager *m)
         return newest_model(m)->config;
 }
 
+static void count(atomic_uint_fast64_t *c)
+{
+        atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
 static int add_pending(Manager *m, Model *model, ManagerChangeDone done, void *userdata)
 {
         PendingChange *l = reallocarray(m->pending, m->n_pending + 1, sizeof(PendingChange));
@@ -236,6 +242,7 @@ static void settle(Manager *m, size_t n, int r, const char *message)
                 PendingChange *p = &m->pending[i];
                 if (!p->model)
                         continue; /* a reload's: it swapped already */
+                count(r >= 0 ? &m->counts.changes_ok : &m->counts.changes_failed);
                 if (r >= 0) {
                         model_unref(live);
                         live = TAKE_PTR(p->model);
@@ -296,16 +303,20 @@ int manager_apply_config(Manager *m, Config *config, ManagerChangeDone done, voi
 {
         Model *model;
         int r = build_model(m, config, false, &model, ret_error);
-        if (r < 0)
+        if (r < 0) {
+                count(&m->counts.changes_failed);
                 return r;
+        }
         if (!m->writer) {
                 /* Nothing to write: it serves at once. */
+                count(&m->counts.changes_ok);
                 (void)manager_set_status_note(m, NULL);
                 swap_model(m, model);
                 return 1;
         }
         r = add_pending(m, model, done, userdata);
         if (r < 0) {
+                count(&m->counts.changes_failed);
                 model_unref(model);
                 return r;
         }
@@ -316,6 +327,8 @@ int manager_apply_config(Manager *m, Config *config, ManagerChangeDone done, voi
 static void cancel_pending(Manager *m, int r, const char *message)
 {
         for (size_t i = 0; i < m->n_pending; i++) {
+                if (m->pending[i].model)
+                        count(&m->counts.changes_failed);
                 m->pending[i].model = model_unref(m->pending[i].model);
                 answer(&m->pending[i], r, message);
         }
@@ -368,6 +381,7 @@ int manager_reload(Manager *m, ManagerChangeDone done, void *userdata, char **re
                           "Reload refused, configuration unchanged:\n%s", errors ? errors : "");
                 if (ret_errors)
                         *ret_errors = TAKE_PTR(errors);
+                count(&m->counts.reloads_failed);
                 daemon_notify_ready("Reload refused: configuration invalid, previous one kept");
                 return r;
         }
@@ -381,6 +395,7 @@ int manager_reload(Manager *m, ManagerChangeDone done, void *userdata, char **re
                           "Reload refused, configuration unchanged: %s", errors ? errors : "");
                 if (ret_errors)
                         *ret_errors = TAKE_PTR(errors);
+                count(&m->counts.reloads_failed);
                 daemon_notify_ready("Reload refused: listeners changed, previous configuration "
                                     "kept");
                 return -EINVAL;
@@ -388,6 +403,7 @@ int manager_reload(Manager *m, ManagerChangeDone done, void *userdata, char **re
         Model *model;
         r = build_model(m, TAKE_PTR(config), true, &model, &errors);
         if (r < 0) {
+                count(&m->counts.reloads_failed);
                 daemon_notify_ready("Reload failed, previous configuration kept");
                 log_event(LOG_ERR, LBPROXY_MESSAGE_CONFIG_CHANGE, NULL, NULL, NULL,
                           "Reload failed, configuration unchanged: %s",
@@ -416,6 +432,7 @@ int manager_reload(Manager *m, ManagerChangeDone done, void *userdata, char **re
         }
         (void)manager_set_status_note(m, NULL);
         swap_model(m, model);
+        count(&m->counts.reloads_ok);
         log_event(LOG_NOTICE, LBPROXY_MESSAGE_CONFIG_CHANGE, NULL, NULL, NULL,
                   "Configuration reloaded: %zu routes, %zu upstreams", model->n_routes,
                   model->n_upstreams);
@@ -519,6 +536,14 @@ static void on_signal(evutil_socket_t sig, short what, void *userdata)
         manager_stop(m);
 }
 
+static bool has_metrics_listener(const Config *c)
+{
+        for (size_t i = 0; i < c->n_listeners; i++)
+                if (c->listeners[i].protocol == LISTENER_METRICS)
+                        return true;
+        return false;
+}
+
 static size_t workers_wanted(const Config *c)
 {
         if (c->workers > 0)
@@ -542,7 +567,7 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
         /* Workers on other threads activate events of the control loop (and it of theirs), so
          * libevent must lock. With one worker there is no other thread, and the locks (two
          * mutex calls per event_add, event_del and buffer operation) would be pure cost. */
-        if (workers_wanted(config) > 1)
+        if (workers_wanted(config) > 1 || has_metrics_listener(config))
                 (void)evthread_use_pthreads();
         if (state_dir) {
                 m->state_dir = strdup(state_dir);
@@ -610,6 +635,9 @@ Manager *manager_free(Manager *m)
 {
         if (!m)
                 return NULL;
+        /* First: its thread reads the models, the registry and the resolver. */
+        m->metrics = metrics_server_stop(m->metrics);
+        free(m->listener_names);
         for (size_t i = 1; i < m->n_workers; i++) {
                 worker_force_exit(&m->workers[i]);
                 worker_join(&m->workers[i]);
@@ -678,7 +706,7 @@ static int start_workers(Manager *m)
                 .registry = m->registry,
                 .conn_limit = &m->conn_limit,
                 .listeners = m->listeners,
-                .n_listeners = m->n_listeners,
+                .n_listeners = m->n_proxy_listeners,
                 .hooks = { .node_health_changed = on_node_health_changed,
                            .idle = on_worker_idle,
                            .thread_exited = on_worker_thread_exited,
@@ -745,12 +773,62 @@ static int open_listeners(const Config *c, Listener **ret, size_t *ret_n)
         return listeners_open(specs, c->n_listeners, ret, ret_n);
 }
 
+/* Moves the metrics listeners after the others, keeping the order of both: the workers accept
+ * on the first ones, the metrics thread on the rest. Returns how many the workers get. */
+static size_t metrics_listeners_last(Listener *l, size_t n)
+{
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+                if (l[i].protocol != LISTENER_METRICS) {
+                        Listener t = l[i];
+                        memmove(l + k + 1, l + k, (i - k) * sizeof(Listener));
+                        l[k++] = t;
+                }
+        return k;
+}
+
+/* The histograms' buckets, fixed at start (a worker's cells are sized by them). */
+static void set_buckets(Registry *r, const ConfigMetrics *cm)
+{
+        StatsBuckets b;
+        if (cm->n_buckets == 0)
+                stats_buckets_default(&b);
+        else {
+                static_assert(CONFIG_METRICS_BUCKETS_MAX <= STATS_BUCKETS_MAX, "buckets fit");
+                memcpy(b.bound_usec, cm->buckets_usec, cm->n_buckets * sizeof(uint64_t));
+                b.n = cm->n_buckets;
+        }
+        registry_set_buckets(r, &b);
+}
+
+static int start_metrics(Manager *m)
+{
+        const Config *c = manager_model(m)->config;
+        if (m->n_proxy_listeners == m->n_listeners)
+                return 0;
+        m->listener_names = calloc(m->n_proxy_listeners + 1, sizeof(char *));
+        if (!m->listener_names)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_proxy_listeners; i++)
+                m->listener_names[i] = m->listeners[i].name;
+        MetricsServerOptions o = { .models = &m->models,
+                                   .registry = m->registry,
+                                   .resolver = m->resolver,
+                                   .control = &m->counts,
+                                   .listeners = (const char *const *)m->listener_names,
+                                   .n_listeners = m->n_proxy_listeners,
+                                   .node_labels = c->metrics.node_labels };
+        return metrics_server_start(&o, m->listeners + m->n_proxy_listeners,
+                                    m->n_listeners - m->n_proxy_listeners, &m->metrics);
+}
+
 int manager_start(Manager *m, const ControlFrontend *frontend)
 {
         const Config *c = manager_model(m)->config;
         int r = open_listeners(c, &m->listeners, &m->n_listeners);
         if (r < 0)
                 return r;
+        m->n_proxy_listeners = metrics_listeners_last(m->listeners, m->n_listeners);
         m->nofile = nofile_limit();
         m->default_max_connections = conn_limit_default(m->nofile, m->n_listeners,
                                                         workers_wanted(c));
@@ -763,9 +841,13 @@ int manager_start(Manager *m, const ControlFrontend *frontend)
                 if (r < 0)
                         return r;
         }
+        set_buckets(m->registry, &c->metrics);
         r = start_workers(m);
         if (r < 0)
                 return r;
+        r = start_metrics(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the metrics endpoint: %m");
         apply_max_connections(m);
 
         m->sig_term = evsignal_new(m->base, SIGTERM, on_signal, m);

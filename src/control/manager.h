@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "control/control.h"
+#include "proxy/metrics-server.h"
 #include "lb/model.h"
 #include "lb/publisher.h"
 #include "net/listener.h"
@@ -49,8 +50,12 @@ typedef struct Manager {
         size_t n_released;
         struct event *release_event;
         struct event_base *base;
-        Listener *listeners;
+        Listener *listeners; /* the workers': the first n_proxy_listeners; then metrics' */
         size_t n_listeners;
+        size_t n_proxy_listeners;
+        const char **listener_names; /* of the workers' listeners, for the metrics */
+        MetricsServer *metrics;      /* NULL without a metrics listener */
+        MetricsControl counts;       /* reloads and changes, for the metrics */
         ConnLimit conn_limit; /* client connections against max_connections, all workers */
         uint64_t nofile;      /* the soft RLIMIT_NOFILE at start */
         size_t default_max_connections; /* derived from it; 0 before the start */

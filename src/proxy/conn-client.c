@@ -9,6 +9,7 @@
 #include "net/listener.h"
 #include "proxy/conn-client.h"
 #include "proxy/exchange.h"
+#include "proxy/stats-count.h"
 #include "proxy/worker.h"
 #include "tls/tls-server.h"
 
@@ -58,6 +59,7 @@ void client_conn_free(ClientConn *c)
                 *c->gone = true;
         event_del(&c->timer);
         event_del(&c->resume);
+        stats_count_client(c, true);
         stream_done(&c->stream);
         if (c->prev)
                 c->prev->next = c->next;
@@ -144,6 +146,7 @@ static void refuse(ClientConn *c, unsigned status, const char *reason)
         char text[160];
         snprintf(text, sizeof(text), "%s: %s", http_status_reason(status), reason);
         log_peer_warning("%s: refused request: %u %s", c->peer, status, reason);
+        stats_count_refused(c, status);
         client_conn_respond(c, status, text, true);
         close_after_flush(c);
 }
@@ -449,6 +452,7 @@ int client_conn_new(Worker *w, int fd, const struct sockaddr *peer, const Listen
                 w->clients->prev = c;
         w->clients = c;
         w->n_clients++;
+        stats_count_client(c, false);
 
         /* Head parsing needs a whole head in the buffer: allow reads up to that size. */
         if (c->stream.read_max < client_config(c)->max_header_bytes)

@@ -8,6 +8,7 @@
 #include "base/log.h"
 #include "proxy/exchange-internal.h"
 #include "proxy/pool.h"
+#include "proxy/stats-count.h"
 
 static void arm_upstream_timer(Exchange *x, uint64_t usec)
 {
@@ -73,6 +74,7 @@ void exchange_attempt_failed(Exchange *x, int error, bool timed_out, bool connec
         }
         x->last_timed_out = timed_out;
         if (!connected && x->node) {
+                stats_count_connect(x->worker, x->node, false, 0);
                 if (node_report_failure(x->node))
                         worker_node_health_changed(x->worker, x->upstream, x->node,
                                                    x->error_detail);
@@ -108,6 +110,9 @@ static void upstream_on_connect(Stream *s, int error, void *userdata)
         }
         if (node_report_success(x->node))
                 worker_node_health_changed(x->worker, x->upstream, x->node, NULL);
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        stats_count_connect(x->worker, x->node, true, now - x->attempt_usec);
+        x->attempt_usec = now;
         if (x->kind == EXCHANGE_STREAM)
                 exchange_tunnel_start(x);
         else
@@ -250,12 +255,14 @@ static int start_attempt(Exchange *x, AttemptMode mode)
                 return r;
         }
         x->request_sent = false;
+        x->attempt_usec = now_usec(CLOCK_MONOTONIC);
 
         /* Stream sessions never share a connection: it becomes theirs for good. */
         if (mode != ATTEMPT_SAME_FRESH && x->kind == EXCHANGE_HTTP) {
                 x->up = pool_take(x->worker->pool, x->address.pool_key, x->address.pool_key_len,
                                   x->address.pool_key_hash);
                 if (x->up) {
+                        stats_count_reused(x->worker, x->node);
                         stream_set_handler(&x->up->stream, &exchange_upstream_handler, x);
                         event_assign(&x->up->timer, x->worker->base, -1, 0, upstream_on_timer, x);
                         exchange_http_connected(x);

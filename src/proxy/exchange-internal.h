@@ -36,6 +36,8 @@ struct Exchange {
         struct event *dns_timer;
         UpstreamConn *up;
         uint64_t start_usec;
+        uint64_t attempt_usec; /* the connect began, or the request went to the connection */
+        bool first_byte_seen;  /* of the response: counted */
 
         char *head; /* the request head as sent upstream, kept for a retry */
         size_t head_len;

@@ -12,6 +12,7 @@
 #include "net/listener.h"
 #include "proxy/exchange-internal.h"
 #include "proxy/pool.h"
+#include "proxy/stats-count.h"
 
 /* Enough for the requests one worker starts in a burst; beyond that, back to malloc. */
 #define SPARE_EXCHANGES_MAX 64
@@ -84,6 +85,8 @@ void exchange_count_answered(Exchange *x)
 
 void exchange_log(Exchange *x)
 {
+        /* Every exchange ends here once: the metrics count it whether or not it is logged. */
+        stats_count_exchange(x);
         if (!x->model->config->access_log)
                 return;
         AccessRecord a = {
@@ -321,6 +324,11 @@ static int read_response_head(Exchange *x)
                                  x->upstream->config->name, x->error);
                         exchange_fail(x, 502, x->error, text);
                         return -1;
+                }
+                if (!x->first_byte_seen) {
+                        x->first_byte_seen = true;
+                        stats_count_first_byte(x->worker, x->node,
+                                               now_usec(CLOCK_MONOTONIC) - x->attempt_usec);
                 }
 
                 if (h.status == 101) {

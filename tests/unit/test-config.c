@@ -1579,7 +1579,7 @@ static void test_protocol_errors(void)
         /* An unknown protocol: no second guess about which keys would fit. */
         expect_errors(UP "listeners: [{name: x, protocol: ftp, upstream: u}]\n",
                       "t.yaml:2:33: listeners[0].protocol: unknown protocol 'ftp' (known: http, "
-                      "https, tcp, tls-passthrough)");
+                      "https, tcp, tls-passthrough, metrics)");
         /* Certificates. */
         expect_errors(UP "listeners:\n"
                          "  - name: s\n"

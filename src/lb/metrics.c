@@ -1,0 +1,444 @@
+/* SPDX-License-Identifier: MIT */
+#include <assert.h>
+#include <inttypes.h>
+
+#include "lb/metrics.h"
+#include "lb/model.h"
+#include "lb/registry.h"
+#include "lb/stats.h"
+
+typedef enum SlotKind {
+        SLOT_NONE,
+        SLOT_ROUTE,
+        SLOT_UPSTREAM,
+        SLOT_NODE,
+} SlotKind;
+
+/* What the model calls the registry slot s (at info[s]). */
+typedef struct SlotInfo {
+        SlotKind kind;
+        const char *name;      /* the route's, the upstream's, the node's "host:port" */
+        uint32_t upstream;     /* a node's upstream's slot + 1 */
+} SlotInfo;
+
+typedef struct Scrape {
+        const MetricsInput *in;
+        const StatsBuckets *buckets;
+        SlotInfo *info;
+        size_t n_info;
+        StatsTable sum; /* every worker's keys, summed; this thread's alone */
+        FILE *f;
+        int error;
+        /* The family being written. */
+        StatsKind kind;
+        int family;
+} Scrape;
+
+static void info_set(Scrape *s, const RegistryEntry *e, SlotKind kind, const char *name,
+                     uint32_t upstream)
+{
+        assert(e->slot < s->n_info);
+        s->info[e->slot] = (SlotInfo){ .kind = kind, .name = name, .upstream = upstream };
+}
+
+static int info_build(Scrape *s)
+{
+        const Model *m = s->in->model;
+        uint32_t max = 0;
+        for (size_t i = 0; i < m->n_routes; i++)
+                max = m->routes[i]->state->slot > max ? m->routes[i]->state->slot : max;
+        for (size_t i = 0; i < m->n_upstreams; i++) {
+                const Upstream *u = m->upstreams[i];
+                max = u->state->slot > max ? u->state->slot : max;
+                for (size_t k = 0; k < u->n_nodes; k++)
+                        max = u->nodes[k].state->slot > max ? u->nodes[k].state->slot : max;
+        }
+        s->n_info = (size_t)max + 1;
+        s->info = calloc(s->n_info, sizeof(SlotInfo));
+        if (!s->info)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_routes; i++)
+                info_set(s, m->routes[i]->state, SLOT_ROUTE, m->routes[i]->config->name, 0);
+        for (size_t i = 0; i < m->n_upstreams; i++) {
+                const Upstream *u = m->upstreams[i];
+                info_set(s, u->state, SLOT_UPSTREAM, u->config->name, 0);
+                for (size_t k = 0; k < u->n_nodes; k++)
+                        info_set(s, u->nodes[k].state, SLOT_NODE, u->nodes[k].name,
+                                 u->state->slot + 1);
+        }
+        return 0;
+}
+
+/* The slot + 1 `v`, if the model has it as `kind`; 0 stays 0 (none). */
+static const SlotInfo *slot_info(const Scrape *s, uint32_t v)
+{
+        static const SlotInfo none = { .kind = SLOT_NONE, .name = "" };
+        if (v == 0)
+                return &none;
+        return v - 1 < s->n_info ? &s->info[v - 1] : NULL;
+}
+
+static bool slot_is(const Scrape *s, uint32_t v, SlotKind kind)
+{
+        const SlotInfo *i = slot_info(s, v);
+        return i && (i->kind == kind || (v == 0 && kind != SLOT_NODE));
+}
+
+/* The key as the scrape shows it, or 0 to leave it out. */
+static uint64_t key_shown(const Scrape *s, uint64_t key)
+{
+        StatsKind kind = stats_key_kind(key);
+        uint32_t a = stats_key_a(key), b = stats_key_b(key);
+        bool node_labels = s->in->node_labels;
+
+        switch (kind) {
+        case STATS_REQUESTS:
+                if (!slot_is(s, a, SLOT_ROUTE))
+                        return 0;
+                if (b & STATS_B_UPSTREAM) {
+                        if (!slot_is(s, b & ~STATS_B_UPSTREAM, SLOT_UPSTREAM))
+                                return 0;
+                } else if (b != 0) {
+                        if (!slot_is(s, b, SLOT_NODE))
+                                return 0;
+                        if (!node_labels)
+                                b = slot_info(s, b)->upstream | STATS_B_UPSTREAM;
+                }
+                return stats_key(kind, a, b, stats_key_code(key));
+        case STATS_ROUTE:
+                return slot_is(s, a, SLOT_ROUTE) && slot_is(s, b, SLOT_UPSTREAM) ? key : 0;
+        case STATS_NODE:
+                if (!slot_is(s, b, SLOT_NODE))
+                        return 0;
+                return node_labels ? key : stats_key(kind, 0, slot_info(s, b)->upstream, 0);
+        case STATS_LISTENER:
+                return a >= 1 && a <= s->in->n_listeners && slot_is(s, b, SLOT_UPSTREAM) ? key : 0;
+        case STATS_WORKER:
+                return key;
+        default:
+                return 0;
+        }
+}
+
+static void add_worker_key(uint64_t key, const atomic_uint_fast64_t *cells, void *userdata)
+{
+        Scrape *s = userdata;
+        uint64_t k = key_shown(s, key);
+        if (!k || s->error)
+                return;
+        atomic_uint_fast64_t *sum = stats_table_get(&s->sum, k);
+        if (!sum) {
+                s->error = -ENOMEM;
+                return;
+        }
+        size_t n = stats_kind_cells(stats_key_kind(k), s->buckets);
+        for (size_t i = 0; i < n; i++)
+                stats_add(sum, i, atomic_load_explicit(&cells[i], memory_order_relaxed));
+}
+
+void metrics_write_label(FILE *f, const char *s)
+{
+        for (; *s; s++) {
+                if (*s == '\\' || *s == '"')
+                        fputc('\\', f);
+                if (*s == '\n') {
+                        fputs("\\n", f);
+                        continue;
+                }
+                fputc(*s, f);
+        }
+}
+
+void metrics_write_seconds(FILE *f, uint64_t usec)
+{
+        uint64_t frac = usec % USEC_PER_SEC;
+        fprintf(f, "%" PRIu64, usec / USEC_PER_SEC);
+        if (frac == 0)
+                return;
+        char digits[8];
+        snprintf(digits, sizeof(digits), "%06" PRIu64, frac);
+        for (int i = 5; i >= 0 && digits[i] == '0'; i--)
+                digits[i] = '\0';
+        fprintf(f, ".%s", digits);
+}
+
+static void header(FILE *f, const char *name, const char *type, const char *help)
+{
+        fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* The labels of a key's series, without braces, for `s->family`'s kind. */
+static void write_labels(const Scrape *s, uint64_t key)
+{
+        FILE *f = s->f;
+        uint32_t a = stats_key_a(key), b = stats_key_b(key);
+        const SlotInfo *node = NULL, *upstream = NULL;
+
+        switch (stats_key_kind(key)) {
+        case STATS_REQUESTS:
+                fputs("route=\"", f);
+                metrics_write_label(f, slot_info(s, a)->name);
+                if (b & STATS_B_UPSTREAM)
+                        upstream = slot_info(s, b & ~STATS_B_UPSTREAM);
+                else if (b) {
+                        node = slot_info(s, b);
+                        upstream = slot_info(s, node->upstream);
+                } else
+                        upstream = slot_info(s, 0);
+                fputs("\",upstream=\"", f);
+                metrics_write_label(f, upstream->name);
+                if (s->in->node_labels) {
+                        fputs("\",node=\"", f);
+                        metrics_write_label(f, node ? node->name : "");
+                }
+                fprintf(f, "\",code=\"%u\"", stats_key_code(key));
+                return;
+        case STATS_ROUTE:
+                fputs("route=\"", f);
+                metrics_write_label(f, slot_info(s, a)->name);
+                fputs("\",upstream=\"", f);
+                metrics_write_label(f, slot_info(s, b)->name);
+                fputc('"', f);
+                return;
+        case STATS_NODE:
+                if (s->in->node_labels) {
+                        node = slot_info(s, b);
+                        upstream = slot_info(s, node->upstream);
+                } else
+                        upstream = slot_info(s, b);
+                fputs("upstream=\"", f);
+                metrics_write_label(f, upstream->name);
+                if (node) {
+                        fputs("\",node=\"", f);
+                        metrics_write_label(f, node->name);
+                }
+                fputc('"', f);
+                return;
+        case STATS_LISTENER:
+                fputs("listener=\"", f);
+                metrics_write_label(f, s->in->listeners[a - 1]);
+                fputc('"', f);
+                if (b != 0) { /* a session's upstream */
+                        fputs(",upstream=\"", f);
+                        metrics_write_label(f, slot_info(s, b)->name);
+                        fputc('"', f);
+                }
+                return;
+        default:
+                return;
+        }
+}
+
+static void write_histogram(const Scrape *s, const char *name, uint64_t key,
+                            const atomic_uint_fast64_t *c)
+{
+        const StatsBuckets *b = s->buckets;
+        uint64_t cumulative = 0;
+        for (size_t i = 0; i <= b->n; i++) {
+                cumulative += atomic_load_explicit(&c[i], memory_order_relaxed);
+                fprintf(s->f, "%s_bucket{", name);
+                write_labels(s, key);
+                fputs(",le=\"", s->f);
+                if (i < b->n)
+                        metrics_write_seconds(s->f, b->bound_usec[i]);
+                else
+                        fputs("+Inf", s->f);
+                fprintf(s->f, "\"} %" PRIu64 "\n", cumulative);
+        }
+        uint64_t sum = atomic_load_explicit(&c[b->n + 1], memory_order_relaxed);
+        fprintf(s->f, "%s_sum{", name);
+        write_labels(s, key);
+        fprintf(s->f, "} %" PRIu64 ".%06" PRIu64 "\n", sum / USEC_PER_SEC, sum % USEC_PER_SEC);
+        fprintf(s->f, "%s_count{", name);
+        write_labels(s, key);
+        fprintf(s->f, "} %" PRIu64 "\n", cumulative);
+}
+
+static void write_counter(const Scrape *s, const char *name, uint64_t key, const char *extra,
+                          uint64_t v)
+{
+        fprintf(s->f, "%s{", name);
+        write_labels(s, key);
+        if (extra)
+                fprintf(s->f, ",%s", extra);
+        fprintf(s->f, "} %" PRIu64 "\n", v);
+}
+
+/* A family: its series from the summed keys of one kind. */
+typedef struct Family {
+        StatsKind kind;
+        const char *name;
+        const char *type;
+        const char *help;
+        /* Writes the key's series; cells all zero were left out already. */
+        void (*write)(const Scrape *s, const struct Family *fam, uint64_t key,
+                      const atomic_uint_fast64_t *c);
+        size_t cell; /* the cell it shows, or the histogram's first */
+        const char *extra; /* a label of its own ("outcome=\"success\"") */
+} Family;
+
+static void write_family_counter(const Scrape *s, const Family *fam, uint64_t key,
+                                 const atomic_uint_fast64_t *c)
+{
+        write_counter(s, fam->name, key, fam->extra,
+                      atomic_load_explicit(&c[fam->cell], memory_order_relaxed));
+}
+
+static void write_family_histogram(const Scrape *s, const Family *fam, uint64_t key,
+                                   const atomic_uint_fast64_t *c)
+{
+        size_t at = fam->cell == SIZE_MAX ? STATS_NODE_HISTOGRAMS + stats_histogram_cells(s->buckets)
+                                          : fam->cell;
+        write_histogram(s, fam->name, key, c + at);
+}
+
+static void write_listener_open(const Scrape *s, const Family *fam, uint64_t key,
+                                const atomic_uint_fast64_t *c)
+{
+        uint64_t in = atomic_load_explicit(&c[STATS_LISTENER_ACCEPTED], memory_order_relaxed);
+        uint64_t out = atomic_load_explicit(&c[STATS_LISTENER_CLOSED], memory_order_relaxed);
+        write_counter(s, fam->name, key, NULL, in > out ? in - out : 0);
+}
+
+static const Family families[] = {
+        { STATS_REQUESTS, "lbproxy_http_requests_total", "counter",
+          "HTTP requests by route, upstream, the node that answered (\"\" when lbproxy did) and the status sent.",
+          write_family_counter, 0, NULL },
+        { STATS_ROUTE, "lbproxy_http_request_duration_seconds", "histogram",
+          "Time from a request's head in to its response's last byte out.",
+          write_family_histogram, 2, NULL },
+        { STATS_ROUTE, "lbproxy_http_request_bytes_total", "counter",
+          "Bytes of requests as sent to the nodes (head and body).", write_family_counter, 0,
+          NULL },
+        { STATS_ROUTE, "lbproxy_http_response_bytes_total", "counter",
+          "Bytes of responses as sent to the clients (head and body).", write_family_counter,
+          1, NULL },
+        { STATS_NODE, "lbproxy_upstream_response_duration_seconds", "histogram",
+          "Time from a request going to a node to the first byte of its response.",
+          write_family_histogram, STATS_NODE_HISTOGRAMS, NULL },
+        { STATS_NODE, "lbproxy_upstream_connect_duration_seconds", "histogram",
+          "Time to connect to a node (its TLS handshake included).", write_family_histogram,
+          SIZE_MAX, NULL },
+        { STATS_NODE, "lbproxy_upstream_connections_opened_total", "counter",
+          "Connections opened to a node.", write_family_counter, STATS_NODE_OPENED, NULL },
+        { STATS_NODE, "lbproxy_upstream_connections_reused_total", "counter",
+          "Requests sent on an idle pooled connection to a node.", write_family_counter,
+          STATS_NODE_REUSED, NULL },
+        { STATS_NODE, "lbproxy_upstream_health_checks_total", "counter",
+          "Passive health checks (each connect to a node) by outcome.", write_family_counter,
+          STATS_NODE_OPENED, "outcome=\"success\"" },
+        { STATS_NODE, "lbproxy_upstream_health_checks_total", NULL, NULL, write_family_counter,
+          STATS_NODE_FAILED, "outcome=\"failure\"" },
+        { STATS_LISTENER, "lbproxy_client_connections_total", "counter",
+          "Client connections accepted, by listener.", write_family_counter,
+          STATS_LISTENER_ACCEPTED, NULL },
+        { STATS_LISTENER, "lbproxy_client_connections_open", "gauge",
+          "Client connections open now, by listener.", write_listener_open, 0, NULL },
+        { STATS_LISTENER, "lbproxy_stream_sessions_total", "counter",
+          "tcp and tls-passthrough sessions, by listener and upstream.", write_family_counter,
+          STATS_LISTENER_SESSIONS, NULL },
+        { STATS_LISTENER, "lbproxy_stream_bytes_total", "counter",
+          "Bytes of stream sessions, by direction.", write_family_counter,
+          STATS_LISTENER_BYTES_IN, "direction=\"to_upstream\"" },
+        { STATS_LISTENER, "lbproxy_stream_bytes_total", NULL, NULL, write_family_counter,
+          STATS_LISTENER_BYTES_OUT, "direction=\"to_client\"" },
+};
+
+static bool all_zero(const atomic_uint_fast64_t *c, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (atomic_load_explicit(&c[i], memory_order_relaxed))
+                        return false;
+        return true;
+}
+
+static void write_family_key(uint64_t key, const atomic_uint_fast64_t *c, void *userdata)
+{
+        Scrape *s = userdata;
+        const Family *fam = &families[s->family];
+        if (stats_key_kind(key) != fam->kind)
+                return;
+        if (fam->kind == STATS_LISTENER) {
+                /* A listener's connections are under b 0, its sessions under their upstream. */
+                bool sessions = fam->write == write_family_counter &&
+                                fam->cell >= STATS_LISTENER_SESSIONS;
+                if (sessions != (stats_key_b(key) != 0))
+                        return;
+        }
+        if (all_zero(c, stats_kind_cells(fam->kind, s->buckets)))
+                return;
+        fam->write(s, fam, key, c);
+}
+
+static void write_node_gauges(Scrape *s)
+{
+        const Model *m = s->in->model;
+        FILE *f = s->f;
+        static const char *const names[] = { "lbproxy_upstream_node_up",
+                                             "lbproxy_upstream_node_weight",
+                                             "lbproxy_upstream_node_in_flight" };
+        static const char *const helps[] = {
+                "1 when the node takes requests (its last connect succeeded), else 0; without node labels, the nodes up.",
+                "The node's weight; without node labels, the upstream's total.",
+                "Requests in flight at the node; without node labels, at the upstream.",
+        };
+
+        for (size_t g = 0; g < ELEMENTSOF(names); g++) {
+                header(f, names[g], "gauge", helps[g]);
+                for (size_t i = 0; i < m->n_upstreams; i++) {
+                        const Upstream *u = m->upstreams[i];
+                        uint64_t total = 0;
+                        for (size_t k = 0; k < u->n_nodes; k++) {
+                                const Node *n = &u->nodes[k];
+                                uint64_t v = g == 0   ? node_is_healthy(n)
+                                             : g == 1 ? u->config->nodes[k].weight
+                                                      : registry_in_flight(n->state);
+                                total += v;
+                                if (!s->in->node_labels)
+                                        continue;
+                                fprintf(f, "%s{upstream=\"", names[g]);
+                                metrics_write_label(f, u->config->name);
+                                fputs("\",node=\"", f);
+                                metrics_write_label(f, n->name);
+                                fprintf(f, "\"} %" PRIu64 "\n", v);
+                        }
+                        if (s->in->node_labels)
+                                continue;
+                        if (g == 2)
+                                total = registry_in_flight(u->state);
+                        fprintf(f, "%s{upstream=\"", names[g]);
+                        metrics_write_label(f, u->config->name);
+                        fprintf(f, "\"} %" PRIu64 "\n", total);
+                }
+        }
+}
+
+int metrics_write(const MetricsInput *in, FILE *f)
+{
+        Scrape s = { .in = in, .buckets = registry_buckets(in->registry), .f = f };
+        int r = info_build(&s);
+        if (r < 0)
+                return r;
+        r = stats_table_init(&s.sum, s.buckets);
+        if (r < 0) {
+                free(s.info);
+                return r;
+        }
+        for (size_t i = 0; i < registry_n_workers(in->registry); i++) {
+                RegistryWorker *w = registry_worker(in->registry, i);
+                if (w)
+                        stats_table_foreach(&w->stats, add_worker_key, &s);
+        }
+        if (s.error == 0) {
+                for (size_t i = 0; i < ELEMENTSOF(families); i++) {
+                        s.family = (int)i;
+                        if (families[i].type)
+                                header(f, families[i].name, families[i].type, families[i].help);
+                        stats_table_foreach(&s.sum, write_family_key, &s);
+                }
+                write_node_gauges(&s);
+        }
+        stats_table_done(&s.sum);
+        free(s.info);
+        return s.error;
+}

@@ -1,0 +1,254 @@
+# SPDX-License-Identifier: MIT
+"""The Prometheus endpoint (`protocol: metrics`): GET /metrics in the text format 0.0.4 that
+Debian's promtool accepts, counts exact across workers, D-Bus changes and reloads, objects
+removed over D-Bus gone from the output, `node_labels: false`, buckets, and a real Prometheus
+server scraping lbproxy and answering PromQL over its HTTP API."""
+
+import collections
+import json
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from lbtest import free_port, request, route_cfg, to_yaml, upstream_cfg
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse(text):
+    """{(name, frozenset(labels)): value} of every sample."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = SAMPLE.match(line)
+        assert m, line
+        labels = frozenset(LABEL.findall(m.group(2) or ""))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def total(samples, name, **want):
+    """The sum of `name`'s samples whose labels include `want`."""
+    return sum(v for (n, labels), v in samples.items()
+               if n == name and set(want.items()) <= labels)
+
+
+def series(samples, name):
+    return [dict(labels) for (n, labels), _ in samples.items() if n == name]
+
+
+def with_metrics(cfg, metrics_port, **metrics):
+    """`cfg` (a dict) with the proxy listener and a metrics listener, as a YAML string."""
+    cfg = dict(cfg)
+    cfg["listeners"] = [{"name": "http", "listen": "@LISTEN@"},
+                        {"name": "metrics", "listen": f"127.0.0.1:{metrics_port}",
+                         "protocol": "metrics"}]
+    if metrics:
+        cfg["metrics"] = metrics
+    return to_yaml(cfg)
+
+
+def scrape(port, path="/metrics", method="GET", headers=()):
+    return request("127.0.0.1", port, method, path, headers=headers)
+
+
+def wait_port(port, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+@pytest.fixture
+def seed(upstream):
+    """The seed's shape: route lb-route over two upstreams of one node each."""
+    a = upstream("a", "127.0.0.2")
+    b = upstream("b", "127.0.0.3")
+    cfg = {
+        "upstreams": [upstream_cfg("up_a", [a]), upstream_cfg("up_b", [b])],
+        "routes": [route_cfg("lb-route", ["/headers"], ["up_a", "up_b"])],
+    }
+    return a, b, cfg
+
+
+def send(lb, n, path="/headers"):
+    with lb.client() as c:
+        for _ in range(n):
+            c.request("GET", path)
+            r = c.read_response()
+            assert r.status in (200, 404), r
+
+
+def test_requests_counted_by_route_upstream_node_code_and_promtool_accepts(lbproxy, seed):
+    a, b, cfg = seed
+    mport = free_port()
+    lb = lbproxy(with_metrics(cfg, mport))
+    send(lb, 50)
+    send(lb, 3, "/nothing")
+    r = scrape(mport)
+    assert r.status == 200
+    assert r.header1("content-type") == "text/plain; version=0.0.4; charset=utf-8"
+    s = parse(r.body.decode())
+    name = "lbproxy_http_requests_total"
+    assert total(s, name, route="lb-route") == 50
+    assert total(s, name, route="lb-route", upstream="up_a", node=f"{a.host}:{a.port}",
+                 code="200") == 25
+    assert total(s, name, route="lb-route", upstream="up_b", node=f"{b.host}:{b.port}",
+                 code="200") == 25
+    assert total(s, name, route="", upstream="", node="", code="404") == 3
+    h = "lbproxy_http_request_duration_seconds"
+    assert total(s, h + "_count", route="lb-route") == 50
+    assert total(s, h + "_bucket", route="lb-route", upstream="up_a", le="+Inf") == 25
+    assert total(s, "lbproxy_upstream_response_duration_seconds_count", upstream="up_b") == 25
+    assert total(s, "lbproxy_upstream_connect_duration_seconds_count") >= 2
+    assert total(s, "lbproxy_http_response_bytes_total", route="lb-route") > 0
+    assert total(s, "lbproxy_upstream_node_up", upstream="up_a") == 1
+    assert total(s, "lbproxy_upstream_node_weight", upstream="up_b") == 1
+    assert total(s, "lbproxy_client_connections_total", listener="http") == 2
+    assert total(s, "lbproxy_build_info") == 1
+    assert total(s, "process_open_fds") > 0
+
+    promtool = subprocess.run(["promtool", "check", "metrics"], input=r.body,
+                              capture_output=True, timeout=30)
+    assert promtool.returncode == 0, promtool.stdout + promtool.stderr
+
+
+def test_anything_but_get_metrics_is_404_and_head_has_no_body(lbproxy, seed):
+    *_, cfg = seed
+    mport = free_port()
+    lbproxy(with_metrics(cfg, mport))
+    assert scrape(mport, "/").status == 404
+    assert scrape(mport, "/metrics/x").status == 404
+    assert scrape(mport, "/metrics", method="POST", headers=[("Content-Length", "0")]).status == 404
+    r = scrape(mport, method="HEAD")
+    assert r.status == 200 and r.body == b"" and int(r.header1("content-length")) > 0
+
+
+def test_node_labels_false_and_buckets(lbproxy, seed):
+    a, b, cfg = seed
+    mport = free_port()
+    lb = lbproxy(with_metrics(cfg, mport, node_labels=False, buckets=[0.001, 0.5, 2]))
+    send(lb, 10)
+    s = parse(scrape(mport).body.decode())
+    for name in ("lbproxy_http_requests_total", "lbproxy_upstream_node_up",
+                 "lbproxy_upstream_response_duration_seconds_bucket"):
+        assert series(s, name), name
+        assert all("node" not in labels for labels in series(s, name)), name
+    assert total(s, "lbproxy_http_requests_total", upstream="up_a", code="200") == 5
+    assert total(s, "lbproxy_upstream_node_up", upstream="up_a") == 1
+    les = {l["le"] for l in series(s, "lbproxy_http_request_duration_seconds_bucket")}
+    assert les == {"0.001", "0.5", "2", "+Inf"}
+
+
+def test_counts_exact_across_dbus_changes_and_reload_and_removed_objects_go(
+        lbproxy, seed, bus, upstream, tmp_path):
+    a, b, cfg = seed
+    state = tmp_path / "state"
+    state.mkdir()
+    mport = free_port()
+    lb = lbproxy(with_metrics(cfg, mport), args=["--state-dir", str(state)], env=bus.env())
+    bus.wait_name()
+    c = upstream("c", "127.0.0.4")
+    send(lb, 10)
+    bus.call("AddNode", "ssqu", "up_a", c.host, c.port, 1)
+    send(lb, 10)
+    bus.call("AddRoute", "sasa(su)a{sv}", "other", 1, "/other", 1, "up_b", 1, 0)
+    send(lb, 4, "/other")
+    s = parse(scrape(mport).body.decode())
+    assert total(s, "lbproxy_http_requests_total", route="lb-route") == 20
+    assert total(s, "lbproxy_http_requests_total", route="other") == 4
+    by_c = total(s, "lbproxy_http_requests_total", node=f"{c.host}:{c.port}")
+    assert by_c == len(c.requests) > 0
+    assert total(s, "lbproxy_config_changes_total", outcome="success") == 2
+
+    bus.call("RemoveNode", "ssq", "up_a", c.host, c.port)
+    bus.call("RemoveRoute", "s", "other")
+    text = scrape(mport).body.decode()
+    assert f'node="{c.host}:{c.port}"' not in text
+    assert 'route="other"' not in text
+    # The node's series went with it; the others kept every count.
+    s = parse(text)
+    assert total(s, "lbproxy_http_requests_total", route="lb-route") == 20 - by_c
+
+    lb.proc.send_signal(signal.SIGHUP)
+    lb.wait_log("Configuration reloaded")
+    send(lb, 10)
+    s = parse(scrape(mport).body.decode())
+    assert total(s, "lbproxy_http_requests_total", route="lb-route") == 30 - by_c
+    assert total(s, "lbproxy_config_reloads_total", outcome="success") == 1
+
+
+PROMETHEUS = shutil.which("prometheus")
+
+
+@pytest.mark.skipif(not PROMETHEUS, reason="Debian's prometheus package is not installed")
+def test_real_prometheus_scrapes_and_answers_promql(lbproxy, seed, tmp_path):
+    a, b, cfg = seed
+    mport = free_port()
+    lb = lbproxy(with_metrics(cfg, mport))
+    send(lb, 50)
+
+    pport = free_port()
+    (tmp_path / "prometheus.yml").write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n"
+        "  - job_name: lbproxy\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{mport}']}}]\n")
+    log = open(tmp_path / "prometheus.log", "wb")
+    prom = subprocess.Popen([PROMETHEUS, f"--config.file={tmp_path / 'prometheus.yml'}",
+                             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                             f"--web.listen-address=127.0.0.1:{pport}"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        def query(q):
+            url = f"http://127.0.0.1:{pport}/api/v1/query?" + urllib.parse.urlencode({"query": q})
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                body = json.load(resp)
+            assert body["status"] == "success", body
+            return body["data"]["result"]
+
+        def wait_query(q, timeout=60.0):
+            end = time.monotonic() + timeout
+            while time.monotonic() < end:
+                try:
+                    got = query(q)
+                    if got:
+                        return got
+                except OSError:
+                    pass
+                time.sleep(0.25)
+            raise AssertionError(f"no answer to {q}; log:\n" +
+                                 (tmp_path / "prometheus.log").read_text()[-3000:])
+
+        got = wait_query('sum(lbproxy_http_requests_total{route="lb-route"}) == 50')
+        assert float(got[0]["value"][1]) == 50
+        by = query('sum by (upstream) (lbproxy_http_requests_total{route="lb-route"})')
+        assert {r["metric"]["upstream"]: float(r["value"][1]) for r in by} == \
+            {"up_a": 25, "up_b": 25}
+        q = wait_query('histogram_quantile(0.99, sum by (le) '
+                       '(lbproxy_http_request_duration_seconds_bucket{route="lb-route"}))')
+        v = float(q[0]["value"][1])
+        assert 0 < v <= 60, q
+        up = query('up{job="lbproxy"}')
+        assert float(up[0]["value"][1]) == 1
+    finally:
+        prom.terminate()
+        try:
+            prom.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            prom.kill()
+            prom.wait()
+        log.close()
