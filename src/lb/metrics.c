@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <assert.h>
 #include <inttypes.h>
+#include <stdarg.h>
 
 #include "lb/metrics.h"
 #include "lb/model.h"
@@ -27,7 +28,8 @@ typedef struct Scrape {
         SlotInfo *info;
         size_t n_info;
         StatsTable sum; /* every worker's keys, summed; this thread's alone */
-        FILE *f;
+        MetricsText *f;
+        char le[STATS_BUCKETS_MAX][24]; /* the buckets' bounds as written */
         int error;
         /* The family being written. */
         StatsKind kind;
@@ -136,48 +138,128 @@ static void add_worker_key(uint64_t key, const atomic_uint_fast64_t *cells, void
                 stats_add(sum, i, atomic_load_explicit(&cells[i], memory_order_relaxed));
 }
 
-void metrics_write_label(FILE *f, const char *s)
+void metrics_text_add(MetricsText *t, const char *s, size_t n)
 {
-        for (; *s; s++) {
-                if (*s == '\\' || *s == '"')
-                        fputc('\\', f);
-                if (*s == '\n') {
-                        fputs("\\n", f);
-                        continue;
+        if (t->failed)
+                return;
+        if (t->cap - t->len <= n) {
+                size_t cap = t->cap ? t->cap : 65536;
+                while (cap - t->len <= n)
+                        cap *= 2;
+                char *b = realloc(t->buf, cap);
+                if (!b) {
+                        t->failed = true;
+                        return;
                 }
-                fputc(*s, f);
+                t->buf = b;
+                t->cap = cap;
         }
+        memcpy(t->buf + t->len, s, n);
+        t->len += n;
+        t->buf[t->len] = '\0';
 }
 
-void metrics_write_seconds(FILE *f, uint64_t usec)
+void metrics_text_puts(MetricsText *t, const char *s)
+{
+        metrics_text_add(t, s, strlen(s));
+}
+
+void metrics_text_printf(MetricsText *t, const char *fmt, ...)
+{
+        char buf[4096];
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        /* Every caller writes a line of names and numbers. */
+        assert(n >= 0 && (size_t)n < sizeof(buf));
+        if (n > 0)
+                metrics_text_add(t, buf, (size_t)n);
+}
+
+void metrics_text_u64(MetricsText *t, uint64_t v)
+{
+        char buf[24];
+        char *p = buf + sizeof(buf);
+        do
+                *--p = (char)('0' + v % 10);
+        while (v /= 10);
+        metrics_text_add(t, p, (size_t)(buf + sizeof(buf) - p));
+}
+
+void metrics_text_done(MetricsText *t)
+{
+        t->buf = mfree(t->buf);
+        t->len = t->cap = 0;
+        t->failed = false;
+}
+
+void metrics_write_seconds(MetricsText *f, uint64_t usec)
 {
         uint64_t frac = usec % USEC_PER_SEC;
-        fprintf(f, "%" PRIu64, usec / USEC_PER_SEC);
+        metrics_text_printf(f, "%" PRIu64, usec / USEC_PER_SEC);
         if (frac == 0)
                 return;
         char digits[8];
         snprintf(digits, sizeof(digits), "%06" PRIu64, frac);
         for (int i = 5; i >= 0 && digits[i] == '0'; i--)
                 digits[i] = '\0';
-        fprintf(f, ".%s", digits);
+        metrics_text_printf(f, ".%s", digits);
 }
 
-static void header(FILE *f, const char *name, const char *type, const char *help)
+static void header(MetricsText *f, const char *name, const char *type, const char *help)
 {
-        fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+        metrics_text_printf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* The labels of a key's series, without braces, for `s->family`'s kind. */
-static void write_labels(const Scrape *s, uint64_t key)
+/* A series' labels, formatted once per key. Names are checked by the configuration (at most
+ * 255 characters of [A-Za-z0-9_.-], hosts at most 253): they fit, even escaped. */
+typedef struct Labels {
+        char buf[2048];
+        size_t len;
+} Labels;
+
+static void labels_add(Labels *l, const char *s)
 {
-        FILE *f = s->f;
+        size_t n = strlen(s);
+        assert(l->len + n < sizeof(l->buf));
+        memcpy(l->buf + l->len, s, n);
+        l->len += n;
+}
+
+/* A label value: backslash, quote and newline escaped. */
+static void labels_add_value(Labels *l, const char *s)
+{
+        for (; *s; s++) {
+                assert(l->len + 2 < sizeof(l->buf));
+                if (*s == '\\' || *s == '"' || *s == '\n') {
+                        l->buf[l->len++] = '\\';
+                        l->buf[l->len++] = *s == '\n' ? 'n' : *s;
+                } else
+                        l->buf[l->len++] = *s;
+        }
+}
+
+static void labels_pair(Labels *l, const char *name, const char *value)
+{
+        if (l->len > 0)
+                labels_add(l, ",");
+        labels_add(l, name);
+        labels_add(l, "=\"");
+        labels_add_value(l, value);
+        labels_add(l, "\"");
+}
+
+/* The labels of a key's series, without braces. */
+static void format_labels(const Scrape *s, uint64_t key, Labels *l)
+{
         uint32_t a = stats_key_a(key), b = stats_key_b(key);
         const SlotInfo *node = NULL, *upstream = NULL;
+        char code[8];
 
+        l->len = 0;
         switch (stats_key_kind(key)) {
         case STATS_REQUESTS:
-                fputs("route=\"", f);
-                metrics_write_label(f, slot_info(s, a)->name);
                 if (b & STATS_B_UPSTREAM)
                         upstream = slot_info(s, b & ~STATS_B_UPSTREAM);
                 else if (b) {
@@ -185,83 +267,85 @@ static void write_labels(const Scrape *s, uint64_t key)
                         upstream = slot_info(s, node->upstream);
                 } else
                         upstream = slot_info(s, 0);
-                fputs("\",upstream=\"", f);
-                metrics_write_label(f, upstream->name);
-                if (s->in->node_labels) {
-                        fputs("\",node=\"", f);
-                        metrics_write_label(f, node ? node->name : "");
-                }
-                fprintf(f, "\",code=\"%u\"", stats_key_code(key));
-                return;
+                labels_pair(l, "route", slot_info(s, a)->name);
+                labels_pair(l, "upstream", upstream->name);
+                if (s->in->node_labels)
+                        labels_pair(l, "node", node ? node->name : "");
+                snprintf(code, sizeof(code), "%u", stats_key_code(key));
+                labels_pair(l, "code", code);
+                break;
         case STATS_ROUTE:
-                fputs("route=\"", f);
-                metrics_write_label(f, slot_info(s, a)->name);
-                fputs("\",upstream=\"", f);
-                metrics_write_label(f, slot_info(s, b)->name);
-                fputc('"', f);
-                return;
+                labels_pair(l, "route", slot_info(s, a)->name);
+                labels_pair(l, "upstream", slot_info(s, b)->name);
+                break;
         case STATS_NODE:
                 if (s->in->node_labels) {
                         node = slot_info(s, b);
                         upstream = slot_info(s, node->upstream);
                 } else
                         upstream = slot_info(s, b);
-                fputs("upstream=\"", f);
-                metrics_write_label(f, upstream->name);
-                if (node) {
-                        fputs("\",node=\"", f);
-                        metrics_write_label(f, node->name);
-                }
-                fputc('"', f);
-                return;
+                labels_pair(l, "upstream", upstream->name);
+                if (node)
+                        labels_pair(l, "node", node->name);
+                break;
         case STATS_LISTENER:
-                fputs("listener=\"", f);
-                metrics_write_label(f, s->in->listeners[a - 1]);
-                fputc('"', f);
-                if (b != 0) { /* a session's upstream */
-                        fputs(",upstream=\"", f);
-                        metrics_write_label(f, slot_info(s, b)->name);
-                        fputc('"', f);
-                }
-                return;
+                labels_pair(l, "listener", s->in->listeners[a - 1]);
+                if (b != 0) /* a session's upstream */
+                        labels_pair(l, "upstream", slot_info(s, b)->name);
+                break;
         default:
-                return;
+                break;
         }
+        l->buf[l->len] = '\0';
+}
+
+/* A number and the line's end: printf's generality is most of a scrape's time. */
+static void write_value(MetricsText *f, uint64_t v)
+{
+        metrics_text_u64(f, v);
+        metrics_text_add(f, "\n", 1);
 }
 
 static void write_histogram(const Scrape *s, const char *name, uint64_t key,
                             const atomic_uint_fast64_t *c)
 {
         const StatsBuckets *b = s->buckets;
+        MetricsText *f = s->f;
+        Labels l;
+        format_labels(s, key, &l);
+
         uint64_t cumulative = 0;
         for (size_t i = 0; i <= b->n; i++) {
                 cumulative += atomic_load_explicit(&c[i], memory_order_relaxed);
-                fprintf(s->f, "%s_bucket{", name);
-                write_labels(s, key);
-                fputs(",le=\"", s->f);
-                if (i < b->n)
-                        metrics_write_seconds(s->f, b->bound_usec[i]);
-                else
-                        fputs("+Inf", s->f);
-                fprintf(s->f, "\"} %" PRIu64 "\n", cumulative);
+                metrics_text_puts(f, name);
+                metrics_text_puts(f, "_bucket{");
+                metrics_text_add(f, l.buf, l.len);
+                metrics_text_puts(f, ",le=\"");
+                metrics_text_puts(f, i < b->n ? s->le[i] : "+Inf");
+                metrics_text_puts(f, "\"} ");
+                write_value(f, cumulative);
         }
         uint64_t sum = atomic_load_explicit(&c[b->n + 1], memory_order_relaxed);
-        fprintf(s->f, "%s_sum{", name);
-        write_labels(s, key);
-        fprintf(s->f, "} %" PRIu64 ".%06" PRIu64 "\n", sum / USEC_PER_SEC, sum % USEC_PER_SEC);
-        fprintf(s->f, "%s_count{", name);
-        write_labels(s, key);
-        fprintf(s->f, "} %" PRIu64 "\n", cumulative);
+        metrics_text_printf(f, "%s_sum{%s} %" PRIu64 ".%06" PRIu64 "\n", name, l.buf, sum / USEC_PER_SEC,
+                sum % USEC_PER_SEC);
+        metrics_text_printf(f, "%s_count{%s} ", name, l.buf);
+        write_value(f, cumulative);
 }
 
 static void write_counter(const Scrape *s, const char *name, uint64_t key, const char *extra,
                           uint64_t v)
 {
-        fprintf(s->f, "%s{", name);
-        write_labels(s, key);
-        if (extra)
-                fprintf(s->f, ",%s", extra);
-        fprintf(s->f, "} %" PRIu64 "\n", v);
+        Labels l;
+        format_labels(s, key, &l);
+        metrics_text_puts(s->f, name);
+        metrics_text_add(s->f, "{", 1);
+        metrics_text_add(s->f, l.buf, l.len);
+        if (extra) {
+                metrics_text_add(s->f, ",", 1);
+                metrics_text_puts(s->f, extra);
+        }
+        metrics_text_puts(s->f, "} ");
+        write_value(s->f, v);
 }
 
 /* A family: its series from the summed keys of one kind. */
@@ -373,7 +457,7 @@ static void write_family_key(uint64_t key, const atomic_uint_fast64_t *c, void *
 static void write_node_gauges(Scrape *s)
 {
         const Model *m = s->in->model;
-        FILE *f = s->f;
+        MetricsText *f = s->f;
         static const char *const names[] = { "lbproxy_upstream_node_up",
                                              "lbproxy_upstream_node_weight",
                                              "lbproxy_upstream_node_in_flight" };
@@ -396,26 +480,38 @@ static void write_node_gauges(Scrape *s)
                                 total += v;
                                 if (!s->in->node_labels)
                                         continue;
-                                fprintf(f, "%s{upstream=\"", names[g]);
-                                metrics_write_label(f, u->config->name);
-                                fputs("\",node=\"", f);
-                                metrics_write_label(f, n->name);
-                                fprintf(f, "\"} %" PRIu64 "\n", v);
+                                Labels l = {};
+                                labels_pair(&l, "upstream", u->config->name);
+                                labels_pair(&l, "node", n->name);
+                                metrics_text_printf(f, "%s{%.*s} ", names[g], (int)l.len, l.buf);
+                                write_value(f, v);
                         }
                         if (s->in->node_labels)
                                 continue;
                         if (g == 2)
                                 total = registry_in_flight(u->state);
-                        fprintf(f, "%s{upstream=\"", names[g]);
-                        metrics_write_label(f, u->config->name);
-                        fprintf(f, "\"} %" PRIu64 "\n", total);
+                        Labels l = {};
+                        labels_pair(&l, "upstream", u->config->name);
+                        metrics_text_printf(f, "%s{%.*s} ", names[g], (int)l.len, l.buf);
+                        write_value(f, total);
                 }
         }
 }
 
-int metrics_write(const MetricsInput *in, FILE *f)
+int metrics_write(const MetricsInput *in, MetricsText *f)
 {
         Scrape s = { .in = in, .buckets = registry_buckets(in->registry), .f = f };
+        for (size_t i = 0; i < s.buckets->n; i++) {
+                MetricsText le = {};
+                metrics_write_seconds(&le, s.buckets->bound_usec[i]);
+                if (le.failed) {
+                        metrics_text_done(&le);
+                        return -ENOMEM;
+                }
+                assert(le.len < sizeof(s.le[i]));
+                memcpy(s.le[i], le.buf, le.len + 1);
+                metrics_text_done(&le);
+        }
         int r = info_build(&s);
         if (r < 0)
                 return r;
@@ -440,5 +536,7 @@ int metrics_write(const MetricsInput *in, FILE *f)
         }
         stats_table_done(&s.sum);
         free(s.info);
+        if (s.error == 0 && f->failed)
+                s.error = -ENOMEM;
         return s.error;
 }

@@ -59,9 +59,9 @@ static void conn_free(MetricsConn *c)
 
 /* ---- what the control loop and the process say ---- */
 
-static void family(FILE *f, const char *name, const char *type, const char *help)
+static void family(MetricsText *f, const char *name, const char *type, const char *help)
 {
-        fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+        metrics_text_printf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* Seconds since the epoch when the process started: its start in clock ticks after boot, and
@@ -121,38 +121,38 @@ static uint64_t resident_bytes(void)
         return resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
-static void write_control(const MetricsServerOptions *o, FILE *f, double start_time)
+static void write_control(const MetricsServerOptions *o, MetricsText *f, double start_time)
 {
         const MetricsControl *c = o->control;
 
         family(f, "lbproxy_config_generation", "gauge",
                "Models published since the start (each reload and D-Bus change makes one).");
-        fprintf(f, "lbproxy_config_generation %u\n",
+        metrics_text_printf(f, "lbproxy_config_generation %u\n",
                 atomic_load_explicit(&o->models->generation, memory_order_relaxed));
         if (c) {
                 family(f, "lbproxy_config_reloads_total", "counter",
                        "Reloads (SIGHUP, Reload()) by outcome.");
-                fprintf(f, "lbproxy_config_reloads_total{outcome=\"success\"} %" PRIu64 "\n",
+                metrics_text_printf(f, "lbproxy_config_reloads_total{outcome=\"success\"} %" PRIu64 "\n",
                         (uint64_t)atomic_load_explicit(&c->reloads_ok, memory_order_relaxed));
-                fprintf(f, "lbproxy_config_reloads_total{outcome=\"failure\"} %" PRIu64 "\n",
+                metrics_text_printf(f, "lbproxy_config_reloads_total{outcome=\"failure\"} %" PRIu64 "\n",
                         (uint64_t)atomic_load_explicit(&c->reloads_failed, memory_order_relaxed));
                 family(f, "lbproxy_config_changes_total", "counter",
                        "Configuration changes over D-Bus by outcome.");
-                fprintf(f, "lbproxy_config_changes_total{outcome=\"success\"} %" PRIu64 "\n",
+                metrics_text_printf(f, "lbproxy_config_changes_total{outcome=\"success\"} %" PRIu64 "\n",
                         (uint64_t)atomic_load_explicit(&c->changes_ok, memory_order_relaxed));
-                fprintf(f, "lbproxy_config_changes_total{outcome=\"failure\"} %" PRIu64 "\n",
+                metrics_text_printf(f, "lbproxy_config_changes_total{outcome=\"failure\"} %" PRIu64 "\n",
                         (uint64_t)atomic_load_explicit(&c->changes_failed, memory_order_relaxed));
         }
         family(f, "lbproxy_build_info", "gauge", "The version of lbproxy, as a label; always 1.");
-        fprintf(f, "lbproxy_build_info{version=\"%s\"} 1\n", LBPROXY_VERSION);
+        metrics_text_printf(f, "lbproxy_build_info{version=\"%s\"} 1\n", LBPROXY_VERSION);
         family(f, "lbproxy_access_log_dropped_total", "counter",
                "Access log entries dropped because the log queue was full.");
-        fprintf(f, "lbproxy_access_log_dropped_total %" PRIu64 "\n", log_access_dropped_total());
+        metrics_text_printf(f, "lbproxy_access_log_dropped_total %" PRIu64 "\n", log_access_dropped_total());
         if (o->resolver) {
                 family(f, "lbproxy_dns_answers_total", "counter",
                        "Answers to the DNS queries for node names, by outcome.");
                 for (ResolverOutcome i = 0; i < _RESOLVER_OUTCOME_MAX; i++)
-                        fprintf(f, "lbproxy_dns_answers_total{outcome=\"%s\"} %" PRIu64 "\n",
+                        metrics_text_printf(f, "lbproxy_dns_answers_total{outcome=\"%s\"} %" PRIu64 "\n",
                                 resolver_outcome_to_string(i), resolver_answers(o->resolver, i));
         }
 
@@ -162,31 +162,27 @@ static void write_control(const MetricsServerOptions *o, FILE *f, double start_t
                              ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
                 family(f, "process_cpu_seconds_total", "counter",
                        "Total user and system CPU time spent in seconds.");
-                fprintf(f, "process_cpu_seconds_total %.6f\n", cpu);
+                metrics_text_printf(f, "process_cpu_seconds_total %.6f\n", cpu);
         }
         family(f, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-        fprintf(f, "process_resident_memory_bytes %" PRIu64 "\n", resident_bytes());
+        metrics_text_printf(f, "process_resident_memory_bytes %" PRIu64 "\n", resident_bytes());
         family(f, "process_open_fds", "gauge", "Number of open file descriptors.");
-        fprintf(f, "process_open_fds %zu\n", open_fds());
+        metrics_text_printf(f, "process_open_fds %zu\n", open_fds());
         struct rlimit rl;
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
                 family(f, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
-                fprintf(f, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+                metrics_text_printf(f, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
         }
         if (start_time > 0) {
                 family(f, "process_start_time_seconds", "gauge",
                        "Start time of the process since unix epoch in seconds.");
-                fprintf(f, "process_start_time_seconds %.2f\n", start_time);
+                metrics_text_printf(f, "process_start_time_seconds %.2f\n", start_time);
         }
 }
 
 static int render(const MetricsServerOptions *o, double start_time, char **ret, size_t *ret_len)
 {
-        char *buf = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&buf, &len);
-        if (!f)
-                return -ENOMEM;
+        MetricsText t = {};
 
         /* The model serving now, held while its names are read. Its last reference may drop
          * here: the release handler hands it back to the control loop. */
@@ -199,18 +195,18 @@ static int render(const MetricsServerOptions *o, double start_time, char **ret, 
                             .listeners = o->listeners,
                             .n_listeners = o->n_listeners,
                             .node_labels = o->node_labels };
-        int r = m ? metrics_write(&in, f) : 0;
+        int r = m ? metrics_write(&in, &t) : 0;
         model_unref(m);
         if (r >= 0)
-                write_control(o, f, start_time);
-        if (fclose(f) != 0 && r >= 0)
+                write_control(o, &t, start_time);
+        if (r >= 0 && t.failed)
                 r = -ENOMEM;
         if (r < 0) {
-                free(buf);
+                metrics_text_done(&t);
                 return r;
         }
-        *ret = buf;
-        *ret_len = len;
+        *ret = TAKE_PTR(t.buf);
+        *ret_len = t.len;
         return 0;
 }
 
@@ -235,6 +231,11 @@ static void respond(MetricsConn *c, unsigned status, const char *reason, const c
         if (!head_only)
                 evbuffer_add(out, body, len);
         c->closing = close;
+}
+
+static void free_body(const void *data, size_t len, void *userdata)
+{
+        free((void *)data);
 }
 
 static bool slice_eq(HttpSlice s, const char *v)
@@ -274,7 +275,7 @@ static bool serve(MetricsConn *c)
                                 sizeof(text) - 1, head, close);
                         continue;
                 }
-                _cleanup_free_ char *body = NULL;
+                char *body = NULL;
                 size_t body_len = 0;
                 if (render(&c->server->options, c->server->start_time, &body, &body_len) < 0) {
                         static const char text[] = "out of memory\n";
@@ -282,8 +283,16 @@ static bool serve(MetricsConn *c)
                                 text, sizeof(text) - 1, head, true);
                         return true;
                 }
-                respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body,
-                        body_len, head, close);
+                respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL,
+                        body_len, true, close);
+                /* Megabytes for a large configuration: handed over, not copied. */
+                if (head)
+                        free(body);
+                else if (evbuffer_add_reference(bufferevent_get_output(c->bev), body, body_len,
+                                                free_body, NULL) < 0) {
+                        free(body);
+                        c->closing = true; /* the head promised what cannot follow */
+                }
         }
         return true;
 }
