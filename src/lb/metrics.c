@@ -341,7 +341,8 @@ static void write_counter(const Scrape *s, const char *name, uint64_t key, const
         metrics_text_add(s->f, "{", 1);
         metrics_text_add(s->f, l.buf, l.len);
         if (extra) {
-                metrics_text_add(s->f, ",", 1);
+                if (l.len > 0)
+                        metrics_text_add(s->f, ",", 1);
                 metrics_text_puts(s->f, extra);
         }
         metrics_text_puts(s->f, "} ");
@@ -426,6 +427,21 @@ static const Family families[] = {
           STATS_LISTENER_BYTES_IN, "direction=\"to_upstream\"" },
         { STATS_LISTENER, "lbproxy_stream_bytes_total", NULL, NULL, write_family_counter,
           STATS_LISTENER_BYTES_OUT, "direction=\"to_client\"" },
+        { STATS_WORKER, "lbproxy_tls_handshakes_total", "counter",
+          "TLS handshakes completed, with clients (side=\"server\") and nodes (side=\"client\"), "
+          "by whether the session was resumed.", write_family_counter,
+          STATS_WORKER_TLS_SERVER_FULL, "side=\"server\",resumed=\"false\"" },
+        { STATS_WORKER, "lbproxy_tls_handshakes_total", NULL, NULL, write_family_counter,
+          STATS_WORKER_TLS_SERVER_RESUMED, "side=\"server\",resumed=\"true\"" },
+        { STATS_WORKER, "lbproxy_tls_handshakes_total", NULL, NULL, write_family_counter,
+          STATS_WORKER_TLS_CLIENT_FULL, "side=\"client\",resumed=\"false\"" },
+        { STATS_WORKER, "lbproxy_tls_handshakes_total", NULL, NULL, write_family_counter,
+          STATS_WORKER_TLS_CLIENT_RESUMED, "side=\"client\",resumed=\"true\"" },
+        { STATS_WORKER, "lbproxy_tls_handshake_failures_total", "counter",
+          "TLS handshakes that failed (a client's: or did not finish before it left).",
+          write_family_counter, STATS_WORKER_TLS_FAILED_SERVER, "side=\"server\"" },
+        { STATS_WORKER, "lbproxy_tls_handshake_failures_total", NULL, NULL,
+          write_family_counter, STATS_WORKER_TLS_FAILED_CLIENT, "side=\"client\"" },
 };
 
 static bool all_zero(const atomic_uint_fast64_t *c, size_t n)

@@ -12,6 +12,7 @@
 #include "proxy/stats-count.h"
 #include "proxy/worker.h"
 #include "tls/tls-server.h"
+#include "tls/tls.h"
 
 /* After the last response of a closing connection, unread input is read and dropped for this
  * long, so that closing with input pending does not reset the connection before the client has
@@ -49,6 +50,18 @@ static const Config *client_config(const ClientConn *c)
         return c->worker->model->config;
 }
 
+/* An https connection's handshake, once: at its first input after it, or at the close (failed
+ * when it never finished). */
+static void count_handshake(ClientConn *c)
+{
+        if (!c->https || c->tls_counted)
+                return;
+        c->tls_counted = true;
+        stats_count_tls(c->worker, true,
+                        tls_stream_handshake_done(&c->stream) ? tls_stream_resumed(&c->stream)
+                                                              : -1);
+}
+
 void client_conn_free(ClientConn *c)
 {
         if (!c)
@@ -59,6 +72,7 @@ void client_conn_free(ClientConn *c)
                 *c->gone = true;
         event_del(&c->timer);
         event_del(&c->resume);
+        count_handshake(c);
         stats_count_client(c, true);
         stream_done(&c->stream);
         if (c->prev)
@@ -299,6 +313,8 @@ static void client_process(ClientConn *c)
         if (c->gone || event_pending(&c->resume, EV_TIMEOUT, NULL))
                 return;
         worker_refresh_model(c->worker);
+        if (c->https && !c->tls_counted && tls_stream_handshake_done(&c->stream))
+                count_handshake(c);
         c->gone = &gone;
         if (c->listener->protocol == LISTENER_TCP ||
             c->listener->protocol == LISTENER_TLS_PASSTHROUGH)

@@ -104,6 +104,9 @@ static void upstream_on_connect(Stream *s, int error, void *userdata)
 {
         Exchange *x = userdata;
 
+        /* The TLS failures tls_client_attach() names; -ECONNRESET may be TCP's. */
+        if (x->use_tls && (error >= 0 || error == -EKEYREJECTED || error == -EPROTO))
+                stats_count_tls(x->worker, false, error < 0 ? -1 : tls_stream_resumed(s));
         if (error < 0) {
                 exchange_attempt_failed(x, error, false, false);
                 return;

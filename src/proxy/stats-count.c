@@ -99,3 +99,17 @@ void stats_count_first_byte(Worker *w, const Node *n, uint64_t usec)
         if (c)
                 stats_observe(w->counters->stats.buckets, c, STATS_NODE_HISTOGRAMS, usec);
 }
+
+void stats_count_tls(Worker *w, bool server, int outcome)
+{
+        atomic_uint_fast64_t *c = cells_of(w, STATS_WORKER, 0, 0, 0);
+        if (!c)
+                return;
+        size_t cell = outcome < 0 ? (server ? STATS_WORKER_TLS_FAILED_SERVER
+                                            : STATS_WORKER_TLS_FAILED_CLIENT)
+                      : server    ? (outcome ? STATS_WORKER_TLS_SERVER_RESUMED
+                                             : STATS_WORKER_TLS_SERVER_FULL)
+                                  : (outcome ? STATS_WORKER_TLS_CLIENT_RESUMED
+                                             : STATS_WORKER_TLS_CLIENT_FULL);
+        stats_add(c, cell, 1);
+}

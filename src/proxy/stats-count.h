@@ -25,5 +25,8 @@ void stats_count_client(ClientConn *c, bool closed);
 void stats_count_connect(Worker *w, const Node *n, bool ok, uint64_t usec);
 /* A request on a pooled connection to `n`. */
 void stats_count_reused(Worker *w, const Node *n);
+/* A TLS handshake ended: with a client (`server`) or a node, a full one (0), a resumption (1)
+ * or a failure (-1). */
+void stats_count_tls(Worker *w, bool server, int outcome);
 /* The first byte of `n`'s response, usec after the request went to it. */
 void stats_count_first_byte(Worker *w, const Node *n, uint64_t usec);

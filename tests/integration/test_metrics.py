@@ -252,3 +252,102 @@ def test_real_prometheus_scrapes_and_answers_promql(lbproxy, seed, tmp_path):
             prom.kill()
             prom.wait()
         log.close()
+
+
+def wait_total(mport, name, want, timeout=10.0, **labels):
+    """Scrapes until `name` (labels) reaches `want`; returns the last sum."""
+    end = time.monotonic() + timeout
+    got = None
+    while time.monotonic() < end:
+        got = total(parse(scrape(mport).body.decode()), name, **labels)
+        if got == want:
+            return got
+        time.sleep(0.05)
+    return got
+
+
+def test_tls_handshakes_by_side_and_resumption(lbproxy, upstream, tmp_path_factory):
+    from test_tls_listener import _ca, _leaf, gnutls_cli, https_yaml
+
+    d = tmp_path_factory.mktemp("metrics-pki")
+    ca = _ca(d, "ca")
+    a = _leaf(d, "a", ca, ["a.example"])
+    up = upstream("u")
+    mport = free_port()
+    lb = lbproxy(https_yaml(up, [a], extra="  - {name: metrics, listen: "
+                            f"\"127.0.0.1:{mport}\", protocol: metrics}}"))
+    p, out = gnutls_cli(lb, "--resume", "--priority=NORMAL:-VERS-TLS1.3", ca=ca[0])
+    assert p.returncode == 0 and "This is a resumed session" in out, out
+    name = "lbproxy_tls_handshakes_total"
+    assert wait_total(mport, name, 2, side="server") == 2
+    s = parse(scrape(mport).body.decode())
+    assert total(s, name, side="server", resumed="false") == 1
+    assert total(s, name, side="server", resumed="true") == 1
+    assert total(s, "lbproxy_tls_handshake_failures_total", side="server") == 0
+    # A client that leaves before the end of its handshake.
+    with socket.create_connection(("127.0.0.1", lb.port)) as c:
+        c.sendall(b"\x16\x03\x01\x00\x05hello")
+    assert wait_total(mport, "lbproxy_tls_handshake_failures_total", 1, side="server") == 1
+
+
+def test_tls_handshakes_towards_nodes(lbproxy, tmp_path_factory):
+    from tls_helpers import TlsUpstreamServer, make_pki
+
+    pki = make_pki(tmp_path_factory.mktemp("metrics-upstream-pki"))
+    a = TlsUpstreamServer("a", "127.0.0.2", pki.good).start()
+    bad = TlsUpstreamServer("bad", "127.0.0.3", pki.wrong).start()
+    try:
+        def https(name, s):
+            return upstream_cfg(name, [s], scheme="https", keepalive_pool=0, retries=0,
+                                tls={"ca_file": str(pki.ca), "sni": "httpbin.org"})
+        mport = free_port()
+        cfg = {"upstreams": [https("up", a), https("bad", bad)],
+               "routes": [route_cfg("r", ["/ok/*"], ["up"]),
+                          route_cfg("b", ["/bad/*"], ["bad"])]}
+        lb = lbproxy(with_metrics(cfg, mport))
+        for i in range(3):
+            assert lb.request("GET", f"/ok/{i}").status == 200
+        assert lb.request("GET", "/bad/x").status == 502
+        s = parse(scrape(mport).body.decode())
+        name = "lbproxy_tls_handshakes_total"
+        assert total(s, name, side="client", resumed="false") == 1
+        assert total(s, name, side="client", resumed="true") == 2 == a.resumed
+        assert total(s, "lbproxy_tls_handshake_failures_total", side="client") == 1
+        assert total(s, "lbproxy_upstream_health_checks_total", upstream="bad",
+                     outcome="failure") == 1
+        assert total(s, "lbproxy_http_requests_total", route="b", upstream="bad", node="",
+                     code="502") == 1
+    finally:
+        a.stop()
+        bad.stop()
+
+
+def test_stream_sessions_and_client_connections_by_listener(lbproxy, seed):
+    a, b, cfg = seed
+    mport, tport = free_port(), free_port()
+    text = with_metrics(cfg, mport).replace(
+        "listeners:\n",
+        f'listeners:\n  - name: "tcp"\n    listen: "127.0.0.1:{tport}"\n    protocol: "tcp"\n'
+        f'    upstream: "up_a"\n', 1)
+    lb = lbproxy(text)
+    req = b"GET /headers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", tport)) as c:
+        c.sendall(req)
+        got = b""
+        while chunk := c.recv(65536):
+            got += chunk
+    assert got.startswith(b"HTTP/1.1 200")
+    open_conn = socket.create_connection(lb.address)  # held open while scraped
+    try:
+        name = "lbproxy_stream_sessions_total"
+        assert wait_total(mport, name, 1, listener="tcp", upstream="up_a") == 1
+        s = parse(scrape(mport).body.decode())
+        assert total(s, "lbproxy_stream_bytes_total", listener="tcp",
+                     direction="to_upstream") == len(req)
+        assert total(s, "lbproxy_stream_bytes_total", listener="tcp",
+                     direction="to_client") == len(got)
+        assert total(s, "lbproxy_client_connections_total", listener="tcp") == 1
+        assert wait_total(mport, "lbproxy_client_connections_open", 1, listener="http") == 1
+    finally:
+        open_conn.close()
+    assert wait_total(mport, "lbproxy_client_connections_open", 0, listener="http") == 0
