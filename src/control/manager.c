@@ -206,6 +206,11 @@ static void count(atomic_uint_fast64_t *c)
         atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 }
 
+void manager_change_refused(Manager *m)
+{
+        count(&m->counts.changes_failed);
+}
+
 static int add_pending(Manager *m, Model *model, ManagerChangeDone done, void *userdata)
 {
         PendingChange *l = reallocarray(m->pending, m->n_pending + 1, sizeof(PendingChange));

@@ -176,12 +176,15 @@ def test_counts_exact_across_dbus_changes_and_reload_and_removed_objects_go(
 
     bus.call("RemoveNode", "ssq", "up_a", c.host, c.port)
     bus.call("RemoveRoute", "s", "other")
+    assert bus.call("RemoveRoute", "s", "nope", check=False).returncode != 0
     text = scrape(mport).body.decode()
     assert f'node="{c.host}:{c.port}"' not in text
     assert 'route="other"' not in text
     # The node's series went with it; the others kept every count.
     s = parse(text)
     assert total(s, "lbproxy_http_requests_total", route="lb-route") == 20 - by_c
+    assert total(s, "lbproxy_config_changes_total", outcome="success") == 4
+    assert total(s, "lbproxy_config_changes_total", outcome="failure") == 1
 
     lb.proc.send_signal(signal.SIGHUP)
     lb.wait_log("Configuration reloaded")
