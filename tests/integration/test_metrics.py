@@ -354,3 +354,31 @@ def test_stream_sessions_and_client_connections_by_listener(lbproxy, seed):
     finally:
         open_conn.close()
     assert wait_total(mport, "lbproxy_client_connections_open", 0, listener="http") == 0
+
+
+# Binds the metrics socket as systemd would, names it by FileDescriptorName=, and execs lbproxy
+# (same pid, so LISTEN_PID holds).
+ACTIVATE = """
+import os, socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(64)
+if s.fileno() != 3:
+    os.dup2(s.fileno(), 3)
+os.set_inheritable(3, True)
+os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()), LISTEN_FDNAMES="metrics")
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def test_socket_activated_by_file_descriptor_name(lbproxy, seed):
+    a, b, cfg = seed
+    mport = free_port()
+    text = with_metrics(cfg, mport).replace(f'    listen: "127.0.0.1:{mport}"\n', "")
+    assert "metrics" in text and str(mport) not in text
+    lb = lbproxy(text, wrapper=["/usr/bin/python3", "-c", ACTIVATE, str(mport)])
+    assert lb.wait_log("Listening on 'metrics' (socket activation)")
+    send(lb, 4)
+    s = parse(scrape(mport).body.decode())
+    assert total(s, "lbproxy_http_requests_total", route="lb-route") == 4
