@@ -2,6 +2,7 @@
 #include <assert.h>
 #include <event2/thread.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 
 #include "base/log.h"
@@ -120,7 +121,10 @@ static void on_model_released(Model *model, void *userdata)
         pthread_mutex_unlock(&m->release_lock);
         if (!l)
                 log_error("Out of memory: a retired model is leaked");
-        event_active(m->release_event, EV_TIMEOUT, 0);
+        /* An eventfd, not event_active(): the metrics thread releases models too, and with one
+         * worker libevent runs without locks. */
+        uint64_t one = 1;
+        (void)write(m->release_fd, &one, sizeof(one));
 }
 
 static void free_released(Manager *m)
@@ -137,6 +141,8 @@ static void free_released(Manager *m)
 
 static void on_release_event(evutil_socket_t fd, short what, void *userdata)
 {
+        uint64_t n;
+        (void)read(fd, &n, sizeof(n));
         free_released(userdata);
 }
 
@@ -541,14 +547,6 @@ static void on_signal(evutil_socket_t sig, short what, void *userdata)
         manager_stop(m);
 }
 
-static bool has_metrics_listener(const Config *c)
-{
-        for (size_t i = 0; i < c->n_listeners; i++)
-                if (c->listeners[i].protocol == LISTENER_METRICS)
-                        return true;
-        return false;
-}
-
 static size_t workers_wanted(const Config *c)
 {
         if (c->workers > 0)
@@ -566,13 +564,14 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
                 return -ENOMEM;
         }
         m->config_paths = config_paths;
+        m->release_fd = -EBADF;
         conn_limit_init(&m->conn_limit);
         model_publisher_init(&m->models);
         pthread_mutex_init(&m->release_lock, NULL);
         /* Workers on other threads activate events of the control loop (and it of theirs), so
          * libevent must lock. With one worker there is no other thread, and the locks (two
          * mutex calls per event_add, event_del and buffer operation) would be pure cost. */
-        if (workers_wanted(config) > 1 || has_metrics_listener(config))
+        if (workers_wanted(config) > 1)
                 (void)evthread_use_pthreads();
         if (state_dir) {
                 m->state_dir = strdup(state_dir);
@@ -604,7 +603,10 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
                         *ret_error = strdup("cannot start the thread that writes the state");
                 return -ENOMEM;
         }
-        m->release_event = event_new(m->base, -1, 0, on_release_event, m);
+        m->release_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (m->release_fd >= 0)
+                m->release_event = event_new(m->base, m->release_fd, EV_READ | EV_PERSIST,
+                                             on_release_event, m);
         m->thread_exited = event_new(m->base, -1, 0, on_thread_exited, m);
         if (!m->release_event || !m->thread_exited || registry_new(&m->registry) < 0) {
                 config_unref(config);
@@ -673,6 +675,7 @@ Manager *manager_free(Manager *m)
         for (size_t i = 0; i < ELEMENTSOF(events); i++)
                 if (events[i])
                         event_free(events[i]);
+        m->release_fd = safe_close(m->release_fd);
         resolver_free(m->resolver);
         /* After the models, whose objects held its entries. */
         registry_free(m->registry);

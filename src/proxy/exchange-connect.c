@@ -74,7 +74,7 @@ void exchange_attempt_failed(Exchange *x, int error, bool timed_out, bool connec
         }
         x->last_timed_out = timed_out;
         if (!connected && x->node) {
-                stats_count_connect(x->worker, x->node, false, 0);
+                stats_count_connect(x->worker, x->node_stats, false, 0);
                 if (node_report_failure(x->node))
                         worker_node_health_changed(x->worker, x->upstream, x->node,
                                                    x->error_detail);
@@ -114,7 +114,7 @@ static void upstream_on_connect(Stream *s, int error, void *userdata)
         if (node_report_success(x->node))
                 worker_node_health_changed(x->worker, x->upstream, x->node, NULL);
         uint64_t now = now_usec(CLOCK_MONOTONIC);
-        stats_count_connect(x->worker, x->node, true, now - x->attempt_usec);
+        stats_count_connect(x->worker, x->node_stats, true, now - x->attempt_usec);
         x->attempt_usec = now;
         if (x->kind == EXCHANGE_STREAM)
                 exchange_tunnel_start(x);
@@ -258,14 +258,19 @@ static int start_attempt(Exchange *x, AttemptMode mode)
                 return r;
         }
         x->request_sent = false;
-        x->attempt_usec = now_usec(CLOCK_MONOTONIC);
+        x->node_stats = stats_node_cells(x->worker, x->node);
 
         /* Stream sessions never share a connection: it becomes theirs for good. */
         if (mode != ATTEMPT_SAME_FRESH && x->kind == EXCHANGE_HTTP) {
                 x->up = pool_take(x->worker->pool, x->address.pool_key, x->address.pool_key_len,
                                   x->address.pool_key_hash);
                 if (x->up) {
-                        stats_count_reused(x->worker, x->node);
+                        /* The first attempt goes out now: the exchange's start is as good a
+                         * clock reading, and one fewer per request. */
+                        x->attempt_usec = x->attempts == 1 && mode == ATTEMPT_NEXT_NODE
+                                                  ? x->start_usec
+                                                  : now_usec(CLOCK_MONOTONIC);
+                        stats_count_reused(x->node_stats);
                         stream_set_handler(&x->up->stream, &exchange_upstream_handler, x);
                         event_assign(&x->up->timer, x->worker->base, -1, 0, upstream_on_timer, x);
                         exchange_http_connected(x);
@@ -273,6 +278,7 @@ static int start_attempt(Exchange *x, AttemptMode mode)
                 }
         }
 
+        x->attempt_usec = now_usec(CLOCK_MONOTONIC);
         r = upstream_conn_connect(x->worker, &x->address, x->use_tls ? x->upstream->tls : NULL,
                                   x->node->server_name,
                                   &exchange_upstream_handler, x, upstream_on_timer, &x->up);

@@ -37,6 +37,7 @@ struct Exchange {
         UpstreamConn *up;
         uint64_t start_usec;
         uint64_t attempt_usec; /* the connect began, or the request went to the connection */
+        atomic_uint_fast64_t *node_stats; /* the node's cells in the worker's stats table */
         bool first_byte_seen;  /* of the response: counted */
 
         char *head; /* the request head as sent upstream, kept for a retry */

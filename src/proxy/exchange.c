@@ -85,8 +85,9 @@ void exchange_count_answered(Exchange *x)
 
 void exchange_log(Exchange *x)
 {
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
         /* Every exchange ends here once: the metrics count it whether or not it is logged. */
-        stats_count_exchange(x);
+        stats_count_exchange(x, now);
         if (!x->model->config->access_log)
                 return;
         AccessRecord a = {
@@ -100,7 +101,7 @@ void exchange_log(Exchange *x)
                 .path = x->path,
                 .path_len = x->path_len,
                 .status = x->status,
-                .duration_usec = now_usec(CLOCK_MONOTONIC) - x->start_usec,
+                .duration_usec = now - x->start_usec,
                 .bytes_in = x->request_bytes,
                 .bytes_out = x->response_bytes,
                 .error = x->error,
@@ -327,7 +328,7 @@ static int read_response_head(Exchange *x)
                 }
                 if (!x->first_byte_seen) {
                         x->first_byte_seen = true;
-                        stats_count_first_byte(x->worker, x->node,
+                        stats_count_first_byte(x->worker, x->node_stats,
                                                now_usec(CLOCK_MONOTONIC) - x->attempt_usec);
                 }
 

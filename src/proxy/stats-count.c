@@ -23,7 +23,7 @@ static uint32_t listener_index(const ClientConn *c)
         return (uint32_t)(c->listener - c->worker->shared->listeners) + 1;
 }
 
-void stats_count_exchange(Exchange *x)
+void stats_count_exchange(Exchange *x, uint64_t now)
 {
         Worker *w = x->worker;
         if (!w->counters)
@@ -54,7 +54,7 @@ void stats_count_exchange(Exchange *x)
         if (c) {
                 stats_add(c, 0, x->request_bytes);
                 stats_add(c, 1, x->response_bytes);
-                stats_observe(b, c, 2, now_usec(CLOCK_MONOTONIC) - x->start_usec);
+                stats_observe(b, c, 2, now - x->start_usec);
         }
 }
 
@@ -72,9 +72,13 @@ void stats_count_client(ClientConn *c, bool closed)
                 stats_add(cells, closed ? STATS_LISTENER_CLOSED : STATS_LISTENER_ACCEPTED, 1);
 }
 
-void stats_count_connect(Worker *w, const Node *n, bool ok, uint64_t usec)
+atomic_uint_fast64_t *stats_node_cells(Worker *w, const Node *n)
 {
-        atomic_uint_fast64_t *c = cells_of(w, STATS_NODE, 0, slot_of(n->state), 0);
+        return cells_of(w, STATS_NODE, 0, slot_of(n->state), 0);
+}
+
+void stats_count_connect(Worker *w, atomic_uint_fast64_t *c, bool ok, uint64_t usec)
+{
         if (!c)
                 return;
         if (!ok) {
@@ -86,16 +90,8 @@ void stats_count_connect(Worker *w, const Node *n, bool ok, uint64_t usec)
         stats_observe(b, c, STATS_NODE_HISTOGRAMS + stats_histogram_cells(b), usec);
 }
 
-void stats_count_reused(Worker *w, const Node *n)
+void stats_count_first_byte(Worker *w, atomic_uint_fast64_t *c, uint64_t usec)
 {
-        atomic_uint_fast64_t *c = cells_of(w, STATS_NODE, 0, slot_of(n->state), 0);
-        if (c)
-                stats_add(c, STATS_NODE_REUSED, 1);
-}
-
-void stats_count_first_byte(Worker *w, const Node *n, uint64_t usec)
-{
-        atomic_uint_fast64_t *c = cells_of(w, STATS_NODE, 0, slot_of(n->state), 0);
         if (c)
                 stats_observe(w->counters->stats.buckets, c, STATS_NODE_HISTOGRAMS, usec);
 }
