@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
+
 #include "lb/stats.h"
 #include "proxy/conn-client.h"
 #include "proxy/exchange-internal.h"
@@ -18,9 +20,12 @@ static uint32_t slot_of(const RegistryEntry *e)
         return e ? e->slot + 1 : 0;
 }
 
+/* + 1, as slots are: the workers' listeners are one array, the shared one. */
 static uint32_t listener_index(const ClientConn *c)
 {
-        return (uint32_t)(c->listener - c->worker->shared->listeners) + 1;
+        const WorkerShared *s = c->worker->shared;
+        assert(c->listener >= s->listeners && c->listener < s->listeners + s->n_listeners);
+        return (uint32_t)(c->listener - s->listeners) + 1;
 }
 
 void stats_count_exchange(Exchange *x, uint64_t now)
@@ -67,6 +72,8 @@ void stats_count_refused(ClientConn *c, unsigned status)
 
 void stats_count_client(ClientConn *c, bool closed)
 {
+        if (!c->worker->counters)
+                return;
         atomic_uint_fast64_t *cells = cells_of(c->worker, STATS_LISTENER, listener_index(c), 0, 0);
         if (cells)
                 stats_add(cells, closed ? STATS_LISTENER_CLOSED : STATS_LISTENER_ACCEPTED, 1);
