@@ -374,3 +374,50 @@ def test_socket_activated_by_file_descriptor_name(lbproxy, seed):
     send(lb, 4)
     s = parse(scrape(mport).body.decode())
     assert total(s, "lbproxy_http_requests_total", route="lb-route") == 4
+
+
+def test_scrapes_while_requests_run_and_counts_stay_exact(lbproxy, seed):
+    """Scrapes in a loop on their thread while two workers serve and the tables grow: every
+    request answered, every one counted, and counters never go down between scrapes."""
+    import threading
+
+    a, b, cfg = seed
+    cfg = dict(cfg)
+    # A large upstream nobody routes to: a thousand nodes of gauges in every scrape.
+    cfg["upstreams"] = cfg["upstreams"] + [upstream_cfg(
+        "big", [("127.0.1.1", 20000 + i) for i in range(1000)])]
+    cfg["workers"] = 2
+    mport = free_port()
+    lb = lbproxy(with_metrics(cfg, mport))
+    stop = threading.Event()
+    seen, errors, times = [], [], []
+
+    def scraper():
+        while not stop.is_set():
+            t = time.monotonic()
+            r = scrape(mport)
+            times.append(time.monotonic() - t)
+            if r.status != 200:
+                errors.append(r.status)
+                return
+            seen.append(total(parse(r.body.decode()), "lbproxy_http_requests_total",
+                              route="lb-route"))
+
+    t = threading.Thread(target=scraper)
+    t.start()
+    try:
+        clients = [threading.Thread(target=send, args=(lb, 100)) for _ in range(4)]
+        for c in clients:
+            c.start()
+        for c in clients:
+            c.join(timeout=120)
+    finally:
+        stop.set()
+        t.join(timeout=60)
+    assert not errors
+    assert len(seen) >= 2
+    assert seen == sorted(seen), "a counter went down between scrapes"
+    s = parse(scrape(mport).body.decode())
+    assert total(s, "lbproxy_http_requests_total", route="lb-route", code="200") == 400
+    assert total(s, "lbproxy_upstream_node_weight", upstream="big") == 1000
+    print(f"scrapes: {len(times)}, median {sorted(times)[len(times) // 2] * 1000:.1f} ms")
