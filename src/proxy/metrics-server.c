@@ -243,26 +243,28 @@ static bool slice_eq(HttpSlice s, const char *v)
         return s.len == strlen(v) && memcmp(s.p, v, s.len) == 0;
 }
 
-/* Answers the requests the input holds; false when the connection is to be closed now. */
-static bool serve(MetricsConn *c)
+/* Answers the requests the input holds, one response at a time: a pipelining client that does
+ * not read gets no second scrape built for it. */
+static void serve(MetricsConn *c)
 {
         struct evbuffer *in = bufferevent_get_input(c->bev);
+        struct evbuffer *out = bufferevent_get_output(c->bev);
 
-        while (!c->closing) {
+        while (!c->closing && evbuffer_get_length(out) == 0) {
                 size_t len = evbuffer_get_length(in);
                 if (len == 0)
-                        return true;
+                        return;
                 size_t n = len < REQUEST_HEAD_MAX ? len : REQUEST_HEAD_MAX;
                 const char *p = (const char *)evbuffer_pullup(in, (ssize_t)n);
                 HttpHead h;
                 ssize_t r = http1_parse_request(p, n, 64, REQUEST_HEAD_MAX, &h, NULL);
                 if (r == -EAGAIN)
-                        return true;
+                        return;
                 if (r < 0) {
                         static const char text[] = "bad request\n";
                         respond(c, 400, "Bad Request", "text/plain; charset=utf-8", text,
                                 sizeof(text) - 1, false, true);
-                        return true;
+                        return;
                 }
                 bool get = slice_eq(h.method, "GET"), head = slice_eq(h.method, "HEAD");
                 /* A body is not read: the connection cannot carry another request. */
@@ -281,7 +283,7 @@ static bool serve(MetricsConn *c)
                         static const char text[] = "out of memory\n";
                         respond(c, 500, "Internal Server Error", "text/plain; charset=utf-8",
                                 text, sizeof(text) - 1, head, true);
-                        return true;
+                        return;
                 }
                 respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL,
                         body_len, true, close);
@@ -294,21 +296,21 @@ static bool serve(MetricsConn *c)
                         c->closing = true; /* the head promised what cannot follow */
                 }
         }
-        return true;
 }
 
 static void on_read(struct bufferevent *bev, void *userdata)
 {
-        MetricsConn *c = userdata;
-        if (!serve(c))
-                conn_free(c);
+        serve(userdata);
 }
 
 static void on_write(struct bufferevent *bev, void *userdata)
 {
         MetricsConn *c = userdata;
+        /* All written: close, or answer what was pipelined meanwhile. */
         if (c->closing)
                 conn_free(c);
+        else
+                serve(c);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *userdata)
@@ -345,6 +347,8 @@ static void on_accept(evutil_socket_t fd, short what, void *userdata)
                 s->n_conns++;
                 struct timeval tv = { .tv_sec = IDLE_TIMEOUT_SEC };
                 bufferevent_set_timeouts(bev, &tv, &tv);
+                /* Input beyond a head or two waits in the socket. */
+                bufferevent_setwatermark(bev, EV_READ, 0, 2 * REQUEST_HEAD_MAX);
                 bufferevent_setcb(bev, on_read, on_write, on_event, c);
                 bufferevent_enable(bev, EV_READ | EV_WRITE);
         }

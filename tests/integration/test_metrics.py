@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from lbtest import free_port, request, route_cfg, to_yaml, upstream_cfg
+from lbtest import Client, build_request, free_port, request, route_cfg, to_yaml, upstream_cfg
 
 PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus")
@@ -128,6 +128,14 @@ def test_anything_but_get_metrics_is_404_and_head_has_no_body(lbproxy, seed):
     assert scrape(mport, "/metrics", method="POST", headers=[("Content-Length", "0")]).status == 404
     r = scrape(mport, method="HEAD")
     assert r.status == 200 and r.body == b"" and int(r.header1("content-length")) > 0
+    # Keep-alive and pipelining, answered in order; then a head too large is a 400 and a close.
+    with Client("127.0.0.1", mport) as c:
+        c.send(build_request("GET", "/metrics") + build_request("GET", "/nope") +
+               build_request("GET", "/metrics"))
+        assert [c.read_response().status for _ in range(3)] == [200, 404, 200]
+        c.send(build_request("GET", "/metrics", headers=[("X-Big", "x" * 9000)]))
+        assert c.read_response().status == 400
+        assert c.is_closed()
 
 
 def test_node_labels_false_and_buckets(lbproxy, seed):
