@@ -28,6 +28,12 @@ typedef struct Scrape {
         SlotInfo *info;
         size_t n_info;
         StatsTable sum; /* every worker's keys, summed; this thread's alone */
+        /* The summed keys by kind, so that each family walks its own. */
+        struct {
+                uint64_t key;
+                const atomic_uint_fast64_t *cells;
+        } *by_kind[_STATS_KIND_MAX];
+        size_t n_by_kind[_STATS_KIND_MAX];
         MetricsText *f;
         char le[STATS_BUCKETS_MAX][24]; /* the buckets' bounds as written */
         int error;
@@ -138,31 +144,51 @@ static void add_worker_key(uint64_t key, const atomic_uint_fast64_t *cells, void
                 stats_add(sum, i, atomic_load_explicit(&cells[i], memory_order_relaxed));
 }
 
-void metrics_text_add(MetricsText *t, const char *s, size_t n)
+static void count_kind(uint64_t key, const atomic_uint_fast64_t *cells, void *userdata)
 {
-        if (t->failed)
-                return;
-        if (t->cap - t->len <= n) {
-                size_t cap = t->cap ? t->cap : 65536;
-                while (cap - t->len <= n)
-                        cap *= 2;
-                char *b = realloc(t->buf, cap);
-                if (!b) {
-                        t->failed = true;
-                        return;
-                }
-                t->buf = b;
-                t->cap = cap;
-        }
-        memcpy(t->buf + t->len, s, n);
-        t->len += n;
-        t->buf[t->len] = '\0';
+        Scrape *s = userdata;
+        s->n_by_kind[stats_key_kind(key)]++;
 }
 
-void metrics_text_puts(MetricsText *t, const char *s)
+static void put_kind(uint64_t key, const atomic_uint_fast64_t *cells, void *userdata)
 {
-        metrics_text_add(t, s, strlen(s));
+        Scrape *s = userdata;
+        StatsKind k = stats_key_kind(key);
+        s->by_kind[k][s->n_by_kind[k]].key = key;
+        s->by_kind[k][s->n_by_kind[k]++].cells = cells;
 }
+
+static int sort_by_kind(Scrape *s)
+{
+        stats_table_foreach(&s->sum, count_kind, s);
+        for (size_t k = 0; k < _STATS_KIND_MAX; k++) {
+                s->by_kind[k] = calloc(s->n_by_kind[k] ? s->n_by_kind[k] : 1,
+                                       sizeof(*s->by_kind[k]));
+                if (!s->by_kind[k])
+                        return -ENOMEM;
+                s->n_by_kind[k] = 0;
+        }
+        stats_table_foreach(&s->sum, put_kind, s);
+        return 0;
+}
+
+bool metrics_text_grow(MetricsText *t, size_t n)
+{
+        if (t->failed)
+                return false;
+        size_t cap = t->cap ? t->cap : 65536;
+        while (cap - t->len <= n)
+                cap *= 2;
+        char *b = realloc(t->buf, cap);
+        if (!b) {
+                t->failed = true;
+                return false;
+        }
+        t->buf = b;
+        t->cap = cap;
+        return true;
+}
+
 
 void metrics_text_printf(MetricsText *t, const char *fmt, ...)
 {
@@ -326,9 +352,19 @@ static void write_histogram(const Scrape *s, const char *name, uint64_t key,
                 write_value(f, cumulative);
         }
         uint64_t sum = atomic_load_explicit(&c[b->n + 1], memory_order_relaxed);
-        metrics_text_printf(f, "%s_sum{%s} %" PRIu64 ".%06" PRIu64 "\n", name, l.buf, sum / USEC_PER_SEC,
-                sum % USEC_PER_SEC);
-        metrics_text_printf(f, "%s_count{%s} ", name, l.buf);
+        char frac[8];
+        snprintf(frac, sizeof(frac), ".%06u", (unsigned)(sum % USEC_PER_SEC));
+        metrics_text_puts(f, name);
+        metrics_text_puts(f, "_sum{");
+        metrics_text_add(f, l.buf, l.len);
+        metrics_text_puts(f, "} ");
+        metrics_text_u64(f, sum / USEC_PER_SEC);
+        metrics_text_puts(f, frac);
+        metrics_text_puts(f, "\n");
+        metrics_text_puts(f, name);
+        metrics_text_puts(f, "_count{");
+        metrics_text_add(f, l.buf, l.len);
+        metrics_text_puts(f, "} ");
         write_value(f, cumulative);
 }
 
@@ -452,12 +488,9 @@ static bool all_zero(const atomic_uint_fast64_t *c, size_t n)
         return true;
 }
 
-static void write_family_key(uint64_t key, const atomic_uint_fast64_t *c, void *userdata)
+static void write_family_key(Scrape *s, uint64_t key, const atomic_uint_fast64_t *c)
 {
-        Scrape *s = userdata;
         const Family *fam = &families[s->family];
-        if (stats_key_kind(key) != fam->kind)
-                return;
         if (fam->kind == STATS_LISTENER) {
                 /* A listener's connections are under b 0, its sessions under their upstream. */
                 bool sessions = fam->write == write_family_counter &&
@@ -541,16 +574,22 @@ int metrics_write(const MetricsInput *in, MetricsText *f)
                 if (w)
                         stats_table_foreach(&w->stats, add_worker_key, &s);
         }
+        if (s.error == 0)
+                s.error = sort_by_kind(&s);
         if (s.error == 0) {
                 for (size_t i = 0; i < ELEMENTSOF(families); i++) {
                         s.family = (int)i;
                         if (families[i].type)
                                 header(f, families[i].name, families[i].type, families[i].help);
-                        stats_table_foreach(&s.sum, write_family_key, &s);
+                        StatsKind k = families[i].kind;
+                        for (size_t j = 0; j < s.n_by_kind[k]; j++)
+                                write_family_key(&s, s.by_kind[k][j].key, s.by_kind[k][j].cells);
                 }
                 write_node_gauges(&s);
         }
         stats_table_done(&s.sum);
+        for (size_t k = 0; k < _STATS_KIND_MAX; k++)
+                free(s.by_kind[k]);
         free(s.info);
         if (s.error == 0 && f->failed)
                 s.error = -ENOMEM;

@@ -34,8 +34,22 @@ typedef struct MetricsText {
         bool failed;
 } MetricsText;
 
-void metrics_text_add(MetricsText *t, const char *s, size_t n);
-void metrics_text_puts(MetricsText *t, const char *s);
+/* Room for n more bytes and a NUL; false (and `failed`) when there is none. */
+bool metrics_text_grow(MetricsText *t, size_t n);
+
+static inline void metrics_text_add(MetricsText *t, const char *s, size_t n)
+{
+        if (_unlikely_(t->cap - t->len <= n) && !metrics_text_grow(t, n))
+                return;
+        memcpy(t->buf + t->len, s, n);
+        t->len += n;
+        t->buf[t->len] = '\0';
+}
+
+static inline void metrics_text_puts(MetricsText *t, const char *s)
+{
+        metrics_text_add(t, s, strlen(s));
+}
 /* A line of names and numbers: at most 4 KiB. */
 void metrics_text_printf(MetricsText *t, const char *fmt, ...) _printf_(2, 3);
 void metrics_text_u64(MetricsText *t, uint64_t v);
