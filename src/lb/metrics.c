@@ -37,9 +37,7 @@ typedef struct Scrape {
         MetricsText *f;
         char le[STATS_BUCKETS_MAX][24]; /* the buckets' bounds as written */
         int error;
-        /* The family being written. */
-        StatsKind kind;
-        int family;
+        int family; /* the one being written, in families[] */
 } Scrape;
 
 static void info_set(Scrape *s, const RegistryEntry *e, SlotKind kind, const char *name,

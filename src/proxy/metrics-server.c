@@ -10,10 +10,10 @@
 #include <sys/socket.h>
 
 #include "base/log.h"
-#include "proxy/metrics-server.h"
 #include "http/http1.h"
 #include "lb/metrics.h"
 #include "lb/model.h"
+#include "proxy/metrics-server.h"
 
 /* A scraper sends a few hundred bytes; more is not a scrape. */
 #define REQUEST_HEAD_MAX 8192
@@ -208,11 +208,6 @@ static int render(const MetricsServerOptions *o, double start_time, char **ret, 
         *ret = TAKE_PTR(t.buf);
         *ret_len = t.len;
         return 0;
-}
-
-int metrics_server_render(const MetricsServerOptions *o, char **ret, size_t *ret_len)
-{
-        return render(o, process_start_time(), ret, ret_len);
 }
 
 /* ---- HTTP ---- */

@@ -39,6 +39,3 @@ int metrics_server_start(const MetricsServerOptions *o, const Listener *sockets,
                          MetricsServer **ret);
 /* Stops the thread and closes its connections (not the listening sockets). */
 MetricsServer *metrics_server_stop(MetricsServer *s);
-
-/* Writes one whole scrape to a new buffer (for tests and the server): *ret to free(). */
-int metrics_server_render(const MetricsServerOptions *o, char **ret, size_t *ret_len);
