@@ -48,6 +48,24 @@ def series(samples, name):
     return [dict(labels) for (n, labels), _ in samples.items() if n == name]
 
 
+def settled(mport, name, want, timeout=10.0, **labels):
+    """Scrapes until `name` (labels) sums to `want`: a worker counts a request just after its
+    last byte went out, so a scrape right after the client read it may come first. Returns the
+    last response and its samples."""
+    end = time.monotonic() + timeout
+    while True:
+        r = scrape(mport)
+        s = parse(r.body.decode())
+        if total(s, name, **labels) == want or time.monotonic() > end:
+            return r, s
+        time.sleep(0.05)
+
+
+def wait_total(mport, name, want, timeout=10.0, **labels):
+    """Scrapes until `name` (labels) reaches `want`; returns the last sum."""
+    return total(settled(mport, name, want, timeout, **labels)[1], name, **labels)
+
+
 def with_metrics(cfg, metrics_port, **metrics):
     """`cfg` (a dict) with the proxy listener and a metrics listener, as a YAML string."""
     cfg = dict(cfg)
@@ -89,10 +107,9 @@ def test_requests_counted_by_route_upstream_node_code_and_promtool_accepts(lbpro
     lb = lbproxy(with_metrics(cfg, mport))
     send(lb, 50)
     send(lb, 3, "/nothing")
-    r = scrape(mport)
+    r, s = settled(mport, "lbproxy_http_requests_total", 53)
     assert r.status == 200
     assert r.header1("content-type") == "text/plain; version=0.0.4; charset=utf-8"
-    s = parse(r.body.decode())
     name = "lbproxy_http_requests_total"
     assert total(s, name, route="lb-route") == 50
     assert total(s, name, route="lb-route", upstream="up_a", node=f"{a.host}:{a.port}",
@@ -143,7 +160,7 @@ def test_node_labels_false_and_buckets(lbproxy, seed):
     mport = free_port()
     lb = lbproxy(with_metrics(cfg, mport, node_labels=False, buckets=[0.001, 0.5, 2]))
     send(lb, 10)
-    s = parse(scrape(mport).body.decode())
+    _, s = settled(mport, "lbproxy_http_requests_total", 10)
     for name in ("lbproxy_http_requests_total", "lbproxy_upstream_node_up",
                  "lbproxy_upstream_response_duration_seconds_bucket"):
         assert series(s, name), name
@@ -168,7 +185,7 @@ def test_counts_exact_across_dbus_changes_and_reload_and_removed_objects_go(
     send(lb, 10)
     bus.call("AddRoute", "sasa(su)a{sv}", "other", 1, "/other", 1, "up_b", 1, 0)
     send(lb, 4, "/other")
-    s = parse(scrape(mport).body.decode())
+    _, s = settled(mport, "lbproxy_http_requests_total", 24)
     assert total(s, "lbproxy_http_requests_total", route="lb-route") == 20
     assert total(s, "lbproxy_http_requests_total", route="other") == 4
     by_c = total(s, "lbproxy_http_requests_total", node=f"{c.host}:{c.port}")
@@ -190,7 +207,7 @@ def test_counts_exact_across_dbus_changes_and_reload_and_removed_objects_go(
     lb.proc.send_signal(signal.SIGHUP)
     lb.wait_log("Configuration reloaded")
     send(lb, 10)
-    s = parse(scrape(mport).body.decode())
+    _, s = settled(mport, "lbproxy_http_requests_total", 30 - by_c, route="lb-route")
     assert total(s, "lbproxy_http_requests_total", route="lb-route") == 30 - by_c
     assert total(s, "lbproxy_config_reloads_total", outcome="success") == 1
 
@@ -257,18 +274,6 @@ def test_real_prometheus_scrapes_and_answers_promql(lbproxy, seed, tmp_path):
         log.close()
 
 
-def wait_total(mport, name, want, timeout=10.0, **labels):
-    """Scrapes until `name` (labels) reaches `want`; returns the last sum."""
-    end = time.monotonic() + timeout
-    got = None
-    while time.monotonic() < end:
-        got = total(parse(scrape(mport).body.decode()), name, **labels)
-        if got == want:
-            return got
-        time.sleep(0.05)
-    return got
-
-
 def test_tls_handshakes_by_side_and_resumption(lbproxy, upstream, tmp_path_factory):
     from test_tls_listener import _ca, _leaf, gnutls_cli, https_yaml
 
@@ -311,7 +316,7 @@ def test_tls_handshakes_towards_nodes(lbproxy, tmp_path_factory):
         for i in range(3):
             assert lb.request("GET", f"/ok/{i}").status == 200
         assert lb.request("GET", "/bad/x").status == 502
-        s = parse(scrape(mport).body.decode())
+        _, s = settled(mport, "lbproxy_http_requests_total", 4)
         name = "lbproxy_tls_handshakes_total"
         assert total(s, name, side="client", resumed="false") == 1
         assert total(s, name, side="client", resumed="true") == 2 == a.resumed
@@ -380,7 +385,7 @@ def test_socket_activated_by_file_descriptor_name(lbproxy, seed):
     lb = lbproxy(text, wrapper=["/usr/bin/python3", "-c", ACTIVATE, str(mport)])
     assert lb.wait_log("Listening on 'metrics' (socket activation)")
     send(lb, 4)
-    s = parse(scrape(mport).body.decode())
+    _, s = settled(mport, "lbproxy_http_requests_total", 4)
     assert total(s, "lbproxy_http_requests_total", route="lb-route") == 4
 
 
@@ -425,7 +430,7 @@ def test_scrapes_while_requests_run_and_counts_stay_exact(lbproxy, seed):
     assert not errors
     assert len(seen) >= 2
     assert seen == sorted(seen), "a counter went down between scrapes"
-    s = parse(scrape(mport).body.decode())
+    _, s = settled(mport, "lbproxy_http_requests_total", 400)
     assert total(s, "lbproxy_http_requests_total", route="lb-route", code="200") == 400
     assert total(s, "lbproxy_upstream_node_weight", upstream="big") == 1000
     print(f"scrapes: {len(times)}, median {sorted(times)[len(times) // 2] * 1000:.1f} ms")
