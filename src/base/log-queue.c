@@ -68,6 +68,14 @@ void log_ring_done(LogRing *r)
         r->buf = mfree(r->buf);
 }
 
+/* Access entries dropped since the start, for the metrics: written only when a ring is full. */
+static atomic_uint_fast64_t access_dropped_total;
+
+uint64_t log_access_dropped_total(void)
+{
+        return atomic_load_explicit(&access_dropped_total, memory_order_relaxed);
+}
+
 bool log_ring_push(LogRing *r, const LogEntry *e)
 {
         uint64_t need = sizeof(LogRecord);
@@ -84,6 +92,9 @@ bool log_ring_push(LogRing *r, const LogEntry *e)
         uint64_t pad = to_end < need ? to_end : 0;
         uint64_t limit = e->kind == LOG_KIND_ACCESS ? r->size / 4 * 3 : r->size;
         if (tail - head + pad + need > limit) {
+                if (e->kind == LOG_KIND_ACCESS)
+                        atomic_fetch_add_explicit(&access_dropped_total, 1,
+                                                  memory_order_relaxed);
                 atomic_fetch_add_explicit(e->kind == LOG_KIND_ACCESS ? &r->dropped_access :
                                                                        &r->dropped_other,
                                           1, memory_order_relaxed);

@@ -44,6 +44,8 @@ void log_attach(size_t i);
  * when no other thread logs. Takes a second at most: a log thread still stuck then in a write
  * that journald (or stderr) does not take is cancelled, and nothing more is tried there. */
 void log_stop(void);
+/* Access entries dropped because a queue was full, since the start. Any thread. */
+uint64_t log_access_dropped_total(void);
 
 void log_full(int priority, const char *fmt, ...) _printf_(2, 3);
 /* Logs and returns -abs(error), so error paths read `return log_error_errno(r, "...: %m")`. */

@@ -461,6 +461,8 @@ static int apply(sd_bus_message *msg, Bus *b, const ConfigEdit *edit, const Argu
         int r;
 
         r = config_edit_apply(manager_config(m), edit, &config, &problems);
+        if (r == -ENOENT || r == -EINVAL)
+                manager_change_refused(m);
         if (r == -ENOENT)
                 return not_found(error, "name: no %s named '%s'",
                                  edit->kind == CONFIG_OBJECT_UPSTREAM ? "upstream" : "route",

@@ -221,7 +221,8 @@ static int dump_listener(Dumper *d, const ConfigListener *l)
         default:
                 break;
         }
-        if (l->protocol != LISTENER_HTTP || l->idle_timeout_usec != CONFIG_IDLE_TIMEOUT_DEFAULT)
+        if ((l->protocol != LISTENER_HTTP && l->protocol != LISTENER_METRICS) ||
+            l->idle_timeout_usec != CONFIG_IDLE_TIMEOUT_DEFAULT)
                 key_duration(d, m, "idle_timeout", l->idle_timeout_usec);
         return m;
 }
@@ -278,6 +279,29 @@ static void dump_config(Dumper *d, const Config *c, bool with_objects)
         set(d, root, "dns", m);
 
         set(d, root, "tls", dump_tls(d, &c->tls, false));
+
+        /* Written when not the default, as a listener's protocol. */
+        if (c->metrics.n_buckets > 0 || !c->metrics.node_labels) {
+                m = mapping(d, false);
+                if (c->metrics.n_buckets > 0) {
+                        list = sequence(d, true);
+                        for (size_t i = 0; i < c->metrics.n_buckets; i++) {
+                                /* Seconds, as written: "0.005", "2". */
+                                char buf[32];
+                                uint64_t u = c->metrics.buckets_usec[i];
+                                int n = snprintf(buf, sizeof(buf), "%" PRIu64 ".%06" PRIu64,
+                                                 u / USEC_PER_SEC, u % USEC_PER_SEC);
+                                while (buf[n - 1] == '0')
+                                        buf[--n] = '\0';
+                                if (buf[n - 1] == '.')
+                                        buf[--n] = '\0';
+                                append(d, list, plain(d, buf));
+                        }
+                        set(d, m, "buckets", list);
+                }
+                key_bool(d, m, "node_labels", c->metrics.node_labels);
+                set(d, root, "metrics", m);
+        }
 
         list = sequence(d, false);
         for (size_t i = 0; i < c->n_listeners; i++)

@@ -729,6 +729,51 @@ static const ConfigField tls_fields[] = {
 
 static const ConfigTable tls_table = TABLE(tls_fields, NULL, NULL);
 
+/* Histogram bounds in seconds, as Prometheus writes them: increasing, from 1 µs to a day. */
+static int parse_buckets(ConfigContext *ctx, const ConfigField *f, yaml_node_t *node, void *base,
+                         const char *path)
+{
+        ConfigMetrics *m = base;
+        static const ConfigCount count = { "buckets", "histogram", CONFIG_METRICS_BUCKETS_MAX };
+        size_t n = config_value_sequence(ctx, node, path, "must not be empty", &count);
+        uint64_t b[CONFIG_METRICS_BUCKETS_MAX];
+
+        for (size_t i = 0; i < n; i++) {
+                yaml_node_t *item = config_sequence_item(ctx, node, i);
+                char p[CONFIG_PATH_MAX];
+                if (!item)
+                        return 0;
+                config_path_index(p, path, i);
+                const char *s = config_scalar_text(ctx, item, p, "a number of seconds");
+                if (!s)
+                        return 0;
+                char *end;
+                errno = 0;
+                double v = strtod(s, &end);
+                if (errno != 0 || end == s || *end || !(v >= 1e-6 && v <= 86400)) {
+                        config_node_error(ctx, item, p,
+                                          "expected a number of seconds from 0.000001 to 86400");
+                        return 0;
+                }
+                b[i] = (uint64_t)(v * 1e6 + 0.5);
+                if (i > 0 && b[i] <= b[i - 1]) {
+                        config_node_error(ctx, item, p,
+                                          "must be larger than the bucket before it");
+                        return 0;
+                }
+        }
+        memcpy(m->buckets_usec, b, n * sizeof(uint64_t));
+        m->n_buckets = n;
+        return 0;
+}
+
+static const ConfigField metrics_fields[] = {
+        FIELD("buckets", parse_buckets, 0, NULL),
+        FIELD("node_labels", config_parse_bool, offsetof(ConfigMetrics, node_labels), NULL),
+};
+
+static const ConfigTable metrics_table = TABLE(metrics_fields, NULL, NULL);
+
 static const ConfigList listeners_list = {
         &listener_table,
         sizeof(ConfigListener),
@@ -786,6 +831,7 @@ static const ConfigField top_fields[] = {
         FIELD("limits", config_parse_block, 0, &limits_table),
         FIELD("dns", config_parse_block, offsetof(Config, dns), &dns_table),
         FIELD("tls", config_parse_block, offsetof(Config, tls), &tls_table),
+        FIELD("metrics", config_parse_block, offsetof(Config, metrics), &metrics_table),
         FIELD("listeners", config_parse_list, offsetof(Config, listeners), &listeners_list),
         FIELD("upstreams", config_parse_list, offsetof(Config, upstreams), &upstreams_list),
         FIELD("routes", config_parse_list, offsetof(Config, routes), &routes_list),
@@ -828,6 +874,7 @@ void config_schema_init(Config *c)
         c->dns.ttl_max_usec = 3600 * USEC_PER_SEC;
         c->dns.timeout_usec = 5 * USEC_PER_SEC;
         c->tls.verify = 1;
+        c->metrics.node_labels = true;
 }
 
 bool config_schema_has_key(ConfigObjectKind kind, const char *path)

@@ -35,6 +35,7 @@ const char *const config_listener_protocol_names[_LISTENER_PROTOCOL_MAX] = {
         [LISTENER_HTTPS] = "https",
         [LISTENER_TCP] = "tcp",
         [LISTENER_TLS_PASSTHROUGH] = "tls-passthrough",
+        [LISTENER_METRICS] = "metrics",
 };
 
 static int string_table_lookup(const char *const *table, size_t n, const char *s)

@@ -59,6 +59,7 @@ typedef enum ListenerProtocol {
         LISTENER_HTTPS,           /* TLS terminated here, then as http */
         LISTENER_TCP,             /* bytes both ways to `upstream`'s nodes */
         LISTENER_TLS_PASSTHROUGH, /* TLS not terminated: routed by the ClientHello's SNI */
+        LISTENER_METRICS,         /* GET /metrics: the Prometheus text format, nothing else */
         _LISTENER_PROTOCOL_MAX,
         _LISTENER_PROTOCOL_INVALID = -EINVAL,
 } ListenerProtocol;
@@ -173,6 +174,14 @@ typedef struct ConfigDns {
         uint64_t timeout_usec; /* how long a request waits for a first answer */
 } ConfigDns;
 
+/* metrics: what the Prometheus endpoint (a `protocol: metrics` listener) shows. */
+#define CONFIG_METRICS_BUCKETS_MAX 32
+typedef struct ConfigMetrics {
+        uint64_t buckets_usec[CONFIG_METRICS_BUCKETS_MAX]; /* histogram bounds, increasing */
+        size_t n_buckets; /* 0: the default, 0.5 ms to 60 s */
+        bool node_labels; /* series per node (default), or per upstream only */
+} ConfigMetrics;
+
 typedef struct Config {
         atomic_uint n_ref; /* first: config_derive() copies what follows */
         /* A Config made from another by a change of its upstreams and routes shares the rest:
@@ -187,6 +196,7 @@ typedef struct Config {
         size_t n_routes;
         ConfigDns dns;
         ConfigTls tls; /* defaults for every upstream */
+        ConfigMetrics metrics;
 
         bool access_log;
         unsigned workers;                /* event loops, one per thread; 0 = one per core */

@@ -33,6 +33,10 @@ typedef void (*ManagerChangeDone)(void *userdata, int r, const char *message);
 int manager_apply_config(Manager *m, Config *config, ManagerChangeDone done, void *userdata,
                          char **ret_error);
 
+/* A change the front end refused before it came to manager_apply_config() (no such object, or
+ * the configuration it made is invalid): counted with the changes that failed. */
+void manager_change_refused(Manager *m);
+
 /* Re-reads the configuration files and swaps the new model in at once; changes over D-Bus are
  * dropped, those waiting to be written included, and the state is removed. On failure nothing
  * changes and *ret_errors (if given) holds the "file:line:column: message" lines. Returns as

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <event2/thread.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 
 #include "base/log.h"
@@ -142,7 +144,10 @@ static void on_model_released(Model *model, void *userdata)
         pthread_mutex_unlock(&m->release_lock);
         if (!l)
                 log_error("Out of memory: a retired model is leaked");
-        event_active(m->release_event, EV_TIMEOUT, 0);
+        /* An eventfd, not event_active(): the metrics thread releases models too, and with one
+         * worker libevent runs without locks. */
+        uint64_t one = 1;
+        (void)write(m->release_fd, &one, sizeof(one));
 }
 
 static void free_released(Manager *m)
@@ -159,6 +164,8 @@ static void free_released(Manager *m)
 
 static void on_release_event(evutil_socket_t fd, short what, void *userdata)
 {
+        uint64_t n;
+        (void)read(fd, &n, sizeof(n));
         free_released(userdata);
 }
 
@@ -223,6 +230,16 @@ const Config *manager_config(const Manager *m)
         return newest_model(m)->config;
 }
 
+static void count(atomic_uint_fast64_t *c)
+{
+        atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+void manager_change_refused(Manager *m)
+{
+        count(&m->counts.changes_failed);
+}
+
 static int add_pending(Manager *m, Model *model, ManagerChangeDone done, void *userdata)
 {
         PendingChange *l = reallocarray(m->pending, m->n_pending + 1, sizeof(PendingChange));
@@ -259,6 +276,7 @@ static void settle(Manager *m, size_t n, int r, const char *message)
                 PendingChange *p = &m->pending[i];
                 if (!p->model)
                         continue; /* a reload's: it swapped already */
+                count(r >= 0 ? &m->counts.changes_ok : &m->counts.changes_failed);
                 if (r >= 0) {
                         model_unref(live);
                         live = TAKE_PTR(p->model);
@@ -319,16 +337,20 @@ int manager_apply_config(Manager *m, Config *config, ManagerChangeDone done, voi
 {
         Model *model;
         int r = build_model(m, config, false, &model, ret_error);
-        if (r < 0)
+        if (r < 0) {
+                count(&m->counts.changes_failed);
                 return r;
+        }
         if (!m->writer) {
                 /* Nothing to write: it serves at once. */
+                count(&m->counts.changes_ok);
                 (void)manager_set_status_note(m, NULL);
                 swap_model(m, model);
                 return 1;
         }
         r = add_pending(m, model, done, userdata);
         if (r < 0) {
+                count(&m->counts.changes_failed);
                 model_unref(model);
                 return r;
         }
@@ -339,6 +361,8 @@ int manager_apply_config(Manager *m, Config *config, ManagerChangeDone done, voi
 static void cancel_pending(Manager *m, int r, const char *message)
 {
         for (size_t i = 0; i < m->n_pending; i++) {
+                if (m->pending[i].model)
+                        count(&m->counts.changes_failed);
                 m->pending[i].model = model_unref(m->pending[i].model);
                 answer(&m->pending[i], r, message);
         }
@@ -391,6 +415,7 @@ int manager_reload(Manager *m, ManagerChangeDone done, void *userdata, char **re
                           "Reload refused, configuration unchanged:\n%s", errors ? errors : "");
                 if (ret_errors)
                         *ret_errors = TAKE_PTR(errors);
+                count(&m->counts.reloads_failed);
                 daemon_notify_ready("Reload refused: configuration invalid, previous one kept");
                 return r;
         }
@@ -404,6 +429,7 @@ int manager_reload(Manager *m, ManagerChangeDone done, void *userdata, char **re
                           "Reload refused, configuration unchanged: %s", errors ? errors : "");
                 if (ret_errors)
                         *ret_errors = TAKE_PTR(errors);
+                count(&m->counts.reloads_failed);
                 daemon_notify_ready("Reload refused: listeners changed, previous configuration "
                                     "kept");
                 return -EINVAL;
@@ -411,6 +437,7 @@ int manager_reload(Manager *m, ManagerChangeDone done, void *userdata, char **re
         Model *model;
         r = build_model(m, TAKE_PTR(config), true, &model, &errors);
         if (r < 0) {
+                count(&m->counts.reloads_failed);
                 daemon_notify_ready("Reload failed, previous configuration kept");
                 log_event(LOG_ERR, LBPROXY_MESSAGE_CONFIG_CHANGE, NULL, NULL, NULL,
                           "Reload failed, configuration unchanged: %s",
@@ -439,6 +466,7 @@ int manager_reload(Manager *m, ManagerChangeDone done, void *userdata, char **re
         }
         (void)manager_set_status_note(m, NULL);
         swap_model(m, model);
+        count(&m->counts.reloads_ok);
         log_event(LOG_NOTICE, LBPROXY_MESSAGE_CONFIG_CHANGE, NULL, NULL, NULL,
                   "Configuration reloaded: %zu routes, %zu upstreams", model->n_routes,
                   model->n_upstreams);
@@ -559,6 +587,7 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
                 return -ENOMEM;
         }
         m->config_paths = config_paths;
+        m->release_fd = -EBADF;
         conn_limit_init(&m->conn_limit);
         model_publisher_init(&m->models);
         pthread_mutex_init(&m->release_lock, NULL);
@@ -597,7 +626,10 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
                         *ret_error = strdup("cannot start the thread that writes the state");
                 return -ENOMEM;
         }
-        m->release_event = event_new(m->base, -1, 0, on_release_event, m);
+        m->release_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (m->release_fd >= 0)
+                m->release_event = event_new(m->base, m->release_fd, EV_READ | EV_PERSIST,
+                                             on_release_event, m);
         m->thread_exited = event_new(m->base, -1, 0, on_thread_exited, m);
         if (!m->release_event || !m->thread_exited || registry_new(&m->registry) < 0) {
                 config_unref(config);
@@ -633,6 +665,9 @@ Manager *manager_free(Manager *m)
 {
         if (!m)
                 return NULL;
+        /* First: its thread reads the models, the registry and the resolver. */
+        m->metrics = metrics_server_stop(m->metrics);
+        free(m->listener_names);
         for (size_t i = 1; i < m->n_workers; i++) {
                 worker_force_exit(&m->workers[i]);
                 worker_join(&m->workers[i]);
@@ -663,6 +698,7 @@ Manager *manager_free(Manager *m)
         for (size_t i = 0; i < ELEMENTSOF(events); i++)
                 if (events[i])
                         event_free(events[i]);
+        m->release_fd = safe_close(m->release_fd);
         resolver_free(m->resolver);
         /* After the models, whose objects held its entries. */
         registry_free(m->registry);
@@ -701,7 +737,7 @@ static int start_workers(Manager *m)
                 .registry = m->registry,
                 .conn_limit = &m->conn_limit,
                 .listeners = m->listeners,
-                .n_listeners = m->n_listeners,
+                .n_listeners = m->n_proxy_listeners,
                 .workers = m->workers,
                 .n_workers = n,
                 .hooks = { .node_health_changed = on_node_health_changed,
@@ -765,9 +801,59 @@ static int open_listeners(const Config *c, Listener **ret, size_t *ret_n)
                                            .listen = cl->listen,
                                            .address = (const struct sockaddr *)&cl->address,
                                            .address_len = cl->address_len,
-                                           .protocol = cl->protocol };
+                                           .protocol = cl->protocol,
+                                           .single = cl->protocol == LISTENER_METRICS };
         }
         return listeners_open(specs, c->n_listeners, workers_wanted(c), ret, ret_n);
+}
+
+/* Moves the metrics listeners after the others, keeping the order of both: the workers accept
+ * on the first ones, the metrics thread on the rest. Returns how many the workers get. */
+static size_t metrics_listeners_last(Listener *l, size_t n)
+{
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+                if (l[i].protocol != LISTENER_METRICS) {
+                        Listener t = l[i];
+                        memmove(l + k + 1, l + k, (i - k) * sizeof(Listener));
+                        l[k++] = t;
+                }
+        return k;
+}
+
+/* The histograms' buckets, fixed at start (a worker's cells are sized by them). */
+static void set_buckets(Registry *r, const ConfigMetrics *cm)
+{
+        StatsBuckets b;
+        if (cm->n_buckets == 0)
+                stats_buckets_default(&b);
+        else {
+                static_assert(CONFIG_METRICS_BUCKETS_MAX <= STATS_BUCKETS_MAX, "buckets fit");
+                memcpy(b.bound_usec, cm->buckets_usec, cm->n_buckets * sizeof(uint64_t));
+                b.n = cm->n_buckets;
+        }
+        registry_set_buckets(r, &b);
+}
+
+static int start_metrics(Manager *m)
+{
+        const Config *c = manager_model(m)->config;
+        if (m->n_proxy_listeners == m->n_listeners)
+                return 0;
+        m->listener_names = calloc(m->n_proxy_listeners + 1, sizeof(char *));
+        if (!m->listener_names)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_proxy_listeners; i++)
+                m->listener_names[i] = m->listeners[i].name;
+        MetricsServerOptions o = { .models = &m->models,
+                                   .registry = m->registry,
+                                   .resolver = m->resolver,
+                                   .control = &m->counts,
+                                   .listeners = (const char *const *)m->listener_names,
+                                   .n_listeners = m->n_proxy_listeners,
+                                   .node_labels = c->metrics.node_labels };
+        return metrics_server_start(&o, m->listeners + m->n_proxy_listeners,
+                                    m->n_listeners - m->n_proxy_listeners, &m->metrics);
 }
 
 int manager_start(Manager *m, const ControlFrontend *frontend)
@@ -776,6 +862,7 @@ int manager_start(Manager *m, const ControlFrontend *frontend)
         int r = open_listeners(c, &m->listeners, &m->n_listeners);
         if (r < 0)
                 return r;
+        m->n_proxy_listeners = metrics_listeners_last(m->listeners, m->n_listeners);
         m->nofile = nofile_limit();
         m->default_max_connections = conn_limit_default(m->nofile,
                                                         listeners_count_fds(m->listeners,
@@ -790,9 +877,13 @@ int manager_start(Manager *m, const ControlFrontend *frontend)
                 if (r < 0)
                         return r;
         }
+        set_buckets(m->registry, &c->metrics);
         r = start_workers(m);
         if (r < 0)
                 return r;
+        r = start_metrics(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the metrics endpoint: %m");
         apply_max_connections(m);
 
         m->sig_term = evsignal_new(m->base, SIGTERM, on_signal, m);

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "control/control.h"
+#include "proxy/metrics-server.h"
 #include "lb/model.h"
 #include "lb/publisher.h"
 #include "net/listener.h"
@@ -47,10 +48,15 @@ typedef struct Manager {
         pthread_mutex_t release_lock; /* models retired on worker threads, freed here */
         Model **released;
         size_t n_released;
-        struct event *release_event;
+        struct event *release_event; /* on release_fd, an eventfd */
+        int release_fd;
         struct event_base *base;
-        Listener *listeners;
+        Listener *listeners; /* the workers': the first n_proxy_listeners; then metrics' */
         size_t n_listeners;
+        size_t n_proxy_listeners;
+        const char **listener_names; /* of the workers' listeners, for the metrics */
+        MetricsServer *metrics;      /* NULL without a metrics listener */
+        MetricsControl counts;       /* reloads and changes, for the metrics */
         ConnLimit conn_limit; /* client connections against max_connections, all workers */
         uint64_t nofile;      /* the soft RLIMIT_NOFILE at start */
         size_t default_max_connections; /* derived from it; 0 before the start */

@@ -13,6 +13,11 @@ struct Registry {
         size_t n_chunks; /* allocated in every worker's blocks */
         RegistryWorker **workers; /* by id; NULL where none attached */
         size_t n_workers;
+        StatsBuckets buckets;
+        /* Slots given back whose keys in the workers' stats tables still hold counts: a bitmap
+         * (free_slots_cap bits), swept before one of them is handed out again. */
+        uint64_t *unswept;
+        size_t n_unswept;
 };
 
 int registry_new(Registry **ret)
@@ -25,6 +30,7 @@ int registry_new(Registry **ret)
                 free(r);
                 return -ENOMEM;
         }
+        stats_buckets_default(&r->buckets);
         *ret = r;
         return 0;
 }
@@ -41,6 +47,7 @@ static void worker_free(RegistryWorker *w, size_t n_chunks)
 {
         if (!w)
                 return;
+        stats_table_done(&w->stats);
         for (size_t i = 0; i < n_chunks; i++)
                 free(w->chunks[i]);
         free(w);
@@ -58,8 +65,43 @@ Registry *registry_free(Registry *r)
                 worker_free(r->workers[i], r->n_chunks);
         free(r->workers);
         free(r->free_slots);
+        free(r->unswept);
         free(r);
         return NULL;
+}
+
+void registry_set_buckets(Registry *r, const StatsBuckets *b)
+{
+        assert(r->n_workers == 0);
+        r->buckets = *b;
+}
+
+const StatsBuckets *registry_buckets(const Registry *r)
+{
+        return &r->buckets;
+}
+
+size_t registry_n_workers(const Registry *r)
+{
+        return r->n_workers;
+}
+
+RegistryWorker *registry_worker(const Registry *r, size_t id)
+{
+        return id < r->n_workers ? r->workers[id] : NULL;
+}
+
+/* The keys of dropped entries' slots zeroed in every worker's table, before a slot is reused:
+ * one walk per table for every slot dropped since the last. */
+static void sweep(Registry *r)
+{
+        if (r->n_unswept == 0)
+                return;
+        for (size_t i = 0; i < r->n_workers; i++)
+                if (r->workers[i])
+                        stats_table_forget(&r->workers[i]->stats, r->unswept, r->free_slots_cap);
+        memset(r->unswept, 0, r->free_slots_cap / 64 * sizeof(uint64_t));
+        r->n_unswept = 0;
 }
 
 size_t registry_size(const Registry *r)
@@ -81,6 +123,7 @@ static RegistryCounters *chunk_new(void)
 static int slot_take(Registry *r, uint32_t *ret)
 {
         if (r->n_free_slots > 0) {
+                sweep(r);
                 *ret = r->free_slots[--r->n_free_slots];
                 return 0;
         }
@@ -94,6 +137,12 @@ static int slot_take(Registry *r, uint32_t *ret)
                 if (!l)
                         return -ENOMEM;
                 r->free_slots = l;
+                uint64_t *u = realloc(r->unswept, cap / 64 * sizeof(uint64_t));
+                if (!u)
+                        return -ENOMEM;
+                memset(u + r->free_slots_cap / 64, 0,
+                       (cap - r->free_slots_cap) / 64 * sizeof(uint64_t));
+                r->unswept = u;
                 r->free_slots_cap = cap;
         }
         if (chunk == r->n_chunks) {
@@ -138,6 +187,8 @@ static void slot_give_back(Registry *r, uint32_t slot)
         }
         assert(r->n_free_slots < r->free_slots_cap);
         r->free_slots[r->n_free_slots++] = slot;
+        r->unswept[slot / 64] |= UINT64_C(1) << (slot % 64);
+        r->n_unswept++;
 }
 
 int registry_worker_attach(Registry *r, unsigned id, RegistryWorker **ret)
@@ -155,6 +206,11 @@ int registry_worker_attach(Registry *r, unsigned id, RegistryWorker **ret)
                 RegistryWorker *w = calloc(1, sizeof(*w));
                 if (!w)
                         return -ENOMEM;
+                int k = stats_table_init(&w->stats, &r->buckets);
+                if (k < 0) {
+                        free(w);
+                        return k;
+                }
                 for (size_t i = 0; i < r->n_chunks; i++) {
                         w->chunks[i] = chunk_new();
                         if (!w->chunks[i]) {

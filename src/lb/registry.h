@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "base/util.h"
+#include "lb/stats.h"
 
 typedef struct Registry Registry;
 
@@ -79,10 +80,19 @@ typedef struct RegistryCounters {
 #define REGISTRY_MAX_CHUNKS 4096 /* 4 million entries */
 
 typedef struct RegistryWorker {
+        /* By label combination (stats.h): requests by status code, histograms, connections. */
+        StatsTable stats;
         RegistryCounters *chunks[REGISTRY_MAX_CHUNKS];
 } RegistryWorker;
 
 int registry_new(Registry **ret);
+/* The histograms' buckets (default: stats_buckets_default()); before any worker attaches. */
+void registry_set_buckets(Registry *r, const StatsBuckets *b);
+const StatsBuckets *registry_buckets(const Registry *r);
+/* The workers' blocks, for reading (the scrape): set before the workers start, not changed
+ * while they run. */
+size_t registry_n_workers(const Registry *r);
+RegistryWorker *registry_worker(const Registry *r, size_t id);
 /* After the models: the entries go with it. */
 Registry *registry_free(Registry *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Registry *, registry_free);

@@ -179,18 +179,19 @@ int listeners_open(const ListenerSpec *specs, size_t n_specs, size_t n_workers, 
                                             "named '%s' was passed by systemd", spec->name, spec->name);
                         goto finish;
                 }
-                _cleanup_free_ int *fds = malloc(n_workers * sizeof(int));
+                size_t n_sockets = spec->single ? 1 : n_workers;
+                _cleanup_free_ int *fds = malloc(n_sockets * sizeof(int));
                 if (!fds) {
                         r = -ENOMEM;
                         goto finish;
                 }
-                r = bind_sockets(spec, n_workers, fds);
+                r = bind_sockets(spec, n_sockets, fds);
                 if (r < 0) {
                         r = log_error_errno(r, "Failed to listen on %s (listener '%s'): %m",
                                             spec->listen, spec->name);
                         goto finish;
                 }
-                r = listener_add(&l, &n, spec, fds, n_workers, false);
+                r = listener_add(&l, &n, spec, fds, n_sockets, false);
                 if (r < 0)
                         goto finish;
         }

@@ -18,6 +18,7 @@ typedef struct ListenerSpec {
         const struct sockaddr *address;
         socklen_t address_len;
         int protocol; /* what it speaks, in the caller's words: carried to the Listener, not read */
+        bool single;  /* served by one thread (not the workers): one socket when bound */
 } ListenerSpec;
 
 typedef struct Listener {

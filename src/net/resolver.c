@@ -29,7 +29,28 @@ struct Resolver {
         DnsChannel *channel;
         Hashmap *names;
         uint64_t ttl_min_usec, ttl_max_usec;
+        atomic_uint_fast64_t answers[_RESOLVER_OUTCOME_MAX]; /* read by the metrics' thread */
 };
+
+const char *resolver_outcome_to_string(ResolverOutcome o)
+{
+        static const char *const names[_RESOLVER_OUTCOME_MAX] = {
+                [RESOLVER_ADDRESSES] = "addresses",
+                [RESOLVER_NO_ADDRESSES] = "no_addresses",
+                [RESOLVER_FAILED] = "failed",
+        };
+        return o >= 0 && o < _RESOLVER_OUTCOME_MAX ? names[o] : NULL;
+}
+
+uint64_t resolver_answers(const Resolver *r, ResolverOutcome o)
+{
+        return atomic_load_explicit(&r->answers[o], memory_order_relaxed);
+}
+
+static void count_answer(Resolver *r, ResolverOutcome o)
+{
+        atomic_fetch_add_explicit(&r->answers[o], 1, memory_order_relaxed);
+}
 
 AddressList *address_list_ref(AddressList *l)
 {
@@ -168,6 +189,7 @@ static void on_answer(void *userdata, int status, int timeouts, struct ares_addr
         ares_freeaddrinfo(res);
 
         if (l) {
+                count_answer(n->resolver, RESOLVER_ADDRESSES);
                 char now[512], before[512];
                 format_list(l, now, sizeof(now));
                 if (!lists_equal(l, n->addresses)) {
@@ -192,6 +214,8 @@ static void on_answer(void *userdata, int status, int timeouts, struct ares_addr
                 n->failures = 0;
         } else {
                 int error = status == ARES_SUCCESS ? -ENXIO : dns_status_to_errno(status);
+                count_answer(n->resolver,
+                             error == -ENXIO ? RESOLVER_NO_ADDRESSES : RESOLVER_FAILED);
                 snprintf(n->error_text, sizeof(n->error_text), "%s",
                          status == ARES_SUCCESS ? "no addresses" : ares_strerror(status));
                 /* Logged once per run of failures, not at every retry. */

@@ -51,6 +51,17 @@ typedef struct ResolverOptions {
 int resolver_new(struct event_base *base, const ResolverOptions *o, Resolver **ret);
 Resolver *resolver_free(Resolver *r);
 
+/* What the answers to its queries were, counted for the metrics. */
+typedef enum ResolverOutcome {
+        RESOLVER_ADDRESSES,    /* addresses */
+        RESOLVER_NO_ADDRESSES, /* the name does not exist, or has no address */
+        RESOLVER_FAILED,       /* no answer: timeout, refused, server failure */
+        _RESOLVER_OUTCOME_MAX,
+} ResolverOutcome;
+const char *resolver_outcome_to_string(ResolverOutcome o);
+/* Answers since the start. Any thread. */
+uint64_t resolver_answers(const Resolver *r, ResolverOutcome o);
+
 /* Takes a reference on the entry for `host`, creating it (and starting its first query). */
 int resolver_get(Resolver *r, const char *host, ResolvedName **ret);
 ResolvedName *resolved_name_unref(ResolvedName *n);

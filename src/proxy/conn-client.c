@@ -9,8 +9,10 @@
 #include "net/listener.h"
 #include "proxy/conn-client.h"
 #include "proxy/exchange.h"
+#include "proxy/stats-count.h"
 #include "proxy/worker.h"
 #include "tls/tls-server.h"
+#include "tls/tls.h"
 
 /* After the last response of a closing connection, unread input is read and dropped for this
  * long, so that closing with input pending does not reset the connection before the client has
@@ -48,6 +50,18 @@ static const Config *client_config(const ClientConn *c)
         return c->worker->model->config;
 }
 
+/* An https connection's handshake, once: at its first input after it, or at the close (failed
+ * when it never finished). */
+static void count_handshake(ClientConn *c)
+{
+        if (!c->https || c->tls_counted)
+                return;
+        c->tls_counted = true;
+        stats_count_tls(c->worker, true,
+                        tls_stream_handshake_done(&c->stream) ? tls_stream_resumed(&c->stream)
+                                                              : -1);
+}
+
 void client_conn_free(ClientConn *c)
 {
         if (!c)
@@ -58,6 +72,8 @@ void client_conn_free(ClientConn *c)
                 *c->gone = true;
         event_del(&c->timer);
         event_del(&c->resume);
+        count_handshake(c);
+        stats_count_client(c, true);
         stream_done(&c->stream);
         if (c->prev)
                 c->prev->next = c->next;
@@ -144,6 +160,7 @@ static void refuse(ClientConn *c, unsigned status, const char *reason)
         char text[160];
         snprintf(text, sizeof(text), "%s: %s", http_status_reason(status), reason);
         log_peer_warning("%s: refused request: %u %s", c->peer, status, reason);
+        stats_count_refused(c, status);
         client_conn_respond(c, status, text, true);
         close_after_flush(c);
 }
@@ -296,6 +313,8 @@ static void client_process(ClientConn *c)
         if (c->gone || event_pending(&c->resume, EV_TIMEOUT, NULL))
                 return;
         worker_refresh_model(c->worker);
+        if (c->https && !c->tls_counted && tls_stream_handshake_done(&c->stream))
+                count_handshake(c);
         c->gone = &gone;
         if (c->listener->protocol == LISTENER_TCP ||
             c->listener->protocol == LISTENER_TLS_PASSTHROUGH)
@@ -449,6 +468,7 @@ int client_conn_new(Worker *w, int fd, const struct sockaddr *peer, const Listen
                 w->clients->prev = c;
         w->clients = c;
         w->n_clients++;
+        stats_count_client(c, false);
 
         /* Head parsing needs a whole head in the buffer: allow reads up to that size. */
         if (c->stream.read_max < client_config(c)->max_header_bytes)

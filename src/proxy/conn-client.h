@@ -37,6 +37,7 @@ struct ClientConn {
         ClientState state;
         const Listener *listener;  /* accepted on; open as long as the daemon runs */
         bool https;                /* the listener terminates TLS (X-Forwarded-Proto) */
+        bool tls_counted;          /* its handshake is in the metrics */
         bool said_last;            /* the client sent all of a request it said was its last
                                     * (Connection: close, or HTTP/1.0 without keep-alive) */
         unsigned requests;

@@ -8,6 +8,7 @@
 #include "base/log.h"
 #include "proxy/exchange-internal.h"
 #include "proxy/pool.h"
+#include "proxy/stats-count.h"
 
 static void arm_upstream_timer(Exchange *x, uint64_t usec)
 {
@@ -75,6 +76,7 @@ void exchange_attempt_failed(Exchange *x, int error, bool timed_out, bool connec
         }
         x->last_timed_out = timed_out;
         if (!connected && x->node) {
+                stats_count_connect(x->worker, x->node_stats, false, 0);
                 if (node_report_failure(x->node))
                         worker_node_health_changed(x->worker, x->upstream, x->node,
                                                    x->error_detail);
@@ -104,17 +106,25 @@ static void upstream_on_connect(Stream *s, int error, void *userdata)
 {
         Exchange *x = userdata;
 
+        /* The TLS failures tls_client_attach() names; -ECONNRESET may be TCP's. */
+        if (x->use_tls && (error >= 0 || error == -EKEYREJECTED || error == -EPROTO))
+                stats_count_tls(x->worker, false, error < 0 ? -1 : tls_stream_resumed(s));
         if (error < 0) {
                 exchange_attempt_failed(x, error, false, false);
                 return;
         }
         if (node_report_success(x->node))
                 worker_node_health_changed(x->worker, x->upstream, x->node, NULL);
-        if (x->kind == EXCHANGE_STREAM) {
-                /* A session has no response head: its node answers by accepting. */
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        stats_count_connect(x->worker, x->node_stats, true, now - x->attempt_usec);
+        /* A session has no response head: its node answers by accepting (ewma's sample is
+         * the connect). A request's clock starts again as it goes out. */
+        if (x->kind == EXCHANGE_STREAM)
                 exchange_report_latency(x);
+        x->attempt_usec = now;
+        if (x->kind == EXCHANGE_STREAM)
                 exchange_tunnel_start(x);
-        } else
+        else
                 exchange_http_connected(x);
 }
 
@@ -259,8 +269,6 @@ static int start_attempt(Exchange *x, AttemptMode mode)
                 x->attempts++;
                 in_flight_at(x, x->node);
         }
-        if (upstream_records_latency(x->upstream))
-                x->attempt_usec = now_usec(CLOCK_MONOTONIC);
         int r = node_pick_address(x->node, exchange_upstream_config(x)->scheme, &x->address);
         x->has_address = r >= 0;
         if (r == -EAGAIN)
@@ -271,12 +279,19 @@ static int start_attempt(Exchange *x, AttemptMode mode)
                 return r;
         }
         x->request_sent = false;
+        x->node_stats = stats_node_cells(x->worker, x->node);
 
         /* Stream sessions never share a connection: it becomes theirs for good. */
         if (mode != ATTEMPT_SAME_FRESH && x->kind == EXCHANGE_HTTP) {
                 x->up = pool_take(x->worker->pool, x->address.pool_key, x->address.pool_key_len,
                                   x->address.pool_key_hash);
                 if (x->up) {
+                        /* The first attempt goes out now: the exchange's start is as good a
+                         * clock reading, and one fewer per request. */
+                        x->attempt_usec = x->attempts == 1 && mode == ATTEMPT_NEXT_NODE
+                                                  ? x->start_usec
+                                                  : now_usec(CLOCK_MONOTONIC);
+                        stats_count_reused(x->node_stats);
                         stream_set_handler(&x->up->stream, &exchange_upstream_handler, x);
                         event_assign(&x->up->timer, x->worker->base, -1, 0, upstream_on_timer, x);
                         exchange_http_connected(x);
@@ -284,6 +299,7 @@ static int start_attempt(Exchange *x, AttemptMode mode)
                 }
         }
 
+        x->attempt_usec = now_usec(CLOCK_MONOTONIC);
         r = upstream_conn_connect(x->worker, &x->address, x->use_tls ? x->upstream->tls : NULL,
                                   x->node->server_name,
                                   &exchange_upstream_handler, x, upstream_on_timer, &x->up);

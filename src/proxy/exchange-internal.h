@@ -37,7 +37,10 @@ struct Exchange {
         UpstreamConn *up;
         uint64_t start_usec;
         uint64_t balance_key;  /* chash: the request's key, hashed (balance-key.c) */
-        uint64_t attempt_usec; /* ewma: when the request went to the node */
+        uint64_t attempt_usec; /* the connect began, or the request went to the connection: the
+                                * clock of the connect and response durations, and of ewma */
+        atomic_uint_fast64_t *node_stats; /* the node's cells in the worker's stats table */
+        bool first_byte_seen;  /* of the response: counted */
 
         char *head; /* the request head as sent upstream, kept for a retry */
         size_t head_len;

@@ -13,6 +13,7 @@
 #include "proxy/balance-key.h"
 #include "proxy/exchange-internal.h"
 #include "proxy/pool.h"
+#include "proxy/stats-count.h"
 
 /* Enough for the requests one worker starts in a burst; beyond that, back to malloc. */
 #define SPARE_EXCHANGES_MAX 64
@@ -85,6 +86,9 @@ void exchange_count_answered(Exchange *x)
 
 void exchange_log(Exchange *x)
 {
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        /* Every exchange ends here once: the metrics count it whether or not it is logged. */
+        stats_count_exchange(x, now);
         if (!x->model->config->access_log)
                 return;
         AccessRecord a = {
@@ -98,7 +102,7 @@ void exchange_log(Exchange *x)
                 .path = x->path,
                 .path_len = x->path_len,
                 .status = x->status,
-                .duration_usec = now_usec(CLOCK_MONOTONIC) - x->start_usec,
+                .duration_usec = now - x->start_usec,
                 .bytes_in = x->request_bytes,
                 .bytes_out = x->response_bytes,
                 .error = x->error,
@@ -322,6 +326,11 @@ static int read_response_head(Exchange *x)
                                  x->upstream->config->name, x->error);
                         exchange_fail(x, 502, x->error, text);
                         return -1;
+                }
+                if (!x->first_byte_seen) {
+                        x->first_byte_seen = true;
+                        stats_count_first_byte(x->worker, x->node_stats,
+                                               now_usec(CLOCK_MONOTONIC) - x->attempt_usec);
                 }
 
                 if (h.status == 101) {

@@ -468,3 +468,10 @@ bool tls_stream_resumed(Stream *s)
                 return false;
         return tls_stream_of(s)->resumed;
 }
+
+bool tls_stream_handshake_done(Stream *s)
+{
+        if (!s || s->transport != &tls_transport)
+                return false;
+        return tls_stream_of(s)->handshake_done;
+}

@@ -56,3 +56,5 @@ int tls_client_attach(TlsClient *t, Stream *s, const char *server_name, const ch
 /* Whether the stream's TLS session was resumed, on either side (false for plain streams and
  * before the end of the handshake). */
 bool tls_stream_resumed(Stream *s);
+/* Whether the stream's TLS handshake succeeded (false for plain streams). */
+bool tls_stream_handshake_done(Stream *s);

@@ -1606,7 +1606,7 @@ static void test_protocol_errors(void)
         /* An unknown protocol: no second guess about which keys would fit. */
         expect_errors(UP "listeners: [{name: x, protocol: ftp, upstream: u}]\n",
                       "t.yaml:2:33: listeners[0].protocol: unknown protocol 'ftp' (known: http, "
-                      "https, tcp, tls-passthrough)");
+                      "https, tcp, tls-passthrough, metrics)");
         /* Certificates. */
         expect_errors(UP "listeners:\n"
                          "  - name: s\n"
@@ -1790,8 +1790,61 @@ static void test_dump(void)
         config_unref(c);
 }
 
+/* metrics: its block, and the listener protocol. */
+static void test_metrics(void)
+{
+        static const char base[] =
+                "listeners:\n"
+                "  - {name: web, listen: \"127.0.0.1:1\"}\n"
+                "  - {name: m, listen: \"127.0.0.1:2\", protocol: metrics}\n";
+        char yaml[1024];
+        Config *c = load_ok(base);
+        if (c) {
+                CHECK(c->listeners[1].protocol == LISTENER_METRICS);
+                CHECK(c->metrics.n_buckets == 0 && c->metrics.node_labels);
+                config_unref(c);
+        }
+        CHECK(listener_protocol_from_string("metrics") == LISTENER_METRICS);
+
+        snprintf(yaml, sizeof(yaml), "metrics: {buckets: [0.0005, 0.01, 2.5, 60], "
+                                     "node_labels: false}\n%s", base);
+        c = load_ok(yaml);
+        if (c) {
+                CHECK(c->metrics.n_buckets == 4);
+                CHECK(c->metrics.buckets_usec[0] == 500 && c->metrics.buckets_usec[3] == 60000000);
+                CHECK(!c->metrics.node_labels);
+                char *text = dump(c);
+                CHECK(text && strstr(text, "metrics:\n  buckets: [0.0005, 0.01, 2.5, 60]\n"
+                                           "  node_labels: false\n"));
+                /* A metrics listener has no idle_timeout to speak of. */
+                CHECK(text && strstr(text, "protocol: metrics\nupstreams:"));
+                free(text);
+                config_unref(c);
+        }
+        check_round_trip(yaml, __LINE__);
+
+        snprintf(yaml, sizeof(yaml), "metrics: {buckets: [1, 0.5]}\n%s", base);
+        expect_errors(yaml, "t.yaml:1:24: metrics.buckets[1]: must be larger than the bucket "
+                            "before it");
+        snprintf(yaml, sizeof(yaml), "metrics: {buckets: [0]}\n%s", base);
+        expect_errors(yaml, "t.yaml:1:21: metrics.buckets[0]: expected a number of seconds from "
+                            "0.000001 to 86400");
+        snprintf(yaml, sizeof(yaml), "metrics: {buckets: []}\n%s", base);
+        expect_errors(yaml, "t.yaml:1:20: metrics.buckets: must not be empty");
+        snprintf(yaml, sizeof(yaml),
+                 "metrics: {buckets: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,"
+                 "23,24,25,26,27,28,29,30,31,32,33]}\n%s", base);
+        expect_errors(yaml, "t.yaml:1:20: metrics.buckets: too many buckets (33; at most 32 per "
+                            "histogram)");
+        expect_errors("listeners: [{name: m, listen: \"127.0.0.1:2\", protocol: metrics, "
+                      "upstream: u}]\n",
+                      "t.yaml:1:75: listeners[0].upstream: only for protocol tcp (this "
+                      "listener's protocol is metrics)");
+}
+
 int main(void)
 {
+        test_metrics();
         test_strings();
         test_durations();
         test_full();
