@@ -56,9 +56,12 @@ size_t handoff_take(Handoff *h, HandedConn *ret, size_t max, bool *ret_more)
 {
         pthread_mutex_lock(&h->lock);
         size_t n = h->n < max ? h->n : max;
-        memcpy(ret, h->items, n * sizeof(HandedConn));
-        memmove(h->items, h->items + n, (h->n - n) * sizeof(HandedConn));
-        h->n -= n;
+        /* Not with nothing waiting: items may not be allocated yet (NULL). */
+        if (n > 0) {
+                memcpy(ret, h->items, n * sizeof(HandedConn));
+                memmove(h->items, h->items + n, (h->n - n) * sizeof(HandedConn));
+                h->n -= n;
+        }
         *ret_more = h->n > 0;
         pthread_mutex_unlock(&h->lock);
         return n;
