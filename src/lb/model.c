@@ -326,6 +326,27 @@ static bool same_matching(const Model *base, const Model *m)
         return true;
 }
 
+/* The base model's object of the name `cu` (or `cr`) has, the i-th of the new model: looked up
+ * by name unless the base has it at that place, as after most changes (a change shares every
+ * object it does not touch, in its place), which spares 10,000 routes as many lookups. */
+static Upstream *base_upstream(const Model *base, size_t i, const ConfigUpstream *cu)
+{
+        if (!base)
+                return NULL;
+        if (i < base->n_upstreams && base->upstreams[i]->config == cu)
+                return base->upstreams[i];
+        return model_find_upstream(base, cu->name);
+}
+
+static Route *base_route(const Model *base, size_t i, const ConfigRoute *cr)
+{
+        if (!base)
+                return NULL;
+        if (i < base->n_routes && base->routes[i]->config == cr)
+                return base->routes[i];
+        return model_find_route(base, cr->name);
+}
+
 static int build_upstreams(Model *m, const ModelContext *ctx, char **ret_error)
 {
         const Config *config = m->config;
@@ -334,7 +355,7 @@ static int build_upstreams(Model *m, const ModelContext *ctx, char **ret_error)
         for (size_t i = 0; i < config->n_upstreams; i++) {
                 const ConfigUpstream *cu = config->upstreams[i];
                 Upstream *u;
-                int r = upstream_build(cu, base ? model_find_upstream(base, cu->name) : NULL,
+                int r = upstream_build(cu, base_upstream(base, i, cu),
                                        ctx, &u, ret_error);
                 if (r < 0)
                         return r;
@@ -356,7 +377,7 @@ static int build_routes(Model *m, const ModelContext *ctx)
         for (size_t i = 0; i < config->n_routes; i++) {
                 const ConfigRoute *cr = config->routes[i];
                 Route *route;
-                int r = route_build(m, cr, base ? model_find_route(base, cr->name) : NULL, ctx,
+                int r = route_build(m, cr, base_route(base, i, cr), ctx,
                                     &route);
                 if (r < 0)
                         return r;
