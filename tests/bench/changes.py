@@ -268,6 +268,10 @@ def main():
         print(f"  longest delay of a request in flight: {ms(delay)}      goal: <= 5 ms")
         print("  (the before row is this machine's own noise: a delay no larger than its max is "
               "not the changes')")
+        for name, xs in (("before", before), ("during", during)):
+            slow = sum(1 for x in xs if x > 0.005)
+            print(f"  slower than 5 ms {name}: {slow} of {len(xs)} "
+                  f"({1000 * slow / max(1, len(xs)):.2f} per 1,000)")
 
         # 4: requests to every unchanged upstream; the connections they open
         mark = len(nginx_log(d))
