@@ -65,6 +65,18 @@ static void family(MetricsText *f, const char *name, const char *type, const cha
         metrics_text_printf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A counter family of two series, {outcome="success"} and {outcome="failure"}. */
+static void outcomes(MetricsText *f, const char *name, const char *help,
+                     const atomic_uint_fast64_t *ok, const atomic_uint_fast64_t *failed)
+{
+        family(f, name, "counter", help);
+        metrics_text_printf(f,
+                            "%s{outcome=\"success\"} %" PRIu64 "\n"
+                            "%s{outcome=\"failure\"} %" PRIu64 "\n",
+                            name, (uint64_t)atomic_load_explicit(ok, memory_order_relaxed), name,
+                            (uint64_t)atomic_load_explicit(failed, memory_order_relaxed));
+}
+
 /* Seconds since the epoch when the process started: its start in clock ticks after boot, and
  * the boot time. 0 when /proc says neither. */
 static double process_start_time(void)
@@ -131,18 +143,11 @@ static void write_control(const MetricsServerOptions *o, MetricsText *f, double 
         metrics_text_printf(f, "lbproxy_config_generation %u\n",
                 atomic_load_explicit(&o->models->generation, memory_order_relaxed));
         if (c) {
-                family(f, "lbproxy_config_reloads_total", "counter",
-                       "Reloads (SIGHUP, Reload()) by outcome.");
-                metrics_text_printf(f, "lbproxy_config_reloads_total{outcome=\"success\"} %" PRIu64 "\n",
-                        (uint64_t)atomic_load_explicit(&c->reloads_ok, memory_order_relaxed));
-                metrics_text_printf(f, "lbproxy_config_reloads_total{outcome=\"failure\"} %" PRIu64 "\n",
-                        (uint64_t)atomic_load_explicit(&c->reloads_failed, memory_order_relaxed));
-                family(f, "lbproxy_config_changes_total", "counter",
-                       "Configuration changes over D-Bus by outcome.");
-                metrics_text_printf(f, "lbproxy_config_changes_total{outcome=\"success\"} %" PRIu64 "\n",
-                        (uint64_t)atomic_load_explicit(&c->changes_ok, memory_order_relaxed));
-                metrics_text_printf(f, "lbproxy_config_changes_total{outcome=\"failure\"} %" PRIu64 "\n",
-                        (uint64_t)atomic_load_explicit(&c->changes_failed, memory_order_relaxed));
+                outcomes(f, "lbproxy_config_reloads_total", "Reloads (SIGHUP, Reload()) by outcome.",
+                         &c->reloads_ok, &c->reloads_failed);
+                outcomes(f, "lbproxy_config_changes_total",
+                         "Configuration changes over D-Bus by outcome.", &c->changes_ok,
+                         &c->changes_failed);
         }
         family(f, "lbproxy_build_info", "gauge", "The version of lbproxy, as a label; always 1.");
         metrics_text_printf(f, "lbproxy_build_info{version=\"%s\"} 1\n", LBPROXY_VERSION);
