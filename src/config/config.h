@@ -106,12 +106,97 @@ typedef struct ConfigListener {
         char *path; /* "listeners[1]", in the document it was read from: for messages */
 } ConfigListener;
 
+/* A node's administrative state (HAProxy's ready, drain and maint): `state:` of a node, set
+ * over D-Bus with SetNodeState. */
+typedef enum NodeAdminState {
+        NODE_ADMIN_READY, /* takes traffic while healthy (default) */
+        NODE_ADMIN_DRAIN, /* no new requests; those in flight finish */
+        NODE_ADMIN_MAINT, /* no traffic and no probes */
+        _NODE_ADMIN_MAX,
+        _NODE_ADMIN_INVALID = -EINVAL,
+} NodeAdminState;
+
+const char *node_admin_state_to_string(NodeAdminState s);
+NodeAdminState node_admin_state_from_string(const char *s);
+
 typedef struct ConfigNode {
         char *host; /* IP literal or domain name, as written (no brackets) */
         uint16_t port; /* the scheme's default port when not given */
         uint32_t weight; /* 0 = out of rotation */
+        NodeAdminState state;
         ConfigMark mark;
 } ConfigNode;
+
+/* health_check: of an upstream (APISIX's checks, lua-resty-healthcheck's counters). */
+typedef enum HealthCheckType {
+        HEALTH_CHECK_HTTP,
+        HEALTH_CHECK_HTTPS,
+        HEALTH_CHECK_TCP,
+        _HEALTH_CHECK_TYPE_MAX,
+        _HEALTH_CHECK_TYPE_INVALID = -EINVAL,
+} HealthCheckType;
+
+const char *health_check_type_to_string(HealthCheckType t);
+HealthCheckType health_check_type_from_string(const char *s);
+
+/* HTTP statuses 100..599 as a bitmap (bit status - 100). */
+#define HEALTH_STATUS_MIN 100
+#define HEALTH_STATUS_MAX 599
+#define HEALTH_STATUS_WORDS (((HEALTH_STATUS_MAX - HEALTH_STATUS_MIN + 1) + 63) / 64)
+typedef struct HealthStatusSet {
+        uint64_t bits[HEALTH_STATUS_WORDS];
+} HealthStatusSet;
+
+static inline bool health_status_set_has(const HealthStatusSet *s, unsigned status)
+{
+        if (status < HEALTH_STATUS_MIN || status > HEALTH_STATUS_MAX)
+                return false;
+        unsigned i = status - HEALTH_STATUS_MIN;
+        return (s->bits[i / 64] >> (i % 64)) & 1;
+}
+
+/* Counter thresholds count events in a row, each at most 254 (the CRD's range); 0 = that kind
+ * of event never changes the state. `interval_usec` is the active checker's period in that
+ * state (unused for passive). */
+#define HEALTH_COUNTER_MAX 254
+typedef struct ConfigHealthHealthy {
+        uint64_t interval_usec;
+        unsigned successes;
+        HealthStatusSet http_statuses;
+} ConfigHealthHealthy;
+
+typedef struct ConfigHealthUnhealthy {
+        uint64_t interval_usec;
+        unsigned http_failures;
+        unsigned tcp_failures;
+        unsigned timeouts;
+        HealthStatusSet http_statuses;
+} ConfigHealthUnhealthy;
+
+typedef struct ConfigHealthActive {
+        bool enabled; /* `active:` was given */
+        HealthCheckType type;
+        char *http_path;     /* default "/" */
+        char *host;          /* Host of the probe; NULL = as the upstream's pass_host says */
+        uint16_t port;       /* 0 = the node's port */
+        uint64_t timeout_usec;
+        unsigned concurrency; /* probes at once for this upstream (default 10) */
+        char **headers;      /* "Name: value", NULL-terminated, or NULL */
+        int verify;          /* https: 1 = verify as the upstream does (default), 0 = off */
+        ConfigHealthHealthy healthy;
+        ConfigHealthUnhealthy unhealthy;
+} ConfigHealthActive;
+
+typedef struct ConfigHealthPassive {
+        bool enabled; /* `passive:` was given; else the built-in connection-failure check */
+        ConfigHealthHealthy healthy;
+        ConfigHealthUnhealthy unhealthy;
+} ConfigHealthPassive;
+
+typedef struct ConfigHealthCheck {
+        ConfigHealthActive active;
+        ConfigHealthPassive passive;
+} ConfigHealthCheck;
 
 typedef struct ConfigTls {
         char *ca_file; /* extra trust anchors beside the system store; NULL = none */
@@ -145,6 +230,10 @@ typedef struct ConfigUpstream {
         unsigned keepalive_pool; /* idle connections kept per node address */
         uint64_t keepalive_idle_usec;
         ConfigTls tls; /* top-level tls: merged in, then the upstream's own block */
+        /* Always filled: without `health_check:` the passive part holds the built-in check
+         * (connection failures and timeouts only) and active is off. */
+        ConfigHealthCheck health_check;
+        uint64_t slow_start_usec; /* 0 = none */
         ConfigMark mark;
 } ConfigUpstream;
 
