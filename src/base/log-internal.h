@@ -34,6 +34,8 @@ typedef enum LogStr {
         LOG_STR_METHOD,
         LOG_STR_PATH,
         LOG_STR_ERROR,
+        LOG_STR_HEALTH, /* a health event's LBPROXY_HEALTH */
+        LOG_STR_REASON, /* a health event's LBPROXY_REASON */
         _LOG_STR_MAX,
 } LogStr;
 
@@ -44,6 +46,8 @@ typedef enum LogStr {
 #define LOG_PATH_MAX 1024   /* one entry stays one datagram; the full path is not worth more */
 #define LOG_ERROR_MAX 256
 #define LOG_MESSAGE_ID_MAX 32
+#define LOG_HEALTH_MAX 16
+#define LOG_REASON_MAX 128
 
 extern const uint16_t log_str_max[_LOG_STR_MAX];
 

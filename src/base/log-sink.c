@@ -73,7 +73,12 @@ static int format_message(const LogEntry *e, LogFields *f)
                 r |= log_fields_add(f, "PRIORITY=%i", e->priority);
                 r |= log_fields_add(f, "LBPROXY_UPSTREAM=%.*s", STR(e, LOG_STR_UPSTREAM));
                 r |= log_fields_add(f, "LBPROXY_NODE=%.*s", STR(e, LOG_STR_NODE));
-                r |= log_fields_add(f, "LBPROXY_HOST=%.*s", STR(e, LOG_STR_HOST));
+                if (e->str[LOG_STR_HOST])
+                        r |= log_fields_add(f, "LBPROXY_HOST=%.*s", STR(e, LOG_STR_HOST));
+                if (e->str[LOG_STR_HEALTH])
+                        r |= log_fields_add(f, "LBPROXY_HEALTH=%.*s", STR(e, LOG_STR_HEALTH));
+                if (e->str[LOG_STR_REASON])
+                        r |= log_fields_add(f, "LBPROXY_REASON=%.*s", STR(e, LOG_STR_REASON));
                 return r;
         }
         r |= log_fields_add(f, "PRIORITY=%i", e->priority);

@@ -23,6 +23,8 @@ const uint16_t log_str_max[_LOG_STR_MAX] = {
         [LOG_STR_METHOD] = LOG_METHOD_MAX,
         [LOG_STR_PATH] = LOG_PATH_MAX,
         [LOG_STR_ERROR] = LOG_ERROR_MAX,
+        [LOG_STR_HEALTH] = LOG_HEALTH_MAX,
+        [LOG_STR_REASON] = LOG_REASON_MAX,
 };
 
 /* systemd sets JOURNAL_STREAM=dev:inode of the stream it connected stderr to; if fd 2 is still
@@ -114,17 +116,12 @@ void log_peer_warning(const char *fmt, ...)
         va_end(ap);
 }
 
-void log_event(int priority, const char *message_id, const char *upstream, const char *node,
-               const char *host, const char *fmt, ...)
+static void event_submit(int priority, const char *message_id, const char *upstream,
+                         const char *node, const char *host, const char *health,
+                         const char *reason, const char *fmt, va_list ap)
 {
         char text[LOG_TEXT_MAX + 1];
-        va_list ap;
-
-        if (priority > max_level)
-                return;
-        va_start(ap, fmt);
         int n = vsnprintf(text, sizeof(text), fmt, ap);
-        va_end(ap);
 
         LogEntry e = { .kind = LOG_KIND_MESSAGE, .priority = priority,
                        .time = now_usec(CLOCK_MONOTONIC) };
@@ -133,7 +130,34 @@ void log_event(int priority, const char *message_id, const char *upstream, const
         log_entry_set_string(&e, LOG_STR_UPSTREAM, upstream);
         log_entry_set_string(&e, LOG_STR_NODE, node);
         log_entry_set_string(&e, LOG_STR_HOST, host);
+        log_entry_set_string(&e, LOG_STR_HEALTH, health);
+        log_entry_set_string(&e, LOG_STR_REASON, reason);
         submit(&e);
+}
+
+void log_event(int priority, const char *message_id, const char *upstream, const char *node,
+               const char *host, const char *fmt, ...)
+{
+        va_list ap;
+
+        if (priority > max_level)
+                return;
+        va_start(ap, fmt);
+        event_submit(priority, message_id, upstream, node, host, NULL, NULL, fmt, ap);
+        va_end(ap);
+}
+
+void log_health_event(int priority, const char *message_id, const char *upstream,
+                      const char *node, const char *health, const char *reason,
+                      const char *fmt, ...)
+{
+        va_list ap;
+
+        if (priority > max_level)
+                return;
+        va_start(ap, fmt);
+        event_submit(priority, message_id, upstream, node, NULL, health, reason, fmt, ap);
+        va_end(ap);
 }
 
 void log_entry_access(LogEntry *e, const AccessRecord *a)

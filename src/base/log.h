@@ -21,7 +21,8 @@
 
 /* MESSAGE_IDs, explained in the journal catalog (systemd/lbproxy.catalog). */
 #define LBPROXY_MESSAGE_REQUEST "5c1b9a2e4d7f4e1a9b3c6d8e0f2a4b6c"     /* one proxied request */
-#define LBPROXY_MESSAGE_NODE_HEALTH "7a3e9c1f5b2d4e8a9c6f1b3d5e7a9c2e" /* node healthy/failing */
+#define LBPROXY_MESSAGE_NODE_HEALTH "7a3e9c1f5b2d4e8a9c6f1b3d5e7a9c2e" /* node health, admin */
+#define LBPROXY_MESSAGE_UPSTREAM_PANIC "687cb4e2411e40749ce24f1f14f568c5" /* all nodes down, or not any more */
 #define LBPROXY_MESSAGE_DNS_CHANGE "2f8d6b4a1c9e4f7b8a5d3c1e9f7b5a3d"  /* a name's addresses */
 #define LBPROXY_MESSAGE_DNS_FAILURE "4b6d8f0a2c4e4a6b8d0f2a4c6e8b0d2f" /* a name did not resolve */
 #define LBPROXY_MESSAGE_CONFIG_CHANGE "9e1c3a5f7b2d4c6e8a0f1b3d5c7e9a2b" /* D-Bus change, reload */
@@ -67,6 +68,10 @@ void log_peer_warning(const char *fmt, ...) _printf_(1, 2);
  * LBPROXY_HOST fields where given (NULL = absent). */
 void log_event(int priority, const char *message_id, const char *upstream, const char *node,
                const char *host, const char *fmt, ...) _printf_(6, 7);
+/* A node's health changed: an event with LBPROXY_HEALTH (its state now) and LBPROXY_REASON. */
+void log_health_event(int priority, const char *message_id, const char *upstream,
+                      const char *node, const char *health, const char *reason,
+                      const char *fmt, ...) _printf_(7, 8);
 
 /* One proxied (or refused) request: one journal entry with LBPROXY_* fields. */
 typedef struct AccessRecord {

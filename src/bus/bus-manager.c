@@ -595,6 +595,7 @@ typedef enum NodeChange {
         NODE_ADD,
         NODE_REMOVE,
         NODE_SET_WEIGHT,
+        NODE_SET_STATE,
 } NodeChange;
 
 static int node_change(sd_bus_message *msg, Bus *b, NodeChange change, sd_bus_error *error)
@@ -605,11 +606,14 @@ static int node_change(sd_bus_message *msg, Bus *b, NodeChange change, sd_bus_er
         const char *upstream, *host;
         uint16_t port;
         uint32_t weight = 0;
+        const char *state = NULL;
         ssize_t k;
         int r, nodes, node;
 
         if (change == NODE_REMOVE)
                 r = sd_bus_message_read(msg, "ssq", &upstream, &host, &port);
+        else if (change == NODE_SET_STATE)
+                r = sd_bus_message_read(msg, "ssqs", &upstream, &host, &port, &state);
         else
                 r = sd_bus_message_read(msg, "ssqu", &upstream, &host, &port, &weight);
         if (r < 0)
@@ -642,6 +646,10 @@ static int node_change(sd_bus_message *msg, Bus *b, NodeChange change, sd_bus_er
                                  upstream, host, port);
         } else if (change == NODE_REMOVE)
                 r = config_tree_remove_item(t, nodes, (size_t)k);
+        else if (change == NODE_SET_STATE)
+                /* The loader checks the word, as it would in a file. */
+                r = config_tree_set(t, config_tree_item(t, nodes, (size_t)k), "state",
+                                    config_tree_add_string(t, state));
         else
                 r = config_tree_set(t, config_tree_item(t, nodes, (size_t)k), "weight",
                                     config_tree_add_unsigned(t, weight));
@@ -654,9 +662,10 @@ static int node_change(sd_bus_message *msg, Bus *b, NodeChange change, sd_bus_er
         ConfigEdit edit = {.kind = CONFIG_OBJECT_UPSTREAM, .name = upstream, .document = t};
         ArgumentMap map = {.item = item, .object = object};
         return apply(msg, b, &edit, &map,
-                     change == NODE_ADD      ? "node added"
-                     : change == NODE_REMOVE ? "node removed"
-                                             : "node weight set",
+                     change == NODE_ADD         ? "node added"
+                     : change == NODE_REMOVE    ? "node removed"
+                     : change == NODE_SET_STATE ? "node state set"
+                                                : "node weight set",
                      NULL, NULL, error);
 }
 
@@ -673,6 +682,11 @@ static int method_remove_node(sd_bus_message *msg, void *userdata, sd_bus_error 
 static int method_set_node_weight(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
         return node_change(msg, userdata, NODE_SET_WEIGHT, error);
+}
+
+static int method_set_node_state(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+        return node_change(msg, userdata, NODE_SET_STATE, error);
 }
 
 static int method_set_route_upstream_weight(sd_bus_message *msg, void *userdata,
@@ -901,6 +915,9 @@ const sd_bus_vtable bus_manager_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("SetNodeWeight",
                                 SD_BUS_ARGS("s", upstream, "s", host, "q", port, "u", weight),
                                 SD_BUS_NO_RESULT, method_set_node_weight, 0),
+        SD_BUS_METHOD_WITH_ARGS("SetNodeState",
+                                SD_BUS_ARGS("s", upstream, "s", host, "q", port, "s", state),
+                                SD_BUS_NO_RESULT, method_set_node_state, 0),
         SD_BUS_METHOD_WITH_ARGS(
                 "AddRoute",
                 SD_BUS_ARGS("s", name, "as", paths, "a(su)", upstreams, "a{sv}", options),
@@ -920,5 +937,7 @@ const sd_bus_vtable bus_manager_vtable[] = {
         SD_BUS_METHOD("Reload", NULL, NULL, method_reload, 0),
         SD_BUS_PROPERTY("ActiveConnections", "u", property_connections, 0, 0),
         SD_BUS_PROPERTY("MaxConnections", "u", property_connections, 0, 0),
+        SD_BUS_SIGNAL_WITH_ARGS("NodeDrained", SD_BUS_ARGS("s", upstream, "s", host, "q", port),
+                                0),
         SD_BUS_VTABLE_END,
 };

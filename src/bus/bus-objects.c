@@ -169,6 +169,25 @@ static int property_upstream_health(sd_bus *bus, const char *path, const char *i
         return r < 0 ? r : sd_bus_message_close_container(reply);
 }
 
+/* Each node's health as a person reads it: state, why, slow start, since when (µs since the
+ * epoch, 0 = as it was when it appeared). */
+static int property_upstream_health_details(sd_bus *bus, const char *path, const char *interface,
+                                            const char *property, sd_bus_message *reply,
+                                            void *userdata, sd_bus_error *error)
+{
+        Upstream *u = userdata;
+        int r = sd_bus_message_open_container(reply, 'a', "(sqssbt)");
+        for (size_t i = 0; r >= 0 && i < u->n_nodes; i++) {
+                const Node *n = &u->nodes[i];
+                NodeHealthView v;
+                node_health_view(n, &v);
+                r = sd_bus_message_append(reply, "(sqssbt)", n->host, n->port,
+                                          node_health_to_string(n), v.reason, v.slow_start,
+                                          v.since_usec);
+        }
+        return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
 static uint64_t requests_served(const RegistryEntry *e)
 {
         RegistryTotals t;
@@ -214,6 +233,8 @@ const sd_bus_vtable bus_upstream_vtable[] = {
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Addresses", "a(sqas)", property_upstream_addresses, 0, 0),
         SD_BUS_PROPERTY("Health", "a(sqs)", property_upstream_health, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("HealthDetails", "a(sqssbt)", property_upstream_health_details, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("RequestsServed", "t", property_upstream_counter, 0, 0),
         SD_BUS_PROPERTY("ActiveConnections", "u", property_upstream_counter, 0, 0),

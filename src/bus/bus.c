@@ -17,6 +17,8 @@ struct Bus {
         struct event *flush;  /* deferred PropertiesChanged for health */
         pthread_mutex_t dirty_lock; /* health changes come from worker threads */
         char **dirty_health;  /* upstream names whose Health changed */
+        /* NodeDrained signals to send: upstream, host, port (as text), three strings each. */
+        char **drained;
         bool connected;
 };
 
@@ -136,15 +138,19 @@ static void on_flush(evutil_socket_t fd, short what, void *userdata)
         Bus *b = userdata;
         pthread_mutex_lock(&b->dirty_lock);
         char **names = TAKE_PTR(b->dirty_health);
+        _cleanup_strv_free_ char **drained = TAKE_PTR(b->drained);
         pthread_mutex_unlock(&b->dirty_lock);
 
         for (char **n = names; b->connected && n && *n; n++) {
                 _cleanup_free_ char *path = NULL;
                 if (bus_upstream_path(*n, &path) >= 0)
                         (void)sd_bus_emit_properties_changed(b->bus, path, BUS_INTERFACE_UPSTREAM,
-                                                             "Health", NULL);
+                                                             "Health", "HealthDetails", NULL);
         }
         strv_free(names);
+        for (char **d = drained; b->connected && d && d[0] && d[1] && d[2]; d += 3)
+                (void)sd_bus_emit_signal(b->bus, BUS_PATH, BUS_INTERFACE_MANAGER, "NodeDrained",
+                                         "ssq", d[0], d[1], (uint16_t)atoi(d[2]));
         bus_event_kick(b->event);
 }
 
@@ -159,6 +165,7 @@ static void bus_free(void *userdata)
         if (b->flush)
                 event_free(b->flush);
         strv_free(b->dirty_health);
+        strv_free(b->drained);
         pthread_mutex_destroy(&b->dirty_lock);
         free(b);
 }
@@ -298,10 +305,40 @@ static void bus_upstream_health_changed(void *userdata, const Upstream *u)
         event_active(b->flush, EV_TIMEOUT, 0);
 }
 
+static void bus_node_drained(void *userdata, const char *upstream, const char *host,
+                             uint16_t port)
+{
+        Bus *b = userdata;
+        char port_text[8];
+        if (!b)
+                return;
+        snprintf(port_text, sizeof(port_text), "%u", port);
+        pthread_mutex_lock(&b->dirty_lock);
+        size_t n = strv_length(b->drained);
+        char **l = realloc(b->drained, (n + 4) * sizeof(char *));
+        if (l) {
+                b->drained = l;
+                l[n] = strdup(upstream);
+                l[n + 1] = strdup(host);
+                l[n + 2] = strdup(port_text);
+                l[n + 3] = NULL;
+                if (!l[n] || !l[n + 1] || !l[n + 2]) {
+                        /* Out of memory: this signal is lost, the list stays whole. */
+                        free(l[n]);
+                        free(l[n + 1]);
+                        free(l[n + 2]);
+                        l[n] = NULL;
+                }
+        }
+        pthread_mutex_unlock(&b->dirty_lock);
+        event_active(b->flush, EV_TIMEOUT, 0);
+}
+
 const ControlFrontend bus_frontend = {
         .start = bus_start,
         .free = bus_free,
         .model_removing = bus_model_removing,
         .model_swapped = bus_model_swapped,
         .upstream_health_changed = bus_upstream_health_changed,
+        .node_drained = bus_node_drained,
 };

@@ -388,6 +388,22 @@ void config_upstream_init(ConfigUpstream *u)
         u->read_timeout_usec = 60 * USEC_PER_SEC;
         /* ca_file NULL and verify -1 inherit the top-level tls: block, see config_finish(). */
         u->tls.verify = -1;
+        config_health_check_builtin(&u->health_check);
+}
+
+void config_health_check_builtin(ConfigHealthCheck *hc)
+{
+        /* Without health_check: a node that answers is healthy, whatever its status; two
+         * connection failures or three timeouts in a row put it down, and a trial request now
+         * and then (health.c) finds out when it is back. */
+        *hc = (ConfigHealthCheck){};
+        hc->passive.healthy.successes = 1;
+        for (unsigned s = HEALTH_STATUS_MIN; s <= HEALTH_STATUS_MAX; s++) {
+                unsigned i = s - HEALTH_STATUS_MIN;
+                hc->passive.healthy.http_statuses.bits[i / 64] |= UINT64_C(1) << (i % 64);
+        }
+        hc->passive.unhealthy.tcp_failures = 2;
+        hc->passive.unhealthy.timeouts = 3;
 }
 
 /* Nodes are told apart by host and port (over D-Bus they are named so): one of each. */

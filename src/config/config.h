@@ -198,6 +198,9 @@ typedef struct ConfigHealthCheck {
         ConfigHealthPassive passive;
 } ConfigHealthCheck;
 
+/* What an upstream without `health_check:` gets. */
+void config_health_check_builtin(ConfigHealthCheck *hc);
+
 typedef struct ConfigTls {
         char *ca_file; /* extra trust anchors beside the system store; NULL = none */
         int verify;    /* 1 = verify certificate and name (default), 0 = off */

@@ -57,6 +57,9 @@ typedef struct ControlFrontend {
         void (*model_removing)(void *userdata, const Model *old, const Model *new);
         /* After a swap. */
         void (*model_swapped)(void *userdata, const Model *old, const Model *new);
-        /* A node of `u` turned failing or healthy again. From any thread. */
+        /* A node of `u` changed health or admin state. From any thread. */
         void (*upstream_health_changed)(void *userdata, const Upstream *u);
+        /* A draining node has no request in flight left (once per drain). From any thread. */
+        void (*node_drained)(void *userdata, const char *upstream, const char *host,
+                             uint16_t port);
 } ControlFrontend;

@@ -8,6 +8,7 @@
 #include "base/log.h"
 #include "config/state.h"
 #include "control/daemon.h"
+#include "control/manager-health.h"
 #include "control/manager.h"
 #include "control/state-writer.h"
 
@@ -69,7 +70,7 @@ static void format_status(Manager *m, char *buf, size_t size)
 
         for (size_t i = 0; i < model->n_upstreams; i++)
                 for (size_t k = 0; k < model->upstreams[i]->n_nodes; k++, nodes++)
-                        healthy += node_is_healthy(&model->upstreams[i]->nodes[k]);
+                        healthy += !node_is_down(&model->upstreams[i]->nodes[k]);
         if (m->default_max_connections == 0)
                 max = 0; /* not started: no limit yet */
         else if (conn_limit_retry_at(&m->conn_limit) > 0)
@@ -81,6 +82,13 @@ static void format_status(Manager *m, char *buf, size_t size)
                  "%llu requests, %zu/%zu connections%s",
                  model->n_routes, model->n_upstreams, healthy, nodes, m->n_workers,
                  (unsigned long long)total_requests(m), clients, max, accepting);
+        char panics[256];
+        size_t n_panics = manager_format_panics(model, panics, sizeof(panics));
+        if (n_panics > 0) {
+                size_t n = strlen(buf);
+                snprintf(buf + n, size - n, "; %zu upstream%s in panic (every node down): %s",
+                         n_panics, n_panics == 1 ? "" : "s", panics);
+        }
         if (m->status_note) {
                 size_t n = strlen(buf);
                 snprintf(buf + n, size - n, "; %s", m->status_note);
@@ -191,6 +199,7 @@ static void swap_model(Manager *m, Model *model)
         warn_unverified(model);
         if (f)
                 f->model_removing(m->frontend_data, old, model);
+        manager_health_commit(m, old, model);
         model_publisher_set(&m->models, model);
         if (f)
                 f->model_swapped(m->frontend_data, old, model);
@@ -200,6 +209,11 @@ static void swap_model(Manager *m, Model *model)
         /* At start READY=1 brings the first status, once the workers run. */
         if (m->n_workers == 0)
                 return;
+        manager_update_status(m);
+}
+
+void manager_update_status(Manager *m)
+{
         char status[STATUS_MAX];
         format_status(m, status, sizeof(status));
         daemon_notify_status(status);
@@ -476,23 +490,6 @@ int manager_reload(Manager *m, ManagerChangeDone done, void *userdata, char **re
         return wait ? 0 : 1;
 }
 
-/* A node turned failing or healthy again (on a worker's thread): a journal entry and a
- * PropertiesChanged. */
-static void on_node_health_changed(void *userdata, const Upstream *u, const Node *n,
-                                   const char *why)
-{
-        Manager *m = userdata;
-        if (why)
-                log_event(LOG_WARNING, LBPROXY_MESSAGE_NODE_HEALTH, u->config->name, n->name, NULL,
-                          "Upstream '%s': node %s is failing (%s)", u->config->name, n->name,
-                          why);
-        else
-                log_event(LOG_NOTICE, LBPROXY_MESSAGE_NODE_HEALTH, u->config->name, n->name, NULL,
-                          "Upstream '%s': node %s is healthy again", u->config->name, n->name);
-        if (m->frontend_data)
-                m->frontend->upstream_health_changed(m->frontend_data, u);
-}
-
 /* Stopped when worker 0 (this loop) has no connection left and every thread has ended. */
 static void check_stopped(Manager *m)
 {
@@ -631,7 +628,8 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
                 m->release_event = event_new(m->base, m->release_fd, EV_READ | EV_PERSIST,
                                              on_release_event, m);
         m->thread_exited = event_new(m->base, -1, 0, on_thread_exited, m);
-        if (!m->release_event || !m->thread_exited || registry_new(&m->registry) < 0) {
+        if (!m->release_event || !m->thread_exited || manager_health_setup(m) < 0 ||
+            registry_new(&m->registry) < 0) {
                 config_unref(config);
                 manager_free(m);
                 return -ENOMEM;
@@ -689,7 +687,7 @@ Manager *manager_free(Manager *m)
         listeners_free(m->listeners, m->n_listeners);
         struct event *events[] = { m->sig_term, m->sig_int, m->sig_hup, m->status_timer,
                                    m->grace_timer, m->watchdog, m->release_event,
-                                   m->thread_exited };
+                                   m->thread_exited, m->health_event };
         /* Models retired by worker threads, then the current one: before the resolver. */
         if (m->release_event)
                 free_released(m);
@@ -740,7 +738,8 @@ static int start_workers(Manager *m)
                 .n_listeners = m->n_proxy_listeners,
                 .workers = m->workers,
                 .n_workers = n,
-                .hooks = { .node_health_changed = on_node_health_changed,
+                .hooks = { .node_health_changed = manager_node_health_changed,
+                           .node_drained = manager_node_drained,
                            .idle = on_worker_idle,
                            .thread_exited = on_worker_thread_exited,
                            .userdata = m },

@@ -45,6 +45,7 @@ typedef struct Manager {
         size_t n_workers;
         size_t threads_running;
         struct event *thread_exited;
+        struct event *health_event; /* a node's health changed: panics worked out again */
         pthread_mutex_t release_lock; /* models retired on worker threads, freed here */
         Model **released;
         size_t n_released;

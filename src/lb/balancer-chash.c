@@ -8,11 +8,12 @@
  * search over the sorted points, and no lock: the ring is built once with the balancer.
  *
  * From that point the walk goes on past nodes that cannot take the request: tried already,
- * failing (see balancer_entry_available), or, with hash_balance_factor (HAProxy's bounded
+ * passed over by their health (down, draining, part of the picks while ramping up: see
+ * health.h), or, with hash_balance_factor (HAProxy's bounded
  * loads), holding their share of the load already: a node takes at most factor% of the
  * average requests in flight per unit of weight, rounded up. Nodes are never taken off the
  * ring for it, so the keys of the others stay where they are (apisix#13532). When no node
- * qualifies, the first one not tried takes the request all the same.
+ * is under its share, the first one its health allows takes the request all the same.
  *
  * Weights large enough to make more than CHASH_POINTS_MAX points are scaled down together
  * (each node keeps at least one point). */
@@ -125,7 +126,8 @@ static ssize_t chash_pick(Balancer *b, const BalancerRequest *req)
 {
         const ChashState *st = b->state;
         uint64_t now = 0, total_load = 0;
-        ssize_t available = -ENOENT, untried = -ENOENT;
+        ssize_t available = -ENOENT;
+        bool down = false;
 
         if (st->n_points == 0)
                 return -ENOENT;
@@ -138,18 +140,15 @@ static ssize_t chash_pick(Balancer *b, const BalancerRequest *req)
         size_t p = ring_find(st, balancer_mix64(req->key));
         for (size_t k = 0; k < st->n_points; k++, p = p + 1 < st->n_points ? p + 1 : 0) {
                 size_t i = st->items[p];
-                if (bitmap_test(req->skip, i))
-                        continue;
-                if (untried < 0)
-                        untried = (ssize_t)i;
-                if (available == (ssize_t)i || !balancer_entry_available(b->entries[i], &now))
+                if (bitmap_test(req->skip, i) || available == (ssize_t)i ||
+                    !balancer_item_health(b, i, req, true, &now, &down))
                         continue;
                 if (available < 0)
                         available = (ssize_t)i;
                 if (b->hash_balance_factor == 0 || under_cap(b, i, total_load))
                         return (ssize_t)i;
         }
-        return available >= 0 ? available : untried;
+        return available >= 0 ? available : balancer_none(down);
 }
 
 const BalancerOps balancer_chash_ops = {

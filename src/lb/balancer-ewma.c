@@ -35,14 +35,14 @@ void balancer_latency_sample(RegistryEntry *e, uint64_t usec, uint64_t now)
         atomic_store_explicit(&e->latency_stamp_usec, now ? now : 1, memory_order_relaxed);
 }
 
-static double cost(const Balancer *b, size_t i, uint64_t now)
+static double cost(Balancer *b, size_t i, uint64_t now)
 {
         const RegistryEntry *e = b->entries[i];
         uint64_t peak = atomic_load_explicit(&e->latency_peak_nsec, memory_order_relaxed);
         uint64_t stamp = atomic_load_explicit(&e->latency_stamp_usec, memory_order_relaxed);
         double decayed = (double)peak * exp(-(double)(now > stamp ? now - stamp : 0) /
                                             EWMA_DECAY_USEC);
-        return decayed * (registry_in_flight(e) + 1) / b->weights[i];
+        return decayed * (registry_in_flight(e) + 1) / (double)balancer_weight_now(b, i, &now);
 }
 
 /* A per-thread generator (splitmix64): the draws need to be cheap, not secret. */
@@ -55,17 +55,20 @@ static uint64_t draw(void)
         return balancer_mix64(state);
 }
 
-static inline bool eligible(const Balancer *b, size_t i, const uint64_t *skip)
+static inline bool eligible(Balancer *b, size_t i, const BalancerRequest *req, uint64_t *now,
+                            bool *down)
 {
-        return b->weights[i] > 0 && !bitmap_test(skip, i);
+        return b->weights[i] > 0 && !bitmap_test(req->skip, i) &&
+               balancer_item_health(b, i, req, false, now, down);
 }
 
 /* The first eligible item at or after `from` (wrapping), other than `not`, or -ENOENT. */
-static ssize_t eligible_from(const Balancer *b, size_t from, ssize_t not, const uint64_t *skip)
+static ssize_t eligible_from(Balancer *b, size_t from, ssize_t not, const BalancerRequest *req,
+                             uint64_t *now, bool *down)
 {
         for (size_t k = 0; k < b->n; k++) {
                 size_t i = from + k < b->n ? from + k : from + k - b->n;
-                if ((ssize_t)i != not && eligible(b, i, skip))
+                if ((ssize_t)i != not && eligible(b, i, req, now, down))
                         return (ssize_t)i;
         }
         return -ENOENT;
@@ -73,13 +76,14 @@ static ssize_t eligible_from(const Balancer *b, size_t from, ssize_t not, const 
 
 static ssize_t ewma_pick(Balancer *b, const BalancerRequest *req)
 {
-        ssize_t x = eligible_from(b, draw() % b->n, -1, req->skip);
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        bool down = false;
+        ssize_t x = eligible_from(b, draw() % b->n, -1, req, &now, &down);
         if (x < 0)
-                return x;
-        ssize_t y = eligible_from(b, draw() % b->n, x, req->skip);
+                return balancer_none(down);
+        ssize_t y = eligible_from(b, draw() % b->n, x, req, &now, &down);
         if (y < 0)
                 return x;
-        uint64_t now = now_usec(CLOCK_MONOTONIC);
         double cx = cost(b, (size_t)x, now), cy = cost(b, (size_t)y, now);
         if (cx != cy)
                 return cx < cy ? x : y;

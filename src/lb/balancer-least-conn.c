@@ -4,9 +4,8 @@
  * every worker (the counts are the registry's atomics, one per node on its own cache line, so
  * a pick on one worker sees what the others sent). Ties are broken by round robin: the scan
  * starts at the next place of a rotating ticket and keeps the first of the lowest, so equal
- * loads (an idle upstream) still rotate. A failing node is left alone while healthy ones exist
- * (else, answering fastest with a refusal, it would draw every request), but one request may
- * find out whether it is back once BALANCER_RETRY_FAILING_USEC passed.
+ * loads (an idle upstream) still rotate. A node its health passes over (down, draining) is
+ * left alone; one ramping up (slow start) counts with the part of its weight it has reached.
  *
  * No node can score below (m + 1) / max_weight, where m is the lowest count of them all: a
  * node of the largest weight holding m is the answer, and the scan stops at the first one. m
@@ -57,30 +56,27 @@ static ssize_t least_conn_pick(Balancer *b, const BalancerRequest *req)
         const LeastConnState *st = b->state;
         size_t n = b->n;
         uint64_t now = 0;
-        ssize_t best = -ENOENT, fallback = -ENOENT;
-        uint64_t best_load = 0, fallback_load = 0;
+        bool down = false;
+        ssize_t best = -ENOENT;
+        uint64_t best_load = 0, best_weight = 0;
         unsigned bound = atomic_load_explicit(&b->total->min_in_flight, memory_order_relaxed);
         unsigned lowest = UINT_MAX;
 
         size_t start = (size_t)(atomic_fetch_add_explicit(&b->ticket, 1, memory_order_relaxed) % n);
         for (size_t k = 0; k < n; k++) {
                 size_t i = start + k < n ? start + k : start + k - n;
-                uint32_t w = b->weights[i];
                 unsigned load = registry_in_flight(b->entries[i]);
                 lowest = load < lowest ? load : lowest;
-                if (w == 0 || bitmap_test(req->skip, i))
+                if (b->weights[i] == 0 || bitmap_test(req->skip, i) ||
+                    !balancer_item_health(b, i, req, false, &now, &down))
                         continue;
-                if (fallback < 0 || lower(load, w, fallback_load, b->weights[fallback])) {
-                        fallback = (ssize_t)i;
-                        fallback_load = load;
-                }
-                if (!balancer_entry_available(b->entries[i], &now))
-                        continue;
+                uint64_t w = balancer_weight_now(b, i, &now);
                 if (load <= bound && w == st->max_weight)
                         return (ssize_t)i; /* none scores lower */
-                if (best < 0 || lower(load, w, best_load, b->weights[best])) {
+                if (best < 0 || lower(load, w, best_load, best_weight)) {
                         best = (ssize_t)i;
                         best_load = load;
+                        best_weight = w;
                 }
         }
         /* All the way round: the lowest count is known, unless a request ended meanwhile and
@@ -89,7 +85,7 @@ static ssize_t least_conn_pick(Balancer *b, const BalancerRequest *req)
                 (void)atomic_compare_exchange_strong_explicit(&b->total->min_in_flight, &bound,
                                                               lowest, memory_order_relaxed,
                                                               memory_order_relaxed);
-        return best >= 0 ? best : fallback;
+        return best >= 0 ? best : balancer_none(down);
 }
 
 const BalancerOps balancer_least_conn_ops = {

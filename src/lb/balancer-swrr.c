@@ -23,7 +23,6 @@
 typedef struct SwrrState {
         bool uniform;      /* all weights equal and > 0: the schedule is the rotation */
         size_t len;        /* of the schedule; 0 with no weight or in the fallback */
-        uint64_t *weighted; /* bitmap: the items with weight > 0 */
         /* The fallback: the algorithm itself, under a lock. */
         bool locked;
         pthread_mutex_t lock;
@@ -41,14 +40,19 @@ static uint64_t gcd(uint64_t a, uint64_t b)
         return a;
 }
 
-/* One step of the algorithm over `weights`, skipping items marked in `skip`. */
-static ssize_t swrr_step(const uint32_t *weights, size_t n, int64_t *current, const uint64_t *skip)
+/* One step of the algorithm over `weights`, skipping items marked in `skip` and, with `b`,
+ * those whose health says no (then *down tells whether a down one was passed over). */
+static ssize_t swrr_step(const uint32_t *weights, size_t n, int64_t *current, const uint64_t *skip,
+                         Balancer *b, const BalancerRequest *req, bool *down)
 {
         int64_t total = 0;
         ssize_t best = -ENOENT;
+        uint64_t now = 0;
 
         for (size_t i = 0; i < n; i++) {
                 if (weights[i] == 0 || bitmap_test(skip, i))
+                        continue;
+                if (b && !balancer_item_health(b, i, req, false, &now, down))
                         continue;
                 current[i] += weights[i];
                 total += weights[i];
@@ -79,13 +83,9 @@ static int swrr_init(Balancer *b)
                 return -ENOMEM;
         b->state = st;
         st->uniform = uniform;
-        st->weighted = calloc(BITMAP_WORDS(n) + 1, sizeof(uint64_t));
         st->current = calloc(n + 1, sizeof(int64_t));
-        if (!st->weighted || !st->current)
+        if (!st->current)
                 return -ENOMEM;
-        for (size_t i = 0; i < n; i++)
-                if (b->weights[i] > 0)
-                        bitmap_set(st->weighted, i);
         if (uniform)
                 st->len = n;
         else if (scheduled) {
@@ -96,7 +96,8 @@ static int swrr_init(Balancer *b)
                         reduced[i] = (uint32_t)(b->weights[i] / g);
                 /* Weights scaled by one factor give the same sequence: the period is shorter. */
                 for (size_t k = 0; k < total; k++)
-                        st->schedule[k] = (uint32_t)swrr_step(reduced, n, st->current, NULL);
+                        st->schedule[k] = (uint32_t)swrr_step(reduced, n, st->current, NULL, NULL,
+                                                               NULL, NULL);
                 st->len = total;
         } else if (total > 0) {
                 st->locked = true;
@@ -112,19 +113,9 @@ static void swrr_done(Balancer *b)
 
         if (st->locked)
                 pthread_mutex_destroy(&st->lock);
-        free(st->weighted);
         free(st->current);
         free(st);
         b->state = NULL;
-}
-
-/* Whether an item with weight is left once `skip` is taken out. */
-static bool any_left(const SwrrState *st, size_t n, const uint64_t *skip)
-{
-        for (size_t w = 0; w < BITMAP_WORDS(n); w++)
-                if (st->weighted[w] & ~skip[w])
-                        return true;
-        return false;
 }
 
 static inline size_t schedule_at(const SwrrState *st, uint64_t t)
@@ -132,39 +123,49 @@ static inline size_t schedule_at(const SwrrState *st, uint64_t t)
         return st->uniform ? (size_t)(t % st->len) : st->schedule[t % st->len];
 }
 
+/* The first item from a place of the rotation that may take the request, slow start's share
+ * aside, or what balancer_none() says. */
+static ssize_t swrr_scan(Balancer *b, const BalancerRequest *req, size_t from, uint64_t *now,
+                         bool *down)
+{
+        for (size_t k = 0; k < b->n; k++) {
+                size_t i = (from + k) % b->n;
+                if (b->weights[i] > 0 && !bitmap_test(req->skip, i) &&
+                    balancer_item_health(b, i, req, false, now, down))
+                        return (ssize_t)i;
+        }
+        return balancer_none(*down);
+}
+
 static ssize_t swrr_pick(Balancer *b, const BalancerRequest *req)
 {
         SwrrState *st = b->state;
+        uint64_t now = 0;
+        bool down = false;
 
         if (st->locked) {
                 pthread_mutex_lock(&st->lock);
-                ssize_t i = swrr_step(b->weights, b->n, st->current, req->skip);
+                ssize_t i = swrr_step(b->weights, b->n, st->current, req->skip, b, req, &down);
                 pthread_mutex_unlock(&st->lock);
-                return i;
+                return i >= 0 ? i : balancer_none(down);
         }
         if (st->len == 0)
                 return -ENOENT;
 
-        uint64_t t = atomic_fetch_add_explicit(&b->ticket, 1, memory_order_relaxed);
-        size_t i = schedule_at(st, t);
-        if (!req->skip || !bitmap_test(req->skip, i))
-                return (ssize_t)i;
-
-        /* A retry: the next item of the schedule not tried yet. The schedule goes on after it
-         * (unless another pick took a ticket meanwhile), so the rotation does not hand out the
-         * item just passed over twice in a row. */
-        if (!any_left(st, b->n, req->skip))
-                return -ENOENT;
-        for (uint64_t d = 1;; d++) {
-                i = schedule_at(st, t + d);
-                if (bitmap_test(req->skip, i))
-                        continue;
-                uint64_t expected = t + 1;
-                (void)atomic_compare_exchange_strong_explicit(&b->ticket, &expected, t + 1 + d,
-                                                              memory_order_relaxed,
-                                                              memory_order_relaxed);
-                return (ssize_t)i;
+        /* Items passed over (tried by this request, down, draining, ramping up) give their
+         * ticket away: each ticket serves one pick, so over a period of the schedule every
+         * item left takes exactly its weight's share, whatever worker picks. A period holds
+         * every item; past one (or a bound, for long schedules of a few heavy items) the
+         * first item that may take it does. */
+        size_t tries = st->len < 2 * b->n + 64 ? st->len : 2 * b->n + 64;
+        uint64_t t = 0;
+        for (size_t k = 0; k < tries; k++) {
+                t = atomic_fetch_add_explicit(&b->ticket, 1, memory_order_relaxed);
+                size_t i = schedule_at(st, t);
+                if (!bitmap_test(req->skip, i) && balancer_item_health(b, i, req, true, &now, &down))
+                        return (ssize_t)i;
         }
+        return swrr_scan(b, req, schedule_at(st, t), &now, &down);
 }
 
 const BalancerOps balancer_swrr_ops = {

@@ -49,7 +49,8 @@ int balancer_new(const BalancerSpec *spec, Balancer **ret)
                 return balancer_free(b), -ENOMEM;
         for (size_t i = 0; i < n; i++)
                 b->total_weight += b->weights[i];
-        if (ops->needs_entries) {
+        b->health = spec->health;
+        if (spec->entries) {
                 b->entries = memdup(spec->entries, (n ? n : 1) * sizeof(RegistryEntry *));
                 if (!b->entries)
                         return balancer_free(b), -ENOMEM;
@@ -96,8 +97,14 @@ Balancer *balancer_free(Balancer *b)
 ssize_t balancer_pick(Balancer *b, const BalancerRequest *req)
 {
         /* A single item needs no algorithm. */
-        if (b->n == 1)
-                return b->weights[0] > 0 && !bitmap_test(req->skip, 0) ? 0 : -ENOENT;
+        if (b->n == 1) {
+                uint64_t now = 0;
+                bool down = false;
+                if (b->weights[0] == 0 || bitmap_test(req->skip, 0))
+                        return -ENOENT;
+                return balancer_item_health(b, 0, req, false, &now, &down) ? 0
+                                                                           : balancer_none(down);
+        }
         return b->ops->pick(b, req);
 }
 
@@ -106,6 +113,9 @@ bool balancer_same(const Balancer *b, const BalancerSpec *spec)
         /* The weights are the configuration's: a D-Bus weight change builds a new model. */
         if (b->ops != spec->ops || b->n != spec->n ||
             b->hash_balance_factor != spec->hash_balance_factor ||
+            b->health.trials != spec->health.trials ||
+            b->health.slow_start_usec != spec->health.slow_start_usec ||
+            !b->entries != !spec->entries ||
             memcmp(b->weights, spec->weights, b->n * sizeof(uint32_t)) != 0)
                 return false;
         /* The entries are found by the names of the nodes, which the caller compared. */
@@ -113,15 +123,4 @@ bool balancer_same(const Balancer *b, const BalancerSpec *spec)
                 if (!streq(b->names[i], spec->names[i]))
                         return false;
         return true;
-}
-
-bool balancer_entry_available(const RegistryEntry *e, uint64_t *now)
-{
-        if (atomic_load_explicit(&e->failures, memory_order_relaxed) == 0)
-                return true;
-        /* The clock is read once per pick, and only when a node is failing. */
-        if (*now == 0)
-                *now = now_usec(CLOCK_MONOTONIC);
-        uint64_t at = atomic_load_explicit(&e->failed_at_usec, memory_order_relaxed);
-        return *now >= at + BALANCER_RETRY_FAILING_USEC;
 }

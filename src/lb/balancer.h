@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "lb/health.h"
 #include "lb/registry.h"
 
 typedef struct Balancer Balancer;
@@ -27,6 +28,9 @@ typedef struct Balancer Balancer;
 typedef struct BalancerRequest {
         const uint64_t *skip; /* a bitmap of n bits: items not to pick (tried); may be NULL */
         uint64_t key;         /* chash: the request's key, hashed (balance-key.c) */
+        /* Every node is down: take them all as if healthy (Envoy's panic, APISIX's "all
+         * unhealthy, use all"); drain and maint still take nothing. */
+        bool panic;
 } BalancerRequest;
 
 typedef struct BalancerOps {
@@ -35,9 +39,11 @@ typedef struct BalancerOps {
         int (*init)(Balancer *b);
         void (*done)(Balancer *b);
         /* Returns the index picked among items with weight > 0 that are not marked in
-         * req->skip, or -ENOENT. Runs on any worker at once with others: no lock. */
+         * req->skip and whose health allows (balancer_item_health), or -EHOSTDOWN when only
+         * down ones are left (the caller picks again in panic), or -ENOENT. Runs on any worker
+         * at once with others: no lock. */
         ssize_t (*pick)(Balancer *b, const BalancerRequest *req);
-        bool needs_entries; /* reads the items' registry entries (load, health, latency) */
+        bool needs_entries; /* reads the items' load or latency in their registry entries */
         bool hashes_requests; /* wants BalancerRequest.key */
         bool records_latency; /* wants balancer_latency_sample() at each response head */
 } BalancerOps;
@@ -47,9 +53,11 @@ typedef struct BalancerSpec {
         const BalancerOps *ops;
         const uint32_t *weights;
         size_t n;
-        /* Per item (ops->needs_entries): its node's registry entry. The entries outlive the
-         * Balancer: every model object sharing it holds them. */
+        /* Per item: its node's registry entry (health; and load or latency with
+         * ops->needs_entries); NULL for items that are no nodes (a route's upstreams). The
+         * entries outlive the Balancer: every model object sharing it holds them. */
         RegistryEntry *const *entries;
+        HealthPickPolicy health; /* with entries */
         /* With ops->needs_entries: the upstream's entry, whose requests in flight are those of
          * all the items together (and the one being picked for): chash's bounded loads, and
          * least_conn's lower bound of the items' counts. */
@@ -67,7 +75,8 @@ struct Balancer {
         const BalancerOps *ops;
         size_t n;
         uint32_t *weights;
-        RegistryEntry **entries; /* NULL unless ops->needs_entries */
+        RegistryEntry **entries; /* per item, or NULL (a route's) */
+        HealthPickPolicy health;
         RegistryEntry *total;    /* with entries */
         char **names;            /* NULL unless chash */
         unsigned hash_balance_factor;
@@ -100,10 +109,37 @@ ssize_t balancer_pick(Balancer *b, const BalancerRequest *req);
 #define BALANCER_EWMA_FAILURE_USEC (10 * USEC_PER_SEC)
 void balancer_latency_sample(RegistryEntry *e, uint64_t usec, uint64_t now_usec);
 
-/* Whether the node of `e` may take traffic now: healthy, or failing for long enough that one
- * request may find out whether it is back (passive health learns only from requests). */
-#define BALANCER_RETRY_FAILING_USEC (2 * USEC_PER_SEC)
-bool balancer_entry_available(const RegistryEntry *e, uint64_t *now_usec);
+/* Whether item i may take this request as far as its node's health and admin state say (see
+ * health_pick); a down item passed over sets *down. `thin`: slow start passes the item over
+ * for part of the picks (round robin, chash); the others scale its weight
+ * (balancer_weight_now). `*now` is read at most once per pick. */
+static inline bool balancer_item_health(Balancer *b, size_t i, const BalancerRequest *req,
+                                        bool thin, uint64_t *now, bool *down)
+{
+        if (!b->entries)
+                return true;
+        HealthPick p = health_pick(b->entries[i], &b->health, req->panic, thin, now);
+        if (p == HEALTH_PICK_DOWN)
+                *down = true;
+        return p == HEALTH_PICK_YES;
+}
+
+/* Item i's weight now: less while it ramps up (slow start), never below 1. */
+static inline uint64_t balancer_weight_now(Balancer *b, size_t i, uint64_t *now)
+{
+        uint64_t w = b->weights[i];
+        if (!b->entries ||
+            !(atomic_load_explicit(&b->entries[i]->health, memory_order_relaxed) & HEALTH_SLOW_START))
+                return w;
+        uint64_t scaled = w * health_slow_start_permille(b->entries[i], &b->health, now) / 1000;
+        return scaled > 0 ? scaled : 1;
+}
+
+/* What a pick that found nothing returns: -EHOSTDOWN when it passed over down items. */
+static inline ssize_t balancer_none(bool down)
+{
+        return down ? -EHOSTDOWN : -ENOENT;
+}
 
 /* The finalizer of splitmix64: spreads a hash (FNV's low bits are weak) over 64 bits. */
 static inline uint64_t balancer_mix64(uint64_t x)

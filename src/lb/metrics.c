@@ -521,7 +521,7 @@ static void write_node_gauges(Scrape *s)
                         uint64_t total = 0;
                         for (size_t k = 0; k < u->n_nodes; k++) {
                                 const Node *n = &u->nodes[k];
-                                uint64_t v = g == 0   ? node_is_healthy(n)
+                                uint64_t v = g == 0   ? !node_is_down(n)
                                              : g == 1 ? u->config->nodes[k].weight
                                                       : registry_in_flight(n->state);
                                 total += v;

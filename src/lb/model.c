@@ -129,7 +129,9 @@ static int upstream_new(const ConfigUpstream *cu, const Upstream *o, TlsClient *
                 return upstream_unref(u), -EOPNOTSUPP;
         BalancerSpec spec = { .ops = ops, .weights = weights, .n = cu->n_nodes,
                               .entries = entries, .names = names, .total = u->state,
-                              .hash_balance_factor = cu->hash_balance_factor };
+                              .hash_balance_factor = cu->hash_balance_factor,
+                              .health = { .trials = !cu->health_check.active.enabled,
+                                          .slow_start_usec = cu->slow_start_usec } };
         if (o && same_nodes(o, cu) && balancer_same(o->balancer, &spec))
                 u->balancer = balancer_ref(o->balancer); /* its schedule goes on */
         else {
@@ -490,22 +492,56 @@ Model *model_unref(Model *m)
 
 int route_pick_upstream(Route *r, Upstream **ret)
 {
-        ssize_t i = balancer_pick(r->balancer, &(BalancerRequest){});
-        if (i < 0)
-                return (int)i;
+        ssize_t first = balancer_pick(r->balancer, &(BalancerRequest){});
+        if (first < 0)
+                return (int)first;
+        /* An upstream with no node to take a request (all down: it would serve in panic)
+         * leaves its share to the route's others while one of them has a node. */
+        ssize_t i = first;
+        uint64_t skip[BITMAP_WORDS(ROUTE_FALLBACK_TARGETS_MAX)] = {};
+        for (size_t k = 0; k < r->n_targets && r->n_targets <= ROUTE_FALLBACK_TARGETS_MAX; k++) {
+                Upstream *u = r->targets[i].upstream;
+                /* With no active check, a trial request is all that can bring it back. */
+                if (!upstream_in_panic(u) || upstream_trial_due(u))
+                        break;
+                bitmap_set(skip, (size_t)i);
+                i = balancer_pick(r->balancer, &(BalancerRequest){ .skip = skip });
+                if (i < 0) {
+                        i = first; /* all of them in panic: as picked */
+                        break;
+                }
+        }
         *ret = r->targets[i].upstream;
         return 0;
 }
 
+bool upstream_trial_due(Upstream *u)
+{
+        Balancer *b = u->balancer;
+        uint64_t now = 0;
+        if (!b->health.trials || !b->entries)
+                return false;
+        for (size_t i = 0; i < b->n; i++)
+                if (b->weights[i] > 0 &&
+                    health_pick(b->entries[i], &b->health, false, false, &now) == HEALTH_PICK_YES)
+                        return true; /* its trial taken: the request goes there */
+        return false;
+}
+
 int upstream_pick_node(Upstream *u, const uint64_t *skip, uint64_t key, Node **ret)
 {
-        ssize_t i = balancer_pick(u->balancer, &(BalancerRequest){ .skip = skip, .key = key });
+        BalancerRequest req = { .skip = skip, .key = key };
+        ssize_t i = balancer_pick(u->balancer, &req);
+        if (i == -EHOSTDOWN) {
+                /* Every node left is down: rather all of them than none (panic). */
+                req.panic = true;
+                i = balancer_pick(u->balancer, &req);
+        }
         if (i < 0)
                 return (int)i;
         *ret = &u->nodes[i];
         return 0;
 }
-
 
 TlsServer *model_find_tls_server(const Model *m, const char *listener)
 {

@@ -17,6 +17,7 @@
 #include "base/util.h"
 #include "config/config.h"
 #include "lb/balancer.h"
+#include "lb/health.h"
 #include "lb/registry.h"
 #include "tls/tls.h"
 
@@ -135,15 +136,20 @@ const ConfigListener *model_find_listener(const Model *m, const char *name);
 /* The TLS server of the https listener named `listener`, or NULL. */
 TlsServer *model_find_tls_server(const Model *m, const char *listener);
 
-/* Passive health: a node is "failing" after a connect failure, "healthy" again after a
- * success. Return true when the state changed (worth a PropertiesChanged). */
-bool node_report_failure(Node *n);
-bool node_report_success(Node *n);
-const char *node_health_to_string(const Node *n);
-static inline bool node_is_healthy(const Node *n)
+/* Whether every node of `u` that may take traffic is down, so that it serves in panic (all
+ * of them): kept in its registry entry by the control side as nodes change
+ * (upstream_update_panic). */
+static inline bool upstream_in_panic(const Upstream *u)
 {
-        return atomic_load_explicit(&n->state->failures, memory_order_relaxed) == 0;
+        return atomic_load_explicit(&u->state->panic, memory_order_relaxed);
 }
+/* Whether `u`, in panic with no active check, has a trial request due (and takes it). */
+bool upstream_trial_due(Upstream *u);
+/* Works out whether `u` is in panic now; returns true when that changed. Callers serialize. */
+bool upstream_update_panic(Upstream *u);
+
+/* A route with more upstreams than this sends no share of one in panic to the others. */
+#define ROUTE_FALLBACK_TARGETS_MAX 64
 
 /* Picks the upstream of a route and the node of that upstream. `skip` marks nodes already tried
  * for this request (a bitmap of upstream->n_nodes bits, may be NULL); `key` is the request's

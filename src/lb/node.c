@@ -169,23 +169,18 @@ int node_init(Node *n, const Upstream *u, const ConfigNode *cn, const ModelConte
         return node_set_address(n, cu->scheme, ctx->resolver);
 }
 
-bool node_report_failure(Node *n)
+bool upstream_update_panic(Upstream *u)
 {
-        /* When, for the balancers that leave a failing node alone for a while. */
-        atomic_store_explicit(&n->state->failed_at_usec, now_usec(CLOCK_MONOTONIC),
-                              memory_order_relaxed);
-        return atomic_fetch_add_explicit(&n->state->failures, 1, memory_order_relaxed) == 0;
-}
-
-bool node_report_success(Node *n)
-{
-        if (node_is_healthy(n))
-                return false; /* the common case: no write to a shared line */
-        /* Another worker may say the same at once: one of them reports the change. */
-        return atomic_exchange_explicit(&n->state->failures, 0, memory_order_relaxed) != 0;
-}
-
-const char *node_health_to_string(const Node *n)
-{
-        return node_is_healthy(n) ? "healthy" : "failing";
+        /* Nodes out of rotation (weight 0, drain, maint) count for nothing: panic is about
+         * health, and takes none of them either. */
+        bool ready = false, all_down = true;
+        for (size_t i = 0; i < u->n_nodes; i++) {
+                const Node *n = &u->nodes[i];
+                if (u->config->nodes[i].weight == 0 || node_admin_state(n) != NODE_ADMIN_READY)
+                        continue;
+                ready = true;
+                all_down = all_down && node_is_down(n);
+        }
+        bool panic = ready && all_down;
+        return atomic_exchange_explicit(&u->state->panic, panic, memory_order_relaxed) != panic;
 }

@@ -270,13 +270,14 @@ static int entry_get(Registry *r, RegistryKind kind, const char *name, const cha
                 return -ENOMEM;
         memset(e, 0, size);
         *e = (RegistryEntry){ .registry = r, .key_len = len, .n_ref = 1, .kind = kind };
-        atomic_init(&e->failures, 0);
+        atomic_init(&e->health, 0);
         atomic_init(&e->in_flight, 0);
         int k = slot_take(r, &e->slot);
         if (k < 0) {
                 free(e);
                 return k;
         }
+        e->fresh = true;
         e->key = TAKE_PTR(key);
         k = hashmap_put(r->entries, e->key, e->key_len, e);
         if (k < 0) {

@@ -47,8 +47,16 @@ typedef struct RegistryEntry {
         unsigned n_ref; /* the model objects that point here; control thread only */
         uint32_t slot;  /* of its counters in every worker's blocks */
         RegistryKind kind;
-        atomic_uint failures; /* nodes: connect failures in a row, 0 = healthy */
-        atomic_uint_fast64_t failed_at_usec; /* nodes: CLOCK_MONOTONIC of the last failure */
+        bool fresh; /* made by the model being built (not found): control thread */
+        /* Nodes: health (lb/health.c). The word packs the counters of events in a row, down,
+         * the admin state and slow start, so that a pick reads one word and finds it 0 while
+         * all is well; only a change of state writes it. */
+        atomic_uint_fast64_t health;
+        atomic_uint_fast64_t health_since_usec; /* CLOCK_REALTIME of the last transition */
+        atomic_uint_fast64_t trial_at_usec; /* down, passive only: when the next trial may go */
+        atomic_uint_fast64_t up_since_usec; /* slow start: when it came up (CLOCK_MONOTONIC) */
+        atomic_uint slow_start_seen;       /* picks that fell on it while ramping */
+        atomic_bool panic; /* upstreams: every node down, all are used (upstream_in_panic) */
         /* Written by every request to the node or upstream: a line of its own. The balancers
          * read it there (least_conn's counts, chash's bounded loads, ewma's latency), shared by
          * every worker, so a pick sees what all of them sent. */

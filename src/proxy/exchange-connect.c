@@ -67,8 +67,11 @@ void exchange_attempt_failed(Exchange *x, int error, bool timed_out, bool connec
                 x->fresh_retry_done = true;
         }
         x->up = upstream_conn_free(x->up);
-        if (x->node && !retry_fresh)
+        if (x->node && !retry_fresh) {
                 exchange_report_failed(x);
+                exchange_report_health(x, timed_out ? HEALTH_EVENT_TIMEOUT
+                                                    : HEALTH_EVENT_TCP_FAILURE);
+        }
 
         if (retry_fresh) {
                 (void)exchange_run_attempts(x, ATTEMPT_SAME_FRESH);
@@ -77,9 +80,6 @@ void exchange_attempt_failed(Exchange *x, int error, bool timed_out, bool connec
         x->last_timed_out = timed_out;
         if (!connected && x->node) {
                 stats_count_connect(x->worker, x->node_stats, false, 0);
-                if (node_report_failure(x->node))
-                        worker_node_health_changed(x->worker, x->upstream, x->node,
-                                                   x->error_detail);
                 /* Connect failures move on to the other nodes; anything later does not, as the
                  * request may have had effects. */
                 mark_tried(x);
@@ -113,8 +113,10 @@ static void upstream_on_connect(Stream *s, int error, void *userdata)
                 exchange_attempt_failed(x, error, false, false);
                 return;
         }
-        if (node_report_success(x->node))
-                worker_node_health_changed(x->worker, x->upstream, x->node, NULL);
+        /* A session has nothing but its connect to tell a healthy node by; a request has its
+         * response's status (exchange_report_status). */
+        if (x->kind == EXCHANGE_STREAM)
+                exchange_report_health(x, HEALTH_EVENT_SUCCESS);
         uint64_t now = now_usec(CLOCK_MONOTONIC);
         stats_count_connect(x->worker, x->node_stats, true, now - x->attempt_usec);
         /* A session has no response head: its node answers by accepting (ewma's sample is
@@ -240,7 +242,7 @@ static void in_flight_at(Exchange *x, Node *n)
         if (x->in_flight_at == n->state)
                 return;
         if (x->in_flight_at)
-                registry_node_in_flight_sub(x->in_flight_at, x->upstream->state);
+                worker_node_request_ended(x->worker, x->in_flight_at, x->upstream->state);
         x->in_flight_at = n->state;
         registry_in_flight_add(x->in_flight_at);
 }
@@ -251,6 +253,26 @@ void exchange_report_latency(Exchange *x)
                 return;
         uint64_t now = now_usec(CLOCK_MONOTONIC);
         balancer_latency_sample(x->node->state, now - x->attempt_usec, now);
+}
+
+void exchange_report_health(Exchange *x, HealthEvent ev)
+{
+        HealthChange c = node_health_report(x->node, x->upstream, HEALTH_SOURCE_PASSIVE, ev);
+        if (c == HEALTH_UNCHANGED)
+                return;
+        char why[64];
+        worker_node_health_changed(x->worker, x->upstream, x->node,
+                                   c == HEALTH_WENT_DOWN
+                                           ? node_health_reason(x->node, why, sizeof(why))
+                                           : NULL);
+}
+
+void exchange_report_status(Exchange *x, unsigned status)
+{
+        int ev = health_classify_status(&exchange_upstream_config(x)->health_check,
+                                        HEALTH_SOURCE_PASSIVE, status);
+        if (ev >= 0)
+                exchange_report_health(x, (HealthEvent)ev);
 }
 
 void exchange_report_failed(Exchange *x)

@@ -108,6 +108,9 @@ const char *exchange_errno_text(int error);
 /* ewma: the node answered (its response head came) or failed the request: a latency sample. */
 void exchange_report_latency(Exchange *x);
 void exchange_report_failed(Exchange *x);
+/* Passive health: the node answered with `status`, or failed in the way `ev` says. */
+void exchange_report_status(Exchange *x, unsigned status);
+void exchange_report_health(Exchange *x, HealthEvent ev);
 extern const StreamHandler exchange_upstream_handler;
 void exchange_rearm_timer(Exchange *x);
 int exchange_run_attempts(Exchange *x, AttemptMode mode);

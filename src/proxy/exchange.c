@@ -45,7 +45,7 @@ void exchange_free(Exchange *x)
         if (x->upstream)
                 registry_in_flight_sub(x->upstream->state);
         if (x->in_flight_at)
-                registry_node_in_flight_sub(x->in_flight_at, x->upstream->state);
+                worker_node_request_ended(x->worker, x->in_flight_at, x->upstream->state);
         resolved_name_cancel_wait(&x->dns_wait);
         if (x->dns_timer)
                 event_free(x->dns_timer);
@@ -348,6 +348,7 @@ static int read_response_head(Exchange *x)
                         x->status = 101;
                         x->response_head_done = true;
                         exchange_report_latency(x);
+                        exchange_report_status(x, 101);
                         x->response_bytes += evbuffer_get_length(c->stream.out) - before;
                         evbuffer_drain(us->in, (size_t)r);
                         exchange_tunnel_start(x); /* what follows the head is the tunnel's */
@@ -387,6 +388,7 @@ static int read_response_head(Exchange *x)
                 x->status = h.status;
                 x->response_head_done = true;
                 exchange_report_latency(x);
+                exchange_report_status(x, h.status);
                 http_body_init(&x->response, h.body, h.content_length);
                 x->response_keep_alive = h.keep_alive;
                 x->response.dechunk = dechunk;

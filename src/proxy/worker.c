@@ -69,6 +69,14 @@ void worker_node_health_changed(Worker *w, const Upstream *u, const Node *n, con
                 h->node_health_changed(h->userdata, u, n, why);
 }
 
+void worker_node_request_ended(Worker *w, RegistryEntry *e, RegistryEntry *upstream)
+{
+        registry_node_in_flight_sub(e, upstream);
+        const WorkerHooks *h = &w->shared->hooks;
+        if (h->node_drained && node_health_claim_drained(e))
+                h->node_drained(h->userdata, e);
+}
+
 /* A stopping worker without connections has nothing left to do: its loop ends. Worker 0's loop
  * is the control loop, which the layer above ends when all are done (hooks.idle). */
 static void check_done(Worker *w)

@@ -27,10 +27,13 @@ typedef struct Node Node;
 /* How what happens in a worker reaches the layer above (control), which sets them before the
  * workers start. Any may be NULL: nobody above listens (a unit test's worker). */
 typedef struct WorkerHooks {
-        /* A node turned failing (`why` says what failed) or healthy again (`why` NULL). On the
+        /* A node went down (`why` says what failed) or came up again (`why` NULL). On the
          * worker's thread. */
         void (*node_health_changed)(void *userdata, const Upstream *u, const Node *n,
                                     const char *why);
+        /* The last request in flight to a draining node (its entry, which names it) ended. On
+         * the worker's thread. */
+        void (*node_drained)(void *userdata, const RegistryEntry *node);
         /* Worker 0, stopping, has no connection left. Its loop is the control loop, which the
          * layer above ends when everything is done; the other workers end their own. */
         void (*idle)(void *userdata);
@@ -111,6 +114,8 @@ void worker_wake_accept(Worker *w);
 
 /* A node's health changed (node_report_failure/success said so): the hook hears it. */
 void worker_node_health_changed(Worker *w, const Upstream *u, const Node *n, const char *why);
+/* A request to the node of `e` ended: when it was the last of a draining node, the hook hears it. */
+void worker_node_request_ended(Worker *w, RegistryEntry *e, RegistryEntry *upstream);
 
 /* `shared` outlives the worker. */
 int worker_init(Worker *w, unsigned id, const WorkerShared *shared, struct event_base *base);

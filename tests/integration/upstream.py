@@ -206,6 +206,12 @@ class UpstreamServer:
             self._listener.close()
             self._listener = None
 
+    def restart(self):
+        """Listens again on the port it had, after stop()."""
+        self._stop.clear()
+        self._want_port = self.port
+        return self.start()
+
     def __enter__(self):
         return self.start()
 

@@ -97,13 +97,13 @@ check "install: user lbproxy created by systemd-sysusers" getent passwd lbproxy
 check "units: systemd-analyze verify" systemd-analyze verify lbproxy.socket lbproxy.service
 catalog_ok() {
         local id
-        for id in $REQUEST_ID 7a3e9c1f5b2d4e8a9c6f1b3d5e7a9c2e 2f8d6b4a1c9e4f7b8a5d3c1e9f7b5a3d \
+        for id in $REQUEST_ID 7a3e9c1f5b2d4e8a9c6f1b3d5e7a9c2e 687cb4e2411e40749ce24f1f14f568c5 2f8d6b4a1c9e4f7b8a5d3c1e9f7b5a3d \
                 4b6d8f0a2c4e4a6b8d0f2a4c6e8b0d2f $CONFIG_CHANGE_ID; do
                 journalctl --list-catalog "$id" 2>/dev/null | grep -q lbproxy ||
                         { echo "no catalog entry $id"; return 1; }
         done
 }
-check "catalog: journalctl knows all 5 lbproxy MESSAGE_IDs" catalog_ok
+check "catalog: journalctl knows all 6 lbproxy MESSAGE_IDs" catalog_ok
 
 sec=$(systemd-analyze security --no-pager lbproxy.service 2>&1)
 level=$(sed -n 's/.*Overall exposure level for lbproxy.service: \([0-9.]*\).*/\1/p' <<<"$sec")

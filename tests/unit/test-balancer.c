@@ -300,7 +300,8 @@ static Balancer *over(const Nodes *ns, const BalancerOps *ops, size_t without, u
         }
         CHECK(balancer_new(&(BalancerSpec){ .ops = ops, .weights = w, .n = k, .entries = e,
                                             .names = names, .total = ns->total,
-                                            .hash_balance_factor = factor },
+                                            .hash_balance_factor = factor,
+                                            .health = { .trials = true } },
                            &b) == 0);
         return b;
 }
@@ -371,12 +372,12 @@ static void test_chash_remap(void)
                 restored = restored && map[pick_key(b, key_of(i), NULL)] == before[i];
         CHECK(restored);
 
-        /* A node that cannot take traffic (tried, or failing) is walked past: only its keys
-         * go elsewhere. */
+        /* A node that cannot take traffic (tried, or down) is walked past: only its keys go
+         * elsewhere. */
         uint64_t skip[1] = {};
         bitmap_set(skip, 5);
-        atomic_store(&ns.entries[7]->failures, 1);
-        atomic_store(&ns.entries[7]->failed_at_usec, now_usec(CLOCK_MONOTONIC));
+        atomic_store(&ns.entries[7]->health, HEALTH_DOWN);
+        atomic_store(&ns.entries[7]->trial_at_usec, now_usec(CLOCK_MONOTONIC) + USEC_PER_SEC * 60);
         bool others_stay = true, none_there = true;
         for (unsigned i = 0; i < KEYS; i++) {
                 size_t k = map[pick_key(b, key_of(i), skip)];
@@ -386,13 +387,13 @@ static void test_chash_remap(void)
         }
         CHECK(none_there);
         CHECK(others_stay);
-        /* Long enough after its failure, one request may find out whether it is back. */
-        atomic_store(&ns.entries[7]->failed_at_usec, 1);
-        bool back = false;
-        for (unsigned i = 0; i < KEYS && !back; i++)
-                back = map[pick_key(b, key_of(i), NULL)] == 7;
-        CHECK(back);
-        atomic_store(&ns.entries[7]->failures, 0);
+        /* Once its trial is due, one request may find out whether it is back; one only. */
+        atomic_store(&ns.entries[7]->trial_at_usec, 1);
+        unsigned tried = 0;
+        for (unsigned i = 0; i < KEYS; i++)
+                tried += map[pick_key(b, key_of(i), NULL)] == 7;
+        CHECK(tried == 1);
+        atomic_store(&ns.entries[7]->health, 0);
         balancer_free(b);
 
         /* Weights: 160 points a unit, a share to match. */
@@ -466,11 +467,11 @@ static void test_least_conn(void)
         atomic_store(&ns.entries[1]->in_flight, 1);
         atomic_store(&ns.entries[2]->in_flight, 2);
 
-        /* A failing node is left alone while others can take the request. */
-        atomic_store(&ns.entries[1]->failures, 1);
-        atomic_store(&ns.entries[1]->failed_at_usec, now_usec(CLOCK_MONOTONIC));
+        /* A down node is left alone while others can take the request. */
+        atomic_store(&ns.entries[1]->health, HEALTH_DOWN);
+        atomic_store(&ns.entries[1]->trial_at_usec, now_usec(CLOCK_MONOTONIC) + USEC_PER_SEC * 60);
         CHECK(pick(b, NULL) == 2);
-        atomic_store(&ns.entries[1]->failures, 0);
+        atomic_store(&ns.entries[1]->health, 0);
         balancer_free(b);
 
         /* (in flight + 1) / weight: weight 4 with 3 in flight scores 1, as weight 1 idle. */

@@ -100,12 +100,13 @@ static void test_messages_at_maximum(void)
                 log_entry_set(&e, (LogStr)i, s, 100000);
         LogFields f;
         size_t l;
-        /* An event: MESSAGE_ID and the three LBPROXY_ fields. */
+        /* An event: MESSAGE_ID and the five LBPROXY_ fields (a health event's all set). */
         CHECK(log_format_fields(&e, &f) == 0);
-        CHECK(f.n == 6);
+        CHECK(f.n == 8);
         CHECK(fields_inside_storage(&f));
         CHECK(field(&f, "MESSAGE", &l) && l == LOG_TEXT_MAX);
         CHECK(field(&f, "LBPROXY_HOST", &l) && l == LOG_NAME_MAX);
+        CHECK(field(&f, "LBPROXY_REASON", &l) && l == LOG_REASON_MAX);
         /* A message with an errno. */
         e.str[LOG_STR_MESSAGE_ID] = NULL;
         CHECK(log_format_fields(&e, &f) == 0);

@@ -91,7 +91,7 @@ static void test_registry(void)
         registry_in_flight_sub(a);
         CHECK(registry_in_flight(a) == 1);
         registry_in_flight_sub(a);
-        CHECK(atomic_fetch_add(&a->failures, 1) == 0);
+        CHECK(atomic_fetch_or(&a->health, HEALTH_DOWN) == 0);
 
         /* Dropped with its last reference, and fresh when it comes back. */
         registry_entry_unref(a2);
@@ -99,7 +99,7 @@ static void test_registry(void)
         registry_entry_unref(a);
         CHECK(registry_find_node(reg, "up", "127.0.0.1", 80) == NULL && registry_size(reg) == 2);
         CHECK(registry_node(reg, "up", "127.0.0.1", 80, &a) == 0);
-        CHECK(served(a) == 0 && atomic_load(&a->failures) == 0);
+        CHECK(served(a) == 0 && atomic_load(&a->health) == 0);
 
         /* Many entries: slots beyond the first chunk, in every worker. */
         RegistryEntry *many[REGISTRY_CHUNK_SLOTS + 10];
@@ -178,10 +178,13 @@ static void test_reuse(void)
         CHECK(node_of(m3, "b", 0)->state == node_of(m2, "b", 0)->state);
         CHECK(b3->state == b2->state);
         registry_count(w, node_of(m2, "b", 1)->state, 0, 0, 0);
-        CHECK(node_report_failure(node_of(m2, "b", 1)));
+        atomic_store(&node_of(m2, "b", 1)->state->health, HEALTH_DOWN);
         CHECK(served(node_of(m3, "b", 1)->state) == 1);
-        CHECK(!node_is_healthy(node_of(m3, "b", 1)));
-        CHECK(node_report_success(node_of(m3, "b", 1)) && node_is_healthy(node_of(m2, "b", 1)));
+        CHECK(node_is_down(node_of(m3, "b", 1)));
+        /* No active check: a passive success (a trial) brings it back. */
+        CHECK(node_health_report(node_of(m3, "b", 1), b3, HEALTH_SOURCE_PASSIVE,
+                                 HEALTH_EVENT_SUCCESS) == HEALTH_CAME_UP);
+        CHECK(!node_is_down(node_of(m2, "b", 1)));
 
         /* A route's path changes: the router is built again. */
         Model *m4 = build(reg, m3, config_with(5, "/other/*", true));
@@ -204,7 +207,7 @@ static void test_reuse(void)
         CHECK(registry_find_node(reg, "b", "127.0.0.2", 2) == NULL);
         Model *m6 = build(reg, m5, config_with(5, "/other/*", true));
         CHECK(m6 && served(node_of(m6, "b", 1)->state) == 0);
-        CHECK(served(node_of(m6, "b", 0)->state) == 0 && node_is_healthy(node_of(m6, "b", 1)));
+        CHECK(served(node_of(m6, "b", 0)->state) == 0 && !node_is_down(node_of(m6, "b", 1)));
 
         model_unref(m5);
         model_unref(m6);
