@@ -4,13 +4,28 @@
 #include "lb/model-config.h"
 
 /* A field added to these is compared below: the sizes say when one was. */
-static_assert(sizeof(ConfigUpstream) == 168 && sizeof(ConfigNode) == 32 &&
-                      sizeof(ConfigTls) == 24,
+static_assert(sizeof(ConfigUpstream) == 584 && sizeof(ConfigNode) == 40 &&
+                      sizeof(ConfigTls) == 24 && sizeof(ConfigHealthActive) == 232 &&
+                      sizeof(ConfigHealthPassive) == 176,
               "ConfigUpstream changed: compare the new field in model-config.c");
 static_assert(sizeof(ConfigRoute) == 88 && sizeof(ConfigRouteUpstream) == 32,
               "ConfigRoute changed: compare the new field in model-config.c");
 static_assert(sizeof(ConfigListener) == 256 && sizeof(ConfigCertificate) == 40,
               "ConfigListener changed: compare the new field in listener_tls_config_equal()");
+
+/* The counters' parts hold no pointer: compared as bytes (they are filled from zeroed memory). */
+static bool health_check_config_equal(const ConfigHealthCheck *a, const ConfigHealthCheck *b)
+{
+        const ConfigHealthActive *x = &a->active, *y = &b->active;
+        return x->enabled == y->enabled && x->type == y->type &&
+               streq_ptr(x->http_path, y->http_path) && streq_ptr(x->host, y->host) &&
+               x->port == y->port && x->timeout_usec == y->timeout_usec &&
+               x->concurrency == y->concurrency && strv_equal(x->headers, y->headers) &&
+               x->verify == y->verify &&
+               memcmp(&x->healthy, &y->healthy, sizeof(x->healthy)) == 0 &&
+               memcmp(&x->unhealthy, &y->unhealthy, sizeof(x->unhealthy)) == 0 &&
+               memcmp(&a->passive, &b->passive, sizeof(a->passive)) == 0;
+}
 
 bool upstream_config_equal(const ConfigUpstream *a, const ConfigUpstream *b)
 {
@@ -27,12 +42,15 @@ bool upstream_config_equal(const ConfigUpstream *a, const ConfigUpstream *b)
             a->keepalive_pool != b->keepalive_pool ||
             a->keepalive_idle_usec != b->keepalive_idle_usec ||
             !streq_ptr(a->tls.ca_file, b->tls.ca_file) || a->tls.verify != b->tls.verify ||
-            !streq_ptr(a->tls.sni, b->tls.sni) || a->n_nodes != b->n_nodes)
+            !streq_ptr(a->tls.sni, b->tls.sni) || a->n_nodes != b->n_nodes ||
+            a->slow_start_usec != b->slow_start_usec ||
+            !health_check_config_equal(&a->health_check, &b->health_check))
                 return false;
         for (size_t i = 0; i < a->n_nodes; i++)
                 if (!streq(a->nodes[i].host, b->nodes[i].host) ||
                     a->nodes[i].port != b->nodes[i].port ||
-                    a->nodes[i].weight != b->nodes[i].weight)
+                    a->nodes[i].weight != b->nodes[i].weight ||
+                    a->nodes[i].state != b->nodes[i].state)
                         return false;
         return true;
 }
