@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "base/util.h"
+#include "lb/node-address-health.h"
 #include "lb/stats.h"
 
 typedef struct Registry Registry;
@@ -49,6 +50,8 @@ typedef struct RegistryEntry {
         RegistryKind kind;
         atomic_uint failures; /* nodes: connect failures in a row, 0 = healthy */
         atomic_uint_fast64_t failed_at_usec; /* nodes: CLOCK_MONOTONIC of the last failure */
+        /* Nodes named by DNS: the addresses active checks found down (the prober writes). */
+        alignas(REGISTRY_CACHE_LINE) NodeAddressHealth address_health;
         /* Written by every request to the node or upstream: a line of its own. The balancers
          * read it there (least_conn's counts, chash's bounded loads, ewma's latency), shared by
          * every worker, so a pick sees what all of them sent. */
