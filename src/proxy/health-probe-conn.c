@@ -140,6 +140,12 @@ Probe *probe_free(Probe *p)
 {
         if (!p)
                 return NULL;
+        /* A reset rather than a FIN: no closing handshake and no TIME_WAIT left behind, a
+         * thousand a second (HAProxy ends its checks so). Nothing is left unsaid: the check
+         * has its answer, or has failed. */
+        struct linger l = { .l_onoff = 1, .l_linger = 0 };
+        if (p->stream.fd >= 0)
+                (void)setsockopt(p->stream.fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
         event_del(&p->timer);
         stream_done(&p->stream);
         free(p);
