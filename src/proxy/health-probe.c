@@ -403,7 +403,7 @@ static int upstream_sync(HealthProber *p, Upstream *u, ProbeUpstream **ret)
                 }
         }
         pu->seen = p->sync;
-        if (pu->u == u && (pu->tls || !pu->tls_failed)) {
+        if (pu->u == u) { /* unchanged: its TLS too (or its failure, said once) */
                 *ret = pu;
                 return 0;
         }
