@@ -191,6 +191,8 @@ static void warn_unverified(const Model *model)
 /* The one way a model goes live: D-Bus told before and after; workers pick it up at their next
  * request (worker_refresh_model). What outlives a swap is in the registry, or shared by the
  * new model when it was built. */
+static void update_prober(Manager *m);
+
 static void swap_model(Manager *m, Model *model)
 {
         Model *old = model_ref(model_publisher_peek(&m->models));
@@ -205,6 +207,7 @@ static void swap_model(Manager *m, Model *model)
                 f->model_swapped(m->frontend_data, old, model);
         model_unref(old);
         apply_max_connections(m);
+        update_prober(m);
 
         /* At start READY=1 brings the first status, once the workers run. */
         if (m->n_workers == 0)
@@ -490,6 +493,25 @@ int manager_reload(Manager *m, ManagerChangeDone done, void *userdata, char **re
         return wait ? 0 : 1;
 }
 
+/* Active checks: the prober's thread starts with the first model that has any (once the
+ * workers run), and takes up every model after. */
+static void update_prober(Manager *m)
+{
+        if (m->prober) {
+                health_prober_model_changed(m->prober);
+                return;
+        }
+        if (m->n_workers == 0 || !health_prober_wanted(model_publisher_peek(&m->models)))
+                return;
+        HealthProberOptions o = { .models = &m->models,
+                                  .node_health_changed = manager_node_health_changed,
+                                  .userdata = m,
+                                  .log_queue = (long)m->n_workers };
+        int r = health_prober_start(&o, &m->prober);
+        if (r < 0)
+                log_error_errno(r, "Failed to start the active health checks: %m");
+}
+
 /* Stopped when worker 0 (this loop) has no connection left and every thread has ended. */
 static void check_stopped(Manager *m)
 {
@@ -663,8 +685,9 @@ Manager *manager_free(Manager *m)
 {
         if (!m)
                 return NULL;
-        /* First: its thread reads the models, the registry and the resolver. */
+        /* First: their threads read the models, the registry and the resolver. */
         m->metrics = metrics_server_stop(m->metrics);
+        m->prober = health_prober_stop(m->prober);
         free(m->listener_names);
         for (size_t i = 1; i < m->n_workers; i++) {
                 worker_force_exit(&m->workers[i]);
@@ -748,7 +771,7 @@ static int start_workers(Manager *m)
         conn_limit_set_workers(&m->conn_limit, m->workers, n);
         /* From here on entries leave the threads through a queue each (this one is worker 0's
          * and the control loop's); without the log thread, logging stays synchronous. */
-        (void)log_start(n);
+        (void)log_start(n + 1); /* the last: the health prober's (update_prober) */
         for (size_t i = 0; i < n; i++) {
                 struct event_base *base = i == 0 ? m->base : new_base();
                 if (!base)
@@ -880,6 +903,7 @@ int manager_start(Manager *m, const ControlFrontend *frontend)
         r = start_workers(m);
         if (r < 0)
                 return r;
+        update_prober(m);
         r = start_metrics(m);
         if (r < 0)
                 return log_error_errno(r, "Failed to start the metrics endpoint: %m");

@@ -14,6 +14,7 @@
 #include "net/listener.h"
 #include "net/resolver.h"
 #include "proxy/conn-limit.h"
+#include "proxy/health-probe.h"
 #include "proxy/worker.h"
 
 typedef struct StateWriter StateWriter;
@@ -57,6 +58,7 @@ typedef struct Manager {
         size_t n_proxy_listeners;
         const char **listener_names; /* of the workers' listeners, for the metrics */
         MetricsServer *metrics;      /* NULL without a metrics listener */
+        HealthProber *prober;        /* NULL while no upstream has active checks */
         MetricsControl counts;       /* reloads and changes, for the metrics */
         ConnLimit conn_limit; /* client connections against max_connections, all workers */
         uint64_t nofile;      /* the soft RLIMIT_NOFILE at start */

@@ -72,6 +72,20 @@ static int node_set_address(Node *n, Scheme scheme, Resolver *resolver)
         return 0;
 }
 
+/* The first address from `i` on that the active checks did not find down; `i` when all are
+ * (the node is then down itself, and used only when every node is). */
+static unsigned skip_down_addresses(const NodeAddressHealth *h, const AddressList *l, unsigned i)
+{
+        if (l->n == 1 || !node_address_any_down(h))
+                return i;
+        for (size_t k = 0; k < l->n; k++) {
+                unsigned j = (unsigned)((i + k) % l->n);
+                if (!node_address_is_down(h, node_address_hash(&l->addrs[j])))
+                        return j;
+        }
+        return i;
+}
+
 int node_pick_address(Node *n, Scheme scheme, NodeAddress *ret)
 {
         if (n->is_literal) {
@@ -88,6 +102,7 @@ int node_pick_address(Node *n, Scheme scheme, NodeAddress *ret)
         unsigned i = l->n == 1 ? 0
                                : atomic_fetch_add_explicit(&n->next_address, 1,
                                                            memory_order_relaxed) % l->n;
+        i = skip_down_addresses(&n->state->address_health, l, i);
 
         pthread_mutex_lock(&n->dns_addresses_lock);
         if (n->dns_addresses_for != l) {

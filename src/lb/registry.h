@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "base/util.h"
+#include "lb/node-address-health.h"
 #include "lb/stats.h"
 
 typedef struct Registry Registry;
@@ -57,6 +58,8 @@ typedef struct RegistryEntry {
         atomic_uint_fast64_t up_since_usec; /* slow start: when it came up (CLOCK_MONOTONIC) */
         atomic_uint slow_start_seen;       /* picks that fell on it while ramping */
         atomic_bool panic; /* upstreams: every node down, all are used (upstream_in_panic) */
+        /* Nodes named by DNS: the addresses active checks found down (the prober writes). */
+        alignas(REGISTRY_CACHE_LINE) NodeAddressHealth address_health;
         /* Written by every request to the node or upstream: a line of its own. The balancers
          * read it there (least_conn's counts, chash's bounded loads, ewma's latency), shared by
          * every worker, so a pick sees what all of them sent. */

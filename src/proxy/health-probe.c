@@ -1,0 +1,736 @@
+/* SPDX-License-Identifier: MIT */
+/* The prober's thread and schedule: which addresses are probed (the model's nodes, each name's
+ * current answer), when, how many at once, and what each result means for the node. One
+ * probe's connection is health-probe-conn.c. Everything here runs on the prober's thread but
+ * for start, the wake-up and stop. */
+#include <arpa/inet.h>
+#include <assert.h>
+#include <event2/event_struct.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
+
+#include "base/hashmap.h"
+#include "base/log.h"
+#include "lb/health.h"
+#include "lb/model.h"
+#include "net/resolver.h"
+#include "proxy/health-probe-conn.h"
+#include "proxy/health-probe.h"
+#include "tls/tls.h"
+
+/* How often the names of probed nodes are looked at for a new answer. */
+#define PROBER_DNS_CHECK_USEC USEC_PER_SEC
+#define PROBER_DEFAULT_INTERVAL_USEC USEC_PER_SEC
+#define PROBER_DEFAULT_TIMEOUT_USEC USEC_PER_SEC
+#define PROBER_DEFAULT_CONCURRENCY 10
+
+typedef struct ProbeTarget ProbeTarget;
+
+/* An upstream with active checks, as the current model has it. */
+typedef struct ProbeUpstream {
+        char *name;
+        Upstream *u;    /* in the prober's model */
+        TlsClient *tls; /* a reference: what its probes handshake with, or NULL */
+        bool tls_failed; /* no TlsClient could be made for it: not probed */
+        unsigned in_flight;
+        ProbeTarget *wait_head, *wait_tail; /* due, waiting for a place */
+        unsigned seen;  /* the sync that found it */
+} ProbeUpstream;
+
+/* A node with probed addresses: whether another of them is up decides what a failure of one
+ * means for the node. */
+typedef struct ProbeNode {
+        char *key;
+        unsigned n_targets, n_down;
+} ProbeNode;
+
+struct ProbeTarget {
+        char *key; /* upstream NUL node NUL address */
+        size_t key_len;
+        HealthProber *prober;
+        ProbeUpstream *pu;
+        ProbeNode *pn;
+        Node *node; /* in the prober's model */
+        struct sockaddr_storage sa;
+        socklen_t sa_len;
+        char text[SOCKADDR_STR_MAX];
+        uint64_t addr_hash;
+        bool multi; /* its node has several addresses: counted here, skipped when down */
+        AddressCounters counters;
+        char *request; /* NULL: tcp */
+        size_t request_len;
+        char *session_key;
+        struct event timer;
+        Probe *probe;
+        uint64_t started_usec;
+        bool waiting;
+        ProbeTarget *wait_next;
+        unsigned seen;
+};
+
+/* A node's name and the answer its targets were made from. */
+typedef struct ProbeName {
+        Node *node;
+        AddressList *addresses; /* a reference, or NULL (no answer yet) */
+} ProbeName;
+
+struct HealthProber {
+        HealthProberOptions o;
+        struct event_base *base;
+        pthread_t thread;
+        bool has_thread;
+        int wake_fd;
+        struct event *wake;
+        struct event *dns_timer;
+        atomic_bool stopping;
+        unsigned generation;
+        Model *model; /* a reference */
+        Hashmap *targets, *upstreams, *nodes;
+        ProbeName *names;
+        size_t n_names;
+        unsigned sync; /* counts the syncs, to find what one did not see */
+        unsigned in_flight;
+        bool global_full; /* a target waited for the global limit */
+        uint64_t rng;
+};
+
+static uint64_t next_random(HealthProber *p)
+{
+        /* xorshift64: spreading probes needs no more. */
+        p->rng ^= p->rng << 13;
+        p->rng ^= p->rng >> 7;
+        p->rng ^= p->rng << 17;
+        return p->rng;
+}
+
+static const ConfigHealthActive *active_of(const ProbeUpstream *pu)
+{
+        return &pu->u->config->health_check.active;
+}
+
+static uint64_t or_default(uint64_t v, uint64_t d)
+{
+        return v ? v : d;
+}
+
+static uint64_t target_interval(const ProbeTarget *t)
+{
+        const ConfigHealthActive *a = active_of(t->pu);
+        bool down = t->multi ? t->counters.down : node_is_down(t->node);
+        return or_default(down ? a->unhealthy.interval_usec : a->healthy.interval_usec,
+                          PROBER_DEFAULT_INTERVAL_USEC);
+}
+
+static void arm(ProbeTarget *t, uint64_t usec)
+{
+        struct timeval tv = { .tv_sec = (time_t)(usec / USEC_PER_SEC),
+                              .tv_usec = (suseconds_t)(usec % USEC_PER_SEC) };
+        evtimer_add(&t->timer, &tv);
+}
+
+static void unqueue(ProbeTarget *t)
+{
+        if (!t->waiting)
+                return;
+        ProbeUpstream *pu = t->pu;
+        ProbeTarget **link = &pu->wait_head, *prev = NULL;
+        while (*link && *link != t) {
+                prev = *link;
+                link = &(*link)->wait_next;
+        }
+        assert(*link == t);
+        *link = t->wait_next;
+        if (pu->wait_tail == t)
+                pu->wait_tail = prev;
+        t->wait_next = NULL;
+        t->waiting = false;
+}
+
+static void target_free(ProbeTarget *t)
+{
+        HealthProber *p = t->prober;
+        unqueue(t);
+        if (t->probe) {
+                t->probe = probe_free(t->probe);
+                t->pu->in_flight--;
+                p->in_flight--;
+        }
+        event_del(&t->timer);
+        if (t->counters.down) {
+                t->pn->n_down--;
+                if (t->node)
+                        (void)node_address_mark_up(&t->node->state->address_health,
+                                                   t->addr_hash);
+        }
+        if (--t->pn->n_targets == 0) {
+                hashmap_remove(p->nodes, t->pn->key, strlen(t->pn->key));
+                free(t->pn->key);
+                free(t->pn);
+        }
+        free(t->key);
+        free(t->request);
+        free(t->session_key);
+        free(t);
+}
+
+/* ---- results ---- */
+
+static HealthEvent event_of(const ProbeTarget *t, const ProbeResult *r)
+{
+        if (r->error == -ETIMEDOUT)
+                return HEALTH_EVENT_TIMEOUT;
+        if (r->error < 0)
+                return HEALTH_EVENT_TCP_FAILURE;
+        if (!t->request)
+                return HEALTH_EVENT_SUCCESS;
+        int ev = health_classify_status(&t->pu->u->config->health_check, HEALTH_SOURCE_ACTIVE,
+                                        r->status);
+        return ev < 0 ? _HEALTH_EVENT_MAX : (HealthEvent)ev;
+}
+
+static AddressEvent address_event(HealthEvent ev)
+{
+        switch (ev) {
+        case HEALTH_EVENT_SUCCESS:
+                return ADDRESS_SUCCESS;
+        case HEALTH_EVENT_HTTP_FAILURE:
+                return ADDRESS_HTTP_FAILURE;
+        case HEALTH_EVENT_TCP_FAILURE:
+                return ADDRESS_TCP_FAILURE;
+        case HEALTH_EVENT_TIMEOUT:
+                return ADDRESS_TIMEOUT;
+        default:
+                assert(!"no address event for this health event");
+                return ADDRESS_TCP_FAILURE;
+        }
+}
+
+/* A node with several addresses is up while one is: an address's failure counts against the
+ * node only when no other address is up. */
+static HealthEvent count_address(ProbeTarget *t, HealthEvent ev)
+{
+        int change = address_counters_report(&t->counters, active_of(t->pu), address_event(ev));
+        NodeAddressHealth *h = &t->node->state->address_health;
+        if (change < 0) {
+                t->pn->n_down++;
+                if (node_address_mark_down(h, t->addr_hash) < 0)
+                        log_warning("Upstream '%s': node %s has more addresses down than are "
+                                    "marked; %s is still used", t->pu->name, t->node->name,
+                                    t->text);
+                log_notice("Upstream '%s': address %s of node %s is down", t->pu->name, t->text,
+                           t->node->name);
+        } else if (change > 0) {
+                t->pn->n_down--;
+                (void)node_address_mark_up(h, t->addr_hash);
+                log_notice("Upstream '%s': address %s of node %s is up again", t->pu->name,
+                           t->text, t->node->name);
+        }
+        unsigned others_up = t->pn->n_targets - t->pn->n_down - (t->counters.down ? 0 : 1);
+        return ev != HEALTH_EVENT_SUCCESS && others_up > 0 ? HEALTH_EVENT_SUCCESS : ev;
+}
+
+static void report(ProbeTarget *t, const ProbeResult *r)
+{
+        HealthEvent ev = event_of(t, r);
+        if (ev == _HEALTH_EVENT_MAX)
+                return; /* a status in neither list moves nothing */
+        HealthEvent node_ev = t->multi ? count_address(t, ev) : ev;
+        Upstream *u = t->pu->u;
+        HealthChange c = node_health_report(t->node, u, HEALTH_SOURCE_ACTIVE, node_ev);
+        if (c == HEALTH_UNCHANGED || !t->prober->o.node_health_changed)
+                return;
+        char why[128];
+        if (ev == HEALTH_EVENT_HTTP_FAILURE)
+                snprintf(why, sizeof(why), "active check of %s: status %u", t->text, r->status);
+        else
+                snprintf(why, sizeof(why), "active check of %s: %s", t->text,
+                         r->detail ? r->detail : strerror(-r->error));
+        t->prober->o.node_health_changed(t->prober->o.userdata, u, t->node,
+                                         c == HEALTH_WENT_DOWN ? why : NULL);
+}
+
+/* ---- the schedule ---- */
+
+static void start_waiting(HealthProber *p, ProbeUpstream *pu);
+
+static void on_probe_done(Probe *probe, const ProbeResult *r, void *userdata)
+{
+        ProbeTarget *t = userdata;
+        HealthProber *p = t->prober;
+        assert(t->probe == probe);
+        t->probe = probe_free(probe);
+        t->pu->in_flight--;
+        p->in_flight--;
+        report(t, r);
+
+        /* One probe per interval from the start of the last, whatever it took. */
+        uint64_t now = now_usec(CLOCK_MONOTONIC), due = t->started_usec + target_interval(t);
+        arm(t, due > now ? due - now : 0);
+        start_waiting(p, t->pu);
+}
+
+static void target_start(ProbeTarget *t)
+{
+        HealthProber *p = t->prober;
+        const ConfigHealthActive *a = active_of(t->pu);
+        ProbeSpec spec = {
+                .sa = (const struct sockaddr *)&t->sa,
+                .sa_len = t->sa_len,
+                .tls = t->pu->tls,
+                .server_name = t->node->server_name,
+                .session_key = t->session_key,
+                .request = t->request,
+                .request_len = t->request_len,
+                .timeout_usec = or_default(a->timeout_usec, PROBER_DEFAULT_TIMEOUT_USEC),
+        };
+        t->started_usec = now_usec(CLOCK_MONOTONIC);
+        int r = probe_start(p->base, &spec, on_probe_done, t, &t->probe);
+        if (r < 0) {
+                /* Out of descriptors or memory: lbproxy's trouble, not the node's. */
+                log_warning_errno(r, "Upstream '%s': cannot probe %s: %m", t->pu->name,
+                                  t->text);
+                arm(t, target_interval(t));
+                return;
+        }
+        t->pu->in_flight++;
+        p->in_flight++;
+}
+
+static bool has_room(const HealthProber *p, const ProbeUpstream *pu)
+{
+        unsigned c = active_of(pu)->concurrency;
+        return p->in_flight < PROBER_MAX_IN_FLIGHT &&
+               pu->in_flight < (c ? c : PROBER_DEFAULT_CONCURRENCY);
+}
+
+static int start_waiting_of(const char *key, size_t key_len, void *value, void *userdata)
+{
+        HealthProber *p = userdata;
+        ProbeUpstream *pu = value;
+        while (pu->wait_head && has_room(p, pu)) {
+                ProbeTarget *t = pu->wait_head;
+                unqueue(t);
+                target_start(t);
+        }
+        return p->in_flight < PROBER_MAX_IN_FLIGHT ? 0 : 1;
+}
+
+/* A place came free in `pu` and in all: its own waiting first, then, when the global limit
+ * held others back, theirs. */
+static void start_waiting(HealthProber *p, ProbeUpstream *pu)
+{
+        (void)start_waiting_of(NULL, 0, pu, p);
+        if (p->global_full && p->in_flight < PROBER_MAX_IN_FLIGHT) {
+                p->global_full = false;
+                if (hashmap_foreach(p->upstreams, start_waiting_of, p) != 0)
+                        p->global_full = true;
+        }
+}
+
+static void on_target_timer(evutil_socket_t fd, short what, void *userdata)
+{
+        ProbeTarget *t = userdata;
+        HealthProber *p = t->prober;
+        assert(!t->probe);
+        if (node_admin_state(t->node) == NODE_ADMIN_MAINT) {
+                arm(t, target_interval(t));
+                return;
+        }
+        if (has_room(p, t->pu)) {
+                target_start(t);
+                return;
+        }
+        if (p->in_flight >= PROBER_MAX_IN_FLIGHT)
+                p->global_full = true;
+        t->waiting = true;
+        if (t->pu->wait_tail)
+                t->pu->wait_tail->wait_next = t;
+        else
+                t->pu->wait_head = t;
+        t->pu->wait_tail = t;
+}
+
+/* ---- what is probed: the model's targets ---- */
+
+static const char *probe_host(const Upstream *u, const Node *n)
+{
+        const ConfigUpstream *cu = u->config;
+        if (cu->health_check.active.host)
+                return cu->health_check.active.host;
+        if (cu->pass_host == PASS_HOST_REWRITE && cu->upstream_host)
+                return cu->upstream_host;
+        return n->host_header;
+}
+
+static int make_request(ProbeTarget *t)
+{
+        const ConfigHealthActive *a = active_of(t->pu);
+        free(t->request);
+        t->request = NULL;
+        if (a->type == HEALTH_CHECK_TCP)
+                return 0;
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        if (!f)
+                return -ENOMEM;
+        fprintf(f, "GET %s HTTP/1.1\r\nHost: %s\r\n", a->http_path ? a->http_path : "/",
+                probe_host(t->pu->u, t->node));
+        for (char **h = a->headers; h && *h; h++)
+                fprintf(f, "%s\r\n", *h);
+        fputs("Connection: close\r\n\r\n", f);
+        if (fclose(f) != 0) {
+                free(buf);
+                return -ENOMEM;
+        }
+        t->request = buf;
+        t->request_len = len;
+        return 0;
+}
+
+static int upstream_sync(HealthProber *p, Upstream *u, ProbeUpstream **ret)
+{
+        const ConfigUpstream *cu = u->config;
+        ProbeUpstream *pu = hashmap_get(p->upstreams, cu->name, strlen(cu->name));
+        if (!pu) {
+                pu = calloc(1, sizeof(*pu));
+                if (!pu || !(pu->name = strdup(cu->name)) ||
+                    hashmap_put(p->upstreams, pu->name, strlen(pu->name), pu) < 0) {
+                        if (pu)
+                                free(pu->name);
+                        free(pu);
+                        return -ENOMEM;
+                }
+        }
+        pu->seen = p->sync;
+        if (pu->u == u) { /* unchanged: its TLS too (or its failure, said once) */
+                *ret = pu;
+                return 0;
+        }
+        /* New or changed: its TLS as it is now. */
+        pu->u = u;
+        pu->tls = tls_client_free(pu->tls);
+        pu->tls_failed = false;
+        const ConfigHealthActive *a = &cu->health_check.active;
+        bool tls = a->type == HEALTH_CHECK_HTTPS ||
+                   (a->type == HEALTH_CHECK_TCP && cu->scheme == SCHEME_HTTPS);
+        if (tls && u->tls && a->verify != 0)
+                pu->tls = tls_client_ref(u->tls);
+        else if (tls) {
+                /* Not an https upstream, or its probes do not verify: a client of their own,
+                 * trusting what the upstream trusts. */
+                TlsClientPolicy policy = { .upstream = cu->name,
+                                           .ca_file = cu->tls.ca_file,
+                                           .verify = cu->tls.verify && a->verify != 0 };
+                _cleanup_free_ char *error = NULL;
+                int r = tls_client_new(&policy, &pu->tls, &error);
+                if (r < 0) {
+                        log_error("Upstream '%s': its health checks cannot use TLS, not "
+                                  "probed: %s", cu->name, error ? error : strerror(-r));
+                        pu->tls_failed = true;
+                }
+        }
+        *ret = pu;
+        return 0;
+}
+
+static int target_sync(HealthProber *p, ProbeUpstream *pu, Node *n,
+                       const struct sockaddr_storage *ip, bool multi)
+{
+        const ConfigHealthActive *a = active_of(pu);
+        struct sockaddr_storage sa = *ip;
+        uint16_t port = a->port ? a->port : n->port;
+        socklen_t sa_len;
+        if (sa.ss_family == AF_INET6) {
+                ((struct sockaddr_in6 *)&sa)->sin6_port = htons(port);
+                sa_len = sizeof(struct sockaddr_in6);
+        } else {
+                ((struct sockaddr_in *)&sa)->sin_port = htons(port);
+                sa_len = sizeof(struct sockaddr_in);
+        }
+        char text[SOCKADDR_STR_MAX];
+        sockaddr_to_string((struct sockaddr *)&sa, text, sizeof(text));
+
+        _cleanup_free_ char *key = NULL;
+        int k = asprintf(&key, "%s%c%s%c%s", pu->name, 0, n->name, 0, text);
+        if (k < 0)
+                return -ENOMEM;
+        size_t key_len = (size_t)k;
+        ProbeTarget *t = hashmap_get(p->targets, key, key_len);
+        if (!t) {
+                size_t node_key_len = strlen(pu->name) + 1 + strlen(n->name);
+                ProbeNode *pn = hashmap_get(p->nodes, key, node_key_len);
+                if (!pn) {
+                        pn = calloc(1, sizeof(*pn));
+                        if (!pn || !(pn->key = memdup(key, node_key_len + 1)) ||
+                            hashmap_put(p->nodes, pn->key, node_key_len, pn) < 0) {
+                                if (pn)
+                                        free(pn->key);
+                                free(pn);
+                                return -ENOMEM;
+                        }
+                }
+                t = calloc(1, sizeof(*t));
+                if (!t)
+                        return -ENOMEM;
+                t->prober = p;
+                t->pn = pn;
+                pn->n_targets++;
+                t->pu = pu;
+                t->key = TAKE_PTR(key);
+                t->key_len = key_len;
+                evtimer_assign(&t->timer, p->base, on_target_timer, t);
+                if (hashmap_put(p->targets, t->key, t->key_len, t) < 0) {
+                        target_free(t);
+                        return -ENOMEM;
+                }
+                /* Somewhere in its first interval: a thousand new nodes do not go at once. */
+                arm(t, next_random(p) % or_default(a->healthy.interval_usec,
+                                                   PROBER_DEFAULT_INTERVAL_USEC));
+        }
+        assert(t->pu == pu);
+        t->seen = p->sync;
+        t->node = n;
+        t->sa = sa;
+        t->sa_len = sa_len;
+        memcpy(t->text, text, sizeof(text));
+        t->addr_hash = node_address_hash(ip);
+        if (t->multi && !multi && t->counters.down)
+                /* Alone now: the node's own health says it; no address is skipped. */
+                (void)node_address_mark_up(&n->state->address_health, t->addr_hash);
+        else if (!t->multi && multi && t->counters.down)
+                (void)node_address_mark_down(&n->state->address_health, t->addr_hash);
+        t->multi = multi;
+        free(t->session_key);
+        t->session_key = NULL;
+        if (pu->tls && asprintf(&t->session_key, "probe|%s|%s|%s",
+                                tls_client_policy_id(pu->tls), n->server_name, text) < 0) {
+                t->session_key = NULL;
+                return -ENOMEM;
+        }
+        return make_request(t);
+}
+
+static int node_sync(HealthProber *p, ProbeUpstream *pu, Node *n)
+{
+        if (n->is_literal)
+                return target_sync(p, pu, n, &n->literal.sa, false);
+        if (!n->dns)
+                return 0;
+        ProbeName *names = realloc(p->names, (p->n_names + 1) * sizeof(*names));
+        if (!names)
+                return -ENOMEM;
+        p->names = names;
+        int error;
+        AddressList *l = resolved_name_addresses(n->dns, &error);
+        p->names[p->n_names++] = (ProbeName){ .node = n, .addresses = l };
+        for (size_t i = 0; l && i < l->n; i++) {
+                int r = target_sync(p, pu, n, &l->addrs[i], l->n > 1);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static void forget_names(HealthProber *p)
+{
+        for (size_t i = 0; i < p->n_names; i++)
+                address_list_unref(p->names[i].addresses);
+        p->names = mfree(p->names);
+        p->n_names = 0;
+}
+
+static int sweep_target(const char *key, size_t key_len, void *value, void *userdata)
+{
+        ProbeTarget *t = value;
+        HealthProber *p = userdata;
+        if (t->seen != p->sync) {
+                hashmap_remove(p->targets, t->key, t->key_len);
+                target_free(t);
+        }
+        return 0;
+}
+
+static int sweep_upstream(const char *key, size_t key_len, void *value, void *userdata)
+{
+        ProbeUpstream *pu = value;
+        HealthProber *p = userdata;
+        if (pu->seen != p->sync) {
+                assert(!pu->wait_head && pu->in_flight == 0); /* its targets went first */
+                hashmap_remove(p->upstreams, pu->name, strlen(pu->name));
+                tls_client_free(pu->tls);
+                free(pu->name);
+                free(pu);
+        }
+        return 0;
+}
+
+/* Makes the targets those of the model and its names' answers now: the ones still there keep
+ * their schedule and counters, new ones are added, the rest go. */
+static void sync_targets(HealthProber *p)
+{
+        p->sync++;
+        forget_names(p);
+        for (size_t i = 0; i < p->model->n_upstreams; i++) {
+                Upstream *u = p->model->upstreams[i];
+                if (!u->config->health_check.active.enabled)
+                        continue;
+                ProbeUpstream *pu;
+                int r = upstream_sync(p, u, &pu);
+                for (size_t j = 0; r >= 0 && !pu->tls_failed && j < u->n_nodes; j++)
+                        if (node_admin_state(&u->nodes[j]) != NODE_ADMIN_MAINT)
+                                r = node_sync(p, pu, &u->nodes[j]);
+                if (r < 0)
+                        log_error_errno(r, "Upstream '%s': not all of its nodes are probed: %m",
+                                        u->config->name);
+        }
+        /* Removing during the walk leaves a tombstone, and moves nothing. */
+        (void)hashmap_foreach(p->targets, sweep_target, p);
+        (void)hashmap_foreach(p->upstreams, sweep_upstream, p);
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(HealthProber *, health_prober_stop);
+
+static void take_model(HealthProber *p)
+{
+        Model *m = model_publisher_get_newer(p->o.models, &p->generation);
+        if (!m)
+                return;
+        Model *old = p->model;
+        p->model = m;
+        sync_targets(p);
+        /* After the targets let go of its nodes. Freed on the control thread (model.h). */
+        model_unref(old);
+}
+
+/* A name whose answer changed since the targets were made: its addresses are synced. Cheap
+ * when none did (a pointer compared per name). */
+static void on_dns_timer(evutil_socket_t fd, short what, void *userdata)
+{
+        HealthProber *p = userdata;
+        for (size_t i = 0; i < p->n_names; i++) {
+                int error;
+                AddressList *l = resolved_name_addresses(p->names[i].node->dns, &error);
+                bool changed = l != p->names[i].addresses;
+                address_list_unref(l);
+                if (changed) {
+                        sync_targets(p);
+                        break;
+                }
+        }
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *userdata)
+{
+        HealthProber *p = userdata;
+        eventfd_t n;
+        (void)eventfd_read(p->wake_fd, &n);
+        if (atomic_load(&p->stopping)) {
+                event_base_loopbreak(p->base);
+                return;
+        }
+        take_model(p);
+}
+
+static void *run(void *userdata)
+{
+        HealthProber *p = userdata;
+        if (p->o.log_queue >= 0)
+                log_attach((size_t)p->o.log_queue);
+        take_model(p);
+        event_base_dispatch(p->base);
+        return NULL;
+}
+
+bool health_prober_wanted(const Model *m)
+{
+        for (size_t i = 0; i < m->n_upstreams; i++)
+                if (m->upstreams[i]->config->health_check.active.enabled)
+                        return true;
+        return false;
+}
+
+static int free_target(const char *key, size_t key_len, void *value, void *userdata)
+{
+        target_free(value);
+        return 0;
+}
+
+static int free_upstream(const char *key, size_t key_len, void *value, void *userdata)
+{
+        ProbeUpstream *pu = value;
+        tls_client_free(pu->tls);
+        free(pu->name);
+        free(pu);
+        return 0;
+}
+
+HealthProber *health_prober_stop(HealthProber *p)
+{
+        if (!p)
+                return NULL;
+        if (p->has_thread) {
+                atomic_store(&p->stopping, true);
+                (void)eventfd_write(p->wake_fd, 1);
+                pthread_join(p->thread, NULL);
+        }
+        /* The thread is gone: its objects are this thread's now. */
+        if (p->targets)
+                (void)hashmap_foreach(p->targets, free_target, NULL);
+        if (p->upstreams)
+                (void)hashmap_foreach(p->upstreams, free_upstream, NULL);
+        hashmap_free(p->targets);
+        hashmap_free(p->upstreams);
+        hashmap_free(p->nodes);
+        forget_names(p);
+        model_unref(p->model);
+        if (p->wake)
+                event_free(p->wake);
+        if (p->dns_timer)
+                event_free(p->dns_timer);
+        if (p->base)
+                event_base_free(p->base);
+        safe_close(p->wake_fd);
+        free(p);
+        return NULL;
+}
+
+int health_prober_start(const HealthProberOptions *o, HealthProber **ret)
+{
+        _cleanup_(health_prober_stopp) HealthProber *p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        p->wake_fd = -EBADF;
+        p->o = *o;
+        p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (p->wake_fd < 0)
+                return -errno;
+        p->rng = now_usec(CLOCK_MONOTONIC) | 1;
+        p->base = event_base_new();
+        p->targets = hashmap_new();
+        p->upstreams = hashmap_new();
+        p->nodes = hashmap_new();
+        if (!p->base || !p->targets || !p->upstreams || !p->nodes)
+                return -ENOMEM;
+        p->wake = event_new(p->base, p->wake_fd, EV_READ | EV_PERSIST, on_wake, p);
+        p->dns_timer = event_new(p->base, -1, EV_PERSIST, on_dns_timer, p);
+        if (!p->wake || !p->dns_timer)
+                return -ENOMEM;
+        event_add(p->wake, NULL);
+        struct timeval tv = { .tv_sec = PROBER_DNS_CHECK_USEC / USEC_PER_SEC };
+        event_add(p->dns_timer, &tv);
+
+        int r = -pthread_create(&p->thread, NULL, run, p);
+        if (r < 0)
+                return r;
+        p->has_thread = true;
+        (void)pthread_setname_np(p->thread, "lbproxy-probe");
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+void health_prober_model_changed(HealthProber *p)
+{
+        if (p)
+                (void)eventfd_write(p->wake_fd, 1);
+}
