@@ -155,6 +155,14 @@ static inline bool health_status_set_has(const HealthStatusSet *s, unsigned stat
         return (s->bits[i / 64] >> (i % 64)) & 1;
 }
 
+static inline void health_status_set_add(HealthStatusSet *s, unsigned status)
+{
+        if (status < HEALTH_STATUS_MIN || status > HEALTH_STATUS_MAX)
+                return;
+        unsigned i = status - HEALTH_STATUS_MIN;
+        s->bits[i / 64] |= UINT64_C(1) << (i % 64);
+}
+
 /* Counter thresholds count events in a row, each at most 254 (the CRD's range); 0 = that kind
  * of event never changes the state. `interval_usec` is the active checker's period in that
  * state (unused for passive). */
@@ -176,7 +184,7 @@ typedef struct ConfigHealthUnhealthy {
 typedef struct ConfigHealthActive {
         bool enabled; /* `active:` was given */
         HealthCheckType type;
-        char *http_path;     /* default "/" */
+        char *http_path;     /* "/..." (default "/"); NULL while not enabled */
         char *host;          /* Host of the probe; NULL = as the upstream's pass_host says */
         uint16_t port;       /* 0 = the node's port */
         uint64_t timeout_usec;
@@ -197,6 +205,9 @@ typedef struct ConfigHealthCheck {
         ConfigHealthActive active;
         ConfigHealthPassive passive;
 } ConfigHealthCheck;
+
+/* Every field, those of a part that is off included (they hold the defaults then). */
+bool config_health_check_equal(const ConfigHealthCheck *a, const ConfigHealthCheck *b);
 
 typedef struct ConfigTls {
         char *ca_file; /* extra trust anchors beside the system store; NULL = none */

@@ -4,7 +4,7 @@
 #include "lb/model-config.h"
 
 /* A field added to these is compared below: the sizes say when one was. */
-static_assert(sizeof(ConfigUpstream) == 168 && sizeof(ConfigNode) == 32 &&
+static_assert(sizeof(ConfigUpstream) == 584 && sizeof(ConfigNode) == 40 &&
                       sizeof(ConfigTls) == 24,
               "ConfigUpstream changed: compare the new field in model-config.c");
 static_assert(sizeof(ConfigRoute) == 88 && sizeof(ConfigRouteUpstream) == 32,
@@ -27,12 +27,15 @@ bool upstream_config_equal(const ConfigUpstream *a, const ConfigUpstream *b)
             a->keepalive_pool != b->keepalive_pool ||
             a->keepalive_idle_usec != b->keepalive_idle_usec ||
             !streq_ptr(a->tls.ca_file, b->tls.ca_file) || a->tls.verify != b->tls.verify ||
-            !streq_ptr(a->tls.sni, b->tls.sni) || a->n_nodes != b->n_nodes)
+            !streq_ptr(a->tls.sni, b->tls.sni) ||
+            !config_health_check_equal(&a->health_check, &b->health_check) ||
+            a->slow_start_usec != b->slow_start_usec || a->n_nodes != b->n_nodes)
                 return false;
         for (size_t i = 0; i < a->n_nodes; i++)
                 if (!streq(a->nodes[i].host, b->nodes[i].host) ||
                     a->nodes[i].port != b->nodes[i].port ||
-                    a->nodes[i].weight != b->nodes[i].weight)
+                    a->nodes[i].weight != b->nodes[i].weight ||
+                    a->nodes[i].state != b->nodes[i].state)
                         return false;
         return true;
 }
