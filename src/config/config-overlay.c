@@ -184,3 +184,49 @@ ssize_t config_upstream_find_node(const ConfigUpstream *u, const char *host, uin
                         return (ssize_t)i;
         return -ENOENT;
 }
+
+int config_node_document(const Config *c, const char *upstream, const char *host, uint16_t port,
+                         ConfigTree **ret, int *ret_node, size_t *ret_index)
+{
+        _cleanup_(config_tree_freep) ConfigTree *t = NULL;
+        const ConfigUpstream *u = config_find_upstream(c, upstream);
+        ssize_t k;
+        int r, node;
+
+        if (!u)
+                return -ENOENT;
+        k = config_upstream_find_node(u, host, port);
+        if (k == -ENOENT)
+                return -ENXIO;
+        if (k < 0)
+                return (int)k;
+        r = config_object_document(c, CONFIG_OBJECT_UPSTREAM, upstream, &t);
+        if (r < 0)
+                return r;
+        /* The document is the dump of `u`: its nodes in the same order. */
+        node = config_tree_item(t, config_tree_get(t, config_tree_root(t), "nodes"), (size_t)k);
+        assert(node > 0);
+        *ret = TAKE_PTR(t);
+        *ret_node = node;
+        *ret_index = (size_t)k;
+        return 0;
+}
+
+int config_edit_node_state(const Config *c, const char *upstream, const char *host, uint16_t port,
+                           const char *state, ConfigEdit *ret_edit, size_t *ret_index)
+{
+        _cleanup_(config_tree_freep) ConfigTree *t = NULL;
+        size_t k;
+        int r, node;
+
+        r = config_node_document(c, upstream, host, port, &t, &node, &k);
+        if (r < 0)
+                return r;
+        r = config_tree_set(t, node, "state", config_tree_add_string(t, state));
+        if (r < 0)
+                return r;
+        *ret_edit = (ConfigEdit){.kind = CONFIG_OBJECT_UPSTREAM, .name = upstream,
+                                 .document = TAKE_PTR(t)};
+        *ret_index = k;
+        return 0;
+}

@@ -34,5 +34,19 @@ int config_object_document(const Config *c, ConfigObjectKind kind, const char *n
  * without regard to case), or -ENOENT. */
 ssize_t config_upstream_find_node(const ConfigUpstream *u, const char *host, uint16_t port);
 
+/* The document of upstream `upstream` of `c` (as config_object_document() gives it) and the id
+ * of its node host:port's mapping in it, where a method that changes one key of a node (its
+ * weight, its state) sets it; *ret_index is the node's place in `nodes` (for "nodes[3]" in
+ * problems). -ENOENT when there is no such upstream, -ENXIO when it has no such node. */
+int config_node_document(const Config *c, const char *upstream, const char *host, uint16_t port,
+                         ConfigTree **ret, int *ret_node, size_t *ret_index);
+
+/* The edit that sets the `state:` of node host:port of `upstream` to `state` (SetNodeState:
+ * "ready", "drain" or "maint", checked by the loader when the edit is applied, as in a file:
+ * "nodes[3].state: unknown state ..."). ret_edit->name points at `upstream`; its document is
+ * the caller's to free. Errors as config_node_document(). */
+int config_edit_node_state(const Config *c, const char *upstream, const char *host, uint16_t port,
+                           const char *state, ConfigEdit *ret_edit, size_t *ret_index);
+
 /* Whether an upstream's or a route's document may have the key `path` ("tls.sni"). */
 bool config_schema_has_key(ConfigObjectKind kind, const char *path);

@@ -919,6 +919,49 @@ static void test_out_of_memory(void)
 }
 #endif
 
+/* SetNodeState's edit: config_edit_node_state(). */
+static void test_node_state(void)
+{
+        _cleanup_(config_unrefp) Config *c = load_base(), *n = NULL, *m = NULL;
+        ConfigProblems p = {};
+        ConfigEdit e = {};
+        size_t k = 99;
+
+        if (!c)
+                return;
+        CHECK(config_edit_node_state(c, "web", "[::1]", 81, "drain", &e, &k) == 0);
+        CHECK(k == 1 && e.kind == CONFIG_OBJECT_UPSTREAM && streq_ptr(e.name, "web"));
+        CHECK(config_edit_apply(c, &e, &n, &p) == 0);
+        config_tree_free(e.document);
+        if (n) {
+                const ConfigUpstream *u = config_find_upstream(n, "web");
+
+                CHECK(u->nodes[0].state == NODE_ADMIN_READY);
+                CHECK(u->nodes[1].state == NODE_ADMIN_DRAIN);
+                /* The rest as it was; the old Config untouched. */
+                CHECK(u->nodes[1].port == 81 && u->nodes[1].weight == 1);
+                CHECK(config_find_upstream(c, "web")->nodes[1].state == NODE_ADMIN_READY);
+                CHECK(config_find_upstream(n, "pg") == config_find_upstream(c, "pg"));
+
+                /* Back to ready: the state's document says so, and it loads as ready. */
+                CHECK(config_edit_node_state(n, "web", "::1", 81, "ready", &e, &k) == 0);
+                CHECK(config_edit_apply(n, &e, &m, &p) == 0);
+                config_tree_free(e.document);
+                if (m)
+                        CHECK(config_find_upstream(m, "web")->nodes[1].state == NODE_ADMIN_READY);
+        }
+
+        /* The loader checks the word, and the problem points at the node's key. */
+        CHECK(config_edit_node_state(c, "web", "10.0.0.1", 80, "up", &e, &k) == 0);
+        CHECK(k == 0);
+        expect_problem(c, &e, -EINVAL, true, NULL, "nodes[0].state",
+                       "unknown state 'up' (known: ready, drain, maint)");
+        config_tree_free(e.document);
+
+        CHECK(config_edit_node_state(c, "web", "10.0.0.1", 81, "maint", &e, &k) == -ENXIO);
+        CHECK(config_edit_node_state(c, "nope", "10.0.0.1", 80, "maint", &e, &k) == -ENOENT);
+}
+
 int main(void)
 {
         test_tree_api();
@@ -931,6 +974,7 @@ int main(void)
         test_refusals_table();
         test_a_source_plugs_in();
         test_state_round_trip();
+        test_node_state();
 #if FAULT_INJECTION
         test_out_of_memory();
 #endif
