@@ -131,6 +131,8 @@ typedef struct ConfigContext {
 
         ConfigError *errors;
         size_t n_errors;  /* stored */
+        char **warnings;  /* config_warning(), NULL-terminated; handed to the Config */
+        size_t n_warnings;
         size_t n_dropped; /* beyond CONFIG_ERRORS_MAX */
         bool oom;         /* an error could not even be recorded */
 
@@ -189,6 +191,12 @@ void config_error(ConfigContext *ctx, const ConfigMark *mark, const char *path, 
                   ...) _printf_(4, 5);
 void config_error_code(ConfigContext *ctx, int code, bool in_document, const ConfigMark *mark,
                        const char *path, const char *fmt, ...) _printf_(6, 7);
+
+/* Something read and taken that deserves a word (a spelling accepted for compatibility): a
+ * line "file:line:column: path: message" in the Config's warnings, which does not fail the
+ * load. Out of memory is remembered in ctx->oom. */
+void config_warning(ConfigContext *ctx, const ConfigMark *mark, const char *path,
+                    const char *fmt, ...) _printf_(4, 5);
 
 ConfigMark config_mark(const ConfigContext *ctx, const yaml_node_t *node);
 

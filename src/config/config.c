@@ -345,6 +345,7 @@ Config *config_unref(Config *c)
         free(c->listeners);
         strv_free(c->dns.servers);
         config_tls_done(&c->tls);
+        strv_free(c->warnings);
         /* Last: the listeners' marks point into these. */
         file_names_free(c->files);
         free(c);

@@ -297,6 +297,9 @@ typedef struct Config {
         ConfigDns dns;
         ConfigTls tls; /* defaults for every upstream */
         ConfigMetrics metrics;
+        /* What the files said that was taken but deserves a word ("file:line:column: path:
+         * message"), NULL-terminated, or NULL: printed by --check, logged at load. */
+        char **warnings;
 
         bool access_log;
         unsigned workers;                /* event loops, one per thread; 0 = one per core */
