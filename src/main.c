@@ -174,6 +174,11 @@ int main(int argc, char **argv)
                                 strerror(-r));
                 return 1;
         }
+        for (char **w = config->warnings; w && *w; w++)
+                if (args.check)
+                        fprintf(stderr, "warning: %s\n", *w);
+                else
+                        log_warning("%s", *w);
         /* Read once: the state's upstreams and routes are put in place of theirs without
          * reading them again, and should the result not build, the files alone serve. */
         files = config_ref(config);

@@ -11,12 +11,14 @@
  * it means in APISIX: an external node's and a route upstream's weight default to 100, each
  * upstream timeout to 60s (the ingress controller's DefaultUpstreamTimeout, which is also
  * nginx's), a zero timeout means the default as in the controller, and retries default to the
- * number of nodes minus one (apisix/balancer.lua). */
+ * number of nodes minus one (apisix/balancer.lua). A healthCheck's zero (a number the CRD
+ * omits when empty) likewise leaves APISIX's default. */
 
 #include <limits.h>
 #include <stdarg.h>
 
 #include "config/apisix.h"
+#include "config/config-health.h"
 #include "config/config-walk.h"
 
 #define APISIX_API_GROUP "apisix.apache.org/"
@@ -395,6 +397,350 @@ static void translate_timeout(Apisix *a, yaml_node_t *node, const char *path, Co
         }
 }
 
+/* ---- healthCheck ---- */
+
+/* The CRD's names for the keys of native health_check (ApisixUpstream v2: ActiveHealthCheck,
+ * PassiveHealthCheck and their Healthy/Unhealthy), in one table for both parts: a key the part
+ * does not have is unknown there. */
+enum {
+        HC_TYPE,
+        HC_TIMEOUT,
+        HC_CONCURRENCY,
+        HC_HOST,
+        HC_PORT,
+        HC_HTTP_PATH,
+        HC_STRICT_TLS,
+        HC_REQUEST_HEADERS,
+        HC_HEALTHY,
+        HC_UNHEALTHY,
+        _HC_MAX,
+};
+
+static const ConfigField active_keys[_HC_MAX] = {
+        [HC_TYPE] = {.key = "type"},
+        [HC_TIMEOUT] = {.key = "timeout"},
+        [HC_CONCURRENCY] = {.key = "concurrency"},
+        [HC_HOST] = {.key = "host"},
+        [HC_PORT] = {.key = "port"},
+        [HC_HTTP_PATH] = {.key = "httpPath"},
+        [HC_STRICT_TLS] = {.key = "strictTLS"},
+        [HC_REQUEST_HEADERS] = {.key = "requestHeaders"},
+        [HC_HEALTHY] = {.key = "healthy"},
+        [HC_UNHEALTHY] = {.key = "unhealthy"},
+};
+
+static const ConfigField passive_keys[] = {
+        {.key = "type"},
+        {.key = "healthy"},
+        {.key = "unhealthy"},
+};
+
+enum {
+        HL_INTERVAL,
+        HL_HTTP_CODES,
+        HL_SUCCESSES,
+        HL_HTTP_FAILURES,
+        HL_TCP_FAILURES,
+        HL_TIMEOUT,
+        HL_TIMEOUTS,
+        _HL_MAX,
+};
+
+/* healthy has the first three, unhealthy all but successes; passive ones no interval. */
+static const ConfigField level_keys[_HL_MAX] = {
+        [HL_INTERVAL] = {.key = "interval"},
+        [HL_HTTP_CODES] = {.key = "httpCodes"},
+        [HL_SUCCESSES] = {.key = "successes"},
+        [HL_HTTP_FAILURES] = {.key = "httpFailures"},
+        [HL_TCP_FAILURES] = {.key = "tcpFailures"},
+        [HL_TIMEOUT] = {.key = "timeout"},
+        [HL_TIMEOUTS] = {.key = "timeouts"},
+};
+
+static const char *const crd_keys[3] = {"healthy", "unhealthy", "httpCodes"};
+static const ConfigValidator validate_probe_path = {"path", config_check_probe_path};
+static const ConfigStrv strv_request_headers = {
+        &(const ConfigValidator){"header", config_check_probe_header},
+        "must not be empty",
+        &config_count_health_headers,
+};
+
+/* An integer of the CRD's range, kept when it is not 0 (omitted, to the controller). */
+static void crd_integer(Apisix *a, yaml_node_t *node, const char *path, const char *key,
+                        int64_t max, unsigned *dest)
+{
+        char p[CONFIG_PATH_MAX];
+        int64_t i;
+
+        if (node && config_value_integer(a->ctx, node, joined(p, path, key), 0, max, &i) && i > 0)
+                *dest = (unsigned)i;
+}
+
+/* interval: a metav1.Duration ("2s"); the active timeout: a time.Duration, which manifests
+ * write as "5s" or, as the CRD's comment reads, a number of seconds. */
+static void crd_duration(Apisix *a, yaml_node_t *node, const char *path, const char *key,
+                         bool seconds, uint64_t *dest)
+{
+        char p[CONFIG_PATH_MAX];
+        const char *v;
+        uint64_t usec;
+        int64_t i;
+
+        if (!node)
+                return;
+        joined(p, path, key);
+        v = node->type == YAML_SCALAR_NODE ? (const char *)node->data.scalar.value : NULL;
+        if (seconds && v && config_is_plain(node) && *v && strspn(v, "0123456789") == strlen(v)) {
+                if (config_value_integer(a->ctx, node, p, 0, CONFIG_DURATION_MAX / USEC_PER_SEC,
+                                         &i) &&
+                    i > 0)
+                        *dest = (uint64_t)i * USEC_PER_SEC;
+                return;
+        }
+        if (config_value_duration(a->ctx, node, p, &config_duration_go, &usec) && usec > 0)
+                *dest = usec;
+}
+
+static int translate_level(Apisix *a, yaml_node_t *node, const char *path, bool active,
+                           bool healthy, ConfigHealthHealthy *h, ConfigHealthUnhealthy *u)
+{
+        yaml_node_t *v[_HL_MAX];
+        ConfigField fields[_HL_MAX];
+        char p[CONFIG_PATH_MAX];
+        size_t n = 0;
+        int map[_HL_MAX];
+
+        /* The keys this level has, in the table's order. */
+        for (int i = 0; i < _HL_MAX; i++) {
+                bool has = i == HL_INTERVAL     ? active
+                           : i == HL_SUCCESSES  ? healthy
+                           : i == HL_HTTP_CODES ? true
+                                                : !healthy;
+                map[i] = has ? (int)n : -1;
+                if (has)
+                        fields[n++] = level_keys[i];
+        }
+        yaml_node_t *got[_HL_MAX];
+        if (!config_read_mapping(a->ctx, node, path, fields, n, NULL, got))
+                return 0;
+        for (int i = 0; i < _HL_MAX; i++)
+                v[i] = map[i] >= 0 ? got[map[i]] : NULL;
+
+        if (v[HL_HTTP_CODES]) {
+                ConfigField f = {.key = "httpCodes",
+                                 .offset = healthy ? offsetof(ConfigHealthHealthy, http_statuses)
+                                                   : offsetof(ConfigHealthUnhealthy,
+                                                              http_statuses)};
+                int r = config_parse_statuses(a->ctx, &f, v[HL_HTTP_CODES],
+                                              healthy ? (void *)h : (void *)u,
+                                              joined(p, path, "httpCodes"));
+                if (r < 0)
+                        return r;
+        }
+        if (healthy) {
+                crd_duration(a, v[HL_INTERVAL], path, "interval", false, &h->interval_usec);
+                crd_integer(a, v[HL_SUCCESSES], path, "successes", HEALTH_COUNTER_MAX,
+                            &h->successes);
+                return 0;
+        }
+        crd_duration(a, v[HL_INTERVAL], path, "interval", false, &u->interval_usec);
+        crd_integer(a, v[HL_HTTP_FAILURES], path, "httpFailures", HEALTH_COUNTER_MAX,
+                    &u->http_failures);
+        crd_integer(a, v[HL_TCP_FAILURES], path, "tcpFailures", HEALTH_COUNTER_MAX,
+                    &u->tcp_failures);
+        /* The CRD's json name is "timeout"; "timeouts", as APISIX and the Go field name it, is
+         * what one writes by mistake and means the same. */
+        if (v[HL_TIMEOUT] && v[HL_TIMEOUTS])
+                config_node_error(a->ctx, v[HL_TIMEOUTS], joined(p, path, "timeouts"),
+                                  "given with 'timeout' already (the same count: keep 'timeout')");
+        else if (v[HL_TIMEOUTS]) {
+                ConfigMark m = config_mark(a->ctx, v[HL_TIMEOUTS]);
+
+                config_warning(a->ctx, &m, joined(p, path, "timeouts"),
+                               "read as 'timeout', the CRD's name for the count of timeouts");
+                crd_integer(a, v[HL_TIMEOUTS], path, "timeouts", HEALTH_COUNTER_MAX,
+                            &u->timeouts);
+        } else
+                crd_integer(a, v[HL_TIMEOUT], path, "timeout", HEALTH_COUNTER_MAX, &u->timeouts);
+        return 0;
+}
+
+/* type: http, https or tcp, by the native names; NULL after saying what is wrong. */
+static bool crd_type(Apisix *a, yaml_node_t *node, const char *path, HealthCheckType *ret)
+{
+        char p[CONFIG_PATH_MAX], esc[CONFIG_ESCAPE_MAX];
+        const char *s;
+        HealthCheckType t;
+
+        if (!node)
+                return true;
+        s = config_value_text(a->ctx, node, joined(p, path, "type"));
+        if (!s)
+                return false;
+        t = health_check_type_from_string(s);
+        if (t < 0) {
+                config_node_error(a->ctx, node, p, "unknown type '%s' (known: http, https, tcp)",
+                                  config_node_escape(node, esc));
+                return false;
+        }
+        *ret = t;
+        return true;
+}
+
+static int translate_active(Apisix *a, yaml_node_t *node, const char *path, ConfigUpstream *u)
+{
+        ConfigHealthActive *ac = &u->health_check.active;
+        yaml_node_t *v[_HC_MAX];
+        char p[CONFIG_PATH_MAX];
+        HealthCheckType type = HEALTH_CHECK_HTTP;
+        bool b;
+        int r;
+
+        if (!config_read_mapping(a->ctx, node, path, active_keys, _HC_MAX, NULL, v))
+                return 0;
+        ac->enabled = true;
+        if (!crd_type(a, v[HC_TYPE], path, &type))
+                return 0;
+        ac->type = type;
+        crd_duration(a, v[HC_TIMEOUT], path, "timeout", true, &ac->timeout_usec);
+        crd_integer(a, v[HC_CONCURRENCY], path, "concurrency", CONFIG_HEALTH_CONCURRENCY_MAX,
+                    &ac->concurrency);
+        if (v[HC_PORT]) {
+                unsigned port = 0;
+
+                crd_integer(a, v[HC_PORT], path, "port", CONFIG_PORT_MAX, &port);
+                ac->port = (uint16_t)port;
+        }
+        /* What a probe of this type does not send, APISIX ignores: so does lbproxy, after
+         * checking it. */
+        if (v[HC_HTTP_PATH]) {
+                _cleanup_free_ char *s = NULL;
+
+                r = config_string_value(a->ctx, v[HC_HTTP_PATH], joined(p, path, "httpPath"),
+                                        &validate_probe_path, &s);
+                if (r < 0)
+                        return r;
+                if (type != HEALTH_CHECK_TCP)
+                        config_set_string(&ac->http_path, TAKE_PTR(s));
+        }
+        if (v[HC_HOST]) {
+                _cleanup_free_ char *s = NULL;
+
+                r = config_string_value(a->ctx, v[HC_HOST], joined(p, path, "host"),
+                                        &validate_host_port, &s);
+                if (r < 0)
+                        return r;
+                if (type != HEALTH_CHECK_TCP)
+                        config_set_string(&ac->host, TAKE_PTR(s));
+        }
+        if (v[HC_REQUEST_HEADERS]) {
+                _cleanup_strv_free_ char **l = NULL;
+
+                r = config_value_strv(a->ctx, v[HC_REQUEST_HEADERS],
+                                      joined(p, path, "requestHeaders"), &strv_request_headers,
+                                      &l);
+                if (r < 0)
+                        return r;
+                if (type != HEALTH_CHECK_TCP) {
+                        strv_free(ac->headers);
+                        ac->headers = TAKE_PTR(l);
+                }
+        }
+        if (v[HC_STRICT_TLS] &&
+            config_value_boolean(a->ctx, v[HC_STRICT_TLS], joined(p, path, "strictTLS"), &b) &&
+            type == HEALTH_CHECK_HTTPS)
+                ac->verify = b;
+        if (!ac->http_path) {
+                ac->http_path = strdup("/");
+                if (!ac->http_path)
+                        return -ENOMEM;
+        }
+        if (v[HC_HEALTHY]) {
+                r = translate_level(a, v[HC_HEALTHY], joined(p, path, "healthy"), true, true,
+                                    &ac->healthy, NULL);
+                if (r < 0)
+                        return r;
+        }
+        if (v[HC_UNHEALTHY]) {
+                r = translate_level(a, v[HC_UNHEALTHY], joined(p, path, "unhealthy"), true,
+                                    false, NULL, &ac->unhealthy);
+                if (r < 0)
+                        return r;
+        }
+        config_health_check_statuses(a->ctx, &ac->healthy, &ac->unhealthy, v[HC_HEALTHY],
+                                     v[HC_UNHEALTHY], crd_keys, path);
+        return 0;
+}
+
+static int translate_passive(Apisix *a, yaml_node_t *node, const char *path, ConfigUpstream *u)
+{
+        ConfigHealthPassive *pa = &u->health_check.passive;
+        yaml_node_t *v[ELEMENTSOF(passive_keys)];
+        HealthCheckType type = HEALTH_CHECK_HTTP;
+        char p[CONFIG_PATH_MAX];
+        int r;
+
+        if (!config_read_mapping(a->ctx, node, path, passive_keys, ELEMENTSOF(passive_keys), NULL,
+                                 v))
+                return 0;
+        config_health_passive_init(pa);
+        if (!crd_type(a, v[0], path, &type))
+                return 0;
+        if (v[1]) {
+                r = translate_level(a, v[1], joined(p, path, "healthy"), false, true,
+                                    &pa->healthy, NULL);
+                if (r < 0)
+                        return r;
+        }
+        if (v[2]) {
+                r = translate_level(a, v[2], joined(p, path, "unhealthy"), false, false, NULL,
+                                    &pa->unhealthy);
+                if (r < 0)
+                        return r;
+        }
+        /* A tcp check sees connections, not statuses (lua-resty-healthcheck). */
+        if (type == HEALTH_CHECK_TCP) {
+                pa->healthy.http_statuses = (HealthStatusSet){};
+                pa->unhealthy.http_statuses = (HealthStatusSet){};
+                pa->unhealthy.http_failures = 0;
+        }
+        config_health_check_statuses(a->ctx, &pa->healthy, &pa->unhealthy, v[1], v[2], crd_keys,
+                                     path);
+        return 0;
+}
+
+static const ConfigField health_check_keys[] = {
+        {.key = "active"},
+        {.key = "passive"},
+};
+
+static int translate_health_check(Apisix *a, yaml_node_t *node, const char *path,
+                                  ConfigUpstream *u)
+{
+        yaml_node_t *v[ELEMENTSOF(health_check_keys)];
+        char p[CONFIG_PATH_MAX];
+        int r;
+
+        if (!config_read_mapping(a->ctx, node, path, health_check_keys,
+                                 ELEMENTSOF(health_check_keys), NULL, v))
+                return 0;
+        if (!v[0] && !v[1]) {
+                config_node_error(a->ctx, node, path, "expected active:, passive: or both");
+                return 0;
+        }
+        if (v[0]) {
+                r = translate_active(a, v[0], joined(p, path, "active"), u);
+                if (r < 0)
+                        return r;
+        }
+        if (v[1]) {
+                r = translate_passive(a, v[1], joined(p, path, "passive"), u);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 enum {
         UP_INGRESS_CLASS,
         UP_EXTERNAL_NODES,
@@ -421,8 +767,7 @@ static const ConfigField upstream_keys[_UP_MAX] = {
         [UP_LOADBALANCER] = {.key = "loadbalancer"},
         [UP_RETRIES] = {.key = "retries"},
         [UP_TIMEOUT] = {.key = "timeout"},
-        [UP_HEALTH_CHECK] = {.key = "healthCheck",
-                             .refusal = "active/passive health checks are not supported yet"},
+        [UP_HEALTH_CHECK] = {.key = "healthCheck"},
         [UP_TLS_SECRET] = {.key = "tlsSecret",
                            .refusal = "client certificates come from a Kubernetes Secret, "
                                       "which does not exist outside Kubernetes"},
@@ -529,6 +874,11 @@ static int translate_upstream(Apisix *a, yaml_node_t *spec, yaml_node_t *name_no
         }
         if (v[UP_TIMEOUT])
                 translate_timeout(a, v[UP_TIMEOUT], joined(q, sp, "timeout"), u);
+        if (v[UP_HEALTH_CHECK]) {
+                r = translate_health_check(a, v[UP_HEALTH_CHECK], joined(q, sp, "healthCheck"), u);
+                if (r < 0)
+                        return r;
+        }
 
         /* Without externalNodes an ApisixUpstream decorates the Kubernetes Service of its name. */
         if (!v[UP_EXTERNAL_NODES])

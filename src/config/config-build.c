@@ -70,6 +70,37 @@ static void report(ConfigContext *ctx, int code, bool in_document, const ConfigM
         ctx->n_errors++;
 }
 
+void config_warning(ConfigContext *ctx, const ConfigMark *mark, const char *path,
+                    const char *fmt, ...)
+{
+        _cleanup_free_ char *message = NULL;
+        char *line = NULL, **w;
+        va_list ap;
+        int r;
+
+        if (ctx->n_warnings >= CONFIG_ERRORS_MAX)
+                return;
+        va_start(ap, fmt);
+        r = vasprintf(&message, fmt, ap);
+        va_end(ap);
+        if (r >= 0 && mark && mark->file)
+                r = asprintf(&line, "%s:%u:%u: %s%s%s", mark->file, mark->line, mark->column,
+                             path ? path : "", path && *path ? ": " : "", message);
+        else if (r >= 0)
+                r = asprintf(&line, "%s%s%s", path ? path : "", path && *path ? ": " : "",
+                             message);
+        w = r >= 0 ? reallocarray(ctx->warnings, ctx->n_warnings + 2, sizeof(char *)) : NULL;
+        if (!w) {
+                if (r >= 0)
+                        free(line);
+                ctx->oom = true;
+                return;
+        }
+        ctx->warnings = w;
+        w[ctx->n_warnings++] = line;
+        w[ctx->n_warnings] = NULL;
+}
+
 void config_error(ConfigContext *ctx, const ConfigMark *mark, const char *path, const char *fmt,
                   ...)
 {
@@ -584,6 +615,7 @@ static void context_done(ConfigContext *ctx)
         for (char **f = ctx->files; f && *f; f++)
                 config_file_name_unref(*f);
         free(ctx->files);
+        strv_free(ctx->warnings);
         config_unref(ctx->config);
         *ctx = (ConfigContext){};
 }
@@ -615,8 +647,10 @@ int config_context_conclude(ConfigContext *ctx, int r, ConfigProblems *ret_probl
         }
         if (r >= 0) {
                 /* Its listeners' marks point into the files it read. */
-                if (!ctx->config->base)
+                if (!ctx->config->base) {
                         ctx->config->files = TAKE_PTR(ctx->files);
+                        ctx->config->warnings = TAKE_PTR(ctx->warnings);
+                }
                 *ret = TAKE_PTR(ctx->config);
         }
 

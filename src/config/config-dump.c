@@ -135,6 +135,96 @@ static int dump_tls(Dumper *d, const ConfigTls *t, bool with_sni)
         return m;
 }
 
+/* Runs of three statuses or more as ranges ("200-208"), the rest one by one. */
+static int dump_statuses(Dumper *d, const HealthStatusSet *set)
+{
+        int seq = sequence(d, true);
+        char buf[16];
+
+        for (unsigned s = HEALTH_STATUS_MIN; s <= HEALTH_STATUS_MAX; s++) {
+                unsigned e = s;
+
+                if (!health_status_set_has(set, s))
+                        continue;
+                while (e < HEALTH_STATUS_MAX && health_status_set_has(set, e + 1))
+                        e++;
+                if (e - s >= 2) {
+                        snprintf(buf, sizeof(buf), "%u-%u", s, e);
+                        append(d, seq, string(d, buf));
+                        s = e;
+                        continue;
+                }
+                snprintf(buf, sizeof(buf), "%u", s);
+                append(d, seq, plain(d, buf));
+        }
+        return seq;
+}
+
+static int dump_healthy(Dumper *d, const ConfigHealthHealthy *h, bool active)
+{
+        int m = mapping(d, true);
+
+        if (active)
+                key_duration(d, m, "interval", h->interval_usec);
+        key_uint(d, m, "successes", h->successes);
+        set(d, m, "http_statuses", dump_statuses(d, &h->http_statuses));
+        return m;
+}
+
+static int dump_unhealthy(Dumper *d, const ConfigHealthUnhealthy *u, bool active)
+{
+        int m = mapping(d, true);
+
+        if (active)
+                key_duration(d, m, "interval", u->interval_usec);
+        key_uint(d, m, "http_failures", u->http_failures);
+        key_uint(d, m, "tcp_failures", u->tcp_failures);
+        key_uint(d, m, "timeouts", u->timeouts);
+        set(d, m, "http_statuses", dump_statuses(d, &u->http_statuses));
+        return m;
+}
+
+/* Only what was configured: an upstream without health_check: dumps as it always did, and a
+ * part that is off is not written (the loader would turn it on). */
+static void dump_health_check(Dumper *d, int m, const ConfigHealthCheck *hc)
+{
+        const ConfigHealthActive *a = &hc->active;
+        int h, am, pm;
+
+        if (!a->enabled && !hc->passive.enabled)
+                return;
+        h = mapping(d, false);
+        if (a->enabled) {
+                bool http = a->type != HEALTH_CHECK_TCP;
+
+                am = mapping(d, false);
+                key_string(d, am, "type", health_check_type_to_string(a->type));
+                /* The loader takes these with the types that use them only. */
+                if (http) {
+                        key_string(d, am, "http_path", a->http_path);
+                        key_string(d, am, "host", a->host);
+                }
+                if (a->port > 0)
+                        key_uint(d, am, "port", a->port);
+                key_duration(d, am, "timeout", a->timeout_usec);
+                key_uint(d, am, "concurrency", a->concurrency);
+                if (http)
+                        key_strv(d, am, "headers", a->headers);
+                if (a->type == HEALTH_CHECK_HTTPS)
+                        key_bool(d, am, "verify", a->verify != 0);
+                set(d, am, "healthy", dump_healthy(d, &a->healthy, true));
+                set(d, am, "unhealthy", dump_unhealthy(d, &a->unhealthy, true));
+                set(d, h, "active", am);
+        }
+        if (hc->passive.enabled) {
+                pm = mapping(d, false);
+                set(d, pm, "healthy", dump_healthy(d, &hc->passive.healthy, false));
+                set(d, pm, "unhealthy", dump_unhealthy(d, &hc->passive.unhealthy, false));
+                set(d, h, "passive", pm);
+        }
+        set(d, m, "health_check", h);
+}
+
 static void dump_upstream(Dumper *d, int m, const ConfigUpstream *u)
 {
         int timeout, nodes;
@@ -162,6 +252,10 @@ static void dump_upstream(Dumper *d, int m, const ConfigUpstream *u)
         set(d, m, "timeout", timeout);
 
         set(d, m, "tls", dump_tls(d, &u->tls, true));
+        dump_health_check(d, m, &u->health_check);
+        /* Like health_check:, written when used. */
+        if (u->slow_start_usec > 0)
+                key_duration(d, m, "slow_start", u->slow_start_usec);
 
         nodes = sequence(d, false);
         for (size_t i = 0; i < u->n_nodes; i++) {
@@ -171,6 +265,8 @@ static void dump_upstream(Dumper *d, int m, const ConfigUpstream *u)
                 key_string(d, node, "host", n->host);
                 key_uint(d, node, "port", n->port);
                 key_uint(d, node, "weight", n->weight);
+                if (n->state != NODE_ADMIN_READY)
+                        key_string(d, node, "state", node_admin_state_to_string(n->state));
                 append(d, nodes, node);
         }
         set(d, m, "nodes", nodes);

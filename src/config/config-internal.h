@@ -56,6 +56,7 @@ int config_derive(const Config *c, Config **ret);
 #define CONFIG_NAME_MAX 255
 
 /* Ranges the schema checks (and the APISIX translator, on its keys). */
+#define CONFIG_HEALTH_CONCURRENCY_MAX 1000 /* probes at once per upstream */
 #define CONFIG_PORT_MAX 65535
 #define CONFIG_WEIGHT_MAX 10000 /* nodes and route upstreams; 0 = out of rotation */
 #define CONFIG_RETRIES_MAX 100
@@ -73,6 +74,8 @@ int config_derive(const Config *c, Config **ret);
 #define CONFIG_ROUTE_HOSTS_MAX 256
 #define CONFIG_ROUTE_METHODS_MAX 32
 #define CONFIG_SERVER_NAMES_MAX 256 /* per SNI route */
+#define CONFIG_HEALTH_HEADERS_MAX 32 /* per health check */
+#define CONFIG_HEALTH_HEADER_MAX 1024 /* bytes, "Name: value" */
 
 /* A list's limit and the words its message uses. */
 typedef struct ConfigCount {
@@ -87,6 +90,8 @@ extern const ConfigCount config_count_route_paths;
 extern const ConfigCount config_count_route_hosts;
 extern const ConfigCount config_count_route_methods;
 extern const ConfigCount config_count_server_names;
+extern const ConfigCount config_count_health_headers;
+extern const ConfigCount config_count_health_statuses;
 
 /* Enough for "too many server names (18446744073709551615; at most 18446744073709551615 per
  * SNI route)". */
@@ -126,6 +131,8 @@ typedef struct ConfigContext {
 
         ConfigError *errors;
         size_t n_errors;  /* stored */
+        char **warnings;  /* config_warning(), NULL-terminated; handed to the Config */
+        size_t n_warnings;
         size_t n_dropped; /* beyond CONFIG_ERRORS_MAX */
         bool oom;         /* an error could not even be recorded */
 
@@ -184,6 +191,12 @@ void config_error(ConfigContext *ctx, const ConfigMark *mark, const char *path, 
                   ...) _printf_(4, 5);
 void config_error_code(ConfigContext *ctx, int code, bool in_document, const ConfigMark *mark,
                        const char *path, const char *fmt, ...) _printf_(6, 7);
+
+/* Something read and taken that deserves a word (a spelling accepted for compatibility): a
+ * line "file:line:column: path: message" in the Config's warnings, which does not fail the
+ * load. Out of memory is remembered in ctx->oom. */
+void config_warning(ConfigContext *ctx, const ConfigMark *mark, const char *path,
+                    const char *fmt, ...) _printf_(4, 5);
 
 ConfigMark config_mark(const ConfigContext *ctx, const yaml_node_t *node);
 
@@ -273,6 +286,8 @@ const char *config_check_host_port(char *s);  /* a Host header: host, IPv4, [IPv
 const char *config_check_sni(char *s);        /* a host name, not an IP */
 const char *config_check_path(char *s);       /* "/..." with '*' only last */
 const char *config_check_method(char *s);     /* an HTTP token; upper-cases */
+const char *config_check_probe_path(char *s);  /* "/..." with a query, no fragment */
+const char *config_check_probe_header(char *s); /* "Name: value", no CR/LF */
 const char *config_check_dns_server(char *s); /* "ip", "ip:port", "[ipv6]:port", "ipv6" */
 /* How a node is told from another: "::1" and "0::1" are one address, "Example.com" and
  * "example.com" one name. `host` as stored (normalized by config_check_node_host()). */
@@ -309,6 +324,16 @@ extern const char *const config_scheme_names[_SCHEME_MAX];
 extern const char *const config_pass_host_names[_PASS_HOST_MAX];
 extern const char *const config_listener_protocol_names[_LISTENER_PROTOCOL_MAX];
 extern const char *const config_hash_on_names[_HASH_ON_MAX];
+extern const char *const config_node_admin_state_names[_NODE_ADMIN_MAX];
+extern const char *const config_health_check_type_names[_HEALTH_CHECK_TYPE_MAX];
+
+/* config.c: an upstream's health_check. _init() gives what an upstream without one has: active
+ * off (its fields at APISIX's defaults, http_path NULL) and passive the built-in check
+ * (connection failures and timeouts only). _passive_init() gives APISIX's passive defaults,
+ * for a `passive:` that is written. _done() frees what the check owns. */
+void config_health_check_init(ConfigHealthCheck *hc);
+void config_health_passive_init(ConfigHealthPassive *p);
+void config_health_check_done(ConfigHealthCheck *hc);
 /* A value a choice knows but refuses, and why; a list ends with name NULL. */
 typedef struct ConfigChoiceRefusal {
         const char *name;

@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <stdarg.h>
 
+#include "config/config-health.h"
 #include "config/config-overlay.h"
 #include "config/config-walk.h"
 
@@ -48,6 +49,9 @@ const ConfigChoiceRefusal config_hash_on_refusals[] = {
         {"vars_combinations", "hash on one variable, header or cookie"},
         {},
 };
+static const ConfigChoice choice_node_state = {.what = "state",
+                                               .names = config_node_admin_state_names,
+                                               .n_names = _NODE_ADMIN_MAX};
 static const ConfigChoice choice_hash_on = {.what = "hash_on", .names = config_hash_on_names,
                                             .n_names = _HASH_ON_MAX,
                                             .refused = config_hash_on_refusals};
@@ -345,6 +349,7 @@ static const ConfigField node_fields[] = {
               RANGE(1, CONFIG_PORT_MAX, uint16_t, false)),
         FIELD("weight", config_parse_integer, offsetof(ConfigNode, weight),
               RANGE(0, CONFIG_WEIGHT_MAX, uint32_t, false)),
+        FIELD("state", config_parse_choice, offsetof(ConfigNode, state), &choice_node_state),
 };
 
 static const ConfigTable node_table = TABLE(node_fields, node_init, node_finish);
@@ -388,22 +393,7 @@ void config_upstream_init(ConfigUpstream *u)
         u->read_timeout_usec = 60 * USEC_PER_SEC;
         /* ca_file NULL and verify -1 inherit the top-level tls: block, see config_finish(). */
         u->tls.verify = -1;
-        config_health_check_builtin(&u->health_check);
-}
-
-void config_health_check_builtin(ConfigHealthCheck *hc)
-{
-        /* Without health_check: a node that answers is healthy, whatever its status; two
-         * connection failures or three timeouts in a row put it down, and a trial request now
-         * and then (health.c) finds out when it is back. */
-        *hc = (ConfigHealthCheck){};
-        hc->passive.healthy.successes = 1;
-        for (unsigned s = HEALTH_STATUS_MIN; s <= HEALTH_STATUS_MAX; s++) {
-                unsigned i = s - HEALTH_STATUS_MIN;
-                hc->passive.healthy.http_statuses.bits[i / 64] |= UINT64_C(1) << (i % 64);
-        }
-        hc->passive.unhealthy.tcp_failures = 2;
-        hc->passive.unhealthy.timeouts = 3;
+        config_health_check_init(&u->health_check);
 }
 
 /* Nodes are told apart by host and port (over D-Bus they are named so): one of each. */
@@ -607,6 +597,10 @@ static const ConfigField upstream_fields[] = {
               offsetof(ConfigUpstream, keepalive_idle_usec), NULL),
         FIELD("timeout", config_parse_block, 0, &upstream_timeout_table),
         FIELD("tls", config_parse_block, offsetof(ConfigUpstream, tls), &upstream_tls_table),
+        FIELD("health_check", config_parse_block, offsetof(ConfigUpstream, health_check),
+              &config_health_check_table),
+        FIELD("slow_start", config_parse_duration_field, offsetof(ConfigUpstream, slow_start_usec),
+              NULL),
         REQUIRED("nodes", config_parse_list, offsetof(ConfigUpstream, nodes), &nodes_list),
 };
 
@@ -909,7 +903,7 @@ bool config_schema_has_key(ConfigObjectKind kind, const char *path)
                         return false;
                 if (!p[l])
                         return true;
-                if (f->parse != config_parse_block)
+                if (f->parse != config_parse_block && f->parse != config_parse_block_init)
                         return false;
                 t = f->arg;
                 p += l + 1;

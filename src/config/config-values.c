@@ -272,6 +272,57 @@ const char *config_check_path(char *s)
         return NULL;
 }
 
+/* The request target of a health probe: an origin-form path, a query allowed (probes often
+ * ask "/health?full=1"), nothing that would break the request line. */
+const char *config_check_probe_path(char *s)
+{
+        if (s[0] != '/')
+                return "must start with '/'";
+        if (strlen(s) > CONFIG_ROUTE_PATH_MAX)
+                return "longer than " STRINGIFY(CONFIG_ROUTE_PATH_MAX) " bytes";
+        for (const char *p = s; *p; p++) {
+                unsigned char ch = (unsigned char)*p;
+
+                if (ch <= ' ' || ch == 0x7f)
+                        return "spaces and control characters are not allowed";
+                if (ch == '#')
+                        return "a fragment is not sent in a request";
+        }
+        return NULL;
+}
+
+static bool is_token_char(char ch)
+{
+        return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+               strchr("!#$%&'*+-.^_`|~", ch);
+}
+
+/* "Name: value", written into the probe's head as it is: a token, a colon, then a value
+ * without CR, LF or NUL (which would end the header and smuggle another in). */
+const char *config_check_probe_header(char *s)
+{
+        const char *colon = strchr(s, ':');
+
+        if (!colon)
+                return "expected 'Name: value' (no ':')";
+        if (colon == s)
+                return "the header name is empty";
+        for (const char *p = s; p < colon; p++)
+                if (!is_token_char(*p))
+                        return "the header name is not a valid HTTP token";
+        if (strlen(s) > CONFIG_HEALTH_HEADER_MAX)
+                return "longer than " STRINGIFY(CONFIG_HEALTH_HEADER_MAX) " bytes";
+        for (const char *p = colon + 1; *p; p++) {
+                unsigned char ch = (unsigned char)*p;
+
+                if (ch == '\r' || ch == '\n')
+                        return "CR and LF are not allowed in a header";
+                if ((ch < ' ' && ch != '\t') || ch == 0x7f)
+                        return "control characters are not allowed in a header";
+        }
+        return NULL;
+}
+
 /* RFC 9110 token; methods are case-sensitive on the wire, and all registered ones are upper
  * case, so "get" in a config means GET. */
 const char *config_check_method(char *s)
@@ -582,6 +633,10 @@ const ConfigCount config_count_route_hosts = {"hosts", "route", CONFIG_ROUTE_HOS
 const ConfigCount config_count_route_methods = {"methods", "route", CONFIG_ROUTE_METHODS_MAX};
 const ConfigCount config_count_server_names = {"server names", "SNI route",
                                                CONFIG_SERVER_NAMES_MAX};
+const ConfigCount config_count_health_headers = {"headers", "health check",
+                                                 CONFIG_HEALTH_HEADERS_MAX};
+const ConfigCount config_count_health_statuses = {"statuses", "list",
+                                                  HEALTH_STATUS_MAX - HEALTH_STATUS_MIN + 1};
 
 const char *config_check_count(const ConfigCount *count, size_t n,
                                char buf[static CONFIG_COUNT_STR_MAX])

@@ -457,6 +457,17 @@ int config_parse_block(ConfigContext *ctx, const ConfigField *f, yaml_node_t *no
         return config_walk_mapping(ctx, node, f->arg, (char *)base + f->offset, path);
 }
 
+int config_parse_block_init(ConfigContext *ctx, const ConfigField *f, yaml_node_t *node,
+                            void *base, const char *path)
+{
+        const ConfigTable *t = f->arg;
+
+        /* What is not a mapping is refused by the walk: its defaults would be moot. */
+        if (node->type == YAML_MAPPING_NODE && t->init)
+                t->init((char *)base + f->offset);
+        return config_walk_mapping(ctx, node, t, (char *)base + f->offset, path);
+}
+
 /* Appends one item per sequence entry: top-level lists thus concatenate across documents. */
 int config_parse_list(ConfigContext *ctx, const ConfigField *f, yaml_node_t *node, void *base,
                       const char *path)

@@ -173,5 +173,9 @@ int config_parse_strv(ConfigContext *ctx, const ConfigField *f, yaml_node_t *nod
                       const char *path);
 int config_parse_block(ConfigContext *ctx, const ConfigField *f, yaml_node_t *node, void *base,
                        const char *path);
+/* A block whose table's init sets what a block being written means (`passive:` given: APISIX's
+ * passive defaults, not the built-in check), before its keys are read. */
+int config_parse_block_init(ConfigContext *ctx, const ConfigField *f, yaml_node_t *node,
+                            void *base, const char *path);
 int config_parse_list(ConfigContext *ctx, const ConfigField *f, yaml_node_t *node, void *base,
                       const char *path);

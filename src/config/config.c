@@ -30,6 +30,18 @@ const char *const config_hash_on_names[_HASH_ON_MAX] = {
         [HASH_ON_COOKIE] = "cookie",
 };
 
+const char *const config_node_admin_state_names[_NODE_ADMIN_MAX] = {
+        [NODE_ADMIN_READY] = "ready",
+        [NODE_ADMIN_DRAIN] = "drain",
+        [NODE_ADMIN_MAINT] = "maint",
+};
+
+const char *const config_health_check_type_names[_HEALTH_CHECK_TYPE_MAX] = {
+        [HEALTH_CHECK_HTTP] = "http",
+        [HEALTH_CHECK_HTTPS] = "https",
+        [HEALTH_CHECK_TCP] = "tcp",
+};
+
 const char *const config_listener_protocol_names[_LISTENER_PROTOCOL_MAX] = {
         [LISTENER_HTTP] = "http",
         [LISTENER_HTTPS] = "https",
@@ -102,6 +114,32 @@ ListenerProtocol listener_protocol_from_string(const char *s)
 {
         return (ListenerProtocol)string_table_lookup(config_listener_protocol_names,
                                                      _LISTENER_PROTOCOL_MAX, s);
+}
+
+const char *node_admin_state_to_string(NodeAdminState s)
+{
+        if (s < 0 || s >= _NODE_ADMIN_MAX)
+                return NULL;
+        return config_node_admin_state_names[s];
+}
+
+NodeAdminState node_admin_state_from_string(const char *s)
+{
+        return (NodeAdminState)string_table_lookup(config_node_admin_state_names, _NODE_ADMIN_MAX,
+                                                   s);
+}
+
+const char *health_check_type_to_string(HealthCheckType t)
+{
+        if (t < 0 || t >= _HEALTH_CHECK_TYPE_MAX)
+                return NULL;
+        return config_health_check_type_names[t];
+}
+
+HealthCheckType health_check_type_from_string(const char *s)
+{
+        return (HealthCheckType)string_table_lookup(config_health_check_type_names,
+                                                    _HEALTH_CHECK_TYPE_MAX, s);
 }
 
 /* ---- file names ---- */
@@ -229,6 +267,7 @@ ConfigUpstream *config_upstream_unref(ConfigUpstream *u)
                 free(u->nodes[j].host);
         free(u->nodes);
         config_tls_done(&u->tls);
+        config_health_check_done(&u->health_check);
         free(u);
         return NULL;
 }
@@ -306,6 +345,7 @@ Config *config_unref(Config *c)
         free(c->listeners);
         strv_free(c->dns.servers);
         config_tls_done(&c->tls);
+        strv_free(c->warnings);
         /* Last: the listeners' marks point into these. */
         file_names_free(c->files);
         free(c);

@@ -155,6 +155,14 @@ static inline bool health_status_set_has(const HealthStatusSet *s, unsigned stat
         return (s->bits[i / 64] >> (i % 64)) & 1;
 }
 
+static inline void health_status_set_add(HealthStatusSet *s, unsigned status)
+{
+        if (status < HEALTH_STATUS_MIN || status > HEALTH_STATUS_MAX)
+                return;
+        unsigned i = status - HEALTH_STATUS_MIN;
+        s->bits[i / 64] |= UINT64_C(1) << (i % 64);
+}
+
 /* Counter thresholds count events in a row, each at most 254 (the CRD's range); 0 = that kind
  * of event never changes the state. `interval_usec` is the active checker's period in that
  * state (unused for passive). */
@@ -176,7 +184,7 @@ typedef struct ConfigHealthUnhealthy {
 typedef struct ConfigHealthActive {
         bool enabled; /* `active:` was given */
         HealthCheckType type;
-        char *http_path;     /* default "/" */
+        char *http_path;     /* "/..." (default "/"); NULL while not enabled */
         char *host;          /* Host of the probe; NULL = as the upstream's pass_host says */
         uint16_t port;       /* 0 = the node's port */
         uint64_t timeout_usec;
@@ -198,8 +206,8 @@ typedef struct ConfigHealthCheck {
         ConfigHealthPassive passive;
 } ConfigHealthCheck;
 
-/* What an upstream without `health_check:` gets. */
-void config_health_check_builtin(ConfigHealthCheck *hc);
+/* Every field, those of a part that is off included (they hold the defaults then). */
+bool config_health_check_equal(const ConfigHealthCheck *a, const ConfigHealthCheck *b);
 
 typedef struct ConfigTls {
         char *ca_file; /* extra trust anchors beside the system store; NULL = none */
@@ -289,6 +297,9 @@ typedef struct Config {
         ConfigDns dns;
         ConfigTls tls; /* defaults for every upstream */
         ConfigMetrics metrics;
+        /* What the files said that was taken but deserves a word ("file:line:column: path:
+         * message"), NULL-terminated, or NULL: printed by --check, logged at load. */
+        char **warnings;
 
         bool access_log;
         unsigned workers;                /* event loops, one per thread; 0 = one per core */

@@ -436,6 +436,8 @@ int manager_reload(Manager *m, ManagerChangeDone done, void *userdata, char **re
                 daemon_notify_ready("Reload refused: configuration invalid, previous one kept");
                 return r;
         }
+        for (char **w = config->warnings; w && *w; w++)
+                log_warning("%s", *w);
         _cleanup_free_ char *changed = listeners_changed(manager_model(m)->config, config);
         if (changed) {
                 free(errors);

@@ -6,41 +6,12 @@
 
 /* A field added to these is compared below: the sizes say when one was. */
 static_assert(sizeof(ConfigUpstream) == 584 && sizeof(ConfigNode) == 40 &&
-                      sizeof(ConfigTls) == 24 && sizeof(ConfigHealthActive) == 232 &&
-                      sizeof(ConfigHealthPassive) == 176,
+                      sizeof(ConfigTls) == 24,
               "ConfigUpstream changed: compare the new field in model-config.c");
 static_assert(sizeof(ConfigRoute) == 88 && sizeof(ConfigRouteUpstream) == 32,
               "ConfigRoute changed: compare the new field in model-config.c");
 static_assert(sizeof(ConfigListener) == 256 && sizeof(ConfigCertificate) == 40,
               "ConfigListener changed: compare the new field in listener_tls_config_equal()");
-
-static bool health_healthy_equal(const ConfigHealthHealthy *a, const ConfigHealthHealthy *b)
-{
-        return a->interval_usec == b->interval_usec && a->successes == b->successes &&
-               memcmp(&a->http_statuses, &b->http_statuses, sizeof(a->http_statuses)) == 0;
-}
-
-static bool health_unhealthy_equal(const ConfigHealthUnhealthy *a,
-                                   const ConfigHealthUnhealthy *b)
-{
-        return a->interval_usec == b->interval_usec && a->http_failures == b->http_failures &&
-               a->tcp_failures == b->tcp_failures && a->timeouts == b->timeouts &&
-               memcmp(&a->http_statuses, &b->http_statuses, sizeof(a->http_statuses)) == 0;
-}
-
-static bool health_check_equal(const ConfigHealthCheck *a, const ConfigHealthCheck *b)
-{
-        const ConfigHealthActive *x = &a->active, *y = &b->active;
-        return x->enabled == y->enabled && x->type == y->type &&
-               streq_ptr(x->http_path, y->http_path) && streq_ptr(x->host, y->host) &&
-               x->port == y->port && x->timeout_usec == y->timeout_usec &&
-               x->concurrency == y->concurrency && strv_equal(x->headers, y->headers) &&
-               x->verify == y->verify && health_healthy_equal(&x->healthy, &y->healthy) &&
-               health_unhealthy_equal(&x->unhealthy, &y->unhealthy) &&
-               a->passive.enabled == b->passive.enabled &&
-               health_healthy_equal(&a->passive.healthy, &b->passive.healthy) &&
-               health_unhealthy_equal(&a->passive.unhealthy, &b->passive.unhealthy);
-}
 
 bool upstream_config_equal(const ConfigUpstream *a, const ConfigUpstream *b)
 {
@@ -57,9 +28,9 @@ bool upstream_config_equal(const ConfigUpstream *a, const ConfigUpstream *b)
             a->keepalive_pool != b->keepalive_pool ||
             a->keepalive_idle_usec != b->keepalive_idle_usec ||
             !streq_ptr(a->tls.ca_file, b->tls.ca_file) || a->tls.verify != b->tls.verify ||
-            !streq_ptr(a->tls.sni, b->tls.sni) || a->n_nodes != b->n_nodes ||
-            a->slow_start_usec != b->slow_start_usec ||
-            !health_check_equal(&a->health_check, &b->health_check))
+            !streq_ptr(a->tls.sni, b->tls.sni) ||
+            !config_health_check_equal(&a->health_check, &b->health_check) ||
+            a->slow_start_usec != b->slow_start_usec || a->n_nodes != b->n_nodes)
                 return false;
         for (size_t i = 0; i < a->n_nodes; i++)
                 if (!streq(a->nodes[i].host, b->nodes[i].host) ||

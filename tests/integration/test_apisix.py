@@ -104,7 +104,7 @@ def test_check_names_refused_fields(lbproxy_bin, tmp_path, pki):
                  "kind: ApisixUpstream\n"
                  "metadata: {name: httpbin, namespace: web}\n"
                  "spec:\n"
-                 "  healthCheck: {active: {type: http}}\n"
+                 "  tlsSecret: {name: client, namespace: web}\n"
                  "  externalNodes: [{type: Service, name: httpbin}]\n"
                  "---\n"
                  "apiVersion: apisix.apache.org/v2\n"
@@ -120,8 +120,8 @@ def test_check_names_refused_fields(lbproxy_bin, tmp_path, pki):
     assert p.returncode == 1
     assert p.stdout == ""
     assert p.stderr.splitlines() == [
-        f"{m}:5:3: ApisixUpstream/web/httpbin: spec.healthCheck: active/passive health checks "
-        f"are not supported yet",
+        f"{m}:5:3: ApisixUpstream/web/httpbin: spec.tlsSecret: client certificates come from a "
+        f"Kubernetes Secret, which does not exist outside Kubernetes",
         f"{m}:6:26: ApisixUpstream/web/httpbin: spec.externalNodes[0].type: 'Service' names a "
         f"Kubernetes ExternalName Service, which does not exist outside Kubernetes (use type: "
         f"Domain)",
@@ -130,6 +130,65 @@ def test_check_names_refused_fields(lbproxy_bin, tmp_path, pki):
         f"{m}:16:41: ApisixRoute/web/rt: spec.http[0].upstreams[1].name: no upstream named "
         f"'web_missing'",
     ], p.stderr
+
+
+HEALTH_CHECK_MANIFEST = """\
+apiVersion: apisix.apache.org/v2
+kind: ApisixUpstream
+metadata: {name: httpbin, namespace: web}
+spec:
+  externalNodes: [{type: Domain, name: httpbin.org}]
+  healthCheck:
+    active:
+      type: http
+      httpPath: /status/200
+      host: status.example
+      timeout: 2s
+      requestHeaders: ["User-Agent: lbproxy-health"]
+      healthy: {interval: 2s, successes: 3, httpCodes: [200, 204]}
+      unhealthy: {interval: 500ms, httpFailures: 3, tcpFailures: 1, timeouts: 2}
+    passive:
+      healthy: {successes: 2}
+      unhealthy: {httpCodes: [502, 503], timeout: 4}
+"""
+
+
+def test_check_dump_translates_health_check(lbproxy_bin, tmp_path, pki):
+    """healthCheck becomes native health_check: the CRD's names, its zeros and APISIX's
+    defaults; `timeouts` is taken as the CRD's `timeout` with a warning; the dump loads."""
+    g = tmp_path / "globals.yaml"
+    g.write_text(globals_yaml("127.0.0.1:9080", "127.0.0.1:5353", pki.ca))
+    m = tmp_path / "upstream.yaml"
+    m.write_text(HEALTH_CHECK_MANIFEST)
+    p = check(lbproxy_bin, g, m, dump=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.splitlines() == [
+        f"warning: {m}:14:79: ApisixUpstream/web/httpbin: spec.healthCheck.active.unhealthy."
+        f"timeouts: read as 'timeout', the CRD's name for the count of timeouts"], p.stderr
+    want = ("  health_check:\n"
+            "    active:\n"
+            "      type: http\n"
+            "      http_path: /status/200\n"
+            "      host: status.example\n"
+            "      timeout: 2s\n"
+            "      concurrency: 10\n"
+            "      headers: ['User-Agent: lbproxy-health']\n"
+            "      healthy: {interval: 2s, successes: 3, http_statuses: [200, 204]}\n"
+            "      unhealthy: {interval: 500ms, http_failures: 3, tcp_failures: 1, timeouts: 2, "
+            "http_statuses: [404,\n"
+            "          429, \"500-505\"]}\n"
+            "    passive:\n"
+            "      healthy: {successes: 2, http_statuses: [\"200-208\", 226, \"300-308\"]}\n"
+            "      unhealthy: {http_failures: 5, tcp_failures: 2, timeouts: 4, http_statuses: "
+            "[502, 503]}\n"
+            "  nodes:\n")
+    assert want in p.stdout, p.stdout
+
+    d = tmp_path / "dump.yaml"
+    d.write_text(p.stdout)
+    p2 = check(lbproxy_bin, d, dump=True)
+    assert p2.returncode == 0 and p2.stderr == "", p2.stderr
+    assert p2.stdout == p.stdout
 
 
 # -- the tutorial, end to end -----------------------------------------------------------------

@@ -485,6 +485,47 @@ def test_option_names_are_the_yaml_keys(lb, bus, upstream):
     assert lb.request("POST", "/c/x").status == 404
 
 
+def test_health_check_options_are_the_yaml_keys(lb, bus, upstream):
+    """health_check (dictionaries in dictionaries, status lists as av) and slow_start arrive as
+    a file's keys; SetUpstreamOptions merges into them and resets them key by key."""
+    c = upstream("c", "127.0.0.4")
+    bus.call("AddUpstream", "ssa(squ)a{sv}", "up_c", "http", 1, c.host, c.port, 1,
+             2, "slow_start", "s", "30s",
+             "health_check", "a{sv}", 2,
+             "active", "a{sv}", 3, "http_path", "s", "/status",
+             "headers", "as", 1, "User-Agent: lbproxy-health",
+             "healthy", "a{sv}", 2, "successes", "u", 3,
+             "http_statuses", "av", 3, "u", 200, "s", "300-308", "u", 226,
+             "passive", "a{sv}", 1, "unhealthy", "a{sv}", 1, "timeouts", "u", 4)
+    state = (lb.state_dir / "state.yaml").read_text()
+    assert "slow_start: 30s" in state, state
+    assert "http_path: /status" in state and "User-Agent: lbproxy-health" in state, state
+    assert ("healthy: {interval: 1s, successes: 3, http_statuses: [200, 226, \"300-308\"]}"
+            in state), state
+    assert "http_failures: 5, tcp_failures: 2, timeouts: 4, http_statuses: [429, 500, 503]" \
+        in state, state
+    assert lb.request("GET", "/headers").status == 200
+
+    # A refusal names the option by its path, as a file's message names the key.
+    p = bus.call("SetUpstreamOptions", "sa{sv}as", "up_c",
+                 1, "health_check", "a{sv}", 1, "active", "a{sv}", 1,
+                 "unhealthy", "a{sv}", 1, "tcp_failures", "u", 255, 0, check=False)
+    assert p.returncode != 0, p
+    assert "options.health_check.active.unhealthy.tcp_failures: 255 is out of range (0..254)" \
+        in p.stderr, p.stderr
+
+    # Merged key by key; the rest of the check stays.
+    bus.call("SetUpstreamOptions", "sa{sv}as", "up_c",
+             1, "health_check", "a{sv}", 1, "active", "a{sv}", 1, "timeout", "s", "2s",
+             1, "health_check.passive")
+    state = (lb.state_dir / "state.yaml").read_text()
+    assert "timeout: 2s" in state and "http_path: /status" in state, state
+    assert "passive:" not in state, state
+    bus.call("SetUpstreamOptions", "sa{sv}as", "up_c", 0, 2, "health_check", "slow_start")
+    state = (lb.state_dir / "state.yaml").read_text()
+    assert "health_check" not in state and "slow_start" not in state, state
+
+
 def test_set_options_merges_and_resets(lb, bus, two):
     a, _ = two
     # pass_host rewrite needs upstream_host: refused, nothing changed.

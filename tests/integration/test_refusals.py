@@ -60,6 +60,8 @@ def dbus_value(case):
         return dbus.Boolean(v == "true")
     if t == "as":
         return dbus.Array([x for x in v.split(",") if x], signature="s")
+    if t == "au":
+        return dbus.Array([dbus.UInt32(int(x)) for x in v.split(",") if x], signature="u")
     return {"y": dbus.Byte, "q": dbus.UInt16, "u": dbus.UInt32, "t": dbus.UInt64,
             "n": dbus.Int16, "i": dbus.Int32, "x": dbus.Int64}[t](int(v))
 

@@ -617,10 +617,6 @@ static void test_loadbalancer_types(void)
 
 static void test_refused_upstream_fields(void)
 {
-        expect_errors(UPSTREAM_HEAD "  healthCheck:\n"
-                                    "    active: {type: http, httpPath: /healthz}\n",
-                      "t.yaml:6:3: ApisixUpstream/up: spec.healthCheck: active/passive health "
-                      "checks are not supported yet");
         expect_errors(UPSTREAM_HEAD "  tlsSecret: {name: client, namespace: default}\n",
                       "t.yaml:6:3: ApisixUpstream/up: spec.tlsSecret: client certificates come "
                       "from a Kubernetes Secret, which does not exist outside Kubernetes");
@@ -1322,6 +1318,121 @@ static void test_dump(void)
                          __LINE__);
 }
 
+/* healthCheck: the CRD's names into native health_check (issue 15). */
+static void test_health_check(void)
+{
+        const ConfigHealthCheck *hc;
+        Config *c;
+
+        c = load_ok(UPSTREAM_HEAD "  healthCheck:\n"
+                                  "    active:\n"
+                                  "      type: https\n"
+                                  "      timeout: 2\n"
+                                  "      concurrency: 4\n"
+                                  "      host: status.example.com\n"
+                                  "      port: 8443\n"
+                                  "      httpPath: /healthz\n"
+                                  "      strictTLS: false\n"
+                                  "      requestHeaders: [\"User-Agent: lbproxy\"]\n"
+                                  "      healthy: {interval: 2s, httpCodes: [200, 204], "
+                                  "successes: 3}\n"
+                                  "      unhealthy: {interval: 500ms, httpCodes: [500, 502], "
+                                  "httpFailures: 4, tcpFailures: 1, timeout: 6}\n"
+                                  "    passive:\n"
+                                  "      healthy: {httpCodes: [200], successes: 0}\n"
+                                  "      unhealthy: {httpCodes: [503], httpFailures: 254, "
+                                  "tcpFailures: 9, timeout: 1}\n");
+        if (c) {
+                hc = &c->upstreams[0]->health_check;
+                CHECK(hc->active.enabled && hc->active.type == HEALTH_CHECK_HTTPS);
+                CHECK(hc->active.timeout_usec == 2 * SEC && hc->active.concurrency == 4);
+                CHECK_STR(hc->active.host, "status.example.com");
+                CHECK_STR(hc->active.http_path, "/healthz");
+                CHECK(hc->active.port == 8443 && hc->active.verify == 0);
+                CHECK(strv_is(hc->active.headers, STRV("User-Agent: lbproxy")));
+                CHECK(hc->active.healthy.interval_usec == 2 * SEC &&
+                      hc->active.healthy.successes == 3);
+                CHECK(health_status_set_has(&hc->active.healthy.http_statuses, 204) &&
+                      !health_status_set_has(&hc->active.healthy.http_statuses, 302));
+                CHECK(hc->active.unhealthy.interval_usec == 500 * USEC_PER_MSEC &&
+                      hc->active.unhealthy.http_failures == 4 &&
+                      hc->active.unhealthy.tcp_failures == 1 && hc->active.unhealthy.timeouts == 6);
+                CHECK(health_status_set_has(&hc->active.unhealthy.http_statuses, 502) &&
+                      !health_status_set_has(&hc->active.unhealthy.http_statuses, 404));
+                CHECK(hc->passive.enabled);
+                /* 0 is what the CRD omits: APISIX's default, 5. */
+                CHECK(hc->passive.healthy.successes == 5);
+                CHECK(hc->passive.unhealthy.http_failures == 254 &&
+                      hc->passive.unhealthy.tcp_failures == 9 && hc->passive.unhealthy.timeouts == 1);
+                CHECK(!health_status_set_has(&hc->passive.unhealthy.http_statuses, 500));
+                CHECK(c->warnings == NULL);
+                config_unref(c);
+        }
+
+        /* An empty active: APISIX's defaults; passive the built-in check. Go durations. */
+        c = load_ok(UPSTREAM_HEAD "  healthCheck: {active: {timeout: 1500ms}}\n");
+        if (c) {
+                hc = &c->upstreams[0]->health_check;
+                CHECK(hc->active.enabled && hc->active.type == HEALTH_CHECK_HTTP);
+                CHECK_STR(hc->active.http_path, "/");
+                CHECK(hc->active.timeout_usec == 1500 * USEC_PER_MSEC);
+                CHECK(hc->active.healthy.successes == 2 && hc->active.unhealthy.timeouts == 3);
+                CHECK(!hc->passive.enabled && hc->passive.unhealthy.tcp_failures == 2);
+                config_unref(c);
+        }
+
+        /* `timeouts`, the Go field's and APISIX's name: taken, with a warning. */
+        c = load_ok(UPSTREAM_HEAD "  healthCheck: {active: {unhealthy: {timeouts: 4}}}\n");
+        if (c) {
+                CHECK(c->upstreams[0]->health_check.active.unhealthy.timeouts == 4);
+                CHECK(c->warnings && c->warnings[0] && !c->warnings[1]);
+                if (c->warnings)
+                        CHECK_STR(c->warnings[0],
+                                  "t.yaml:6:48: ApisixUpstream/up: spec.healthCheck.active."
+                                  "unhealthy.timeouts: read as 'timeout', the CRD's name for the "
+                                  "count of timeouts");
+                config_unref(c);
+        }
+
+        /* A passive tcp check counts no statuses. */
+        c = load_ok(UPSTREAM_HEAD "  healthCheck: {active: {type: tcp, httpPath: /x}, "
+                                  "passive: {type: tcp}}\n");
+        if (c) {
+                hc = &c->upstreams[0]->health_check;
+                CHECK_STR(hc->active.http_path, "/");
+                CHECK(hc->passive.enabled && hc->passive.unhealthy.http_failures == 0 &&
+                      !health_status_set_has(&hc->passive.unhealthy.http_statuses, 500));
+                config_unref(c);
+        }
+
+        expect_errors(UPSTREAM_HEAD "  healthCheck: {active: {unhealthy: {timeout: 1, "
+                                    "timeouts: 2}}}\n",
+                      "t.yaml:6:60: ApisixUpstream/up: spec.healthCheck.active.unhealthy."
+                      "timeouts: given with 'timeout' already (the same count: keep 'timeout')");
+        expect_errors(UPSTREAM_HEAD "  healthCheck: {active: {type: grpc, healthy: "
+                                    "{successes: 255}}}\n",
+                      "t.yaml:6:32: ApisixUpstream/up: spec.healthCheck.active.type: unknown "
+                      "type 'grpc' (known: http, https, tcp)");
+        expect_errors(UPSTREAM_HEAD "  healthCheck: {active: {healthy: {successes: 255, "
+                                    "interval: 5}}, passive: {healthy: {interval: 1s}}}\n",
+                      "t.yaml:6:47: ApisixUpstream/up: spec.healthCheck.active.healthy."
+                      "successes: 255 is out of range (0..254)\n"
+                      "t.yaml:6:62: ApisixUpstream/up: spec.healthCheck.active.healthy."
+                      "interval: invalid duration '5' (expected a number with a unit ns, us, ms, "
+                      "s, m or h, as in 5s, 1.5s or 1m30s)\n"
+                      "t.yaml:6:87: ApisixUpstream/up: spec.healthCheck.passive.healthy: "
+                      "unknown key 'interval'");
+        expect_errors(UPSTREAM_HEAD "  healthCheck: {active: {requestHeaders: [\"X-A\"], "
+                                    "unhealthy: {httpCodes: [200]}}}\n",
+                      "t.yaml:6:43: ApisixUpstream/up: spec.healthCheck.active.requestHeaders"
+                      "[0]: invalid header 'X-A': expected 'Name: value' (no ':')\n"
+                      "t.yaml:6:74: ApisixUpstream/up: spec.healthCheck.active.unhealthy."
+                      "httpCodes: status 200 is in healthy.httpCodes too (by default)");
+        expect_errors(UPSTREAM_HEAD "  healthCheck: {}\n",
+                      "t.yaml:6:16: ApisixUpstream/up: spec.healthCheck: expected active:, "
+                      "passive: or both");
+}
+
 int main(void)
 {
         test_durations();
@@ -1341,5 +1452,6 @@ int main(void)
         test_limits();
         test_aliases();
         test_dump();
+        test_health_check();
         TEST_MAIN_END();
 }

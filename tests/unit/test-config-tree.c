@@ -642,6 +642,17 @@ static int dbus_value(ConfigTree *t, const Case *c)
                 return config_tree_add_unsigned(t, strtoull(c->value, NULL, 10));
         if (strchr("nix", c->type[0]))
                 return config_tree_add_integer(t, strtoll(c->value, NULL, 10));
+        if (streq(c->type, "au")) {
+                _cleanup_free_ char *copy = strdup(c->value);
+                int seq = config_tree_add_sequence(t);
+                char *save = NULL;
+
+                for (char *i = copy && *copy ? strtok_r(copy, ",", &save) : NULL; i;
+                     i = strtok_r(NULL, ",", &save))
+                        CHECK(config_tree_append(t, seq, config_tree_add_unsigned(
+                                                                 t, strtoull(i, NULL, 10))) == 0);
+                return seq;
+        }
         if (streq(c->type, "as")) {
                 _cleanup_free_ char *copy = strdup(c->value);
                 int seq = config_tree_add_sequence(t);
@@ -907,6 +918,7 @@ static void test_out_of_memory(void)
                 }
 }
 #endif
+
 
 int main(void)
 {

@@ -1374,12 +1374,15 @@ static bool config_equal(const Config *a, const Config *b)
                     x->read_timeout_usec != y->read_timeout_usec || x->retries != y->retries ||
                     x->keepalive_pool != y->keepalive_pool ||
                     x->keepalive_idle_usec != y->keepalive_idle_usec ||
-                    !tls_equal(&x->tls, &y->tls))
+                    !tls_equal(&x->tls, &y->tls) ||
+                    !config_health_check_equal(&x->health_check, &y->health_check) ||
+                    x->slow_start_usec != y->slow_start_usec)
                         return false;
                 for (size_t j = 0; j < x->n_nodes; j++)
                         if (!streq_ptr(x->nodes[j].host, y->nodes[j].host) ||
                             x->nodes[j].port != y->nodes[j].port ||
-                            x->nodes[j].weight != y->nodes[j].weight)
+                            x->nodes[j].weight != y->nodes[j].weight ||
+                            x->nodes[j].state != y->nodes[j].state)
                                 return false;
         }
         for (size_t i = 0; i < a->n_routes; i++) {
@@ -1842,6 +1845,191 @@ static void test_metrics(void)
                       "listener's protocol is metrics)");
 }
 
+/* health_check:, slow_start: and a node's state: (issue 15). */
+static bool statuses_are(const HealthStatusSet *s, const unsigned *want, size_t n)
+{
+        HealthStatusSet w = {};
+
+        for (size_t i = 0; i < n; i++)
+                health_status_set_add(&w, want[i]);
+        return memcmp(s, &w, sizeof(w)) == 0;
+}
+#define STATUSES_ARE(s, ...)                                                                       \
+        statuses_are((s), (const unsigned[]){__VA_ARGS__},                                         \
+                     sizeof((const unsigned[]){__VA_ARGS__}) / sizeof(unsigned))
+
+static void check_builtin_passive(const ConfigHealthPassive *p)
+{
+        CHECK(!p->enabled);
+        CHECK(p->healthy.successes == 1);
+        CHECK(p->unhealthy.tcp_failures == 2 && p->unhealthy.timeouts == 3 &&
+              p->unhealthy.http_failures == 0);
+        HealthStatusSet none = {};
+        /* Any answer is a success. */
+        CHECK(health_status_set_has(&p->healthy.http_statuses, 100) &&
+              health_status_set_has(&p->healthy.http_statuses, 599));
+        CHECK(memcmp(&p->unhealthy.http_statuses, &none, sizeof(none)) == 0);
+}
+
+static void test_health_check(void)
+{
+        static const char up[] = L "upstreams:\n  - name: u\n    nodes: [{host: h}]\n";
+        char yaml[2048];
+        Config *c;
+
+        /* None: the built-in check, active off, every node ready, no slow start. */
+        c = load_ok(up);
+        if (c) {
+                const ConfigHealthCheck *hc = &c->upstreams[0]->health_check;
+
+                CHECK(!hc->active.enabled && !hc->active.http_path);
+                check_builtin_passive(&hc->passive);
+                CHECK(c->upstreams[0]->slow_start_usec == 0);
+                CHECK(c->upstreams[0]->nodes[0].state == NODE_ADMIN_READY);
+                config_unref(c);
+        }
+
+        /* Active alone: APISIX's active defaults, the built-in passive check. */
+        snprintf(yaml, sizeof(yaml), "%s    health_check: {active: {}}\n", up);
+        c = load_ok(yaml);
+        if (c) {
+                const ConfigHealthActive *a = &c->upstreams[0]->health_check.active;
+
+                CHECK(a->enabled && a->type == HEALTH_CHECK_HTTP);
+                CHECK_STR(a->http_path, "/");
+                CHECK(!a->host && a->port == 0 && !a->headers && a->verify == 1);
+                CHECK(a->timeout_usec == USEC_PER_SEC && a->concurrency == 10);
+                CHECK(a->healthy.interval_usec == USEC_PER_SEC && a->healthy.successes == 2);
+                CHECK(STATUSES_ARE(&a->healthy.http_statuses, 200, 302));
+                CHECK(a->unhealthy.interval_usec == USEC_PER_SEC &&
+                      a->unhealthy.http_failures == 5 && a->unhealthy.tcp_failures == 2 &&
+                      a->unhealthy.timeouts == 3);
+                CHECK(STATUSES_ARE(&a->unhealthy.http_statuses, 429, 404, 500, 501, 502, 503, 504,
+                                   505));
+                check_builtin_passive(&c->upstreams[0]->health_check.passive);
+                config_unref(c);
+        }
+
+        /* Passive written: APISIX's passive defaults for what it does not say. */
+        snprintf(yaml, sizeof(yaml),
+                 "%s    health_check: {passive: {unhealthy: {timeouts: 0}}}\n", up);
+        c = load_ok(yaml);
+        if (c) {
+                const ConfigHealthPassive *p = &c->upstreams[0]->health_check.passive;
+
+                CHECK(!c->upstreams[0]->health_check.active.enabled);
+                CHECK(p->enabled && p->healthy.successes == 5);
+                CHECK(STATUSES_ARE(&p->healthy.http_statuses, 200, 201, 202, 203, 204, 205, 206,
+                                   207, 208, 226, 300, 301, 302, 303, 304, 305, 306, 307, 308));
+                CHECK(p->unhealthy.http_failures == 5 && p->unhealthy.tcp_failures == 2 &&
+                      p->unhealthy.timeouts == 0);
+                CHECK(STATUSES_ARE(&p->unhealthy.http_statuses, 429, 500, 503));
+                config_unref(c);
+        }
+
+        /* The issue's example, every key written. */
+        static const char example[] =
+                L "upstreams:\n"
+                  "  - name: u\n"
+                  "    scheme: https\n"
+                  "    health_check:\n"
+                  "      active:\n"
+                  "        type: https\n"
+                  "        http_path: /status?full=1\n"
+                  "        host: status.example.com\n"
+                  "        port: 8080\n"
+                  "        timeout: 1500ms\n"
+                  "        concurrency: 3\n"
+                  "        headers: [\"User-Agent: lbproxy-health\", \"X-A:\"]\n"
+                  "        verify: false\n"
+                  "        healthy: {interval: 2s, successes: 0, http_statuses: [200, 302]}\n"
+                  "        unhealthy: {interval: 1s, http_failures: 254, tcp_failures: 2,\n"
+                  "                    timeouts: 3, http_statuses: [429, 404, \"500-505\"]}\n"
+                  "      passive:\n"
+                  "        healthy: {successes: 5, http_statuses: [200-208, 226, 300-308]}\n"
+                  "        unhealthy: {http_failures: 5, tcp_failures: 2, timeouts: 7,\n"
+                  "                    http_statuses: []}\n"
+                  "    slow_start: 30s\n"
+                  "    nodes: [{host: a, state: drain}, {host: b, state: maint}, "
+                  "{host: c, state: ready}]\n";
+        c = load_ok(example);
+        if (c) {
+                const ConfigUpstream *u = c->upstreams[0];
+                const ConfigHealthActive *a = &u->health_check.active;
+                HealthStatusSet none = {};
+
+                CHECK(a->type == HEALTH_CHECK_HTTPS && a->port == 8080 && a->verify == 0);
+                CHECK_STR(a->http_path, "/status?full=1");
+                CHECK_STR(a->host, "status.example.com");
+                CHECK(a->headers && a->headers[0] && a->headers[1] && !a->headers[2]);
+                CHECK(a->timeout_usec == 1500 * USEC_PER_MSEC && a->concurrency == 3);
+                CHECK(a->healthy.interval_usec == 2 * USEC_PER_SEC && a->healthy.successes == 0);
+                CHECK(a->unhealthy.http_failures == 254);
+                CHECK(memcmp(&u->health_check.passive.unhealthy.http_statuses, &none,
+                             sizeof(none)) == 0);
+                CHECK(u->slow_start_usec == 30 * USEC_PER_SEC);
+                CHECK(u->nodes[0].state == NODE_ADMIN_DRAIN &&
+                      u->nodes[1].state == NODE_ADMIN_MAINT &&
+                      u->nodes[2].state == NODE_ADMIN_READY);
+                config_unref(c);
+        }
+        check_round_trip(example, __LINE__);
+        snprintf(yaml, sizeof(yaml), "%s    health_check: {active: {type: tcp, port: 9}}\n", up);
+        check_round_trip(yaml, __LINE__);
+        snprintf(yaml, sizeof(yaml), "%s    health_check: {passive: {}}\n", up);
+        check_round_trip(yaml, __LINE__);
+
+        /* A check that changes is not equal; one written as the defaults are is. */
+        {
+                Config *x = load_ok(example);
+                snprintf(yaml, sizeof(yaml), "%s    health_check: {active: {}}\n", up);
+                Config *y = load_ok(yaml);
+                snprintf(yaml, sizeof(yaml),
+                         "%s    health_check: {active: {healthy: {http_statuses: [302, 200]}}}\n",
+                         up);
+                Config *z = load_ok(yaml);
+                Config *w = load_ok(up);
+
+                if (x && y && z && w) {
+                        CHECK(!config_health_check_equal(&x->upstreams[0]->health_check,
+                                                         &y->upstreams[0]->health_check));
+                        CHECK(config_health_check_equal(&y->upstreams[0]->health_check,
+                                                        &z->upstreams[0]->health_check));
+                        CHECK(!config_health_check_equal(&y->upstreams[0]->health_check,
+                                                         &w->upstreams[0]->health_check));
+                }
+                config_unref(x);
+                config_unref(y);
+                config_unref(z);
+                config_unref(w);
+        }
+
+        /* Refusals the table of tests/data cannot carry. */
+        snprintf(yaml, sizeof(yaml), "%s    health_check: {}\n", up);
+        expect_errors(yaml, "t.yaml:5:19: upstreams[0].health_check: expected active:, passive: "
+                            "or both (leave health_check: out for the built-in check)");
+        snprintf(yaml, sizeof(yaml),
+                 "%s    health_check: {active: {headers: [\"X-A: b\\r\\nX-B: c\"]}}\n", up);
+        expect_errors(yaml, "t.yaml:5:39: upstreams[0].health_check.active.headers[0]: invalid "
+                            "header 'X-A: b\\r\\nX-B: c': CR and LF are not allowed in a header");
+        snprintf(yaml, sizeof(yaml),
+                 "%s    health_check: {active: {type: tcp, http_path: /x, headers: [\"A: b\"]}}\n",
+                 up);
+        expect_errors(yaml, "t.yaml:5:51: upstreams[0].health_check.active.http_path: only used "
+                            "with type http or https (this check's type is tcp)\n"
+                            "t.yaml:5:64: upstreams[0].health_check.active.headers: only used "
+                            "with type http or https (this check's type is tcp)");
+        snprintf(yaml, sizeof(yaml),
+                 "%s    health_check: {active: {healthy: {http_statuses: [abc, 99]}}}\n", up);
+        expect_errors(yaml, "t.yaml:5:55: upstreams[0].health_check.active.healthy.http_statuses"
+                            "[0]: expected an integer, got 'abc'\n"
+                            "t.yaml:5:60: upstreams[0].health_check.active.healthy.http_statuses"
+                            "[1]: 99 is out of range (100..599)");
+        expect_errors(L "upstreams:\n  - name: u\n    nodes: [{host: h, state: up}]\n",
+                      "t.yaml:4:30: upstreams[0].nodes[0].state: unknown state 'up' (known: "
+                      "ready, drain, maint)");
+}
+
 int main(void)
 {
         test_metrics();
@@ -1857,6 +2045,7 @@ int main(void)
         test_protocols();
         test_protocol_errors();
         test_dump();
+        test_health_check();
 
         TEST_MAIN_END();
 }

@@ -125,19 +125,22 @@ static unsigned requests(void)
         return atomic_load(&srv.requests);
 }
 
-static void status_add(HealthStatusSet *s, unsigned status)
-{
-        unsigned i = status - HEALTH_STATUS_MIN;
-        s->bits[i / 64] |= UINT64_C(1) << (i % 64);
-}
-
 static Model *build_model(Registry *reg, const Model *base)
 {
         char yaml[1024];
         snprintf(yaml, sizeof(yaml),
                  "listeners: [{name: web, listen: \"127.0.0.1:1\"}]\n"
                  "upstreams:\n"
-                 "- {name: a, nodes: [{host: 127.0.0.1, port: %u}]}\n"
+                 "- name: a\n"
+                 "  nodes: [{host: 127.0.0.1, port: %u}]\n"
+                 "  health_check:\n"
+                 "    active:\n"
+                 "      http_path: /status\n"
+                 "      timeout: 300ms\n"
+                 "      headers: [\"X-Probe: yes\"]\n"
+                 "      healthy: {interval: 100ms, successes: 1, http_statuses: [200]}\n"
+                 "      unhealthy: {interval: 100ms, http_failures: 1, tcp_failures: 1,\n"
+                 "                  timeouts: 1, http_statuses: [500]}\n"
                  "routes:\n"
                  "- {name: r, paths: [/*], upstreams: [{name: a}]}\n",
                  srv.port);
@@ -149,22 +152,6 @@ static Model *build_model(Registry *reg, const Model *base)
                 free(errors);
                 return NULL;
         }
-        ConfigHealthActive *a = &c->upstreams[0]->health_check.active;
-        static char *headers[] = { "X-Probe: yes", NULL };
-        *a = (ConfigHealthActive){
-                .enabled = true,
-                .type = HEALTH_CHECK_HTTP,
-                .http_path = (char *)"/status",
-                .timeout_usec = 300 * 1000,
-                .concurrency = 10,
-                .verify = 1,
-                .healthy = { .interval_usec = 100 * 1000, .successes = 1 },
-                .unhealthy = { .interval_usec = 100 * 1000, .http_failures = 1,
-                               .tcp_failures = 1, .timeouts = 1 },
-        };
-        a->headers = headers; /* not freed by the configuration yet: static */
-        status_add(&a->healthy.http_statuses, 200);
-        status_add(&a->unhealthy.http_statuses, 500);
 
         Model *m = NULL;
         ModelContext ctx = { .registry = reg, .base = base };
