@@ -253,7 +253,9 @@ const char *config_check_key_path(char *s)
         return NULL;
 }
 
-const char *config_check_path(char *s)
+/* An origin-form path: a route's (a trailing '*' for a prefix, no query) or a probe's (a
+ * query allowed: probes often ask "/health?full=1"); nothing that would break a request line. */
+static const char *check_origin_path(const char *s, bool route)
 {
         if (s[0] != '/')
                 return "must start with '/'";
@@ -262,33 +264,27 @@ const char *config_check_path(char *s)
         for (const char *p = s; *p; p++) {
                 unsigned char ch = (unsigned char)*p;
 
-                if (ch == '*' && p[1] != 0)
+                if (route && ch == '*' && p[1] != 0)
                         return "'*' is only allowed as the last character";
                 if (ch <= ' ' || ch == 0x7f)
                         return "spaces and control characters are not allowed";
-                if (ch == '?' || ch == '#')
+                if (route && ch == '?')
                         return "a query or fragment is not part of a path";
+                if (ch == '#')
+                        return route ? "a query or fragment is not part of a path"
+                                     : "a fragment is not sent in a request";
         }
         return NULL;
 }
 
-/* The request target of a health probe: an origin-form path, a query allowed (probes often
- * ask "/health?full=1"), nothing that would break the request line. */
+const char *config_check_path(char *s)
+{
+        return check_origin_path(s, true);
+}
+
 const char *config_check_probe_path(char *s)
 {
-        if (s[0] != '/')
-                return "must start with '/'";
-        if (strlen(s) > CONFIG_ROUTE_PATH_MAX)
-                return "longer than " STRINGIFY(CONFIG_ROUTE_PATH_MAX) " bytes";
-        for (const char *p = s; *p; p++) {
-                unsigned char ch = (unsigned char)*p;
-
-                if (ch <= ' ' || ch == 0x7f)
-                        return "spaces and control characters are not allowed";
-                if (ch == '#')
-                        return "a fragment is not sent in a request";
-        }
-        return NULL;
+        return check_origin_path(s, false);
 }
 
 static bool is_token_char(char ch)
