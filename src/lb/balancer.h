@@ -43,6 +43,9 @@ typedef struct BalancerOps {
          * down ones are left (the caller picks again in panic), or -ENOENT. Runs on any worker
          * at once with others: no lock. */
         ssize_t (*pick)(Balancer *b, const BalancerRequest *req);
+        /* Item i's requests in flight changed (the proxy calls it after each +1 and -1);
+         * NULL: the algorithm reads the counts when it picks. Any worker, no lock. */
+        void (*load_changed)(Balancer *b, size_t i);
         bool needs_entries; /* reads the items' load or latency in their registry entries */
         bool hashes_requests; /* wants BalancerRequest.key */
         bool records_latency; /* wants balancer_latency_sample() at each response head */
@@ -59,8 +62,8 @@ typedef struct BalancerSpec {
         RegistryEntry *const *entries;
         HealthPickPolicy health; /* with entries */
         /* With ops->needs_entries: the upstream's entry, whose requests in flight are those of
-         * all the items together (and the one being picked for): chash's bounded loads, and
-         * least_conn's lower bound of the items' counts. */
+         * all the items together (and the one being picked for): chash's bounded loads; and
+         * the way to the registry (least_conn's health epoch). */
         RegistryEntry *total;
         /* Per item, for chash: what places it on the ring ("host:port" as configured), so a
          * node keeps its points whatever else is added or removed. */
@@ -103,6 +106,13 @@ Balancer *balancer_free(Balancer *b);
 bool balancer_same(const Balancer *b, const BalancerSpec *spec);
 
 ssize_t balancer_pick(Balancer *b, const BalancerRequest *req);
+
+/* Item i's requests in flight went up or down by one (after the registry's count changed). */
+static inline void balancer_load_changed(Balancer *b, size_t i)
+{
+        if (b->ops->load_changed && b->n > 1)
+                b->ops->load_changed(b, i);
+}
 
 /* ewma: a response head arrived `usec` after the request went to the node of `e`; a failed
  * request is recorded as BALANCER_EWMA_FAILURE_USEC. Any worker, no lock. */

@@ -146,9 +146,11 @@ HealthChange node_health_report(Node *n, const Upstream *u, HealthSource source,
         } while (!atomic_compare_exchange_weak_explicit(&e->health, &old, new,
                                                         memory_order_release,
                                                         memory_order_relaxed));
-        if (change != HEALTH_UNCHANGED)
+        if (change != HEALTH_UNCHANGED) {
                 atomic_store_explicit(&e->health_since_usec, now_usec(CLOCK_REALTIME),
                                       memory_order_relaxed);
+                registry_bump_health_epoch(e->registry);
+        }
         return change;
 }
 
@@ -247,6 +249,7 @@ void health_commit_upstream(Upstream *u, bool fresh,
                 if (changed) {
                         atomic_store_explicit(&e->health_since_usec, now_usec(CLOCK_REALTIME),
                                               memory_order_relaxed);
+                        registry_bump_health_epoch(e->registry);
                         if (report)
                                 report(userdata, u, n);
                 }

@@ -17,6 +17,7 @@ struct Registry {
         /* Slots given back whose keys in the workers' stats tables still hold counts: a bitmap
          * (free_slots_cap bits), swept before one of them is handed out again. */
         uint64_t *unswept;
+        atomic_uint_fast64_t health_epoch; /* registry_bump_health_epoch() */
         size_t n_unswept;
 };
 
@@ -382,4 +383,14 @@ void registry_entry_totals(const RegistryEntry *e, RegistryTotals *ret)
         if (weights > 0)
                 t.latency_usec = (uint64_t)(weighted / weights / EWMA_SCALE);
         *ret = t;
+}
+
+void registry_bump_health_epoch(Registry *r)
+{
+        atomic_fetch_add_explicit(&r->health_epoch, 1, memory_order_relaxed);
+}
+
+uint64_t registry_health_epoch(const Registry *r)
+{
+        return atomic_load_explicit(&((Registry *)r)->health_epoch, memory_order_relaxed);
 }

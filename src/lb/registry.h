@@ -64,10 +64,9 @@ typedef struct RegistryEntry {
          * read it there (least_conn's counts, chash's bounded loads, ewma's latency), shared by
          * every worker, so a pick sees what all of them sent. */
         alignas(REGISTRY_CACHE_LINE) atomic_uint in_flight;
-        /* Upstreams: a lower bound of its nodes' requests in flight, lowered as a node's
-         * count drops (registry_node_in_flight_sub) and raised by least_conn's full scans, so
-         * that a pick may stop at the first node at that level (balancer-least-conn.c). */
-        atomic_uint min_in_flight;
+        /* Nodes, with balancer: least_conn: the balancer's ticket when it last picked the node
+         * (equal scores go to the least recent). */
+        atomic_uint_fast64_t pick_stamp;
         /* Nodes, with balancer: ewma: the peak EWMA of response time (ns) and when it was last
          * touched (CLOCK_MONOTONIC, µs); see balancer-ewma.c. */
         atomic_uint_fast64_t latency_peak_nsec;
@@ -170,15 +169,7 @@ static inline void registry_in_flight_sub(RegistryEntry *e)
         assert(before > 0);
 }
 
-/* A request to `node` of `upstream` ended (or went to another node): its count drops, and the
- * upstream's lower bound with it when it was above. Mostly a load and a compare. */
-static inline void registry_node_in_flight_sub(RegistryEntry *node, RegistryEntry *upstream)
-{
-        unsigned now = atomic_fetch_sub_explicit(&node->in_flight, 1, memory_order_relaxed) - 1;
-        assert(now != UINT_MAX);
-        unsigned bound = atomic_load_explicit(&upstream->min_in_flight, memory_order_relaxed);
-        while (now < bound &&
-               !atomic_compare_exchange_weak_explicit(&upstream->min_in_flight, &bound, now,
-                                                      memory_order_relaxed, memory_order_relaxed))
-                ;
-}
+/* Bumped at every change of a node's health or admin state, anywhere: a balancer that keeps
+ * what it derived from them (least_conn's tree) sees that it must look again. Any thread. */
+void registry_bump_health_epoch(Registry *r);
+uint64_t registry_health_epoch(const Registry *r);

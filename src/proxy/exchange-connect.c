@@ -242,9 +242,12 @@ static void in_flight_at(Exchange *x, Node *n)
         if (x->in_flight_at == n->state)
                 return;
         if (x->in_flight_at)
-                worker_node_request_ended(x->worker, x->in_flight_at, x->upstream->state);
+                worker_node_request_ended(x->worker, x->upstream->balancer, x->in_flight_index,
+                                          x->in_flight_at);
         x->in_flight_at = n->state;
+        x->in_flight_index = (size_t)(n - x->upstream->nodes);
         registry_in_flight_add(x->in_flight_at);
+        balancer_load_changed(x->upstream->balancer, x->in_flight_index);
 }
 
 void exchange_report_latency(Exchange *x)

@@ -30,6 +30,7 @@ struct Exchange {
         Upstream *upstream;
         Node *node;
         RegistryEntry *in_flight_at; /* the node whose requests in flight count this one */
+        size_t in_flight_index;      /* its place in the upstream's nodes (and balancer) */
         NodeAddress address; /* valid when has_address */
         bool has_address;
         ResolveWaiter dns_wait; /* while the node's name has no first answer */

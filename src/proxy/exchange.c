@@ -45,7 +45,8 @@ void exchange_free(Exchange *x)
         if (x->upstream)
                 registry_in_flight_sub(x->upstream->state);
         if (x->in_flight_at)
-                worker_node_request_ended(x->worker, x->in_flight_at, x->upstream->state);
+                worker_node_request_ended(x->worker, x->upstream->balancer, x->in_flight_index,
+                                          x->in_flight_at);
         resolved_name_cancel_wait(&x->dns_wait);
         if (x->dns_timer)
                 event_free(x->dns_timer);

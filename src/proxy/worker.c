@@ -3,6 +3,7 @@
 
 #include "base/event-alloc.h"
 #include "base/log.h"
+#include "lb/balancer.h"
 #include "lb/model.h"
 #include "proxy/accept.h"
 #include "proxy/conn-client.h"
@@ -69,9 +70,10 @@ void worker_node_health_changed(Worker *w, const Upstream *u, const Node *n, con
                 h->node_health_changed(h->userdata, u, n, why);
 }
 
-void worker_node_request_ended(Worker *w, RegistryEntry *e, RegistryEntry *upstream)
+void worker_node_request_ended(Worker *w, Balancer *b, size_t i, RegistryEntry *e)
 {
-        registry_node_in_flight_sub(e, upstream);
+        registry_in_flight_sub(e);
+        balancer_load_changed(b, i);
         const WorkerHooks *h = &w->shared->hooks;
         if (h->node_drained && node_health_claim_drained(e))
                 h->node_drained(h->userdata, e);

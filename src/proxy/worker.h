@@ -23,6 +23,7 @@ typedef struct ConnLimit ConnLimit;
 typedef struct Model Model;
 typedef struct Upstream Upstream;
 typedef struct Node Node;
+typedef struct Balancer Balancer;
 
 /* How what happens in a worker reaches the layer above (control), which sets them before the
  * workers start. Any may be NULL: nobody above listens (a unit test's worker). */
@@ -114,8 +115,9 @@ void worker_wake_accept(Worker *w);
 
 /* A node's health changed (node_report_failure/success said so): the hook hears it. */
 void worker_node_health_changed(Worker *w, const Upstream *u, const Node *n, const char *why);
-/* A request to the node of `e` ended: when it was the last of a draining node, the hook hears it. */
-void worker_node_request_ended(Worker *w, RegistryEntry *e, RegistryEntry *upstream);
+/* A request to the node of `e`, item i of balancer `b`, ended: its count drops, the balancer
+ * hears it, and when it was the last of a draining node, the hook does. */
+void worker_node_request_ended(Worker *w, Balancer *b, size_t i, RegistryEntry *e);
 
 /* `shared` outlives the worker. */
 int worker_init(Worker *w, unsigned id, const WorkerShared *shared, struct event_base *base);

@@ -5,8 +5,9 @@
  *   build/tests/bench/bench-pick [milliseconds per row [bare]]     (default 300)
  *
  * Each pick is wrapped in what a request does to the entries (in flight +1 on the upstream
- * before, +1 on the node after; both -1), so least_conn, chash's bounded loads and ewma read
- * counts that other threads write; with `bare`, picks alone (the cost of the algorithm, as
+ * before, +1 on the node after, the balancer told; both -1 when it ends), each thread keeping
+ * HELD requests in flight (the oldest ends as a new one starts), so least_conn, chash's
+ * bounded loads and ewma read counts that other threads write; with `bare`, picks alone (the cost of the algorithm, as
  * before this file's balancers a pick was). ewma's nodes have latency samples; chash keys are a counter per thread, hashed.
  * Rows: roundrobin with equal weights (the rotation), roundrobin with weights 1..7 (the
  * precomputed schedule), least_conn, chash, chash with hash_balance_factor 125, ewma. */
@@ -18,6 +19,8 @@
 #include "base/util.h"
 #include "lb/balancer.h"
 #include "lb/registry.h"
+
+#define HELD 32 /* requests in flight per thread */
 
 #define MAX_NODES 1000
 #define MAX_THREADS 8
@@ -43,6 +46,7 @@ static void *run_thread(void *userdata)
 {
         Run *r = userdata;
         uint64_t key = (uint64_t)r->id << 40, n = 0;
+        size_t ring[HELD], held = 0;
 
         while (!atomic_load_explicit(r->stop, memory_order_relaxed)) {
                 for (int k = 0; k < 256; k++) {
@@ -52,16 +56,30 @@ static void *run_thread(void *userdata)
                                         abort();
                                 continue;
                         }
+                        /* The oldest of the thread's requests in flight ends first. */
+                        size_t slot = held % HELD;
+                        if (held >= HELD) {
+                                size_t old = ring[slot];
+                                registry_in_flight_sub(r->entries[old]);
+                                balancer_load_changed(r->b, old);
+                                registry_in_flight_sub(r->total);
+                        }
                         registry_in_flight_add(r->total);
                         ssize_t i = balancer_pick(r->b, &(BalancerRequest){
                                                                 .key = balancer_mix64(key++) });
                         if (i < 0)
                                 abort();
                         registry_in_flight_add(r->entries[i]);
-                        registry_in_flight_sub(r->entries[i]);
-                        registry_in_flight_sub(r->total);
+                        balancer_load_changed(r->b, (size_t)i);
+                        ring[slot] = (size_t)i;
+                        held++;
                 }
                 n += 256;
+        }
+        for (size_t k = 0; k < (held < HELD ? held : HELD); k++) {
+                registry_in_flight_sub(r->entries[ring[k]]);
+                balancer_load_changed(r->b, ring[k]);
+                registry_in_flight_sub(r->total);
         }
         r->picks = n;
         return NULL;
@@ -98,6 +116,7 @@ int main(int argc, char **argv)
                 { "roundrobin (equal)", &balancer_swrr_ops, false, 0 },
                 { "roundrobin (1..7)", &balancer_swrr_ops, true, 0 },
                 { "least_conn", &balancer_least_conn_ops, false, 0 },
+                { "least_conn (1..7)", &balancer_least_conn_ops, true, 0 },
                 { "chash", &balancer_chash_ops, false, 0 },
                 { "chash (factor 125)", &balancer_chash_ops, false, 125 },
                 { "ewma", &balancer_ewma_ops, false, 0 },
