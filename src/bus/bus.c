@@ -2,6 +2,7 @@
 #include <pthread.h>
 
 #include "base/log.h"
+#include "base/wake.h"
 #include "bus/bus-event.h"
 #include "bus/bus.h"
 #include "lb/model.h"
@@ -14,7 +15,7 @@ struct Bus {
         sd_bus *bus;
         BusEvent *event;
         struct event *reconnect;
-        struct event *flush;  /* deferred PropertiesChanged for health */
+        Wake flush;  /* deferred PropertiesChanged for health, NodeDrained: from any thread */
         pthread_mutex_t dirty_lock; /* health changes come from worker threads */
         char **dirty_health;  /* upstream names whose Health changed */
         /* NodeDrained signals to send: upstream, host, port (as text), three strings each. */
@@ -162,8 +163,7 @@ static void bus_free(void *userdata)
         bus_disconnect(b);
         if (b->reconnect)
                 event_free(b->reconnect);
-        if (b->flush)
-                event_free(b->flush);
+        wake_done(&b->flush);
         strv_free(b->dirty_health);
         strv_free(b->drained);
         pthread_mutex_destroy(&b->dirty_lock);
@@ -179,9 +179,9 @@ static int bus_start(Manager *m, struct event_base *base, void **ret)
         b->manager = m;
         b->base = base;
         pthread_mutex_init(&b->dirty_lock, NULL);
+        b->flush.fd = -EBADF;
         b->reconnect = evtimer_new(base, on_reconnect, b);
-        b->flush = event_new(base, -1, 0, on_flush, b);
-        if (!b->reconnect || !b->flush) {
+        if (!b->reconnect || wake_init(&b->flush, base, on_flush, b) < 0) {
                 bus_free(b);
                 return -ENOMEM;
         }
@@ -302,7 +302,7 @@ static void bus_upstream_health_changed(void *userdata, const Upstream *u)
         }
         pthread_mutex_unlock(&b->dirty_lock);
         /* Emitted from the control loop, where the bus lives. */
-        event_active(b->flush, EV_TIMEOUT, 0);
+        wake_signal(&b->flush);
 }
 
 static void bus_node_drained(void *userdata, const char *upstream, const char *host,
@@ -331,7 +331,7 @@ static void bus_node_drained(void *userdata, const char *upstream, const char *h
                 }
         }
         pthread_mutex_unlock(&b->dirty_lock);
-        event_active(b->flush, EV_TIMEOUT, 0);
+        wake_signal(&b->flush);
 }
 
 const ControlFrontend bus_frontend = {

@@ -40,7 +40,7 @@ void manager_node_health_changed(void *userdata, const Upstream *u, const Node *
         Manager *m = userdata;
         log_node_state(u, n, why != NULL);
         /* Panic and STATUS= on the control loop, which alone writes an upstream's panic. */
-        event_active(m->health_event, EV_TIMEOUT, 0);
+        wake_signal(&m->health_wake);
         if (m->frontend_data)
                 m->frontend->upstream_health_changed(m->frontend_data, u);
 }
@@ -101,8 +101,12 @@ static void on_health_event(evutil_socket_t fd, short what, void *userdata)
 
 int manager_health_setup(Manager *m)
 {
-        m->health_event = event_new(m->base, -1, 0, on_health_event, m);
-        return m->health_event ? 0 : -ENOMEM;
+        return wake_init(&m->health_wake, m->base, on_health_event, m);
+}
+
+void manager_health_done(Manager *m)
+{
+        wake_done(&m->health_wake);
 }
 
 static void on_admin_changed(void *userdata, const Upstream *u, const Node *n)
@@ -126,7 +130,7 @@ void manager_health_commit(Manager *m, const Model *old, Model *model)
                         continue;
                 health_commit_upstream(u, old != NULL, on_admin_changed, m);
         }
-        event_active(m->health_event, EV_TIMEOUT, 0);
+        update_panics(m);
 }
 
 size_t manager_format_panics(const Model *model, char *buf, size_t size)

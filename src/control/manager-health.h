@@ -12,6 +12,7 @@ typedef struct Node Node;
 typedef struct RegistryEntry RegistryEntry;
 
 int manager_health_setup(Manager *m);
+void manager_health_done(Manager *m);
 /* WorkerHooks (and the prober's): a node went down (`why`) or came up (NULL); a draining
  * node's last request ended. Any thread. */
 void manager_node_health_changed(void *userdata, const Upstream *u, const Node *n,

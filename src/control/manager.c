@@ -508,30 +508,38 @@ static void update_prober(Manager *m)
         HealthProberOptions o = { .models = &m->models,
                                   .node_health_changed = manager_node_health_changed,
                                   .userdata = m,
-                                  .log_queue = (long)m->n_workers };
+                                  .log_queue = (long)m->n_workers + 1 };
         int r = health_prober_start(&o, &m->prober);
         if (r < 0)
                 log_error_errno(r, "Failed to start the active health checks: %m");
 }
 
-/* Stopped when worker 0 (this loop) has no connection left and every thread has ended. */
+/* Stopped when every worker's thread has ended (each ends once it has no connection left),
+ * and the worker on this loop, if one is, has no connection left. */
 static void check_stopped(Manager *m)
 {
-        if (m->stopping && m->workers[0].n_clients == 0 && m->threads_running == 0)
+        if (m->stopping && m->threads_running == 0 &&
+            (!m->worker_on_control || m->workers[0].n_clients == 0))
                 event_base_loopexit(m->base, NULL);
 }
 
-/* Worker 0 (on this loop) has no connection left. */
+/* The worker on this loop has no connection left. */
 static void on_worker_idle(void *userdata)
 {
         check_stopped(userdata);
+}
+
+/* The first worker with a thread of its own. */
+static size_t first_thread(const Manager *m)
+{
+        return m->worker_on_control ? 1 : 0;
 }
 
 static void on_thread_exited(evutil_socket_t fd, short what, void *userdata)
 {
         Manager *m = userdata;
         size_t running = 0;
-        for (size_t i = 1; i < m->n_workers; i++)
+        for (size_t i = first_thread(m); i < m->n_workers; i++)
                 if (!atomic_load(&m->workers[i].exited))
                         running++;
         m->threads_running = running;
@@ -549,7 +557,7 @@ static void on_grace_timeout(evutil_socket_t fd, short what, void *userdata)
 {
         Manager *m = userdata;
         log_warning("Shutdown grace period over: closing the connections still open");
-        for (size_t i = 1; i < m->n_workers; i++)
+        for (size_t i = first_thread(m); i < m->n_workers; i++)
                 worker_force_exit(&m->workers[i]);
         event_base_loopexit(m->base, NULL);
 }
@@ -562,9 +570,10 @@ void manager_stop(Manager *m)
         daemon_notify_stopping();
         log_info("Stopping: requests in flight may finish");
 
-        for (size_t i = 1; i < m->n_workers; i++)
+        for (size_t i = first_thread(m); i < m->n_workers; i++)
                 worker_request_stop(&m->workers[i]);
-        worker_stop(&m->workers[0]);
+        if (m->worker_on_control)
+                worker_stop(&m->workers[0]);
 
         uint64_t usec = manager_model(m)->config->shutdown_grace_usec;
         struct timeval tv = { .tv_sec = (time_t)(usec / USEC_PER_SEC),
@@ -609,12 +618,15 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
         }
         m->config_paths = config_paths;
         m->release_fd = -EBADF;
+        m->health_wake.fd = -EBADF;
         conn_limit_init(&m->conn_limit);
         model_publisher_init(&m->models);
         pthread_mutex_init(&m->release_lock, NULL);
-        /* Workers on other threads activate events of the control loop (and it of theirs), so
-         * libevent must lock. With one worker there is no other thread, and the locks (two
-         * mutex calls per event_add, event_del and buffer operation) would be pure cost. */
+        /* Workers on threads activate events of each other's loops and of the control loop, so
+         * libevent must lock. One worker runs on the control loop (start_workers), and the
+         * locks (two mutex calls per event_add, event_del and buffer operation: ~10% more
+         * instructions a request) would be pure cost; the other threads (the prober, the
+         * metrics, the state writer) wake the control loop through eventfds (base/wake.h). */
         if (workers_wanted(config) > 1)
                 (void)evthread_use_pthreads();
         if (state_dir) {
@@ -691,14 +703,14 @@ Manager *manager_free(Manager *m)
         m->metrics = metrics_server_stop(m->metrics);
         m->prober = health_prober_stop(m->prober);
         free(m->listener_names);
-        for (size_t i = 1; i < m->n_workers; i++) {
+        for (size_t i = first_thread(m); i < m->n_workers; i++) {
                 worker_force_exit(&m->workers[i]);
                 worker_join(&m->workers[i]);
         }
         log_stop();
         for (size_t i = 0; i < m->n_workers; i++) {
                 worker_done(&m->workers[i]);
-                if (i > 0 && m->workers[i].base)
+                if (m->workers[i].base && m->workers[i].base != m->base)
                         event_base_free(m->workers[i].base);
         }
         free(m->workers);
@@ -712,7 +724,7 @@ Manager *manager_free(Manager *m)
         listeners_free(m->listeners, m->n_listeners);
         struct event *events[] = { m->sig_term, m->sig_int, m->sig_hup, m->status_timer,
                                    m->grace_timer, m->watchdog, m->release_event,
-                                   m->thread_exited, m->health_event };
+                                   m->thread_exited };
         /* Models retired by worker threads, then the current one: before the resolver. */
         if (m->release_event)
                 free_released(m);
@@ -721,6 +733,7 @@ Manager *manager_free(Manager *m)
         for (size_t i = 0; i < ELEMENTSOF(events); i++)
                 if (events[i])
                         event_free(events[i]);
+        manager_health_done(m);
         m->release_fd = safe_close(m->release_fd);
         resolver_free(m->resolver);
         /* After the models, whose objects held its entries. */
@@ -771,19 +784,28 @@ static int start_workers(Manager *m)
         };
         /* Before any worker accepts: a closing connection wakes them through it. */
         conn_limit_set_workers(&m->conn_limit, m->workers, n);
-        /* From here on entries leave the threads through a queue each (this one is worker 0's
-         * and the control loop's); without the log thread, logging stays synchronous. */
-        (void)log_start(n + 1); /* the last: the health prober's (update_prober) */
+        /* From here on entries leave the threads through a queue each: the control loop's
+         * (this thread), each worker's (worker_thread: its id + 1), the health prober's (the
+         * last, update_prober); without the log thread, logging stays synchronous. */
+        (void)log_start(n + 2);
+        /* Several workers each run on a thread of their own, so a change or a reload built on
+         * this loop holds up no request. One worker runs on this loop (the thread-safe
+         * libevent it would need otherwise costs every request: see manager_new). */
+        m->worker_on_control = n == 1;
         for (size_t i = 0; i < n; i++) {
-                struct event_base *base = i == 0 ? m->base : new_base();
+                struct event_base *base = m->worker_on_control ? m->base : new_base();
                 if (!base)
                         return -ENOMEM;
                 m->n_workers++;
                 int r = worker_init(&m->workers[i], (unsigned)i, &m->shared, base);
-                if (r < 0)
+                if (r < 0) {
+                        if (base != m->base)
+                                event_base_free(base);
+                        m->n_workers--;
                         return r;
+                }
         }
-        for (size_t i = 1; i < n; i++) {
+        for (size_t i = first_thread(m); i < n; i++) {
                 int r = worker_start_thread(&m->workers[i]);
                 if (r < 0)
                         return log_error_errno(r, "Failed to start worker %zu: %m", i);
@@ -941,7 +963,7 @@ int manager_start(Manager *m, const ControlFrontend *frontend)
 int manager_run(Manager *m)
 {
         event_base_dispatch(m->base);
-        for (size_t i = 1; i < m->n_workers; i++) {
+        for (size_t i = first_thread(m); i < m->n_workers; i++) {
                 worker_force_exit(&m->workers[i]);
                 worker_join(&m->workers[i]);
         }

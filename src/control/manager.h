@@ -7,6 +7,7 @@
 #include <event2/event.h>
 #include <stdbool.h>
 
+#include "base/wake.h"
 #include "control/control.h"
 #include "proxy/metrics-server.h"
 #include "lb/model.h"
@@ -42,11 +43,12 @@ typedef struct Manager {
         Registry *registry;    /* runtime state of the models' objects, across swaps */
         Resolver *resolver;
         WorkerShared shared; /* what the workers are given */
-        Worker *workers; /* [0] runs on this (the control) loop, the rest on threads */
+        Worker *workers; /* each on a thread of its own; a single one on this (the control) loop */
+        bool worker_on_control;
         size_t n_workers;
         size_t threads_running;
         struct event *thread_exited;
-        struct event *health_event; /* a node's health changed: panics worked out again */
+        Wake health_wake; /* a node's health changed: panics worked out again */
         pthread_mutex_t release_lock; /* models retired on worker threads, freed here */
         Model **released;
         size_t n_released;

@@ -79,13 +79,14 @@ void worker_node_request_ended(Worker *w, Balancer *b, size_t i, RegistryEntry *
                 h->node_drained(h->userdata, e);
 }
 
-/* A stopping worker without connections has nothing left to do: its loop ends. Worker 0's loop
- * is the control loop, which the layer above ends when all are done (hooks.idle). */
+/* A stopping worker without connections has nothing left to do: its loop ends. A worker
+ * without a thread runs on the control loop, which the layer above ends when all are done
+ * (hooks.idle). */
 static void check_done(Worker *w)
 {
         if (!w->stopping || w->n_clients > 0)
                 return;
-        if (w->id == 0) {
+        if (!w->has_thread) {
                 if (w->shared->hooks.idle)
                         w->shared->hooks.idle(w->shared->hooks.userdata);
         } else
@@ -178,7 +179,8 @@ void worker_done(Worker *w)
         free_loop_objects(w);
         free(w->watches);
         w->watches = NULL;
-        /* Every loop has ended (the threads are joined, worker 0's is the caller's): nothing
+        /* Every loop has ended (the threads are joined, the control loop's is the caller's):
+         * nothing
          * activates them any more, and the events can go. */
         struct event *events[] = { w->stop_event, w->accept_timer, w->accept_wake,
                                    w->handoff_event };
@@ -199,7 +201,7 @@ void worker_done(Worker *w)
 static void *worker_thread(void *userdata)
 {
         Worker *w = userdata;
-        log_attach(w->id);
+        log_attach(w->id + 1); /* queue 0 is the control loop's */
         /* Until told to end (check_done, worker_force_exit): a worker that accepts on no socket
          * of its own (an activated one is worker 0's) may have no event yet. */
         event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);

@@ -3,8 +3,9 @@
 
 /* One event loop and what belongs to it alone: its client connections and its pool of idle
  * upstream connections. The model, the balancers and the resolved names are shared by all
- * workers. Worker 0 runs on the control loop (the main thread, with D-Bus and DNS); the others
- * each on a thread of their own. */
+ * workers. With several, each runs on a thread of its own and the control loop (the main
+ * thread: D-Bus, DNS, the building of models) serves no request; a single worker runs on the
+ * control loop. */
 
 #include <event2/event.h>
 #include <pthread.h>
@@ -35,8 +36,8 @@ typedef struct WorkerHooks {
         /* The last request in flight to a draining node (its entry, which names it) ended. On
          * the worker's thread. */
         void (*node_drained)(void *userdata, const RegistryEntry *node);
-        /* Worker 0, stopping, has no connection left. Its loop is the control loop, which the
-         * layer above ends when everything is done; the other workers end their own. */
+        /* A worker without a thread (it runs on the control loop), stopping, has no connection
+         * left: the layer above ends that loop when everything is done. */
         void (*idle)(void *userdata);
         /* A worker thread left its loop (called on that thread). */
         void (*thread_exited)(void *userdata);

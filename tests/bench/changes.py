@@ -11,7 +11,8 @@ python3-dbus must be installed (tests/bench/run.sh installs them).
 
 The setup: one nginx (one worker) answering https on port 8443 of every 127.0.x.y, with a
 certificate made here by certtool; lbproxy with `workers: 1` (so its one event loop is also the
-control loop: the worst case for requests in flight), `routes` routes, route i to upstream
+control loop: the worst case for requests in flight; --workers 2 puts each worker on a thread of
+its own, the control loop serving none), `routes` routes, route i to upstream
 i % upstreams, each upstream https with two nodes (127.0.1.K and 127.0.2.K), verified against
 the test CA; its state directory under /var/tmp (a real disk: the fsyncs are real); a private
 dbus-daemon. lbproxy runs on CPU 0, everything else on CPU 1.
@@ -66,8 +67,8 @@ def node_b(i):
     return f"127.0.2.{1 + i}" if i < 250 else f"127.2.{i // 250}.{1 + i % 250}"
 
 
-def lbproxy_yaml(d, routes, upstreams):
-    out = ["access_log: false", "workers: 1",
+def lbproxy_yaml(d, routes, upstreams, workers=1):
+    out = ["access_log: false", f"workers: {workers}",
            f'listeners: [{{name: web, listen: "{LISTEN[0]}:{LISTEN[1]}"}}]',
            f"tls: {{ca_file: {d}/ca.pem}}", "upstreams:"]
     for i in range(upstreams):
@@ -187,6 +188,9 @@ def main():
     ap.add_argument("--changes", type=int, default=100)
     ap.add_argument("--startup-upstreams", type=int, default=1000)
     ap.add_argument("--keep", action="store_true")
+    # 1: the one worker runs on the control loop (the worst case for requests in flight);
+    # 2 or more: each on a thread of its own, the control loop serving none (all on one CPU).
+    ap.add_argument("--workers", type=int, default=1)
     a = ap.parse_args()
     if a.upstreams < 2 or a.upstreams > 1000 or a.routes < a.upstreams:
         sys.exit("need 2 <= upstreams <= 1000 and routes >= upstreams")
@@ -200,14 +204,16 @@ def main():
         bench.make_certs(d)
         start_nginx(d)
         print(f"lbproxy {a.lbproxy}; {a.routes} routes, {a.upstreams} https upstreams of 2 "
-              f"nodes; workers: 1 (the control loop serves requests too); state in {state}")
+              f"nodes; workers: {a.workers}"
+              f"{' (the control loop serves requests too)' if a.workers == 1 else ''}; "
+              f"state in {state}")
 
         # 1. start-up
         with open(f"{d}/startup.yaml", "w") as f:
             f.write(startup.config(a.routes, a.startup_upstreams, startup.free_port()))
         big = [startup.start_once(a.lbproxy, f"{d}/startup.yaml") for _ in range(3)]
         with open(f"{d}/lbproxy.yaml", "w") as f:
-            f.write(lbproxy_yaml(d, a.routes, a.upstreams))
+            f.write(lbproxy_yaml(d, a.routes, a.upstreams, a.workers))
         proxy, t_start = start_lbproxy(a.lbproxy, d, state, bus)
         bus.wait_name()
         conn = dbus.bus.BusConnection(bus.address)
