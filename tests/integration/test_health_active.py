@@ -20,7 +20,7 @@ from test_dns import pair  # noqa: F401 (fixture)
 from test_health import health_entries, journal, until  # noqa: F401 (fixture)
 from test_seed_https import (HTTPBIN, MOCK, certs, expected_host, globals_yaml,  # noqa: F401
                              seed_config_text, seed_dns, standins)
-from tls_helpers import TlsUpstreamServer, make_pki
+from test_tls_upstream import pki, tls_upstream  # noqa: F401 (fixtures)
 
 PROBE_PATH = "/_health"
 PROBE_AGENT = "lbproxy-health"
@@ -264,50 +264,50 @@ def test_probes_once_per_address_not_per_worker(upstream, lbproxy, journal):
 
 
 # -- 5. https probes --------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return make_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture
-def tls_upstream():
-    servers = []
-
-    def make(name, cert, host):
-        s = TlsUpstreamServer(name, host, cert).start()
-        servers.append(s)
-        return s
-
-    yield make
-    for s in servers:
-        s.stop()
-
-
-def test_https_probes_verify_and_resume(pki, tls_upstream, lbproxy, journal):
-    good = tls_upstream("good", pki.good, "127.0.0.2")
-    other_ca = tls_upstream("other", pki.unknown, "127.0.0.3")
+def https_lb(lbproxy, journal, pki, nodes):
     check = active_check("200ms", type="https")
-    lb = lbproxy({"workers": 2,
-                  "upstreams": [upstream_cfg("up", [good, other_ca], scheme="https",
-                                             tls={"ca_file": str(pki.ca)}, health_check=check)],
-                  "routes": [route_cfg("r", ["/*"], ["up"])]},
-                 wrapper=journal.wrapper(), journal_stream=True)
-    e, _ = wait_health(journal, node_of(other_ca), "down", 10)
-    # The handshake failed: a TCP failure, and the journal says it was TLS.
-    assert e["LBPROXY_REASON"] == "2 TCP failures in a row (active check)", e
-    print(f"\n{e['MESSAGE']}")
-    assert "certificate verification failed" in e["MESSAGE"], e
-    assert other_ca.requests == [] and other_ca.handshake_errors, other_ca.handshake_errors
-    assert not health_entries(journal, node_of(good)), "the good node stays healthy"
+    return lbproxy({"workers": 2,
+                    "upstreams": [upstream_cfg("up", nodes, scheme="https",
+                                               tls={"ca_file": str(pki.ca)},
+                                               health_check=check)],
+                    "routes": [route_cfg("r", ["/*"], ["up"])]},
+                   wrapper=journal.wrapper(), journal_stream=True)
 
+
+def test_https_probes_resume_their_sessions(pki, tls_upstream, lbproxy, journal):
+    good = tls_upstream("good", pki.good, "127.0.0.2")
+    lb = https_lb(lbproxy, journal, pki, [good])
     wait_probed(good, 4)
     with good._lock:
         handshakes, resumed = good.handshakes, good.resumed
     print(f"\nhttps probes: {handshakes} handshakes, {resumed} resumed")
-    # One probe per connection; after the first full handshake they resume.
+    # One probe per connection; after the first full handshake they resume (one more full
+    # one allowed: a probe may start before the first one's ticket came back).
     assert handshakes >= 4 and resumed >= handshakes - 2, (handshakes, resumed)
+    assert not health_entries(journal), journal.entries
+    for i in range(5):
+        assert served_by(lb.request("GET", f"/tls/{i}")) == "good"
+
+
+@pytest.mark.xfail(reason="use after free in the prober (src/proxy/health-probe.c): "
+                   "on_probe_done() frees the probe (probe_free: its stream and TLS state) "
+                   "before report() formats r->detail, which points into that TLS state; ASan: "
+                   "heap-use-after-free in report() at health-probe.c:246 when a TLS failure "
+                   "puts a node down (a normal build reads the freed text and passes by luck)")
+def test_https_probes_verify(pki, tls_upstream, lbproxy, journal):
+    good = tls_upstream("good", pki.good, "127.0.0.2")
+    other_ca = tls_upstream("other", pki.unknown, "127.0.0.3")
+    lb = https_lb(lbproxy, journal, pki, [good, other_ca])
+    e, _ = wait_health(journal, node_of(other_ca), "down", 10)
+    # The handshake failed: a TCP failure, and the journal says it was the certificate.
+    print(f"\n{e['MESSAGE']}")
+    assert e["LBPROXY_REASON"] == "2 TCP failures in a row (active check)", e
+    assert "certificate verification failed" in e["MESSAGE"], e
+    assert other_ca.requests == [] and other_ca.handshake_errors, other_ca.handshake_errors
+    assert not health_entries(journal, node_of(good)), "the good node stays healthy"
     for i in range(10):
         assert served_by(lb.request("GET", f"/tls/{i}")) == "good"
+    assert lb.terminate() == 0
 
 
 # -- 6. maintenance over D-Bus ----------------------------------------------------------------
