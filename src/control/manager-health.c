@@ -12,15 +12,19 @@
 #include "lb/health.h"
 #include "lb/model.h"
 
-static void log_node_state(const Upstream *u, const Node *n, bool down)
+static void log_node_state(const Upstream *u, const Node *n, const char *why)
 {
         NodeHealthView v;
         node_health_view(n, &v);
         const char *state = node_health_to_string(n);
-        if (down)
+        /* The counters say how many; a probe's own words say what failed (a TLS alert, a
+         * status, a timeout). Requests give none beyond the counters. */
+        bool detail = why && !streq(why, v.reason);
+        if (why)
                 log_health_event(LOG_WARNING, LBPROXY_MESSAGE_NODE_HEALTH, u->config->name,
-                                 n->name, state, v.reason, "Upstream '%s': node %s is down (%s)",
-                                 u->config->name, n->name, v.reason);
+                                 n->name, state, v.reason,
+                                 "Upstream '%s': node %s is down (%s%s%s)", u->config->name,
+                                 n->name, v.reason, detail ? "; last: " : "", detail ? why : "");
         else if (v.admin != NODE_ADMIN_READY)
                 log_health_event(LOG_NOTICE, LBPROXY_MESSAGE_NODE_HEALTH, u->config->name,
                                  n->name, state, "admin state",
@@ -38,7 +42,7 @@ void manager_node_health_changed(void *userdata, const Upstream *u, const Node *
                                  const char *why)
 {
         Manager *m = userdata;
-        log_node_state(u, n, why != NULL);
+        log_node_state(u, n, why);
         /* Panic and STATUS= on the control loop, which alone writes an upstream's panic. */
         wake_signal(&m->health_wake);
         if (m->frontend_data)
@@ -112,7 +116,7 @@ void manager_health_done(Manager *m)
 static void on_admin_changed(void *userdata, const Upstream *u, const Node *n)
 {
         Manager *m = userdata;
-        log_node_state(u, n, false);
+        log_node_state(u, n, NULL);
         if (m->frontend_data)
                 m->frontend->upstream_health_changed(m->frontend_data, u);
         /* Nothing in flight: drained at once. */

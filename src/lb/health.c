@@ -49,6 +49,12 @@ static uint64_t transition(uint64_t w, bool down, HealthEvent ev, HealthSource s
 int health_classify_status(const ConfigHealthCheck *hc, HealthSource source, unsigned status)
 {
         bool active = source == HEALTH_SOURCE_ACTIVE;
+        /* With probes and no passive: written, the probes alone judge statuses (APISIX counts
+         * requests only with checks.passive). The built-in check's "any answer is a success"
+         * would reset the probes' HTTP failures at every request: a node answering 500s
+         * under traffic would never go down. */
+        if (!active && hc->active.enabled && !hc->passive.enabled)
+                return -1;
         const HealthStatusSet *bad = active ? &hc->active.unhealthy.http_statuses
                                             : &hc->passive.unhealthy.http_statuses;
         const HealthStatusSet *good = active ? &hc->active.healthy.http_statuses

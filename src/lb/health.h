@@ -74,7 +74,8 @@ typedef enum HealthChange {
 
 /* What a status means under the healthy and unhealthy lists of `source`'s part of the
  * upstream's health_check: SUCCESS, HTTP_FAILURE, or -1 for a status in neither list (it moves
- * nothing). */
+ * nothing). A request's status moves nothing either when the upstream has an active check and
+ * no passive part written. */
 int health_classify_status(const ConfigHealthCheck *hc, HealthSource source, unsigned status);
 
 /* One event of node `n` of `u`. Returns the change it caused, if any; a caller that sees one

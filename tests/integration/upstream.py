@@ -32,6 +32,12 @@ never held in memory. Endpoints (the names of the underscored ones keep them apa
   ?h=Name:Value  (any path, repeatable) adds a response header
   ?close=1       (any path) answers with Connection: close and closes
 
+Two modes a test switches on and off while it runs (attributes, as `delay`): `fail_status`
+(None, or a status such as 500 that every request gets instead of its answer: a node in
+trouble), and `hang` (every request is read and recorded, then never answered: the connection
+is held until hang is switched off or the server stops, then closed). Killing a node is
+stop(); restart() brings it back on its port.
+
 HEAD gets the headers of GET without a body. `Expect: 100-continue` is answered with
 100 Continue before the body is read.
 """
@@ -121,6 +127,8 @@ class UpstreamServer:
         self._socks = set()
         self._listener = None
         self.delay = 0.0  # seconds every answer waits: a node slow as a whole
+        self.fail_status = None  # a status every request gets (500: a node in trouble)
+        self.hang = False  # requests are read, never answered
         self.reset()
 
     # -- recording ----------------------------------------------------------------------------
@@ -420,6 +428,14 @@ class UpstreamServer:
         m = re.fullmatch(
             r"/(bytes|chunked|delay|status|close|_drip|_stall|_badresp)/([0-9a-z.-]+)", path)
         kind, arg = (m.group(1), m.group(2)) if m else (path, None)
+        if self.hang:
+            # Held (bounded) until hang is switched off or the server stops; no answer.
+            deadline = time.monotonic() + IDLE_TIMEOUT
+            while self.hang and time.monotonic() < deadline and not self._stop.wait(0.05):
+                pass
+            return False
+        if self.fail_status is not None:
+            kind, arg = "status", str(self.fail_status)
         if self.delay and self._stop.wait(self.delay):
             return False
         status = 200

@@ -93,6 +93,14 @@ static void test_counters(void)
         CHECK(health_classify_status(hc, HEALTH_SOURCE_ACTIVE, 503) == HEALTH_EVENT_HTTP_FAILURE);
         CHECK(health_classify_status(hc, HEALTH_SOURCE_ACTIVE, 404) == -1);
         CHECK(health_classify_status(hc, HEALTH_SOURCE_PASSIVE, 503) == -1);
+        /* Probes and no passive: written: requests' statuses move nothing (the built-in
+         * "any answer" would undo the probes' HTTP failures); written, they count. */
+        CHECK(health_classify_status(hc, HEALTH_SOURCE_PASSIVE, 200) == -1);
+        CHECK(health_classify_status(hc, HEALTH_SOURCE_PASSIVE, 500) == -1);
+        f.cu.health_check.passive.enabled = true;
+        CHECK(health_classify_status(hc, HEALTH_SOURCE_PASSIVE, 200) == HEALTH_EVENT_SUCCESS);
+        CHECK(health_classify_status(hc, HEALTH_SOURCE_PASSIVE, 500) == HEALTH_EVENT_HTTP_FAILURE);
+        f.cu.health_check.passive.enabled = false;
 
         /* In a row: a success in between starts the count again. */
         CHECK(report(&f, 0, HEALTH_SOURCE_ACTIVE, HEALTH_EVENT_TIMEOUT) == HEALTH_UNCHANGED);
