@@ -805,7 +805,15 @@ static int start_workers(Manager *m)
                         return r;
                 }
         }
-        for (size_t i = first_thread(m); i < n; i++) {
+        return 0;
+}
+
+/* The workers' threads: once everything they read is in place and the listeners are said to
+ * be open (a connection waiting in a socket is taken at once, and its access entry should not
+ * come before "Listening on"). */
+static int start_worker_threads(Manager *m)
+{
+        for (size_t i = first_thread(m); i < m->n_workers; i++) {
                 int r = worker_start_thread(&m->workers[i]);
                 if (r < 0)
                         return log_error_errno(r, "Failed to start worker %zu: %m", i);
@@ -956,6 +964,9 @@ int manager_start(Manager *m, const ControlFrontend *frontend)
         for (size_t i = 0; i < m->n_listeners; i++)
                 log_info("Listening on '%s'%s", m->listeners[i].name,
                          m->listeners[i].activated ? " (socket activation)" : "");
+        r = start_worker_threads(m);
+        if (r < 0)
+                return r;
         daemon_notify_ready(status);
         return 0;
 }
@@ -967,6 +978,8 @@ int manager_run(Manager *m)
                 worker_force_exit(&m->workers[i]);
                 worker_join(&m->workers[i]);
         }
+        /* The prober logs through a queue of its own: it ends before the queues do. */
+        m->prober = health_prober_stop(m->prober);
         /* What the workers logged is written before the last word. */
         log_stop();
         char spread[STATUS_MAX];
