@@ -23,6 +23,10 @@
 #define PROBER_DEFAULT_INTERVAL_USEC USEC_PER_SEC
 #define PROBER_DEFAULT_TIMEOUT_USEC USEC_PER_SEC
 #define PROBER_DEFAULT_CONCURRENCY 10
+/* Probes are due on a grid of this step: those due within one step start in one wake-up of the
+ * loop, and their connects and answers tend to come back together too. A thousand probes a
+ * second wake it about a hundred times rather than thousands. */
+#define PROBER_TICK_USEC (10 * USEC_PER_MSEC)
 
 typedef struct ProbeTarget ProbeTarget;
 
@@ -57,11 +61,15 @@ struct ProbeTarget {
         uint64_t addr_hash;
         bool multi; /* its node has several addresses: counted here, skipped when down */
         AddressCounters counters;
-        char *request; /* NULL: tcp */
+        char *request; /* NULL: tcp. HTTP/1.1 keep-alive */
         size_t request_len;
+        char *request_close; /* the same with `Connection: close` */
+        size_t request_close_len;
         char *session_key;
+        TlsClient *tls; /* what its connection was made with (pu->tls when made) */
         struct event timer;
-        Probe *probe;
+        Probe *probe;   /* its connection; made at the first probe */
+        bool probing;   /* a probe runs */
         uint64_t started_usec;
         bool waiting;
         ProbeTarget *wait_next;
@@ -123,6 +131,9 @@ static uint64_t target_interval(const ProbeTarget *t)
 
 static void arm(ProbeTarget *t, uint64_t usec)
 {
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        uint64_t due = (now + usec + PROBER_TICK_USEC - 1) / PROBER_TICK_USEC * PROBER_TICK_USEC;
+        usec = due - now;
         struct timeval tv = { .tv_sec = (time_t)(usec / USEC_PER_SEC),
                               .tv_usec = (suseconds_t)(usec % USEC_PER_SEC) };
         evtimer_add(&t->timer, &tv);
@@ -150,11 +161,11 @@ static void target_free(ProbeTarget *t)
 {
         HealthProber *p = t->prober;
         unqueue(t);
-        if (t->probe) {
-                t->probe = probe_free(t->probe);
+        if (t->probing) {
                 t->pu->in_flight--;
                 p->in_flight--;
         }
+        t->probe = probe_free(t->probe);
         event_del(&t->timer);
         if (t->counters.down) {
                 t->pn->n_down--;
@@ -169,6 +180,7 @@ static void target_free(ProbeTarget *t)
         }
         free(t->key);
         free(t->request);
+        free(t->request_close);
         free(t->session_key);
         free(t);
 }
@@ -252,15 +264,22 @@ static void report(ProbeTarget *t, const ProbeResult *r)
 /* ---- the schedule ---- */
 
 static void start_waiting(HealthProber *p, ProbeUpstream *pu);
+static void target_start(ProbeTarget *t);
 
 static void on_probe_done(Probe *probe, const ProbeResult *r, void *userdata)
 {
         ProbeTarget *t = userdata;
         HealthProber *p = t->prober;
-        assert(t->probe == probe);
-        t->probe = probe_free(probe);
+        assert(t->probe == probe && t->probing);
+        t->probing = false;
         t->pu->in_flight--;
         p->in_flight--;
+        if (r->stale) {
+                /* The server closed the kept connection as the request went out: again, on a
+                 * new one (which is not kept, so this happens once). */
+                target_start(t);
+                return;
+        }
         report(t, r);
 
         /* One probe per interval from the start of the last, whatever it took. */
@@ -273,18 +292,23 @@ static void target_start(ProbeTarget *t)
 {
         HealthProber *p = t->prober;
         const ConfigHealthActive *a = active_of(t->pu);
+        /* Kept alive when the next probe comes before the server likely drops the connection. */
+        bool keep = t->request && target_interval(t) <= PROBE_KEEPALIVE_IDLE_MAX;
         ProbeSpec spec = {
                 .sa = (const struct sockaddr *)&t->sa,
                 .sa_len = t->sa_len,
                 .tls = t->pu->tls,
                 .server_name = t->node->server_name,
                 .session_key = t->session_key,
-                .request = t->request,
-                .request_len = t->request_len,
+                .request = keep ? t->request : t->request_close,
+                .request_len = keep ? t->request_len : t->request_close_len,
+                .keep_alive = keep,
                 .timeout_usec = or_default(a->timeout_usec, PROBER_DEFAULT_TIMEOUT_USEC),
         };
         t->started_usec = now_usec(CLOCK_MONOTONIC);
-        int r = probe_start(p->base, &spec, on_probe_done, t, &t->probe);
+        int r = t->probe ? 0 : probe_new(p->base, on_probe_done, t, &t->probe);
+        if (r >= 0)
+                r = probe_start(t->probe, &spec);
         if (r < 0) {
                 /* Out of descriptors or memory: lbproxy's trouble, not the node's. */
                 log_warning_errno(r, "Upstream '%s': cannot probe %s: %m", t->pu->name,
@@ -292,6 +316,7 @@ static void target_start(ProbeTarget *t)
                 arm(t, target_interval(t));
                 return;
         }
+        t->probing = true;
         t->pu->in_flight++;
         p->in_flight++;
 }
@@ -331,7 +356,7 @@ static void on_target_timer(evutil_socket_t fd, short what, void *userdata)
 {
         ProbeTarget *t = userdata;
         HealthProber *p = t->prober;
-        assert(!t->probe);
+        assert(!t->probing);
         if (node_admin_state(t->node) == NODE_ADMIN_MAINT) {
                 arm(t, target_interval(t));
                 return;
@@ -362,13 +387,10 @@ static const char *probe_host(const Upstream *u, const Node *n)
         return n->host_header;
 }
 
-static int make_request(ProbeTarget *t)
+/* The request ends `Connection: close` when asked; else HTTP/1.1 keeps the connection. */
+static int format_request(ProbeTarget *t, bool close, char **ret, size_t *ret_len)
 {
         const ConfigHealthActive *a = active_of(t->pu);
-        free(t->request);
-        t->request = NULL;
-        if (a->type == HEALTH_CHECK_TCP)
-                return 0;
         char *buf = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&buf, &len);
@@ -378,13 +400,46 @@ static int make_request(ProbeTarget *t)
                 probe_host(t->pu->u, t->node));
         for (char **h = a->headers; h && *h; h++)
                 fprintf(f, "%s\r\n", *h);
-        fputs("Connection: close\r\n\r\n", f);
+        if (close)
+                fputs("Connection: close\r\n", f);
+        fputs("\r\n", f);
         if (fclose(f) != 0) {
                 free(buf);
                 return -ENOMEM;
         }
-        t->request = buf;
+        *ret = buf;
+        *ret_len = len;
+        return 0;
+}
+
+static bool same_text(const char *a, const char *b)
+{
+        return a == b || (a && b && streq(a, b));
+}
+
+/* The target's requests as its upstream's configuration has them now; a change closes the
+ * connection kept for the old ones. */
+static int make_request(ProbeTarget *t)
+{
+        _cleanup_free_ char *request = NULL, *request_close = NULL;
+        size_t len = 0, close_len = 0;
+        if (active_of(t->pu)->type != HEALTH_CHECK_TCP) {
+                int r = format_request(t, false, &request, &len);
+                if (r >= 0)
+                        r = format_request(t, true, &request_close, &close_len);
+                if (r < 0)
+                        return r;
+        }
+        if (same_text(request, t->request) && same_text(request_close, t->request_close))
+                return 0;
+        if (t->probe)
+                probe_forget(t->probe);
+        free(t->request);
+        free(t->request_close);
+        t->request = TAKE_PTR(request);
         t->request_len = len;
+        t->request_close = TAKE_PTR(request_close);
+        t->request_close_len = close_len;
         return 0;
 }
 
@@ -501,12 +556,17 @@ static int target_sync(HealthProber *p, ProbeUpstream *pu, Node *n,
         else if (!t->multi && multi && t->counters.down)
                 (void)node_address_mark_down(&n->state->address_health, t->addr_hash);
         t->multi = multi;
-        free(t->session_key);
-        t->session_key = NULL;
-        if (pu->tls && asprintf(&t->session_key, "probe|%s|%s|%s",
-                                tls_client_policy_id(pu->tls), n->server_name, text) < 0) {
-                t->session_key = NULL;
+        _cleanup_free_ char *session_key = NULL;
+        if (pu->tls && asprintf(&session_key, "probe|%s|%s|%s", tls_client_policy_id(pu->tls),
+                                n->server_name, text) < 0)
                 return -ENOMEM;
+        if (pu->tls != t->tls || !same_text(session_key, t->session_key)) {
+                /* Another TLS policy or server name: not the connection kept for the old. */
+                if (t->probe)
+                        probe_forget(t->probe);
+                t->tls = pu->tls;
+                free(t->session_key);
+                t->session_key = TAKE_PTR(session_key);
         }
         return make_request(t);
 }

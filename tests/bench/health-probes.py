@@ -5,12 +5,23 @@ local nginx, the prober thread's CPU as a share of one core (bench-health-probes
 /proc/self/task/<tid>/stat), and nginx's count of what arrived (stub_status), so that the rate
 is seen to be one probe per node per second.
 
-Run inside a network namespace of its own (nginx binds 127.0.0.1:18081 and the nodes are
+Run inside a network namespace of its own (nginx binds 0.0.0.0:18081 and the nodes are
 127.0.x.y):
     unshare --net sh -c 'ip link set lo up && /usr/bin/python3 tests/bench/health-probes.py'
+
+On loopback the connecting thread runs the kernel's side of both ends: the SYN, the SYN-ACK, the
+accept queue and the server's half of the close are processed in its own softirqs and charged to
+it. `--veth` puts nginx in a network namespace of its own behind a veth pair (nodes 10.77.x.y,
+answered there by a local route), pins the prober to CPU 0 and nginx to CPU 1, and steers the
+packets each side receives to CPU 1 (RPS): the prober is then charged its own work alone, its
+syscalls and the sending path of its packets, as with nodes on other hosts.
+
+Options: --veth, --runs N, --only tcp|http. Environment: NODES (1000), SECONDS_ (10), BENCH.
 """
+import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -37,46 +48,109 @@ http {{
     uwsgi_temp_path {dir};
     scgi_temp_path {dir};
     server {{ listen {port}; location /status {{ return 200 "ok"; }} }}
-    server {{ listen 127.0.0.1:{status}; location / {{ stub_status; }} }}
+    server {{ listen {status_addr}:{status}; location / {{ stub_status; }} }}
 }}
 """
 
 
-def accepted():
-    with urllib.request.urlopen(f"http://127.0.0.1:{STATUS_PORT}/", timeout=5) as r:
+PEER = "10.99.0.2"  # nginx's side of the veth pair
+PREFIX = "10.77"    # the nodes, all local to nginx's namespace
+
+
+def sh(*cmd):
+    subprocess.run(cmd, check=True)
+
+
+def set_rps(dev, cpus):
+    """RPS of `dev` (in this namespace): sysfs shows the namespace of whoever mounted it, so a
+    fresh one in a private mount namespace."""
+    sh("unshare", "--mount", "sh", "-c",
+       f"mount -t sysfs none /sys && echo {cpus} > /sys/class/net/{dev}/queues/rx-0/rps_cpus")
+
+
+def veth_peer():
+    """A namespace for nginx, held by a sleeping process, joined to this one by a veth pair.
+    Returns the holder (ending it ends the namespace)."""
+    holder = subprocess.Popen(["unshare", "--net", "sleep", "100000"])
+    pid = str(holder.pid)
+    for _ in range(100):  # until unshare has made the namespace
+        if os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net"):
+            break
+        time.sleep(0.01)
+    sh("ip", "link", "add", "hpa", "type", "veth", "peer", "name", "hpb")
+    # Both directions' receiving to CPU 1, where nginx runs: CPU 0 (the prober's) does not
+    # process what nginx's side receives, nor the packets that come back.
+    set_rps("hpa", 2)
+    set_rps("hpb", 2)
+    sh("ip", "link", "set", "hpb", "netns", pid)
+    sh("ip", "addr", "add", "10.99.0.1/24", "dev", "hpa")
+    sh("ip", "link", "set", "hpa", "up")
+    sh("ip", "route", "add", f"{PREFIX}.0.0/16", "via", PEER)
+    ns = ["nsenter", "-t", pid, "-n"]
+    sh(*ns, "ip", "link", "set", "lo", "up")
+    sh(*ns, "ip", "addr", "add", f"{PEER}/24", "dev", "hpb")
+    sh(*ns, "ip", "link", "set", "hpb", "up")
+    sh(*ns, "ip", "route", "add", "local", f"{PREFIX}.0.0/16", "dev", "lo")
+    return holder
+
+
+def accepted(addr):
+    with urllib.request.urlopen(f"http://{addr}:{STATUS_PORT}/", timeout=5) as r:
         lines = r.read().decode().splitlines()
     accepts, handled, requests = map(int, lines[2].split())
     return accepts, requests
 
 
 def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--veth", action="store_true")
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--only", choices=("tcp", "http"))
+    args = ap.parse_args()
+    status_addr = PEER if args.veth else "127.0.0.1"
+    holder = veth_peer() if args.veth else None
     with tempfile.TemporaryDirectory() as d:
         conf = os.path.join(d, "nginx.conf")
         with open(conf, "w") as f:
-            f.write(NGINX_CONF.format(dir=d, port=PORT, status=STATUS_PORT))
-        nginx = subprocess.Popen(["nginx", "-c", conf, "-g", "daemon off;"])
+            f.write(NGINX_CONF.format(dir=d, port=PORT, status=STATUS_PORT,
+                                      status_addr=status_addr))
+        cmd = ["nginx", "-c", conf, "-g", "daemon off;"]
+        bench_pin = []
+        if holder:
+            cmd = ["nsenter", "-t", str(holder.pid), "-n", "taskset", "-c", "1"] + cmd
+            bench_pin = ["taskset", "-c", "0"]
+        nginx = subprocess.Popen(cmd)
         try:
             for _ in range(100):
                 try:
-                    accepted()
+                    accepted(status_addr)
                     break
                 except OSError:
                     time.sleep(0.05)
-            for kind in ("tcp", "http"):
-                a0, r0 = accepted()
-                t0 = time.monotonic()
-                out = subprocess.run([BENCH, str(PORT), kind, str(NODES), str(SECONDS)],
-                                     check=True, capture_output=True, text=True).stdout
-                wall = time.monotonic() - t0
-                a1, r1 = accepted()
-                res = json.loads(out)
-                # The status requests themselves: one each.
-                res["connections_per_second"] = round((a1 - a0 - 1) / wall, 1)
-                res["requests_per_second"] = round((r1 - r0 - 1) / wall, 1)
-                print(json.dumps(res))
+            kinds = (args.only,) if args.only else ("tcp", "http")
+            for _ in range(args.runs):
+                for kind in kinds:
+                    a0, r0 = accepted(status_addr)
+                    t0 = time.monotonic()
+                    bench = bench_pin + [BENCH, str(PORT), kind, str(NODES), str(SECONDS)]
+                    if holder:
+                        bench.append(PREFIX)
+                    out = subprocess.run(bench, check=True, capture_output=True,
+                                         text=True).stdout
+                    wall = time.monotonic() - t0
+                    a1, r1 = accepted(status_addr)
+                    res = json.loads(out)
+                    res["network"] = "veth" if holder else "loopback"
+                    # The status requests themselves: one each.
+                    res["connections_per_second"] = round((a1 - a0 - 1) / wall, 1)
+                    res["requests_per_second"] = round((r1 - r0 - 1) / wall, 1)
+                    print(json.dumps(res), flush=True)
         finally:
             nginx.terminate()
             nginx.wait()
+            if holder:
+                holder.send_signal(signal.SIGTERM)
+                holder.wait()
 
 
 if __name__ == "__main__":
