@@ -13,7 +13,11 @@
  * after a few seconds, and a request that crosses the server's close would fail for nothing) nor
  * past PROBE_KEEPALIVE_AGE_MAX in all (so that a new connection, the accept queue and a TLS
  * handshake, is tried now and then too); a kept connection the server closes meanwhile is
- * closed quietly. A tcp check is a connect, and always a new one.
+ * closed quietly.
+ *
+ * A tcp check is a connect, always a new one, and as few syscalls as make one: socket, connect,
+ * one getsockopt at the next tick that finds it established (most are by then; one that is
+ * not is watched by epoll from there), the SO_LINGER that makes its close a reset, close.
  *
  * Between health-probe.c, which schedules checks, and nothing else. */
 
@@ -34,6 +38,13 @@ typedef struct Probe Probe;
  * 5 s), above the default intervals (1-2 s). */
 #define PROBE_KEEPALIVE_IDLE_MAX (4 * USEC_PER_SEC)
 #define PROBE_KEEPALIVE_AGE_MAX (60 * USEC_PER_SEC)
+/* Checks start on a grid of this step (health-probe.c), and a tcp check's connect is looked at
+ * one step after it started: those of a step share the loop's wake-ups. */
+#define PROBE_TICK_USEC (10 * USEC_PER_MSEC)
+
+/* Adds timer `ev` for `usec` after `now` (CLOCK_MONOTONIC), rounded up to the grid, where other
+ * due events wait too. */
+void probe_timer_add_on_grid(struct event *ev, uint64_t now, uint64_t usec);
 
 typedef struct ProbeSpec {
         const struct sockaddr *sa;

@@ -23,10 +23,9 @@
 #define PROBER_DEFAULT_INTERVAL_USEC USEC_PER_SEC
 #define PROBER_DEFAULT_TIMEOUT_USEC USEC_PER_SEC
 #define PROBER_DEFAULT_CONCURRENCY 10
-/* Probes are due on a grid of this step: those due within one step start in one wake-up of the
- * loop, and their connects and answers tend to come back together too. A thousand probes a
- * second wake it about a hundred times rather than thousands. */
-#define PROBER_TICK_USEC (10 * USEC_PER_MSEC)
+/* Probes are due on a grid of PROBE_TICK_USEC: those due within one step start in one wake-up
+ * of the loop, and their connects and answers tend to come back together too. A thousand probes
+ * a second wake it about a hundred times rather than thousands. */
 
 typedef struct ProbeTarget ProbeTarget;
 
@@ -131,12 +130,7 @@ static uint64_t target_interval(const ProbeTarget *t)
 
 static void arm(ProbeTarget *t, uint64_t usec)
 {
-        uint64_t now = now_usec(CLOCK_MONOTONIC);
-        uint64_t due = (now + usec + PROBER_TICK_USEC - 1) / PROBER_TICK_USEC * PROBER_TICK_USEC;
-        usec = due - now;
-        struct timeval tv = { .tv_sec = (time_t)(usec / USEC_PER_SEC),
-                              .tv_usec = (suseconds_t)(usec % USEC_PER_SEC) };
-        evtimer_add(&t->timer, &tv);
+        probe_timer_add_on_grid(&t->timer, now_usec(CLOCK_MONOTONIC), usec);
 }
 
 static void unqueue(ProbeTarget *t)
