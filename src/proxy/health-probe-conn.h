@@ -9,11 +9,15 @@
  * An HTTP check's connection is kept for the next check when the server keeps it (HTTP/1.1
  * keep-alive), the answer's body could be read to its end, and the caller says the next check
  * comes soon enough (ProbeSpec.keep_alive): then a check is one request, one answer and no
- * handshake. It is not kept past PROBE_KEEPALIVE_IDLE_MAX idle (servers drop idle connections
- * after a few seconds, and a request that crosses the server's close would fail for nothing) nor
- * past PROBE_KEEPALIVE_AGE_MAX in all (so that a new connection, the accept queue and a TLS
- * handshake, is tried now and then too); a kept connection the server closes meanwhile is
- * closed quietly.
+ * handshake, a third of the CPU of a new connection. It is not kept past
+ * PROBE_KEEPALIVE_IDLE_MAX idle (servers drop idle connections after a few seconds, and a
+ * request that crosses the server's close would fail for nothing), nor past
+ * PROBE_KEEPALIVE_AGE_MAX in all: a kept connection shows that the server answers, not that it
+ * still accepts new connections (a full listen backlog or conntrack table, a listener gone, a
+ * broken TLS handshake), which is why HAProxy and APISIX connect for every check; lbproxy does
+ * at least every PROBE_KEEPALIVE_AGE_MAX, and after any failure, so a server that stopped
+ * accepting is found within that plus the usual thresholds. A kept connection the server closes
+ * while idle is closed quietly; one it closes as the request comes is `stale` (not a failure).
  *
  * A tcp check is a connect, always a new one, and as few syscalls as make one: socket, connect,
  * one getsockopt at the next tick that finds it established (most are by then; one that is
@@ -37,7 +41,7 @@ typedef struct Probe Probe;
 /* Below the idle timeouts of the servers that keep theirs short (Apache httpd's and Node.js's
  * 5 s), above the default intervals (1-2 s). */
 #define PROBE_KEEPALIVE_IDLE_MAX (4 * USEC_PER_SEC)
-#define PROBE_KEEPALIVE_AGE_MAX (60 * USEC_PER_SEC)
+#define PROBE_KEEPALIVE_AGE_MAX (30 * USEC_PER_SEC)
 /* Checks start on a grid of this step (health-probe.c), and a tcp check's connect is looked at
  * one step after it started: those of a step share the loop's wake-ups. */
 #define PROBE_TICK_USEC (10 * USEC_PER_MSEC)

@@ -16,9 +16,19 @@ answered there by a local route), pins the prober to CPU 0 and nginx to CPU 1, a
 packets each side receives to CPU 1 (RPS): the prober is then charged its own work alone, its
 syscalls and the sending path of its packets, as with nodes on other hosts.
 
-Options: --veth, --runs N, --only tcp|http. Environment: NODES (1000), SECONDS_ (10), BENCH.
+RPS hands packets to the other CPU by an inter-processor interrupt, which in this VM is a costly
+exit charged to the sender: --veth separates the peer's kernel work but adds its own. `--perf`
+splits the thread's time instead, by where perf's samples (cpu-clock, call graphs, over the
+measured seconds) fall: user space; its own syscalls; softirqs run on it for its own sockets
+(a tcp check's SYN-ACK); softirqs run on it for the peer's sockets (on loopback the SYN, the
+handshake's ACK, the request and the reset arrive at nginx's sockets on the sending thread); and
+(--veth) sending the RPS interrupts.
+
+Options: --veth, --runs N, --only tcp|http, --perf. Environment: NODES (1000), SECONDS_ (10),
+BENCH.
 """
 import argparse
+import collections
 import json
 import os
 import signal
@@ -94,6 +104,33 @@ def veth_peer():
     return holder
 
 
+# Where a sample of the prober's thread falls (perf script's frames, leaf first).
+def classify(frames):
+    syms = [f.split()[1] if len(f.split()) > 1 else "" for f in frames]
+    if "kernel" not in frames[0]:
+        return "user"
+    if "net_rps_send_ipi" in syms:
+        return "rps_ipi"
+    if any(x in ("handle_softirqs", "net_rx_action", "__do_softirq") for x in syms):
+        # Its own sockets: a connect's SYN-ACK, the answer's data and ACKs on an established
+        # socket of its own are told apart by what received them.
+        own = ("tcp_rcv_synsent_state_process", "tcp_finish_connect")
+        return "softirq_own" if any(x in own for x in syms) else "softirq_peer"
+    return "syscalls"
+
+
+def perf_split(data):
+    out = subprocess.run(["perf", "script", "-i", data, "--comms", "lbproxy-probe",
+                          "-F", "comm,ip,sym,dso"], capture_output=True, text=True).stdout
+    counts = collections.Counter()
+    for sample in out.split("\n\n"):
+        lines = [l.strip() for l in sample.strip().splitlines()]
+        if len(lines) >= 2:
+            counts[classify(lines[1:])] += 1
+    total = sum(counts.values()) or 1
+    return {k: round(100.0 * v / total, 1) for k, v in counts.items()} | {"samples": total}
+
+
 def accepted(addr):
     with urllib.request.urlopen(f"http://{addr}:{STATUS_PORT}/", timeout=5) as r:
         lines = r.read().decode().splitlines()
@@ -106,6 +143,7 @@ def main():
     ap.add_argument("--veth", action="store_true")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--only", choices=("tcp", "http"))
+    ap.add_argument("--perf", action="store_true")
     args = ap.parse_args()
     status_addr = PEER if args.veth else "127.0.0.1"
     holder = veth_peer() if args.veth else None
@@ -135,8 +173,18 @@ def main():
                     bench = bench_pin + [BENCH, str(PORT), kind, str(NODES), str(SECONDS)]
                     if holder:
                         bench.append(PREFIX)
-                    out = subprocess.run(bench, check=True, capture_output=True,
-                                         text=True).stdout
+                    proc = subprocess.Popen(bench, stdout=subprocess.PIPE, text=True)
+                    if args.perf:
+                        # The measured seconds only: the bench waits 2 s before them.
+                        time.sleep(2)
+                        data = os.path.join(d, "perf.data")
+                        subprocess.run(["perf", "record", "-q", "-g", "-e", "cpu-clock",
+                                        "-F", "4000", "-o", data, "-p", str(proc.pid), "--",
+                                        "sleep", str(SECONDS - 1)], check=True,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    out = proc.communicate()[0]
+                    if proc.returncode != 0:
+                        raise RuntimeError(f"{bench} failed")
                     wall = time.monotonic() - t0
                     a1, r1 = accepted(status_addr)
                     res = json.loads(out)
@@ -144,6 +192,8 @@ def main():
                     # The status requests themselves: one each.
                     res["connections_per_second"] = round((a1 - a0 - 1) / wall, 1)
                     res["requests_per_second"] = round((r1 - r0 - 1) / wall, 1)
+                    if args.perf:
+                        res["perf_percent_of_thread"] = perf_split(data)
                     print(json.dumps(res), flush=True)
         finally:
             nginx.terminate()
