@@ -138,7 +138,8 @@ static void on_tcp_poll(evutil_socket_t fd, short what, void *userdata)
         finish(p, &r, false);
 }
 
-void probe_timer_add_on_grid(struct event *ev, uint64_t now, uint64_t usec)
+/* Timer `ev` `usec` after `now`, rounded up to the grid, where the wheel's steps fall. */
+static void add_on_grid(struct event *ev, uint64_t now, uint64_t usec)
 {
         uint64_t due = (now + usec + PROBE_TICK_USEC - 1) / PROBE_TICK_USEC * PROBE_TICK_USEC;
         struct timeval tv = { .tv_sec = (time_t)((due - now) / USEC_PER_SEC),
@@ -327,7 +328,7 @@ static int conn_open(Probe *p, const ProbeSpec *spec, uint64_t now)
                 p->state = CONN_TCP;
                 /* Half a tick at least: the next grid point, where the next checks start. */
                 evtimer_assign(&p->tcp_ev, p->base, on_tcp_poll, p);
-                probe_timer_add_on_grid(&p->tcp_ev, now, PROBE_TICK_USEC / 2);
+                add_on_grid(&p->tcp_ev, now, PROBE_TICK_USEC / 2);
                 return 0;
         }
 

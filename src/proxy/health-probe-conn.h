@@ -42,13 +42,9 @@ typedef struct Probe Probe;
  * 5 s), above the default intervals (1-2 s). */
 #define PROBE_KEEPALIVE_IDLE_MAX (4 * USEC_PER_SEC)
 #define PROBE_KEEPALIVE_AGE_MAX (30 * USEC_PER_SEC)
-/* Checks start on a grid of this step (health-probe.c), and a tcp check's connect is looked at
- * one step after it started: those of a step share the loop's wake-ups. */
+/* Checks start on a grid of this step (health-probe-wheel.c), and a tcp check's connect is
+ * looked at the next step after it started: those of a step share the loop's wake-ups. */
 #define PROBE_TICK_USEC (10 * USEC_PER_MSEC)
-
-/* Adds timer `ev` for `usec` after `now` (CLOCK_MONOTONIC), rounded up to the grid, where other
- * due events wait too. */
-void probe_timer_add_on_grid(struct event *ev, uint64_t now, uint64_t usec);
 
 typedef struct ProbeSpec {
         const struct sockaddr *sa;

@@ -15,6 +15,7 @@
 #include "lb/model.h"
 #include "net/resolver.h"
 #include "proxy/health-probe-conn.h"
+#include "proxy/health-probe-wheel.h"
 #include "proxy/health-probe.h"
 #include "tls/tls.h"
 
@@ -66,7 +67,7 @@ struct ProbeTarget {
         size_t request_close_len;
         char *session_key;
         TlsClient *tls; /* what its connection was made with (pu->tls when made) */
-        struct event timer;
+        ProbeWheelEntry due; /* when it is probed next */
         Probe *probe;   /* its connection; made at the first probe */
         bool probing;   /* a probe runs */
         uint64_t started_usec;
@@ -99,6 +100,7 @@ struct HealthProber {
         unsigned in_flight;
         bool global_full; /* a target waited for the global limit */
         uint64_t rng;
+        ProbeWheel wheel; /* the targets' schedule (set up with base) */
 };
 
 static uint64_t next_random(HealthProber *p)
@@ -130,7 +132,7 @@ static uint64_t target_interval(const ProbeTarget *t)
 
 static void arm(ProbeTarget *t, uint64_t usec)
 {
-        probe_timer_add_on_grid(&t->timer, now_usec(CLOCK_MONOTONIC), usec);
+        probe_wheel_add(&t->prober->wheel, &t->due, usec);
 }
 
 static void unqueue(ProbeTarget *t)
@@ -160,7 +162,7 @@ static void target_free(ProbeTarget *t)
                 p->in_flight--;
         }
         t->probe = probe_free(t->probe);
-        event_del(&t->timer);
+        probe_wheel_del(&p->wheel, &t->due);
         if (t->counters.down) {
                 t->pn->n_down--;
                 if (t->node)
@@ -346,9 +348,9 @@ static void start_waiting(HealthProber *p, ProbeUpstream *pu)
         }
 }
 
-static void on_target_timer(evutil_socket_t fd, short what, void *userdata)
+static void on_target_due(ProbeWheelEntry *e)
 {
-        ProbeTarget *t = userdata;
+        ProbeTarget *t = (ProbeTarget *)((char *)e - offsetof(ProbeTarget, due));
         HealthProber *p = t->prober;
         assert(!t->probing);
         if (node_admin_state(t->node) == NODE_ADMIN_MAINT) {
@@ -528,7 +530,7 @@ static int target_sync(HealthProber *p, ProbeUpstream *pu, Node *n,
                 t->pu = pu;
                 t->key = TAKE_PTR(key);
                 t->key_len = key_len;
-                evtimer_assign(&t->timer, p->base, on_target_timer, t);
+                t->due.due = on_target_due;
                 if (hashmap_put(p->targets, t->key, t->key_len, t) < 0) {
                         target_free(t);
                         return -ENOMEM;
@@ -742,8 +744,10 @@ HealthProber *health_prober_stop(HealthProber *p)
                 event_free(p->wake);
         if (p->dns_timer)
                 event_free(p->dns_timer);
-        if (p->base)
+        if (p->base) {
+                probe_wheel_done(&p->wheel);
                 event_base_free(p->base);
+        }
         safe_close(p->wake_fd);
         free(p);
         return NULL;
@@ -766,6 +770,7 @@ int health_prober_start(const HealthProberOptions *o, HealthProber **ret)
         p->nodes = hashmap_new();
         if (!p->base || !p->targets || !p->upstreams || !p->nodes)
                 return -ENOMEM;
+        probe_wheel_init(&p->wheel, p->base);
         p->wake = event_new(p->base, p->wake_fd, EV_READ | EV_PERSIST, on_wake, p);
         p->dns_timer = event_new(p->base, -1, EV_PERSIST, on_dns_timer, p);
         if (!p->wake || !p->dns_timer)
