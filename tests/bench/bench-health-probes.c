@@ -3,7 +3,7 @@
  * prober thread, for a while; prints the CPU time of that thread (/proc/self/task/<tid>/stat)
  * as a share of one core. Run by health-probes.py against nginx; not a test.
  *
- *   bench-health-probes PORT tcp|http NODES SECONDS [PREFIX]
+ *   bench-health-probes PORT tcp|http|https NODES SECONDS [PREFIX]
  *
  * PREFIX is the nodes' first two octets (default 127.0): 10.77 probes 10.77.1.1 and on, for
  * nodes in another network namespace. */
@@ -66,12 +66,13 @@ static bool thread_times(const char *name, ThreadTimes *ret)
 int main(int argc, char **argv)
 {
         if (argc != 5 && argc != 6) {
-                fprintf(stderr, "usage: %s PORT tcp|http NODES SECONDS [PREFIX]\n", argv[0]);
+                fprintf(stderr, "usage: %s PORT tcp|http|https NODES SECONDS [PREFIX]\n",
+                        argv[0]);
                 return 2;
         }
         unsigned port = (unsigned)atoi(argv[1]), n = (unsigned)atoi(argv[3]);
         unsigned seconds = (unsigned)atoi(argv[4]);
-        bool http = streq(argv[2], "http");
+        bool https = streq(argv[2], "https"), http = https || streq(argv[2], "http");
         const char *prefix = argc > 5 ? argv[5] : "127.0";
 
         char *yaml = NULL;
@@ -98,11 +99,11 @@ int main(int argc, char **argv)
         strv_free(a->headers);
         *a = (ConfigHealthActive){
                 .enabled = true,
-                .type = http ? HEALTH_CHECK_HTTP : HEALTH_CHECK_TCP,
+                .type = https ? HEALTH_CHECK_HTTPS : http ? HEALTH_CHECK_HTTP : HEALTH_CHECK_TCP,
                 .http_path = strdup("/status"),
                 .timeout_usec = USEC_PER_SEC,
                 .concurrency = 256,
-                .verify = 1,
+                .verify = https ? 0 : 1, /* nginx's certificate is made for the run */
                 .healthy = { .interval_usec = USEC_PER_SEC, .successes = 2 },
                 .unhealthy = { .interval_usec = USEC_PER_SEC, .http_failures = 5,
                                .tcp_failures = 2, .timeouts = 3 },

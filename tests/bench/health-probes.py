@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""What active health checks cost: 1,000 nodes probed every second (tcp, then http) against a
+"""What active health checks cost: 1,000 nodes probed every second (tcp, http, https) against a
 local nginx, the prober thread's CPU as a share of one core (bench-health-probes reads it from
 /proc/self/task/<tid>/stat), and nginx's count of what arrived (stub_status), so that the rate
 is seen to be one probe per node per second.
@@ -24,7 +24,7 @@ measured seconds) fall: user space; its own syscalls; softirqs run on it for its
 handshake's ACK, the request and the reset arrive at nginx's sockets on the sending thread); and
 (--veth) sending the RPS interrupts.
 
-Options: --veth, --runs N, --only tcp|http, --perf. Environment: NODES (1000), SECONDS_ (10),
+Options: --veth, --runs N, --only tcp|http|https, --perf. Environment: NODES (1000), SECONDS_ (10),
 BENCH.
 """
 import argparse
@@ -41,6 +41,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCH = os.environ.get("BENCH", os.path.join(ROOT, "build/tests/bench/bench-health-probes"))
 PORT = 18081
+TLS_PORT = 18443
 STATUS_PORT = 18082
 NODES = int(os.environ.get("NODES", "1000"))
 SECONDS = int(os.environ.get("SECONDS_", "10"))
@@ -58,6 +59,12 @@ http {{
     uwsgi_temp_path {dir};
     scgi_temp_path {dir};
     server {{ listen {port}; location /status {{ return 200 "ok"; }} }}
+    server {{
+        listen {tls_port} ssl;
+        ssl_certificate {dir}/cert.pem;
+        ssl_certificate_key {dir}/key.pem;
+        location /status {{ return 200 "ok"; }}
+    }}
     server {{ listen {status_addr}:{status}; location / {{ stub_status; }} }}
 }}
 """
@@ -142,7 +149,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--veth", action="store_true")
     ap.add_argument("--runs", type=int, default=1)
-    ap.add_argument("--only", choices=("tcp", "http"))
+    ap.add_argument("--only", choices=("tcp", "http", "https"))
     ap.add_argument("--perf", action="store_true")
     args = ap.parse_args()
     status_addr = PEER if args.veth else "127.0.0.1"
@@ -150,8 +157,12 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         conf = os.path.join(d, "nginx.conf")
         with open(conf, "w") as f:
-            f.write(NGINX_CONF.format(dir=d, port=PORT, status=STATUS_PORT,
+            f.write(NGINX_CONF.format(dir=d, port=PORT, tls_port=TLS_PORT, status=STATUS_PORT,
                                       status_addr=status_addr))
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                        "/CN=bench", "-keyout", os.path.join(d, "key.pem"), "-out",
+                        os.path.join(d, "cert.pem")], check=True, capture_output=True)
         cmd = ["nginx", "-c", conf, "-g", "daemon off;"]
         bench_pin = []
         if holder:
@@ -165,12 +176,13 @@ def main():
                     break
                 except OSError:
                     time.sleep(0.05)
-            kinds = (args.only,) if args.only else ("tcp", "http")
+            kinds = (args.only,) if args.only else ("tcp", "http", "https")
             for _ in range(args.runs):
                 for kind in kinds:
                     a0, r0 = accepted(status_addr)
                     t0 = time.monotonic()
-                    bench = bench_pin + [BENCH, str(PORT), kind, str(NODES), str(SECONDS)]
+                    port = TLS_PORT if kind == "https" else PORT
+                    bench = bench_pin + [BENCH, str(port), kind, str(NODES), str(SECONDS)]
                     if holder:
                         bench.append(PREFIX)
                     proc = subprocess.Popen(bench, stdout=subprocess.PIPE, text=True)
