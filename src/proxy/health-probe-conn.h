@@ -41,7 +41,7 @@ typedef struct Probe Probe;
 /* Below the idle timeouts of the servers that keep theirs short (Apache httpd's and Node.js's
  * 5 s), above the default intervals (1-2 s). */
 #define PROBE_KEEPALIVE_IDLE_MAX (4 * USEC_PER_SEC)
-#define PROBE_KEEPALIVE_AGE_MAX (30 * USEC_PER_SEC)
+#define PROBE_KEEPALIVE_AGE_MAX (120 * USEC_PER_SEC)
 /* Checks start on a grid of this step (health-probe-wheel.c), and a tcp check's connect is
  * looked at the next step after it started: those of a step share the loop's wake-ups. */
 #define PROBE_TICK_USEC (10 * USEC_PER_MSEC)
