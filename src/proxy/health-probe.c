@@ -24,9 +24,6 @@
 #define PROBER_DEFAULT_INTERVAL_USEC USEC_PER_SEC
 #define PROBER_DEFAULT_TIMEOUT_USEC USEC_PER_SEC
 #define PROBER_DEFAULT_CONCURRENCY 10
-/* Probes are due on a grid of PROBE_TICK_USEC: those due within one step start in one wake-up
- * of the loop, and their connects and answers tend to come back together too. A thousand probes
- * a second wake it about a hundred times rather than thousands. */
 
 typedef struct ProbeTarget ProbeTarget;
 
