@@ -15,6 +15,7 @@
 #include "lb/model.h"
 #include "net/resolver.h"
 #include "proxy/health-probe-conn.h"
+#include "proxy/health-probe-wheel.h"
 #include "proxy/health-probe.h"
 #include "tls/tls.h"
 
@@ -40,7 +41,8 @@ typedef struct ProbeUpstream {
 /* A node with probed addresses: whether another of them is up decides what a failure of one
  * means for the node. */
 typedef struct ProbeNode {
-        char *key;
+        char *key; /* upstream NUL node: its length is key_len, not strlen() */
+        size_t key_len;
         unsigned n_targets, n_down;
 } ProbeNode;
 
@@ -57,11 +59,15 @@ struct ProbeTarget {
         uint64_t addr_hash;
         bool multi; /* its node has several addresses: counted here, skipped when down */
         AddressCounters counters;
-        char *request; /* NULL: tcp */
+        char *request; /* NULL: tcp. HTTP/1.1 keep-alive */
         size_t request_len;
+        char *request_close; /* the same with `Connection: close` */
+        size_t request_close_len;
         char *session_key;
-        struct event timer;
-        Probe *probe;
+        TlsClient *tls; /* what its connection was made with (pu->tls when made) */
+        ProbeWheelEntry due; /* when it is probed next */
+        Probe *probe;   /* its connection; made at the first probe */
+        bool probing;   /* a probe runs */
         uint64_t started_usec;
         bool waiting;
         ProbeTarget *wait_next;
@@ -92,6 +98,7 @@ struct HealthProber {
         unsigned in_flight;
         bool global_full; /* a target waited for the global limit */
         uint64_t rng;
+        ProbeWheel wheel; /* the targets' schedule (set up with base) */
 };
 
 static uint64_t next_random(HealthProber *p)
@@ -123,9 +130,7 @@ static uint64_t target_interval(const ProbeTarget *t)
 
 static void arm(ProbeTarget *t, uint64_t usec)
 {
-        struct timeval tv = { .tv_sec = (time_t)(usec / USEC_PER_SEC),
-                              .tv_usec = (suseconds_t)(usec % USEC_PER_SEC) };
-        evtimer_add(&t->timer, &tv);
+        probe_wheel_add(&t->prober->wheel, &t->due, usec);
 }
 
 static void unqueue(ProbeTarget *t)
@@ -150,12 +155,12 @@ static void target_free(ProbeTarget *t)
 {
         HealthProber *p = t->prober;
         unqueue(t);
-        if (t->probe) {
-                t->probe = probe_free(t->probe);
+        if (t->probing) {
                 t->pu->in_flight--;
                 p->in_flight--;
         }
-        event_del(&t->timer);
+        t->probe = probe_free(t->probe);
+        probe_wheel_del(&p->wheel, &t->due);
         if (t->counters.down) {
                 t->pn->n_down--;
                 if (t->node)
@@ -163,12 +168,13 @@ static void target_free(ProbeTarget *t)
                                                    t->addr_hash);
         }
         if (--t->pn->n_targets == 0) {
-                hashmap_remove(p->nodes, t->pn->key, strlen(t->pn->key));
+                hashmap_remove(p->nodes, t->pn->key, t->pn->key_len);
                 free(t->pn->key);
                 free(t->pn);
         }
         free(t->key);
         free(t->request);
+        free(t->request_close);
         free(t->session_key);
         free(t);
 }
@@ -239,7 +245,7 @@ static void report(ProbeTarget *t, const ProbeResult *r)
         HealthChange c = node_health_report(t->node, u, HEALTH_SOURCE_ACTIVE, node_ev);
         if (c == HEALTH_UNCHANGED || !t->prober->o.node_health_changed)
                 return;
-        char why[128];
+        char why[512];
         if (ev == HEALTH_EVENT_HTTP_FAILURE)
                 snprintf(why, sizeof(why), "active check of %s: status %u", t->text, r->status);
         else
@@ -252,15 +258,22 @@ static void report(ProbeTarget *t, const ProbeResult *r)
 /* ---- the schedule ---- */
 
 static void start_waiting(HealthProber *p, ProbeUpstream *pu);
+static void target_start(ProbeTarget *t);
 
 static void on_probe_done(Probe *probe, const ProbeResult *r, void *userdata)
 {
         ProbeTarget *t = userdata;
         HealthProber *p = t->prober;
-        assert(t->probe == probe);
-        t->probe = probe_free(probe);
+        assert(t->probe == probe && t->probing);
+        t->probing = false;
         t->pu->in_flight--;
         p->in_flight--;
+        if (r->stale) {
+                /* The server closed the kept connection as the request went out: again, on a
+                 * new one (which is not kept, so this happens once). */
+                target_start(t);
+                return;
+        }
         report(t, r);
 
         /* One probe per interval from the start of the last, whatever it took. */
@@ -273,18 +286,23 @@ static void target_start(ProbeTarget *t)
 {
         HealthProber *p = t->prober;
         const ConfigHealthActive *a = active_of(t->pu);
+        /* Kept alive when the next probe comes before the server likely drops the connection. */
+        bool keep = t->request && target_interval(t) <= PROBE_KEEPALIVE_IDLE_MAX;
         ProbeSpec spec = {
                 .sa = (const struct sockaddr *)&t->sa,
                 .sa_len = t->sa_len,
                 .tls = t->pu->tls,
                 .server_name = t->node->server_name,
                 .session_key = t->session_key,
-                .request = t->request,
-                .request_len = t->request_len,
+                .request = keep ? t->request : t->request_close,
+                .request_len = keep ? t->request_len : t->request_close_len,
+                .keep_alive = keep,
                 .timeout_usec = or_default(a->timeout_usec, PROBER_DEFAULT_TIMEOUT_USEC),
         };
         t->started_usec = now_usec(CLOCK_MONOTONIC);
-        int r = probe_start(p->base, &spec, on_probe_done, t, &t->probe);
+        int r = t->probe ? 0 : probe_new(p->base, on_probe_done, t, &t->probe);
+        if (r >= 0)
+                r = probe_start(t->probe, &spec);
         if (r < 0) {
                 /* Out of descriptors or memory: lbproxy's trouble, not the node's. */
                 log_warning_errno(r, "Upstream '%s': cannot probe %s: %m", t->pu->name,
@@ -292,6 +310,7 @@ static void target_start(ProbeTarget *t)
                 arm(t, target_interval(t));
                 return;
         }
+        t->probing = true;
         t->pu->in_flight++;
         p->in_flight++;
 }
@@ -327,11 +346,11 @@ static void start_waiting(HealthProber *p, ProbeUpstream *pu)
         }
 }
 
-static void on_target_timer(evutil_socket_t fd, short what, void *userdata)
+static void on_target_due(ProbeWheelEntry *e)
 {
-        ProbeTarget *t = userdata;
+        ProbeTarget *t = (ProbeTarget *)((char *)e - offsetof(ProbeTarget, due));
         HealthProber *p = t->prober;
-        assert(!t->probe);
+        assert(!t->probing);
         if (node_admin_state(t->node) == NODE_ADMIN_MAINT) {
                 arm(t, target_interval(t));
                 return;
@@ -362,13 +381,10 @@ static const char *probe_host(const Upstream *u, const Node *n)
         return n->host_header;
 }
 
-static int make_request(ProbeTarget *t)
+/* The request ends `Connection: close` when asked; else HTTP/1.1 keeps the connection. */
+static int format_request(ProbeTarget *t, bool close, char **ret, size_t *ret_len)
 {
         const ConfigHealthActive *a = active_of(t->pu);
-        free(t->request);
-        t->request = NULL;
-        if (a->type == HEALTH_CHECK_TCP)
-                return 0;
         char *buf = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&buf, &len);
@@ -378,13 +394,46 @@ static int make_request(ProbeTarget *t)
                 probe_host(t->pu->u, t->node));
         for (char **h = a->headers; h && *h; h++)
                 fprintf(f, "%s\r\n", *h);
-        fputs("Connection: close\r\n\r\n", f);
+        if (close)
+                fputs("Connection: close\r\n", f);
+        fputs("\r\n", f);
         if (fclose(f) != 0) {
                 free(buf);
                 return -ENOMEM;
         }
-        t->request = buf;
+        *ret = buf;
+        *ret_len = len;
+        return 0;
+}
+
+static bool same_text(const char *a, const char *b)
+{
+        return a == b || (a && b && streq(a, b));
+}
+
+/* The target's requests as its upstream's configuration has them now; a change closes the
+ * connection kept for the old ones. */
+static int make_request(ProbeTarget *t)
+{
+        _cleanup_free_ char *request = NULL, *request_close = NULL;
+        size_t len = 0, close_len = 0;
+        if (active_of(t->pu)->type != HEALTH_CHECK_TCP) {
+                int r = format_request(t, false, &request, &len);
+                if (r >= 0)
+                        r = format_request(t, true, &request_close, &close_len);
+                if (r < 0)
+                        return r;
+        }
+        if (same_text(request, t->request) && same_text(request_close, t->request_close))
+                return 0;
+        if (t->probe)
+                probe_forget(t->probe);
+        free(t->request);
+        free(t->request_close);
+        t->request = TAKE_PTR(request);
         t->request_len = len;
+        t->request_close = TAKE_PTR(request_close);
+        t->request_close_len = close_len;
         return 0;
 }
 
@@ -462,6 +511,8 @@ static int target_sync(HealthProber *p, ProbeUpstream *pu, Node *n,
                 ProbeNode *pn = hashmap_get(p->nodes, key, node_key_len);
                 if (!pn) {
                         pn = calloc(1, sizeof(*pn));
+                        if (pn)
+                                pn->key_len = node_key_len;
                         if (!pn || !(pn->key = memdup(key, node_key_len + 1)) ||
                             hashmap_put(p->nodes, pn->key, node_key_len, pn) < 0) {
                                 if (pn)
@@ -479,7 +530,7 @@ static int target_sync(HealthProber *p, ProbeUpstream *pu, Node *n,
                 t->pu = pu;
                 t->key = TAKE_PTR(key);
                 t->key_len = key_len;
-                evtimer_assign(&t->timer, p->base, on_target_timer, t);
+                t->due.due = on_target_due;
                 if (hashmap_put(p->targets, t->key, t->key_len, t) < 0) {
                         target_free(t);
                         return -ENOMEM;
@@ -501,12 +552,17 @@ static int target_sync(HealthProber *p, ProbeUpstream *pu, Node *n,
         else if (!t->multi && multi && t->counters.down)
                 (void)node_address_mark_down(&n->state->address_health, t->addr_hash);
         t->multi = multi;
-        free(t->session_key);
-        t->session_key = NULL;
-        if (pu->tls && asprintf(&t->session_key, "probe|%s|%s|%s",
-                                tls_client_policy_id(pu->tls), n->server_name, text) < 0) {
-                t->session_key = NULL;
+        _cleanup_free_ char *session_key = NULL;
+        if (pu->tls && asprintf(&session_key, "probe|%s|%s|%s", tls_client_policy_id(pu->tls),
+                                n->server_name, text) < 0)
                 return -ENOMEM;
+        if (pu->tls != t->tls || !same_text(session_key, t->session_key)) {
+                /* Another TLS policy or server name: not the connection kept for the old. */
+                if (t->probe)
+                        probe_forget(t->probe);
+                t->tls = pu->tls;
+                free(t->session_key);
+                t->session_key = TAKE_PTR(session_key);
         }
         return make_request(t);
 }
@@ -688,8 +744,10 @@ HealthProber *health_prober_stop(HealthProber *p)
                 event_free(p->wake);
         if (p->dns_timer)
                 event_free(p->dns_timer);
-        if (p->base)
+        if (p->base) {
+                probe_wheel_done(&p->wheel);
                 event_base_free(p->base);
+        }
         safe_close(p->wake_fd);
         free(p);
         return NULL;
@@ -712,6 +770,7 @@ int health_prober_start(const HealthProberOptions *o, HealthProber **ret)
         p->nodes = hashmap_new();
         if (!p->base || !p->targets || !p->upstreams || !p->nodes)
                 return -ENOMEM;
+        probe_wheel_init(&p->wheel, p->base);
         p->wake = event_new(p->base, p->wake_fd, EV_READ | EV_PERSIST, on_wake, p);
         p->dns_timer = event_new(p->base, -1, EV_PERSIST, on_dns_timer, p);
         if (!p->wake || !p->dns_timer)

@@ -4,6 +4,9 @@
  *
  *   build/tests/bench/bench-pick [milliseconds per row [bare]]     (default 300)
  *
+ * BENCH_PICK_ROWS=roundrobin runs only the rows whose label starts so, BENCH_PICK_THREADS=2
+ * only up to that many threads (to repeat a few rows often, as RESULTS.md's comparisons do).
+ *
  * Each pick is wrapped in what a request does to the entries (in flight +1 on the upstream
  * before, +1 on the node after, the balancer told; both -1 when it ends), each thread keeping
  * HELD requests in flight (the oldest ends as a new one starts), so least_conn, chash's
@@ -125,6 +128,9 @@ int main(int argc, char **argv)
         static const unsigned thread_counts[] = { 1, 2, 4, 8 };
         unsigned ms = argc > 1 ? (unsigned)atoi(argv[1]) : 300;
         bool bare = argc > 2 && streq(argv[2], "bare");
+        const char *only = getenv("BENCH_PICK_ROWS");
+        const char *max_threads_env = getenv("BENCH_PICK_THREADS");
+        unsigned max_threads = max_threads_env ? (unsigned)atoi(max_threads_env) : MAX_THREADS;
         static RegistryEntry *entries[MAX_NODES];
         static char *names[MAX_NODES];
         static uint32_t weights[MAX_NODES];
@@ -143,11 +149,13 @@ int main(int argc, char **argv)
         }
 
         printf("%-20s %6s", "picks/s", "nodes");
-        for (size_t t = 0; t < ELEMENTSOF(thread_counts); t++)
+        for (size_t t = 0; t < ELEMENTSOF(thread_counts) && thread_counts[t] <= max_threads; t++)
                 printf(" %10u thr", thread_counts[t]);
         printf("\n");
         for (size_t r = 0; r < ELEMENTSOF(rows); r++)
                 for (size_t s = 0; s < ELEMENTSOF(sizes); s++) {
+                        if (only && strncmp(rows[r].label, only, strlen(only)) != 0)
+                                continue;
                         size_t n = sizes[s];
                         for (size_t i = 0; i < n; i++)
                                 weights[i] = rows[r].weighted ? (uint32_t)(i % 7) + 1 : 1;
@@ -160,7 +168,9 @@ int main(int argc, char **argv)
                                 return 1;
                         printf("%-20s %6zu", rows[r].label, n);
                         fflush(stdout);
-                        for (size_t t = 0; t < ELEMENTSOF(thread_counts); t++) {
+                        for (size_t t = 0;
+                             t < ELEMENTSOF(thread_counts) && thread_counts[t] <= max_threads;
+                             t++) {
                                 printf(" %14.0f", measure(b, entries, total, bare, thread_counts[t], ms));
                                 fflush(stdout);
                         }

@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: MIT */
+/* One probe target's connection (health-probe-conn.c) against a server of the test's own, which
+ * counts the connections it accepts: HTTP checks keep theirs while the server does (bodies of a
+ * length, chunked and split, read to their end), and take a new one when the server said
+ * `Connection: close`, closed it while idle, sent a body too large to read, or was not asked to
+ * keep it; a kept connection the server closes as the request comes is `stale`, not a failure;
+ * a tcp check succeeds on a listening port and is refused on a closed one. */
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "base/util.h"
+#include "proxy/health-probe-conn.h"
+#include "tap.h"
+
+enum {
+        KEEP,         /* 200 with a body of 5, kept */
+        CHUNKED,      /* 200, chunked, in three writes, kept */
+        CLOSE_HEADER, /* 200 with Connection: close, then closed */
+        CLOSE_AFTER,  /* 200 (keep-alive), then closed anyway */
+        SILENT_CLOSE, /* the request read, closed without an answer */
+        BIG,          /* 200 with a body past PROBE_BODY_MAX */
+};
+
+static struct {
+        int listen_fd;
+        struct sockaddr_in sin;
+        atomic_int mode;
+        atomic_uint accepts, requests, closes;
+        atomic_uint answered; /* answers sent in full */
+        atomic_bool stop;
+} srv;
+
+static void say(int fd, const char *s)
+{
+        (void)send(fd, s, strlen(s), MSG_NOSIGNAL);
+}
+
+/* Answers one request on `fd`: false when the connection is over. */
+static bool serve_one(int fd)
+{
+        char buf[2048];
+        size_t n = 0;
+        while (!memmem(buf, n, "\r\n\r\n", 4)) {
+                if (n == sizeof(buf))
+                        return false;
+                ssize_t k = read(fd, buf + n, sizeof(buf) - n);
+                if (k <= 0)
+                        return false;
+                n += (size_t)k;
+        }
+        atomic_fetch_add(&srv.requests, 1);
+        switch (atomic_load(&srv.mode)) {
+        case KEEP:
+                say(fd, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+                return true;
+        case CHUNKED:
+                say(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel");
+                usleep(20 * 1000);
+                say(fd, "lo\r\n0\r\n");
+                usleep(20 * 1000);
+                say(fd, "\r\n");
+                atomic_fetch_add(&srv.answered, 1);
+                return true;
+        case CLOSE_HEADER:
+                say(fd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                return false;
+        case CLOSE_AFTER:
+                say(fd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+                return false;
+        case SILENT_CLOSE:
+                return false;
+        case BIG: {
+                char head[128];
+                snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n",
+                         PROBE_BODY_MAX + 1);
+                say(fd, head);
+                static char body[PROBE_BODY_MAX + 1];
+                memset(body, 'x', sizeof(body));
+                (void)send(fd, body, sizeof(body), MSG_NOSIGNAL);
+                return true;
+        }
+        }
+        return false;
+}
+
+static void *serve(void *arg)
+{
+        while (!atomic_load(&srv.stop)) {
+                struct pollfd pfd = { .fd = srv.listen_fd, .events = POLLIN };
+                if (poll(&pfd, 1, 20) <= 0)
+                        continue;
+                int fd = accept(srv.listen_fd, NULL, NULL);
+                if (fd < 0)
+                        continue;
+                atomic_fetch_add(&srv.accepts, 1);
+                while (serve_one(fd))
+                        ;
+                close(fd);
+                atomic_fetch_add(&srv.closes, 1);
+        }
+        return NULL;
+}
+
+static struct {
+        bool done;
+        ProbeResult r;
+} last;
+
+static void on_done(Probe *p, const ProbeResult *r, void *userdata)
+{
+        last.done = true;
+        last.r = *r;
+        event_base_loopbreak(userdata);
+}
+
+static const char request[] = "GET /status HTTP/1.1\r\nHost: t\r\n\r\n";
+static const char request_close[] = "GET /status HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+
+/* One check, to its end. */
+static ProbeResult check(struct event_base *base, Probe *p, bool http, bool keep_alive)
+{
+        ProbeSpec spec = { .sa = (struct sockaddr *)&srv.sin,
+                           .sa_len = sizeof(srv.sin),
+                           .request = !http ? NULL : keep_alive ? request : request_close,
+                           .request_len = !http        ? 0
+                                          : keep_alive ? strlen(request)
+                                                       : strlen(request_close),
+                           .keep_alive = keep_alive,
+                           .timeout_usec = 2 * USEC_PER_SEC };
+        last.done = false;
+        if (probe_start(p, &spec) < 0)
+                return (ProbeResult){ .error = -EIO };
+        event_base_dispatch(base);
+        return last.r;
+}
+
+/* Waits (at most 2 s) until the server counted `want` in `counter`, then lets the loop take
+ * what it sent (on loopback, there by then): a body's end, or its close of an idle
+ * connection. */
+static void settle(struct event_base *base, atomic_uint *counter, unsigned want)
+{
+        for (int i = 0; i < 200 && atomic_load(counter) < want; i++)
+                usleep(10 * 1000);
+        struct timeval tv = { .tv_usec = 20 * 1000 };
+        event_base_loopexit(base, &tv);
+        event_base_dispatch(base);
+}
+
+static bool ok(ProbeResult r)
+{
+        return r.error == 0 && r.status == 200 && !r.stale;
+}
+
+int main(void)
+{
+        srv.listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        srv.sin = (struct sockaddr_in){ .sin_family = AF_INET,
+                                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(srv.sin);
+        if (bind(srv.listen_fd, (struct sockaddr *)&srv.sin, sizeof(srv.sin)) < 0 ||
+            listen(srv.listen_fd, 64) < 0 ||
+            getsockname(srv.listen_fd, (struct sockaddr *)&srv.sin, &len) < 0) {
+                perror("listen");
+                return 1;
+        }
+        pthread_t server;
+        pthread_create(&server, NULL, serve, NULL);
+        struct event_base *base = event_base_new();
+        Probe *p = NULL;
+        CHECK(probe_new(base, on_done, base, &p) == 0);
+
+        /* Kept alive: three checks, one connection. */
+        atomic_store(&srv.mode, KEEP);
+        for (int i = 0; i < 3; i++)
+                CHECK(ok(check(base, p, true, true)));
+        CHECK(atomic_load(&srv.accepts) == 1);
+        CHECK(atomic_load(&srv.requests) == 3);
+
+        /* A chunked body in pieces: the result at its head, the rest read after, and the
+         * connection kept. */
+        atomic_store(&srv.mode, CHUNKED);
+        CHECK(ok(check(base, p, true, true)));
+        settle(base, &srv.answered, 1);
+        atomic_store(&srv.mode, KEEP);
+        CHECK(ok(check(base, p, true, true)));
+        CHECK(atomic_load(&srv.accepts) == 1);
+
+        /* The server says Connection: close: the next check on a new connection. */
+        atomic_store(&srv.mode, CLOSE_HEADER);
+        CHECK(ok(check(base, p, true, true)));
+        atomic_store(&srv.mode, KEEP);
+        CHECK(ok(check(base, p, true, true)));
+        CHECK(atomic_load(&srv.accepts) == 2);
+
+        /* The server closes it after answering, without saying so: the close is seen while
+         * idle, and the next check goes on a new connection, with no failure. */
+        atomic_store(&srv.mode, CLOSE_AFTER);
+        unsigned closes = atomic_load(&srv.closes);
+        CHECK(ok(check(base, p, true, true)));
+        settle(base, &srv.closes, closes + 1);
+        atomic_store(&srv.mode, KEEP);
+        CHECK(ok(check(base, p, true, true)));
+        CHECK(atomic_load(&srv.accepts) == 3);
+
+        /* Closed as the request comes on a kept connection: stale, then fine on a new one. */
+        atomic_store(&srv.mode, SILENT_CLOSE);
+        ProbeResult r = check(base, p, true, true);
+        CHECK(r.stale && r.error < 0);
+        atomic_store(&srv.mode, KEEP);
+        CHECK(ok(check(base, p, true, true)));
+        CHECK(atomic_load(&srv.accepts) == 4);
+        /* On a new connection the same is the node's failure. */
+        atomic_store(&srv.mode, SILENT_CLOSE);
+        probe_forget(p);
+        r = check(base, p, true, true);
+        CHECK(!r.stale && r.error == -ECONNRESET);
+        CHECK(atomic_load(&srv.accepts) == 5);
+
+        /* A body too large to read: not kept. */
+        atomic_store(&srv.mode, BIG);
+        CHECK(ok(check(base, p, true, true)));
+        atomic_store(&srv.mode, KEEP);
+        CHECK(ok(check(base, p, true, true)));
+        CHECK(atomic_load(&srv.accepts) == 7);
+
+        /* Not asked to keep it (the next check is too far off): Connection: close, and a new
+         * connection each time but the first, which the kept one serves. */
+        for (int i = 0; i < 3; i++)
+                CHECK(ok(check(base, p, true, false)));
+        CHECK(atomic_load(&srv.accepts) == 9);
+
+        /* tcp: a connect, each time. */
+        unsigned before = atomic_load(&srv.requests);
+        r = check(base, p, false, false);
+        CHECK(r.error == 0);
+        r = check(base, p, false, false);
+        CHECK(r.error == 0);
+        for (int i = 0; i < 200 && atomic_load(&srv.accepts) < 11; i++)
+                usleep(10 * 1000);
+        CHECK(atomic_load(&srv.accepts) == 11);
+        CHECK(atomic_load(&srv.requests) == before);
+
+        atomic_store(&srv.stop, true);
+        pthread_join(server, NULL);
+        close(srv.listen_fd);
+        /* Nobody listens now: refused. */
+        r = check(base, p, false, false);
+        CHECK(r.error == -ECONNREFUSED);
+        r = check(base, p, true, true);
+        CHECK(r.error == -ECONNREFUSED);
+
+        probe_free(p);
+        event_base_free(base);
+        TEST_MAIN_END();
+}
