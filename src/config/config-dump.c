@@ -399,6 +399,24 @@ static void dump_config(Dumper *d, const Config *c, bool with_objects)
                 set(d, root, "metrics", m);
         }
 
+        /* Written when there is one, as metrics. */
+        if (c->store.etcd.endpoints) {
+                const ConfigEtcd *e = &c->store.etcd;
+                int etcd = mapping(d, false);
+
+                key_strv(d, etcd, "endpoints", e->endpoints);
+                key_string(d, etcd, "prefix", config_etcd_prefix(c));
+                key_duration(d, etcd, "timeout", e->timeout_usec);
+                if (e->username) {
+                        key_string(d, etcd, "username", e->username);
+                        if (e->password)
+                                key_string(d, etcd, "password", e->password);
+                }
+                m = mapping(d, false);
+                set(d, m, "etcd", etcd);
+                set(d, root, "store", m);
+        }
+
         list = sequence(d, false);
         for (size_t i = 0; i < c->n_listeners; i++)
                 append(d, list, dump_listener(d, c->listeners + i));
