@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <getopt.h>
+#include <inttypes.h>
 
 #include "base/event-alloc.h"
 #include "base/log.h"
@@ -7,6 +8,7 @@
 #include "config/config.h"
 #include "config/state.h"
 #include "control/manager.h"
+#include "control/store-sync.h"
 
 #define DEFAULT_CONFIG_PATH "/etc/lbproxy"
 
@@ -183,6 +185,30 @@ int main(int argc, char **argv)
          * reading them again, and should the result not build, the files alone serve. */
         files = config_ref(config);
 
+        /* With a store, its upstreams and routes in place of the files' (state.yaml is then the
+         * cache of the last good ones, for a start while etcd cannot be reached). */
+        bool with_store = !args.check && config->store.etcd.endpoints;
+        int64_t store_revision = 0;
+        _cleanup_free_ char *store_why = NULL;
+        /* What a whole read of the store starts from, kept whatever serves at start. */
+        _cleanup_(config_unrefp) Config *store_files = with_store ? config_ref(files) : NULL;
+        if (with_store) {
+                Config *from_store = NULL;
+                r = store_read_initial(files, &from_store, &store_revision, &store_why);
+                if (r == -ENOMEM)
+                        return log_error_errno(r, "Cannot read the store: %m"), 1;
+                if (r > 0) {
+                        log_info("Using the upstreams and routes of etcd at revision %" PRId64,
+                                 store_revision);
+                        config_unref(config);
+                        config = from_store;
+                } else if (r < 0)
+                        log_event(LOG_ERR, LBPROXY_MESSAGE_STORE, NULL, NULL, NULL,
+                                  "The store's upstreams and routes do not fit the files, "
+                                  "starting without them: %s",
+                                  store_why ? store_why : strerror(-r));
+        }
+
         _cleanup_free_ char *note = NULL;
         bool from_state = false;
         if (!args.check && state_dir) {
@@ -194,10 +220,17 @@ int main(int argc, char **argv)
                                         "over D-Bus are kept there)", state_dir);
                         return 1;
                 }
-                r = use_state(state_dir, &config, &note);
-                if (r < 0)
-                        return 1;
-                from_state = r > 0;
+                if (store_revision > 0) {
+                        r = state_save(state_dir, config);
+                        if (r < 0)
+                                log_warning_errno(r, "Cannot keep the store's configuration in "
+                                                  "%s: %m", state_dir);
+                } else {
+                        r = use_state(state_dir, &config, &note);
+                        if (r < 0)
+                                return 1;
+                        from_state = r > 0;
+                }
         } else if (!args.check)
                 log_notice("No state directory (--state-dir or $STATE_DIRECTORY): changes made "
                            "over D-Bus last until lbproxy stops");
@@ -252,5 +285,12 @@ int main(int argc, char **argv)
         r = manager_start(m, &bus_frontend);
         if (r < 0)
                 return 1;
+        /* Freed before the Manager, whose loop its calls run on. */
+        _cleanup_(store_sync_freep) StoreSync *store = NULL;
+        if (with_store) {
+                r = store_sync_new(m, store_files, store_revision, store_why, &store);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot follow the store: %m"), 1;
+        }
         return manager_run(m);
 }

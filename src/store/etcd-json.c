@@ -129,7 +129,7 @@ static int write_out(json_object *o, char **ret)
 }
 
 int etcd_json_range(const char *key, size_t key_len, const char *end, size_t end_len,
-                    int64_t min_mod_revision, bool count_only, char **ret)
+                    int64_t min_mod_revision, bool keys_only, char **ret)
 {
         _cleanup_json_ json_object *o = json_object_new_object();
         int r;
@@ -141,8 +141,8 @@ int etcd_json_range(const char *key, size_t key_len, const char *end, size_t end
                 r = add_base64(o, "range_end", end, end_len);
         if (r >= 0 && min_mod_revision > 0)
                 r = add_int64(o, "min_mod_revision", min_mod_revision);
-        if (r >= 0 && count_only)
-                r = add_object(o, "count_only", json_object_new_boolean(1));
+        if (r >= 0 && keys_only)
+                r = add_object(o, "keys_only", json_object_new_boolean(1));
         return r < 0 ? r : write_out(o, ret);
 }
 

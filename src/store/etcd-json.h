@@ -59,9 +59,10 @@ int etcd_prefix_end(const char *prefix, size_t len, char **ret, size_t *ret_len)
 
 /* Request bodies, NUL-terminated JSON. Each returns 0 or -ENOMEM. */
 /* /v3/kv/range over [key, end) (end NULL: the key alone); min_mod_revision > 0 counts only keys
- * changed since; count_only asks for the count alone. */
+ * changed since; keys_only leaves the values out (a count_only count would not heed min_mod_revision:
+ * etcd 3.4 counts before it filters). */
 int etcd_json_range(const char *key, size_t key_len, const char *end, size_t end_len,
-                    int64_t min_mod_revision, bool count_only, char **ret);
+                    int64_t min_mod_revision, bool keys_only, char **ret);
 /* /v3/watch: one create_request over [key, end) from start_revision. */
 int etcd_json_watch(const char *key, size_t key_len, const char *end, size_t end_len,
                     int64_t start_revision, char **ret);

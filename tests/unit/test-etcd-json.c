@@ -66,7 +66,7 @@ static void test_requests(void)
         CHECK(range && streq(range, "{\"key\":\"L3Av\",\"range_end\":\"L3Aw\"}"));
         CHECK(etcd_json_range("/p/", 3, "/p0", 3, 43, true, &count) == 0);
         CHECK(count && streq(count, "{\"key\":\"L3Av\",\"range_end\":\"L3Aw\",\"min_mod_revision\":"
-                                    "\"43\",\"count_only\":true}"));
+                                    "\"43\",\"keys_only\":true}"));
         CHECK(etcd_json_watch("/p/", 3, "/p0", 3, 42, &watch) == 0);
         CHECK(watch && streq(watch, "{\"create_request\":{\"key\":\"L3Av\",\"range_end\":\"L3Aw\","
                                     "\"start_revision\":\"42\"}}"));
