@@ -1,0 +1,372 @@
+# SPDX-License-Identifier: MIT
+"""Several instances, one configuration: lbproxy against real etcd (Debian's etcd-server 3.4,
+members on loopback with their own data directories and ports). The store's upstreams and routes
+are read at start and followed through a watch; a value the loader refuses is refused by key
+while traffic goes on; etcd gone, at start or while running, changes nothing that serves, and
+what changed meanwhile arrives once it is back."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from lbtest import free_port, request, to_yaml
+
+ETCD = shutil.which("etcd")
+ETCDCTL = shutil.which("etcdctl")
+pytestmark = pytest.mark.skipif(not ETCD or not ETCDCTL,
+                                reason="etcd-server and etcd-client are not installed")
+
+PREFIX = "/lbproxy/"
+
+
+class EtcdMember:
+    """One etcd member: its own data directory, client and peer ports on 127.0.0.1."""
+
+    def __init__(self, workdir, name, client_port, peer_port):
+        self.workdir = workdir
+        self.name = name
+        self.client_port = client_port
+        self.peer_port = peer_port
+        self.data = workdir / f"{name}.etcd"
+        self.log_path = workdir / f"{name}.log"
+        self.proc = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.client_port}"
+
+    @property
+    def peer_url(self):
+        return f"http://127.0.0.1:{self.peer_port}"
+
+    def start(self, cluster, state="new"):
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [ETCD, "--name", self.name, "--data-dir", str(self.data),
+             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+             "--listen-peer-urls", self.peer_url, "--initial-advertise-peer-urls", self.peer_url,
+             "--initial-cluster", cluster, "--initial-cluster-state", state,
+             "--heartbeat-interval", "50", "--election-timeout", "500"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        return self
+
+    def healthy(self):
+        try:
+            with urllib.request.urlopen(self.url + "/health", timeout=1) as r:
+                return json.loads(r.read()).get("health") == "true"
+        except (OSError, ValueError):
+            return False
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+
+class Etcd:
+    """A cluster of members; etcdctl against all of them."""
+
+    def __init__(self, workdir, n=1):
+        self.members = [EtcdMember(workdir, f"m{i}", free_port(), free_port()) for i in range(n)]
+        self.cluster = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+
+    @property
+    def endpoints(self):
+        return [m.url for m in self.members]
+
+    def start(self, timeout=30.0):
+        for m in self.members:
+            m.start(self.cluster, "new" if m.proc is None and not m.data.exists()
+                    else "existing")
+        self.wait_healthy(timeout)
+        return self
+
+    def wait_healthy(self, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(m.healthy() for m in self.members if m.proc):
+                return
+            time.sleep(0.1)
+        raise AssertionError("etcd did not become healthy: " +
+                             " | ".join(m.log_path.read_text()[-1500:] for m in self.members))
+
+    def stop(self):
+        for m in self.members:
+            m.stop()
+
+    def ctl(self, *args, check=True, endpoints=None):
+        env = dict(os.environ, ETCDCTL_API="3")
+        p = subprocess.run([ETCDCTL, "--endpoints", ",".join(endpoints or self.endpoints),
+                            "--command-timeout=10s", *args],
+                           capture_output=True, text=True, env=env, timeout=30)
+        if check:
+            assert p.returncode == 0, p.stderr
+        return p.stdout
+
+    def put(self, key, value):
+        self.ctl("put", PREFIX + key, value if isinstance(value, str) else json.dumps(value))
+
+    def delete(self, key):
+        self.ctl("del", PREFIX + key)
+
+    def revision(self):
+        out = json.loads(self.ctl("get", PREFIX, "--prefix", "--keys-only", "-w", "json"))
+        return int(out["header"]["revision"])
+
+
+@pytest.fixture
+def etcd(tmp_path):
+    clusters = []
+
+    def make(n=1):
+        d = tmp_path / f"etcd{len(clusters)}"
+        d.mkdir()
+        c = Etcd(d, n).start()
+        clusters.append(c)
+        return c
+
+    yield make
+    for c in clusters:
+        c.stop()
+
+
+def upstream_value(*servers):
+    return {"nodes": [{"host": s.host, "port": s.port, "weight": 1} for s in servers],
+            "retries": 1}
+
+
+def route_value(*upstreams, paths=("/*",)):
+    return {"paths": list(paths), "upstreams": [{"name": u, "weight": 1} for u in upstreams]}
+
+
+def store_config(cluster, **kw):
+    etcd = {"endpoints": cluster.endpoints, "prefix": PREFIX, "timeout": "2s"}
+    etcd.update(kw)
+    return {"store": {"etcd": etcd}}
+
+
+def server_of(lb, path="/"):
+    r = request(*lb.address, path=path, timeout=5)
+    return r.json()["server"] if r.status == 200 else r.status
+
+
+def wait_server(lb, want, path="/", timeout=10.0):
+    """Until requests for `path` reach `want` (an upstream's name, or a status), bounded."""
+    deadline = time.monotonic() + timeout
+    got = None
+    while time.monotonic() < deadline:
+        got = server_of(lb, path)
+        if got == want:
+            return got
+        time.sleep(0.02)
+    raise AssertionError(f"{path}: still {got!r}, wanted {want!r}\n{lb.log_text()[-3000:]}")
+
+
+def wait_status(lb, needle, timeout=10.0):
+    """Until a STATUS= line holds `needle`, bounded."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(ln.startswith("STATUS=") and needle in ln for ln in lb.notify_lines()):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_starts_from_the_prefix_and_follows_puts_and_deletes(lbproxy, upstream, etcd):
+    c = etcd()
+    a, b = upstream("a", "127.0.0.2"), upstream("b", "127.0.0.3")
+    c.put("upstreams/u", upstream_value(a))
+    # YAML as well as JSON; the key names the object.
+    c.put("routes/r", "paths: [/*]\nupstreams: [{name: u}]\n")
+    # Files keep listeners and settings; their own upstreams and routes give way to the store's.
+    lb = lbproxy(store_config(c))
+    assert lb.log_lines("Using the upstreams and routes of etcd at revision")
+    assert server_of(lb) == "a"
+
+    c.put("upstreams/u", upstream_value(b))
+    wait_server(lb, "b")
+    c.put("upstreams/v", upstream_value(a))
+    c.put("routes/only-v", route_value("v", paths=["/v"]))
+    wait_server(lb, "a", "/v")
+    c.delete("routes/only-v")
+    wait_server(lb, "b", "/v")  # the catch-all route again
+    c.delete("routes/r")
+    wait_server(lb, 404)
+    # Keys that name neither an upstream nor a route are not ours.
+    c.put("notes", "hello")
+    c.put("routes/r", route_value("u"))
+    wait_server(lb, "b")
+
+
+def test_an_invalid_value_is_refused_by_key_and_traffic_goes_on(lbproxy, upstream, etcd):
+    c = etcd()
+    a, b = upstream("a", "127.0.0.2"), upstream("b", "127.0.0.3")
+    c.put("upstreams/u", upstream_value(a))
+    c.put("routes/r", route_value("u"))
+    lb = lbproxy(store_config(c))
+    assert server_of(lb) == "a"
+
+    c.put("upstreams/u", {"nodes": [{"host": "127.0.0.3", "port": 99999}]})
+    lines = lb.wait_log("etcd key /lbproxy/upstreams/u refused, its last good value serves",
+                        "nodes[0].port: 99999 is out of range")
+    assert lines, lb.log_text()[-2000:]
+    c.put("upstreams/broken", "nodes: [")
+    assert lb.wait_log("etcd key /lbproxy/upstreams/broken refused, not served",
+                       "invalid JSON or YAML at line")
+    c.put("upstreams/other", {"name": "not-other", "nodes": [{"host": "127.0.0.3", "port": 80}]})
+    assert lb.wait_log("etcd key /lbproxy/upstreams/other refused",
+                       "'not-other' is not the name the key gives ('other')")
+    # A route naming an upstream the store lacks: that route alone.
+    c.put("routes/dangling", route_value("nowhere", paths=["/d"]))
+    assert lb.wait_log("etcd key /lbproxy/routes/dangling refused")
+    for _ in range(20):
+        assert server_of(lb) == "a"
+    # The rest still applies.
+    c.put("upstreams/u", upstream_value(b))
+    wait_server(lb, "b")
+
+
+def test_etcd_down_while_running_then_back(lbproxy, upstream, etcd):
+    c = etcd()
+    a, b = upstream("a", "127.0.0.2"), upstream("b", "127.0.0.3")
+    c.put("upstreams/u", upstream_value(a))
+    c.put("routes/r", route_value("u"))
+    lb = lbproxy(store_config(c))
+    assert server_of(lb) == "a"
+
+    c.stop()
+    assert lb.wait_log("Store unreachable since", timeout=15), lb.log_text()[-2000:]
+    assert wait_status(lb, "store unreachable since")
+    errors = sum(server_of(lb) != "a" for _ in range(200))
+    assert errors == 0
+
+    c.start()
+    c.put("upstreams/u", upstream_value(b))
+    wait_server(lb, "b", timeout=20)
+    assert lb.wait_log("Store reachable again")
+
+
+def test_etcd_unreachable_at_start_serves_the_cached_revision(lbproxy, upstream, etcd, tmp_path):
+    c = etcd()
+    a, b = upstream("a", "127.0.0.2"), upstream("b", "127.0.0.3")
+    c.put("upstreams/u", upstream_value(a))
+    c.put("routes/r", route_value("u"))
+    state = tmp_path / "state"
+    lb = lbproxy(store_config(c), args=["--state-dir", str(state)])
+    assert server_of(lb) == "a"
+    lb.terminate()
+
+    c.stop()
+    lb = lbproxy(store_config(c), args=["--state-dir", str(state)])
+    assert server_of(lb) == "a"
+    assert lb.wait_log("Store unreachable since")
+    assert wait_status(lb, "store unreachable since")
+
+    c.start()
+    c.put("upstreams/u", upstream_value(b))
+    wait_server(lb, "b", timeout=20)
+
+
+def test_compaction_while_cut_off_converges(lbproxy, upstream, etcd):
+    c = etcd()
+    a, b = upstream("a", "127.0.0.2"), upstream("b", "127.0.0.3")
+    c.put("upstreams/u", upstream_value(a))
+    c.put("routes/r", route_value("u"))
+    lb = lbproxy(store_config(c))
+    assert server_of(lb) == "a"
+
+    # Cut off: stopped, while the store moves on and forgets its history.
+    os.kill(lb.pid, signal.SIGSTOP)
+    try:
+        c.put("upstreams/u", upstream_value(b))
+        c.put("routes/r2", route_value("u", paths=["/two"]))
+        c.delete("routes/r2")
+        c.put("routes/r3", route_value("u", paths=["/three"]))
+        c.ctl("compact", str(c.revision()))
+    finally:
+        os.kill(lb.pid, signal.SIGCONT)
+    wait_server(lb, "b")
+    wait_server(lb, "b", "/three")
+
+
+def test_three_instances_see_a_change_made_with_etcdctl(lbproxy, upstream, etcd):
+    c = etcd(3)
+    a, b = upstream("a", "127.0.0.2"), upstream("b", "127.0.0.3")
+    c.put("upstreams/u", upstream_value(a))
+    c.put("routes/r", route_value("u"))
+    lbs = [lbproxy(store_config(c)) for _ in range(3)]
+    for lb in lbs:
+        assert server_of(lb) == "a"
+
+    samples = []
+    for i in range(20):
+        target = b if i % 2 == 0 else a
+        t0 = time.monotonic()
+        c.put("upstreams/u", upstream_value(target))
+        for lb in lbs:
+            wait_server(lb, target.name)
+        samples.append(time.monotonic() - t0)
+    samples.sort()
+    print(f"etcdctl put to all three serving it: p50 {samples[len(samples) // 2] * 1000:.0f} ms, "
+          f"max {samples[-1] * 1000:.0f} ms (etcdctl's own start included)")
+
+
+def test_a_quorum_lost_keeps_serving_and_catches_up(lbproxy, upstream, etcd):
+    c = etcd(3)
+    a, b = upstream("a", "127.0.0.2"), upstream("b", "127.0.0.3")
+    c.put("upstreams/u", upstream_value(a))
+    c.put("routes/r", route_value("u"))
+    lb = lbproxy(store_config(c))
+    assert server_of(lb) == "a"
+
+    stop = threading.Event()
+    failures = []
+
+    def load():
+        while not stop.is_set():
+            try:
+                if server_of(lb) not in ("a", "b"):
+                    failures.append("status")
+            except OSError as e:
+                failures.append(str(e))
+
+    t = threading.Thread(target=load)
+    t.start()
+    try:
+        c.members[1].stop()
+        c.members[2].stop()
+        assert lb.wait_log("Store unreachable since", timeout=20), lb.log_text()[-2000:]
+        c.members[1].start(c.cluster, "existing")
+        c.members[2].start(c.cluster, "existing")
+        c.wait_healthy()
+        c.put("upstreams/u", upstream_value(b))
+        wait_server(lb, "b", timeout=20)
+    finally:
+        stop.set()
+        t.join(timeout=30)
+    assert failures == []
+
+
+def test_files_without_the_store_upstreams_are_refused_by_check(lbproxy_bin, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(to_yaml({
+        "listeners": [{"name": "http", "listen": "127.0.0.1:1"}],
+        "store": {"etcd": {"endpoints": ["http://127.0.0.1:2379"], "tls": {"ca_file": "x"}}},
+    }))
+    p = subprocess.run([str(lbproxy_bin), "--check", "--config", str(cfg)], capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 1
+    assert "store.etcd.tls: TLS to etcd is not supported yet" in p.stderr
