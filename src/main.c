@@ -188,13 +188,15 @@ int main(int argc, char **argv)
         /* With a store, its upstreams and routes in place of the files' (state.yaml is then the
          * cache of the last good ones, for a start while etcd cannot be reached). */
         bool with_store = !args.check && config->store.etcd.endpoints;
+        _cleanup_(etcd_range_done) EtcdRange store_start = {};
         int64_t store_revision = 0;
         _cleanup_free_ char *store_why = NULL;
         /* What a whole read of the store starts from, kept whatever serves at start. */
         _cleanup_(config_unrefp) Config *store_files = with_store ? config_ref(files) : NULL;
         if (with_store) {
                 Config *from_store = NULL;
-                r = store_read_initial(files, &from_store, &store_revision, &store_why);
+                r = store_read_initial(files, &from_store, &store_start, &store_why);
+                store_revision = store_start.revision;
                 if (r == -ENOMEM)
                         return log_error_errno(r, "Cannot read the store: %m"), 1;
                 if (r > 0) {
@@ -288,7 +290,8 @@ int main(int argc, char **argv)
         /* Freed before the Manager, whose loop its calls run on. */
         _cleanup_(store_sync_freep) StoreSync *store = NULL;
         if (with_store) {
-                r = store_sync_new(m, store_files, store_revision, store_why, &store);
+                r = store_sync_new(m, store_files, store_revision > 0 ? &store_start : NULL,
+                                   store_why, &store);
                 if (r < 0)
                         return log_error_errno(r, "Cannot follow the store: %m"), 1;
         }

@@ -400,6 +400,8 @@ typedef enum ConfigObjectKind {
  * from column 0, in memory): the state is written from these, each object's text made once. */
 int config_dump_settings(const Config *c, FILE *f);
 int config_dump_item(ConfigObjectKind kind, const void *o, char **ret, size_t *ret_len);
+/* One upstream or route as a YAML document of its own (a mapping): a store's value. */
+int config_dump_object(ConfigObjectKind kind, const void *o, char **ret, size_t *ret_len);
 
 /* The etcd key prefix the configuration names, or the default; NULL without a store. */
 const char *config_etcd_prefix(const Config *c);

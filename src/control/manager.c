@@ -9,6 +9,7 @@
 #include "config/state.h"
 #include "control/daemon.h"
 #include "control/manager-health.h"
+#include "control/store-sync.h"
 #include "control/manager.h"
 #include "control/state-writer.h"
 
@@ -452,6 +453,21 @@ int manager_reload(Manager *m, ManagerChangeDone done, void *userdata, char **re
                 daemon_notify_ready("Reload refused: listeners changed, previous configuration "
                                     "kept");
                 return -EINVAL;
+        }
+        /* With a store, the files and the prefix: the store's objects stay, then are read again. */
+        if (m->store) {
+                r = store_sync_reloaded(m->store, &config, &errors);
+                if (r < 0) {
+                        log_event(LOG_ERR, LBPROXY_MESSAGE_CONFIG_CHANGE, NULL, NULL, NULL,
+                                  "Reload refused, configuration unchanged:\n%s",
+                                  errors ? errors : strerror(-r));
+                        if (ret_errors)
+                                *ret_errors = TAKE_PTR(errors);
+                        count(&m->counts.reloads_failed);
+                        daemon_notify_ready("Reload refused: the files do not fit the store's "
+                                            "upstreams and routes, previous configuration kept");
+                        return r;
+                }
         }
         Model *model;
         r = build_model(m, TAKE_PTR(config), true, &model, &errors);

@@ -17,35 +17,10 @@
 #include "config/state.h"
 #include "control/manager-health.h"
 #include "control/store-build.h"
+#include "control/store-internal.h"
 #include "control/store-sync.h"
 #include "store/etcd-client.h"
 #include "store/etcd-json.h"
-
-#define STORE_CHECK_USEC (2 * USEC_PER_SEC)
-#define STORE_BACKOFF_MIN_USEC (100 * USEC_PER_MSEC)
-#define STORE_BACKOFF_MAX_USEC (5 * USEC_PER_SEC)
-
-typedef enum StoreState {
-        STORE_WAITING, /* for the retry timer */
-        STORE_READING, /* a range of the prefix under way */
-        STORE_WATCHING,
-} StoreState;
-
-struct StoreSync {
-        Manager *manager;
-        Config *files; /* where a whole read starts from */
-        EtcdClient *client;
-        char *prefix, *end;
-        size_t prefix_len, end_len;
-        StoreState state;
-        int64_t revision;   /* everything up to it is applied */
-        size_t endpoint;    /* the one in use, or tried next */
-        unsigned failures;  /* in a row, for the back-off */
-        unsigned behind;    /* checks in a row that found changes the watch did not bring */
-        uint64_t unreachable_since; /* CLOCK_REALTIME µs; 0 while reachable */
-        EtcdCall *range, *watch, *check;
-        struct event *retry, *tick;
-};
 
 /* ---- reachability ---- */
 
@@ -89,24 +64,74 @@ static void set_reachable(StoreSync *s)
 
 /* ---- applying ---- */
 
+/* What the store applied: its revision, for the writes waiting on it. The StoreSync may be gone
+ * when the Manager answers (at exit). */
+typedef struct Applying {
+        StoreSync *sync;
+        int64_t revision;
+        struct Applying *next;
+} Applying;
+
+static Applying *applying_list; /* one control loop per process */
+
 static void on_applied(void *userdata, int r, const char *message)
 {
+        Applying *a = userdata, **p;
+        StoreSync *s = a->sync;
+
+        for (p = &applying_list; *p != a; p = &(*p)->next)
+                ;
+        *p = a->next;
         if (r < 0)
                 log_event(LOG_ERR, LBPROXY_MESSAGE_STORE, NULL, NULL, NULL,
                           "A change from the store was not applied: %s",
                           message ? message : strerror(-r));
+        if (s) {
+                s->applying--;
+                if (r < 0)
+                        store_writes_settle(s, a->revision, r, message);
+                store_writes_settle(s, s->revision, 0, NULL);
+        }
+        free(a);
 }
 
-static void apply(StoreSync *s, Config *config, const char *what)
+static void apply(StoreSync *s, Config *config, int64_t revision, const char *what)
 {
         _cleanup_free_ char *error = NULL;
-        int r = manager_apply_config(s->manager, config, on_applied, s, &error);
+        Applying *a = calloc(1, sizeof(Applying));
+        int r;
 
+        if (!a) {
+                config_unref(config);
+                log_error("%s from the store not applied: out of memory", what);
+                return;
+        }
+        *a = (Applying){.sync = s, .revision = revision, .next = applying_list};
+        applying_list = a;
+        s->applying++;
+        r = manager_apply_config(s->manager, config, on_applied, a, &error);
         if (r < 0)
                 log_event(LOG_ERR, LBPROXY_MESSAGE_STORE, NULL, NULL, NULL,
                           "%s from the store refused, configuration unchanged: %s", what,
                           error ? error : strerror(-r));
+        if (r != 0)
+                on_applied(a, r < 0 ? r : 0, error);
 }
+
+static void remember_revision(StoreSync *s, const char *key, int64_t mod_revision)
+{
+        ConfigObjectKind kind;
+        const char *name;
+
+        if (store_key_parse(s->prefix, key, &kind, &name) < 0)
+                return;
+        if (mod_revision == 0)
+                hashmap_remove(s->revisions, key, strlen(key));
+        else if (hashmap_put(s->revisions, key, strlen(key), (void *)(intptr_t)mod_revision) < 0)
+                /* Its next write compares against nothing and fails as a conflict. */
+                log_warning("etcd: cannot remember the revision of %s: out of memory", key);
+}
+
 
 static void read_whole(StoreSync *s);
 static void start_watch(StoreSync *s);
@@ -128,6 +153,8 @@ static void retry_later(StoreSync *s, const char *why)
         stop_calls(s);
         s->state = STORE_WAITING;
         s->failures++;
+        /* Committed: they serve here once the store is back. */
+        store_writes_settle(s, INT64_MAX, 0, NULL);
         s->endpoint = (s->endpoint + 1) % etcd_client_n_endpoints(s->client);
         /* Every endpoint failed once: etcd is unreachable, not just a member. */
         if (s->failures >= etcd_client_n_endpoints(s->client))
@@ -175,12 +202,22 @@ static void on_range(void *userdata, int r, unsigned status, const char *body, s
         s->failures = 0;
         set_reachable(s);
         s->revision = range.revision;
+        hashmap_free(s->revisions);
+        s->revisions = hashmap_new();
+        if (!s->revisions) {
+                config_unref(config);
+                retry_later(s, "out of memory");
+                return;
+        }
+        for (size_t i = 0; i < range.n_kvs; i++)
+                remember_revision(s, range.kvs[i].key, range.kvs[i].mod_revision);
         if (r < 0)
                 log_event(LOG_ERR, LBPROXY_MESSAGE_STORE, NULL, NULL, NULL,
                           "The store's configuration at revision %" PRId64 " refused, the last "
                           "one serves: %s", range.revision, error ? error : strerror(-r));
         else
-                apply(s, config, "The configuration");
+                apply(s, config, range.revision, "The configuration");
+        store_writes_settle(s, s->revision, 0, NULL);
         start_watch(s);
 }
 
@@ -210,6 +247,7 @@ static void apply_events(StoreSync *s, const EtcdWatchMessage *m)
 
         for (size_t i = 0; i < m->n_events && r >= 0; i++) {
                 const EtcdKv *kv = &m->events[i].kv;
+                remember_revision(s, kv->key, m->events[i].deleted ? 0 : kv->mod_revision);
                 r = store_items_add(&items, s->prefix, kv->key, m->events[i].deleted ? NULL
                                                                                      : kv->value,
                                     kv->value_len);
@@ -226,7 +264,7 @@ static void apply_events(StoreSync *s, const EtcdWatchMessage *m)
                           "Changes of revision %" PRId64 " refused, the last configuration "
                           "serves: %s", m->revision, error ? error : strerror(-r));
         else
-                apply(s, config, "A change");
+                apply(s, config, m->revision, "A change");
 }
 
 static void on_watch_line(void *userdata, const char *line, size_t len)
@@ -263,6 +301,7 @@ static void on_watch_line(void *userdata, const char *line, size_t len)
         if (m.revision > s->revision)
                 s->revision = m.revision;
         s->behind = 0;
+        store_writes_settle(s, s->revision, 0, NULL);
 }
 
 static void on_watch_end(void *userdata, int r, unsigned status, const char *body, size_t len)
@@ -352,8 +391,8 @@ static int client_options(const Config *c, EtcdClientOptions *ret)
         return 0;
 }
 
-int store_sync_new(Manager *m, const Config *files, int64_t revision, const char *unreachable_why,
-                   StoreSync **ret)
+int store_sync_new(Manager *m, const Config *files, const EtcdRange *start,
+                   const char *unreachable_why, StoreSync **ret)
 {
         _cleanup_(store_sync_freep) StoreSync *s = calloc(1, sizeof(StoreSync));
         EtcdClientOptions o;
@@ -367,6 +406,9 @@ int store_sync_new(Manager *m, const Config *files, int64_t revision, const char
                 return r;
         s->manager = m;
         s->files = config_ref((Config *)files);
+        s->revisions = hashmap_new();
+        if (!s->revisions)
+                return -ENOMEM;
         s->prefix = strdup(prefix);
         s->prefix_len = strlen(prefix);
         if (!s->prefix)
@@ -384,14 +426,17 @@ int store_sync_new(Manager *m, const Config *files, int64_t revision, const char
                              .tv_usec = (suseconds_t)(STORE_CHECK_USEC % USEC_PER_SEC)};
         event_add(s->tick, &tv);
         srandom((unsigned)now_usec(CLOCK_MONOTONIC) ^ (unsigned)getpid());
-        s->revision = revision;
-        if (revision > 0)
+        s->revision = start ? start->revision : 0;
+        for (size_t i = 0; start && i < start->n_kvs; i++)
+                remember_revision(s, start->kvs[i].key, start->kvs[i].mod_revision);
+        if (start)
                 start_watch(s);
         else {
                 s->failures = (unsigned)etcd_client_n_endpoints(s->client) - 1;
                 set_unreachable(s, unreachable_why ? unreachable_why : "not reached at start");
                 read_whole(s);
         }
+        m->store = s;
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -400,8 +445,15 @@ StoreSync *store_sync_free(StoreSync *s)
 {
         if (!s)
                 return NULL;
+        if (s->manager && s->manager->store == s)
+                s->manager->store = NULL;
+        for (Applying *a = applying_list; a; a = a->next)
+                if (a->sync == s)
+                        a->sync = NULL;
         if (s->client)
                 stop_calls(s);
+        store_writes_free(s);
+        hashmap_free(s->revisions);
         etcd_client_free(s->client);
         if (s->retry)
                 event_free(s->retry);
@@ -435,7 +487,7 @@ static void on_initial(void *userdata, int r, unsigned status, const char *body,
         event_base_loopbreak(ir->base);
 }
 
-int store_read_initial(const Config *files, Config **ret, int64_t *ret_revision,
+int store_read_initial(const Config *files, Config **ret, EtcdRange *ret_range,
                        char **ret_error)
 {
         _cleanup_free_ char *prefix_end = NULL, *body = NULL, *why = NULL;
@@ -486,7 +538,8 @@ int store_read_initial(const Config *files, Config **ret, int64_t *ret_revision,
                         r = store_build(files, true, &items, NULL, ret, ret_error);
                 store_items_done(&items);
                 if (r >= 0) {
-                        *ret_revision = range.revision;
+                        *ret_range = range;
+                        range = (EtcdRange){};
                         r = 1;
                 }
                 etcd_client_free(TAKE_PTR(client));
@@ -498,5 +551,41 @@ int store_read_initial(const Config *files, Config **ret, int64_t *ret_revision,
         if (r < 0)
                 return r;
         *ret_error = TAKE_PTR(why);
+        return 0;
+}
+
+/* ---- a reload ---- */
+
+int store_sync_reloaded(StoreSync *s, Config **config, char **ret_errors)
+{
+        const Config *now = manager_config(s->manager);
+        _cleanup_free_ ConfigStoreItem *items = NULL;
+        size_t n = now->n_upstreams + now->n_routes;
+        Config *merged = NULL;
+        int r;
+
+        /* The objects serving now, until the read below brings the store's newest. */
+        items = calloc(n ? n : 1, sizeof(ConfigStoreItem));
+        if (!items)
+                return -ENOMEM;
+        for (size_t i = 0; i < now->n_upstreams; i++)
+                items[i] = (ConfigStoreItem){.kind = CONFIG_OBJECT_UPSTREAM,
+                                             .name = now->upstreams[i]->name,
+                                             .path = now->upstreams[i]->name,
+                                             .keep = now->upstreams[i]};
+        for (size_t i = 0; i < now->n_routes; i++)
+                items[now->n_upstreams + i] = (ConfigStoreItem){.kind = CONFIG_OBJECT_ROUTE,
+                                                                .name = now->routes[i]->name,
+                                                                .path = now->routes[i]->name,
+                                                                .keep = now->routes[i]};
+        ConfigStoreItems store = {.whole = true, .items = items, .n = n};
+        ConfigSource sources[] = {config_source_loaded(*config), config_source_store(&store)};
+        r = config_build(sources, ELEMENTSOF(sources), &merged, NULL, ret_errors);
+        if (r < 0)
+                return r;
+        config_unref(s->files);
+        s->files = TAKE_PTR(*config);
+        *config = merged;
+        read_whole(s);
         return 0;
 }

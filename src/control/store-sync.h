@@ -13,21 +13,28 @@
 
 #include "config/config.h"
 #include "control/manager.h"
+#include "store/etcd-json.h"
 
 typedef struct StoreSync StoreSync;
 
 /* At start, before the Manager: the files' Config with the store's upstreams and routes in
  * place of theirs, read from the first endpoint that answers (each given the store's timeout;
- * this blocks). Returns 1 and *ret, *ret_revision; 0 when no endpoint answered (*ret_error says
+ * this blocks). Returns 1 and *ret, and *ret_range (what was read: its revision, each key's); 0 when no endpoint answered (*ret_error says
  * why: the files and the state serve meanwhile); a negative errno when the store's objects do
  * not make a valid configuration with the files (*ret_error: the problems). */
-int store_read_initial(const Config *files, Config **ret, int64_t *ret_revision,
+int store_read_initial(const Config *files, Config **ret, EtcdRange *ret_range,
                        char **ret_error);
 
-/* Follows the store from `revision` (the one read at start), or, with 0, reads it whole as soon
+/* Follows the store from `start` (what was read at start), or, with NULL, reads it whole as soon
  * as it can be reached (it could not at start: `unreachable_why`). `files`: the Config the
  * files gave, which a whole read starts from. */
-int store_sync_new(Manager *m, const Config *files, int64_t revision, const char *unreachable_why,
-                   StoreSync **ret);
+int store_sync_new(Manager *m, const Config *files, const EtcdRange *start,
+                   const char *unreachable_why, StoreSync **ret);
 StoreSync *store_sync_free(StoreSync *s);
+
+/* A reload read the files into *config: it becomes what whole reads start from, and *config
+ * the files with the store's objects serving now (taken, replaced), which a read of the whole
+ * prefix, started here, brings up to date. On failure (the files do not fit the store's objects)
+ * *ret_errors says why and nothing changed. */
+int store_sync_reloaded(StoreSync *s, Config **config, char **ret_errors);
 DEFINE_TRIVIAL_CLEANUP_FUNC(StoreSync *, store_sync_free);

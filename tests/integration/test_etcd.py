@@ -10,18 +10,21 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.request
 
 import pytest
 
+from dbus_helpers import SystemBus
 from lbtest import free_port, request, to_yaml
 
 ETCD = shutil.which("etcd")
 ETCDCTL = shutil.which("etcdctl")
-pytestmark = pytest.mark.skipif(not ETCD or not ETCDCTL,
-                                reason="etcd-server and etcd-client are not installed")
+pytestmark = [pytest.mark.skipif(not ETCD or not ETCDCTL,
+                                 reason="etcd-server and etcd-client are not installed"),
+              pytest.mark.timeout(180)]
 
 PREFIX = "/lbproxy/"
 
@@ -370,3 +373,176 @@ def test_files_without_the_store_upstreams_are_refused_by_check(lbproxy_bin, tmp
                        text=True, timeout=30)
     assert p.returncode == 1
     assert "store.etcd.tls: TLS to etcd is not supported yet" in p.stderr
+
+
+# -- changes over D-Bus: written to etcd, applied from every instance's watch ------------------
+
+@pytest.fixture
+def buses():
+    """A private system bus per instance: each lbproxy takes org.lbproxy1 on its own."""
+    made = []
+
+    def make():
+        d = tempfile.mkdtemp(prefix="lbp-bus-", dir="/tmp")
+        os.chmod(d, 0o755)
+        b = SystemBus(d).start()
+        made.append((b, d))
+        return b
+
+    yield make
+    for b, d in made:
+        b.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+class Manager:
+    """dbus-python on one instance's bus: one connection for many calls."""
+
+    def __init__(self, bus):
+        import dbus  # Debian's python3-dbus
+        self.dbus = dbus
+        self.conn = dbus.bus.BusConnection(bus.address)
+        obj = self.conn.get_object("org.lbproxy1", "/org/lbproxy1")
+        self.iface = dbus.Interface(obj, "org.lbproxy1.Manager")
+
+    def call(self, method, signature, *args):
+        """None when it succeeded, else (error name, message)."""
+        try:
+            getattr(self.iface, method)(*args, signature=signature, timeout=30)
+            return None
+        except self.dbus.exceptions.DBusException as e:
+            return e.get_dbus_name(), e.get_dbus_message()
+
+    def close(self):
+        self.conn.close()
+
+
+def percentile(samples, p):
+    s = sorted(samples)
+    return s[min(len(s) - 1, int(len(s) * p / 100))]
+
+
+def test_a_dbus_change_on_one_is_seen_by_all_three(lbproxy, upstream, etcd, buses):
+    c = etcd(3)
+    a = upstream("a", "127.0.0.2")
+    c.put("upstreams/u", upstream_value(a))
+    c.put("routes/r", route_value("u", paths=["/"]))
+    lbs = []
+    for _ in range(3):
+        b = buses()
+        lbs.append(lbproxy(store_config(c), env=b.env()))
+        b.wait_name()
+        lbs[-1].bus = b
+    m = Manager(lbs[0].bus)
+    calls, spread = [], []
+    try:
+        for i in range(100):
+            t0 = time.monotonic()
+            assert m.call("AddRoute", "sasa(su)a{sv}", f"r{i}", [f"/p{i}"], [("u", 1)], {}) \
+                is None
+            t1 = time.monotonic()
+            calls.append(t1 - t0)
+            # The writer answered once it serves the change itself.
+            assert server_of(lbs[0], f"/p{i}") == "a"
+            for lb in lbs[1:]:
+                wait_server(lb, "a", f"/p{i}")
+            spread.append(time.monotonic() - t0)
+    finally:
+        m.close()
+    print(f"D-Bus AddRoute answered (written to etcd, applied by the writer): "
+          f"p50 {percentile(calls, 50) * 1000:.1f} ms, p99 {percentile(calls, 99) * 1000:.1f} ms;"
+          f" served by all three: p50 {percentile(spread, 50) * 1000:.1f} ms, "
+          f"p99 {percentile(spread, 99) * 1000:.1f} ms")
+    # Every instance has them all, and etcd holds them.
+    out = c.ctl("get", PREFIX + "routes/", "--prefix", "--keys-only")
+    assert sum(1 for ln in out.splitlines() if ln.startswith(PREFIX + "routes/r")) == 101
+    assert percentile(spread, 99) < 1.0
+
+
+def established_to(port):
+    p = subprocess.run(["ss", "-Htn", "state", "established", f"( dport = :{port} )"],
+                       capture_output=True, text=True, timeout=10)
+    return len(p.stdout.splitlines())
+
+
+def test_two_writers_racing_one_conflict_no_lost_update(lbproxy, upstream, etcd, buses):
+    c = etcd()
+    a = upstream("a", "127.0.0.2")
+    c.put("upstreams/u", upstream_value(a))
+    c.put("routes/r", route_value("u", paths=["/"]))
+    lbs = []
+    for _ in range(2):
+        b = buses()
+        lbs.append(lbproxy(store_config(c), env=b.env()))
+        b.wait_name()
+        lbs[-1].bus = b
+    managers = [Manager(lb.bus) for lb in lbs]
+    results = [None, None]
+    member = c.members[0]
+    before = established_to(member.client_port)
+    # etcd paused: both transactions are made against the revision both instances saw, and
+    # reach it together.
+    member.proc.send_signal(signal.SIGSTOP)
+    try:
+        threads = [threading.Thread(target=lambda i=i: results.__setitem__(
+            i, managers[i].call("SetNodeWeight", "ssqu", "u", a.host, a.port, 3 + i)))
+            for i in range(2)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while established_to(member.client_port) < before + 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        member.proc.send_signal(signal.SIGCONT)
+    for t in threads:
+        t.join(timeout=30)
+    for m in managers:
+        m.close()
+    conflicts = [r for r in results if r is not None]
+    assert len(conflicts) == 1, results
+    assert conflicts[0][0] == "org.lbproxy1.Error.Conflict", results
+    winner = 3 + results.index(None)
+    value = c.ctl("get", PREFIX + "upstreams/u", "--print-value-only")
+    assert f"weight: {winner}" in value, value
+    # Both instances serve the winner's value (read back over D-Bus).
+    for lb in lbs:
+        deadline = time.monotonic() + 10
+        while True:
+            out = lb.bus.call("GetUpstream", "s", "u", check=False).stdout
+            if f"{winner}" in out or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+
+
+def test_dbus_changes_fail_clearly_while_the_store_is_unreachable(lbproxy, upstream, etcd,
+                                                                  buses):
+    c = etcd()
+    a = upstream("a", "127.0.0.2")
+    c.put("upstreams/u", upstream_value(a))
+    c.put("routes/r", route_value("u", paths=["/"]))
+    b = buses()
+    lb = lbproxy(store_config(c), env=b.env())
+    b.wait_name()
+    c.stop()
+    assert lb.wait_log("Store unreachable since", timeout=15)
+    m = Manager(b)
+    try:
+        err = m.call("SetNodeWeight", "ssqu", "u", a.host, a.port, 7)
+    finally:
+        m.close()
+    assert err is not None and "the store (etcd) cannot be reached" in err[1], err
+    assert server_of(lb) == "a"
+
+
+def test_reload_reads_the_files_and_the_prefix(lbproxy, upstream, etcd, buses):
+    c = etcd()
+    a, b2 = upstream("a", "127.0.0.2"), upstream("b", "127.0.0.3")
+    c.put("upstreams/u", upstream_value(a))
+    c.put("routes/r", route_value("u", paths=["/"]))
+    b = buses()
+    lb = lbproxy(store_config(c), env=b.env())
+    b.wait_name()
+    b.call("Reload")
+    assert server_of(lb) == "a"  # the store's objects stayed through the reload
+    c.put("upstreams/u", upstream_value(b2))
+    wait_server(lb, "b")
