@@ -84,6 +84,27 @@ static const void *current_object(const Config *c, ConfigObjectKind kind, const 
                                               : (const void *)config_find_route(c, name);
 }
 
+/* Keeps what the batch removes, where it serves now; how many it kept. */
+static size_t keep_removed(StoreItems *s, const Config *current, const ConfigProblems *p)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < s->n; i++) {
+                ConfigStoreItem *it = s->items + i;
+                const void *last = current_object(current, it->kind, it->name);
+
+                if (it->value || it->keep || !last)
+                        continue;
+                log_event(LOG_WARNING, LBPROXY_MESSAGE_STORE, NULL, NULL, NULL,
+                          "etcd key %s deleted, but its object still serves: %s%s%s",
+                          it->path + 5, p->items[0].path, *p->items[0].path ? ": " : "",
+                          p->items[0].message);
+                it->keep = last;
+                n++;
+        }
+        return n;
+}
+
 /* The item a problem is about: its path is the item's, or under it. */
 static ConfigStoreItem *item_of(StoreItems *s, const ConfigProblem *p)
 {
@@ -100,47 +121,54 @@ static ConfigStoreItem *item_of(StoreItems *s, const ConfigProblem *p)
 int store_build(const Config *start, bool whole, StoreItems *s, const Config *current,
                 Config **ret, char **ret_error)
 {
+        _cleanup_free_ bool *done = calloc(s->n ? s->n : 1, sizeof(bool));
         int r = -EINVAL;
 
+        if (!done)
+                return -ENOMEM;
         for (unsigned round = 0; round < STORE_BUILD_ROUNDS; round++) {
                 ConfigStoreItems items = {.whole = whole, .items = s->items, .n = s->n};
                 ConfigSource sources[] = {config_source_loaded(start), config_source_store(&items)};
-                ConfigProblems p = {};
+                _cleanup_(config_problems_done) ConfigProblems p = {};
                 bool other = false;
-                size_t refused = 0;
 
                 r = config_build(sources, ELEMENTSOF(sources), ret, &p, NULL);
-                if (r != -EINVAL) {
-                        config_problems_done(&p);
+                if (r != -EINVAL)
                         return r;
+                for (size_t i = 0; i < p.n && !other; i++) {
+                        ConfigStoreItem *it = item_of(s, &p.items[i]);
+                        other = !it || (!it->value && !it->keep);
                 }
+                /* Problems of objects the items do not hold (a route naming an upstream
+                 * removed): the batch's removals cause them. Those are refused first, alone:
+                 * what the rest of the batch says may be fine once they are. */
+                if (other) {
+                        if (keep_removed(s, current, &p) > 0)
+                                continue;
+                        if (ret_error)
+                                *ret_error = config_problems_join(&p);
+                        return -EINVAL;
+                }
+                memset(done, 0, s->n * sizeof(bool));
                 for (size_t i = 0; i < p.n; i++) {
                         ConfigStoreItem *it = item_of(s, &p.items[i]);
+                        const char *rest = p.items[i].path + strlen(it->path);
+                        size_t k = (size_t)(it - s->items);
 
-                        if (!it || (!it->value && !it->keep)) {
-                                other = true;
-                                continue;
-                        }
-                        const void *last = it->keep ? NULL
-                                                    : current_object(current, it->kind, it->name);
+                        if (done[k])
+                                continue; /* a second problem of a value refused already */
+                        done[k] = true;
+                        /* A value refused keeps what serves; what was kept and is at fault now
+                         * (a route naming an upstream gone) goes. */
+                        const void *last = it->value ? current_object(current, it->kind, it->name)
+                                                     : NULL;
                         log_event(LOG_WARNING, LBPROXY_MESSAGE_STORE, NULL, NULL, NULL,
                                   "etcd key %s refused, %s: %s%s%s", it->path + 5,
                                   last ? "its last good value serves" : "not served",
-                                  p.items[i].path + strlen(it->path) +
-                                          (p.items[i].path[strlen(it->path)] == '.'),
-                                  p.items[i].path[strlen(it->path)] ? ": " : "",
-                                  p.items[i].message);
+                                  rest + (*rest == '.'), *rest ? ": " : "", p.items[i].message);
                         it->value = NULL;
                         it->keep = last;
-                        refused++;
                 }
-                if (other || refused == 0 || p.n_dropped > 0) {
-                        if (ret_error)
-                                *ret_error = config_problems_join(&p);
-                        config_problems_done(&p);
-                        return -EINVAL;
-                }
-                config_problems_done(&p);
         }
         if (ret_error)
                 *ret_error = strdup("too many values refused");
