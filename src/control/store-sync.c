@@ -14,7 +14,6 @@
 #include <time.h>
 
 #include "base/log.h"
-#include "config/state.h"
 #include "control/manager-health.h"
 #include "control/store-build.h"
 #include "control/store-internal.h"

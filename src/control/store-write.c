@@ -112,7 +112,9 @@ int manager_store_change(Manager *m, Config *config, ConfigObjectKind kind, cons
         if (!s)
                 return -EOPNOTSUPP;
         c = config;
-        if (s->unreachable_since || s->state != STORE_WATCHING) {
+        /* Reconnecting to another member is not being away: the write goes to the member
+         * tried now, and fails on its own if that one cannot take it. */
+        if (s->unreachable_since) {
                 if (ret_error)
                         *ret_error = strdup("the store (etcd) cannot be reached: changes are "
                                             "refused until it is back, so that no instance "

@@ -473,34 +473,30 @@ int etcd_json_parse_txn(const char *body, size_t len, bool *ret_succeeded, int64
         return 0;
 }
 
-int etcd_json_parse_authenticate(const char *body, size_t len, char **ret_token)
+/* The first of `keys` that the answer has as a string. */
+static int parse_string(const char *body, size_t len, const char *const *keys, char **ret)
 {
         _cleanup_json_ json_object *o = NULL;
-        json_object *token;
+        json_object *v = NULL;
         int r = parse(body, len, &o);
 
         if (r < 0)
                 return r;
-        token = member(o, "token", json_type_string, &r);
-        if (r < 0 || !token)
+        for (; *keys && !v; keys++)
+                v = member(o, *keys, json_type_string, &r);
+        if (!v)
                 return -EBADMSG;
-        *ret_token = strdup(json_object_get_string(token));
-        return *ret_token ? 0 : -ENOMEM;
+        *ret = strdup(json_object_get_string(v));
+        return *ret ? 0 : -ENOMEM;
+}
+
+int etcd_json_parse_authenticate(const char *body, size_t len, char **ret_token)
+{
+        return parse_string(body, len, (const char *const[]){"token", NULL}, ret_token);
 }
 
 int etcd_json_parse_error(const char *body, size_t len, char **ret_message)
 {
-        _cleanup_json_ json_object *o = NULL;
-        json_object *msg;
-        int r = parse(body, len, &o);
-
-        if (r < 0)
-                return r;
-        msg = member(o, "message", json_type_string, &r);
-        if (!msg)
-                msg = member(o, "error", json_type_string, &r);
-        if (!msg)
-                return -EBADMSG;
-        *ret_message = strdup(json_object_get_string(msg));
-        return *ret_message ? 0 : -ENOMEM;
+        return parse_string(body, len, (const char *const[]){"message", "error", NULL},
+                            ret_message);
 }
