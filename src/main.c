@@ -204,11 +204,13 @@ int main(int argc, char **argv)
                                  store_revision);
                         config_unref(config);
                         config = from_store;
-                } else if (r < 0)
+                } else if (r < 0) {
                         log_event(LOG_ERR, LBPROXY_MESSAGE_STORE, NULL, NULL, NULL,
                                   "The store's upstreams and routes do not fit the files, "
                                   "starting without them: %s",
                                   store_why ? store_why : strerror(-r));
+                        store_why = mfree(store_why); /* reached: it is not away */
+                }
         }
 
         _cleanup_free_ char *note = NULL;

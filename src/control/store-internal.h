@@ -48,6 +48,9 @@ struct StoreSync {
         Hashmap *revisions;
         StoreWrite *writes; /* under way or waiting */
         unsigned applying;  /* manager_apply_config() calls not done yet */
+        /* The last whole read was refused (its objects do not fit the files): what serves is not
+         * the store's, so a change is not applied on top of it but read whole again. */
+        bool whole_refused;
 };
 
 

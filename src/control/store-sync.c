@@ -210,6 +210,7 @@ static void on_range(void *userdata, int r, unsigned status, const char *body, s
         }
         for (size_t i = 0; i < range.n_kvs; i++)
                 remember_revision(s, range.kvs[i].key, range.kvs[i].mod_revision);
+        s->whole_refused = r < 0;
         if (r < 0)
                 log_event(LOG_ERR, LBPROXY_MESSAGE_STORE, NULL, NULL, NULL,
                           "The store's configuration at revision %" PRId64 " refused, the last "
@@ -292,6 +293,10 @@ static void on_watch_line(void *userdata, const char *line, size_t len)
                 log_notice("etcd's revision went back from %" PRId64 " to %" PRId64
                            " (restored or replaced?): reading %s again", s->revision,
                            m.revision, s->prefix);
+                read_whole(s);
+                return;
+        }
+        if (m.kind == ETCD_WATCH_EVENTS && s->whole_refused) {
                 read_whole(s);
                 return;
         }
@@ -431,8 +436,10 @@ int store_sync_new(Manager *m, const Config *files, const EtcdRange *start,
         if (start)
                 start_watch(s);
         else {
-                s->failures = (unsigned)etcd_client_n_endpoints(s->client) - 1;
-                set_unreachable(s, unreachable_why ? unreachable_why : "not reached at start");
+                if (unreachable_why) {
+                        s->failures = (unsigned)etcd_client_n_endpoints(s->client) - 1;
+                        set_unreachable(s, unreachable_why);
+                }
                 read_whole(s);
         }
         m->store = s;

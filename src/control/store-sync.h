@@ -26,7 +26,8 @@ int store_read_initial(const Config *files, Config **ret, EtcdRange *ret_range,
                        char **ret_error);
 
 /* Follows the store from `start` (what was read at start), or, with NULL, reads it whole as soon
- * as it can be reached (it could not at start: `unreachable_why`). `files`: the Config the
+ * as it can be reached (it could not at start: `unreachable_why`; NULL when it could, but what
+ * it held was refused). `files`: the Config the
  * files gave, which a whole read starts from. */
 int store_sync_new(Manager *m, const Config *files, const EtcdRange *start,
                    const char *unreachable_why, StoreSync **ret);

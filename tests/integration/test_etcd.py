@@ -603,3 +603,20 @@ def test_authentication(lbproxy, upstream, etcd):
     wait_server(lb, "a", "/two")
     lb2 = lbproxy(store_config(c, username="root", password="wrong"))
     assert lb2.wait_log("Store unreachable since")
+
+
+def test_a_store_that_does_not_fit_the_files_is_refused_until_it_does(lbproxy, upstream, etcd):
+    c, a, b = start_serving_a(etcd, upstream)
+    # A tcp listener naming an upstream the store lacks: the files alone serve, and say why.
+    tcp = {"name": "pg", "listen": f"127.0.0.1:{free_port()}", "protocol": "tcp",
+           "upstream": "pg"}
+    cfg = store_config(c) | {
+        "listeners": [{"name": "http", "listen": "@LISTEN@"}, tcp],
+        "upstreams": [upstream_value(b) | {"name": "pg"}, upstream_value(b) | {"name": "web"}],
+        "routes": [route_value("web") | {"name": "web"}],
+    }
+    lb = lbproxy(to_yaml(cfg))
+    assert lb.log_lines("do not fit the files")
+    assert server_of(lb) == "b"
+    c.put("upstreams/pg", upstream_value(b))
+    wait_server(lb, "a")
