@@ -620,3 +620,82 @@ def test_a_store_that_does_not_fit_the_files_is_refused_until_it_does(lbproxy, u
     assert server_of(lb) == "b"
     c.put("upstreams/pg", upstream_value(b))
     wait_server(lb, "a")
+
+
+class Freezer:
+    """A TCP relay to one etcd member whose connections open now can be frozen (nothing more
+    passes either way, nothing is closed), while new ones still pass: a watch gone quiet."""
+
+    def __init__(self, target_port):
+        import socket
+        self.target = ("127.0.0.1", target_port)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []  # (frozen Event, sockets)
+        self.stop_event = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self):
+        import socket
+        while not self.stop_event.is_set():
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            u = socket.create_connection(self.target)
+            frozen = threading.Event()
+            self.conns.append((frozen, (c, u)))
+            for src, dst in ((c, u), (u, c)):
+                threading.Thread(target=self._pump, args=(src, dst, frozen), daemon=True).start()
+
+    def _pump(self, src, dst, frozen):
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                return
+            if not data:
+                try:
+                    dst.shutdown(1)
+                except OSError:
+                    pass
+                return
+            while frozen.is_set() and not self.stop_event.is_set():
+                time.sleep(0.05)
+            try:
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def freeze(self):
+        for frozen, _ in self.conns:
+            frozen.set()
+
+    def close(self):
+        self.stop_event.set()
+        self.sock.close()
+        for _, socks in self.conns:
+            for s in socks:
+                s.close()
+
+
+def test_a_quiet_watch_is_watched_again_from_its_revision(lbproxy, upstream, etcd):
+    c, a, b = start_serving_a(etcd, upstream)
+    relay = Freezer(c.members[0].client_port)
+    try:
+        lb = lbproxy(store_config(c) | {"store": {"etcd": {"endpoints": [relay.url],
+                                                           "timeout": "2s"}}})
+        assert server_of(lb) == "a"
+        relay.freeze()  # the watch's connection stays open, and says nothing more
+        c.put("upstreams/u", upstream_value(b))
+        wait_server(lb, "b", timeout=20)
+        assert lb.log_lines("is behind", "watching again"), lb.log_text()[-2000:]
+        assert not lb.log_lines("reading /lbproxy/ again")
+    finally:
+        relay.close()
