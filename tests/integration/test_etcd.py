@@ -648,7 +648,11 @@ class Freezer:
                 c, _ = self.sock.accept()
             except OSError:
                 return
-            u = socket.create_connection(self.target)
+            try:
+                u = socket.create_connection(self.target)
+            except OSError:
+                c.close()
+                continue
             frozen = threading.Event()
             self.conns.append((frozen, (c, u)))
             for src, dst in ((c, u), (u, c)):
