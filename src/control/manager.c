@@ -9,9 +9,9 @@
 #include "config/state.h"
 #include "control/daemon.h"
 #include "control/manager-health.h"
-#include "control/store-sync.h"
 #include "control/manager.h"
 #include "control/state-writer.h"
+#include "control/store-sync.h"
 
 #define STATUS_INTERVAL_USEC (5 * USEC_PER_SEC)
 /* Room for the counters and a note naming a file:line:column and why. */

@@ -83,8 +83,8 @@ static void on_applied(void *userdata, int r, const char *message)
         *p = a->next;
         if (r < 0)
                 log_event(LOG_ERR, LBPROXY_MESSAGE_STORE, NULL, NULL, NULL,
-                          "A change from the store was not applied: %s",
-                          message ? message : strerror(-r));
+                          "A change from the store was not applied, the last configuration "
+                          "serves: %s", message ? message : strerror(-r));
         if (s) {
                 s->applying--;
                 if (r < 0)
@@ -94,7 +94,7 @@ static void on_applied(void *userdata, int r, const char *message)
         free(a);
 }
 
-static void apply(StoreSync *s, Config *config, int64_t revision, const char *what)
+static void apply(StoreSync *s, Config *config, int64_t revision)
 {
         _cleanup_free_ char *error = NULL;
         Applying *a = calloc(1, sizeof(Applying));
@@ -102,17 +102,14 @@ static void apply(StoreSync *s, Config *config, int64_t revision, const char *wh
 
         if (!a) {
                 config_unref(config);
-                log_error("%s from the store not applied: out of memory", what);
+                log_error("A change from the store not applied: out of memory");
                 return;
         }
         *a = (Applying){.sync = s, .revision = revision, .next = applying_list};
         applying_list = a;
         s->applying++;
+        /* 1: it serves already, 0: on_applied() says when; < 0: refused (it says why). */
         r = manager_apply_config(s->manager, config, on_applied, a, &error);
-        if (r < 0)
-                log_event(LOG_ERR, LBPROXY_MESSAGE_STORE, NULL, NULL, NULL,
-                          "%s from the store refused, configuration unchanged: %s", what,
-                          error ? error : strerror(-r));
         if (r != 0)
                 on_applied(a, r < 0 ? r : 0, error);
 }
@@ -130,7 +127,6 @@ static void remember_revision(StoreSync *s, const char *key, int64_t mod_revisio
                 /* Its next write compares against nothing and fails as a conflict. */
                 log_warning("etcd: cannot remember the revision of %s: out of memory", key);
 }
-
 
 static void read_whole(StoreSync *s);
 static void start_watch(StoreSync *s);
@@ -216,7 +212,7 @@ static void on_range(void *userdata, int r, unsigned status, const char *body, s
                           "The store's configuration at revision %" PRId64 " refused, the last "
                           "one serves: %s", range.revision, error ? error : strerror(-r));
         else
-                apply(s, config, range.revision, "The configuration");
+                apply(s, config, range.revision);
         store_writes_settle(s, s->revision, 0, NULL);
         start_watch(s);
 }
@@ -264,7 +260,7 @@ static void apply_events(StoreSync *s, const EtcdWatchMessage *m)
                           "Changes of revision %" PRId64 " refused, the last configuration "
                           "serves: %s", m->revision, error ? error : strerror(-r));
         else
-                apply(s, config, m->revision, "A change");
+                apply(s, config, m->revision);
 }
 
 static void on_watch_line(void *userdata, const char *line, size_t len)
