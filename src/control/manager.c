@@ -489,7 +489,9 @@ int manager_reload(Manager *m, ManagerChangeDone done, void *userdata, char **re
                            m->n_pending);
         cancel_pending(m, -ESTALE, "dropped: a reload made the configuration files current");
         bool wait = false;
-        if (m->writer) {
+        /* With a store, state.yaml is the cache of its objects, which stay: kept (the next
+         * change from the store writes it again). */
+        if (m->writer && !m->store) {
                 r = add_pending(m, NULL, done, userdata);
                 if (r < 0)
                         log_warning_errno(r, "Cannot remove the runtime state in %s: %m",

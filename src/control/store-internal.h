@@ -38,6 +38,7 @@ struct StoreSync {
         size_t prefix_len, end_len;
         StoreState state;
         int64_t revision;   /* everything up to it is applied */
+        int64_t n_keys;     /* under the prefix at that revision, ours or not */
         size_t endpoint;    /* the one in use, or tried next */
         unsigned failures;  /* in a row, for the back-off */
         unsigned behind;    /* checks in a row that found changes the watch did not bring */

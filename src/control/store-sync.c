@@ -4,7 +4,7 @@
  * swaps the store's objects in whole; a watch's events are changes to what serves. A watch can
  * go quiet without closing (3.4 sends progress only every 10 minutes, and a member without
  * quorum keeps its watches open), so the keys changed since our revision are asked for (keys
- * only) every STORE_CHECK_USEC: a failure means etcd is gone (read whole when back), changes not
+ * only, with the count of all keys, which tells deletions) every STORE_CHECK_USEC: a failure means etcd is gone (read whole when back), changes not
  * delivered twice in a row mean the watch is stuck (watch again from the same revision). */
 
 #include <event2/event.h>
@@ -197,6 +197,7 @@ static void on_range(void *userdata, int r, unsigned status, const char *body, s
         s->failures = 0;
         set_reachable(s);
         s->revision = range.revision;
+        s->n_keys = range.count;
         hashmap_free(s->revisions);
         s->revisions = hashmap_new();
         if (!s->revisions) {
@@ -244,6 +245,10 @@ static void apply_events(StoreSync *s, const EtcdWatchMessage *m)
         for (size_t i = 0; i < m->n_events && r >= 0; i++) {
                 const EtcdKv *kv = &m->events[i].kv;
                 remember_revision(s, kv->key, m->events[i].deleted ? 0 : kv->mod_revision);
+                if (m->events[i].deleted)
+                        s->n_keys--;
+                else if (kv->create_revision == kv->mod_revision)
+                        s->n_keys++;
                 r = store_items_add(&items, s->prefix, kv->key, m->events[i].deleted ? NULL
                                                                                      : kv->value,
                                     kv->value_len);
@@ -349,7 +354,9 @@ static void on_check(void *userdata, int r, unsigned status, const char *body, s
                 read_whole(s);
                 return;
         }
-        if (range.n_kvs == 0) {
+        /* Keys changed since our revision, or (etcd counts before it leaves out what
+         * min_mod_revision excludes) as many keys as we think there are not: deletions too. */
+        if (range.n_kvs == 0 && range.count == s->n_keys) {
                 s->behind = 0;
                 return;
         }
@@ -427,6 +434,7 @@ int store_sync_new(Manager *m, const Config *files, const EtcdRange *start,
         event_add(s->tick, &tv);
         srandom((unsigned)now_usec(CLOCK_MONOTONIC) ^ (unsigned)getpid());
         s->revision = start ? start->revision : 0;
+        s->n_keys = start ? start->count : 0;
         for (size_t i = 0; start && i < start->n_kvs; i++)
                 remember_revision(s, start->kvs[i].key, start->kvs[i].mod_revision);
         if (start)

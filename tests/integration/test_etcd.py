@@ -700,6 +700,27 @@ def test_a_quiet_watch_is_watched_again_from_its_revision(lbproxy, upstream, etc
         c.put("upstreams/u", upstream_value(b))
         wait_server(lb, "b", timeout=20)
         assert lb.log_lines("is behind", "watching again"), lb.log_text()[-2000:]
+        # A deletion alone changes no key's revision: the count of keys tells it.
+        c.put("upstreams/v", upstream_value(a))
+        c.put("routes/two", route_value("v", paths=["/two"]))
+        wait_server(lb, "a", "/two")
+        relay.freeze()
+        c.delete("routes/two")
+        wait_server(lb, "b", "/two", timeout=20)  # the catch-all route again
+        assert len(lb.log_lines("is behind", "watching again")) == 2
         assert not lb.log_lines("reading /lbproxy/ again")
     finally:
         relay.close()
+
+
+def test_reload_keeps_the_cache_for_a_start_without_etcd(lbproxy, upstream, etcd, buses,
+                                                         tmp_path):
+    c, a, b = start_serving_a(etcd, upstream, paths=["/"])
+    state = tmp_path / "state"
+    lb, = on_buses(lbproxy, buses, c, 1, lambda i: ["--state-dir", str(state)])
+    lb.bus.call("Reload")
+    assert (state / "state.yaml").exists()
+    lb.terminate()
+    c.stop()
+    lb = lbproxy(store_config(c), args=["--state-dir", str(state)])
+    assert server_of(lb) == "a"
