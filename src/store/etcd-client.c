@@ -37,6 +37,7 @@ struct EtcdCall {
         char *body;
         bool watch;
         bool authenticating; /* the request under way is /v3/auth/authenticate */
+        bool reauthenticated; /* its token was refused once (expired) and a new one taken */
         bool dead;           /* ended or cancelled: in the client's list of the dead */
         enum evhttp_request_error error; /* the last evhttp said, or -1 */
         bool errored;
@@ -250,10 +251,14 @@ static void on_done(struct evhttp_request *req, void *userdata)
                 finish(call, -EPIPE, status, NULL, 0);
                 return;
         }
-        if (status == 401 && c->token) {
-                /* A token that expired: the next call authenticates again. */
+        if (status == 401 && c->username) {
+                /* A token that expired (etcd's simple tokens last 5 minutes): once, a new one
+                 * and the call again, on the same connection. */
                 c->token = mfree(c->token);
-                finish(call, -EACCES, status, body, len);
+                int r = call->reauthenticated ? -EACCES : send_request(call);
+                call->reauthenticated = true;
+                if (r < 0)
+                        finish(call, r, status, body, len);
                 return;
         }
         finish(call, status == 200 ? 0 : -EPROTO, status, body, len);

@@ -32,8 +32,9 @@ PREFIX = "/lbproxy/"
 class EtcdMember:
     """One etcd member: its own data directory, client and peer ports on 127.0.0.1."""
 
-    def __init__(self, workdir, name, client_port, peer_port):
+    def __init__(self, workdir, name, client_port, peer_port, extra=()):
         self.workdir = workdir
+        self.extra = list(extra)
         self.name = name
         self.client_port = client_port
         self.peer_port = peer_port
@@ -56,7 +57,7 @@ class EtcdMember:
              "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
              "--listen-peer-urls", self.peer_url, "--initial-advertise-peer-urls", self.peer_url,
              "--initial-cluster", cluster, "--initial-cluster-state", state,
-             "--heartbeat-interval", "50", "--election-timeout", "500"],
+             "--heartbeat-interval", "50", "--election-timeout", "500", *self.extra],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         return self
@@ -82,8 +83,9 @@ class EtcdMember:
 class Etcd:
     """A cluster of members; etcdctl against all of them."""
 
-    def __init__(self, workdir, n=1):
-        self.members = [EtcdMember(workdir, f"m{i}", free_port(), free_port()) for i in range(n)]
+    def __init__(self, workdir, n=1, extra=()):
+        self.members = [EtcdMember(workdir, f"m{i}", free_port(), free_port(), extra)
+                        for i in range(n)]
         self.cluster = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
 
     @property
@@ -134,10 +136,10 @@ class Etcd:
 def etcd(tmp_path):
     clusters = []
 
-    def make(n=1):
+    def make(n=1, extra=()):
         d = tmp_path / f"etcd{len(clusters)}"
         d.mkdir()
-        c = Etcd(d, n).start()
+        c = Etcd(d, n, extra).start()
         clusters.append(c)
         return c
 
@@ -618,7 +620,11 @@ def test_the_leader_killed_during_changes_under_load(lbproxy, upstream, etcd, bu
 
 
 def test_authentication(lbproxy, upstream, etcd):
-    c, a, _ = start_serving_a(etcd, upstream, paths=["/"])
+    # Tokens that expire after a second: lbproxy takes a new one when etcd refuses the old.
+    c = etcd(extra=["--auth-token-ttl", "1"])
+    a, b = upstream("a", "127.0.0.2"), upstream("b", "127.0.0.3")
+    c.put("upstreams/u", upstream_value(a))
+    c.put("routes/r", route_value("u", paths=["/"]))
     c.ctl("user", "add", "root:rootpw")
     c.ctl("auth", "enable")
     lb = lbproxy(store_config(c, username="root", password="rootpw"))
@@ -626,8 +632,16 @@ def test_authentication(lbproxy, upstream, etcd):
     c.ctl("--user", "root:rootpw", "put", PREFIX + "routes/r2",
           json.dumps(route_value("u", paths=["/two"])))
     wait_server(lb, "a", "/two")
+    # Tokens expire under several liveness checks (every 2 s); traffic goes on meanwhile.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        assert server_of(lb) == "a"
+        time.sleep(0.05)
+    c.ctl("--user", "root:rootpw", "put", PREFIX + "upstreams/u", json.dumps(upstream_value(b)))
+    wait_server(lb, "b")
+    assert not lb.log_lines("Store unreachable")
     lb2 = lbproxy(store_config(c, username="root", password="wrong"))
-    assert lb2.wait_log("Store unreachable since")
+    assert lb2.wait_log("Store unreachable since", "authentication failed")
 
 
 def test_a_store_that_does_not_fit_the_files_is_refused_until_it_does(lbproxy, upstream, etcd):
