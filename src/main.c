@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <getopt.h>
+#include <inttypes.h>
 
 #include "base/event-alloc.h"
 #include "base/log.h"
@@ -7,6 +8,7 @@
 #include "config/config.h"
 #include "config/state.h"
 #include "control/manager.h"
+#include "control/store-sync.h"
 
 #define DEFAULT_CONFIG_PATH "/etc/lbproxy"
 
@@ -148,6 +150,32 @@ static int use_state(const char *dir, Config **config, char **ret_note)
         return 1;
 }
 
+/* The store's upstreams and routes in place of the files' when it answers: 1, with what it
+ * held in *ret_start. 0 when it does not (*ret_why says why) or what it holds does not fit the
+ * files (said here; *ret_why NULL: it is not away); the files and the state serve meanwhile. */
+static int use_store(const Config *files, Config **config, EtcdRange *ret_start, char **ret_why)
+{
+        Config *from_store = NULL;
+        int r = store_read_initial(files, &from_store, ret_start, ret_why);
+
+        if (r == -ENOMEM)
+                return log_error_errno(r, "Cannot read the store: %m");
+        if (r > 0) {
+                log_info("Using the upstreams and routes of etcd at revision %" PRId64,
+                         ret_start->revision);
+                config_unref(*config);
+                *config = from_store;
+                return 1;
+        }
+        if (r < 0) {
+                log_event(LOG_ERR, LBPROXY_MESSAGE_STORE, NULL, NULL, NULL,
+                          "The store's upstreams and routes do not fit the files, starting "
+                          "without them: %s", *ret_why ? *ret_why : strerror(-r));
+                *ret_why = mfree(*ret_why);
+        }
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
         Arguments args = {};
@@ -183,6 +211,17 @@ int main(int argc, char **argv)
          * reading them again, and should the result not build, the files alone serve. */
         files = config_ref(config);
 
+        /* With a store, its upstreams and routes in place of the files' (state.yaml is then the
+         * cache of the last good ones, for a start while etcd cannot be reached). */
+        bool with_store = !args.check && config->store.etcd.endpoints;
+        _cleanup_(etcd_range_done) EtcdRange store_start = {};
+        _cleanup_free_ char *store_why = NULL;
+        /* What a whole read of the store starts from, kept whatever serves at start. */
+        _cleanup_(config_unrefp) Config *store_files = with_store ? config_ref(files) : NULL;
+        if (with_store && use_store(files, &config, &store_start, &store_why) < 0)
+                return 1;
+        int64_t store_revision = store_start.revision;
+
         _cleanup_free_ char *note = NULL;
         bool from_state = false;
         if (!args.check && state_dir) {
@@ -194,10 +233,17 @@ int main(int argc, char **argv)
                                         "over D-Bus are kept there)", state_dir);
                         return 1;
                 }
-                r = use_state(state_dir, &config, &note);
-                if (r < 0)
-                        return 1;
-                from_state = r > 0;
+                if (store_revision > 0) {
+                        r = state_save(state_dir, config);
+                        if (r < 0)
+                                log_warning_errno(r, "Cannot keep the store's configuration in "
+                                                  "%s: %m", state_dir);
+                } else {
+                        r = use_state(state_dir, &config, &note);
+                        if (r < 0)
+                                return 1;
+                        from_state = r > 0;
+                }
         } else if (!args.check)
                 log_notice("No state directory (--state-dir or $STATE_DIRECTORY): changes made "
                            "over D-Bus last until lbproxy stops");
@@ -252,5 +298,15 @@ int main(int argc, char **argv)
         r = manager_start(m, &bus_frontend);
         if (r < 0)
                 return 1;
+        /* Freed before the Manager, whose loop its calls run on. */
+        _cleanup_(store_sync_freep) StoreSync *store = NULL;
+        if (with_store) {
+                r = store_sync_new(m, store_files, store_revision > 0 ? &store_start : NULL,
+                                   store_why, &store);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot follow the store: %m");
+                        return 1;
+                }
+        }
         return manager_run(m);
 }

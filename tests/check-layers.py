@@ -24,9 +24,10 @@ ALLOWED = {
     "net": ["base"],
     "tls": ["base", "net"],  # the TLS transport sits under a net Stream
     "config": ["base"],
+    "store": ["base", "config"],  # a shared store of upstreams and routes (etcd)
     "lb": ["base", "http", "net", "tls", "config"],
     "proxy": ["base", "http", "net", "tls", "config", "lb"],
-    "control": ["base", "net", "tls", "config", "lb", "proxy"],
+    "control": ["base", "net", "tls", "config", "store", "lb", "proxy"],
     "bus": ["base", "config", "lb", "control/control.h"],
 }
 TOP = "main"  # what the messages call the files at the top of src/
@@ -42,6 +43,7 @@ LIBRARIES = [
     ("gnutls/", "GnuTLS", ["tls"]),
     ("ares.h", "c-ares", ["net"]),
     ("yaml.h", "libyaml", ["config"]),
+    ("json-c/", "json-c", ["store"]),
     ("systemd/sd-bus.h", "sd-bus", ["bus"]),
     ("systemd/sd-journal.h", "sd-journal", ["base"]),
     ("systemd/sd-daemon.h", "sd-daemon", ["net", "control"]),

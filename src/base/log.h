@@ -27,6 +27,7 @@
 #define LBPROXY_MESSAGE_DNS_FAILURE "4b6d8f0a2c4e4a6b8d0f2a4c6e8b0d2f" /* a name did not resolve */
 #define LBPROXY_MESSAGE_CONFIG_CHANGE "9e1c3a5f7b2d4c6e8a0f1b3d5c7e9a2b" /* D-Bus change, reload */
 #define LBPROXY_MESSAGE_STATE_REJECTED "62b7d884506b458d9d5b7432629bc9dc" /* state.yaml unused */
+#define LBPROXY_MESSAGE_STORE "b3a1f0c27e5d4c9a8f6e2d4b1a9c7e05" /* etcd: a key refused, reachability */
 
 /* Warnings a peer can trigger at will (log_peer_warning): at most this many a second per
  * thread; the rest are counted and the count is said once a second. */

@@ -405,7 +405,10 @@ static void on_change_done(void *userdata, int r, const char *message)
                           "Configuration changed over D-Bus: %s", reply->what);
                 r = reply->path ? sd_bus_reply_method_return(reply->msg, "o", reply->path)
                                 : sd_bus_reply_method_return(reply->msg, NULL);
-        } else
+        } else if (r == -EBUSY)
+                r = sd_bus_reply_method_errorf(reply->msg, BUS_ERROR_CONFLICT, "%s",
+                                               message ? message : "conflict");
+        else
                 r = sd_bus_reply_method_errnof(reply->msg, -r, "%s",
                                                message ? message : strerror(-r));
         if (r < 0)
@@ -476,7 +479,11 @@ static int apply(sd_bus_message *msg, Bus *b, const ConfigEdit *edit, const Argu
                 config_unref(config);
                 return r;
         }
-        r = manager_apply_config(m, config, on_change_done, reply, &message);
+        /* With a store, written there and applied from its watch, as on every instance. */
+        r = manager_store_change(m, config, edit->kind, edit->name ? edit->name : name,
+                                 on_change_done, reply, &message);
+        if (r == -EOPNOTSUPP)
+                r = manager_apply_config(m, config, on_change_done, reply, &message);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, -r, "%s", message ? message : strerror(-r));
         if (r > 0)

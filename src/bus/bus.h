@@ -24,6 +24,8 @@ extern const ControlFrontend bus_frontend;
 #define BUS_ERROR_NOT_FOUND "org.lbproxy1.Error.NotFound"
 #define BUS_ERROR_EXISTS "org.lbproxy1.Error.Exists"
 #define BUS_ERROR_IN_USE "org.lbproxy1.Error.InUse"
+/* With a shared store: the object changed there since this instance saw it. */
+#define BUS_ERROR_CONFLICT "org.lbproxy1.Error.Conflict"
 
 /* The Manager methods' userdata: the connection's owner, and the Manager it serves. */
 typedef struct Bus Bus;

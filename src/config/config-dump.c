@@ -399,6 +399,24 @@ static void dump_config(Dumper *d, const Config *c, bool with_objects)
                 set(d, root, "metrics", m);
         }
 
+        /* Written when there is one, as metrics. */
+        if (c->store.etcd.endpoints) {
+                const ConfigEtcd *e = &c->store.etcd;
+                int etcd = mapping(d, false);
+
+                key_strv(d, etcd, "endpoints", e->endpoints);
+                key_string(d, etcd, "prefix", config_etcd_prefix(c));
+                key_duration(d, etcd, "timeout", e->timeout_usec);
+                if (e->username) {
+                        key_string(d, etcd, "username", e->username);
+                        if (e->password)
+                                key_string(d, etcd, "password", e->password);
+                }
+                m = mapping(d, false);
+                set(d, m, "etcd", etcd);
+                set(d, root, "store", m);
+        }
+
         list = sequence(d, false);
         for (size_t i = 0; i < c->n_listeners; i++)
                 append(d, list, dump_listener(d, c->listeners + i));
@@ -490,7 +508,9 @@ int config_dump_settings(const Config *c, FILE *f)
         return dump(c, f, false);
 }
 
-int config_dump_item(ConfigObjectKind kind, const void *o, char **ret, size_t *ret_len)
+/* One upstream or route, as the item of a sequence (the state's) or as a document of its own (a
+ * store's value). */
+static int dump_one(ConfigObjectKind kind, const void *o, bool item, char **ret, size_t *ret_len)
 {
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
@@ -498,15 +518,16 @@ int config_dump_item(ConfigObjectKind kind, const void *o, char **ret, size_t *r
         FILE *f;
         int r, m;
 
-        r = config_tree_new_sequence(&d.t);
+        r = item ? config_tree_new_sequence(&d.t) : config_tree_new(&d.t);
         if (r < 0)
                 return r;
-        m = mapping(&d, false);
+        m = item ? mapping(&d, false) : config_tree_root(d.t);
         if (kind == CONFIG_OBJECT_UPSTREAM)
                 dump_upstream(&d, m, o);
         else
                 dump_route(&d, m, o);
-        append(&d, config_tree_root(d.t), m);
+        if (item)
+                append(&d, config_tree_root(d.t), m);
         if (d.failed) {
                 config_tree_free(d.t);
                 return -ENOMEM;
@@ -524,4 +545,14 @@ int config_dump_item(ConfigObjectKind kind, const void *o, char **ret, size_t *r
         *ret = TAKE_PTR(text);
         *ret_len = len;
         return 0;
+}
+
+int config_dump_item(ConfigObjectKind kind, const void *o, char **ret, size_t *ret_len)
+{
+        return dump_one(kind, o, true, ret, ret_len);
+}
+
+int config_dump_object(ConfigObjectKind kind, const void *o, char **ret, size_t *ret_len)
+{
+        return dump_one(kind, o, false, ret, ret_len);
 }

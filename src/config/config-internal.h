@@ -289,6 +289,11 @@ const char *config_check_method(char *s);     /* an HTTP token; upper-cases */
 const char *config_check_probe_path(char *s);  /* "/..." with a query, no fragment */
 const char *config_check_probe_header(char *s); /* "Name: value", no CR/LF */
 const char *config_check_dns_server(char *s); /* "ip", "ip:port", "[ipv6]:port", "ipv6" */
+/* "http://ip:port", "http://[ipv6]:port" (numeric: etcd is spoken to from the control loop,
+ * which resolves nothing). */
+const char *config_check_etcd_endpoint(char *s);
+/* A key prefix: begins and ends with '/', no control characters. */
+const char *config_check_etcd_prefix(char *s);
 /* How a node is told from another: "::1" and "0::1" are one address, "Example.com" and
  * "example.com" one name. `host` as stored (normalized by config_check_node_host()). */
 #define CONFIG_NODE_KEY_MAX 270

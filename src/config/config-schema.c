@@ -731,6 +731,60 @@ static const ConfigField dns_fields[] = {
 
 static const ConfigTable dns_table = TABLE(dns_fields, NULL, dns_finish);
 
+static const ConfigValidator validate_etcd_endpoint = {"etcd endpoint",
+                                                       config_check_etcd_endpoint};
+static const ConfigValidator validate_etcd_prefix = {"key prefix", config_check_etcd_prefix};
+
+static const ConfigStrv strv_etcd_endpoints = {&validate_etcd_endpoint, "must not be empty", NULL};
+
+static int etcd_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_t *node,
+                       yaml_node_t *const *values, void *item, const char *path)
+{
+        ConfigEtcd *e = item;
+        yaml_node_t *p = config_field_value(t, values, "password");
+        yaml_node_t *tm = config_field_value(t, values, "timeout");
+        char at[CONFIG_PATH_MAX];
+
+        if (p && !e->username) {
+                ConfigMark m = config_mark(ctx, p);
+                config_path_join(at, path, "password");
+                config_error(ctx, &m, at, "only used with username");
+        }
+        if (tm && e->timeout_usec == 0) {
+                ConfigMark m = config_mark(ctx, tm);
+                config_path_join(at, path, "timeout");
+                config_error(ctx, &m, at, "must be more than 0");
+        }
+        return 0;
+}
+
+static void etcd_init(void *item)
+{
+        ConfigEtcd *e = item;
+
+        e->timeout_usec = 5 * USEC_PER_SEC;
+}
+
+static const ConfigField etcd_fields[] = {
+        REQUIRED("endpoints", config_parse_strv, offsetof(ConfigEtcd, endpoints),
+                 &strv_etcd_endpoints),
+        FIELD("prefix", config_parse_string, offsetof(ConfigEtcd, prefix), &validate_etcd_prefix),
+        FIELD("timeout", config_parse_duration_field, offsetof(ConfigEtcd, timeout_usec), NULL),
+        FIELD("username", config_parse_string, offsetof(ConfigEtcd, username), NULL),
+        FIELD("password", config_parse_string, offsetof(ConfigEtcd, password), NULL),
+        {.key = "tls",
+         .refusal = "TLS to etcd is not supported yet: use http:// endpoints on loopback or a "
+                    "network of your own"},
+};
+
+static const ConfigTable etcd_table = TABLE(etcd_fields, etcd_init, etcd_finish);
+
+static const ConfigField store_fields[] = {
+        FIELD("etcd", config_parse_block_init, offsetof(ConfigStore, etcd), &etcd_table),
+};
+
+static const ConfigTable store_table = TABLE(store_fields, NULL, NULL);
+
 /* No sni: here: one server name for every upstream makes no sense. */
 static const ConfigField tls_fields[] = {
         FIELD("ca_file", config_parse_string, offsetof(ConfigTls, ca_file), NULL),
@@ -842,6 +896,7 @@ static const ConfigField top_fields[] = {
         FIELD("dns", config_parse_block, offsetof(Config, dns), &dns_table),
         FIELD("tls", config_parse_block, offsetof(Config, tls), &tls_table),
         FIELD("metrics", config_parse_block, offsetof(Config, metrics), &metrics_table),
+        FIELD("store", config_parse_block, offsetof(Config, store), &store_table),
         FIELD("listeners", config_parse_list, offsetof(Config, listeners), &listeners_list),
         FIELD("upstreams", config_parse_list, offsetof(Config, upstreams), &upstreams_list),
         FIELD("routes", config_parse_list, offsetof(Config, routes), &routes_list),

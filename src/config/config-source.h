@@ -32,6 +32,26 @@ ConfigSource config_source_loaded(const Config *c);   /* all of `c`, parsed once
 ConfigSource config_source_state(const char *path);   /* its upstreams and routes replace */
 ConfigSource config_source_edit(const ConfigEdit *e); /* one object's document */
 
+/* A shared store's objects (etcd): each named by its key, its value the text the store holds. */
+typedef struct ConfigStoreItem {
+        ConfigObjectKind kind;
+        const char *name;
+        const char *path;  /* where its problems are reported: "etcd /lbproxy/upstreams/u" */
+        const char *value; /* JSON or YAML; NULL: the object is gone (or kept, below) */
+        size_t len;
+        const void *keep;  /* instead of value: its last good object, from a Config before */
+} ConfigStoreItem;
+
+typedef struct ConfigStoreItems {
+        /* The store's objects in place of those given so far; else changes to them (each item
+         * replaces or removes the object of its name). */
+        bool whole;
+        const ConfigStoreItem *items;
+        size_t n;
+} ConfigStoreItems;
+
+ConfigSource config_source_store(const ConfigStoreItems *s);
+
 /* What a source's contribute() may do. */
 /* Reads YAML files, and directories' *.yaml files in name order. */
 int config_build_read_paths(ConfigBuild *b, char *const *paths);
@@ -46,6 +66,15 @@ int config_build_read_objects(ConfigBuild *b, const char *path);
  * `path` ("routes[3]", or what names it in the source: "etcd /lbproxy/routes/r"). */
 int config_build_read_document(ConfigBuild *b, ConfigObjectKind kind, ConfigTree *t,
                                const char *path);
+/* Reads one value of a store (JSON or YAML text: one upstream or route in the native schema) as
+ * one more object named `name` (a value without `name:` takes it; one with another is refused);
+ * its problems, syntax included, are reported at `path` ("etcd /lbproxy/upstreams/u"). */
+int config_build_read_text(ConfigBuild *b, ConfigObjectKind kind, const char *name,
+                           const char *text, size_t len, const char *path);
+/* Takes `o` (a ConfigUpstream or ConfigRoute of a Config read before) as one more object. */
+int config_build_keep_object(ConfigBuild *b, ConfigObjectKind kind, const void *o, const char *path);
+/* Removes the object `name` given so far; -ENOENT when there is none. */
+int config_build_remove_object(ConfigBuild *b, ConfigObjectKind kind, const char *name);
 /* Applies an edit to the upstreams and routes given so far. -ENOENT when it names an object
  * there is none of. */
 int config_build_edit(ConfigBuild *b, const ConfigEdit *e);

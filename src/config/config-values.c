@@ -430,6 +430,35 @@ const char *config_check_dns_server(char *s)
         return config_parse_address(s, 53, false, &ss, &l);
 }
 
+const char *config_check_etcd_endpoint(char *s)
+{
+        struct sockaddr_storage ss;
+        socklen_t l;
+        size_t n = strlen(s);
+
+        if (strncmp(s, "https://", 8) == 0)
+                return "https:// is not supported yet: TLS to etcd is not implemented";
+        if (strncmp(s, "http://", 7) != 0)
+                return "must be http://ADDRESS:PORT";
+        /* A trailing slash is taken, as etcdctl takes it. */
+        if (n > 7 && s[n - 1] == '/')
+                s[n - 1] = 0;
+        const char *why = config_parse_address(s + 7, 0, false, &ss, &l);
+        return why ? why : NULL;
+}
+
+const char *config_check_etcd_prefix(char *s)
+{
+        size_t n = strlen(s);
+
+        if (n == 0 || s[0] != '/' || s[n - 1] != '/')
+                return "must begin and end with '/' (as /lbproxy/)";
+        for (const char *p = s; *p; p++)
+                if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                        return "must not hold control characters";
+        return NULL;
+}
+
 /* ---- durations ---- */
 
 /* Units in nanoseconds, longest match first among those that fit. */

@@ -344,6 +344,10 @@ Config *config_unref(Config *c)
                 config_listener_done(c->listeners + i);
         free(c->listeners);
         strv_free(c->dns.servers);
+        strv_free(c->store.etcd.endpoints);
+        free(c->store.etcd.prefix);
+        free(c->store.etcd.username);
+        free(c->store.etcd.password);
         config_tls_done(&c->tls);
         strv_free(c->warnings);
         /* Last: the listeners' marks point into these. */
@@ -380,6 +384,13 @@ int config_derive(const Config *c, Config **ret)
                 n->routes[n->n_routes++] = config_route_ref(c->routes[i]);
         *ret = TAKE_PTR(n);
         return 0;
+}
+
+const char *config_etcd_prefix(const Config *c)
+{
+        if (!c->store.etcd.endpoints)
+                return NULL;
+        return c->store.etcd.prefix ? c->store.etcd.prefix : "/lbproxy/";
 }
 
 const ConfigUpstream *config_find_upstream(const Config *c, const char *name)

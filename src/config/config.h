@@ -282,6 +282,21 @@ typedef struct ConfigMetrics {
         bool node_labels; /* series per node (default), or per upstream only */
 } ConfigMetrics;
 
+/* store: etcd: the upstreams and routes shared by several instances (README, "Running several
+ * instances"). Keys <prefix>upstreams/<name> and <prefix>routes/<name>, each value one upstream
+ * or route in the native schema (JSON or YAML). */
+typedef struct ConfigEtcd {
+        char **endpoints; /* "http://127.0.0.1:2379", NULL-terminated; NULL: no store */
+        char *prefix;     /* ends with '/' (default "/lbproxy/") */
+        uint64_t timeout_usec; /* of one call (default 5s) */
+        char *username;   /* NULL: no authentication */
+        char *password;
+} ConfigEtcd;
+
+typedef struct ConfigStore {
+        ConfigEtcd etcd;
+} ConfigStore;
+
 typedef struct Config {
         atomic_uint n_ref; /* first: config_derive() copies what follows */
         /* A Config made from another by a change of its upstreams and routes shares the rest:
@@ -297,6 +312,7 @@ typedef struct Config {
         ConfigDns dns;
         ConfigTls tls; /* defaults for every upstream */
         ConfigMetrics metrics;
+        ConfigStore store;
         /* What the files said that was taken but deserves a word ("file:line:column: path:
          * message"), NULL-terminated, or NULL: printed by --check, logged at load. */
         char **warnings;
@@ -384,6 +400,11 @@ typedef enum ConfigObjectKind {
  * from column 0, in memory): the state is written from these, each object's text made once. */
 int config_dump_settings(const Config *c, FILE *f);
 int config_dump_item(ConfigObjectKind kind, const void *o, char **ret, size_t *ret_len);
+/* One upstream or route as a YAML document of its own (a mapping): a store's value. */
+int config_dump_object(ConfigObjectKind kind, const void *o, char **ret, size_t *ret_len);
+
+/* The etcd key prefix the configuration names, or the default; NULL without a store. */
+const char *config_etcd_prefix(const Config *c);
 
 /* Looks an upstream or a route up by name; NULL when there is none. */
 const ConfigUpstream *config_find_upstream(const Config *c, const char *name);

@@ -8,6 +8,8 @@
 #include <event2/event.h>
 #include <stddef.h>
 
+#include "config/config.h"
+
 typedef struct Manager Manager;
 typedef struct Config Config;
 typedef struct Model Model;
@@ -32,6 +34,18 @@ typedef void (*ManagerChangeDone)(void *userdata, int r, const char *message);
  * once it is durable, or not. */
 int manager_apply_config(Manager *m, Config *config, ManagerChangeDone done, void *userdata,
                          char **ret_error);
+
+/* With a shared store (etcd; control/store-sync.h) a change made by a front end is not applied
+ * here: the object `name` of `config` (the configuration the change makes, taken; an object
+ * missing from it is removed) is written to the store in a transaction that fails when the
+ * object changed there since this instance saw it, and every instance, this one included,
+ * applies it from its watch. Returns -EOPNOTSUPP without a store (the caller applies it itself);
+ * else a negative errno when refused now (-EHOSTUNREACH: the store is unreachable, so that no
+ * instance drifts on its own; *ret_error says why), or 0: `done` is called once it serves here,
+ * or with -EBUSY when the object changed in the store meanwhile (a conflict: nothing changed),
+ * or another errno when the store did not answer. */
+int manager_store_change(Manager *m, Config *config, ConfigObjectKind kind, const char *name,
+                         ManagerChangeDone done, void *userdata, char **ret_error);
 
 /* A change the front end refused before it came to manager_apply_config() (no such object, or
  * the configuration it made is invalid): counted with the changes that failed. */

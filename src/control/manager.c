@@ -11,6 +11,7 @@
 #include "control/manager-health.h"
 #include "control/manager.h"
 #include "control/state-writer.h"
+#include "control/store-sync.h"
 
 #define STATUS_INTERVAL_USEC (5 * USEC_PER_SEC)
 /* Room for the counters and a note naming a file:line:column and why. */
@@ -453,6 +454,21 @@ int manager_reload(Manager *m, ManagerChangeDone done, void *userdata, char **re
                                     "kept");
                 return -EINVAL;
         }
+        /* With a store, the files and the prefix: the store's objects stay, then are read again. */
+        if (m->store) {
+                r = store_sync_reloaded(m->store, &config, &errors);
+                if (r < 0) {
+                        log_event(LOG_ERR, LBPROXY_MESSAGE_CONFIG_CHANGE, NULL, NULL, NULL,
+                                  "Reload refused, configuration unchanged:\n%s",
+                                  errors ? errors : strerror(-r));
+                        if (ret_errors)
+                                *ret_errors = TAKE_PTR(errors);
+                        count(&m->counts.reloads_failed);
+                        daemon_notify_ready("Reload refused: the files do not fit the store's "
+                                            "upstreams and routes, previous configuration kept");
+                        return r;
+                }
+        }
         Model *model;
         r = build_model(m, TAKE_PTR(config), true, &model, &errors);
         if (r < 0) {
@@ -473,7 +489,9 @@ int manager_reload(Manager *m, ManagerChangeDone done, void *userdata, char **re
                            m->n_pending);
         cancel_pending(m, -ESTALE, "dropped: a reload made the configuration files current");
         bool wait = false;
-        if (m->writer) {
+        /* With a store, state.yaml is the cache of its objects, which stay: kept (the next
+         * change from the store writes it again). */
+        if (m->writer && !m->store) {
                 r = add_pending(m, NULL, done, userdata);
                 if (r < 0)
                         log_warning_errno(r, "Cannot remove the runtime state in %s: %m",

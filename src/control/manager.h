@@ -19,6 +19,7 @@
 #include "proxy/worker.h"
 
 typedef struct StateWriter StateWriter;
+typedef struct StoreSync StoreSync;
 
 /* A change accepted, its model built, waiting for the state to be written; or a reload waiting
  * for the state to be removed (model NULL: the reload swapped at once). */
@@ -37,6 +38,7 @@ typedef struct Manager {
         size_t n_pending;
         uint64_t generation; /* of the newest in `pending` */
         char *status_note; /* appended to STATUS= until a change or reload is accepted */
+        StoreSync *store; /* a shared store followed (store-sync.c), or NULL */
         const ControlFrontend *frontend; /* the D-Bus service */
         void *frontend_data;             /* NULL until it started */
         ModelPublisher models; /* the current model, for the workers */

@@ -700,6 +700,16 @@ static char *yaml_entry(const char *key, const char *yaml)
         return inner && asprintf(&s, "%.*s: {%s}", (int)(dot - key), key, inner) >= 0 ? s : NULL;
 }
 
+/* A store case's key beside the endpoints it needs ("endpoints: [...], KEY: VALUE"), in a
+ * buffer that lives as long as the test. */
+static const char *strjoina_endpoints(const char *entry)
+{
+        static char buf[1024];
+
+        snprintf(buf, sizeof(buf), "endpoints: [\"http://127.0.0.1:2379\"]\n    %s", entry);
+        return buf;
+}
+
 static const char case_base[] = "listeners: [{name: http, listen: \"127.0.0.1:8080\"}]\n";
 
 static void case_in_file(const Case *c, const char *where)
@@ -722,6 +732,11 @@ static void case_in_file(const Case *c, const char *where)
                              "routes:\n  - name: r\n    paths: [/]\n    upstreams: [{name: u}]\n"
                              "    %s\n",
                              case_base, entry);
+        else if (streq(c->kind, "store"))
+                r = asprintf(&yaml, "%sstore:\n  etcd:\n    %s\n", case_base,
+                             streq(c->key, "endpoints")
+                                     ? entry
+                                     : strjoina_endpoints(entry));
         else
                 r = asprintf(&yaml,
                              "%supstreams:\n  - name: u\n    nodes:\n"
@@ -830,8 +845,11 @@ static void test_refusals_table(void)
                         c.at = c.key;
                 case_in_file(&c, streq(c.kind, "upstream") ? "upstreams[0]"
                                  : streq(c.kind, "route")  ? "routes[0]"
+                                 : streq(c.kind, "store")  ? "store.etcd"
                                                            : "upstreams[0].nodes[1]");
-                case_in_document(base, &c);
+                /* The store is the files' alone: no D-Bus method sets it. */
+                if (!streq(c.kind, "store"))
+                        case_in_document(base, &c);
                 n++;
         }
         CHECK(n >= 20);

@@ -1357,7 +1357,12 @@ static bool config_equal(const Config *a, const Config *b)
             a->access_log != b->access_log || a->header_timeout_usec != b->header_timeout_usec ||
             a->keepalive_timeout_usec != b->keepalive_timeout_usec ||
             a->shutdown_grace_usec != b->shutdown_grace_usec ||
-            a->max_header_bytes != b->max_header_bytes || a->max_headers != b->max_headers)
+            a->max_header_bytes != b->max_header_bytes || a->max_headers != b->max_headers ||
+            !strv_equal(a->store.etcd.endpoints, b->store.etcd.endpoints) ||
+            !streq_ptr(config_etcd_prefix(a), config_etcd_prefix(b)) ||
+            a->store.etcd.timeout_usec != b->store.etcd.timeout_usec ||
+            !streq_ptr(a->store.etcd.username, b->store.etcd.username) ||
+            !streq_ptr(a->store.etcd.password, b->store.etcd.password))
                 return false;
 
         for (size_t i = 0; i < a->n_listeners; i++)
@@ -1694,6 +1699,11 @@ static void test_dump(void)
 
         check_round_trip(full_yaml, __LINE__);
         check_round_trip(protocols_yaml, __LINE__);
+        check_round_trip("listeners: [{name: http, listen: \"127.0.0.1:8080\"}]\n"
+                         "store: {etcd: {endpoints: [\"http://127.0.0.1:2379\", "
+                         "\"http://[::1]:2379/\"], prefix: /lb/a/, timeout: 1.5s, "
+                         "username: root, password: \"p w\"}}\n",
+                         __LINE__);
         c = load_ok(protocols_yaml);
         if (c) {
                 text = dump(c);
