@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "base/util.h"
-#include "store/base64.h"
+#include "tls/tls-base64.h"
 #include "store/etcd-json.h"
 
 static void json_putp(json_object **o)
@@ -79,7 +79,7 @@ static int add_string(json_object *o, const char *key, const char *s)
 static int add_base64(json_object *o, const char *key, const char *data, size_t len)
 {
         _cleanup_free_ char *b = NULL;
-        int r = base64_encode(data, len, &b);
+        int r = tls_base64_encode(data, len, &b);
 
         return r < 0 ? r : add_string(o, key, b);
 }
@@ -300,7 +300,7 @@ static int member_base64(json_object *o, const char *key, char **ret, size_t *re
                 *ret = strdup("");
                 return *ret ? 0 : -ENOMEM;
         }
-        r = base64_decode(json_object_get_string(v), (size_t)json_object_get_string_len(v), ret,
+        r = tls_base64_decode(json_object_get_string(v), (size_t)json_object_get_string_len(v), ret,
                           ret_len);
         return r == -EINVAL ? -EBADMSG : r;
 }

@@ -4,7 +4,7 @@
 
 #include <event2/buffer.h>
 
-#include "store/base64.h"
+#include "tls/tls-base64.h"
 #include "store/etcd-json.h"
 #include "store/etcd-lines.h"
 #include "tap.h"
@@ -23,9 +23,9 @@ static void test_base64(void)
                 _cleanup_free_ char *e = NULL, *d = NULL;
                 size_t n = 0;
 
-                CHECK(base64_encode(cases[i].plain, strlen(cases[i].plain), &e) == 0);
+                CHECK(tls_base64_encode(cases[i].plain, strlen(cases[i].plain), &e) == 0);
                 CHECK(e && streq(e, cases[i].encoded));
-                CHECK(base64_decode(cases[i].encoded, strlen(cases[i].encoded), &d, &n) == 0);
+                CHECK(tls_base64_decode(cases[i].encoded, strlen(cases[i].encoded), &d, &n) == 0);
                 CHECK(d && n == strlen(cases[i].plain) && memcmp(d, cases[i].plain, n) == 0);
         }
         /* Binary, every byte value. */
@@ -34,15 +34,15 @@ static void test_base64(void)
                 all[i] = (char)i;
         _cleanup_free_ char *e = NULL, *d = NULL;
         size_t n = 0;
-        CHECK(base64_encode(all, sizeof(all), &e) == 0);
-        CHECK(base64_decode(e, strlen(e), &d, &n) == 0 && n == sizeof(all) &&
+        CHECK(tls_base64_encode(all, sizeof(all), &e) == 0);
+        CHECK(tls_base64_decode(e, strlen(e), &d, &n) == 0 && n == sizeof(all) &&
               memcmp(d, all, n) == 0);
 
         static const char *const bad[] = {"Zg=", "Z===", "Zm9v!A==", "=Zg=", "Zg==Zg==", "Zm=v",
                                           "Zm9v\nZm9v"};
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 char *x = NULL;
-                CHECK(base64_decode(bad[i], strlen(bad[i]), &x, &n) == -EINVAL);
+                CHECK(tls_base64_decode(bad[i], strlen(bad[i]), &x, &n) == -EINVAL);
                 CHECK(!x);
         }
 }
