@@ -240,31 +240,18 @@ static const ConfigField active_unhealthy_fields[] = {
               offsetof(ConfigHealthUnhealthy, http_statuses), NULL),
 };
 
-/* Passive checks watch requests: they have no interval. */
-static const ConfigField passive_healthy_fields[] = {
-        FIELD("successes", config_parse_integer, offsetof(ConfigHealthHealthy, successes),
-              COUNTER),
-        FIELD("http_statuses", config_parse_statuses,
-              offsetof(ConfigHealthHealthy, http_statuses), NULL),
-};
-
-static const ConfigField passive_unhealthy_fields[] = {
-        FIELD("http_failures", config_parse_integer,
-              offsetof(ConfigHealthUnhealthy, http_failures), COUNTER),
-        FIELD("tcp_failures", config_parse_integer, offsetof(ConfigHealthUnhealthy, tcp_failures),
-              COUNTER),
-        FIELD("timeouts", config_parse_integer, offsetof(ConfigHealthUnhealthy, timeouts),
-              COUNTER),
-        FIELD("http_statuses", config_parse_statuses,
-              offsetof(ConfigHealthUnhealthy, http_statuses), NULL),
-};
-
 static const ConfigTable active_healthy_table =
         TABLE(active_healthy_fields, NULL, healthy_finish);
 static const ConfigTable active_unhealthy_table =
         TABLE(active_unhealthy_fields, NULL, unhealthy_finish);
-static const ConfigTable passive_healthy_table = TABLE(passive_healthy_fields, NULL, NULL);
-static const ConfigTable passive_unhealthy_table = TABLE(passive_unhealthy_fields, NULL, NULL);
+/* Passive checks watch requests: the active tables' fields but the first, the interval. */
+static const ConfigTable passive_healthy_table = {
+        .fields = active_healthy_fields + 1, .n_fields = ELEMENTSOF(active_healthy_fields) - 1
+};
+static const ConfigTable passive_unhealthy_table = {
+        .fields = active_unhealthy_fields + 1,
+        .n_fields = ELEMENTSOF(active_unhealthy_fields) - 1
+};
 
 static const ConfigChoice choice_type = {.what = "type", .names = config_health_check_type_names,
                                          .n_names = _HEALTH_CHECK_TYPE_MAX};
