@@ -73,27 +73,30 @@ void manager_node_drained(void *userdata, const RegistryEntry *e)
                 m->frontend->node_drained(m->frontend_data, upstream, host, port);
 }
 
-/* Works out every upstream's panic in the model serving now; says what changed. */
+/* Works out `u`'s panic; says so when it changed. */
+static bool update_panic(Upstream *u)
+{
+        if (!upstream_update_panic(u))
+                return false;
+        if (upstream_in_panic(u))
+                log_event(LOG_ERR, LBPROXY_MESSAGE_UPSTREAM_PANIC, u->config->name, NULL, NULL,
+                          "Upstream '%s': every node is down; sending requests to all of them "
+                          "(panic)",
+                          u->config->name);
+        else
+                log_event(LOG_NOTICE, LBPROXY_MESSAGE_UPSTREAM_PANIC, u->config->name, NULL, NULL,
+                          "Upstream '%s': a node is up again; panic over", u->config->name);
+        return true;
+}
+
+/* A node's health changed somewhere: every upstream of the model serving now, once per wake-up
+ * (transitions are rare; a wake-up stands for all those since the last). */
 static void update_panics(Manager *m)
 {
         const Model *model = manager_model(m);
         bool changed = false;
-        for (size_t i = 0; model && i < model->n_upstreams; i++) {
-                Upstream *u = model->upstreams[i];
-                if (!upstream_update_panic(u))
-                        continue;
-                changed = true;
-                if (upstream_in_panic(u))
-                        log_event(LOG_ERR, LBPROXY_MESSAGE_UPSTREAM_PANIC, u->config->name, NULL,
-                                  NULL,
-                                  "Upstream '%s': every node is down; sending requests to all "
-                                  "of them (panic)",
-                                  u->config->name);
-                else
-                        log_event(LOG_NOTICE, LBPROXY_MESSAGE_UPSTREAM_PANIC, u->config->name,
-                                  NULL, NULL, "Upstream '%s': a node is up again; panic over",
-                                  u->config->name);
-        }
+        for (size_t i = 0; model && i < model->n_upstreams; i++)
+                changed |= update_panic(model->upstreams[i]);
         if (changed)
                 manager_update_status(m);
 }
@@ -133,8 +136,10 @@ void manager_health_commit(Manager *m, const Model *old, Model *model)
                             model_find_upstream(old, u->config->name) == u))
                         continue;
                 health_commit_upstream(u, old != NULL, on_admin_changed, m);
+                /* Its nodes, weights and admin states are the new model's: the panic too (the
+                 * caller says STATUS= after the swap). */
+                (void)update_panic(u);
         }
-        update_panics(m);
 }
 
 size_t manager_format_panics(const Model *model, char *buf, size_t size)
