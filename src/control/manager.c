@@ -2,7 +2,6 @@
 #include <assert.h>
 #include <event2/thread.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <sys/resource.h>
 
 #include "base/log.h"
@@ -153,10 +152,9 @@ static void on_model_released(Model *model, void *userdata)
         pthread_mutex_unlock(&m->release_lock);
         if (!l)
                 log_error("Out of memory: a retired model is leaked");
-        /* An eventfd, not event_active(): the metrics thread releases models too, and with one
+        /* A Wake, not event_active(): the metrics thread releases models too, and with one
          * worker libevent runs without locks. */
-        uint64_t one = 1;
-        (void)write(m->release_fd, &one, sizeof(one));
+        wake_signal(&m->release_wake);
 }
 
 static void free_released(Manager *m)
@@ -173,8 +171,6 @@ static void free_released(Manager *m)
 
 static void on_release_event(evutil_socket_t fd, short what, void *userdata)
 {
-        uint64_t n;
-        (void)read(fd, &n, sizeof(n));
         free_released(userdata);
 }
 
@@ -635,7 +631,7 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
                 return -ENOMEM;
         }
         m->config_paths = config_paths;
-        m->release_fd = -EBADF;
+        m->release_wake.fd = -EBADF;
         m->health_wake.fd = -EBADF;
         conn_limit_init(&m->conn_limit);
         model_publisher_init(&m->models);
@@ -677,12 +673,9 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
                         *ret_error = strdup("cannot start the thread that writes the state");
                 return -ENOMEM;
         }
-        m->release_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (m->release_fd >= 0)
-                m->release_event = event_new(m->base, m->release_fd, EV_READ | EV_PERSIST,
-                                             on_release_event, m);
         m->thread_exited = event_new(m->base, -1, 0, on_thread_exited, m);
-        if (!m->release_event || !m->thread_exited || manager_health_setup(m) < 0 ||
+        if (wake_init(&m->release_wake, m->base, on_release_event, m) < 0 || !m->thread_exited ||
+            manager_health_setup(m) < 0 ||
             registry_new(&m->registry) < 0) {
                 config_unref(config);
                 manager_free(m);
@@ -741,10 +734,9 @@ Manager *manager_free(Manager *m)
                 m->frontend->free(m->frontend_data);
         listeners_free(m->listeners, m->n_listeners);
         struct event *events[] = { m->sig_term, m->sig_int, m->sig_hup, m->status_timer,
-                                   m->grace_timer, m->watchdog, m->release_event,
-                                   m->thread_exited };
+                                   m->grace_timer, m->watchdog, m->thread_exited };
         /* Models retired by worker threads, then the current one: before the resolver. */
-        if (m->release_event)
+        if (m->release_wake.ev)
                 free_released(m);
         model_set_release_handler(NULL, NULL);
         model_publisher_done(&m->models);
@@ -752,7 +744,7 @@ Manager *manager_free(Manager *m)
                 if (events[i])
                         event_free(events[i]);
         manager_health_done(m);
-        m->release_fd = safe_close(m->release_fd);
+        wake_done(&m->release_wake);
         resolver_free(m->resolver);
         /* After the models, whose objects held its entries. */
         registry_free(m->registry);

@@ -54,8 +54,7 @@ typedef struct Manager {
         pthread_mutex_t release_lock; /* models retired on worker threads, freed here */
         Model **released;
         size_t n_released;
-        struct event *release_event; /* on release_fd, an eventfd */
-        int release_fd;
+        Wake release_wake; /* models retired on other threads wait in `released` */
         struct event_base *base;
         Listener *listeners; /* the workers': the first n_proxy_listeners; then metrics' */
         size_t n_listeners;

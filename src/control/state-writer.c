@@ -1,16 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* The state writer thread. The thread takes the request under the lock, writes without it, and
- * publishes the result under it, then wakes the owner's loop through a pipe: libevent is told to
- * lock only with more than one worker, and a pipe needs no lock of libevent's. */
+ * publishes the result under it, then wakes the owner's loop (base/wake.h: libevent is told to
+ * lock only with more than one worker, and an eventfd needs no lock of libevent's). */
 
 #include <assert.h>
 
-#include <fcntl.h>
 #include <pthread.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
 #include "base/log.h"
+#include "base/wake.h"
 #include "config/state.h"
 #include "control/state-writer.h"
 
@@ -32,8 +31,7 @@ struct StateWriter {
         int done_result;
         bool done_set;
         bool busy; /* the owner's loop only: a request is out, not yet reported */
-        int pipe[2];
-        struct event *wake;
+        Wake wake; /* the owner's loop: a request finished */
         StateWriterDone done;
         void *userdata;
 };
@@ -72,21 +70,17 @@ static void *writer_thread(void *userdata)
                 w->done_result = r;
                 w->done_set = true;
                 pthread_mutex_unlock(&w->lock);
-                /* A full pipe already holds a wake-up: one is all the loop needs. */
-                (void)write(w->pipe[1], "", 1);
+                wake_signal(&w->wake);
         }
 }
 
 static void on_wake(evutil_socket_t fd, short what, void *userdata)
 {
         StateWriter *w = userdata;
-        char buf[64];
         uint64_t generation;
         bool set;
         int r;
 
-        while (read(fd, buf, sizeof(buf)) > 0)
-                ;
         pthread_mutex_lock(&w->lock);
         set = w->done_set;
         generation = w->done_generation;
@@ -107,19 +101,14 @@ int state_writer_new(const char *dir, struct event_base *base, StateWriterDone d
 
         if (!w)
                 return -ENOMEM;
-        w->pipe[0] = w->pipe[1] = -EBADF;
+        w->wake.fd = -EBADF;
         w->done = done;
         w->userdata = userdata;
         pthread_mutex_init(&w->lock, NULL);
         pthread_cond_init(&w->cond, NULL);
         r = state_file_new(dir, &w->file);
-        if (r >= 0 && pipe2(w->pipe, O_CLOEXEC | O_NONBLOCK) < 0)
-                r = -errno;
-        if (r >= 0) {
-                w->wake = event_new(base, w->pipe[0], EV_READ | EV_PERSIST, on_wake, w);
-                if (!w->wake || event_add(w->wake, NULL) < 0)
-                        r = -ENOMEM;
-        }
+        if (r >= 0)
+                r = wake_init(&w->wake, base, on_wake, w);
         if (r >= 0) {
                 r = -pthread_create(&w->thread, NULL, writer_thread, w);
                 w->thread_started = r >= 0;
@@ -144,10 +133,7 @@ StateWriter *state_writer_free(StateWriter *w)
                 pthread_join(w->thread, NULL);
         }
         config_unref(w->waiting.config);
-        if (w->wake)
-                event_free(w->wake);
-        safe_close(w->pipe[0]);
-        safe_close(w->pipe[1]);
+        wake_done(&w->wake);
         state_file_free(w->file);
         pthread_cond_destroy(&w->cond);
         pthread_mutex_destroy(&w->lock);

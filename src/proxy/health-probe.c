@@ -7,10 +7,10 @@
 #include <assert.h>
 #include <event2/event_struct.h>
 #include <pthread.h>
-#include <sys/eventfd.h>
 
 #include "base/hashmap.h"
 #include "base/log.h"
+#include "base/wake.h"
 #include "lb/health.h"
 #include "lb/model.h"
 #include "net/resolver.h"
@@ -85,8 +85,7 @@ struct HealthProber {
         struct event_base *base;
         pthread_t thread;
         bool has_thread;
-        int wake_fd;
-        struct event *wake;
+        Wake wake; /* a new model to take, or the stop */
         struct event *dns_timer;
         atomic_bool stopping;
         unsigned generation;
@@ -679,8 +678,6 @@ static void on_dns_timer(evutil_socket_t fd, short what, void *userdata)
 static void on_wake(evutil_socket_t fd, short what, void *userdata)
 {
         HealthProber *p = userdata;
-        eventfd_t n;
-        (void)eventfd_read(p->wake_fd, &n);
         if (atomic_load(&p->stopping)) {
                 event_base_loopbreak(p->base);
                 return;
@@ -727,7 +724,7 @@ HealthProber *health_prober_stop(HealthProber *p)
                 return NULL;
         if (p->has_thread) {
                 atomic_store(&p->stopping, true);
-                (void)eventfd_write(p->wake_fd, 1);
+                wake_signal(&p->wake);
                 pthread_join(p->thread, NULL);
         }
         /* The thread is gone: its objects are this thread's now. */
@@ -740,15 +737,13 @@ HealthProber *health_prober_stop(HealthProber *p)
         hashmap_free(p->nodes);
         forget_names(p);
         model_unref(p->model);
-        if (p->wake)
-                event_free(p->wake);
+        wake_done(&p->wake);
         if (p->dns_timer)
                 event_free(p->dns_timer);
         if (p->base) {
                 probe_wheel_done(&p->wheel);
                 event_base_free(p->base);
         }
-        safe_close(p->wake_fd);
         free(p);
         return NULL;
 }
@@ -758,11 +753,8 @@ int health_prober_start(const HealthProberOptions *o, HealthProber **ret)
         _cleanup_(health_prober_stopp) HealthProber *p = calloc(1, sizeof(*p));
         if (!p)
                 return -ENOMEM;
-        p->wake_fd = -EBADF;
+        p->wake.fd = -EBADF;
         p->o = *o;
-        p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (p->wake_fd < 0)
-                return -errno;
         p->rng = now_usec(CLOCK_MONOTONIC) | 1;
         p->base = event_base_new();
         p->targets = hashmap_new();
@@ -771,15 +763,16 @@ int health_prober_start(const HealthProberOptions *o, HealthProber **ret)
         if (!p->base || !p->targets || !p->upstreams || !p->nodes)
                 return -ENOMEM;
         probe_wheel_init(&p->wheel, p->base);
-        p->wake = event_new(p->base, p->wake_fd, EV_READ | EV_PERSIST, on_wake, p);
+        int r = wake_init(&p->wake, p->base, on_wake, p);
+        if (r < 0)
+                return r;
         p->dns_timer = event_new(p->base, -1, EV_PERSIST, on_dns_timer, p);
-        if (!p->wake || !p->dns_timer)
+        if (!p->dns_timer)
                 return -ENOMEM;
-        event_add(p->wake, NULL);
         struct timeval tv = { .tv_sec = PROBER_DNS_CHECK_USEC / USEC_PER_SEC };
         event_add(p->dns_timer, &tv);
 
-        int r = -pthread_create(&p->thread, NULL, run, p);
+        r = -pthread_create(&p->thread, NULL, run, p);
         if (r < 0)
                 return r;
         p->has_thread = true;
@@ -791,5 +784,5 @@ int health_prober_start(const HealthProberOptions *o, HealthProber **ret)
 void health_prober_model_changed(HealthProber *p)
 {
         if (p)
-                (void)eventfd_write(p->wake_fd, 1);
+                wake_signal(&p->wake);
 }

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "base/log.h"
+#include "base/wake.h"
 #include "http/http1.h"
 #include "lb/metrics.h"
 #include "lb/model.h"
@@ -28,8 +29,7 @@ struct MetricsServer {
         struct event_base *base;
         struct event **accepts; /* one per listening socket */
         size_t n_accepts;
-        struct event *stop; /* the read end of stop_pipe */
-        int stop_pipe[2];
+        Wake stop; /* from the control thread: the loop ends */
         MetricsConn *conns;
         size_t n_conns;
         pthread_t thread;
@@ -376,10 +376,7 @@ static void server_free(MetricsServer *s)
                 if (s->accepts[i])
                         event_free(s->accepts[i]);
         free(s->accepts);
-        if (s->stop)
-                event_free(s->stop);
-        safe_close(s->stop_pipe[0]);
-        safe_close(s->stop_pipe[1]);
+        wake_done(&s->stop);
         if (s->base)
                 event_base_free(s->base);
         free(s);
@@ -392,20 +389,14 @@ int metrics_server_start(const MetricsServerOptions *o, const Listener *sockets,
         if (!s)
                 return -ENOMEM;
         s->options = *o;
-        s->stop_pipe[0] = s->stop_pipe[1] = -EBADF;
+        s->stop.fd = -EBADF;
         s->start_time = process_start_time();
         s->base = event_base_new();
         s->accepts = calloc(n ? n : 1, sizeof(struct event *));
-        if (!s->base || !s->accepts || pipe2(s->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+        if (!s->base || !s->accepts || wake_init(&s->stop, s->base, on_stop, s) < 0) {
                 server_free(s);
                 return -ENOMEM;
         }
-        s->stop = event_new(s->base, s->stop_pipe[0], EV_READ, on_stop, s);
-        if (!s->stop) {
-                server_free(s);
-                return -ENOMEM;
-        }
-        event_add(s->stop, NULL);
         for (size_t i = 0; i < n; i++) {
                 /* One socket each: the spec said `single` (activated ones are one anyway). */
                 assert(sockets[i].n_fds == 1);
@@ -433,8 +424,8 @@ MetricsServer *metrics_server_stop(MetricsServer *s)
         if (!s)
                 return NULL;
         if (s->has_thread) {
-                /* A pipe rather than event_active(): libevent may be without locks. */
-                (void)write(s->stop_pipe[1], "x", 1);
+                /* Not event_active(): libevent may be without locks. */
+                wake_signal(&s->stop);
                 pthread_join(s->thread, NULL);
         }
         server_free(s);
