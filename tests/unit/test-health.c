@@ -148,19 +148,25 @@ static void test_counters(void)
         fixture_done(&f);
 }
 
-static void test_passive_trials(void)
+/* Round robin over the fixture's four nodes, weight 1 each, with `health` as its policy. */
+static Balancer *round_robin(Fixture *f, HealthPickPolicy health)
 {
-        Fixture f;
-        fixture_make(&f, false, 0);
         Balancer *b = NULL;
         RegistryEntry *e[N];
         uint32_t w[N];
         for (size_t i = 0; i < N; i++)
-                e[i] = f.entries[i], w[i] = 1;
+                e[i] = f->entries[i], w[i] = 1;
         CHECK(balancer_new(&(BalancerSpec){ .ops = &balancer_swrr_ops, .weights = w, .n = N,
-                                            .entries = e, .total = f.total,
-                                            .health = { .trials = true } },
+                                            .entries = e, .total = f->total, .health = health },
                            &b) == 0);
+        return b;
+}
+
+static void test_passive_trials(void)
+{
+        Fixture f;
+        fixture_make(&f, false, 0);
+        Balancer *b = round_robin(&f, (HealthPickPolicy){ .trials = true });
 
         CHECK(report(&f, 3, HEALTH_SOURCE_PASSIVE, HEALTH_EVENT_TCP_FAILURE) == HEALTH_UNCHANGED);
         CHECK(report(&f, 3, HEALTH_SOURCE_PASSIVE, HEALTH_EVENT_TCP_FAILURE) == HEALTH_WENT_DOWN);
@@ -215,15 +221,7 @@ static void test_admin_and_slow_start(void)
 {
         Fixture f;
         fixture_make(&f, true, 40 * USEC_PER_SEC);
-        Balancer *b = NULL;
-        RegistryEntry *e[N];
-        uint32_t w[N];
-        for (size_t i = 0; i < N; i++)
-                e[i] = f.entries[i], w[i] = 1;
-        CHECK(balancer_new(&(BalancerSpec){ .ops = &balancer_swrr_ops, .weights = w, .n = N,
-                                            .entries = e, .total = f.total,
-                                            .health = { .slow_start_usec = 40 * USEC_PER_SEC } },
-                           &b) == 0);
+        Balancer *b = round_robin(&f, (HealthPickPolicy){ .slow_start_usec = 40 * USEC_PER_SEC });
 
         /* The first model: nothing ramps. */
         health_commit_upstream(&f.u, false, NULL, NULL);
