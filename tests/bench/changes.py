@@ -28,8 +28,9 @@ What it measures:
    latency during them less the median before;
 4. after the changes, three requests to a route of each upstream but u0: the connections nginx
    saw opened for them (the nodes' own, in its log). Before the changes each of these upstreams
-   was warmed up, so each has connections pooled: an unchanged upstream should open none, and
-   make no TLS handshake, full or resumed.
+   was warmed up over the same client connection (so the same worker, whose pools these are),
+   so each has connections pooled: an unchanged upstream should open none, and make no TLS
+   handshake, full or resumed.
 """
 
 import argparse
@@ -219,13 +220,14 @@ def main():
         conn = dbus.bus.BusConnection(bus.address)
         manager = dbus.Interface(conn.get_object(*MANAGER[:2]), MANAGER[2])
 
-        # warm-up: every upstream's pool gets connections (requests over several client
-        # connections, so that more than one upstream connection is made where needed)
+        # warm-up: every upstream's pool gets connections. Pools are per worker, so the
+        # warm-up and the requests of step 4 go over one client connection, which one worker
+        # serves throughout: what step 4 sees is then what the changes did to that worker's
+        # pools and TLS sessions, not which worker the kernel handed a new connection to.
+        kept = http.client.HTTPConnection(*LISTEN, timeout=30)
         for i in range(a.upstreams):
-            c = http.client.HTTPConnection(*LISTEN, timeout=30)
             for _ in range(4):
-                get(c, f"/route-{i}")
-            c.close()
+                get(kept, f"/route-{i}")
         warm = len(nginx_log(d))
 
         # 2: the changes alone, on u0, one after another
@@ -281,11 +283,10 @@ def main():
 
         # 4: requests to every unchanged upstream; the connections they open
         mark = len(nginx_log(d))
-        c = http.client.HTTPConnection(*LISTEN, timeout=30)
         for i in range(1, a.upstreams):
             for _ in range(3):
-                get(c, f"/route-{i}")
-        c.close()
+                get(kept, f"/route-{i}")
+        kept.close()
         lines = nginx_log(d)[mark:]
         new = [ln for ln in lines if ln[2] == "1"]
         full = [ln for ln in new if ln[3] != "r"]
