@@ -2,9 +2,10 @@
 #pragma once
 
 /* Waking an event loop from another thread without libevent's locks: an eventfd watched by the
- * loop. event_active() from another thread needs evthread locks, which cost a single-worker
- * lbproxy about 10% more instructions a request; a write to an eventfd needs nothing. Signals
- * made before the loop runs the callback are coalesced into one call. */
+ * loop. event_active() from another thread needs evthread locks, which would cost every
+ * request about 10% more instructions, so lbproxy never turns them on and every wake-up from
+ * another thread is one of these; a write to an eventfd needs nothing. Signals made before the
+ * loop runs the callback are coalesced into one call. */
 
 #include <event2/event.h>
 

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 #include <assert.h>
-#include <event2/thread.h>
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -528,32 +527,18 @@ static void update_prober(Manager *m)
                 log_error_errno(r, "Failed to start the active health checks: %m");
 }
 
-/* Stopped when every worker's thread has ended (each ends once it has no connection left),
- * and the worker on this loop, if one is, has no connection left. */
+/* Stopped when every worker's thread has ended (each ends once it has no connection left). */
 static void check_stopped(Manager *m)
 {
-        if (m->stopping && m->threads_running == 0 &&
-            (!m->worker_on_control || m->workers[0].n_clients == 0))
+        if (m->stopping && m->threads_running == 0)
                 event_base_loopexit(m->base, NULL);
-}
-
-/* The worker on this loop has no connection left. */
-static void on_worker_idle(void *userdata)
-{
-        check_stopped(userdata);
-}
-
-/* The first worker with a thread of its own. */
-static size_t first_thread(const Manager *m)
-{
-        return m->worker_on_control ? 1 : 0;
 }
 
 static void on_thread_exited(evutil_socket_t fd, short what, void *userdata)
 {
         Manager *m = userdata;
         size_t running = 0;
-        for (size_t i = first_thread(m); i < m->n_workers; i++)
+        for (size_t i = 0; i < m->n_workers; i++)
                 if (!atomic_load(&m->workers[i].exited))
                         running++;
         m->threads_running = running;
@@ -564,14 +549,14 @@ static void on_thread_exited(evutil_socket_t fd, short what, void *userdata)
 static void on_worker_thread_exited(void *userdata)
 {
         Manager *m = userdata;
-        event_active(m->thread_exited, EV_TIMEOUT, 0);
+        wake_signal(&m->thread_exited);
 }
 
 static void on_grace_timeout(evutil_socket_t fd, short what, void *userdata)
 {
         Manager *m = userdata;
         log_warning("Shutdown grace period over: closing the connections still open");
-        for (size_t i = first_thread(m); i < m->n_workers; i++)
+        for (size_t i = 0; i < m->n_workers; i++)
                 worker_force_exit(&m->workers[i]);
         event_base_loopexit(m->base, NULL);
 }
@@ -584,10 +569,8 @@ void manager_stop(Manager *m)
         daemon_notify_stopping();
         log_info("Stopping: requests in flight may finish");
 
-        for (size_t i = first_thread(m); i < m->n_workers; i++)
+        for (size_t i = 0; i < m->n_workers; i++)
                 worker_request_stop(&m->workers[i]);
-        if (m->worker_on_control)
-                worker_stop(&m->workers[0]);
 
         uint64_t usec = manager_model(m)->config->shutdown_grace_usec;
         struct timeval tv = { .tv_sec = (time_t)(usec / USEC_PER_SEC),
@@ -636,13 +619,10 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
         conn_limit_init(&m->conn_limit);
         model_publisher_init(&m->models);
         pthread_mutex_init(&m->release_lock, NULL);
-        /* Workers on threads activate events of each other's loops and of the control loop, so
-         * libevent must lock. One worker runs on the control loop (start_workers), and the
-         * locks (two mutex calls per event_add, event_del and buffer operation: ~10% more
-         * instructions a request) would be pure cost; the other threads (the prober, the
-         * metrics, the state writer) wake the control loop through eventfds (base/wake.h). */
-        if (workers_wanted(config) > 1)
-                (void)evthread_use_pthreads();
+        /* libevent's locks (evthread) stay off: two mutex calls per event_add, event_del and
+         * buffer operation cost about 10% more instructions a request. No thread touches
+         * another's loop; they wake each other through eventfds (base/wake.h, worker_post). */
+        m->thread_exited.fd = -EBADF;
         if (state_dir) {
                 m->state_dir = strdup(state_dir);
                 if (!m->state_dir) {
@@ -673,8 +653,8 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
                         *ret_error = strdup("cannot start the thread that writes the state");
                 return -ENOMEM;
         }
-        m->thread_exited = event_new(m->base, -1, 0, on_thread_exited, m);
-        if (wake_init(&m->release_wake, m->base, on_release_event, m) < 0 || !m->thread_exited ||
+        if (wake_init(&m->release_wake, m->base, on_release_event, m) < 0 ||
+            wake_init(&m->thread_exited, m->base, on_thread_exited, m) < 0 ||
             manager_health_setup(m) < 0 ||
             registry_new(&m->registry) < 0) {
                 config_unref(config);
@@ -714,14 +694,14 @@ Manager *manager_free(Manager *m)
         m->metrics = metrics_server_stop(m->metrics);
         m->prober = health_prober_stop(m->prober);
         free(m->listener_names);
-        for (size_t i = first_thread(m); i < m->n_workers; i++) {
+        for (size_t i = 0; i < m->n_workers; i++) {
                 worker_force_exit(&m->workers[i]);
                 worker_join(&m->workers[i]);
         }
         log_stop();
         for (size_t i = 0; i < m->n_workers; i++) {
                 worker_done(&m->workers[i]);
-                if (m->workers[i].base && m->workers[i].base != m->base)
+                if (m->workers[i].base)
                         event_base_free(m->workers[i].base);
         }
         free(m->workers);
@@ -734,7 +714,7 @@ Manager *manager_free(Manager *m)
                 m->frontend->free(m->frontend_data);
         listeners_free(m->listeners, m->n_listeners);
         struct event *events[] = { m->sig_term, m->sig_int, m->sig_hup, m->status_timer,
-                                   m->grace_timer, m->watchdog, m->thread_exited };
+                                   m->grace_timer, m->watchdog };
         /* Models retired by worker threads, then the current one: before the resolver. */
         if (m->release_wake.ev)
                 free_released(m);
@@ -745,6 +725,7 @@ Manager *manager_free(Manager *m)
                         event_free(events[i]);
         manager_health_done(m);
         wake_done(&m->release_wake);
+        wake_done(&m->thread_exited);
         resolver_free(m->resolver);
         /* After the models, whose objects held its entries. */
         registry_free(m->registry);
@@ -788,7 +769,6 @@ static int start_workers(Manager *m)
                 .n_workers = n,
                 .hooks = { .node_health_changed = manager_node_health_changed,
                            .node_drained = manager_node_drained,
-                           .idle = on_worker_idle,
                            .thread_exited = on_worker_thread_exited,
                            .userdata = m },
         };
@@ -798,19 +778,16 @@ static int start_workers(Manager *m)
          * (this thread), each worker's (worker_thread: its id + 1), the health prober's (the
          * last, update_prober); without the log thread, logging stays synchronous. */
         (void)log_start(n + 2);
-        /* Several workers each run on a thread of their own, so a change or a reload built on
-         * this loop holds up no request. One worker runs on this loop (the thread-safe
-         * libevent it would need otherwise costs every request: see manager_new). */
-        m->worker_on_control = n == 1;
+        /* Every worker runs on a thread of its own, one worker too, so a change or a reload
+         * built on this loop holds up no request. */
         for (size_t i = 0; i < n; i++) {
-                struct event_base *base = m->worker_on_control ? m->base : new_base();
+                struct event_base *base = new_base();
                 if (!base)
                         return -ENOMEM;
                 m->n_workers++;
                 int r = worker_init(&m->workers[i], (unsigned)i, &m->shared, base);
                 if (r < 0) {
-                        if (base != m->base)
-                                event_base_free(base);
+                        event_base_free(base);
                         m->n_workers--;
                         return r;
                 }
@@ -823,7 +800,7 @@ static int start_workers(Manager *m)
  * come before "Listening on"). */
 static int start_worker_threads(Manager *m)
 {
-        for (size_t i = first_thread(m); i < m->n_workers; i++) {
+        for (size_t i = 0; i < m->n_workers; i++) {
                 int r = worker_start_thread(&m->workers[i]);
                 if (r < 0)
                         return log_error_errno(r, "Failed to start worker %zu: %m", i);
@@ -984,7 +961,7 @@ int manager_start(Manager *m, const ControlFrontend *frontend)
 int manager_run(Manager *m)
 {
         event_base_dispatch(m->base);
-        for (size_t i = first_thread(m); i < m->n_workers; i++) {
+        for (size_t i = 0; i < m->n_workers; i++) {
                 worker_force_exit(&m->workers[i]);
                 worker_join(&m->workers[i]);
         }

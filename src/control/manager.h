@@ -45,11 +45,10 @@ typedef struct Manager {
         Registry *registry;    /* runtime state of the models' objects, across swaps */
         Resolver *resolver;
         WorkerShared shared; /* what the workers are given */
-        Worker *workers; /* each on a thread of its own; a single one on this (the control) loop */
-        bool worker_on_control;
+        Worker *workers; /* each on a thread of its own */
         size_t n_workers;
         size_t threads_running;
-        struct event *thread_exited;
+        Wake thread_exited; /* a worker thread left its loop */
         Wake health_wake; /* a node's health changed: panics worked out again */
         pthread_mutex_t release_lock; /* models retired on worker threads, freed here */
         Model **released;

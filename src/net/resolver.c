@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <arpa/inet.h>
 
 #include "base/hashmap.h"
@@ -100,18 +101,57 @@ static void wake_waiters(ResolvedName *n, int error)
         pthread_mutex_lock(&n->lock);
         while (n->waiters) {
                 ResolveWaiter *w = n->waiters;
+                ResolveMailbox *b = w->mailbox;
                 n->waiters = w->next;
                 if (n->waiters)
                         n->waiters->prev = NULL;
-                w->prev = w->next = NULL;
+                /* Into its mailbox, under both locks: a cancel that holds either sees the
+                 * waiter wholly in one list or wholly in the other. */
+                pthread_mutex_lock(&b->lock);
                 w->error = error;
-                /* Runs the waiter's callback on its own loop. The name is cleared last: a
-                 * cancel that sees it cleared frees the waiter at once, so nothing may touch
-                 * the waiter after that store. */
-                event_active(w->wake, EV_READ, 0);
                 __atomic_store_n(&w->name, NULL, __ATOMIC_RELEASE);
+                w->prev = NULL;
+                w->next = b->answered;
+                if (b->answered)
+                        b->answered->prev = w;
+                b->answered = w;
+                w->answered = true;
+                pthread_mutex_unlock(&b->lock);
+                /* The waiter may be gone from here on (cancelled and freed on its thread); its
+                 * mailbox lives as long as its loop. */
+                b->notify(b->userdata);
         }
         pthread_mutex_unlock(&n->lock);
+}
+
+void resolve_mailbox_init(ResolveMailbox *b, void (*notify)(void *userdata), void *userdata)
+{
+        *b = (ResolveMailbox){ .notify = notify, .userdata = userdata };
+        pthread_mutex_init(&b->lock, NULL);
+}
+
+void resolve_mailbox_done(ResolveMailbox *b)
+{
+        assert(!b->answered);
+        pthread_mutex_destroy(&b->lock);
+}
+
+void resolve_mailbox_deliver(ResolveMailbox *b)
+{
+        pthread_mutex_lock(&b->lock);
+        ResolveWaiter *list = b->answered;
+        b->answered = NULL;
+        for (ResolveWaiter *w = list; w; w = w->next)
+                w->answered = false;
+        pthread_mutex_unlock(&b->lock);
+        /* Nothing runs between here and the activations that could free a waiter: the
+         * callbacks come later, from the loop. */
+        for (ResolveWaiter *w = list, *next; w; w = next) {
+                next = w->next;
+                w->prev = w->next = NULL;
+                w->mailbox = NULL;
+                event_active(w->wake, EV_READ, 0);
+        }
 }
 
 static void format_list(const AddressList *l, char *buf, size_t size)
@@ -364,15 +404,17 @@ const char *resolved_name_error(const ResolvedName *n)
         return n->error ? n->error_text : NULL;
 }
 
-void resolved_name_wait(ResolvedName *n, ResolveWaiter *w)
+void resolved_name_wait(ResolvedName *n, ResolveWaiter *w, ResolveMailbox *mailbox)
 {
         pthread_mutex_lock(&n->lock);
         if (n->answered) {
                 /* The answer came between the caller's look and now. */
                 w->error = n->addresses ? 0 : n->error ? n->error : -EHOSTUNREACH;
                 w->name = NULL;
+                w->mailbox = NULL;
                 event_active(w->wake, EV_READ, 0);
         } else {
+                w->mailbox = mailbox;
                 w->name = n;
                 w->prev = NULL;
                 w->next = n->waiters;
@@ -385,22 +427,39 @@ void resolved_name_wait(ResolvedName *n, ResolveWaiter *w)
 
 void resolved_name_cancel_wait(ResolveWaiter *w)
 {
-        /* w->name is only cleared under the name's lock, after the last use of the waiter by
-         * the thread that woke it; read it without the lock to find the lock, then check again
-         * under it. Names outlive their waiters' models, so `n` is alive here. */
+        ResolveMailbox *b = w->mailbox;
+        if (!b)
+                return; /* not waiting: the common case, every exchange's end */
+        /* In the name's list, unless the resolver moved it to the mailbox, which it does
+         * holding the name's lock: read the name without the lock to find the lock, then check
+         * again under it. Names outlive their waiters' models, so `n` is alive here. */
         ResolvedName *n = __atomic_load_n(&w->name, __ATOMIC_ACQUIRE);
-        if (!n)
-                return;
-        pthread_mutex_lock(&n->lock);
-        if (w->name == n) {
+        if (n) {
+                pthread_mutex_lock(&n->lock);
+                if (w->name == n) {
+                        if (w->prev)
+                                w->prev->next = w->next;
+                        else
+                                n->waiters = w->next;
+                        if (w->next)
+                                w->next->prev = w->prev;
+                        w->prev = w->next = NULL;
+                        w->name = NULL;
+                }
+                pthread_mutex_unlock(&n->lock);
+        }
+        /* Answered meanwhile: out of the mailbox, before its loop activates the waiter. */
+        pthread_mutex_lock(&b->lock);
+        if (w->answered) {
                 if (w->prev)
                         w->prev->next = w->next;
                 else
-                        n->waiters = w->next;
+                        b->answered = w->next;
                 if (w->next)
                         w->next->prev = w->prev;
                 w->prev = w->next = NULL;
-                w->name = NULL;
+                w->answered = false;
         }
-        pthread_mutex_unlock(&n->lock);
+        pthread_mutex_unlock(&b->lock);
+        w->mailbox = NULL;
 }

@@ -20,6 +20,7 @@
 typedef struct Resolver Resolver;
 typedef struct ResolvedName ResolvedName;
 typedef struct ResolveWaiter ResolveWaiter;
+typedef struct ResolveMailbox ResolveMailbox;
 
 /* The addresses of a name, without ports. Immutable; replaced whole on a change. */
 typedef struct AddressList {
@@ -31,15 +32,34 @@ typedef struct AddressList {
 AddressList *address_list_ref(AddressList *l);
 AddressList *address_list_unref(AddressList *l);
 
-/* Someone waiting for a first answer, maybe on another thread's loop: the answer activates
- * `wake` (with EV_READ) on that loop, with `error` set: 0, or -ENXIO / -EHOSTUNREACH /
- * -ECANCELED. Embedded in the waiter's own object. */
+/* Someone waiting for a first answer, on another thread's loop than the resolver's: the answer
+ * activates `wake` (with EV_READ) on that loop, with `error` set: 0, or -ENXIO / -EHOSTUNREACH /
+ * -ECANCELED. Embedded in the waiter's own object; only its own thread frees it. */
 struct ResolveWaiter {
         struct event *wake;
         int error;
-        ResolveWaiter *prev, *next;
-        ResolvedName *name; /* while queued; guarded by the name's lock */
+        ResolveWaiter *prev, *next; /* in its name's list, then in its mailbox's */
+        ResolvedName *name;         /* while in the name's list; guarded by the name's lock */
+        ResolveMailbox *mailbox;    /* while waiting; the waiter's thread alone reads it */
+        bool answered;              /* in the mailbox's list; guarded by the mailbox's lock */
 };
+
+/* Where the answers for one loop's waiters go. libevent runs without locks, so the resolver's
+ * thread never activates an event of another loop: it moves answered waiters here and calls
+ * `notify` (which wakes that loop, e.g. through an eventfd); the loop then runs
+ * resolve_mailbox_deliver(), which activates each waiter's `wake` on its own thread. */
+struct ResolveMailbox {
+        pthread_mutex_t lock;
+        ResolveWaiter *answered;
+        void (*notify)(void *userdata); /* any thread */
+        void *userdata;
+};
+
+void resolve_mailbox_init(ResolveMailbox *b, void (*notify)(void *userdata), void *userdata);
+/* Once no waiter of its loop is left. */
+void resolve_mailbox_done(ResolveMailbox *b);
+/* On the mailbox's loop: activates the `wake` of every waiter answered since the last time. */
+void resolve_mailbox_deliver(ResolveMailbox *b);
 
 /* How names are resolved (the configuration's dns: block, as the layer above reads it). */
 typedef struct ResolverOptions {
@@ -75,9 +95,11 @@ const char *resolved_name_host(const ResolvedName *n);
 /* Why the last resolution failed, in words ("NXDOMAIN", "timeout"), or NULL. */
 const char *resolved_name_error(const ResolvedName *n);
 
-/* Queues `w`, or wakes it at once when an answer came meanwhile. Any thread. */
-void resolved_name_wait(ResolvedName *n, ResolveWaiter *w);
-/* Dequeues `w` if it is still waiting. Any thread; safe against a concurrent wake-up. */
+/* Queues `w`, whose answer goes through `mailbox` (its loop's), or activates its `wake` at once
+ * when an answer came meanwhile. On the waiter's loop. */
+void resolved_name_wait(ResolvedName *n, ResolveWaiter *w, ResolveMailbox *mailbox);
+/* Ends the wait of `w` wherever it is (the name's list, the mailbox): afterwards nobody
+ * activates its `wake`. On the waiter's loop; safe against a concurrent answer. */
 void resolved_name_cancel_wait(ResolveWaiter *w);
 
 /* The delay before the next refresh: the TTL clamped to [min, max] after a success; after

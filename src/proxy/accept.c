@@ -114,7 +114,7 @@ static bool hand_on(Worker *w, int cfd, const struct sockaddr *sa, socklen_t len
         int r = handoff_push(&t->handoff, cfd, sa, len, l);
         if (r > 0)
                 /* The queue was empty: its worker is not draining it (see listeners_take_handed). */
-                event_active(t->handoff_event, EV_TIMEOUT, 0);
+                worker_post(t, WORKER_MAIL_HANDOFF);
         /* Without memory for the queue, it is served here. */
         return r >= 0;
 }
@@ -137,7 +137,7 @@ void listeners_take_handed(Worker *w)
         /* Bounded work per event; a push that finds the queue non-empty wakes nobody, so the
          * rest is this worker's to come back for. */
         if (more)
-                event_active(w->handoff_event, EV_TIMEOUT, 0);
+                worker_post(w, WORKER_MAIL_HANDOFF);
 }
 
 static void on_listener_ready(evutil_socket_t fd, short what, void *userdata)

@@ -202,7 +202,7 @@ static void dns_wait_over(Exchange *x, int error)
         (void)exchange_run_attempts(x, ATTEMPT_NEXT_NODE);
 }
 
-/* The node's name answered (EV_READ, maybe activated from the control thread) or the wait
+/* The node's name answered (EV_READ, activated by the worker's resolve mailbox) or the wait
  * timed out. */
 static void on_dns_event(evutil_socket_t fd, short what, void *userdata)
 {
@@ -229,7 +229,7 @@ static int wait_for_dns(Exchange *x)
                               .tv_usec = (suseconds_t)(usec % USEC_PER_SEC) };
         x->dns_wait.wake = x->dns_timer;
         event_add(x->dns_timer, &tv);
-        resolved_name_wait(x->node->dns, &x->dns_wait);
+        resolved_name_wait(x->node->dns, &x->dns_wait, &x->worker->resolved);
         return 0;
 }
 

@@ -79,18 +79,12 @@ void worker_node_request_ended(Worker *w, Balancer *b, size_t i, RegistryEntry *
                 h->node_drained(h->userdata, e);
 }
 
-/* A stopping worker without connections has nothing left to do: its loop ends. A worker
- * without a thread runs on the control loop, which the layer above ends when all are done
- * (hooks.idle). */
+/* A stopping worker without connections has nothing left to do: its loop ends. */
 static void check_done(Worker *w)
 {
         if (!w->stopping || w->n_clients > 0)
                 return;
-        if (!w->has_thread) {
-                if (w->shared->hooks.idle)
-                        w->shared->hooks.idle(w->shared->hooks.userdata);
-        } else
-                event_base_loopexit(w->base, NULL);
+        event_base_loopexit(w->base, NULL);
 }
 
 void worker_client_closed(Worker *w)
@@ -99,19 +93,28 @@ void worker_client_closed(Worker *w)
         check_done(w);
 }
 
-void worker_wake_accept(Worker *w)
+void worker_post(Worker *w, unsigned bits)
 {
-        event_active(w->accept_wake, EV_TIMEOUT, 0);
+        /* A bit already set has its wake-up on the way: the worker clears the bits (below)
+         * after the eventfd woke it, so a bit set after that clearing finds it clear and
+         * writes again. */
+        if ((atomic_fetch_or(&w->mail_bits, bits) & bits) != bits)
+                wake_signal(&w->mail);
 }
 
-static void on_accept_event(evutil_socket_t fd, short what, void *userdata)
+void worker_wake_accept(Worker *w)
+{
+        worker_post(w, WORKER_MAIL_ACCEPT);
+}
+
+static void on_accept_timer(evutil_socket_t fd, short what, void *userdata)
 {
         listeners_resume(userdata);
 }
 
-static void on_handoff_event(evutil_socket_t fd, short what, void *userdata)
+static void on_resolved(void *userdata)
 {
-        listeners_take_handed(userdata);
+        worker_post(userdata, WORKER_MAIL_RESOLVED);
 }
 
 void worker_stop(Worker *w)
@@ -128,34 +131,45 @@ void worker_stop(Worker *w)
         check_done(w);
 }
 
-static void on_stop_event(evutil_socket_t fd, short what, void *userdata)
+static void on_mail(evutil_socket_t fd, short what, void *userdata)
 {
         Worker *w = userdata;
-        /* EV_TIMEOUT asks for a graceful stop, EV_SIGNAL for the end of the grace period. */
-        if (what & EV_SIGNAL)
+        unsigned bits = atomic_exchange(&w->mail_bits, 0);
+
+        if (bits & WORKER_MAIL_EXIT) {
                 event_base_loopexit(w->base, NULL);
-        else
+                return;
+        }
+        if (bits & WORKER_MAIL_RESOLVED)
+                resolve_mailbox_deliver(&w->resolved);
+        if (bits & WORKER_MAIL_STOP)
                 worker_stop(w);
+        if (bits & WORKER_MAIL_ACCEPT)
+                listeners_resume(w);
+        if (bits & WORKER_MAIL_HANDOFF)
+                listeners_take_handed(w);
 }
 
 int worker_init(Worker *w, unsigned id, const WorkerShared *shared, struct event_base *base)
 {
         *w = (Worker){ .id = id, .shared = shared, .base = base };
         atomic_init(&w->exited, false);
+        w->mail.fd = -EBADF;
+        atomic_init(&w->mail_bits, 0);
+        resolve_mailbox_init(&w->resolved, on_resolved, w);
         w->pool = pool_new(w);
-        w->stop_event = event_new(base, -1, 0, on_stop_event, w);
         atomic_init(&w->accept_waiting, false);
         handoff_init(&w->handoff);
-        w->accept_timer = evtimer_new(base, on_accept_event, w);
-        w->accept_wake = event_new(base, -1, 0, on_accept_event, w);
-        w->handoff_event = event_new(base, -1, 0, on_handoff_event, w);
+        w->accept_timer = evtimer_new(base, on_accept_timer, w);
         w->n_watches = shared->n_listeners;
         w->watches = calloc(shared->n_listeners ? shared->n_listeners : 1, sizeof(ListenerWatch));
-        if (!w->pool || !w->stop_event || !w->accept_timer || !w->accept_wake ||
-            !w->handoff_event || !w->watches)
+        if (!w->pool || !w->accept_timer || !w->watches)
                 return -ENOMEM;
+        int r = wake_init(&w->mail, base, on_mail, w);
+        if (r < 0)
+                return r;
         if (shared->registry) {
-                int r = registry_worker_attach(shared->registry, id, &w->counters);
+                r = registry_worker_attach(shared->registry, id, &w->counters);
                 if (r < 0)
                         return r;
         }
@@ -182,12 +196,12 @@ void worker_done(Worker *w)
         /* Every loop has ended (the threads are joined, the control loop's is the caller's):
          * nothing
          * activates them any more, and the events can go. */
-        struct event *events[] = { w->stop_event, w->accept_timer, w->accept_wake,
-                                   w->handoff_event };
-        for (size_t i = 0; i < ELEMENTSOF(events); i++)
-                if (events[i])
-                        event_free(events[i]);
-        w->stop_event = w->accept_timer = w->accept_wake = w->handoff_event = NULL;
+        if (w->accept_timer)
+                event_free(w->accept_timer);
+        w->accept_timer = NULL;
+        wake_done(&w->mail);
+        /* Its exchanges, waiters included, went with its connections. */
+        resolve_mailbox_done(&w->resolved);
         /* Handed over after this worker stopped: closed unserved, as the backlog is at exit. */
         for (size_t n = handoff_done(&w->handoff); n > 0; n--)
                 conn_limit_put(w->shared->conn_limit);
@@ -225,12 +239,12 @@ int worker_start_thread(Worker *w)
 
 void worker_request_stop(Worker *w)
 {
-        event_active(w->stop_event, EV_TIMEOUT, 0);
+        worker_post(w, WORKER_MAIL_STOP);
 }
 
 void worker_force_exit(Worker *w)
 {
-        event_active(w->stop_event, EV_SIGNAL, 0);
+        worker_post(w, WORKER_MAIL_EXIT);
 }
 
 void worker_join(Worker *w)

@@ -3,9 +3,12 @@
 
 /* One event loop and what belongs to it alone: its client connections and its pool of idle
  * upstream connections. The model, the balancers and the resolved names are shared by all
- * workers. With several, each runs on a thread of its own and the control loop (the main
- * thread: D-Bus, DNS, the building of models) serves no request; a single worker runs on the
- * control loop. */
+ * workers. Each runs on a thread of its own, so the control loop (the main thread: D-Bus, DNS,
+ * the building of models) serves no request.
+ *
+ * libevent runs without its locks (evthread is never turned on: they cost about 10% more
+ * instructions a request). So no thread touches another's loop: what another thread asks of a
+ * worker is a bit in its mailbox (`mail_bits`) and a write to its eventfd (base/wake.h). */
 
 #include <event2/event.h>
 #include <pthread.h>
@@ -13,9 +16,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/wake.h"
 #include "lb/publisher.h"
 #include "lb/registry.h"
 #include "net/listener.h"
+#include "net/resolver.h"
 #include "proxy/handoff.h"
 
 typedef struct Pool Pool;
@@ -36,9 +41,6 @@ typedef struct WorkerHooks {
         /* The last request in flight to a draining node (its entry, which names it) ended. On
          * the worker's thread. */
         void (*node_drained)(void *userdata, const RegistryEntry *node);
-        /* A worker without a thread (it runs on the control loop), stopping, has no connection
-         * left: the layer above ends that loop when everything is done. */
-        void (*idle)(void *userdata);
         /* A worker thread left its loop (called on that thread). */
         void (*thread_exited)(void *userdata);
         void *userdata;
@@ -87,12 +89,12 @@ typedef struct Worker {
         RegistryWorker *counters; /* its own blocks of the registry's counters, or NULL */
         struct ListenerWatch *watches; /* this loop's watch on each shared socket */
         size_t n_watches;
-        struct event *stop_event; /* activated from the control thread */
+        Wake mail;                  /* other threads' requests, the bits of mail_bits */
+        atomic_uint mail_bits;      /* WORKER_MAIL_* not yet seen by the worker */
+        ResolveMailbox resolved;    /* DNS answers for its exchanges that waited for one */
         struct event *accept_timer; /* the end of an accept back-off */
-        struct event *accept_wake;  /* activated by the thread where a connection closed */
         atomic_bool accept_waiting; /* paused and registered to be woken (conn-limit.c) */
         Handoff handoff;            /* connections another worker accepted for this one */
-        struct event *handoff_event; /* activated by that worker when the queue fills */
         size_t handoff_next;        /* the acceptor's rotation over the workers */
         bool accept_paused;         /* its watches on the listening sockets are off */
         struct Exchange *spare_exchanges; /* freed ones kept for reuse (exchange_alloc) */
@@ -111,6 +113,17 @@ void worker_refresh_model(Worker *w);
 /* Called when a client connection of the worker closed: gives its slot of the connection limit
  * back, and lets shutdown finish. */
 void worker_client_closed(Worker *w);
+/* What another thread asks of a worker (worker_post). */
+enum {
+        WORKER_MAIL_STOP = 1u << 0,     /* stop accepting, finish what is in flight */
+        WORKER_MAIL_EXIT = 1u << 1,     /* the grace period is over: leave the loop */
+        WORKER_MAIL_ACCEPT = 1u << 2,   /* it paused accepting, and may go on */
+        WORKER_MAIL_HANDOFF = 1u << 3,  /* its handoff queue has connections */
+        WORKER_MAIL_RESOLVED = 1u << 4, /* its resolve mailbox has answers */
+};
+/* From any thread, the worker's own included: the worker's loop runs what `bits` ask, once
+ * however often they were asked before it looked. */
+void worker_post(Worker *w, unsigned bits);
 /* From any thread: the worker paused accepting, and may go on (listeners_resume). */
 void worker_wake_accept(Worker *w);
 
