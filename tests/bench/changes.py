@@ -10,9 +10,8 @@ binds 127.0.x.y and pins processes), loopback only; nginx, dbus-daemon, certtool
 python3-dbus must be installed (tests/bench/run.sh installs them).
 
 The setup: one nginx (one worker) answering https on port 8443 of every 127.0.x.y, with a
-certificate made here by certtool; lbproxy with `workers: 1` (so its one event loop is also the
-control loop: the worst case for requests in flight; --workers 2 puts each worker on a thread of
-its own, the control loop serving none), `routes` routes, route i to upstream
+certificate made here by certtool; lbproxy with `workers: 1` (--workers N: more; each worker on
+a thread of its own, the control loop serving none), `routes` routes, route i to upstream
 i % upstreams, each upstream https with two nodes (127.0.1.K and 127.0.2.K), verified against
 the test CA; its state directory under /var/tmp (a real disk: the fsyncs are real); a private
 dbus-daemon. lbproxy runs on CPU 0, everything else on CPU 1.
@@ -189,8 +188,7 @@ def main():
     ap.add_argument("--changes", type=int, default=100)
     ap.add_argument("--startup-upstreams", type=int, default=1000)
     ap.add_argument("--keep", action="store_true")
-    # 1: the one worker runs on the control loop (the worst case for requests in flight);
-    # 2 or more: each on a thread of its own, the control loop serving none (all on one CPU).
+    # each worker on a thread of its own, the control loop serving none (all on one CPU)
     ap.add_argument("--workers", type=int, default=1)
     a = ap.parse_args()
     if a.upstreams < 2 or a.upstreams > 1000 or a.routes < a.upstreams:
