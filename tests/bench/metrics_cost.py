@@ -9,7 +9,9 @@ instructions per request of each binary and configuration, and their ratio to th
 
   e.g. metrics_cost.py base=/tmp/base/lbproxy new=build/src/lbproxy new+listener=build/src/lbproxy:metrics
 
-`:metrics` adds a metrics listener (scraped once before counting starts). Run it inside
+`:metrics` adds a metrics listener (scraped once before counting starts), `:workers2` runs two
+workers instead of one (the requests, over one connection, go to one of them; callgrind sums
+every thread). Options combine: `:metrics,workers2`. Run it inside
 `unshare --net` (loopback only), as the integration tests are.
 """
 
@@ -60,10 +62,12 @@ def scrape(port):
     assert data.startswith(b"HTTP/1.1 200"), data[:100]
 
 
-def measure(binary, with_metrics, ups, n, d):
+def measure(binary, opts, ups, n, d):
+    with_metrics = "metrics" in opts
     port, mport = free_port(), free_port()
     cfg = Path(d) / f"cfg-{port}.yaml"
-    lines = ["access_log: false", "workers: 1", "listeners:",
+    workers = 2 if "workers2" in opts else 1
+    lines = ["access_log: false", f"workers: {workers}", "listeners:",
              f'  - {{name: http, listen: "127.0.0.1:{port}"}}']
     if with_metrics:
         lines.append(f'  - {{name: metrics, listen: "127.0.0.1:{mport}", protocol: metrics}}')
@@ -114,7 +118,7 @@ def main():
         for run in a.runs:
             name, spec = run.split("=", 1)
             binary, _, opt = spec.partition(":")
-            ir = measure(binary, opt == "metrics", ups, a.n, d)
+            ir = measure(binary, set(opt.split(",")) - {""}, ups, a.n, d)
             first = first or ir
             print(f"{name:20s} {ir:10.0f} Ir/req   {100 * (ir / first - 1):+6.2f}%", flush=True)
     for u in ups:
