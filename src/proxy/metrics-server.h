@@ -2,8 +2,8 @@
 #pragma once
 
 /* The Prometheus endpoint: `protocol: metrics` listeners, served on a thread of their own, so
- * that building a scrape (every worker's counters summed, the model's names) stalls no worker,
- * worker 0 on the control loop included. It answers GET (and HEAD) /metrics in the text format
+ * that building a scrape (every worker's counters summed, the model's names) stalls neither a
+ * worker nor the control loop (D-Bus, changes). It answers GET (and HEAD) /metrics in the text format
  * 0.0.4, computed at each scrape; anything else gets 404. */
 
 #include <stdatomic.h>

@@ -136,7 +136,7 @@ void worker_node_request_ended(Worker *w, Balancer *b, size_t i, RegistryEntry *
 /* `shared` outlives the worker. */
 int worker_init(Worker *w, unsigned id, const WorkerShared *shared, struct event_base *base);
 void worker_done(Worker *w);
-/* Runs the worker's loop on a thread of its own (workers other than 0). */
+/* Runs the worker's loop on a thread of its own. */
 int worker_start_thread(Worker *w);
 /* From the control thread: stop accepting, close idle connections, finish the rest. */
 void worker_request_stop(Worker *w);
