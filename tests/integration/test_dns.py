@@ -3,6 +3,7 @@
 answer that changes under traffic, DNS going away (the last good addresses are kept), requests
 that come before the first answer, several A records, and keep-alive over HTTPS to a name."""
 
+import socket
 import threading
 import time
 
@@ -174,6 +175,43 @@ def test_request_waits_for_the_first_answer(upstream, dns_gate, dnsmasq, lbproxy
     assert served_by(result["response"]) == "a"
     assert 1.0 <= result["took"] < 10, result["took"]
     assert d.queries("web.test") >= 1
+
+
+def test_waiters_on_two_workers_and_one_that_leaves(upstream, dns_gate, dnsmasq, lbproxy):
+    """Requests on both workers wait for the first answer while one client gives up: the answer
+    reaches every worker's waiters (each through its own mailbox: the resolver's thread never
+    touches a worker's loop), and the one that left does not disturb them."""
+    a = upstream("a", "127.0.0.2")
+    g = dns_gate()
+    cfg = config(g.server, [("web.test", a.port)], timeout="10s")
+    cfg["workers"] = 2
+    lb = lbproxy(cfg)
+    assert g.wait_received(1), "lbproxy sent no query"
+
+    leaver = socket.create_connection(lb.address, timeout=10)
+    leaver.sendall(b"GET /leaves HTTP/1.1\r\nHost: client.example\r\n\r\n")
+    results = []
+
+    def run(i):
+        try:
+            results.append(served_by(get(lb, f"/wait-{i}", timeout=20)))
+        except Exception as e:  # reported below
+            results.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(16)]
+    for t in threads:
+        t.start()
+    threads[0].join(1.0)
+    assert all(t.is_alive() for t in threads), f"answered without DNS: {results}"
+    leaver.close()
+
+    d = dnsmasq(records=[("web.test", "127.0.0.2", 60)], local=["test"])
+    g.open(d.port)
+    for t in threads:
+        t.join(15)
+    assert results == ["a"] * 16, results
+    assert served_by(get(lb, "/after")) == "a"
+    assert lb.alive()
 
 
 def test_no_dns_server_fails_fast_naming_the_host(lbproxy):
