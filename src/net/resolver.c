@@ -425,6 +425,18 @@ void resolved_name_wait(ResolvedName *n, ResolveWaiter *w, ResolveMailbox *mailb
         pthread_mutex_unlock(&n->lock);
 }
 
+/* Out of a name's or a mailbox's list, under its lock. */
+static void unlink_waiter(ResolveWaiter **head, ResolveWaiter *w)
+{
+        if (w->prev)
+                w->prev->next = w->next;
+        else
+                *head = w->next;
+        if (w->next)
+                w->next->prev = w->prev;
+        w->prev = w->next = NULL;
+}
+
 void resolved_name_cancel_wait(ResolveWaiter *w)
 {
         ResolveMailbox *b = w->mailbox;
@@ -437,13 +449,7 @@ void resolved_name_cancel_wait(ResolveWaiter *w)
         if (n) {
                 pthread_mutex_lock(&n->lock);
                 if (w->name == n) {
-                        if (w->prev)
-                                w->prev->next = w->next;
-                        else
-                                n->waiters = w->next;
-                        if (w->next)
-                                w->next->prev = w->prev;
-                        w->prev = w->next = NULL;
+                        unlink_waiter(&n->waiters, w);
                         w->name = NULL;
                 }
                 pthread_mutex_unlock(&n->lock);
@@ -451,13 +457,7 @@ void resolved_name_cancel_wait(ResolveWaiter *w)
         /* Answered meanwhile: out of the mailbox, before its loop activates the waiter. */
         pthread_mutex_lock(&b->lock);
         if (w->answered) {
-                if (w->prev)
-                        w->prev->next = w->next;
-                else
-                        b->answered = w->next;
-                if (w->next)
-                        w->next->prev = w->prev;
-                w->prev = w->next = NULL;
+                unlink_waiter(&b->answered, w);
                 w->answered = false;
         }
         pthread_mutex_unlock(&b->lock);
