@@ -134,7 +134,8 @@ def activated(lbproxy, up, **top):
     lb = lbproxy(config(up, listeners=[{"name": "web"}], **top), wrapper=wrapper)
     t.join(30)
     assert first.get("status") == 200, (first, lb.log_text()[-2000:])
-    assert lb.log_lines("Listening on 'web' (socket activation)")
+    # Written by the log thread, which may come after the first answer.
+    assert lb.wait_log("Listening on 'web' (socket activation)")
     return lb, ("127.0.0.1", port)
 
 
