@@ -69,6 +69,7 @@ static void on_written(void *userdata, int r, unsigned status, const char *body,
         StoreWrite *w = userdata;
         StoreSync *s = w->sync;
         _cleanup_free_ char *message = NULL;
+        char buf[512];
         bool succeeded = false;
         int64_t revision = 0;
 
@@ -79,7 +80,7 @@ static void on_written(void *userdata, int r, unsigned status, const char *body,
                 unlink_write(s, w);
                 if (asprintf(&message, "the store (etcd) did not answer the write of %s (%s): it "
                              "may or may not have been made; read it again", w->key,
-                             status && body ? body : strerror(-r)) < 0)
+                             etcd_why(r, status, body, buf, sizeof(buf))) < 0)
                         message = NULL;
                 answer(w, -EIO, message ? message : "the store (etcd) did not answer");
                 return;
