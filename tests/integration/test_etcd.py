@@ -390,7 +390,7 @@ def test_files_without_the_store_upstreams_are_refused_by_check(lbproxy_bin, tmp
     p = subprocess.run([str(lbproxy_bin), "--check", "--config", str(cfg)], capture_output=True,
                        text=True, timeout=30)
     assert p.returncode == 1
-    assert "store.etcd.tls: TLS to etcd is not supported yet" in p.stderr
+    assert "store.etcd.tls: only used with https:// endpoints" in p.stderr
 
 
 # -- changes over D-Bus: written to etcd, applied from every instance's watch ------------------
@@ -662,8 +662,10 @@ def test_a_store_that_does_not_fit_the_files_is_refused_until_it_does(lbproxy, u
 
 
 class Freezer:
-    """A TCP relay to one etcd member whose connections open now can be frozen (nothing more
-    passes either way, nothing is closed), while new ones still pass: a watch gone quiet."""
+    """A TCP relay to one etcd member whose watch connections open now can be frozen (nothing
+    more passes either way, nothing is closed), while the others and new ones still pass: a
+    watch gone quiet. (Unary calls share kept connections: freezing those too would make the
+    store unreachable rather than the watch quiet.)"""
 
     def __init__(self, target_port):
         import socket
@@ -672,7 +674,7 @@ class Freezer:
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
-        self.conns = []  # (frozen Event, sockets)
+        self.conns = []  # (frozen Event, sockets, [is a watch])
         self.stop_event = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -692,17 +694,20 @@ class Freezer:
             except OSError:
                 c.close()
                 continue
-            frozen = threading.Event()
-            self.conns.append((frozen, (c, u)))
+            frozen, watch = threading.Event(), [False]
+            self.conns.append((frozen, (c, u), watch))
             for src, dst in ((c, u), (u, c)):
-                threading.Thread(target=self._pump, args=(src, dst, frozen), daemon=True).start()
+                threading.Thread(target=self._pump, args=(src, dst, frozen, watch),
+                                 daemon=True).start()
 
-    def _pump(self, src, dst, frozen):
+    def _pump(self, src, dst, frozen, watch):
         while True:
             try:
                 data = src.recv(65536)
             except OSError:
                 return
+            if b"POST /v3/watch " in data:
+                watch[0] = True
             if not data:
                 try:
                     dst.shutdown(1)
@@ -717,13 +722,14 @@ class Freezer:
                 return
 
     def freeze(self):
-        for frozen, _ in self.conns:
-            frozen.set()
+        for frozen, _, watch in self.conns:
+            if watch[0]:
+                frozen.set()
 
     def close(self):
         self.stop_event.set()
         self.sock.close()
-        for _, socks in self.conns:
+        for _, socks, _ in self.conns:
             for s in socks:
                 s.close()
 
