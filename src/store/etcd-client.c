@@ -711,45 +711,64 @@ static int conn_take(EtcdConn *conn, EtcdCall *call)
         return send_request(conn);
 }
 
-/* Gives each waiting call a connection: an idle one, else a new one up to the cap. A failure
- * to open one ends the call. */
+/* A kept connection free for a call, or NULL. One idle too long is closed on the way. */
+static EtcdConn *idle_conn(EtcdEndpoint *e)
+{
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        EtcdConn *next;
+
+        for (EtcdConn *k = e->conns; k; k = next) {
+                next = k->next;
+                if (k->state == CONN_IDLE && now - k->idle_usec > ETCD_IDLE_MAX_USEC)
+                        conn_close(k);
+                else if (k->state == CONN_IDLE)
+                        return k;
+        }
+        return NULL;
+}
+
+/* Takes the call out of the queue onto `conn` (NULL: a new connection, a watch's own). False
+ * when that failed and the call ended: its `done` may have changed the queue. */
+static bool assign(EtcdClient *c, size_t endpoint, EtcdCall *call, EtcdConn *conn)
+{
+        int r = 0;
+
+        queue_remove(&c->endpoints[endpoint], call);
+        LIST_PUSH(c->calls, call);
+        if (!conn)
+                r = conn_open(c, endpoint, call->watch, &conn);
+        if (r >= 0)
+                r = conn_take(conn, call);
+        if (r >= 0)
+                return true;
+        if (conn)
+                conn_close(conn);
+        finish(call, r, 0, NULL, 0);
+        return false;
+}
+
+/* Gives each waiting call a connection: a watch a new one of its own; a unary call an idle kept
+ * one, else a new one up to the cap, else it waits. */
 static void dispatch(EtcdClient *c, size_t endpoint)
 {
         EtcdEndpoint *e = &c->endpoints[endpoint];
-        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        EtcdCall *next;
 
-        for (;;) {
-                EtcdCall *call = e->queue;
-                EtcdConn *conn = NULL, *next;
+        for (EtcdCall *call = e->queue; call; call = next) {
+                EtcdConn *conn = NULL;
 
-                while (call && call->watch)
-                        call = call->next; /* for dispatch_watches() */
-                if (!call)
-                        return;
-                int r;
-
-                for (EtcdConn *k = e->conns; k && !conn; k = next) {
-                        next = k->next;
-                        if (k->state == CONN_IDLE && now - k->idle_usec > ETCD_IDLE_MAX_USEC)
-                                conn_close(k);
-                        else if (k->state == CONN_IDLE)
-                                conn = k;
+                next = call->next;
+                if (!call->watch) {
+                        conn = idle_conn(e);
+                        if (!conn && e->n_conns >= ETCD_CONNS_MAX)
+                                continue; /* one will be free; a watch further on goes */
                 }
-                if (!conn && e->n_conns >= ETCD_CONNS_MAX)
-                        return; /* one will be free */
-                queue_remove(e, call);
-                LIST_PUSH(c->calls, call);
-                r = conn ? 0 : conn_open(c, endpoint, false, &conn);
-                if (r >= 0)
-                        r = conn_take(conn, call);
-                if (r < 0) {
-                        if (conn)
-                                conn_close(conn);
-                        finish(call, r, 0, NULL, 0);
+                if (!assign(c, endpoint, call, conn)) {
+                        kick(c); /* the rest on the next turn */
+                        return;
                 }
         }
 }
-
 
 static int start(EtcdClient *c, size_t endpoint, const char *path, const char *body, bool watch,
                  EtcdWatchLine on_line, EtcdCallDone done, void *userdata, EtcdCall **ret)
@@ -800,37 +819,10 @@ int etcd_watch(EtcdClient *c, size_t endpoint, const char *body, EtcdWatchLine o
         return start(c, endpoint, "/v3/watch", body, true, on_line, done, userdata, ret);
 }
 
-/* A watch waits in the queue only for the kick: it takes a connection of its own. */
-static void dispatch_watches(EtcdClient *c)
-{
-        for (size_t i = 0; i < c->n_endpoints; i++) {
-                EtcdEndpoint *e = &c->endpoints[i];
-                EtcdCall *next;
-                for (EtcdCall *call = e->queue; call; call = next) {
-                        EtcdConn *conn = NULL;
-                        next = call->next;
-                        if (!call->watch)
-                                continue;
-                        queue_remove(e, call);
-                        LIST_PUSH(c->calls, call);
-                        int r = conn_open(c, i, true, &conn);
-                        if (r >= 0)
-                                r = conn_take(conn, call);
-                        if (r < 0) {
-                                if (conn)
-                                        conn_close(conn);
-                                finish(call, r, 0, NULL, 0);
-                                return; /* `done` may have changed the queue: kicked again */
-                        }
-                }
-        }
-}
-
 static void on_kick(evutil_socket_t fd, short what, void *userdata)
 {
         EtcdClient *c = userdata;
 
-        dispatch_watches(c);
         for (size_t i = 0; i < c->n_endpoints; i++)
                 dispatch(c, i);
 }

@@ -178,24 +178,9 @@ def test_unary_calls_share_kept_connections(lbproxy, upstream, tls_etcd, buses):
     assert len(seen) <= 8, seen
 
 
-def test_wrong_ca_is_the_store_unreachable(lbproxy, upstream, tls_etcd, tmp_path):
-    c = tls_etcd()
-    serving_a(c, upstream)
-    state = tmp_path / "state"
-    lb = lbproxy(tls_store_config(c), args=["--state-dir", str(state)])
-    assert server_of(lb) == "a"
-    lb.terminate()
-    # etcd's certificate checked against a CA that did not sign it: the cached state serves.
-    lb = lbproxy(tls_store_config(c, ca=c.pki.other_ca[0]), args=["--state-dir", str(state)])
-    assert server_of(lb) == "a"
-    assert lb.wait_log("No etcd endpoint answered at start", c.endpoints[0],
-                       "certificate refused")
-    assert lb.wait_log("Store unreachable since")
-    assert wait_status(lb, "store unreachable since")
-    print(lb.log_lines("No etcd endpoint answered at start")[0])
-
-
-def test_no_client_certificate_is_the_store_unreachable(lbproxy, upstream, tls_etcd, tmp_path):
+def restarted_from_the_cache(lbproxy, upstream, tls_etcd, tmp_path, **tls):
+    """An instance that served the store's u (node a) and cached it, then started again with
+    store TLS settings `tls` (tls_store_config's): it serves a all the same."""
     c = tls_etcd()
     serving_a(c, upstream)
     state = tmp_path / "state"
@@ -203,13 +188,27 @@ def test_no_client_certificate_is_the_store_unreachable(lbproxy, upstream, tls_e
     assert server_of(lb) == "a"
     lb.terminate()
     t0 = time.monotonic()
-    lb = lbproxy(tls_store_config(c, client=False), args=["--state-dir", str(state)])
+    lb = lbproxy(tls_store_config(c, **tls), args=["--state-dir", str(state)])
     started = time.monotonic() - t0
     assert server_of(lb) == "a"
-    assert lb.wait_log("No etcd endpoint answered at start", c.endpoints[0])
     assert lb.wait_log("Store unreachable since")
-    print(lb.log_lines("No etcd endpoint answered at start")[0])
+    assert wait_status(lb, "store unreachable since")
+    line, = lb.log_lines("No etcd endpoint answered at start", c.endpoints[0])
+    print(line)
     assert started < 15
+    return line
+
+
+def test_wrong_ca_is_the_store_unreachable(lbproxy, upstream, tls_etcd, tmp_path):
+    # etcd's certificate checked against a CA that did not sign it.
+    other = tmp_path / "pki" / "other-ca.pem"
+    line = restarted_from_the_cache(lbproxy, upstream, tls_etcd, tmp_path, ca=other)
+    assert "certificate refused" in line and "issuer is unknown" in line
+
+
+def test_no_client_certificate_is_the_store_unreachable(lbproxy, upstream, tls_etcd, tmp_path):
+    line = restarted_from_the_cache(lbproxy, upstream, tls_etcd, tmp_path, client=False)
+    assert "TLS handshake failed" in line and "Certificate is bad" in line
 
 
 def test_unreachable_endpoints_hold_start_for_one_timeout(lbproxy, upstream, tmp_path):
