@@ -680,6 +680,7 @@ class Freezer:
         self.port = self.sock.getsockname()[1]
         self.conns = []  # (frozen Event, sockets, [is a watch])
         self.stop_event = threading.Event()
+        self.watching = threading.Event()  # etcd answered a watch through the relay
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -700,11 +701,11 @@ class Freezer:
                 continue
             frozen, watch = threading.Event(), [False]
             self.conns.append((frozen, (c, u), watch))
-            for src, dst in ((c, u), (u, c)):
-                threading.Thread(target=self._pump, args=(src, dst, frozen, watch),
+            for src, dst, back in ((c, u, False), (u, c, True)):
+                threading.Thread(target=self._pump, args=(src, dst, frozen, watch, back),
                                  daemon=True).start()
 
-    def _pump(self, src, dst, frozen, watch):
+    def _pump(self, src, dst, frozen, watch, back):
         while True:
             try:
                 data = src.recv(65536)
@@ -724,11 +725,16 @@ class Freezer:
                 dst.sendall(data)
             except OSError:
                 return
+            if back and watch[0] and not frozen.is_set():
+                self.watching.set()
 
     def freeze(self):
+        # A watch frozen before its answer began would be a watch that never started.
+        assert self.watching.wait(10), "no watch answered through the relay"
         for frozen, _, watch in self.conns:
             if watch[0]:
                 frozen.set()
+        self.watching.clear()  # the next freeze waits for the next watch
 
     def close(self):
         self.stop_event.set()
