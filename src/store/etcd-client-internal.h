@@ -55,6 +55,7 @@ struct EtcdConn {
         bool watch;       /* a watch's own connection */
         EtcdCall *call;   /* the call on it, or NULL */
         unsigned status;  /* of the answer being read */
+        unsigned served;  /* answers it gave before the one under way */
         bool keep_alive;
         bool streaming;   /* the answer is a watch's stream of lines */
         HttpBodyState body;
@@ -72,6 +73,7 @@ struct EtcdCall {
         bool watch;
         bool authenticating;  /* the request under way is /v3/auth/authenticate */
         bool reauthenticated; /* its token was refused once (expired) and a new one taken */
+        bool retried;         /* sent once on a kept connection that turned out closed */
         bool dead;            /* ended or cancelled: in the client's list of the dead */
         bool queued;
         uint64_t seq; /* when it was queued: those before a failure share it */
@@ -126,6 +128,8 @@ struct EtcdClient {
 /* etcd-client.c: the call ends for its caller, `done` called (its connection detached first, or
  * closed with it). */
 void etcd_call_finish(EtcdCall *call, int r, unsigned status, const char *body, size_t len);
+/* Puts the call back at the head of its endpoint's queue, for another connection. */
+void etcd_call_retry(EtcdCall *call);
 /* Waiting calls get connections on the next turn of the loop. */
 void etcd_client_kick(EtcdClient *c);
 /* The dead (calls, connections) are freed on the next turn of the loop. */

@@ -162,6 +162,24 @@ void etcd_call_finish(EtcdCall *call, int r, unsigned status, const char *body, 
         done(userdata, r, status, body, len);
 }
 
+void etcd_call_retry(EtcdCall *call)
+{
+        EtcdClient *c = call->client;
+        EtcdEndpoint *e = &c->endpoints[call->endpoint];
+
+        assert(!call->dead && !call->queued && !call->conn);
+        LIST_UNLINK(c->calls, call);
+        call->prev = NULL;
+        call->next = e->queue;
+        if (e->queue)
+                e->queue->prev = call;
+        else
+                e->queue_tail = call;
+        e->queue = call;
+        call->queued = true;
+        etcd_client_kick(c);
+}
+
 static void on_call_timeout(evutil_socket_t fd, short what, void *userdata)
 {
         EtcdCall *call = userdata;

@@ -54,8 +54,20 @@ static void conn_fail(EtcdConn *conn, int r, const char *detail)
         EtcdCall *call = conn->call;
         uint64_t seq = c->next_seq;
         _cleanup_free_ char *why = detail ? strdup(detail) : NULL; /* outlives the stream */
+        /* A kept connection the server closed while it idled fails the request written on it
+         * before any answer: not etcd gone, so once more on another connection, unless the
+         * request may have been carried out (a txn: its caller must read again). */
+        bool retry = call && conn->served > 0 && conn->state == CONN_HEAD &&
+                     evbuffer_get_length(conn->stream.in) == 0 && !call->retried &&
+                     !streq(call->path, "/v3/kv/txn");
 
         etcd_conn_close(conn);
+        if (retry) {
+                call->retried = true;
+                call->authenticating = false;
+                etcd_call_retry(call);
+                return;
+        }
         if (call)
                 etcd_call_finish(call, r, 0, why, why ? strlen(why) : 0);
         /* Those queued before are waiting for this endpoint, with no other connection to it;
@@ -140,6 +152,7 @@ end:
         conn->call = NULL;
         call->conn = NULL;
         if (keep && !conn->watch) {
+                conn->served++;
                 conn->content = evbuffer_new();
                 if (conn->content)
                         conn_idle(conn);

@@ -22,6 +22,7 @@ typedef enum Mode {
         SERVE_WATCH,  /* 200, two lines over three chunks, then the last chunk */
         SERVE_SILENT, /* reads, never answers */
         SERVE_HUGE,   /* a head that does not end */
+        SERVE_ONCE,   /* as SERVE_OK, but a connection's second request closes it unanswered */
 } Mode;
 
 typedef struct Server {
@@ -41,6 +42,7 @@ typedef struct Peer {
         struct event *ev;
         char buf[16384];
         size_t len;
+        unsigned requests;
 } Peer;
 
 static void say(int fd, const char *s)
@@ -71,8 +73,13 @@ static void answer(Peer *p)
         Server *srv = p->srv;
         char chunk[128];
 
+        if (srv->mode == SERVE_ONCE && p->requests++ > 0) {
+                shutdown(p->fd, SHUT_RDWR); /* as a server that closed it while it idled */
+                return;
+        }
         srv->requests++;
         switch (srv->mode) {
+        case SERVE_ONCE:
         case SERVE_OK:
                 say(p->fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                            "Transfer-Encoding: chunked\r\n\r\n");
@@ -319,6 +326,30 @@ static void test_watch(struct event_base *base)
         server_stop(&srv);
 }
 
+/* A kept connection that the server closed: a range is sent again on a new one, a txn is not
+ * (it may have been carried out). */
+static void test_retry_on_a_closed_kept_connection(struct event_base *base)
+{
+        Server srv;
+        Results res = {};
+
+        server_start(&srv, base, SERVE_ONCE);
+        EtcdClient *c = client_for(base, srv.url, 5 * USEC_PER_SEC);
+        CHECK(etcd_call(c, 0, "/v3/kv/range", "{}", on_done, &res, NULL) == 0);
+        wait_for(base, &res, 1);
+        CHECK(etcd_call(c, 0, "/v3/kv/range", "{}", on_done, &res, NULL) == 0);
+        wait_for(base, &res, 2);
+        CHECK(res.r[0] == 0 && res.r[1] == 0);
+        CHECK(etcd_client_n_connects(c) == 2);
+        CHECK(etcd_call(c, 0, "/v3/kv/txn", "{}", on_done, &res, NULL) == 0);
+        wait_for(base, &res, 3);
+        CHECK(res.r[2] == -ECONNRESET || res.r[2] == -EPIPE);
+        CHECK(etcd_client_n_connects(c) == 2);
+        results_done(&res);
+        etcd_client_free(c);
+        server_stop(&srv);
+}
+
 static void test_bounds(struct event_base *base)
 {
         Server srv;
@@ -395,6 +426,7 @@ int main(void)
         test_kept_connection(base);
         test_error_status_keeps_the_connection(base);
         test_watch(base);
+        test_retry_on_a_closed_kept_connection(base);
         test_bounds(base);
         test_refused(base);
         event_base_free(base);
