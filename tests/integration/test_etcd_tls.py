@@ -235,3 +235,17 @@ def test_unreachable_endpoints_hold_start_for_one_timeout(lbproxy, upstream, tmp
             s.close()
     print(f"start with 3 silent endpoints and a 3 s timeout: {took:.1f} s")
     assert took < 6.5
+
+
+def test_authentication_over_tls(lbproxy, upstream, tls_etcd):
+    c = tls_etcd()
+    a, b = serving_a(c, upstream)
+    c.ctl("user", "add", "root:rootpw")
+    c.ctl("auth", "enable")
+    cfg = tls_store_config(c)
+    cfg["store"]["etcd"].update(username="root", password="rootpw")
+    lb = lbproxy(cfg)
+    assert server_of(lb) == "a"
+    c.ctl("--user", "root:rootpw", "put", PREFIX + "upstreams/u", json.dumps(upstream_value(b)))
+    wait_server(lb, "b")
+    assert not lb.log_lines("Store unreachable")
