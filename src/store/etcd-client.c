@@ -456,8 +456,14 @@ const char *etcd_why(int r, unsigned status, const char *body, char *buf, size_t
 {
         const char *what;
 
-        if (status && body)
-                return body;
+        if (status && body) {
+                /* As one journal line: etcd's plain-text errors end with a newline. */
+                snprintf(buf, size, "%s", body);
+                for (size_t n = strlen(buf); n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
+                                                       buf[n - 1] == ' ');)
+                        buf[--n] = 0;
+                return buf;
+        }
         switch (r) {
         case -EKEYREJECTED:
                 what = "TLS: etcd's certificate refused";

@@ -75,7 +75,7 @@ int etcd_watch(EtcdClient *c, size_t endpoint, const char *body, EtcdWatchLine o
 /* Ends a call: nobody is called back for it any more. Safe inside its own callbacks. */
 void etcd_call_cancel(EtcdCall *call);
 
-/* A call's failure in words, for the journal: etcd's answer when it gave one (status != 0),
- * else what went wrong on the way (refused, timed out, the TLS layer's words for a refused
- * certificate). Returns `buf` (truncated to `size`) or a static string. */
+/* A call's failure in words, for the journal: etcd's answer when it gave one (status != 0,
+ * trailing newlines cut), else what went wrong on the way (refused, timed out, the TLS layer's
+ * words for a refused certificate). Returns `buf` (truncated to `size`) or a static string. */
 const char *etcd_why(int r, unsigned status, const char *body, char *buf, size_t size);

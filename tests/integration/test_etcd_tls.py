@@ -53,10 +53,12 @@ class Pki:
 
 
 class TlsMember(EtcdMember):
-    def __init__(self, workdir, name, client_port, peer_port, pki):
+    def __init__(self, workdir, name, client_port, peer_port, pki, client_auth):
         super().__init__(workdir, name, client_port, peer_port,
-                         ["--cert-file", str(pki.server[0]), "--key-file", str(pki.server[1]),
-                          "--trusted-ca-file", str(pki.ca[0]), "--client-cert-auth"])
+                         ["--cert-file", str(pki.server[0]), "--key-file", str(pki.server[1])] +
+                         # etcd asks for a client certificate with a trusted CA alone.
+                         (["--trusted-ca-file", str(pki.ca[0]), "--client-cert-auth"]
+                          if client_auth else []))
         self.pki = pki
 
     @property
@@ -74,10 +76,10 @@ class TlsMember(EtcdMember):
 
 
 class TlsEtcd(Etcd):
-    def __init__(self, workdir, pki):
+    def __init__(self, workdir, pki, client_auth):
         from lbtest import free_port
         self.pki = pki
-        self.members = [TlsMember(workdir, "m0", free_port(), free_port(), pki)]
+        self.members = [TlsMember(workdir, "m0", free_port(), free_port(), pki, client_auth)]
         self.cluster = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
 
     def ctl(self, *args, check=True, endpoints=None):
@@ -95,11 +97,11 @@ class TlsEtcd(Etcd):
 def tls_etcd(tmp_path):
     made = []
 
-    def make():
+    def make(client_auth=True):
         pki = Pki(tmp_path / "pki")
         d = tmp_path / "etcd-tls"
         d.mkdir()
-        c = TlsEtcd(d, pki).start()
+        c = TlsEtcd(d, pki, client_auth).start()
         made.append(c)
         return c
 
@@ -238,14 +240,17 @@ def test_unreachable_endpoints_hold_start_for_one_timeout(lbproxy, upstream, tmp
 
 
 def test_authentication_over_tls(lbproxy, upstream, tls_etcd):
-    c = tls_etcd()
+    # Without --client-cert-auth: with it and authentication both on, etcd 3.4's JSON gateway
+    # refuses every call ("CommonName of client sending a request against gateway will be
+    # ignored and not used as expected").
+    c = tls_etcd(client_auth=False)
     a, b = serving_a(c, upstream)
     c.ctl("user", "add", "root:rootpw")
     c.ctl("auth", "enable")
-    cfg = tls_store_config(c)
+    cfg = tls_store_config(c, client=False)
     cfg["store"]["etcd"].update(username="root", password="rootpw")
     lb = lbproxy(cfg)
-    assert server_of(lb) == "a"
+    assert server_of(lb) == "a", lb.log_text()
     c.ctl("--user", "root:rootpw", "put", PREFIX + "upstreams/u", json.dumps(upstream_value(b)))
     wait_server(lb, "b")
     assert not lb.log_lines("Store unreachable")
