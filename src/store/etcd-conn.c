@@ -96,6 +96,7 @@ static void on_answer(EtcdConn *conn)
         EtcdCall *call = conn->call;
         unsigned status = conn->status;
         size_t len = evbuffer_get_length(conn->content);
+        struct evbuffer *content;
         int r;
 
         if (evbuffer_add(conn->content, "", 1) < 0) {
@@ -148,7 +149,7 @@ static void on_answer(EtcdConn *conn)
 end:
         /* The connection is made ready for the next call before `done`, which may start one;
          * the body stays in conn->content until `done` returns. */
-        struct evbuffer *content = TAKE_PTR(conn->content);
+        content = TAKE_PTR(conn->content);
         conn->call = NULL;
         call->conn = NULL;
         if (keep && !conn->watch) {
