@@ -136,10 +136,11 @@ class Etcd:
 def etcd(tmp_path):
     clusters = []
 
-    def make(n=1, extra=()):
+    def make(n=1, extra=(), build=None):
+        """`build(workdir)` makes another kind of cluster (test_etcd_tls.py's)."""
         d = tmp_path / f"etcd{len(clusters)}"
         d.mkdir()
-        c = Etcd(d, n, extra).start()
+        c = (build(d) if build else Etcd(d, n, extra)).start()
         clusters.append(c)
         return c
 

@@ -7,7 +7,6 @@ why, while the files and the cached state serve. Also: unary calls share kept co
 
 import json
 import os
-import shutil
 import ssl
 import subprocess
 import time
@@ -15,9 +14,9 @@ import urllib.request
 
 import pytest
 
+# buses and etcd are fixtures, used by name.
 from test_etcd import (ETCD, ETCDCTL, PREFIX, Etcd, EtcdMember, Manager, buses,  # noqa: F401
-                       on_buses, route_value, server_of, upstream_value, wait_server,
-                       wait_status)
+                       etcd, route_value, server_of, upstream_value, wait_server, wait_status)
 from tls_helpers import _ca, _certtool, _key
 
 pytestmark = [pytest.mark.skipif(not ETCD or not ETCDCTL,
@@ -94,20 +93,12 @@ class TlsEtcd(Etcd):
 
 
 @pytest.fixture
-def tls_etcd(tmp_path):
-    made = []
-
+def tls_etcd(etcd, tmp_path):
     def make(client_auth=True):
         pki = Pki(tmp_path / "pki")
-        d = tmp_path / "etcd-tls"
-        d.mkdir()
-        c = TlsEtcd(d, pki, client_auth).start()
-        made.append(c)
-        return c
+        return etcd(build=lambda d: TlsEtcd(d, pki, client_auth))
 
-    yield make
-    for c in made:
-        c.stop()
+    return make
 
 
 def tls_store_config(c, ca=None, client=True, timeout="2s"):
