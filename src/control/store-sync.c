@@ -501,11 +501,9 @@ typedef struct InitialRead {
         size_t n_pending;
         EtcdCall **calls; /* per endpoint, NULL once done */
         struct InitialAsk *asks;
-        int r;          /* of the winner, or of the last failure */
-        unsigned status;
-        char *body;     /* the winner's answer */
-        size_t len;
-        char *why;      /* every failure, "endpoint: why; ..." */
+        bool won;
+        EtcdRange range; /* the winner's answer */
+        char *why;       /* every failure, "endpoint: why; ..." */
 } InitialRead;
 
 typedef struct InitialAsk {
@@ -521,15 +519,13 @@ static void on_initial(void *userdata, int r, unsigned status, const char *body,
 
         ir->calls[a->endpoint] = NULL;
         ir->n_pending--;
-        if (r >= 0 && !ir->body) {
-                ir->r = 0;
-                ir->status = status;
-                ir->body = strndup(body, len);
-                ir->len = len;
-                if (!ir->body)
-                        ir->r = -ENOMEM;
-                event_base_loopbreak(ir->base);
-                return;
+        if (r >= 0 && !ir->won) {
+                r = etcd_json_parse_range(body, len, &ir->range);
+                ir->won = r >= 0;
+                if (ir->won) {
+                        event_base_loopbreak(ir->base);
+                        return;
+                }
         }
         if (r < 0) {
                 char *why = NULL;
@@ -539,7 +535,6 @@ static void on_initial(void *userdata, int r, unsigned status, const char *body,
                         free(ir->why);
                         ir->why = why;
                 }
-                ir->r = r;
         }
         if (ir->n_pending == 0)
                 event_base_loopbreak(ir->base);
@@ -551,7 +546,6 @@ int store_read_initial(const Config *files, Config **ret, EtcdRange *ret_range,
         _cleanup_free_ char *prefix_end = NULL, *body = NULL, *error = NULL;
         const char *prefix = config_etcd_prefix(files);
         _cleanup_(etcd_client_freep) EtcdClient *client = NULL;
-        _cleanup_(etcd_range_done) EtcdRange range = {};
         InitialRead ir = {};
         struct event_base *base;
         EtcdClientOptions o;
@@ -581,7 +575,7 @@ int store_read_initial(const Config *files, Config **ret, EtcdRange *ret_range,
                 return 0;
         }
         n = etcd_client_n_endpoints(client);
-        ir = (InitialRead){.base = base, .client = client, .r = -ETIMEDOUT};
+        ir = (InitialRead){.base = base, .client = client};
         ir.calls = calloc(n, sizeof(EtcdCall *));
         ir.asks = calloc(n, sizeof(InitialAsk));
         r = ir.calls && ir.asks ? 0 : -ENOMEM;
@@ -597,17 +591,17 @@ int store_read_initial(const Config *files, Config **ret, EtcdRange *ret_range,
         /* The others are not waited for. */
         for (size_t i = 0; ir.calls && i < n; i++)
                 etcd_call_cancel(ir.calls[i]);
-        if (r >= 0 && ir.body) {
-                r = etcd_json_parse_range(ir.body, ir.len, &range);
-                for (size_t k = 0; r >= 0 && k < range.n_kvs; k++)
-                        r = store_items_add(&items, prefix, range.kvs[k].key, range.kvs[k].value,
-                                            range.kvs[k].value_len);
+        if (r >= 0 && ir.won) {
+                const EtcdRange *range = &ir.range;
+                for (size_t k = 0; r >= 0 && k < range->n_kvs; k++)
+                        r = store_items_add(&items, prefix, range->kvs[k].key,
+                                            range->kvs[k].value, range->kvs[k].value_len);
                 if (r >= 0)
                         r = store_build(files, true, &items, NULL, ret, ret_error);
                 store_items_done(&items);
                 if (r >= 0) {
-                        *ret_range = range;
-                        range = (EtcdRange){};
+                        *ret_range = ir.range;
+                        ir.range = (EtcdRange){};
                         r = 1;
                 }
         } else if (r >= 0) {
@@ -617,7 +611,7 @@ int store_read_initial(const Config *files, Config **ret, EtcdRange *ret_range,
                 *ret_error = TAKE_PTR(ir.why);
                 r = 0;
         }
-        free(ir.body);
+        etcd_range_done(&ir.range);
         free(ir.why);
         free(ir.calls);
         free(ir.asks);
