@@ -626,10 +626,20 @@ int store_sync_reloaded(StoreSync *s, Config **config, char **ret_errors)
 {
         const Config *now = manager_config(s->manager);
         _cleanup_free_ ConfigStoreItem *items = NULL;
+        _cleanup_(etcd_client_freep) EtcdClient *client = NULL;
         size_t n = now->n_upstreams + now->n_routes;
         Config *merged = NULL;
+        EtcdClientOptions o;
         int r;
 
+        /* A new client for the files as they are now: their endpoints, credentials and TLS files
+         * (a certificate renewed in place too) take effect with the reload. One that cannot be
+         * made (a key that does not load) refuses the reload. */
+        if (client_options(*config, &o) >= 0) {
+                r = etcd_client_new(s->manager->base, &o, &client, ret_errors);
+                if (r < 0)
+                        return r;
+        }
         /* The objects serving now, until the read below brings the store's newest. */
         items = calloc(n ? n : 1, sizeof(ConfigStoreItem));
         if (!items)
@@ -652,6 +662,14 @@ int store_sync_reloaded(StoreSync *s, Config **config, char **ret_errors)
         config_unref(s->files);
         s->files = TAKE_PTR(*config);
         *config = merged;
+        if (client) {
+                stop_calls(s);
+                store_writes_abandon(s);
+                etcd_client_free(s->client);
+                s->client = TAKE_PTR(client);
+                s->endpoint = 0;
+                s->failures = 0;
+        }
         read_whole(s);
         return 0;
 }

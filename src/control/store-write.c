@@ -64,6 +64,22 @@ void store_writes_free(StoreSync *s)
         }
 }
 
+void store_writes_abandon(StoreSync *s)
+{
+        for (StoreWrite **p = &s->writes; *p;) {
+                StoreWrite *w = *p;
+                if (!w->call) {
+                        p = &w->next;
+                        continue;
+                }
+                *p = w->next;
+                etcd_call_cancel(w->call);
+                answer(w, -EIO, "a reload replaced the connections to the store (etcd) while "
+                                "this write was under way: it may or may not have been made; "
+                                "read it again");
+        }
+}
+
 static void on_written(void *userdata, int r, unsigned status, const char *body, size_t len)
 {
         StoreWrite *w = userdata;

@@ -7,6 +7,7 @@ why, while the files and the cached state serve. Also: unary calls share kept co
 
 import json
 import os
+import signal
 import ssl
 import subprocess
 import time
@@ -245,3 +246,18 @@ def test_authentication_over_tls(lbproxy, upstream, tls_etcd):
     c.ctl("--user", "root:rootpw", "put", PREFIX + "upstreams/u", json.dumps(upstream_value(b)))
     wait_server(lb, "b")
     assert not lb.log_lines("Store unreachable")
+
+
+def test_a_reload_reads_the_tls_files_again(lbproxy, upstream, tls_etcd, tmp_path):
+    # ca_file renewed in place (the wrong CA, then the right one): a reload takes it.
+    c = tls_etcd()
+    serving_a(c, upstream)
+    ca = tmp_path / "etcd-ca.pem"
+    ca.write_bytes(c.pki.other_ca[0].read_bytes())
+    lb = lbproxy(tls_store_config(c, ca=ca))
+    assert lb.wait_log("Store unreachable since", "certificate refused")
+    assert server_of(lb) == 404
+    ca.write_bytes(c.pki.ca[0].read_bytes())
+    os.kill(lb.pid, signal.SIGHUP)
+    wait_server(lb, "a")
+    assert lb.wait_log("Store reachable again")
