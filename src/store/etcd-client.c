@@ -32,17 +32,24 @@ static void queue_remove(EtcdEndpoint *e, EtcdCall *call)
         call->queued = false;
 }
 
-static void queue_append(EtcdEndpoint *e, EtcdCall *call)
+/* At the tail (a new call, numbered), or at the head (a call sent again keeps its number). */
+static void queue_add(EtcdEndpoint *e, EtcdCall *call, bool head)
 {
-        call->next = NULL;
-        call->prev = e->queue_tail;
-        if (e->queue_tail)
-                e->queue_tail->next = call;
+        EtcdCall *before = head ? NULL : e->queue_tail, *after = head ? e->queue : NULL;
+
+        call->prev = before;
+        call->next = after;
+        if (before)
+                before->next = call;
         else
                 e->queue = call;
-        e->queue_tail = call;
+        if (after)
+                after->prev = call;
+        else
+                e->queue_tail = call;
         call->queued = true;
-        call->seq = ++call->client->next_seq;
+        if (!head)
+                call->seq = ++call->client->next_seq;
 }
 
 /* ---- endpoints ---- */
@@ -169,14 +176,7 @@ void etcd_call_retry(EtcdCall *call)
 
         assert(!call->dead && !call->queued && !call->conn);
         LIST_UNLINK(c->calls, call);
-        call->prev = NULL;
-        call->next = e->queue;
-        if (e->queue)
-                e->queue->prev = call;
-        else
-                e->queue_tail = call;
-        e->queue = call;
-        call->queued = true;
+        queue_add(e, call, true);
         etcd_client_kick(c);
 }
 
@@ -304,7 +304,7 @@ static int start(EtcdClient *c, size_t endpoint, const char *path, const char *b
         }
         evtimer_add(call->timer, &c->timeout);
         /* Even a watch goes through the queue's event: `done` is never called from here. */
-        queue_append(&c->endpoints[endpoint], call);
+        queue_add(&c->endpoints[endpoint], call, false);
         etcd_client_kick(c);
         if (ret)
                 *ret = call;
