@@ -24,7 +24,7 @@ ALLOWED = {
     "net": ["base"],
     "tls": ["base", "net"],  # the TLS transport sits under a net Stream
     "config": ["base"],
-    "store": ["base", "net", "tls", "config"],  # a shared store of upstreams and routes (etcd)
+    "store": ["base", "http", "net", "tls", "config"],  # a shared store of upstreams and routes (etcd)
     "lb": ["base", "http", "net", "tls", "config"],
     "proxy": ["base", "http", "net", "tls", "config", "lb"],
     "control": ["base", "net", "tls", "config", "store", "lb", "proxy"],

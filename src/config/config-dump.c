@@ -412,6 +412,16 @@ static void dump_config(Dumper *d, const Config *c, bool with_objects)
                         if (e->password)
                                 key_string(d, etcd, "password", e->password);
                 }
+                if (e->tls.ca_file || e->tls.cert) {
+                        int tls = mapping(d, false);
+                        if (e->tls.ca_file)
+                                key_string(d, tls, "ca_file", e->tls.ca_file);
+                        if (e->tls.cert) {
+                                key_string(d, tls, "cert", e->tls.cert);
+                                key_string(d, tls, "key", e->tls.key);
+                        }
+                        set(d, etcd, "tls", tls);
+                }
                 m = mapping(d, false);
                 set(d, m, "etcd", etcd);
                 set(d, root, "store", m);

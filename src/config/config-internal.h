@@ -294,6 +294,8 @@ const char *config_check_dns_server(char *s); /* "ip", "ip:port", "[ipv6]:port",
 const char *config_check_etcd_endpoint(char *s);
 /* A key prefix: begins and ends with '/', no control characters. */
 const char *config_check_etcd_prefix(char *s);
+/* A file lbproxy can read now (store.etcd.tls's files). */
+const char *config_check_readable_file(char *s);
 /* How a node is told from another: "::1" and "0::1" are one address, "Example.com" and
  * "example.com" one name. `host` as stored (normalized by config_check_node_host()). */
 #define CONFIG_NODE_KEY_MAX 270

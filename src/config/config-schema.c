@@ -755,8 +755,53 @@ static int etcd_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_t *no
                 config_path_join(at, path, "timeout");
                 config_error(ctx, &m, at, "must be more than 0");
         }
+        /* TLS is all or nothing: one client, one policy. */
+        size_t n_https = 0, n = 0;
+        for (char **ep = e->endpoints; ep && *ep; ep++, n++)
+                n_https += strncmp(*ep, "https://", 8) == 0;
+        yaml_node_t *ep = config_field_value(t, values, "endpoints");
+        if (ep && n_https > 0 && n_https < n) {
+                ConfigMark m = config_mark(ctx, ep);
+                config_path_join(at, path, "endpoints");
+                config_error(ctx, &m, at, "mixes http:// and https:// (TLS is for all or none)");
+        }
+        yaml_node_t *tls = config_field_value(t, values, "tls");
+        if (tls && n > 0 && n_https == 0) {
+                ConfigMark m = config_mark(ctx, tls);
+                config_path_join(at, path, "tls");
+                config_error(ctx, &m, at, "only used with https:// endpoints");
+        }
         return 0;
 }
+
+static int etcd_tls_finish(ConfigContext *ctx, const ConfigTable *t, yaml_node_t *node,
+                           yaml_node_t *const *values, void *item, const char *path)
+{
+        yaml_node_t *cert = config_field_value(t, values, "cert");
+        yaml_node_t *key = config_field_value(t, values, "key");
+        char at[CONFIG_PATH_MAX];
+
+        if (!cert == !key)
+                return 0;
+        ConfigMark m = config_mark(ctx, cert ? cert : key);
+        config_path_join(at, path, cert ? "cert" : "key");
+        config_error(ctx, &m, at, cert ? "needs key (the client certificate's private key)"
+                                       : "only used with cert");
+        return 0;
+}
+
+static const ConfigValidator validate_readable_file = {"file", config_check_readable_file};
+
+static const ConfigField etcd_tls_fields[] = {
+        FIELD("ca_file", config_parse_string, offsetof(ConfigEtcd, tls.ca_file),
+              &validate_readable_file),
+        FIELD("cert", config_parse_string, offsetof(ConfigEtcd, tls.cert),
+              &validate_readable_file),
+        FIELD("key", config_parse_string, offsetof(ConfigEtcd, tls.key),
+              &validate_readable_file),
+};
+
+static const ConfigTable etcd_tls_table = TABLE(etcd_tls_fields, NULL, etcd_tls_finish);
 
 static void etcd_init(void *item)
 {
@@ -772,9 +817,7 @@ static const ConfigField etcd_fields[] = {
         FIELD("timeout", config_parse_duration_field, offsetof(ConfigEtcd, timeout_usec), NULL),
         FIELD("username", config_parse_string, offsetof(ConfigEtcd, username), NULL),
         FIELD("password", config_parse_string, offsetof(ConfigEtcd, password), NULL),
-        {.key = "tls",
-         .refusal = "TLS to etcd is not supported yet: use http:// endpoints on loopback or a "
-                    "network of your own"},
+        FIELD("tls", config_parse_block, 0, &etcd_tls_table),
 };
 
 static const ConfigTable etcd_table = TABLE(etcd_fields, etcd_init, etcd_finish);

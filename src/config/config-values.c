@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <unistd.h>
 
 #include "config/config-internal.h"
 
@@ -436,15 +437,24 @@ const char *config_check_etcd_endpoint(char *s)
         socklen_t l;
         size_t n = strlen(s);
 
-        if (strncmp(s, "https://", 8) == 0)
-                return "https:// is not supported yet: TLS to etcd is not implemented";
-        if (strncmp(s, "http://", 7) != 0)
-                return "must be http://ADDRESS:PORT";
+        size_t scheme = strncmp(s, "https://", 8) == 0 ? 8 : strncmp(s, "http://", 7) == 0 ? 7 : 0;
+
+        if (scheme == 0)
+                return "must be http://ADDRESS:PORT or https://ADDRESS:PORT";
         /* A trailing slash is taken, as etcdctl takes it. */
-        if (n > 7 && s[n - 1] == '/')
+        if (n > scheme && s[n - 1] == '/')
                 s[n - 1] = 0;
-        const char *why = config_parse_address(s + 7, 0, false, &ss, &l);
+        const char *why = config_parse_address(s + scheme, 0, false, &ss, &l);
         return why ? why : NULL;
+}
+
+const char *config_check_readable_file(char *s)
+{
+        /* Read again when used (by the control loop, as lbproxy's user): this catches a typo
+         * at load, where the error can point at the line. */
+        if (access(s, R_OK) < 0)
+                return strerror(errno);
+        return NULL;
 }
 
 const char *config_check_etcd_prefix(char *s)

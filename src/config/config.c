@@ -348,6 +348,9 @@ Config *config_unref(Config *c)
         free(c->store.etcd.prefix);
         free(c->store.etcd.username);
         free(c->store.etcd.password);
+        free(c->store.etcd.tls.ca_file);
+        free(c->store.etcd.tls.cert);
+        free(c->store.etcd.tls.key);
         config_tls_done(&c->tls);
         strv_free(c->warnings);
         /* Last: the listeners' marks point into these. */

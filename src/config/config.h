@@ -291,6 +291,13 @@ typedef struct ConfigEtcd {
         uint64_t timeout_usec; /* of one call (default 5s) */
         char *username;   /* NULL: no authentication */
         char *password;
+        /* tls: for https:// endpoints (all or none are): trust beside the system store, and a
+         * client certificate with its key (both or neither) for etcd's --client-cert-auth. */
+        struct {
+                char *ca_file;
+                char *cert;
+                char *key;
+        } tls;
 } ConfigEtcd;
 
 typedef struct ConfigStore {

@@ -59,3 +59,6 @@ struct StoreSync {
  * r = 0, serving; else why not. */
 void store_writes_settle(StoreSync *s, int64_t upto, int r, const char *message);
 void store_writes_free(StoreSync *s);
+/* Answers the writes whose transaction is under way (their client is going): they may or may
+ * not have been made. Those made wait for the watch as before. */
+void store_writes_abandon(StoreSync *s);

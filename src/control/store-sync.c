@@ -175,6 +175,7 @@ static void on_range(void *userdata, int r, unsigned status, const char *body, s
         _cleanup_(etcd_range_done) EtcdRange range = {};
         StoreItems items = {};
         _cleanup_free_ char *error = NULL, *why = NULL;
+        char buf[512];
         Config *config = NULL;
 
         s->range = NULL;
@@ -182,7 +183,7 @@ static void on_range(void *userdata, int r, unsigned status, const char *body, s
                 r = etcd_json_parse_range(body, len, &range);
         if (r < 0) {
                 if (asprintf(&why, "%s: %s", etcd_client_endpoint(s->client, s->endpoint),
-                             status && body ? body : strerror(-r)) < 0)
+                             etcd_why(r, status, body, buf, sizeof(buf))) < 0)
                         why = NULL;
                 retry_later(s, why ? why : "range failed");
                 return;
@@ -312,9 +313,15 @@ static void on_watch_line(void *userdata, const char *line, size_t len)
 static void on_watch_end(void *userdata, int r, unsigned status, const char *body, size_t len)
 {
         StoreSync *s = userdata;
+        _cleanup_free_ char *why = NULL;
+        char buf[512];
 
         s->watch = NULL;
-        retry_later(s, status ? "watch refused" : "watch closed");
+        if (asprintf(&why, "watch at %s %s: %s", etcd_client_endpoint(s->client, s->endpoint),
+                     status ? "refused" : "closed", etcd_why(r, status, body, buf,
+                                                             sizeof(buf))) < 0)
+                why = NULL;
+        retry_later(s, why ? why : "watch closed");
 }
 
 static void start_watch(StoreSync *s)
@@ -344,7 +351,8 @@ static void on_check(void *userdata, int r, unsigned status, const char *body, s
                 r = etcd_json_parse_range(body, len, &range);
         if (r < 0) {
                 /* A member without quorum keeps its watch open, and quiet. */
-                retry_later(s, status && body ? body : strerror(-r));
+                char buf[512];
+                retry_later(s, etcd_why(r, status, body, buf, sizeof(buf)));
                 return;
         }
         if (range.revision < s->revision) {
@@ -394,6 +402,9 @@ static int client_options(const Config *c, EtcdClientOptions *ret)
                 .timeout_usec = e->timeout_usec,
                 .username = e->username,
                 .password = e->password,
+                .ca_file = e->tls.ca_file,
+                .cert_file = e->tls.cert,
+                .key_file = e->tls.key,
         };
         return 0;
 }
@@ -421,8 +432,12 @@ int store_sync_new(Manager *m, const Config *files, const EtcdRange *start,
         if (!s->prefix)
                 return -ENOMEM;
         r = etcd_prefix_end(s->prefix, s->prefix_len, &s->end, &s->end_len);
-        if (r >= 0)
-                r = etcd_client_new(m->base, &o, &s->client);
+        if (r >= 0) {
+                _cleanup_free_ char *error = NULL;
+                r = etcd_client_new(m->base, &o, &s->client, &error);
+                if (r < 0 && error)
+                        log_error("etcd: %s", error);
+        }
         if (r < 0)
                 return r;
         s->retry = evtimer_new(m->base, on_retry, s);
@@ -478,34 +493,64 @@ StoreSync *store_sync_free(StoreSync *s)
 
 /* ---- at start ---- */
 
+/* The read at start asks every endpoint at once on a private loop: the first good answer wins,
+ * and the call's timeout bounds the whole (not the timeout times the endpoints). */
 typedef struct InitialRead {
         struct event_base *base;
-        int r;
-        unsigned status;
-        char *body;
-        size_t len;
+        EtcdClient *client;
+        size_t n_pending;
+        EtcdCall **calls; /* per endpoint, NULL once done */
+        struct InitialAsk *asks;
+        bool won;
+        EtcdRange range; /* the winner's answer */
+        char *why;       /* every failure, "endpoint: why; ..." */
 } InitialRead;
+
+typedef struct InitialAsk {
+        InitialRead *read;
+        size_t endpoint;
+} InitialAsk;
 
 static void on_initial(void *userdata, int r, unsigned status, const char *body, size_t len)
 {
-        InitialRead *ir = userdata;
+        InitialAsk *a = userdata;
+        InitialRead *ir = a->read;
+        char buf[512];
 
-        ir->r = r;
-        ir->status = status;
-        ir->body = body ? strndup(body, len) : NULL;
-        ir->len = len;
-        event_base_loopbreak(ir->base);
+        ir->calls[a->endpoint] = NULL;
+        ir->n_pending--;
+        if (r >= 0 && !ir->won) {
+                r = etcd_json_parse_range(body, len, &ir->range);
+                ir->won = r >= 0;
+                if (ir->won) {
+                        event_base_loopbreak(ir->base);
+                        return;
+                }
+        }
+        if (r < 0) {
+                char *why = NULL;
+                if (asprintf(&why, "%s%s%s: %s", ir->why ? ir->why : "", ir->why ? "; " : "",
+                             etcd_client_endpoint(ir->client, a->endpoint),
+                             etcd_why(r, status, body, buf, sizeof(buf))) >= 0) {
+                        free(ir->why);
+                        ir->why = why;
+                }
+        }
+        if (ir->n_pending == 0)
+                event_base_loopbreak(ir->base);
 }
 
 int store_read_initial(const Config *files, Config **ret, EtcdRange *ret_range,
                        char **ret_error)
 {
-        _cleanup_free_ char *prefix_end = NULL, *body = NULL, *why = NULL;
+        _cleanup_free_ char *prefix_end = NULL, *body = NULL, *error = NULL;
         const char *prefix = config_etcd_prefix(files);
         _cleanup_(etcd_client_freep) EtcdClient *client = NULL;
+        InitialRead ir = {};
         struct event_base *base;
         EtcdClientOptions o;
-        size_t end_len;
+        StoreItems items = {};
+        size_t end_len, n;
         int r;
 
         *ret_error = NULL;
@@ -520,48 +565,59 @@ int store_read_initial(const Config *files, Config **ret, EtcdRange *ret_range,
         base = event_base_new();
         if (!base)
                 return -ENOMEM;
-        r = etcd_client_new(base, &o, &client);
-        for (size_t i = 0; r >= 0 && i < etcd_client_n_endpoints(client); i++) {
-                InitialRead ir = {.base = base};
-                _cleanup_(etcd_range_done) EtcdRange range = {};
-                StoreItems items = {};
-
-                r = etcd_call(client, i, "/v3/kv/range", body, on_initial, &ir, NULL);
-                if (r < 0)
-                        break;
+        r = etcd_client_new(base, &o, &client, &error);
+        if (r < 0) {
+                event_base_free(base);
+                if (r == -ENOMEM)
+                        return r;
+                /* Its TLS files do not load: as unreachable as a store gets. */
+                *ret_error = error ? TAKE_PTR(error) : strdup(strerror(-r));
+                return 0;
+        }
+        n = etcd_client_n_endpoints(client);
+        ir = (InitialRead){.base = base, .client = client};
+        ir.calls = calloc(n, sizeof(EtcdCall *));
+        ir.asks = calloc(n, sizeof(InitialAsk));
+        r = ir.calls && ir.asks ? 0 : -ENOMEM;
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                ir.asks[i] = (InitialAsk){.read = &ir, .endpoint = i};
+                r = etcd_call(client, i, "/v3/kv/range", body, on_initial, &ir.asks[i],
+                              &ir.calls[i]);
+                if (r >= 0)
+                        ir.n_pending++;
+        }
+        if (r >= 0)
                 event_base_dispatch(base);
-                if (ir.r >= 0)
-                        ir.r = etcd_json_parse_range(ir.body, ir.len, &range);
-                if (ir.r < 0) {
-                        free(why);
-                        if (asprintf(&why, "%s: %s", etcd_client_endpoint(client, i),
-                                     ir.status && ir.body ? ir.body : strerror(-ir.r)) < 0)
-                                why = NULL;
-                        free(ir.body);
-                        continue;
-                }
-                free(ir.body);
-                for (size_t k = 0; k < range.n_kvs && r >= 0; k++)
-                        r = store_items_add(&items, prefix, range.kvs[k].key, range.kvs[k].value,
-                                            range.kvs[k].value_len);
+        /* The others are not waited for. */
+        for (size_t i = 0; ir.calls && i < n; i++)
+                etcd_call_cancel(ir.calls[i]);
+        if (r >= 0 && ir.won) {
+                const EtcdRange *range = &ir.range;
+                for (size_t k = 0; r >= 0 && k < range->n_kvs; k++)
+                        r = store_items_add(&items, prefix, range->kvs[k].key,
+                                            range->kvs[k].value, range->kvs[k].value_len);
                 if (r >= 0)
                         r = store_build(files, true, &items, NULL, ret, ret_error);
                 store_items_done(&items);
                 if (r >= 0) {
-                        *ret_range = range;
-                        range = (EtcdRange){};
+                        *ret_range = ir.range;
+                        ir.range = (EtcdRange){};
                         r = 1;
                 }
-                etcd_client_free(TAKE_PTR(client));
-                event_base_free(base);
-                return r;
+        } else if (r >= 0) {
+                log_event(LOG_WARNING, LBPROXY_MESSAGE_STORE, NULL, NULL, NULL,
+                          "No etcd endpoint answered at start (%s): starting from the files "
+                          "and the cached state", ir.why ? ir.why : "no answer");
+                *ret_error = TAKE_PTR(ir.why);
+                r = 0;
         }
+        etcd_range_done(&ir.range);
+        free(ir.why);
+        free(ir.calls);
+        free(ir.asks);
         etcd_client_free(TAKE_PTR(client));
         event_base_free(base);
-        if (r < 0)
-                return r;
-        *ret_error = TAKE_PTR(why);
-        return 0;
+        return r;
 }
 
 /* ---- a reload ---- */
@@ -570,10 +626,20 @@ int store_sync_reloaded(StoreSync *s, Config **config, char **ret_errors)
 {
         const Config *now = manager_config(s->manager);
         _cleanup_free_ ConfigStoreItem *items = NULL;
+        _cleanup_(etcd_client_freep) EtcdClient *client = NULL;
         size_t n = now->n_upstreams + now->n_routes;
         Config *merged = NULL;
+        EtcdClientOptions o;
         int r;
 
+        /* A new client for the files as they are now: their endpoints, credentials and TLS files
+         * (a certificate renewed in place too) take effect with the reload. One that cannot be
+         * made (a key that does not load) refuses the reload. */
+        if (client_options(*config, &o) >= 0) {
+                r = etcd_client_new(s->manager->base, &o, &client, ret_errors);
+                if (r < 0)
+                        return r;
+        }
         /* The objects serving now, until the read below brings the store's newest. */
         items = calloc(n ? n : 1, sizeof(ConfigStoreItem));
         if (!items)
@@ -596,6 +662,14 @@ int store_sync_reloaded(StoreSync *s, Config **config, char **ret_errors)
         config_unref(s->files);
         s->files = TAKE_PTR(*config);
         *config = merged;
+        if (client) {
+                stop_calls(s);
+                store_writes_abandon(s);
+                etcd_client_free(s->client);
+                s->client = TAKE_PTR(client);
+                s->endpoint = 0;
+                s->failures = 0;
+        }
         read_whole(s);
         return 0;
 }

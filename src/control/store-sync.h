@@ -18,9 +18,11 @@
 typedef struct StoreSync StoreSync;
 
 /* At start, before the Manager: the files' Config with the store's upstreams and routes in
- * place of theirs, read from the first endpoint that answers (each given the store's timeout;
- * this blocks). Returns 1 and *ret, and *ret_range (what was read: its revision, each key's); 0 when no endpoint answered (*ret_error says
- * why: the files and the state serve meanwhile); a negative errno when the store's objects do
+ * place of theirs, read from the first endpoint that answers (all are asked at once, and the
+ * store's timeout bounds the whole; this blocks). Returns 1 and *ret, and *ret_range (what was
+ * read: its revision, each key's); 0 when no endpoint answered, or the client's TLS files do
+ * not load (*ret_error says why, endpoint by endpoint, also in the journal: the files and the
+ * state serve meanwhile); a negative errno when the store's objects do
  * not make a valid configuration with the files (*ret_error: the problems). */
 int store_read_initial(const Config *files, Config **ret, EtcdRange *ret_range,
                        char **ret_error);

@@ -64,11 +64,28 @@ void store_writes_free(StoreSync *s)
         }
 }
 
+void store_writes_abandon(StoreSync *s)
+{
+        for (StoreWrite **p = &s->writes; *p;) {
+                StoreWrite *w = *p;
+                if (!w->call) {
+                        p = &w->next;
+                        continue;
+                }
+                *p = w->next;
+                etcd_call_cancel(w->call);
+                answer(w, -EIO, "a reload replaced the connections to the store (etcd) while "
+                                "this write was under way: it may or may not have been made; "
+                                "read it again");
+        }
+}
+
 static void on_written(void *userdata, int r, unsigned status, const char *body, size_t len)
 {
         StoreWrite *w = userdata;
         StoreSync *s = w->sync;
         _cleanup_free_ char *message = NULL;
+        char buf[512];
         bool succeeded = false;
         int64_t revision = 0;
 
@@ -79,7 +96,7 @@ static void on_written(void *userdata, int r, unsigned status, const char *body,
                 unlink_write(s, w);
                 if (asprintf(&message, "the store (etcd) did not answer the write of %s (%s): it "
                              "may or may not have been made; read it again", w->key,
-                             status && body ? body : strerror(-r)) < 0)
+                             etcd_why(r, status, body, buf, sizeof(buf))) < 0)
                         message = NULL;
                 answer(w, -EIO, message ? message : "the store (etcd) did not answer");
                 return;

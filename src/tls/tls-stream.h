@@ -25,9 +25,9 @@ typedef struct TlsCacheEntry TlsCacheEntry;
 typedef struct TlsTrust TlsTrust;
 
 /* The TlsTrust of ca_file (NULL: the system store alone) as it is now: the file is read, and a
- * TlsTrust loaded from the same path and content is shared, else one is built. `upstream`
- * names it in *ret_error. */
-int tls_trust_get(const char *upstream, const char *ca_file, TlsTrust **ret, char **ret_error);
+ * TlsTrust loaded from the same path and content is shared, else one is built. `who` ("upstream
+ * 'u'") begins *ret_error. */
+int tls_trust_get(const char *who, const char *ca_file, TlsTrust **ret, char **ret_error);
 TlsTrust *tls_trust_ref(TlsTrust *t);
 TlsTrust *tls_trust_unref(TlsTrust *t);
 /* Whether tls_trust_get() would still give `t` for its file as it was (not whether the file
@@ -41,7 +41,11 @@ const char *tls_trust_ca_file(const TlsTrust *t);
 struct TlsClient {
         atomic_uint n_ref; /* the upstream's, plus one per attached stream */
         TlsTrust *trust;
-        gnutls_certificate_credentials_t credentials; /* the trust's */
+        gnutls_certificate_credentials_t credentials; /* the trust's, or own_credentials */
+        /* With a client certificate: the trust's anchors and the certificate, the client's
+         * alone (credentials hold one identity). */
+        gnutls_certificate_credentials_t own_credentials;
+        char *cert_file, *key_file;
         gnutls_priority_t priority;
         bool verify;
         char policy_id[TLS_POLICY_ID_LEN + 1]; /* see tls_client_policy_id() */

@@ -32,10 +32,9 @@ struct TlsTrust {
 static pthread_mutex_t trust_lock = PTHREAD_MUTEX_INITIALIZER;
 static Hashmap *trusts; /* key -> TlsTrust; NULL when empty */
 
-static void set_error(char **ret_error, const char *upstream, const char *path, const char *why)
+static void set_error(char **ret_error, const char *who, const char *path, const char *why)
 {
-        if (ret_error && asprintf(ret_error, "upstream '%s': tls.ca_file %s: %s", upstream, path,
-                                  why) < 0)
+        if (ret_error && asprintf(ret_error, "%s: tls.ca_file %s: %s", who, path, why) < 0)
                 *ret_error = NULL;
 }
 
@@ -100,7 +99,7 @@ static TlsTrust *trust_free(TlsTrust *t)
 }
 
 /* A new TlsTrust over the system store and `pem` (ca_file's content, when there is one). */
-static int trust_new(const char *upstream, const char *ca_file, const char *pem, size_t size,
+static int trust_new(const char *who, const char *ca_file, const char *pem, size_t size,
                      const unsigned char ca_digest[DIGEST_SIZE], TlsTrust **ret,
                      char **ret_error)
 {
@@ -120,7 +119,7 @@ static int trust_new(const char *upstream, const char *ca_file, const char *pem,
                 /* A file that holds no certificate is an error: a typo there must not quietly
                  * leave only the system store. */
                 if (r <= 0) {
-                        set_error(ret_error, upstream, ca_file,
+                        set_error(ret_error, who, ca_file,
                                   r < 0 ? gnutls_strerror(r) : "no PEM certificate found");
                         return trust_free(t), -EINVAL;
                 }
@@ -158,7 +157,7 @@ static char *trust_key(const char *ca_file, const unsigned char ca_digest[DIGEST
         return k;
 }
 
-int tls_trust_get(const char *upstream, const char *ca_file, TlsTrust **ret, char **ret_error)
+int tls_trust_get(const char *who, const char *ca_file, TlsTrust **ret, char **ret_error)
 {
         _cleanup_free_ char *pem = NULL;
         size_t size = 0;
@@ -167,7 +166,7 @@ int tls_trust_get(const char *upstream, const char *ca_file, TlsTrust **ret, cha
         if (ca_file) {
                 int r = tls_read_file(ca_file, CA_FILE_MAX, &pem, &size);
                 if (r < 0) {
-                        set_error(ret_error, upstream, ca_file,
+                        set_error(ret_error, who, ca_file,
                                   r == -EBADFD ? "not a regular file" : strerror(-r));
                         return r;
                 }
@@ -190,7 +189,7 @@ int tls_trust_get(const char *upstream, const char *ca_file, TlsTrust **ret, cha
         }
 
         /* Built outside the lock: a worker dropping another one need not wait 30 ms. */
-        int r = trust_new(upstream, ca_file, pem, size, ca_digest, &t, ret_error);
+        int r = trust_new(who, ca_file, pem, size, ca_digest, &t, ret_error);
         if (r < 0)
                 return r;
         t->key = TAKE_PTR(key);

@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <fcntl.h>
 #include <gnutls/crypto.h>
+#include <gnutls/x509.h>
 #include <sys/stat.h>
 
 #include "base/util.h"
@@ -148,9 +149,82 @@ static void hex_encode(const unsigned char *p, size_t n, char *ret)
         ret[2 * n] = '\0';
 }
 
+/* A certificate or key file is a few kilobytes; a bigger one is a mistake. */
+#define CERT_FILE_MAX (1024 * 1024)
+
+static void set_file_error(char **ret_error, const char *who, const char *field,
+                           const char *path, const char *why)
+{
+        if (ret_error && asprintf(ret_error, "%s: tls.%s %s: %s", who, field, path, why) < 0)
+                *ret_error = NULL;
+}
+
+/* Credentials of t's own: the anchors of its trust, and the client certificate of `p`, whose
+ * PEM is added to the policy. */
+static int load_client_certificate(TlsClient *t, const TlsClientPolicy *p, const char *who,
+                                   PolicyHash *policy, char **ret_error)
+{
+        _cleanup_free_ char *cert = NULL, *key = NULL;
+        size_t cert_size, key_size;
+        gnutls_x509_trust_list_t list;
+        gnutls_x509_trust_list_iter_t iter = NULL;
+        gnutls_x509_crt_t crt;
+        int r;
+
+        assert(p->cert_file && p->key_file);
+        r = tls_read_file(p->cert_file, CERT_FILE_MAX, &cert, &cert_size);
+        if (r < 0) {
+                set_file_error(ret_error, who, "cert", p->cert_file,
+                               r == -EBADFD ? "not a regular file" : strerror(-r));
+                return r;
+        }
+        r = tls_read_file(p->key_file, CERT_FILE_MAX, &key, &key_size);
+        if (r < 0) {
+                set_file_error(ret_error, who, "key", p->key_file,
+                               r == -EBADFD ? "not a regular file" : strerror(-r));
+                return r;
+        }
+        if (gnutls_certificate_allocate_credentials(&t->own_credentials) < 0) {
+                t->own_credentials = NULL;
+                r = -ENOMEM;
+                goto out;
+        }
+        /* The anchors, copied: a gnutls credentials object holds trust and identity both, and
+         * the trust's is shared by clients without a certificate. */
+        gnutls_certificate_get_trust_list(tls_trust_credentials(t->trust), &list);
+        while ((r = gnutls_x509_trust_list_iter_get_ca(list, &iter, &crt)) >= 0) {
+                r = gnutls_certificate_set_x509_trust(t->own_credentials, &crt, 1);
+                gnutls_x509_crt_deinit(crt);
+                if (r < 0)
+                        break;
+        }
+        gnutls_x509_trust_list_iter_deinit(iter);
+        if (r != GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE) {
+                r = -ENOMEM;
+                goto out;
+        }
+        gnutls_datum_t c = {.data = (unsigned char *)cert, .size = (unsigned)cert_size};
+        gnutls_datum_t k = {.data = (unsigned char *)key, .size = (unsigned)key_size};
+        r = gnutls_certificate_set_x509_key_mem2(t->own_credentials, &c, &k, GNUTLS_X509_FMT_PEM,
+                                                 NULL, 0);
+        if (r < 0) {
+                set_file_error(ret_error, who, "cert", p->cert_file, gnutls_strerror(r));
+                r = -EINVAL;
+                goto out;
+        }
+        t->credentials = t->own_credentials;
+        policy_add(policy, "client certificate", cert, cert_size);
+        policy_add(policy, "client key file", p->key_file, strlen(p->key_file));
+        r = 0;
+out:
+        if (key)
+                explicit_bzero(key, key_size);
+        return r;
+}
+
 /* A new client for `p` over `trust` (handed over, also on failure). */
-static int client_new(const TlsClientPolicy *p, TlsTrust *trust, TlsClient **ret,
-                      char **ret_error)
+static int client_new(const TlsClientPolicy *p, const char *who, TlsTrust *trust,
+                      TlsClient **ret, char **ret_error)
 {
         TlsClient *t = calloc(1, sizeof(*t));
         if (!t) {
@@ -162,6 +236,8 @@ static int client_new(const TlsClientPolicy *p, TlsTrust *trust, TlsClient **ret
         t->credentials = tls_trust_credentials(trust);
         t->verify = p->verify;
         t->cache_max = TLS_CACHE_MAX;
+        t->cert_file = p->cert_file ? strdup(p->cert_file) : NULL;
+        t->key_file = p->key_file ? strdup(p->key_file) : NULL;
         int r = pthread_mutex_init(&t->cache_lock, NULL);
         if (r != 0) {
                 tls_trust_unref(trust);
@@ -169,7 +245,7 @@ static int client_new(const TlsClientPolicy *p, TlsTrust *trust, TlsClient **ret
                 return -r;
         }
         t->cache = hashmap_new();
-        if (!t->cache) {
+        if (!t->cache || (p->cert_file && !t->cert_file) || (p->key_file && !t->key_file)) {
                 tls_client_free(t);
                 return -ENOMEM;
         }
@@ -190,17 +266,22 @@ static int client_new(const TlsClientPolicy *p, TlsTrust *trust, TlsClient **ret
                                   GNUTLS_PRIORITY_INIT_DEF_APPEND);
         if (r < 0) {
                 t->priority = NULL;
-                if (ret_error && asprintf(ret_error, "upstream '%s': TLS priorities: %s",
-                                          p->upstream, gnutls_strerror(r)) < 0)
+                if (ret_error && asprintf(ret_error, "%s: TLS priorities: %s", who,
+                                          gnutls_strerror(r)) < 0)
                         *ret_error = NULL;
                 r = -EINVAL;
                 goto fail;
         }
         policy_add_priority(&policy, t->priority);
-        /* Not in the policy, as they are the same for every TlsClient: no ALPN is offered (an
-         * upstream speaks HTTP/1.1), and no client certificate is sent. When either becomes
-         * configurable, it goes in here (a certificate by its chain and public key). The
-         * server name, sent and verified, is per node and sits beside the id in the keys. */
+        /* Who we say we are: sessions of one identity never resume as another. */
+        if (p->cert_file) {
+                r = load_client_certificate(t, p, who, &policy, ret_error);
+                if (r < 0)
+                        goto fail;
+        }
+        /* Not in the policy, as it is the same for every TlsClient: no ALPN is offered (an
+         * upstream speaks HTTP/1.1). The server name, sent and verified, is per node and sits
+         * beside the id in the keys. */
 
         unsigned char digest[32];
         static_assert(sizeof(t->policy_id) == 2 * sizeof(digest) + 1, "hex SHA-256 and a NUL");
@@ -230,23 +311,32 @@ int tls_client_update(const TlsClientPolicy *p, TlsClient *old, bool recheck, Tl
 
         if (ret_error)
                 *ret_error = NULL;
+        assert(!p->cert_file == !p->key_file);
         bool alike = old && old->verify == p->verify &&
                      streq_ptr(tls_trust_ca_file(old->trust), p->ca_file) &&
-                     tls_trust_current(old->trust);
+                     streq_ptr(old->cert_file, p->cert_file) &&
+                     streq_ptr(old->key_file, p->key_file) && tls_trust_current(old->trust);
         if (alike && !recheck) {
                 *ret = tls_client_ref(old);
                 return 0;
         }
+        _cleanup_free_ char *who = NULL;
+        if (p->owner ? !(who = strdup(p->owner))
+                     : asprintf(&who, "upstream '%s'", p->upstream) < 0) {
+                who = NULL;
+                return -ENOMEM;
+        }
         TlsTrust *trust;
-        int r = tls_trust_get(p->upstream, p->ca_file, &trust, ret_error);
+        int r = tls_trust_get(who, p->ca_file, &trust, ret_error);
         if (r < 0)
                 return r;
-        if (alike && trust == old->trust) {
+        /* A client certificate is read again on a recheck: a new one makes a new client. */
+        if (alike && trust == old->trust && !p->cert_file) {
                 tls_trust_unref(trust);
                 *ret = tls_client_ref(old);
                 return 0;
         }
-        return client_new(p, trust, ret, ret_error);
+        return client_new(p, who, trust, ret, ret_error);
 }
 
 int tls_client_new(const TlsClientPolicy *p, TlsClient **ret, char **ret_error)
@@ -287,6 +377,10 @@ TlsClient *tls_client_free(TlsClient *t)
         pthread_mutex_destroy(&t->cache_lock);
         if (t->priority)
                 gnutls_priority_deinit(t->priority);
+        if (t->own_credentials)
+                gnutls_certificate_free_credentials(t->own_credentials);
+        free(t->cert_file);
+        free(t->key_file);
         tls_trust_unref(t->trust);
         free(t);
         return NULL;

@@ -15,9 +15,14 @@ typedef struct TlsClient TlsClient;
 /* What a TlsClient trusts and checks: an https upstream's tls: block, with the top-level
  * defaults merged in. */
 typedef struct TlsClientPolicy {
-        const char *upstream; /* its name, for messages */
+        const char *upstream; /* its name, for messages ("upstream 'NAME': ...") */
+        const char *owner;    /* or what messages begin with instead ("store.etcd"), or NULL */
         const char *ca_file;  /* trust anchors beside the system store, or NULL */
         bool verify;          /* the certificate and the name */
+        /* A client certificate (PEM, the chain) and its key, sent when the server asks (mutual
+         * TLS); both or neither. Its identity is part of the policy id. */
+        const char *cert_file;
+        const char *key_file;
 } TlsClientPolicy;
 
 /* Builds the TLS client of an upstream with scheme https. On failure *ret_error (if given) says
@@ -33,8 +38,9 @@ int tls_client_update(const TlsClientPolicy *p, TlsClient *old, bool recheck, Tl
  * trust read them, tls_client_update() builds a new client for it. Returns 1 when the store
  * changed, 0 when not (or when nothing has read it yet), or a negative errno. */
 int tls_trust_check_system(void);
-/* The policy id: a hex SHA-256 over everything that decides what a handshake accepts (verify,
- * the system trust, ca_file's path and content, the priorities as resolved). Two TlsClients with
+/* The policy id: a hex SHA-256 over everything that decides what a handshake accepts and who it
+ * says we are (verify, the system trust, ca_file's path and content, the priorities as resolved,
+ * the client certificate and key). Two TlsClients with
  * the same id accept the same servers, so their connections and sessions may serve each other,
  * across a reload too; with different ids they never may. It keys pooled connections and cached
  * sessions, beside the server name and the address. */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* A watch stream from etcd, as evhttp hands it over: in chunks that fall anywhere (the first byte
+/* A watch stream from etcd, as the client hands it on dechunked: in pieces that fall anywhere (the first byte
  * of the input says where), split into lines, each parsed as a watch message; and the input
  * whole as a range's and a txn's answer. What a message says must hold together. */
 

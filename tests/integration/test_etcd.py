@@ -136,10 +136,11 @@ class Etcd:
 def etcd(tmp_path):
     clusters = []
 
-    def make(n=1, extra=()):
+    def make(n=1, extra=(), build=None):
+        """`build(workdir)` makes another kind of cluster (test_etcd_tls.py's)."""
         d = tmp_path / f"etcd{len(clusters)}"
         d.mkdir()
-        c = Etcd(d, n, extra).start()
+        c = (build(d) if build else Etcd(d, n, extra)).start()
         clusters.append(c)
         return c
 
@@ -390,7 +391,7 @@ def test_files_without_the_store_upstreams_are_refused_by_check(lbproxy_bin, tmp
     p = subprocess.run([str(lbproxy_bin), "--check", "--config", str(cfg)], capture_output=True,
                        text=True, timeout=30)
     assert p.returncode == 1
-    assert "store.etcd.tls: TLS to etcd is not supported yet" in p.stderr
+    assert "store.etcd.tls: only used with https:// endpoints" in p.stderr
 
 
 # -- changes over D-Bus: written to etcd, applied from every instance's watch ------------------
@@ -483,10 +484,12 @@ def test_a_dbus_change_on_one_is_seen_by_all_three(lbproxy, upstream, etcd, buse
     assert percentile(spread, 99) < 1.0
 
 
-def established_to(port):
-    p = subprocess.run(["ss", "-Htn", "state", "established", f"( dport = :{port} )"],
+def waiting_at(port):
+    """Connections to etcd's `port` whose bytes etcd has not read (Recv-Q > 0 on its side): a
+    request sent to a member that is stopped."""
+    p = subprocess.run(["ss", "-Htn", "state", "established", f"( sport = :{port} )"],
                        capture_output=True, text=True, timeout=10)
-    return len(p.stdout.splitlines())
+    return sum(1 for ln in p.stdout.splitlines() if ln.split() and int(ln.split()[0]) > 0)
 
 
 def test_two_writers_racing_one_conflict_no_lost_update(lbproxy, upstream, etcd, buses):
@@ -495,9 +498,8 @@ def test_two_writers_racing_one_conflict_no_lost_update(lbproxy, upstream, etcd,
     managers = [Manager(lb.bus) for lb in lbs]
     results = [None, None]
     member = c.members[0]
-    before = established_to(member.client_port)
     # etcd paused: both transactions are made against the revision both instances saw, and
-    # reach it together.
+    # reach it together (each on its instance's kept connection, or a new one).
     member.proc.send_signal(signal.SIGSTOP)
     try:
         threads = [threading.Thread(target=lambda i=i: results.__setitem__(
@@ -505,9 +507,12 @@ def test_two_writers_racing_one_conflict_no_lost_update(lbproxy, upstream, etcd,
             for i in range(2)]
         for t in threads:
             t.start()
-        deadline = time.monotonic() + 10
-        while established_to(member.client_port) < before + 2 and time.monotonic() < deadline:
+        t0 = time.monotonic()
+        deadline = t0 + 10
+        while waiting_at(member.client_port) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
+        print(f"both transactions waiting at the stopped member after "
+              f"{time.monotonic() - t0:.2f} s")
     finally:
         member.proc.send_signal(signal.SIGCONT)
     for t in threads:
@@ -662,8 +667,10 @@ def test_a_store_that_does_not_fit_the_files_is_refused_until_it_does(lbproxy, u
 
 
 class Freezer:
-    """A TCP relay to one etcd member whose connections open now can be frozen (nothing more
-    passes either way, nothing is closed), while new ones still pass: a watch gone quiet."""
+    """A TCP relay to one etcd member whose watch connections open now can be frozen (nothing
+    more passes either way, nothing is closed), while the others and new ones still pass: a
+    watch gone quiet. (Unary calls share kept connections: freezing those too would make the
+    store unreachable rather than the watch quiet.)"""
 
     def __init__(self, target_port):
         import socket
@@ -672,8 +679,9 @@ class Freezer:
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
-        self.conns = []  # (frozen Event, sockets)
+        self.conns = []  # (frozen Event, sockets, [is a watch])
         self.stop_event = threading.Event()
+        self.watching = threading.Event()  # etcd answered a watch through the relay
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -692,17 +700,20 @@ class Freezer:
             except OSError:
                 c.close()
                 continue
-            frozen = threading.Event()
-            self.conns.append((frozen, (c, u)))
-            for src, dst in ((c, u), (u, c)):
-                threading.Thread(target=self._pump, args=(src, dst, frozen), daemon=True).start()
+            frozen, watch = threading.Event(), [False]
+            self.conns.append((frozen, (c, u), watch))
+            for src, dst, back in ((c, u, False), (u, c, True)):
+                threading.Thread(target=self._pump, args=(src, dst, frozen, watch, back),
+                                 daemon=True).start()
 
-    def _pump(self, src, dst, frozen):
+    def _pump(self, src, dst, frozen, watch, back):
         while True:
             try:
                 data = src.recv(65536)
             except OSError:
                 return
+            if b"POST /v3/watch " in data:
+                watch[0] = True
             if not data:
                 try:
                     dst.shutdown(1)
@@ -715,15 +726,21 @@ class Freezer:
                 dst.sendall(data)
             except OSError:
                 return
+            if back and watch[0] and not frozen.is_set():
+                self.watching.set()
 
     def freeze(self):
-        for frozen, _ in self.conns:
-            frozen.set()
+        # A watch frozen before its answer began would be a watch that never started.
+        assert self.watching.wait(10), "no watch answered through the relay"
+        for frozen, _, watch in self.conns:
+            if watch[0]:
+                frozen.set()
+        self.watching.clear()  # the next freeze waits for the next watch
 
     def close(self):
         self.stop_event.set()
         self.sock.close()
-        for _, socks in self.conns:
+        for _, socks, _ in self.conns:
             for s in socks:
                 s.close()
 

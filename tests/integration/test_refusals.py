@@ -43,8 +43,9 @@ def yaml_for(case):
         return text + ("upstreams:\n  - name: u\n    nodes: [{host: 10.0.0.1, port: 80}]\n"
                        f"    {entry}\n")
     if case.kind == "store":
+        scheme = "https" if case.key.startswith("tls") else "http"
         endpoints = "" if case.key == "endpoints" else \
-            '    endpoints: ["http://127.0.0.1:2379"]\n'
+            f'    endpoints: ["{scheme}://127.0.0.1:2379"]\n'
         return text + f"store:\n  etcd:\n{endpoints}    {entry}\n"
     if case.kind == "route":
         return text + ("upstreams: [{name: u, nodes: [{host: 10.0.0.1, port: 80}]}]\n"

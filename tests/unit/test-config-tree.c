@@ -702,11 +702,12 @@ static char *yaml_entry(const char *key, const char *yaml)
 
 /* A store case's key beside the endpoints it needs ("endpoints: [...], KEY: VALUE"), in a
  * buffer that lives as long as the test. */
-static const char *strjoina_endpoints(const char *entry)
+static const char *strjoina_endpoints(const char *key, const char *entry)
 {
         static char buf[1024];
 
-        snprintf(buf, sizeof(buf), "endpoints: [\"http://127.0.0.1:2379\"]\n    %s", entry);
+        snprintf(buf, sizeof(buf), "endpoints: [\"%s://127.0.0.1:2379\"]\n    %s",
+                 strncmp(key, "tls", 3) == 0 ? "https" : "http", entry);
         return buf;
 }
 
@@ -736,7 +737,7 @@ static void case_in_file(const Case *c, const char *where)
                 r = asprintf(&yaml, "%sstore:\n  etcd:\n    %s\n", case_base,
                              streq(c->key, "endpoints")
                                      ? entry
-                                     : strjoina_endpoints(entry));
+                                     : strjoina_endpoints(c->key, entry));
         else
                 r = asprintf(&yaml,
                              "%supstreams:\n  - name: u\n    nodes:\n"

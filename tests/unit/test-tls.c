@@ -180,6 +180,10 @@ static void pki_make(Pki *p)
         GNUTLS_OK(gnutls_x509_crt_set_key_purpose_oid(p->crt, GNUTLS_KP_TLS_WWW_SERVER, 0));
         GNUTLS_OK(gnutls_x509_crt_set_subject_alt_name(p->crt, GNUTLS_SAN_DNSNAME, "test.example",
                                                        12, GNUTLS_FSAN_APPEND));
+        /* An IP literal as the name (etcd's endpoints are numeric): matched in an IP SAN. */
+        static const unsigned char loopback[4] = { 127, 0, 0, 1 };
+        GNUTLS_OK(gnutls_x509_crt_set_subject_alt_name(p->crt, GNUTLS_SAN_IPADDRESS, loopback,
+                                                       sizeof(loopback), GNUTLS_FSAN_APPEND));
         GNUTLS_OK(gnutls_x509_crt_sign2(p->crt, p->ca, p->ca_key, GNUTLS_DIG_SHA256, 0));
 
         gnutls_datum_t pem;
@@ -640,6 +644,14 @@ static void test_handshakes(const Pki *pki, const char *priority, const char *wh
         CHECK(strstr(detail, "certificate verification failed for 'other.example': "));
         CHECK(strstr(detail, "The name in the certificate does not match the expected"));
         CHECK(srv.handshake < 0);
+
+        /* An IP address as the name: the certificate's IP SAN says 127.0.0.1 (no SNI is sent
+         * for it); another address is refused, and so is the address as a DNS name would be. */
+        c = run_one(t, &srv, "127.0.0.1", &resumed, detail, sizeof(detail));
+        CHECK(c.connect_error == 0 && c.received == PAYLOAD);
+        c = run_one(t, &srv, "127.0.0.9", &resumed, detail, sizeof(detail));
+        CHECK(c.connect_error == -EKEYREJECTED);
+        CHECK(strstr(detail, "certificate verification failed for '127.0.0.9'"));
         tls_client_free(t);
 
         /* An unknown issuer: only the system store, which does not know the test CA. */
@@ -1281,6 +1293,47 @@ static void test_server_files(const ServerFiles *f)
         free(other);
 }
 
+/* A client certificate (mutual TLS, etcd's --client-cert-auth): loaded with its key, part of
+ * the policy id (sessions of two identities never mix), and its files' errors named. */
+static void test_client_certificate(const Pki *pki, const ServerFiles *f)
+{
+        TlsClientPolicy p = { .upstream = "u", .owner = "store.etcd", .ca_file = pki->ca_file,
+                              .verify = true };
+        TlsClient *none = NULL, *a = NULL, *a2 = NULL, *b = NULL, *t = NULL;
+        _cleanup_free_ char *error = NULL;
+
+        CHECK(tls_client_new(&p, &none, NULL) == 0);
+        p.cert_file = f->a_cert;
+        p.key_file = f->a_key;
+        CHECK(tls_client_new(&p, &a, NULL) == 0);
+        CHECK(tls_client_new(&p, &a2, NULL) == 0);
+        p.cert_file = f->b_cert;
+        p.key_file = f->b_key;
+        CHECK(tls_client_new(&p, &b, NULL) == 0);
+        if (none && a && a2 && b) {
+                CHECK(!streq(tls_client_policy_id(none), tls_client_policy_id(a)));
+                CHECK(!streq(tls_client_policy_id(a), tls_client_policy_id(b)));
+                CHECK(streq(tls_client_policy_id(a), tls_client_policy_id(a2)));
+        }
+        /* Without a recheck, the same policy keeps the client; with one, the files are read
+         * again. */
+        CHECK(tls_client_update(&p, b, false, &t, NULL) == 0 && t == b);
+        tls_client_free(t);
+
+        p.key_file = "/nonexistent/client.key";
+        CHECK(tls_client_new(&p, &t, &error) == -ENOENT);
+        CHECK(error && streq(error, "store.etcd: tls.key /nonexistent/client.key: No such file "
+                                    "or directory"));
+        error = mfree(error);
+        p.key_file = f->a_key; /* b's certificate with a's key */
+        CHECK(tls_client_new(&p, &t, &error) == -EINVAL);
+        CHECK(error && strncmp(error, "store.etcd: tls.cert ", 21) == 0);
+        tls_client_free(none);
+        tls_client_free(a);
+        tls_client_free(a2);
+        tls_client_free(b);
+}
+
 int main(void)
 {
         if (!mkdtemp(tmpdir))
@@ -1301,6 +1354,7 @@ int main(void)
         write_pair(&pki, "b.example", 11, &f.b_cert, &f.b_key);
         test_server_errors(&pki, &f);
         test_server_files(&f);
+        test_client_certificate(&pki, &f);
         test_ticket_keys();
         test_ticket_messages();
         test_server_handshakes(&f, "NORMAL", "TLS 1.3");
