@@ -795,29 +795,6 @@ static int start_workers(Manager *m)
         return 0;
 }
 
-/* The control loop's heavy work (building a model after a change, a reload) should never hold up
- * a request: where it shares a CPU with a worker, the worker waking for a request should run at once, not after the scheduler's wake-up
- * granularity (milliseconds). A control thread a few steps nicer than the workers is preempted
- * when one wakes and still gets a third of a busy worker's share, so changes go on under full
- * load. Linux nice values are per thread; threads the control loop starts later (a prober for a
- * new health check) inherit this, which suits them: they are background work too. Raising a
- * nice value needs no privilege; failing to is harmless. */
-#define CONTROL_NICE_STEPS 5
-
-static void yield_to_workers(void)
-{
-        pid_t tid = gettid();
-
-        errno = 0;
-        int nice = getpriority(PRIO_PROCESS, (id_t)tid);
-        if (nice == -1 && errno != 0)
-                return;
-        nice += CONTROL_NICE_STEPS;
-        if (setpriority(PRIO_PROCESS, (id_t)tid, nice > 19 ? 19 : nice) < 0)
-                log_full_errno(LOG_DEBUG, errno,
-                               "Failed to lower the control thread's priority: %m");
-}
-
 /* The workers' threads: once everything they read is in place and the listeners are said to
  * be open (a connection waiting in a socket is taken at once, and its access entry should not
  * come before "Listening on"). */
@@ -829,7 +806,6 @@ static int start_worker_threads(Manager *m)
                         return log_error_errno(r, "Failed to start worker %zu: %m", i);
                 m->threads_running++;
         }
-        yield_to_workers();
         return 0;
 }
 
