@@ -24,7 +24,11 @@ measured seconds) fall: user space; its own syscalls; softirqs run on it for its
 handshake's ACK, the request and the reset arrive at nginx's sockets on the sending thread); and
 (--veth) sending the RPS interrupts.
 
-Options: --veth, --runs N, --only tcp|http|https, --perf. Environment: NODES (1000), SECONDS_ (10),
+`--count` counts, by tracepoints over the measured seconds, the syscalls the thread makes and its
+context switches (each a wait in epoll_wait, and a wake-up after it), per probe (a tcp probe is
+taken to be one per node a second; http's are nginx's count of requests).
+
+Options: --veth, --runs N, --only tcp|http|https, --perf, --count. Environment: NODES (1000), SECONDS_ (10),
 BENCH.
 """
 import argparse
@@ -130,12 +134,47 @@ def perf_split(data):
     out = subprocess.run(["perf", "script", "-i", data, "--comms", "lbproxy-probe",
                           "-F", "comm,ip,sym,dso"], capture_output=True, text=True).stdout
     counts = collections.Counter()
+    leaves = collections.Counter()  # user space's samples by function (the leaf)
     for sample in out.split("\n\n"):
         lines = [l.strip() for l in sample.strip().splitlines()]
         if len(lines) >= 2:
-            counts[classify(lines[1:])] += 1
+            where = classify(lines[1:])
+            counts[where] += 1
+            if where == "user":
+                f = lines[1].split()
+                leaves[f[1] if len(f) > 1 else "?"] += 1
     total = sum(counts.values()) or 1
-    return {k: round(100.0 * v / total, 1) for k, v in counts.items()} | {"samples": total}
+    top = {k: round(100.0 * v / total, 1) for k, v in leaves.most_common(12)}
+    return {k: round(100.0 * v / total, 1) for k, v in counts.items()} | {
+        "samples": total, "user_top": top}
+
+
+# What the prober's thread does a probe, counted by tracepoints (--count): each syscall it makes,
+# and its context switches (a switch out is a wait in epoll_wait: one wake-up after it).
+SYSCALLS = ("socket", "connect", "getsockopt", "setsockopt", "close", "sendto", "recvfrom",
+            "writev", "readv", "epoll_wait", "epoll_ctl")
+
+
+def prober_tid(pid):
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            if f.read().strip() == "lbproxy-probe":
+                return tid
+    raise RuntimeError("no lbproxy-probe thread")
+
+
+def count_events(pid, seconds):
+    events = ["raw_syscalls:sys_enter", "sched:sched_switch"] + [
+        f"syscalls:sys_enter_{s}" for s in SYSCALLS]
+    out = subprocess.run(["perf", "stat", "-x", ",", "-e", ",".join(events), "-t",
+                          prober_tid(pid), "--", "sleep", str(seconds)],
+                         capture_output=True, text=True).stderr
+    counts = {}
+    for line in out.splitlines():
+        f = line.split(",")
+        if len(f) > 2 and f[0].strip().isdigit():
+            counts[f[2].split(":")[-1].replace("sys_enter_", "")] = int(f[0])
+    return counts
 
 
 def accepted(addr):
@@ -151,6 +190,7 @@ def main():
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--only", choices=("tcp", "http", "https"))
     ap.add_argument("--perf", action="store_true")
+    ap.add_argument("--count", action="store_true")
     args = ap.parse_args()
     status_addr = PEER if args.veth else "127.0.0.1"
     holder = veth_peer() if args.veth else None
@@ -194,6 +234,13 @@ def main():
                                         "-F", "4000", "-o", data, "-p", str(proc.pid), "--",
                                         "sleep", str(SECONDS - 1)], check=True,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    counted = None
+                    if args.count:
+                        time.sleep(2)
+                        r0 = accepted(status_addr)[1]
+                        counted = count_events(proc.pid, SECONDS - 2)
+                        probes = (accepted(status_addr)[1] - r0 - 1 if kind != "tcp"
+                                  else NODES * (SECONDS - 2))
                     out = proc.communicate()[0]
                     if proc.returncode != 0:
                         raise RuntimeError(f"{bench} failed")
@@ -206,6 +253,9 @@ def main():
                     res["requests_per_second"] = round((r1 - r0 - 1) / wall, 1)
                     if args.perf:
                         res["perf_percent_of_thread"] = perf_split(data)
+                    if counted:
+                        res["per_probe"] = {k: round(v / probes, 2) for k, v in counted.items()
+                                            if v}
                     print(json.dumps(res), flush=True)
         finally:
             nginx.terminate()

@@ -2,9 +2,10 @@
 /* One probe target's connection (health-probe-conn.c) against a server of the test's own, which
  * counts the connections it accepts: HTTP checks keep theirs while the server does (bodies of a
  * length, chunked and split, read to their end), and take a new one when the server said
- * `Connection: close`, closed it while idle, sent a body too large to read, or was not asked to
- * keep it; a kept connection the server closes as the request comes is `stale`, not a failure;
- * a tcp check succeeds on a listening port and is refused on a closed one. */
+ * `Connection: close`, sent a body too large to read, or was not asked to keep it; a kept
+ * connection the server closed while idle, or closes as the request comes, is `stale`, not a
+ * failure; a tcp check succeeds on a listening port (again and again from one socket) and is
+ * refused on a closed one. */
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -13,6 +14,7 @@
 
 #include "base/util.h"
 #include "proxy/health-probe-conn.h"
+#include "proxy/health-probe-wheel.h"
 #include "tap.h"
 
 enum {
@@ -30,6 +32,7 @@ static struct {
         atomic_int mode;
         atomic_uint accepts, requests, closes;
         atomic_uint answered; /* answers sent in full */
+        atomic_uint ports[2]; /* the client's ports of the last two connections */
         atomic_bool stop;
 } srv;
 
@@ -96,6 +99,12 @@ static void *serve(void *arg)
                 if (fd < 0)
                         continue;
                 atomic_fetch_add(&srv.accepts, 1);
+                struct sockaddr_in peer;
+                socklen_t peer_len = sizeof(peer);
+                if (getpeername(fd, (struct sockaddr *)&peer, &peer_len) == 0) {
+                        atomic_store(&srv.ports[0], atomic_load(&srv.ports[1]));
+                        atomic_store(&srv.ports[1], ntohs(peer.sin_port));
+                }
                 while (serve_one(fd))
                         ;
                 close(fd);
@@ -169,8 +178,10 @@ int main(void)
         pthread_t server;
         pthread_create(&server, NULL, serve, NULL);
         struct event_base *base = event_base_new();
+        static ProbeWheel wheel;
+        probe_wheel_init(&wheel, base);
         Probe *p = NULL;
-        CHECK(probe_new(base, on_done, base, &p) == 0);
+        CHECK(probe_new(base, &wheel, on_done, base, &p) == 0);
 
         /* Kept alive: three checks, one connection. */
         atomic_store(&srv.mode, KEEP);
@@ -195,19 +206,22 @@ int main(void)
         CHECK(ok(check(base, p, true, true)));
         CHECK(atomic_load(&srv.accepts) == 2);
 
-        /* The server closes it after answering, without saying so: the close is seen while
-         * idle, and the next check goes on a new connection, with no failure. */
+        /* The server closes it after answering, without saying so: an idle plain connection
+         * is not watched, so the close is found as the next request goes, `stale` (not a
+         * failure), and the check after goes on a new connection. */
         atomic_store(&srv.mode, CLOSE_AFTER);
         unsigned closes = atomic_load(&srv.closes);
         CHECK(ok(check(base, p, true, true)));
         settle(base, &srv.closes, closes + 1);
         atomic_store(&srv.mode, KEEP);
+        ProbeResult r = check(base, p, true, true);
+        CHECK(r.stale && r.error < 0);
         CHECK(ok(check(base, p, true, true)));
         CHECK(atomic_load(&srv.accepts) == 3);
 
         /* Closed as the request comes on a kept connection: stale, then fine on a new one. */
         atomic_store(&srv.mode, SILENT_CLOSE);
-        ProbeResult r = check(base, p, true, true);
+        r = check(base, p, true, true);
         CHECK(r.stale && r.error < 0);
         atomic_store(&srv.mode, KEEP);
         CHECK(ok(check(base, p, true, true)));
@@ -242,6 +256,9 @@ int main(void)
                 usleep(10 * 1000);
         CHECK(atomic_load(&srv.accepts) == 11);
         CHECK(atomic_load(&srv.requests) == before);
+        /* Two connects, from two ports: the socket reused by the second was disconnected, not
+         * left bound. */
+        CHECK(atomic_load(&srv.ports[0]) != atomic_load(&srv.ports[1]));
 
         atomic_store(&srv.stop, true);
         pthread_join(server, NULL);
@@ -253,6 +270,7 @@ int main(void)
         CHECK(r.error == -ECONNREFUSED);
 
         probe_free(p);
+        probe_wheel_done(&wheel);
         event_base_free(base);
         TEST_MAIN_END();
 }
