@@ -164,7 +164,7 @@ def perf_split(data, comm):
 
 # What the prober's thread does a probe, counted by tracepoints (--count): each syscall it makes,
 # and its context switches (a switch out is a wait in epoll_wait: one wake-up after it).
-SYSCALLS = ("socket", "connect", "getsockopt", "setsockopt", "close", "sendto", "recvfrom",
+SYSCALLS = ("socket", "connect", "getsockopt", "setsockopt", "close", "sendto", "recvfrom", "sendmsg",
             "writev", "readv", "epoll_wait", "epoll_ctl")
 
 
