@@ -2,10 +2,11 @@
 /* One probe target's connection (health-probe-conn.c) against a server of the test's own, which
  * counts the connections it accepts: HTTP checks keep theirs while the server does (bodies of a
  * length, chunked and split, read to their end), and take a new one when the server said
- * `Connection: close`, sent a body too large to read, or was not asked to keep it; a kept
- * connection the server closed while idle, or closes as the request comes, is `stale`, not a
- * failure; a tcp check succeeds on a listening port (again and again from one socket) and is
- * refused on a closed one. */
+ * `Connection: close`, sent a body too large to read, or was not asked to keep it; a head in
+ * two parts is read whole; no answer in time is a timeout; a kept connection the server closed
+ * while idle, or closes as the request comes, is `stale`, not a failure; a tcp check succeeds on
+ * a listening port (again and again from one socket, from a new port each time) and is refused
+ * on a closed one. */
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -24,6 +25,8 @@ enum {
         CLOSE_AFTER,  /* 200 (keep-alive), then closed anyway */
         SILENT_CLOSE, /* the request read, closed without an answer */
         BIG,          /* 200 with a body past PROBE_BODY_MAX */
+        SPLIT_HEAD,   /* 200 whose head comes in two writes, 30 ms apart, kept */
+        HANG,         /* the request read, no answer for 300 ms, then closed */
 };
 
 static struct {
@@ -74,6 +77,14 @@ static bool serve_one(int fd)
                 say(fd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
                 return false;
         case SILENT_CLOSE:
+                return false;
+        case SPLIT_HEAD:
+                say(fd, "HTTP/1.1 200 OK\r\nContent-");
+                usleep(30 * 1000);
+                say(fd, "Length: 5\r\n\r\nhello");
+                return true;
+        case HANG:
+                usleep(300 * 1000);
                 return false;
         case BIG: {
                 char head[128];
@@ -127,6 +138,7 @@ static void on_done(Probe *p, const ProbeResult *r, void *userdata)
 
 static const char request[] = "GET /status HTTP/1.1\r\nHost: t\r\n\r\n";
 static const char request_close[] = "GET /status HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+static uint64_t timeout_usec = 2 * USEC_PER_SEC;
 
 /* One check, to its end. */
 static ProbeResult check(struct event_base *base, Probe *p, bool http, bool keep_alive)
@@ -138,7 +150,7 @@ static ProbeResult check(struct event_base *base, Probe *p, bool http, bool keep
                                           : keep_alive ? strlen(request)
                                                        : strlen(request_close),
                            .keep_alive = keep_alive,
-                           .timeout_usec = 2 * USEC_PER_SEC };
+                           .timeout_usec = timeout_usec };
         last.done = false;
         if (probe_start(p, &spec) < 0)
                 return (ProbeResult){ .error = -EIO };
@@ -240,11 +252,32 @@ int main(void)
         CHECK(ok(check(base, p, true, true)));
         CHECK(atomic_load(&srv.accepts) == 7);
 
+        /* A head in two parts (the first step finds half of it, epoll the rest), the
+         * connection kept. */
+        atomic_store(&srv.mode, SPLIT_HEAD);
+        CHECK(ok(check(base, p, true, true)));
+        atomic_store(&srv.mode, KEEP);
+        CHECK(ok(check(base, p, true, true)));
+        CHECK(atomic_load(&srv.accepts) == 7);
+
+        /* No answer within the timeout: a timeout, and the next check on a new connection. */
+        atomic_store(&srv.mode, HANG);
+        timeout_usec = 100 * USEC_PER_MSEC;
+        uint64_t t0 = now_usec(CLOCK_MONOTONIC);
+        r = check(base, p, true, true);
+        uint64_t took = now_usec(CLOCK_MONOTONIC) - t0;
+        CHECK(r.error == -ETIMEDOUT && !r.stale);
+        CHECK(took >= 100 * USEC_PER_MSEC);
+        timeout_usec = 2 * USEC_PER_SEC;
+        atomic_store(&srv.mode, KEEP);
+        CHECK(ok(check(base, p, true, true)));
+        CHECK(atomic_load(&srv.accepts) == 8);
+
         /* Not asked to keep it (the next check is too far off): Connection: close, and a new
          * connection each time but the first, which the kept one serves. */
         for (int i = 0; i < 3; i++)
                 CHECK(ok(check(base, p, true, false)));
-        CHECK(atomic_load(&srv.accepts) == 9);
+        CHECK(atomic_load(&srv.accepts) == 10);
 
         /* tcp: a connect, each time. */
         unsigned before = atomic_load(&srv.requests);
@@ -252,9 +285,9 @@ int main(void)
         CHECK(r.error == 0);
         r = check(base, p, false, false);
         CHECK(r.error == 0);
-        for (int i = 0; i < 200 && atomic_load(&srv.accepts) < 11; i++)
+        for (int i = 0; i < 200 && atomic_load(&srv.accepts) < 12; i++)
                 usleep(10 * 1000);
-        CHECK(atomic_load(&srv.accepts) == 11);
+        CHECK(atomic_load(&srv.accepts) == 12);
         CHECK(atomic_load(&srv.requests) == before);
         /* Two connects, from two ports: the socket reused by the second was disconnected, not
          * left bound. */
