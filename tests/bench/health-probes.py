@@ -33,8 +33,8 @@ servers `check inter 1s` (tcp: a connect; http and https: `option httpchk`, GET 
 HTTP/1.1) against the same nginx, the CPU of its process (all its threads, schedstat) over the
 same seconds; --perf and --count then look at its thread.
 
-Options: --veth, --runs N, --only tcp|http|https, --perf, --count, --haproxy. Environment: NODES (1000), SECONDS_ (10),
-BENCH.
+Options: --veth, --runs N, --only tcp|http|https, --perf, --count, --haproxy. Environment:
+NODES (1000), SECONDS_ (10), BENCH.
 """
 import argparse
 import collections
@@ -163,9 +163,10 @@ def perf_split(data, comm):
 
 
 # What the prober's thread does a probe, counted by tracepoints (--count): each syscall it makes,
-# and its context switches (a switch out is a wait in epoll_wait: one wake-up after it).
-SYSCALLS = ("socket", "connect", "getsockopt", "setsockopt", "close", "sendto", "recvfrom", "sendmsg",
-            "writev", "readv", "epoll_wait", "epoll_ctl")
+# and its context switches (mostly waits in epoll_wait, each a wake-up after it; and being
+# preempted).
+SYSCALLS = ("socket", "connect", "getsockopt", "setsockopt", "close", "sendto", "recvfrom",
+            "sendmsg", "writev", "readv", "epoll_wait", "epoll_ctl")
 
 
 def prober_tid(pid, comm):
