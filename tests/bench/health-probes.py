@@ -25,7 +25,7 @@ handshake's ACK, the request and the reset arrive at nginx's sockets on the send
 (--veth) sending the RPS interrupts.
 
 `--count` counts, by tracepoints over the measured seconds, the syscalls the thread makes and its
-context switches (each a wait in epoll_wait, and a wake-up after it), per probe (a tcp probe is
+context switches (waits in epoll_wait, each a wake-up after it, and preemptions), per probe (a tcp probe is
 taken to be one per node a second; http's are nginx's count of requests).
 
 `--haproxy` measures HAProxy (/usr/sbin/haproxy, `nbthread 1`) doing the same instead: 1,000
