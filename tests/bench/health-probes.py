@@ -25,8 +25,8 @@ handshake's ACK, the request and the reset arrive at nginx's sockets on the send
 (--veth) sending the RPS interrupts.
 
 `--count` counts, by tracepoints over the measured seconds, the syscalls the thread makes and its
-context switches (waits in epoll_wait, each a wake-up after it, and preemptions), per probe (a tcp probe is
-taken to be one per node a second; http's are nginx's count of requests).
+context switches (waits in epoll_wait, each a wake-up after it, and preemptions), per probe (a
+tcp probe is taken to be one per node a second; http's are nginx's count of requests).
 
 `--haproxy` measures HAProxy (/usr/sbin/haproxy, `nbthread 1`) doing the same instead: 1,000
 servers `check inter 1s` (tcp: a connect; http and https: `option httpchk`, GET /status,
