@@ -166,7 +166,7 @@ def perf_split(data, comm):
 # and its context switches (mostly waits in epoll_wait, each a wake-up after it; and being
 # preempted).
 SYSCALLS = ("socket", "connect", "getsockopt", "setsockopt", "close", "sendto", "recvfrom",
-            "sendmsg", "writev", "readv", "epoll_wait", "epoll_ctl")
+            "sendmsg", "writev", "readv", "epoll_wait", "epoll_ctl", "timerfd_settime")
 
 
 def prober_tid(pid, comm):
