@@ -3,7 +3,7 @@
 
 /* The connection of one probe target, and the checks made over it: a non-blocking connect to one
  * address (with a TLS handshake when given a TlsClient), then, for an HTTP check, one request
- * and the status line of its answer. Each check is bounded in time by one timer (connect and
+ * and the status line of its answer. Each check is bounded in time by one deadline (connect and
  * answer together) and its head in bytes by PROBE_HEAD_MAX.
  *
  * An HTTP check's connection is kept for the next check when the server keeps it (HTTP/1.1
@@ -16,12 +16,21 @@
  * still accepts new connections (a full listen backlog or conntrack table, a listener gone, a
  * broken TLS handshake), which is why HAProxy and APISIX connect for every check; lbproxy does
  * at least every PROBE_KEEPALIVE_AGE_MAX, and after any failure, so a server that stopped
- * accepting is found within that plus the usual thresholds. A kept connection the server closes
- * while idle is closed quietly; one it closes as the request comes is `stale` (not a failure).
+ * accepting is found within that plus the usual thresholds. A kept TLS connection the server
+ * closes while idle is closed quietly; one it closes as the request comes is `stale` (not a
+ * failure).
  *
- * A tcp check is a connect, always a new one, and as few syscalls as make one: socket, connect,
- * one getsockopt at the next tick that finds it established (most are by then; one that is
- * not is watched by epoll from there), the SO_LINGER that makes its close a reset, close.
+ * A plain check (http, tcp) runs on a bare socket and moves on at the steps of the prober's
+ * wheel: what it started at one step (a connect, a request) is looked at, with one syscall, at
+ * the next, by when most are done; only what is not is watched by epoll. An http check on a
+ * kept connection is then one send and one recv, from and into fixed bytes, and no wake-up of
+ * its own. A kept plain connection is not watched while idle: a server's close is found as the
+ * next request goes (a new connection then, or `stale`). A TLS check runs on a Stream.
+ *
+ * A tcp check is a connect, a new one each time, and as few syscalls as make one: connect, one
+ * getsockopt at the next step that finds it established, and connect(AF_UNSPEC), which resets
+ * it and leaves the socket for the next check's connect (a socket whose check failed is closed
+ * and the next gets a new one).
  *
  * Between health-probe.c, which schedules checks, and nothing else. */
 
@@ -33,6 +42,7 @@
 
 typedef struct TlsClient TlsClient;
 typedef struct Probe Probe;
+typedef struct ProbeWheel ProbeWheel;
 
 /* The most of an answer read for its head: a status line and headers this long is plenty. */
 #define PROBE_HEAD_MAX (16 * 1024)
@@ -77,7 +87,9 @@ typedef struct ProbeResult {
 /* Called once per check. The callee may free the Probe inside, or start the next check. */
 typedef void (*ProbeDone)(Probe *p, const ProbeResult *r, void *userdata);
 
-int probe_new(struct event_base *base, ProbeDone done, void *userdata, Probe **ret);
+/* `wheel` (on `base`) gives a plain check its steps. */
+int probe_new(struct event_base *base, ProbeWheel *wheel, ProbeDone done, void *userdata,
+              Probe **ret);
 /* Starts a check (none may be running): on the connection kept from the last one when there is
  * one fit for it, else on a new one. `spec` is read here only. */
 int probe_start(Probe *p, const ProbeSpec *spec);

@@ -299,7 +299,7 @@ static void target_start(ProbeTarget *t)
                 .timeout_usec = or_default(a->timeout_usec, PROBER_DEFAULT_TIMEOUT_USEC),
         };
         t->started_usec = now_usec(CLOCK_MONOTONIC);
-        int r = t->probe ? 0 : probe_new(p->base, on_probe_done, t, &t->probe);
+        int r = t->probe ? 0 : probe_new(p->base, &p->wheel, on_probe_done, t, &t->probe);
         if (r >= 0)
                 r = probe_start(t->probe, &spec);
         if (r < 0) {

@@ -24,8 +24,17 @@ measured seconds) fall: user space; its own syscalls; softirqs run on it for its
 handshake's ACK, the request and the reset arrive at nginx's sockets on the sending thread); and
 (--veth) sending the RPS interrupts.
 
-Options: --veth, --runs N, --only tcp|http|https, --perf. Environment: NODES (1000), SECONDS_ (10),
-BENCH.
+`--count` counts, by tracepoints over the measured seconds, the syscalls the thread makes and its
+context switches (waits in epoll_wait, each a wake-up after it, and preemptions), per probe (a
+tcp probe is taken to be one per node a second; http's are nginx's count of requests).
+
+`--haproxy` measures HAProxy (/usr/sbin/haproxy, `nbthread 1`) doing the same instead: 1,000
+servers `check inter 1s` (tcp: a connect; http and https: `option httpchk`, GET /status,
+HTTP/1.1) against the same nginx, the CPU of its process (all its threads, schedstat) over the
+same seconds; --perf and --count then look at its thread.
+
+Options: --veth, --runs N, --only tcp|http|https, --perf, --count, --haproxy. Environment:
+NODES (1000), SECONDS_ (10), BENCH.
 """
 import argparse
 import collections
@@ -126,16 +135,144 @@ def classify(frames):
     return "syscalls"
 
 
-def perf_split(data):
-    out = subprocess.run(["perf", "script", "-i", data, "--comms", "lbproxy-probe",
+def perf_split(data, comm):
+    out = subprocess.run(["perf", "script", "-i", data, "--comms", comm,
                           "-F", "comm,ip,sym,dso"], capture_output=True, text=True).stdout
     counts = collections.Counter()
+    leaves = collections.Counter()  # user space's samples by function (the leaf)
+    by_syscall = collections.Counter()
     for sample in out.split("\n\n"):
         lines = [l.strip() for l in sample.strip().splitlines()]
         if len(lines) >= 2:
-            counts[classify(lines[1:])] += 1
+            where = classify(lines[1:])
+            counts[where] += 1
+            if where == "user":
+                f = lines[1].split()
+                leaves[f[1] if len(f) > 1 else "?"] += 1
+            elif where in ("syscalls", "softirq_peer", "softirq_own"):
+                # By the syscall it is in (the peer's softirqs too: on loopback they run inside
+                # the sending syscall).
+                syms = [l.split()[1] for l in lines[1:] if len(l.split()) > 1]
+                calls = [x for x in syms if x.startswith("__x64_sys_")]
+                by_syscall[(calls[-1][10:] if calls else "other:" + syms[0]) + "/" + where] += 1
     total = sum(counts.values()) or 1
-    return {k: round(100.0 * v / total, 1) for k, v in counts.items()} | {"samples": total}
+    top = {k: round(100.0 * v / total, 1) for k, v in leaves.most_common(12)}
+    kernel = {k: round(100.0 * v / total, 1) for k, v in by_syscall.most_common(16)}
+    return {k: round(100.0 * v / total, 1) for k, v in counts.items()} | {
+        "samples": total, "user_top": top, "kernel_by_syscall": kernel}
+
+
+# What the prober's thread does a probe, counted by tracepoints (--count): each syscall it makes,
+# and its context switches (mostly waits in epoll_wait, each a wake-up after it; and being
+# preempted).
+SYSCALLS = ("socket", "connect", "getsockopt", "setsockopt", "close", "sendto", "recvfrom",
+            "sendmsg", "writev", "readv", "epoll_wait", "epoll_ctl", "timerfd_settime")
+
+
+def prober_tid(pid, comm):
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            if f.read().strip() == comm:
+                return tid
+    raise RuntimeError(f"no {comm} thread")
+
+
+def count_events(pid, comm, seconds):
+    events = ["raw_syscalls:sys_enter", "sched:sched_switch"] + [
+        f"syscalls:sys_enter_{s}" for s in SYSCALLS]
+    out = subprocess.run(["perf", "stat", "-x", ",", "-e", ",".join(events), "-t",
+                          prober_tid(pid, comm), "--", "sleep", str(seconds)],
+                         capture_output=True, text=True).stderr
+    counts = {}
+    for line in out.splitlines():
+        f = line.split(",")
+        if len(f) > 2 and f[0].strip().isdigit():
+            counts[f[2].split(":")[-1].replace("sys_enter_", "")] = int(f[0])
+    return counts
+
+
+# HAProxy doing the same (--haproxy): its checks of 1,000 servers every second, one thread.
+HAPROXY_CONF = """
+global
+    nbthread 1
+    maxconn 4096
+    pidfile {dir}/haproxy.pid
+defaults
+    mode {mode}
+    timeout connect 1s
+    timeout check 1s
+    timeout client 10s
+    timeout server 10s
+    default-server inter 1s fall 3 rise 2
+frontend f
+    bind 127.0.0.1:18090
+    default_backend nodes
+backend nodes
+{check}{servers}
+"""
+
+
+def haproxy_conf(d, kind, prefix, port):
+    check = ""
+    if kind != "tcp":
+        check = ("    option httpchk\n"
+                 "    http-check send meth GET uri /status ver HTTP/1.1 hdr Host bench\n"
+                 "    http-check expect status 200\n")
+    ssl = " check-ssl verify none" if kind == "https" else ""
+    servers = "\n".join(f"    server n{i} {prefix}.{1 + i // 250}.{1 + i % 250}:{port} check{ssl}"
+                         for i in range(NODES))
+    path = os.path.join(d, "haproxy.cfg")
+    with open(path, "w") as f:
+        f.write(HAPROXY_CONF.format(dir=d, mode="tcp" if kind == "tcp" else "http",
+                                    check=check, servers=servers))
+    return path
+
+
+def process_cpu_ns(pid):
+    """The CPU time of all of a process's threads (schedstat: exact)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            pass  # a thread that ended
+    return total
+
+
+def haproxy_run(d, kind, port, prefix, pin, perf, count):
+    """Like bench-health-probes, for HAProxy: its CPU over SECONDS after the first 2 s."""
+    cfg = haproxy_conf(d, kind, prefix, port)
+    log = open(os.path.join(d, "haproxy.log"), "w+")
+    proc = subprocess.Popen(pin + ["haproxy", "-db", "-f", cfg], stderr=log)
+    try:
+        time.sleep(2)  # HAProxy spreads its first checks over the first interval
+        if proc.poll() is not None:
+            raise RuntimeError("haproxy failed")
+        extra = {}
+        c0, w0 = process_cpu_ns(proc.pid), time.monotonic()
+        if perf:
+            extra["perf.data"] = os.path.join(d, "perf.data")
+            subprocess.run(["perf", "record", "-q", "-g", "-e", "cpu-clock", "-F", "4000", "-o",
+                            extra["perf.data"], "-p", str(proc.pid), "--", "sleep",
+                            str(SECONDS - 1)], check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+        elif count:
+            extra["counted"] = count_events(proc.pid, "haproxy", SECONDS)
+        else:
+            time.sleep(SECONDS)
+        c1, w1 = process_cpu_ns(proc.pid), time.monotonic()
+    finally:
+        proc.terminate()
+        proc.wait()
+    log.seek(0)
+    downs = sum(" is DOWN" in line for line in log)
+    log.close()
+    cpu = (c1 - c0) / 1e9
+    res = {"type": kind, "program": "haproxy", "nodes": NODES, "seconds": round(w1 - w0, 2),
+           "cpu_seconds": round(cpu, 3), "core_percent": round(100 * cpu / (w1 - w0), 2),
+           "went_down": downs}
+    return res, extra
 
 
 def accepted(addr):
@@ -145,12 +282,42 @@ def accepted(addr):
     return accepts, requests
 
 
+def bench_run(d, kind, port, holder, bench_pin, args, status_addr):
+    """One run of bench-health-probes: its result, perf's data, the counts and the probes they
+    are divided by."""
+    bench = bench_pin + [BENCH, str(port), kind, str(NODES), str(SECONDS)]
+    if holder:
+        bench.append(PREFIX)
+    proc = subprocess.Popen(bench, stdout=subprocess.PIPE, text=True)
+    data = counted = None
+    probes = 1
+    if args.perf:
+        # The measured seconds only: the bench waits 2 s before them.
+        time.sleep(2)
+        data = os.path.join(d, "perf.data")
+        subprocess.run(["perf", "record", "-q", "-g", "-e", "cpu-clock", "-F", "4000", "-o",
+                        data, "-p", str(proc.pid), "--", "sleep", str(SECONDS - 1)],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    elif args.count:
+        time.sleep(2)
+        c0 = accepted(status_addr)[1]
+        counted = count_events(proc.pid, "lbproxy-probe", SECONDS - 2)
+        probes = (accepted(status_addr)[1] - c0 - 1 if kind != "tcp"
+                  else NODES * (SECONDS - 2))
+    out = proc.communicate()[0]
+    if proc.returncode != 0:
+        raise RuntimeError(f"{bench} failed")
+    return json.loads(out), data, counted, probes
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--veth", action="store_true")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--only", choices=("tcp", "http", "https"))
     ap.add_argument("--perf", action="store_true")
+    ap.add_argument("--count", action="store_true")
+    ap.add_argument("--haproxy", action="store_true")
     args = ap.parse_args()
     status_addr = PEER if args.veth else "127.0.0.1"
     holder = veth_peer() if args.veth else None
@@ -182,30 +349,28 @@ def main():
                     a0, r0 = accepted(status_addr)
                     t0 = time.monotonic()
                     port = TLS_PORT if kind == "https" else PORT
-                    bench = bench_pin + [BENCH, str(port), kind, str(NODES), str(SECONDS)]
-                    if holder:
-                        bench.append(PREFIX)
-                    proc = subprocess.Popen(bench, stdout=subprocess.PIPE, text=True)
-                    if args.perf:
-                        # The measured seconds only: the bench waits 2 s before them.
-                        time.sleep(2)
-                        data = os.path.join(d, "perf.data")
-                        subprocess.run(["perf", "record", "-q", "-g", "-e", "cpu-clock",
-                                        "-F", "4000", "-o", data, "-p", str(proc.pid), "--",
-                                        "sleep", str(SECONDS - 1)], check=True,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                    out = proc.communicate()[0]
-                    if proc.returncode != 0:
-                        raise RuntimeError(f"{bench} failed")
+                    if args.haproxy:
+                        res, extra = haproxy_run(d, kind, port,
+                                                 PREFIX if holder else "127.0", bench_pin,
+                                                 args.perf, args.count)
+                        data, counted = extra.get("perf.data"), extra.get("counted")
+                        probes = NODES * SECONDS
+                        comm = "haproxy"
+                    else:
+                        res, data, counted, probes = bench_run(d, kind, port, holder,
+                                                               bench_pin, args, status_addr)
+                        comm = "lbproxy-probe"
                     wall = time.monotonic() - t0
                     a1, r1 = accepted(status_addr)
-                    res = json.loads(out)
                     res["network"] = "veth" if holder else "loopback"
                     # The status requests themselves: one each.
                     res["connections_per_second"] = round((a1 - a0 - 1) / wall, 1)
                     res["requests_per_second"] = round((r1 - r0 - 1) / wall, 1)
-                    if args.perf:
-                        res["perf_percent_of_thread"] = perf_split(data)
+                    if data:
+                        res["perf_percent_of_thread"] = perf_split(data, comm)
+                    if counted:
+                        res["per_probe"] = {k: round(v / probes, 2) for k, v in counted.items()
+                                            if v}
                     print(json.dumps(res), flush=True)
         finally:
             nginx.terminate()

@@ -2,9 +2,11 @@
 /* One probe target's connection (health-probe-conn.c) against a server of the test's own, which
  * counts the connections it accepts: HTTP checks keep theirs while the server does (bodies of a
  * length, chunked and split, read to their end), and take a new one when the server said
- * `Connection: close`, closed it while idle, sent a body too large to read, or was not asked to
- * keep it; a kept connection the server closes as the request comes is `stale`, not a failure;
- * a tcp check succeeds on a listening port and is refused on a closed one. */
+ * `Connection: close`, sent a body too large to read, or was not asked to keep it; a head in
+ * two parts is read whole; no answer in time is a timeout; a kept connection the server closed
+ * while idle, or closes as the request comes, is `stale`, not a failure; a tcp check succeeds on
+ * a listening port (again and again from one socket, from a new port each time) and is refused
+ * on a closed one. */
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -13,6 +15,7 @@
 
 #include "base/util.h"
 #include "proxy/health-probe-conn.h"
+#include "proxy/health-probe-wheel.h"
 #include "tap.h"
 
 enum {
@@ -22,6 +25,8 @@ enum {
         CLOSE_AFTER,  /* 200 (keep-alive), then closed anyway */
         SILENT_CLOSE, /* the request read, closed without an answer */
         BIG,          /* 200 with a body past PROBE_BODY_MAX */
+        SPLIT_HEAD,   /* 200 whose head comes in two writes, 30 ms apart, kept */
+        HANG,         /* the request read, no answer for 300 ms, then closed */
 };
 
 static struct {
@@ -30,6 +35,7 @@ static struct {
         atomic_int mode;
         atomic_uint accepts, requests, closes;
         atomic_uint answered; /* answers sent in full */
+        atomic_uint ports[2]; /* the client's ports of the last two connections */
         atomic_bool stop;
 } srv;
 
@@ -72,6 +78,14 @@ static bool serve_one(int fd)
                 return false;
         case SILENT_CLOSE:
                 return false;
+        case SPLIT_HEAD:
+                say(fd, "HTTP/1.1 200 OK\r\nContent-");
+                usleep(30 * 1000);
+                say(fd, "Length: 5\r\n\r\nhello");
+                return true;
+        case HANG:
+                usleep(300 * 1000);
+                return false;
         case BIG: {
                 char head[128];
                 snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n",
@@ -96,6 +110,12 @@ static void *serve(void *arg)
                 if (fd < 0)
                         continue;
                 atomic_fetch_add(&srv.accepts, 1);
+                struct sockaddr_in peer;
+                socklen_t peer_len = sizeof(peer);
+                if (getpeername(fd, (struct sockaddr *)&peer, &peer_len) == 0) {
+                        atomic_store(&srv.ports[0], atomic_load(&srv.ports[1]));
+                        atomic_store(&srv.ports[1], ntohs(peer.sin_port));
+                }
                 while (serve_one(fd))
                         ;
                 close(fd);
@@ -118,6 +138,7 @@ static void on_done(Probe *p, const ProbeResult *r, void *userdata)
 
 static const char request[] = "GET /status HTTP/1.1\r\nHost: t\r\n\r\n";
 static const char request_close[] = "GET /status HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+static uint64_t timeout_usec = 2 * USEC_PER_SEC;
 
 /* One check, to its end. */
 static ProbeResult check(struct event_base *base, Probe *p, bool http, bool keep_alive)
@@ -129,7 +150,7 @@ static ProbeResult check(struct event_base *base, Probe *p, bool http, bool keep
                                           : keep_alive ? strlen(request)
                                                        : strlen(request_close),
                            .keep_alive = keep_alive,
-                           .timeout_usec = 2 * USEC_PER_SEC };
+                           .timeout_usec = timeout_usec };
         last.done = false;
         if (probe_start(p, &spec) < 0)
                 return (ProbeResult){ .error = -EIO };
@@ -169,8 +190,10 @@ int main(void)
         pthread_t server;
         pthread_create(&server, NULL, serve, NULL);
         struct event_base *base = event_base_new();
+        static ProbeWheel wheel;
+        probe_wheel_init(&wheel, base);
         Probe *p = NULL;
-        CHECK(probe_new(base, on_done, base, &p) == 0);
+        CHECK(probe_new(base, &wheel, on_done, base, &p) == 0);
 
         /* Kept alive: three checks, one connection. */
         atomic_store(&srv.mode, KEEP);
@@ -195,19 +218,22 @@ int main(void)
         CHECK(ok(check(base, p, true, true)));
         CHECK(atomic_load(&srv.accepts) == 2);
 
-        /* The server closes it after answering, without saying so: the close is seen while
-         * idle, and the next check goes on a new connection, with no failure. */
+        /* The server closes it after answering, without saying so: an idle plain connection
+         * is not watched, so the close is found as the next request goes, `stale` (not a
+         * failure), and the check after goes on a new connection. */
         atomic_store(&srv.mode, CLOSE_AFTER);
         unsigned closes = atomic_load(&srv.closes);
         CHECK(ok(check(base, p, true, true)));
         settle(base, &srv.closes, closes + 1);
         atomic_store(&srv.mode, KEEP);
+        ProbeResult r = check(base, p, true, true);
+        CHECK(r.stale && r.error < 0);
         CHECK(ok(check(base, p, true, true)));
         CHECK(atomic_load(&srv.accepts) == 3);
 
         /* Closed as the request comes on a kept connection: stale, then fine on a new one. */
         atomic_store(&srv.mode, SILENT_CLOSE);
-        ProbeResult r = check(base, p, true, true);
+        r = check(base, p, true, true);
         CHECK(r.stale && r.error < 0);
         atomic_store(&srv.mode, KEEP);
         CHECK(ok(check(base, p, true, true)));
@@ -226,11 +252,32 @@ int main(void)
         CHECK(ok(check(base, p, true, true)));
         CHECK(atomic_load(&srv.accepts) == 7);
 
+        /* A head in two parts (the first step finds half of it, epoll the rest), the
+         * connection kept. */
+        atomic_store(&srv.mode, SPLIT_HEAD);
+        CHECK(ok(check(base, p, true, true)));
+        atomic_store(&srv.mode, KEEP);
+        CHECK(ok(check(base, p, true, true)));
+        CHECK(atomic_load(&srv.accepts) == 7);
+
+        /* No answer within the timeout: a timeout, and the next check on a new connection. */
+        atomic_store(&srv.mode, HANG);
+        timeout_usec = 100 * USEC_PER_MSEC;
+        uint64_t t0 = now_usec(CLOCK_MONOTONIC);
+        r = check(base, p, true, true);
+        uint64_t took = now_usec(CLOCK_MONOTONIC) - t0;
+        CHECK(r.error == -ETIMEDOUT && !r.stale);
+        CHECK(took >= 100 * USEC_PER_MSEC);
+        timeout_usec = 2 * USEC_PER_SEC;
+        atomic_store(&srv.mode, KEEP);
+        CHECK(ok(check(base, p, true, true)));
+        CHECK(atomic_load(&srv.accepts) == 8);
+
         /* Not asked to keep it (the next check is too far off): Connection: close, and a new
          * connection each time but the first, which the kept one serves. */
         for (int i = 0; i < 3; i++)
                 CHECK(ok(check(base, p, true, false)));
-        CHECK(atomic_load(&srv.accepts) == 9);
+        CHECK(atomic_load(&srv.accepts) == 10);
 
         /* tcp: a connect, each time. */
         unsigned before = atomic_load(&srv.requests);
@@ -238,10 +285,13 @@ int main(void)
         CHECK(r.error == 0);
         r = check(base, p, false, false);
         CHECK(r.error == 0);
-        for (int i = 0; i < 200 && atomic_load(&srv.accepts) < 11; i++)
+        for (int i = 0; i < 200 && atomic_load(&srv.accepts) < 12; i++)
                 usleep(10 * 1000);
-        CHECK(atomic_load(&srv.accepts) == 11);
+        CHECK(atomic_load(&srv.accepts) == 12);
         CHECK(atomic_load(&srv.requests) == before);
+        /* Two connects, from two ports: the socket reused by the second was disconnected, not
+         * left bound. */
+        CHECK(atomic_load(&srv.ports[0]) != atomic_load(&srv.ports[1]));
 
         atomic_store(&srv.stop, true);
         pthread_join(server, NULL);
@@ -253,6 +303,7 @@ int main(void)
         CHECK(r.error == -ECONNREFUSED);
 
         probe_free(p);
+        probe_wheel_done(&wheel);
         event_base_free(base);
         TEST_MAIN_END();
 }
