@@ -174,3 +174,18 @@ int store_build(const Config *start, bool whole, StoreItems *s, const Config *cu
                 *ret_error = strdup("too many values refused");
         return r;
 }
+
+int store_build_range(const Config *files, const char *prefix, const EtcdRange *range,
+                      const Config *current, Config **ret, char **ret_error)
+{
+        StoreItems items = {};
+        int r = 0;
+
+        for (size_t i = 0; i < range->n_kvs && r >= 0; i++)
+                r = store_items_add(&items, prefix, range->kvs[i].key, range->kvs[i].value,
+                                    range->kvs[i].value_len);
+        if (r >= 0)
+                r = store_build(files, true, &items, current, ret, ret_error);
+        store_items_done(&items);
+        return r;
+}

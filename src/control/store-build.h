@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #include "config/config-source.h"
+#include "store/etcd-json.h"
 
 /* "<prefix>upstreams/<name>", "<prefix>routes/<name>": 0 and what it names (pointing into
  * `key`), or -EINVAL for any other key. */
@@ -32,3 +33,6 @@ int store_items_add(StoreItems *s, const char *prefix, const char *key, const ch
  * is not one value's (a file's listener naming an upstream the store lacks). */
 int store_build(const Config *start, bool whole, StoreItems *s, const Config *current,
                 Config **ret, char **ret_error);
+/* store_build() of a whole read: the files and every key of `range` under `prefix`. */
+int store_build_range(const Config *files, const char *prefix, const EtcdRange *range,
+                      const Config *current, Config **ret, char **ret_error);

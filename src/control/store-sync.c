@@ -173,7 +173,6 @@ static void on_range(void *userdata, int r, unsigned status, const char *body, s
 {
         StoreSync *s = userdata;
         _cleanup_(etcd_range_done) EtcdRange range = {};
-        StoreItems items = {};
         _cleanup_free_ char *error = NULL, *why = NULL;
         char buf[512];
         Config *config = NULL;
@@ -188,13 +187,8 @@ static void on_range(void *userdata, int r, unsigned status, const char *body, s
                 retry_later(s, why ? why : "range failed");
                 return;
         }
-        for (size_t i = 0; i < range.n_kvs && r >= 0; i++)
-                r = store_items_add(&items, s->prefix, range.kvs[i].key, range.kvs[i].value,
-                                    range.kvs[i].value_len);
-        if (r >= 0)
-                r = store_build(s->files, true, &items, manager_config(s->manager), &config,
-                                &error);
-        store_items_done(&items);
+        r = store_build_range(s->files, s->prefix, &range, manager_config(s->manager), &config,
+                              &error);
         s->failures = 0;
         set_reachable(s);
         s->revision = range.revision;
@@ -549,7 +543,6 @@ int store_read_initial(const Config *files, Config **ret, EtcdRange *ret_range,
         InitialRead ir = {};
         struct event_base *base;
         EtcdClientOptions o;
-        StoreItems items = {};
         size_t end_len, n;
         int r;
 
@@ -592,13 +585,7 @@ int store_read_initial(const Config *files, Config **ret, EtcdRange *ret_range,
         for (size_t i = 0; ir.calls && i < n; i++)
                 etcd_call_cancel(ir.calls[i]);
         if (r >= 0 && ir.won) {
-                const EtcdRange *range = &ir.range;
-                for (size_t k = 0; r >= 0 && k < range->n_kvs; k++)
-                        r = store_items_add(&items, prefix, range->kvs[k].key,
-                                            range->kvs[k].value, range->kvs[k].value_len);
-                if (r >= 0)
-                        r = store_build(files, true, &items, NULL, ret, ret_error);
-                store_items_done(&items);
+                r = store_build_range(files, prefix, &ir.range, NULL, ret, ret_error);
                 if (r >= 0) {
                         *ret_range = ir.range;
                         ir.range = (EtcdRange){};
