@@ -313,6 +313,16 @@ void stream_start_handshake(Stream *s)
         }
 }
 
+int stream_tcp_socket(int family)
+{
+        int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+        if (fd < 0)
+                return -errno;
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        return fd;
+}
+
 int stream_connect(Stream *s, const struct sockaddr *sa, socklen_t sa_len)
 {
         if (connect(s->fd, sa, sa_len) < 0 && errno != EINPROGRESS)

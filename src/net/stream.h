@@ -95,6 +95,11 @@ void stream_set_transport(Stream *s, const StreamTransport *t, void *data);
  * owner's own timer bounds it (no on_connect is made). */
 void stream_start_handshake(Stream *s);
 
+/* A socket for a client stream to an address of `family`: TCP, non-blocking, close-on-exec,
+ * with Nagle off (a request or a head goes out as one write, and one in parts must not wait for
+ * an ACK). The fd, or a negative errno. */
+int stream_tcp_socket(int family);
+
 /* Starts a non-blocking connect to `sa`: on_connect reports how it ended. */
 int stream_connect(Stream *s, const struct sockaddr *sa, socklen_t sa_len);
 

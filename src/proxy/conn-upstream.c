@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include "lb/model.h"
@@ -12,13 +11,9 @@ int upstream_conn_connect(Worker *w, const NodeAddress *a, TlsClient *tls,
                           const char *server_name, const StreamHandler *handler, void *userdata,
                           event_callback_fn on_timer, UpstreamConn **ret)
 {
-        _cleanup_close_ int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                                        IPPROTO_TCP);
+        _cleanup_close_ int fd = stream_tcp_socket(a->sa.ss_family);
         if (fd < 0)
-                return -errno;
-        /* Heads and small bodies go out as one write each; Nagle would only delay them. */
-        int one = 1;
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+                return fd;
 
         UpstreamConn *c = calloc(1, sizeof(*c));
         if (!c)

@@ -3,7 +3,6 @@
  * deadline is the Probe's timer (health-probe-conn.c). */
 #include <assert.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include "base/util.h"
@@ -129,12 +128,9 @@ static const StreamHandler probe_handler = {
 /* An immediate failure of the connect is said through the timer (run at once). */
 int probe_tls_open(Probe *p, const ProbeSpec *spec)
 {
-        _cleanup_close_ int fd = socket(spec->sa->sa_family,
-                                        SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+        _cleanup_close_ int fd = stream_tcp_socket(spec->sa->sa_family);
         if (fd < 0)
-                return -errno;
-        int one = 1;
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+                return fd;
         int r = stream_init(&p->stream, p->base, TAKE_FD(fd), &probe_handler, p);
         if (r < 0)
                 return r;

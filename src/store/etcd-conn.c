@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -373,12 +372,9 @@ static int send_request(EtcdConn *conn)
 int etcd_conn_open(EtcdClient *c, size_t endpoint, bool watch, EtcdConn **ret)
 {
         EtcdEndpoint *e = &c->endpoints[endpoint];
-        _cleanup_close_ int fd = socket(e->sa.ss_family,
-                                        SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+        _cleanup_close_ int fd = stream_tcp_socket(e->sa.ss_family);
         if (fd < 0)
-                return -errno;
-        int one = 1;
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+                return fd;
 
         EtcdConn *conn = calloc(1, sizeof(*conn));
         if (!conn)
