@@ -597,6 +597,29 @@ static void on_signal(evutil_socket_t sig, short what, void *userdata)
         manager_stop(m);
 }
 
+/* Ends every worker's loop at once (the grace period is over, or never began) and waits for
+ * its thread. */
+static void end_worker_threads(Manager *m)
+{
+        for (size_t i = 0; i < m->n_workers; i++) {
+                worker_force_exit(&m->workers[i]);
+                worker_join(&m->workers[i]);
+        }
+}
+
+static struct event_base *new_base(void)
+{
+        struct event_config *ec = event_config_new();
+        struct event_base *base = NULL;
+        if (ec) {
+                /* Coalesces the event_add/del of one loop iteration into fewer epoll_ctl calls. */
+                event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+                base = event_base_new_with_config(ec);
+                event_config_free(ec);
+        }
+        return base;
+}
+
 static size_t workers_wanted(const Config *c)
 {
         if (c->workers > 0)
@@ -632,13 +655,7 @@ int manager_new(char **config_paths, const char *state_dir, Config *config, Mana
                 }
         }
 
-        struct event_config *ec = event_config_new();
-        if (ec) {
-                /* Coalesces the event_add/del of one loop iteration into fewer epoll_ctl calls. */
-                event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-                m->base = event_base_new_with_config(ec);
-                event_config_free(ec);
-        }
+        m->base = new_base();
         if (!m->base) {
                 config_unref(config);
                 free(m);
@@ -694,10 +711,7 @@ Manager *manager_free(Manager *m)
         m->metrics = metrics_server_stop(m->metrics);
         m->prober = health_prober_stop(m->prober);
         free(m->listener_names);
-        for (size_t i = 0; i < m->n_workers; i++) {
-                worker_force_exit(&m->workers[i]);
-                worker_join(&m->workers[i]);
-        }
+        end_worker_threads(m);
         log_stop();
         for (size_t i = 0; i < m->n_workers; i++) {
                 worker_done(&m->workers[i]);
@@ -737,19 +751,6 @@ Manager *manager_free(Manager *m)
         free(m->status_note);
         free(m);
         return NULL;
-}
-
-static struct event_base *new_base(void)
-{
-        struct event_config *ec = event_config_new();
-        struct event_base *base = NULL;
-        if (ec) {
-                /* Coalesces the event_add/del of one loop iteration into fewer epoll_ctl calls. */
-                event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-                base = event_base_new_with_config(ec);
-                event_config_free(ec);
-        }
-        return base;
 }
 
 static int start_workers(Manager *m)
@@ -961,10 +962,7 @@ int manager_start(Manager *m, const ControlFrontend *frontend)
 int manager_run(Manager *m)
 {
         event_base_dispatch(m->base);
-        for (size_t i = 0; i < m->n_workers; i++) {
-                worker_force_exit(&m->workers[i]);
-                worker_join(&m->workers[i]);
-        }
+        end_worker_threads(m);
         /* The prober logs through a queue of its own: it ends before the queues do. */
         m->prober = health_prober_stop(m->prober);
         /* What the workers logged is written before the last word. */
