@@ -112,6 +112,8 @@ int state_writer_new(const char *dir, struct event_base *base, StateWriterDone d
         if (r >= 0) {
                 r = -pthread_create(&w->thread, NULL, writer_thread, w);
                 w->thread_started = r >= 0;
+                if (w->thread_started)
+                        (void)pthread_setname_np(w->thread, "lbproxy-state");
         }
         if (r < 0) {
                 state_writer_free(w);

@@ -415,6 +415,7 @@ int metrics_server_start(const MetricsServerOptions *o, const Listener *sockets,
                 return -r;
         }
         s->has_thread = true;
+        (void)pthread_setname_np(s->thread, "lbproxy-metrics");
         *ret = s;
         return 0;
 }

@@ -3,6 +3,7 @@
 
 #include "base/event-alloc.h"
 #include "base/log.h"
+#include "base/thread-slice.h"
 #include "lb/balancer.h"
 #include "lb/model.h"
 #include "proxy/accept.h"
@@ -216,6 +217,8 @@ static void *worker_thread(void *userdata)
 {
         Worker *w = userdata;
         log_attach(w->id + 1); /* queue 0 is the control loop's */
+        /* A request is not to wait for a change being built on the same core. */
+        (void)thread_ask_short_slice();
         /* Until told to end (check_done, worker_force_exit): a worker that accepts on no socket
          * of its own (an activated one is worker 0's) may have no event yet. */
         event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
@@ -234,6 +237,10 @@ int worker_start_thread(Worker *w)
         if (r != 0)
                 return -r;
         w->has_thread = true;
+        /* Told apart in top -H, perf and /proc: lbproxy-w0, lbproxy-w1... */
+        char name[16];
+        snprintf(name, sizeof(name), "lbproxy-w%u", (unsigned)w->id);
+        (void)pthread_setname_np(w->thread, name);
         return 0;
 }
 

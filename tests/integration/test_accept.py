@@ -172,3 +172,34 @@ def test_activated_socket_holds_max_connections(lbproxy, upstream):
     finally:
         for s in held + ([waiting] if waiting else []):
             s.close()
+
+
+def thread_names_and_slices(pid):
+    """{thread name: its scheduler slice in ns (None when the kernel shows none)}, as
+    /proc/PID/task/TID/{comm,sched} say (what top -H and perf show)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            name = f.read().strip()
+        slice_ns = None
+        with open(f"/proc/{pid}/task/{tid}/sched") as f:
+            for line in f:
+                if line.startswith("se.slice "):
+                    slice_ns = int(line.split(":")[1])
+        out[name] = slice_ns
+    return out
+
+
+def test_threads_are_named_and_workers_ask_for_a_short_slice(lbproxy, upstream):
+    """Each worker is a thread named lbproxy-w<N>, and asks the scheduler for a short slice, so
+    a request preempts a change being built on the same core; the control thread keeps the
+    default."""
+    up = upstream("a")
+    lb = lbproxy(config(up))
+    assert get(lb.address) == 200
+    threads = thread_names_and_slices(lb.pid)
+    assert {"lbproxy", "lbproxy-w0", "lbproxy-w1", "lbproxy-log"} <= set(threads), threads
+    if threads["lbproxy-w0"] is None:
+        return  # a kernel before 6.6 shows no slice
+    assert threads["lbproxy-w0"] == threads["lbproxy-w1"] == 100_000, threads
+    assert threads["lbproxy"] > 100_000, threads

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
+#include <sys/resource.h>
 
 #include "base/hashmap.h"
+#include "base/thread-slice.h"
 #include "base/util.h"
 #include "net/resolver.h"
 #include "tap.h"
@@ -80,11 +82,41 @@ static void test_hashmap_borrowing(void)
         hashmap_free(m);
 }
 
+/* The slice the kernel gives the thread, from /proc (se.slice, in ns; kernels before 6.6
+ * show none): 0 when not shown. */
+static unsigned long long proc_slice_ns(void)
+{
+        FILE *f = fopen("/proc/thread-self/sched", "re");
+        char line[256];
+        unsigned long long ns = 0;
+        while (f && fgets(line, sizeof(line), f))
+                if (strncmp(line, "se.slice ", 9) == 0)
+                        (void)sscanf(strchr(line, ':') + 1, "%llu", &ns);
+        if (f)
+                fclose(f);
+        return ns;
+}
+
+static void test_short_slice(void)
+{
+        unsigned long long before = proc_slice_ns();
+        int r = thread_ask_short_slice();
+        if (before == 0 || r < 0) {
+                printf("# skipped: this kernel shows no slice or took none (%d)\n", r);
+                return;
+        }
+        CHECK(proc_slice_ns() == THREAD_SHORT_SLICE_USEC * 1000ULL);
+        CHECK(before > THREAD_SHORT_SLICE_USEC * 1000ULL);
+        /* The weight is the nice value's, as before. */
+        CHECK(getpriority(PRIO_PROCESS, 0) == 0);
+}
+
 int main(void)
 {
         test_hashmap();
         test_hashmap_borrowing();
         test_refresh_delay();
         test_sockaddr_to_string();
+        test_short_slice();
         TEST_MAIN_END();
 }
