@@ -2,7 +2,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#include "base/hashmap.h"
 #include "config/config-source.h"
 #include "config/state.h"
 
@@ -82,31 +81,29 @@ int state_load(const Config *files, const char *dir, Config **ret, char **ret_er
         return r < 0 ? r : 1;
 }
 
-struct StateFile {
-        char *dir;
-        Config *last; /* the Config written last: its objects are the keys of `texts` */
-        Hashmap *texts; /* object pointer (its bytes, in last's lists) → StateText */
-};
-
 typedef struct StateText {
         char *text;
         size_t len;
 } StateText;
 
-static int free_text(const char *key, size_t key_len, void *value, void *userdata)
-{
-        StateText *t = value;
+/* The texts of one list of the Config last written, in its order. */
+typedef struct StateTexts {
+        StateText *texts;
+        size_t n;
+} StateTexts;
 
-        free(t->text);
-        free(t);
-        return 0;
-}
+struct StateFile {
+        char *dir;
+        Config *last; /* the Config written last: its objects are what the texts say */
+        StateTexts upstreams, routes;
+};
 
-static Hashmap *texts_free(Hashmap *texts)
+static void texts_done(StateTexts *t)
 {
-        if (texts)
-                hashmap_foreach(texts, free_text, NULL);
-        return hashmap_free(texts);
+        for (size_t i = 0; i < t->n; i++)
+                free(t->texts[i].text);
+        t->texts = mfree(t->texts);
+        t->n = 0;
 }
 
 int state_file_new(const char *dir, StateFile **ret)
@@ -128,52 +125,49 @@ StateFile *state_file_free(StateFile *s)
 {
         if (!s)
                 return NULL;
-        texts_free(s->texts);
+        texts_done(&s->upstreams);
+        texts_done(&s->routes);
         config_unref(s->last);
         free(s->dir);
         free(s);
         return NULL;
 }
 
-/* The text of `o`: from the last state when it was in it (moved from `old`), else made now. */
-static int object_text(Hashmap *old, Hashmap *new, ConfigObjectKind kind, void *const *place,
-                       const StateText **ret)
-{
-        const void *o = *place;
-        StateText *t = old ? hashmap_remove(old, (const char *)&o, sizeof(o)) : NULL;
-        int r;
-
-        if (!t) {
-                t = calloc(1, sizeof(*t));
-                if (!t)
-                        return -ENOMEM;
-                r = config_dump_item(kind, o, &t->text, &t->len);
-                if (r < 0) {
-                        free(t);
-                        return r;
-                }
-        }
-        /* The key is the object's place in the Config's list, which s->last keeps. */
-        r = hashmap_put(new, (const char *)place, sizeof(o), t);
-        if (r < 0) {
-                free(t->text);
-                free(t);
-                return r;
-        }
-        *ret = t;
-        return 0;
-}
-
-static int write_objects(FILE *f, Hashmap *old, Hashmap *new, const char *key,
-                         ConfigObjectKind kind, void *const *objects, size_t n)
+/* Writes the texts of `objects`, in order, into `f`, and keeps them in `out` (n of them) for the
+ * next write. A text comes from the last write when its object was in it (objects are immutable
+ * and shared between Configs: the same pointer is the same text), else it is made now. A change
+ * edits, adds or removes an object and leaves the order of the rest, so the last write's list is
+ * walked alongside: its next object, or the one after (one was removed), is this one, or this
+ * one is new. Sequential, no lookup: 10,000 routes cost a walk. A list reordered (a reload)
+ * makes its texts again. */
+static int write_objects(FILE *f, StateTexts *old, void *const *old_objects,
+                         ConfigObjectKind kind, const char *key, void *const *objects, size_t n,
+                         StateTexts *out)
 {
         fprintf(f, "%s:%s\n", key, n ? "" : " []");
+        out->texts = n ? calloc(n, sizeof(StateText)) : NULL;
+        if (n && !out->texts)
+                return -ENOMEM;
+        out->n = n;
+        size_t j = 0; /* in old */
         for (size_t i = 0; i < n; i++) {
-                const StateText *t;
-                int r = object_text(old, new, kind, &objects[i], &t);
-
-                if (r < 0)
-                        return r;
+                StateText *t = &out->texts[i];
+                size_t k = SIZE_MAX;
+                if (j < old->n && old_objects[j] == objects[i])
+                        k = j;
+                else if (j + 1 < old->n && old_objects[j + 1] == objects[i])
+                        k = j + 1;
+                if (k != SIZE_MAX) {
+                        *t = old->texts[k];
+                        old->texts[k] = (StateText){};
+                        j = k + 1;
+                } else {
+                        int r = config_dump_item(kind, objects[i], &t->text, &t->len);
+                        if (r < 0) {
+                                out->n = i; /* the texts made so far, of objects [0, i) */
+                                return r;
+                        }
+                }
                 fwrite(t->text, 1, t->len, f);
         }
         return 0;
@@ -190,25 +184,19 @@ static int fsync_dir(const char *dir)
 int state_file_save(StateFile *s, const Config *c)
 {
         _cleanup_free_ char *path = NULL, *tmp = NULL;
-        Hashmap *texts;
+        StateTexts upstreams = {}, routes = {};
         int r;
 
         if (state_path(s->dir, &path) < 0)
                 return -ENOMEM;
-        texts = hashmap_new_borrowing(c->n_upstreams + c->n_routes);
-        if (!texts)
-                return -ENOMEM;
 
         _cleanup_close_ int fd = open_temporary(s->dir, &tmp);
-        if (fd < 0) {
-                hashmap_free(texts);
+        if (fd < 0)
                 return fd;
-        }
         FILE *f = fdopen(fd, "w");
         if (!f) {
                 r = -errno;
                 unlink(tmp);
-                hashmap_free(texts);
                 return r;
         }
         fd = -EBADF; /* the FILE owns it now */
@@ -219,12 +207,16 @@ int state_file_save(StateFile *s, const Config *c)
               "# Written by lbproxy; Reload() makes the configuration files current again.\n",
               f);
         r = config_dump_settings(c, f);
+        void *const *none = NULL;
         if (r >= 0)
-                r = write_objects(f, s->texts, texts, "upstreams", CONFIG_OBJECT_UPSTREAM,
-                                  (void *const *)c->upstreams, c->n_upstreams);
+                r = write_objects(f, &s->upstreams,
+                                  s->last ? (void *const *)s->last->upstreams : none,
+                                  CONFIG_OBJECT_UPSTREAM, "upstreams",
+                                  (void *const *)c->upstreams, c->n_upstreams, &upstreams);
         if (r >= 0)
-                r = write_objects(f, s->texts, texts, "routes", CONFIG_OBJECT_ROUTE,
-                                  (void *const *)c->routes, c->n_routes);
+                r = write_objects(f, &s->routes, s->last ? (void *const *)s->last->routes : none,
+                                  CONFIG_OBJECT_ROUTE, "routes", (void *const *)c->routes,
+                                  c->n_routes, &routes);
         if (r >= 0 && (fflush(f) != 0 || fsync(fileno(f)) < 0))
                 r = -errno;
         if (fclose(f) != 0 && r >= 0)
@@ -235,9 +227,12 @@ int state_file_save(StateFile *s, const Config *c)
                 unlink(tmp);
 
         /* The texts made are right whatever became of the file: kept for the next one, with
-         * the Config whose objects they describe. */
-        texts_free(s->texts);
-        s->texts = texts;
+         * the Config whose objects they describe. A list cut short by an error keeps what it
+         * has (the rest are made again next time: their objects no longer line up). */
+        texts_done(&s->upstreams);
+        texts_done(&s->routes);
+        s->upstreams = upstreams;
+        s->routes = routes;
         config_unref(s->last);
         s->last = config_ref((Config *)c);
         if (r < 0)
@@ -247,8 +242,8 @@ int state_file_save(StateFile *s, const Config *c)
 
 int state_file_remove(StateFile *s)
 {
-        texts_free(s->texts);
-        s->texts = NULL;
+        texts_done(&s->upstreams);
+        texts_done(&s->routes);
         s->last = config_unref(s->last);
         return state_remove(s->dir);
 }

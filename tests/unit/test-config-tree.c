@@ -517,15 +517,23 @@ static void test_state_round_trip(void)
         if (!files || !mkdtemp(dir))
                 return;
         CHECK(state_file_new(dir, &sf) == 0);
-        for (int round = 0; round < 3 && sf; round++) {
+        /* Three upstreams added, then one of them edited in place, one removed, and the
+         * first edited: the texts of the others are kept, whatever moved. */
+        static const struct {
+                const char *name; /* replaced or removed; NULL: one added */
+                const char *doc;  /* its new document's name; NULL: removed */
+        } rounds[] = {
+                { NULL, "extra0" },     { NULL, "extra1" },     { NULL, "extra2" },
+                { "extra0", "extra0" }, { "extra1", NULL },     { "extra2", "extra2" },
+        };
+        for (size_t round = 0; round < ELEMENTSOF(rounds) && sf; round++) {
                 _cleanup_(config_tree_freep) ConfigTree *t = NULL;
                 Config *n = NULL;
-                char name[16];
 
-                /* An upstream more each round; the others' texts are kept. */
-                snprintf(name, sizeof(name), "extra%d", round);
-                t = upstream_doc(name, "10.9.9.9", 80 + (unsigned)round);
-                ConfigEdit e = {.kind = CONFIG_OBJECT_UPSTREAM, .document = t};
+                if (rounds[round].doc)
+                        t = upstream_doc(rounds[round].doc, "10.9.9.9", 80 + (unsigned)round);
+                ConfigEdit e = {.kind = CONFIG_OBJECT_UPSTREAM, .name = rounds[round].name,
+                                .document = t};
                 CHECK(config_edit_apply(c ? c : files, &e, &n, NULL) == 0);
                 config_unref(c);
                 c = n;
