@@ -92,6 +92,8 @@ typedef struct StateTexts {
         size_t n;
 } StateTexts;
 
+#define STATE_WRITE_BUFFER (256 * 1024)
+
 struct StateFile {
         char *dir;
         Config *last; /* the Config written last: its objects are what the texts say */
@@ -183,7 +185,7 @@ static int fsync_dir(const char *dir)
 
 int state_file_save(StateFile *s, const Config *c)
 {
-        _cleanup_free_ char *path = NULL, *tmp = NULL;
+        _cleanup_free_ char *path = NULL, *tmp = NULL, *buffer = NULL;
         StateTexts upstreams = {}, routes = {};
         int r;
 
@@ -200,8 +202,12 @@ int state_file_save(StateFile *s, const Config *c)
                 return r;
         }
         fd = -EBADF; /* the FILE owns it now */
-        /* A few large writes rather than one per 4 KiB (10,000 routes are about 1 MB). */
-        (void)setvbuf(f, NULL, _IOFBF, 256 * 1024);
+        /* A few large writes rather than one per 4 KiB (10,000 routes are about 1 MB: 234
+         * write() calls, each a trip into the kernel on the core a worker may share). glibc
+         * takes the size only with a buffer given: freed after fclose(), at the return. */
+        buffer = malloc(STATE_WRITE_BUFFER);
+        if (buffer)
+                (void)setvbuf(f, buffer, _IOFBF, STATE_WRITE_BUFFER);
 
         fputs("# lbproxy runtime state: the configuration as changed over D-Bus.\n"
               "# Written by lbproxy; Reload() makes the configuration files current again.\n",

@@ -6,9 +6,9 @@
 #include <assert.h>
 
 #include <pthread.h>
-#include <sys/resource.h>
 
 #include "base/log.h"
+#include "base/thread-sched.h"
 #include "base/wake.h"
 #include "config/state.h"
 #include "control/state-writer.h"
@@ -36,16 +36,14 @@ struct StateWriter {
         void *userdata;
 };
 
-/* The writer yields the CPU to the event loops: on a core it shares with one (or the only
- * core), a state of 10,000 routes takes milliseconds to write, which the loop's requests should
- * not wait for. Linux keeps a nice value per thread. Not fatal when refused. */
-#define WRITER_NICE 10
-
 static void *writer_thread(void *userdata)
 {
         StateWriter *w = userdata;
 
-        (void)setpriority(PRIO_PROCESS, (id_t)gettid(), WRITER_NICE);
+        /* A state of 10,000 routes takes a millisecond or more to write, which requests on
+         * the same core should wait for as little as can be (base/thread-sched.h). Not fatal
+         * when refused. */
+        (void)thread_run_in_background();
 
         for (;;) {
                 Request req;

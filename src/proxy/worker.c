@@ -3,7 +3,7 @@
 
 #include "base/event-alloc.h"
 #include "base/log.h"
-#include "base/thread-slice.h"
+#include "base/thread-sched.h"
 #include "lb/balancer.h"
 #include "lb/model.h"
 #include "proxy/accept.h"

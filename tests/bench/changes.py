@@ -168,7 +168,7 @@ class SchedAttr(ctypes.Structure):
 
 def short_slice(tid):
     """The measuring instruments (the client, nginx) ask for lbproxy's workers' short slice
-    (base/thread-slice.h): on CPU 1 they share a core with the D-Bus caller and dbus-daemon,
+    (base/thread-sched.h): on CPU 1 they share a core with the D-Bus caller and dbus-daemon,
     whose work during the changes would otherwise show as lbproxy's delay. False when refused."""
     attr = SchedAttr(size=ctypes.sizeof(SchedAttr), runtime=100_000)
     libc = ctypes.CDLL(None, use_errno=True)

@@ -174,32 +174,50 @@ def test_activated_socket_holds_max_connections(lbproxy, upstream):
             s.close()
 
 
-def thread_names_and_slices(pid):
-    """{thread name: its scheduler slice in ns (None when the kernel shows none)}, as
-    /proc/PID/task/TID/{comm,sched} say (what top -H and perf show)."""
+def thread_ids(pid):
+    """{thread name: its id}."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            out[f.read().strip()] = int(tid)
+    return out
+
+
+def thread_scheduling(pid):
+    """{thread name: (policy, slice in ns or None when the kernel shows none)}, as
+    /proc/PID/task/TID/{comm,sched} say (what top -H, ps -L and perf show)."""
     out = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         with open(f"/proc/{pid}/task/{tid}/comm") as f:
             name = f.read().strip()
-        slice_ns = None
+        fields = {}
         with open(f"/proc/{pid}/task/{tid}/sched") as f:
             for line in f:
-                if line.startswith("se.slice "):
-                    slice_ns = int(line.split(":")[1])
-        out[name] = slice_ns
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+        slice_ns = int(fields["se.slice"]) if "se.slice" in fields else None
+        out[name] = (int(fields["policy"]), slice_ns)
     return out
 
 
-def test_threads_are_named_and_workers_ask_for_a_short_slice(lbproxy, upstream):
-    """Each worker is a thread named lbproxy-w<N>, and asks the scheduler for a short slice, so
-    a request preempts a change being built on the same core; the control thread keeps the
-    default."""
+def test_threads_are_named_and_give_way_to_requests(lbproxy, upstream, tmp_path):
+    """Each worker is a thread named lbproxy-w<N> and asks the scheduler for a short slice, so a
+    request waits less for a change being built on the same core; the state writer runs at nice
+    10; the control thread and the prober keep the defaults."""
     up = upstream("a")
-    lb = lbproxy(config(up))
+    cfg = config(up)
+    cfg["upstreams"][0]["health_check"] = {"active": {"type": "tcp"}}
+    lb = lbproxy(cfg, args=("--state-dir", str(tmp_path / "state")))
     assert get(lb.address) == 200
-    threads = thread_names_and_slices(lb.pid)
-    assert {"lbproxy", "lbproxy-w0", "lbproxy-w1", "lbproxy-log"} <= set(threads), threads
-    if threads["lbproxy-w0"] is None:
+    threads = thread_scheduling(lb.pid)
+    want = {"lbproxy", "lbproxy-w0", "lbproxy-w1", "lbproxy-log", "lbproxy-state",
+            "lbproxy-probe"}
+    assert want <= set(threads), threads
+    nice = {name: os.getpriority(os.PRIO_PROCESS, tid) for name, tid in thread_ids(lb.pid).items()}
+    assert nice["lbproxy-state"] == 10, nice
+    for name in ("lbproxy", "lbproxy-w0", "lbproxy-w1", "lbproxy-log", "lbproxy-probe"):
+        assert threads[name][0] == 0 and nice[name] == 0, (threads, nice)  # SCHED_OTHER
+    if threads["lbproxy-w0"][1] is None:
         return  # a kernel before 6.6 shows no slice
-    assert threads["lbproxy-w0"] == threads["lbproxy-w1"] == 100_000, threads
-    assert threads["lbproxy"] > 100_000, threads
+    assert threads["lbproxy-w0"][1] == threads["lbproxy-w1"][1] == 100_000, threads
+    assert threads["lbproxy"][1] > 100_000 and threads["lbproxy-probe"][1] > 100_000, threads

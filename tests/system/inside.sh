@@ -169,6 +169,23 @@ sandboxed() {
 }
 check "sandbox: runs as user lbproxy, no capabilities, no new privileges, owns /var/lib/lbproxy" \
         sandboxed
+thread_field() { # thread_field NAME FIELD: FIELD of /proc/PID/task/TID/sched of lbproxy's thread NAME
+        local t
+        for t in /proc/"$(main_pid)"/task/*; do
+                [ "$(cat "$t/comm")" = "$1" ] || continue
+                awk -v f="$2" '$1 == f { print $3 }' "$t/sched"
+                return 0
+        done
+        return 1
+}
+gives_way() {
+        [ "$(thread_field lbproxy-w0 se.slice)" = 100000 ] ||
+                { echo "worker slice $(thread_field lbproxy-w0 se.slice)"; return 1; }
+        [ "$(thread_field lbproxy-state se.load.weight)" -lt "$(thread_field lbproxy se.load.weight)" ] ||
+                { echo "state writer weight $(thread_field lbproxy-state se.load.weight)"; return 1; }
+}
+check "sandbox: sched_setattr let through: a worker's short slice, the state writer at nice 10" \
+        gives_way
 
 # ---- journal: one entry per request, with its fields ----
 for _ in $(seq 20); do get /alpha/x >/dev/null; done

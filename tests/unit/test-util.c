@@ -3,7 +3,7 @@
 #include <sys/resource.h>
 
 #include "base/hashmap.h"
-#include "base/thread-slice.h"
+#include "base/thread-sched.h"
 #include "base/util.h"
 #include "net/resolver.h"
 #include "tap.h"
@@ -82,33 +82,41 @@ static void test_hashmap_borrowing(void)
         hashmap_free(m);
 }
 
-/* The slice the kernel gives the thread, from /proc (se.slice, in ns; kernels before 6.6
- * show none): 0 when not shown. */
-static unsigned long long proc_slice_ns(void)
+/* A field of /proc/thread-self/sched ("se.slice", "policy"): -1 when not shown (kernels before
+ * 6.6 show no slice). */
+static long long proc_sched(const char *field)
 {
         FILE *f = fopen("/proc/thread-self/sched", "re");
         char line[256];
-        unsigned long long ns = 0;
+        long long v = -1;
+        size_t len = strlen(field);
         while (f && fgets(line, sizeof(line), f))
-                if (strncmp(line, "se.slice ", 9) == 0)
-                        (void)sscanf(strchr(line, ':') + 1, "%llu", &ns);
+                if (strncmp(line, field, len) == 0 && line[len] == ' ')
+                        (void)sscanf(strchr(line, ':') + 1, "%lld", &v);
         if (f)
                 fclose(f);
-        return ns;
+        return v;
 }
 
-static void test_short_slice(void)
+static void test_thread_sched(void)
 {
-        unsigned long long before = proc_slice_ns();
+        long long before = proc_sched("se.slice");
         int r = thread_ask_short_slice();
-        if (before == 0 || r < 0) {
+        if (before < 0 || r < 0) {
                 printf("# skipped: this kernel shows no slice or took none (%d)\n", r);
                 return;
         }
-        CHECK(proc_slice_ns() == THREAD_SHORT_SLICE_USEC * 1000ULL);
-        CHECK(before > THREAD_SHORT_SLICE_USEC * 1000ULL);
+        CHECK(proc_sched("se.slice") == THREAD_SHORT_SLICE_USEC * 1000LL);
+        CHECK(before > THREAD_SHORT_SLICE_USEC * 1000LL);
+        CHECK(proc_sched("policy") == 0);
         /* The weight is the nice value's, as before. */
         CHECK(getpriority(PRIO_PROCESS, 0) == 0);
+
+        /* Lowered (no capability needed): nice 10, the default slice again. */
+        CHECK(thread_run_in_background() == 0);
+        CHECK(getpriority(PRIO_PROCESS, 0) == THREAD_BACKGROUND_NICE);
+        CHECK(proc_sched("policy") == 0);
+        CHECK(proc_sched("se.slice") == before);
 }
 
 int main(void)
@@ -117,6 +125,6 @@ int main(void)
         test_hashmap_borrowing();
         test_refresh_delay();
         test_sockaddr_to_string();
-        test_short_slice();
+        test_thread_sched();
         TEST_MAIN_END();
 }
