@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <limits.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <linux/sched.h>
 #include <linux/sched/types.h>
@@ -23,18 +25,53 @@ static int set_attr(int nice, uint64_t runtime_nsec)
         return 0;
 }
 
-/* sched_setattr() sets the nice value too: the thread's own is kept. */
-int thread_ask_short_slice(void)
+static int current_nice(int *ret)
 {
         errno = 0;
         int nice = getpriority(PRIO_PROCESS, 0);
         if (nice == -1 && errno != 0)
                 return -errno;
+        *ret = nice;
+        return 0;
+}
+
+/* The process's nice value at start (a unit's Nice=), read by the first caller: the main
+ * thread, before any thread changed its own. */
+static int base_nice(void)
+{
+        static atomic_int base = INT_MIN;
+        int b = atomic_load_explicit(&base, memory_order_relaxed);
+        if (b != INT_MIN)
+                return b;
+        int now = 0;
+        (void)current_nice(&now);
+        b = INT_MIN;
+        /* Two first callers read the same value: either stores it. */
+        (void)atomic_compare_exchange_strong(&base, &b, now);
+        return atomic_load_explicit(&base, memory_order_relaxed);
+}
+
+/* sched_setattr() sets the nice value too: the thread's own is kept. */
+int thread_ask_short_slice(void)
+{
+        int nice = 0;
+        int r = current_nice(&nice);
+        if (r < 0)
+                return r;
         return set_attr(nice, (uint64_t)THREAD_SHORT_SLICE_USEC * 1000);
 }
 
-/* 0: the kernel's default slice. */
-int thread_run_in_background(void)
+int thread_lower_priority(int nice)
 {
-        return set_attr(THREAD_BACKGROUND_NICE, 0);
+        int now = 0;
+        int r = current_nice(&now);
+        if (r < 0)
+                return r;
+        int want = base_nice() + nice;
+        if (want > 19)
+                want = 19;
+        if (want <= now)
+                return 0;
+        /* 0: the kernel's default slice. */
+        return set_attr(want, 0);
 }

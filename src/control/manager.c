@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 
 #include "base/log.h"
+#include "base/thread-sched.h"
 #include "config/state.h"
 #include "control/daemon.h"
 #include "control/manager-health.h"
@@ -955,6 +956,9 @@ int manager_start(Manager *m, const ControlFrontend *frontend)
         r = start_worker_threads(m);
         if (r < 0)
                 return r;
+        /* A worker that wakes on this thread's core soon preempts the work of a change
+         * (base/thread-sched.h). Not fatal when refused. */
+        (void)thread_lower_priority(THREAD_CONTROL_NICE);
         daemon_notify_ready(status);
         return 0;
 }

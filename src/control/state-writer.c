@@ -43,7 +43,7 @@ static void *writer_thread(void *userdata)
         /* A state of 10,000 routes takes a millisecond or more to write, which requests on
          * the same core should wait for as little as can be (base/thread-sched.h). Not fatal
          * when refused. */
-        (void)thread_run_in_background();
+        (void)thread_lower_priority(THREAD_STATE_NICE);
 
         for (;;) {
                 Request req;

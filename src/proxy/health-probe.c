@@ -10,6 +10,7 @@
 
 #include "base/hashmap.h"
 #include "base/log.h"
+#include "base/thread-sched.h"
 #include "base/wake.h"
 #include "lb/health.h"
 #include "lb/model.h"
@@ -688,6 +689,8 @@ static void on_wake(evutil_socket_t fd, short what, void *userdata)
 static void *run(void *userdata)
 {
         HealthProber *p = userdata;
+        /* Below the workers, as the control thread (base/thread-sched.h), whichever made it. */
+        (void)thread_lower_priority(THREAD_CONTROL_NICE);
         if (p->o.log_queue >= 0)
                 log_attach((size_t)p->o.log_queue);
         take_model(p);

@@ -3,7 +3,8 @@
 """What a change over D-Bus costs a running lbproxy with many routes and https upstreams.
 
     /usr/bin/python3 tests/bench/changes.py [--lbproxy build/src/lbproxy] [--routes 10000]
-        [--upstreams 100] [--changes 100] [--startup-upstreams 1000] [--keep]
+        [--upstreams 100] [--changes 100] [--startup-upstreams 1000] [--keep] [--workers N]
+        [--perf-sched] [--no-instrument-slice]
 
 Not a test: it prints what it measured beside the goals of issue #13, and exits 0. Root (it
 binds 127.0.x.y and pins processes), loopback only; nginx, dbus-daemon, certtool and Debian's
@@ -25,6 +26,11 @@ What it measures:
    requests one after another over one keep-alive connection to a route of u1, which no change
    touches: its latency before the changes and during them; the longest delay is the worst
    latency during them less the median before;
+   With --perf-sched (perf installed), perf sched on every CPU over 1.5 s of the baseline and
+   over the changes: the worker's waits for its CPU once woken, and who held it
+   (sched_waits.py). The client and nginx ask for the workers' short scheduler slice, so that
+   the D-Bus caller sharing their CPU does not show as lbproxy's delay (--no-instrument-slice:
+   they do not).
 4. after the changes, three requests to a route of each upstream but u0: the connections nginx
    saw opened for them (the nodes' own, in its log). Before the changes each of these upstreams
    was warmed up over the same client connection (so the same worker, whose pools these are),
@@ -52,6 +58,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
 import bench  # noqa: E402  certtool, processes, ports
+import sched_waits  # noqa: E402  perf sched: the workers' waits for their CPU
 import startup  # noqa: E402  start-up to READY=1
 from dbus_helpers import SystemBus  # noqa: E402  a private system bus
 
@@ -216,6 +223,9 @@ def main():
     ap.add_argument("--workers", type=int, default=1)
     # the client and nginx keep the default slice (as before the seventh session)
     ap.add_argument("--no-instrument-slice", action="store_true")
+    # perf sched over the baseline and the changes: the workers' waits for their CPU, and whose
+    # threads held it (needs perf)
+    ap.add_argument("--perf-sched", action="store_true")
     a = ap.parse_args()
     if a.upstreams < 2 or a.upstreams > 1000 or a.routes < a.upstreams:
         sys.exit("need 2 <= upstreams <= 1000 and routes >= upstreams")
@@ -277,7 +287,16 @@ def main():
         out = multiprocessing.Queue()
         client = multiprocessing.Process(target=probe, args=("/route-1", stop, out, not a.no_instrument_slice))
         client.start()
-        time.sleep(2)  # the baseline: requests before any change
+        sched = a.perf_sched and sched_waits.available()
+        if sched:
+            time.sleep(0.5)
+            rec = sched_waits.start(f"{d}/sched-before.data")
+            time.sleep(1.5)
+            sched_waits.stop(rec)
+            rec = sched_waits.start(f"{d}/sched-during.data")
+            time.sleep(0.3)  # perf's start-up
+        else:
+            time.sleep(2)  # the baseline: requests before any change
         t_changes = time.monotonic()
         for k in range(a.changes):
             manager.SetNodeWeight("u0", node_a(0), dbus.UInt16(NODE_PORT),
@@ -285,6 +304,8 @@ def main():
             manager.RemoveNode("u0", f"127.3.{k // 250}.{1 + k % 250}", dbus.UInt16(NODE_PORT),
                                timeout=30)
         t_end = time.monotonic()
+        if sched:
+            sched_waits.stop(rec)
         time.sleep(0.5)
         stop.set()
         samples = out.get(timeout=60)
@@ -309,6 +330,17 @@ def main():
             slow = sum(1 for x in xs if x > 0.005)
             print(f"  slower than 5 ms {name}: {slow} of {len(xs)} "
                   f"({1000 * slow / max(1, len(xs)):.2f} per 1,000)")
+
+        if sched:
+            ours = sched_waits.threads(proxy.pid)
+            print("\nthe workers' waits for their CPU once woken (perf sched; 1.5 s before the "
+                  "changes, then during them):")
+            for name in ("before", "during"):
+                ws = sched_waits.waits(f"{d}/sched-{name}.data", ours)
+                for line in sched_waits.report(name, ws):
+                    print(line)
+        elif a.perf_sched:
+            print("\n--perf-sched: perf is not installed")
 
         # 4: requests to every unchanged upstream; the connections they open
         mark = len(nginx_log(d))

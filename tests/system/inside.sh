@@ -179,12 +179,16 @@ thread_field() { # thread_field NAME FIELD: FIELD of /proc/PID/task/TID/sched of
         return 1
 }
 gives_way() {
+        local w c s
+        w=$(thread_field lbproxy-w0 se.load.weight)
+        c=$(thread_field lbproxy se.load.weight)
+        s=$(thread_field lbproxy-state se.load.weight)
         [ "$(thread_field lbproxy-w0 se.slice)" = 100000 ] ||
                 { echo "worker slice $(thread_field lbproxy-w0 se.slice)"; return 1; }
-        [ "$(thread_field lbproxy-state se.load.weight)" -lt "$(thread_field lbproxy se.load.weight)" ] ||
-                { echo "state writer weight $(thread_field lbproxy-state se.load.weight)"; return 1; }
+        # nice 0, 5 and 10: weights 1024, 335 and 110 (times 1024 in /proc)
+        [ "$c" -lt "$w" ] && [ "$s" -lt "$c" ] || { echo "weights: worker $w control $c state $s"; return 1; }
 }
-check "sandbox: sched_setattr let through: a worker's short slice, the state writer at nice 10" \
+check "sandbox: sched_setattr let through: a worker's short slice, the control thread and the state writer below it" \
         gives_way
 
 # ---- journal: one entry per request, with its fields ----

@@ -112,9 +112,13 @@ static void test_thread_sched(void)
         /* The weight is the nice value's, as before. */
         CHECK(getpriority(PRIO_PROCESS, 0) == 0);
 
-        /* Lowered (no capability needed): nice 10, the default slice again. */
-        CHECK(thread_run_in_background() == 0);
-        CHECK(getpriority(PRIO_PROCESS, 0) == THREAD_BACKGROUND_NICE);
+        /* Lowered (no capability needed): the default slice again; never raised back. */
+        CHECK(thread_lower_priority(THREAD_CONTROL_NICE) == 0);
+        CHECK(getpriority(PRIO_PROCESS, 0) == THREAD_CONTROL_NICE);
+        CHECK(thread_lower_priority(THREAD_CONTROL_NICE - 1) == 0);
+        CHECK(getpriority(PRIO_PROCESS, 0) == THREAD_CONTROL_NICE);
+        CHECK(thread_lower_priority(THREAD_STATE_NICE) == 0);
+        CHECK(getpriority(PRIO_PROCESS, 0) == THREAD_STATE_NICE);
         CHECK(proc_sched("policy") == 0);
         CHECK(proc_sched("se.slice") == before);
 }
