@@ -86,8 +86,14 @@ def report(name, ws):
     longest = max(ws, key=lambda w: w[0])
     over = [sum(1 for d, _ in ws if d > x) for x in (0.0001, 0.0005, 0.001)]
     ours = sum(v for k, v in total.items() if k.startswith("lbproxy:"))
+    # the most lbproxy's own threads held one wake-up up: what a change did to a request
+    ours_max, ours_max_blame = max(
+        ((sum(v for k, v in b.items() if k.startswith("lbproxy:")), b) for _, b in ws),
+        key=lambda x: x[0])
     held = ", ".join(f"{k} {v * 1000:.1f}" for k, v in total.most_common(4))
     why = ", ".join(f"{k} {v * 1000:.2f}" for k, v in longest[1].most_common(2))
     return [f"  {name}: {len(ws)} wake-ups, waited over 0.1 ms {over[0]}, over 0.5 ms {over[1]}, "
             f"over 1 ms {over[2]}; longest {longest[0] * 1000:.3f} ms ({why})",
-            f"    the CPU meanwhile (ms in all): {held}; lbproxy's own threads {ours * 1000:.1f}"]
+            f"    the CPU meanwhile (ms in all): {held}; lbproxy's own threads {ours * 1000:.1f}, "
+            f"at most {ours_max * 1000:.3f} ms in one wait ("
+            + ", ".join(f"{k} {v * 1000:.2f}" for k, v in ours_max_blame.most_common(2)) + ")"]
