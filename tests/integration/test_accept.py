@@ -175,11 +175,14 @@ def test_activated_socket_holds_max_connections(lbproxy, upstream):
 
 
 def thread_ids(pid):
-    """{thread name: its id}."""
+    """{thread name: its id}; "lbproxy" is the main thread (a sanitizer's own thread may bear
+    the program's name too)."""
     out = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         with open(f"/proc/{pid}/task/{tid}/comm") as f:
-            out[f.read().strip()] = int(tid)
+            name = f.read().strip()
+        if name != "lbproxy" or int(tid) == pid:
+            out[name] = int(tid)
     return out
 
 
@@ -187,9 +190,7 @@ def thread_scheduling(pid):
     """{thread name: (policy, slice in ns or None when the kernel shows none)}, as
     /proc/PID/task/TID/{comm,sched} say (what top -H, ps -L and perf show)."""
     out = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{tid}/comm") as f:
-            name = f.read().strip()
+    for name, tid in thread_ids(pid).items():
         fields = {}
         with open(f"/proc/{pid}/task/{tid}/sched") as f:
             for line in f:
