@@ -115,6 +115,53 @@ ssize_t stream_read_now(Stream *s)
         return n;
 }
 
+ssize_t stream_read_into(Stream *s, void *buf, size_t len)
+{
+        assert(evbuffer_get_length(s->in) == 0);
+        if (s->handshaking || s->connecting)
+                return -EAGAIN;
+
+        ssize_t n;
+        if (s->transport)
+                n = s->transport->read_into(s, buf, len);
+        else {
+                n = read(s->fd, buf, len);
+                if (n < 0)
+                        n = errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno;
+        }
+        if (n > 0)
+                s->bytes_read += (uint64_t)n;
+        else if (n == 0)
+                s->eof = true;
+        return n;
+}
+
+int stream_write(Stream *s, const void *data, size_t len)
+{
+        size_t taken = 0;
+        if (!s->connecting && !s->handshaking && evbuffer_get_length(s->out) == 0) {
+                ssize_t n;
+                if (s->transport)
+                        n = s->transport->write_from(s, data, len);
+                else {
+                        n = send(s->fd, data, len, MSG_NOSIGNAL);
+                        if (n < 0)
+                                n = errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno;
+                }
+                if (n < 0 && n != -EAGAIN)
+                        return (int)n;
+                if (n > 0)
+                        s->bytes_written += (uint64_t)n;
+                /* And what the transport left in s->out to go on with. */
+                taken = (n > 0 ? (size_t)n : 0) + evbuffer_get_length(s->out);
+        }
+        if (taken < len && evbuffer_add(s->out, (const char *)data + taken, len - taken) < 0)
+                return -ENOMEM;
+        if (!s->connecting && !s->handshaking)
+                set_writing(s, evbuffer_get_length(s->out) > 0);
+        return 0;
+}
+
 /* Writes what the socket takes now: >= 0 bytes, -EAGAIN, or a negative errno. */
 static ssize_t write_now(Stream *s)
 {
