@@ -142,6 +142,12 @@ static ssize_t read_records(Stream *s, TlsStream *t, char *to, size_t max)
                                 evbuffer_commit_space(s->in, &v, 1);
                         }
                         got += (size_t)n;
+                        /* GnuTLS reads a record whole before it returns any of it, so with
+                         * nothing left to give it and none of a record's plaintext kept back,
+                         * another call could only say GNUTLS_E_AGAIN: not made. */
+                        if (tls_pull_exhausted(&t->pull) &&
+                            gnutls_record_check_pending(t->session) == 0)
+                                break;
                         continue;
                 }
                 if (got == 0)
