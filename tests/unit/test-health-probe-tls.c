@@ -8,27 +8,15 @@
  * next check, `stale`, which the caller retries at once, resumed on a new connection) or closes
  * as the request comes; no answer in time is a timeout. */
 #include <gnutls/x509.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
-#include <unistd.h>
 
 #include "base/util.h"
+#include "probe-test-server.h"
 #include "proxy/health-probe-conn.h"
 #include "proxy/health-probe-wheel.h"
+#include "tap-gnutls.h"
 #include "tap.h"
 #include "tls/tls.h"
-
-#define GNUTLS_OK(expr)                                                                            \
-        do {                                                                                       \
-                int _r = (expr);                                                                   \
-                if (_r < 0) {                                                                      \
-                        fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #expr,              \
-                                gnutls_strerror(_r));                                              \
-                        abort();                                                                   \
-                }                                                                                  \
-        } while (0)
 
 enum {
         KEEP,         /* 200 with a body of 5, kept */
@@ -128,10 +116,7 @@ static bool serve_one(gnutls_session_t s)
 static void *serve(void *arg)
 {
         while (!atomic_load(&srv.stop)) {
-                struct pollfd pfd = { .fd = srv.listen_fd, .events = POLLIN };
-                if (poll(&pfd, 1, 20) <= 0)
-                        continue;
-                int fd = accept(srv.listen_fd, NULL, NULL);
+                int fd = probe_test_accept(srv.listen_fd);
                 if (fd < 0)
                         continue;
                 atomic_fetch_add(&srv.accepts, 1);
@@ -219,13 +204,6 @@ static ProbeResult check(struct event_base *base, Probe *p)
         return last.r;
 }
 
-/* Waits (at most 2 s) until the server counted `want` in `counter`. */
-static void settle(atomic_uint *counter, unsigned want)
-{
-        for (int i = 0; i < 200 && atomic_load(counter) < want; i++)
-                usleep(10 * 1000);
-}
-
 static bool ok(ProbeResult r)
 {
         return r.error == 0 && r.status == 200 && !r.stale;
@@ -234,16 +212,9 @@ static bool ok(ProbeResult r)
 int main(void)
 {
         server_credentials();
-        srv.listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        srv.sin = (struct sockaddr_in){ .sin_family = AF_INET,
-                                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        socklen_t len = sizeof(srv.sin);
-        if (bind(srv.listen_fd, (struct sockaddr *)&srv.sin, sizeof(srv.sin)) < 0 ||
-            listen(srv.listen_fd, 64) < 0 ||
-            getsockname(srv.listen_fd, (struct sockaddr *)&srv.sin, &len) < 0) {
-                perror("listen");
+        srv.listen_fd = probe_test_listen(&srv.sin);
+        if (srv.listen_fd < 0)
                 return 1;
-        }
         TlsClientPolicy policy = { .upstream = "u", .verify = false };
         char *error = NULL;
         if (tls_client_new(&policy, &client, &error) < 0) {
@@ -301,7 +272,7 @@ int main(void)
         atomic_store(&srv.mode, CLOSE_AFTER);
         unsigned closes = atomic_load(&srv.closes);
         CHECK(ok(check(base, p)));
-        settle(&srv.closes, closes + 1);
+        probe_test_wait_count(&srv.closes, closes + 1);
         atomic_store(&srv.mode, KEEP);
         ProbeResult r = check(base, p);
         CHECK(r.stale && r.error < 0);
