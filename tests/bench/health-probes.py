@@ -41,7 +41,9 @@ servers `check inter 1s` (tcp: a connect; http and https: `option httpchk`, GET 
 HTTP/1.1) against the same nginx, the CPU of its process (all its threads, schedstat) over the
 same seconds; --perf and --count then look at its thread.
 
-Options: --veth, --runs N, --only tcp|http|https, --perf, --count, --callgrind, --haproxy.
+`--pin` puts the bench on CPU 0 and nginx on CPU 1 (on loopback).
+
+Options: --veth, --pin, --runs N, --only tcp|http|https, --perf, --count, --callgrind, --haproxy.
 Environment: NODES (1000; 100 with --callgrind), SECONDS_ (10), CALLGRIND_WARMUP (8), BENCH.
 """
 import argparse
@@ -321,10 +323,21 @@ def bench_run(d, kind, port, holder, bench_pin, args, status_addr):
         counted = count_events(proc.pid, "lbproxy-probe", SECONDS - 2)
         probes = (accepted(status_addr)[1] - c0 - 1 if kind != "tcp"
                   else NODES * (SECONDS - 2))
+    else:
+        # nginx's count over the measured seconds (near enough: the bench waits 2 s after its
+        # prober started): for http and https, the connections made then, which should be none
+        # (a TLS handshake costs as much as a hundred probes).
+        time.sleep(2)
+        a0 = accepted(status_addr)[0]
+        time.sleep(SECONDS)
+        window_connections = accepted(status_addr)[0] - a0 - 1
     out = proc.communicate()[0]
     if proc.returncode != 0:
         raise RuntimeError(f"{bench} failed")
-    return json.loads(out), data, counted, probes
+    res = json.loads(out)
+    if not (args.perf or args.count) and kind != "tcp":
+        res["connections_measured"] = window_connections
+    return res, data, counted, probes
 
 
 # Functions whose cost with their callees' is printed with --callgrind.
@@ -359,13 +372,15 @@ def callgrind_costs(path):
 
 def callgrind_run(d, proc, kind, status_addr):
     """The prober thread's instructions per probe in the steady state (--callgrind)."""
+    def control(op):  # -z zeroes the counts, -d dumps them
+        subprocess.run(["callgrind_control", op, str(proc.pid)], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     time.sleep(CALLGRIND_WARMUP)
-    subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    control("-z")
     a0, r0 = accepted(status_addr)
     time.sleep(SECONDS)
-    subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    control("-d")
     a1, r1 = accepted(status_addr)
     proc.communicate()
     # The dump's file of each thread (callgrind.out.1-TT); the prober's is the busiest.
@@ -398,6 +413,7 @@ def main():
     ap.add_argument("--only", choices=("tcp", "http", "https"))
     ap.add_argument("--perf", action="store_true")
     ap.add_argument("--count", action="store_true")
+    ap.add_argument("--pin", action="store_true")
     ap.add_argument("--callgrind", action="store_true")
     ap.add_argument("--haproxy", action="store_true")
     args = ap.parse_args()
@@ -416,6 +432,9 @@ def main():
         bench_pin = []
         if holder:
             cmd = ["nsenter", "-t", str(holder.pid), "-n", "taskset", "-c", "1"] + cmd
+            bench_pin = ["taskset", "-c", "0"]
+        elif args.pin:
+            cmd = ["taskset", "-c", "1"] + cmd
             bench_pin = ["taskset", "-c", "0"]
         nginx = subprocess.Popen(cmd)
         try:
