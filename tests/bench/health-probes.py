@@ -41,9 +41,7 @@ servers `check inter 1s` (tcp: a connect; http and https: `option httpchk`, GET 
 HTTP/1.1) against the same nginx, the CPU of its process (all its threads, schedstat) over the
 same seconds; --perf and --count then look at its thread.
 
-`--pin` puts the bench on CPU 0 and nginx on CPU 1 (on loopback).
-
-Options: --veth, --pin, --runs N, --only tcp|http|https, --perf, --count, --callgrind, --haproxy.
+Options: --veth, --runs N, --only tcp|http|https, --perf, --count, --callgrind, --haproxy.
 Environment: NODES (1000; 100 with --callgrind), SECONDS_ (10), CALLGRIND_WARMUP (8), BENCH.
 """
 import argparse
@@ -413,7 +411,6 @@ def main():
     ap.add_argument("--only", choices=("tcp", "http", "https"))
     ap.add_argument("--perf", action="store_true")
     ap.add_argument("--count", action="store_true")
-    ap.add_argument("--pin", action="store_true")
     ap.add_argument("--callgrind", action="store_true")
     ap.add_argument("--haproxy", action="store_true")
     args = ap.parse_args()
@@ -432,9 +429,6 @@ def main():
         bench_pin = []
         if holder:
             cmd = ["nsenter", "-t", str(holder.pid), "-n", "taskset", "-c", "1"] + cmd
-            bench_pin = ["taskset", "-c", "0"]
-        elif args.pin:
-            cmd = ["taskset", "-c", "1"] + cmd
             bench_pin = ["taskset", "-c", "0"]
         nginx = subprocess.Popen(cmd)
         try:
