@@ -392,12 +392,15 @@ def callgrind_run(d, proc, kind, status_addr):
                         if ir > best:
                             best, best_file = ir, os.path.join(d, name)
                         break
-    probes = r1 - r0 - 1  # the first status request is counted in r1
+    # The first status request is counted in r1 (and its connection in a1); a tcp check is a
+    # connection nginx accepts.
+    probes = (r1 - r0 - 1) if kind != "tcp" else (a1 - a0 - 1)
     if os.environ.get("CALLGRIND_KEEP"):
         shutil.copy(best_file, os.environ["CALLGRIND_KEEP"])
     own, incl = callgrind_costs(best_file)
     res = {"type": kind, "program": "callgrind", "nodes": NODES, "seconds": SECONDS, "probes": probes,
-           "connections": a1 - a0 - 1, "ir_per_probe": round(best / probes),
+           "connections": a1 - a0 - 1 if kind != "tcp" else None,
+           "ir_per_probe": round(best / probes),
            "own_ir_per_probe": {k: round(v / probes) for k, v in own.most_common(25)},
            "with_callees_ir_per_probe": {k: round(incl[k] / probes) for k in CALLGRIND_INCLUSIVE
                                          if k in incl}}
