@@ -52,6 +52,23 @@ static void set_writing(Stream *s, bool on)
         s->writing = on;
 }
 
+/* A socket call's result as a stream says it: >= 0 as it is, -EAGAIN for "not now" (EINTR
+ * too: the loop will come back), else the negative errno. */
+static ssize_t io_result(ssize_t n)
+{
+        return n >= 0 ? n : errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno;
+}
+
+/* What a read brought, counted: bytes, or the end of input. */
+static ssize_t read_counted(Stream *s, ssize_t n)
+{
+        if (n > 0)
+                s->bytes_read += (uint64_t)n;
+        else if (n == 0)
+                s->eof = true;
+        return n;
+}
+
 /* Reads into space reserved in s->in. evbuffer_read() would ask the kernel how much is waiting
  * (an ioctl per read); instead the size adapts: a read that fills its space doubles the next one,
  * up to `room`, so a request head costs one small read and a bulk body few large ones. */
@@ -74,7 +91,7 @@ static ssize_t read_plain(Stream *s, size_t room)
         }
         ssize_t n = readv(s->fd, iov, nv);
         if (n <= 0) {
-                int r = n < 0 ? (errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno) : 0;
+                int r = (int)io_result(n);
                 evbuffer_commit_space(s->in, v, 0);
                 return r;
         }
@@ -107,12 +124,37 @@ ssize_t stream_read_now(Stream *s)
 
         /* Both say -EAGAIN or the error themselves; errno is stale by now (read_plain's
          * evbuffer_commit_space ran after the read, and its -ENOMEM never set it). */
-        ssize_t n = s->transport ? s->transport->read(s, room) : read_plain(s, room);
-        if (n > 0)
-                s->bytes_read += (uint64_t)n;
-        else if (n == 0)
-                s->eof = true;
-        return n;
+        return read_counted(s, s->transport ? s->transport->read(s, room) : read_plain(s, room));
+}
+
+ssize_t stream_read_into(Stream *s, void *buf, size_t len)
+{
+        assert(evbuffer_get_length(s->in) == 0);
+        if (s->handshaking || s->connecting)
+                return -EAGAIN;
+
+        return read_counted(s, s->transport ? s->transport->read_into(s, buf, len)
+                                            : io_result(read(s->fd, buf, len)));
+}
+
+int stream_write(Stream *s, const void *data, size_t len)
+{
+        size_t taken = 0;
+        if (!s->connecting && !s->handshaking && evbuffer_get_length(s->out) == 0) {
+                ssize_t n = s->transport ? s->transport->write_from(s, data, len)
+                                         : io_result(send(s->fd, data, len, MSG_NOSIGNAL));
+                if (n < 0 && n != -EAGAIN)
+                        return (int)n;
+                if (n > 0)
+                        s->bytes_written += (uint64_t)n;
+                /* And what the transport left in s->out to go on with. */
+                taken = (n > 0 ? (size_t)n : 0) + evbuffer_get_length(s->out);
+        }
+        if (taken < len && evbuffer_add(s->out, (const char *)data + taken, len - taken) < 0)
+                return -ENOMEM;
+        if (!s->connecting && !s->handshaking)
+                set_writing(s, evbuffer_get_length(s->out) > 0);
+        return 0;
 }
 
 /* Writes what the socket takes now: >= 0 bytes, -EAGAIN, or a negative errno. */
@@ -123,9 +165,7 @@ static ssize_t write_now(Stream *s)
         if (s->transport)
                 n = s->transport->write(s);
         else {
-                n = evbuffer_write(s->out, s->fd);
-                if (n < 0)
-                        n = errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno;
+                n = io_result(evbuffer_write(s->out, s->fd));
         }
         if (n > 0)
                 s->bytes_written += (uint64_t)n;

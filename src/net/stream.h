@@ -35,6 +35,13 @@ typedef struct StreamTransport {
          * the end through on_connect. On an accepted stream it runs from
          * stream_start_handshake() instead (the server side). */
         int (*handshake)(Stream *s);
+        /* Reads what has come into `buf` rather than s->in (stream_read_into()), without
+         * waiting: > 0 bytes, 0 at end of input, -EAGAIN, or a negative errno. */
+        ssize_t (*read_into)(Stream *s, void *buf, size_t len);
+        /* Writes from `data` while s->out is empty (stream_write()): the bytes sent, >= 0, or a
+         * negative errno. What it took but could not send yet and must go on with (a TLS
+         * record the socket did not take) it leaves at the head of s->out, for `write`. */
+        ssize_t (*write_from)(Stream *s, const void *data, size_t len);
         /* Input the transport holds that the socket will not signal (buffered TLS records):
          * the stream then runs its read event by hand. */
         bool (*has_pending)(Stream *s);
@@ -114,6 +121,21 @@ int stream_flush(Stream *s);
 /* Reads once from the socket into s->in, as the read event would, without calling back. Returns
  * bytes read, 0 at end of input, -EAGAIN, or a negative errno. */
 ssize_t stream_read_now(Stream *s);
+
+/* For an owner that reads without the read event (stream_read_start() never called), into a
+ * buffer of its own: what has come by now, into buf[0..len), without waiting (with TLS, every
+ * whole record of it; a small answer costs one recv()). s->in must be empty. Returns bytes read,
+ * 0 at end of input, -EAGAIN when nothing came, or a negative errno; no callback is made. When
+ * it fills `len`, more may be held in the transport (stream_has_pending_in()), which epoll will
+ * not signal. */
+ssize_t stream_read_into(Stream *s, void *buf, size_t len);
+
+/* Writes data[0..len) after what s->out holds, as evbuffer_add() and stream_flush() would, but
+ * what the socket takes at once (s->out empty, the stream connected) is not copied: only the
+ * rest goes into s->out, written on the socket's events (then on_drain). Before the connect's end
+ * it is all copied, for the owner's stream_flush() after on_connect. Returns 0 or a negative
+ * errno (the stream is then unusable; no callback is made for it). */
+int stream_write(Stream *s, const void *data, size_t len);
 
 /* Ends the output: the transport's goodbye (TLS close_notify), then shutdown(SHUT_WR). Returns 0
  * or a negative errno. */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* A Probe's checks: starting one on the kept connection or a new one, and what both kinds of
- * connection share (their results, the answer's head, its body, their end). The connections
- * themselves: health-probe-plain.c (a bare socket) and health-probe-tls.c (a Stream). */
+ * connection share (their results, the answer's head, its body, their end). The steps that read
+ * the answer: health-probe-step.c; the connections themselves: health-probe-plain.c (a bare
+ * socket) and health-probe-tls.c (a Stream). */
 #include <assert.h>
 #include <sys/socket.h>
 
@@ -15,13 +16,6 @@ static void close_reset(int fd)
 {
         struct linger l = { .l_onoff = 1, .l_linger = 0 };
         (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
-}
-
-void probe_unwatch(Probe *p)
-{
-        if (p->watched)
-                event_del(&p->ev);
-        p->watched = false;
 }
 
 void probe_close_conn(Probe *p)
@@ -45,17 +39,11 @@ void probe_finish(Probe *p, const ProbeResult *r, bool keep)
 {
         assert(p->running);
         p->running = false;
-        if (p->tls)
+        if (p->state == CONN_HANDSHAKE)
                 event_del(&p->timer);
         if (!keep)
                 probe_close_conn(p);
         p->done(p, r, p->userdata); /* may free p: nothing after this */
-}
-
-/* Nothing of the answer came. */
-static bool got_nothing(Probe *p)
-{
-        return p->tls ? evbuffer_get_length(p->stream.in) == 0 : p->received == 0;
 }
 
 void probe_fail(Probe *p, int error, const char *detail)
@@ -71,9 +59,8 @@ void probe_fail(Probe *p, int error, const char *detail)
         /* Nothing of the answer on a kept connection, which the server ended: it closed it as
          * the request went out (or before, while idle). Said as such, not as the node's
          * failure. */
-        if (p->reused &&
-            (p->state == CONN_HEAD || p->state == CONN_RAW_SEND || p->state == CONN_RAW_HEAD) &&
-            error != -ETIMEDOUT && got_nothing(p)) {
+        if (p->reused && (p->state == CONN_HEAD || p->state == CONN_SEND) &&
+            error != -ETIMEDOUT && p->received == 0) {
                 r.stale = true;
                 r.detail = "kept connection closed by the server";
         }
@@ -172,7 +159,7 @@ int probe_new(struct event_base *base, ProbeWheel *wheel, ProbeDone done, void *
         p->fd = -EBADF;
         p->spare_fd = -EBADF;
         p->stream.fd = -EBADF;
-        p->step.due = probe_plain_on_step;
+        p->step.due = probe_on_step;
         evtimer_assign(&p->timer, base, on_timer, p);
         *ret = p;
         return 0;
@@ -229,7 +216,7 @@ int probe_start(Probe *p, const ProbeSpec *spec)
                         return r;
         }
         p->running = true;
-        if (!p->tls)
+        if (!p->tls || p->reused)
                 return 0; /* the steps look at it, and set its deadline when they wait */
         if (p->pending_error < 0)
                 event_active(&p->timer, EV_TIMEOUT, 0);

@@ -15,10 +15,30 @@ static ProbeWheelEntry *slot_of(ProbeWheel *w, uint64_t tick)
         return &w->heads[tick % PROBE_WHEEL_SLOTS];
 }
 
+/* libevent's clock is CLOCK_MONOTONIC_COARSE (unless a base asks for a precise one), which moves
+ * in whole kernel ticks (4 ms at HZ=250). A timeout that ends between two ticks wakes epoll
+ * before that clock has reached the deadline about half the time, and libevent waits again, a
+ * millisecond: two wake-ups for one step. A timeout of whole ticks, less a margin under a
+ * millisecond, ends on a tick (libevent counts from a tick, and epoll's milliseconds round the
+ * margin up again): one wake-up. The step then runs up to a tick late. 0: no such clock. */
+static uint64_t coarse_tick_usec(void)
+{
+        struct timespec ts;
+        if (clock_getres(CLOCK_MONOTONIC_COARSE, &ts) < 0 || ts.tv_sec > 0)
+                return 0;
+        uint64_t usec = (uint64_t)ts.tv_nsec / 1000;
+        return usec >= USEC_PER_MSEC && usec <= PROBE_TICK_USEC ? usec : 0;
+}
+
+#define COARSE_MARGIN_USEC 100
+
 static void arm(ProbeWheel *w, uint64_t tick)
 {
         uint64_t now = now_usec(CLOCK_MONOTONIC), at = tick * PROBE_TICK_USEC;
         uint64_t usec = at > now ? at - now : 0;
+        if (usec > 0 && w->coarse_usec > 0)
+                usec = (usec + w->coarse_usec - 1) / w->coarse_usec * w->coarse_usec -
+                       COARSE_MARGIN_USEC;
         struct timeval tv = { .tv_sec = (time_t)(usec / USEC_PER_SEC),
                               .tv_usec = (suseconds_t)(usec % USEC_PER_SEC) };
         evtimer_add(&w->timer, &tv);
@@ -92,8 +112,8 @@ static void on_timer(evutil_socket_t fd, short what, void *userdata)
         ProbeWheel *w = userdata;
         w->armed = false;
         w->running = true;
-        /* libevent counts from the time it woke up: the timer may come a little before its
-         * step, which it stands for all the same. */
+        /* libevent counts from its own clock: the timer may come a little before its step,
+         * which it stands for all the same. */
         uint64_t now = now_tick();
         if (now < w->armed_tick)
                 now = w->armed_tick;
@@ -118,7 +138,7 @@ static void on_timer(evutil_socket_t fd, short what, void *userdata)
 
 void probe_wheel_init(ProbeWheel *w, struct event_base *base)
 {
-        *w = (ProbeWheel){ .done_tick = now_tick() };
+        *w = (ProbeWheel){ .done_tick = now_tick(), .coarse_usec = coarse_tick_usec() };
         for (size_t i = 0; i < PROBE_WHEEL_SLOTS; i++)
                 w->heads[i].next = w->heads[i].prev = &w->heads[i];
         evtimer_assign(&w->timer, base, on_timer, w);

@@ -29,6 +29,7 @@ typedef struct ProbeWheel {
         bool running; /* the due are being called */
         uint64_t armed_tick; /* the step the timer is set for */
         uint64_t done_tick;  /* every step up to this one has run */
+        uint64_t coarse_usec; /* libevent's clock's tick (see arm()), or 0 */
         size_t n;
         ProbeWheelEntry heads[PROBE_WHEEL_SLOTS]; /* each slot's list, circular */
         uint64_t used[PROBE_WHEEL_SLOTS / 64];    /* the slots that hold entries */

@@ -35,4 +35,10 @@ void tls_pull_rearm(TlsPull *p);
 int tls_pull_settle(TlsPull *p);
 /* Bytes taken off the socket that GnuTLS has not read: epoll will not signal them. */
 bool tls_pull_pending(const TlsPull *p);
+/* GnuTLS can read nothing more now: every byte taken off the socket was given to it, and the
+ * last recv() came back short (so the next pull says EAGAIN). */
+static inline bool tls_pull_exhausted(const TlsPull *p)
+{
+        return p->len == 0 && p->drained;
+}
 void tls_pull_done(TlsPull *p);

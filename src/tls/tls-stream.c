@@ -94,53 +94,73 @@ static int on_new_session_ticket(gnutls_session_t session, unsigned htype, unsig
         return 0; /* a failure to cache must not fail the connection */
 }
 
-static ssize_t read_records(Stream *s, TlsStream *t, size_t max)
+/* One record's plaintext into buf[0..want), past what ends no read (warnings, a TLS 1.2
+ * renegotiation request, which is ignored, and a post-handshake message with records read ahead
+ * behind it): > 0 bytes, 0 at the end of input, -EAGAIN, or a negative errno. */
+static ssize_t recv_record(TlsStream *t, void *buf, size_t want)
 {
-        size_t got = 0;
-
-        while (got < max) {
-                size_t want = max - got < TLS_RECORD_MAX ? max - got : TLS_RECORD_MAX;
-                struct evbuffer_iovec v;
-                if (evbuffer_reserve_space(s->in, (ev_ssize_t)want, &v, 1) < 1)
-                        return got > 0 ? (ssize_t)got : -ENOMEM;
-
+        for (;;) {
                 size_t before = t->pull.len;
-                ssize_t n = gnutls_record_recv(t->session, v.iov_base, want);
-                if (n > 0) {
-                        v.iov_len = (size_t)n;
-                        evbuffer_commit_space(s->in, &v, 1);
-                        got += (size_t)n;
-                        continue;
-                }
-                int end = 0;
+                ssize_t n = gnutls_record_recv(t->session, buf, want);
+                if (n > 0)
+                        return n;
                 if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
                         /* GnuTLS returns after a post-handshake message (a TLS 1.3 session
                          * ticket, a KeyUpdate) even when the next record is already read
                          * ahead, which epoll will not signal: go on while it takes bytes. */
                         if (t->pull.len > 0 && t->pull.len != before)
                                 continue;
-                        break;
+                        return -EAGAIN;
                 }
                 if (n == 0 || n == GNUTLS_E_PREMATURE_TERMINATION) {
                         /* HTTP frames its messages, so a close without close_notify cuts
                          * nothing the framing would not notice. */
                         t->ended = true;
-                        end = 1;
-                } else if (n == GNUTLS_E_REHANDSHAKE || !gnutls_error_is_fatal((int)n))
-                        /* Warnings, and a TLS 1.2 renegotiation request, which is ignored. */
-                        continue;
-                else
-                        end = fail(t, (int)n, "TLS read failed");
-
-                if (got == 0)
-                        return end > 0 ? 0 : end;
-                t->deferred = end;
-                break;
+                        return 0;
+                }
+                if (n != GNUTLS_E_REHANDSHAKE && gnutls_error_is_fatal((int)n))
+                        return fail(t, (int)n, "TLS read failed");
         }
-        return got > 0 ? (ssize_t)got : -EAGAIN;
 }
 
-static ssize_t tls_read(Stream *s, size_t max)
+/* Records while they come, at most `max` bytes: into `to`, or into s->in when it is NULL. An
+ * end or an error met after bytes is held back for the next read. */
+static ssize_t read_records(Stream *s, TlsStream *t, char *to, size_t max)
+{
+        size_t got = 0;
+
+        while (got < max) {
+                size_t want = max - got < TLS_RECORD_MAX ? max - got : TLS_RECORD_MAX;
+                struct evbuffer_iovec v = { .iov_base = to ? to + got : NULL };
+                if (!to && evbuffer_reserve_space(s->in, (ev_ssize_t)want, &v, 1) < 1)
+                        return got > 0 ? (ssize_t)got : -ENOMEM;
+
+                ssize_t n = recv_record(t, v.iov_base, want);
+                if (n > 0) {
+                        if (!to) {
+                                v.iov_len = (size_t)n;
+                                evbuffer_commit_space(s->in, &v, 1);
+                        }
+                        got += (size_t)n;
+                        /* GnuTLS reads a record whole before it returns any of it, so with
+                         * nothing left to give it and none of a record's plaintext kept back,
+                         * another call could only say GNUTLS_E_AGAIN: not made. */
+                        if (tls_pull_exhausted(&t->pull) &&
+                            gnutls_record_check_pending(t->session) == 0)
+                                break;
+                        continue;
+                }
+                if (got == 0)
+                        return n;
+                if (n != -EAGAIN)
+                        t->deferred = n == 0 ? 1 : (int)n;
+                break;
+        }
+        return (ssize_t)got;
+}
+
+/* Into `to`, or into s->in when it is NULL. */
+static ssize_t tls_read_to(Stream *s, char *to, size_t max)
 {
         TlsStream *t = tls_stream_of(s);
 
@@ -153,10 +173,20 @@ static ssize_t tls_read(Stream *s, size_t max)
                 return 0;
 
         tls_pull_rearm(&t->pull);
-        ssize_t n = read_records(s, t, max);
+        ssize_t n = read_records(s, t, to, max);
         if (tls_pull_settle(&t->pull) < 0)
                 return n > 0 ? (t->deferred = -ENOMEM, n) : -ENOMEM;
         return n;
+}
+
+static ssize_t tls_read(Stream *s, size_t max)
+{
+        return tls_read_to(s, NULL, max);
+}
+
+static ssize_t tls_read_into(Stream *s, void *buf, size_t len)
+{
+        return tls_read_to(s, buf, len);
 }
 
 static ssize_t tls_write(Stream *s)
@@ -190,6 +220,30 @@ static ssize_t tls_write(Stream *s)
                 if (n < 0)
                         return fail(t, (int)n, "TLS write failed");
                 evbuffer_drain(s->out, (size_t)n);
+                sent += (size_t)n;
+        }
+        return (ssize_t)sent;
+}
+
+static ssize_t tls_write_from(Stream *s, const void *data, size_t len)
+{
+        TlsStream *t = tls_stream_of(s);
+        size_t sent = 0;
+
+        assert(t->send_pending == 0);
+        while (sent < len) {
+                size_t n_record = len - sent < TLS_RECORD_MAX ? len - sent : TLS_RECORD_MAX;
+                ssize_t n = gnutls_record_send(t->session, (const char *)data + sent, n_record);
+                if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+                        /* GnuTLS holds the record now, and sends it when asked again, as
+                         * tls_write() does for what heads s->out with send_pending. */
+                        if (evbuffer_add(s->out, (const char *)data + sent, n_record) < 0)
+                                return fail(t, GNUTLS_E_MEMORY_ERROR, "TLS write failed");
+                        t->send_pending = n_record;
+                        break;
+                }
+                if (n < 0)
+                        return fail(t, (int)n, "TLS write failed");
                 sent += (size_t)n;
         }
         return (ssize_t)sent;
@@ -314,6 +368,8 @@ static void tls_free(Stream *s)
 const StreamTransport tls_transport = {
         .read = tls_read,
         .write = tls_write,
+        .read_into = tls_read_into,
+        .write_from = tls_write_from,
         .handshake = tls_handshake,
         .has_pending = tls_has_pending,
         .error_detail = tls_error_detail,

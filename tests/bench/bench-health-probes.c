@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* What active health checks cost: N nodes (127.0.x.y, one port) probed every second by the
  * prober thread, for a while; prints the CPU time of that thread (/proc/self/task/<tid>/stat)
- * as a share of one core. Run by health-probes.py against nginx; not a test.
+ * as a share of one core, and how often it was put on a CPU (its wake-ups) and how long it
+ * waited for one, from /proc/self/task/<tid>/schedstat. Run by health-probes.py against nginx;
+ * not a test.
  *
  *   bench-health-probes PORT tcp|http|https NODES SECONDS [PREFIX]
  *
@@ -18,6 +20,8 @@
 typedef struct ThreadTimes {
         unsigned long utime, stime; /* clock ticks: sampled, user and kernel apart */
         unsigned long long runtime_ns; /* schedstat: exact, both together */
+        unsigned long long waited_ns;  /* schedstat: runnable, waiting for a CPU */
+        unsigned long long slices;     /* schedstat: times it was put on a CPU (wake-ups) */
 } ThreadTimes;
 
 static bool read_line(const char *path, char *buf, size_t size)
@@ -57,7 +61,8 @@ static bool thread_times(const char *name, ThreadTimes *ret)
                 found = p &&
                         sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
                                &ret->utime, &ret->stime) == 2 &&
-                        sscanf(sched, "%llu", &ret->runtime_ns) == 1;
+                        sscanf(sched, "%llu %llu %llu", &ret->runtime_ns, &ret->waited_ns,
+                               &ret->slices) == 3;
         }
         closedir(d);
         return found;
@@ -148,9 +153,10 @@ int main(int argc, char **argv)
                 down += node_is_down(&m->upstreams[0]->nodes[i]);
         printf("{\"type\": \"%s\", \"nodes\": %u, \"seconds\": %.2f, \"cpu_seconds\": %.3f, "
                "\"core_percent\": %.2f, \"user_percent\": %.2f, \"kernel_percent\": %.2f, "
-               "\"nodes_down\": %zu}\n",
+               "\"runs_per_second\": %.0f, \"waited_ms\": %.1f, \"nodes_down\": %zu}\n",
                argv[2], n, wall, cpu, 100.0 * cpu / wall, 100.0 * cpu * user_share / wall,
-               100.0 * cpu * (1 - user_share) / wall, down);
+               100.0 * cpu * (1 - user_share) / wall, (double)(t1.slices - t0.slices) / wall,
+               (double)(t1.waited_ns - t0.waited_ns) / 1e6, down);
         health_prober_stop(p);
         model_publisher_done(&pub);
         model_unref(m);

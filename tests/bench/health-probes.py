@@ -28,18 +28,27 @@ handshake's ACK, the request and the reset arrive at nginx's sockets on the send
 context switches (waits in epoll_wait, each a wake-up after it, and preemptions), per probe (a
 tcp probe is taken to be one per node a second; http's are nginx's count of requests).
 
+`--callgrind` counts instead the user-space instructions of the prober's thread per probe: the
+bench runs under valgrind's callgrind (NODES 100 by default then: under valgrind a thousand TLS
+handshakes do not fit in the first seconds), its counts are zeroed after CALLGRIND_WARMUP seconds
+(8: every first connection and handshake made) and dumped SECONDS later; they are divided by the
+requests nginx counted between (the connections it accepted meanwhile are printed: a handshake in
+the window would weigh more than a thousand probes). The thread's largest functions (self) are
+printed too.
+
 `--haproxy` measures HAProxy (/usr/sbin/haproxy, `nbthread 1`) doing the same instead: 1,000
 servers `check inter 1s` (tcp: a connect; http and https: `option httpchk`, GET /status,
 HTTP/1.1) against the same nginx, the CPU of its process (all its threads, schedstat) over the
 same seconds; --perf and --count then look at its thread.
 
-Options: --veth, --runs N, --only tcp|http|https, --perf, --count, --haproxy. Environment:
-NODES (1000), SECONDS_ (10), BENCH.
+Options: --veth, --runs N, --only tcp|http|https, --perf, --count, --callgrind, --haproxy.
+Environment: NODES (1000; 100 with --callgrind), SECONDS_ (10), CALLGRIND_WARMUP (8), BENCH.
 """
 import argparse
 import collections
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -52,8 +61,9 @@ BENCH = os.environ.get("BENCH", os.path.join(ROOT, "build/tests/bench/bench-heal
 PORT = 18081
 TLS_PORT = 18443
 STATUS_PORT = 18082
-NODES = int(os.environ.get("NODES", "1000"))
+NODES = int(os.environ.get("NODES", "100" if "--callgrind" in sys.argv else "1000"))
 SECONDS = int(os.environ.get("SECONDS_", "10"))
+CALLGRIND_WARMUP = int(os.environ.get("CALLGRIND_WARMUP", "8"))
 
 NGINX_CONF = """
 worker_processes 1;
@@ -285,12 +295,19 @@ def accepted(addr):
 def bench_run(d, kind, port, holder, bench_pin, args, status_addr):
     """One run of bench-health-probes: its result, perf's data, the counts and the probes they
     are divided by."""
-    bench = bench_pin + [BENCH, str(port), kind, str(NODES), str(SECONDS)]
+    seconds = SECONDS + CALLGRIND_WARMUP + 2 if args.callgrind else SECONDS
+    bench = bench_pin + [BENCH, str(port), kind, str(NODES), str(seconds)]
     if holder:
         bench.append(PREFIX)
-    proc = subprocess.Popen(bench, stdout=subprocess.PIPE, text=True)
+    if args.callgrind:
+        bench = ["valgrind", "--tool=callgrind", "--separate-threads=yes", "--compress-strings=no",
+                 "--callgrind-out-file=" + os.path.join(d, "callgrind.out")] + bench
+    proc = subprocess.Popen(bench, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL if args.callgrind else None, text=True)
     data = counted = None
     probes = 1
+    if args.callgrind:
+        return callgrind_run(d, proc, kind, status_addr)
     if args.perf:
         # The measured seconds only: the bench waits 2 s before them.
         time.sleep(2)
@@ -304,10 +321,90 @@ def bench_run(d, kind, port, holder, bench_pin, args, status_addr):
         counted = count_events(proc.pid, "lbproxy-probe", SECONDS - 2)
         probes = (accepted(status_addr)[1] - c0 - 1 if kind != "tcp"
                   else NODES * (SECONDS - 2))
+    else:
+        # nginx's count over the measured seconds (near enough: the bench waits 2 s after its
+        # prober started): for http and https, the connections made then, which should be none
+        # (a TLS handshake costs as much as a hundred probes).
+        time.sleep(2)
+        a0 = accepted(status_addr)[0]
+        time.sleep(SECONDS)
+        window_connections = accepted(status_addr)[0] - a0 - 1
     out = proc.communicate()[0]
     if proc.returncode != 0:
         raise RuntimeError(f"{bench} failed")
-    return json.loads(out), data, counted, probes
+    res = json.loads(out)
+    if not (args.perf or args.count) and kind != "tcp":
+        res["connections_measured"] = window_connections
+    return res, data, counted, probes
+
+
+# Functions whose cost with their callees' is printed with --callgrind.
+CALLGRIND_INCLUSIVE = ("gnutls_record_send", "gnutls_record_recv", "http1_parse_response",
+                       "evbuffer_add", "evbuffer_pullup", "evbuffer_drain",
+                       "evbuffer_reserve_space", "event_add", "event_del", "event_active",
+                       "malloc", "free", "epoll_wait", "recv", "sendmsg")
+
+
+def callgrind_costs(path):
+    """Instructions by function, its own and with its callees', from a callgrind file written
+    with --compress-strings=no (callgrind_annotate 3.19 gives the whole of a dump taken after a
+    zeroing to the thread's first function)."""
+    own, incl = collections.Counter(), collections.Counter()
+    fn, call_cost = None, False
+    with open(path) as f:
+        for line in f:
+            if line.startswith("fn="):
+                fn = line[3:].strip()
+            elif line.startswith("calls="):
+                call_cost = True  # the next cost line is the call's, callees included
+            elif fn and (line[:1].isdigit() or line[:1] in "+-*"):
+                f_ = line.split()
+                cost = int(f_[1]) if len(f_) > 1 else 0
+                incl[fn] += cost
+                if call_cost:
+                    call_cost = False
+                else:
+                    own[fn] += cost
+    return own, incl
+
+
+def callgrind_run(d, proc, kind, status_addr):
+    """The prober thread's instructions per probe in the steady state (--callgrind)."""
+    def control(op):  # -z zeroes the counts, -d dumps them
+        subprocess.run(["callgrind_control", op, str(proc.pid)], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    time.sleep(CALLGRIND_WARMUP)
+    control("-z")
+    a0, r0 = accepted(status_addr)
+    time.sleep(SECONDS)
+    control("-d")
+    a1, r1 = accepted(status_addr)
+    proc.communicate()
+    # The dump's file of each thread (callgrind.out.1-TT); the prober's is the busiest.
+    best, best_file = -1, None
+    for name in os.listdir(d):
+        if name.startswith("callgrind.out.1-"):
+            with open(os.path.join(d, name)) as f:
+                for line in f:
+                    if line.startswith(("summary:", "totals:")):
+                        ir = int(line.split()[1])
+                        if ir > best:
+                            best, best_file = ir, os.path.join(d, name)
+                        break
+    # The first status request is counted in r1 (and its connection in a1); a tcp check is a
+    # connection nginx accepts.
+    probes = (r1 - r0 - 1) if kind != "tcp" else (a1 - a0 - 1)
+    if os.environ.get("CALLGRIND_KEEP"):
+        shutil.copy(best_file, os.environ["CALLGRIND_KEEP"])
+    own, incl = callgrind_costs(best_file)
+    res = {"type": kind, "program": "callgrind", "nodes": NODES, "seconds": SECONDS, "probes": probes,
+           "connections": a1 - a0 - 1 if kind != "tcp" else None,
+           "ir_per_probe": round(best / probes),
+           "own_ir_per_probe": {k: round(v / probes) for k, v in own.most_common(25)},
+           "with_callees_ir_per_probe": {k: round(incl[k] / probes) for k in CALLGRIND_INCLUSIVE
+                                         if k in incl}}
+    return res, None, None, 1
 
 
 def main():
@@ -317,6 +414,7 @@ def main():
     ap.add_argument("--only", choices=("tcp", "http", "https"))
     ap.add_argument("--perf", action="store_true")
     ap.add_argument("--count", action="store_true")
+    ap.add_argument("--callgrind", action="store_true")
     ap.add_argument("--haproxy", action="store_true")
     args = ap.parse_args()
     status_addr = PEER if args.veth else "127.0.0.1"

@@ -7,13 +7,10 @@
  * while idle, or closes as the request comes, is `stale`, not a failure; a tcp check succeeds on
  * a listening port (again and again from one socket, from a new port each time) and is refused
  * on a closed one. */
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
-#include <unistd.h>
 
 #include "base/util.h"
+#include "probe-test-server.h"
 #include "proxy/health-probe-conn.h"
 #include "proxy/health-probe-wheel.h"
 #include "tap.h"
@@ -103,10 +100,7 @@ static bool serve_one(int fd)
 static void *serve(void *arg)
 {
         while (!atomic_load(&srv.stop)) {
-                struct pollfd pfd = { .fd = srv.listen_fd, .events = POLLIN };
-                if (poll(&pfd, 1, 20) <= 0)
-                        continue;
-                int fd = accept(srv.listen_fd, NULL, NULL);
+                int fd = probe_test_accept(srv.listen_fd);
                 if (fd < 0)
                         continue;
                 atomic_fetch_add(&srv.accepts, 1);
@@ -163,8 +157,7 @@ static ProbeResult check(struct event_base *base, Probe *p, bool http, bool keep
  * connection. */
 static void settle(struct event_base *base, atomic_uint *counter, unsigned want)
 {
-        for (int i = 0; i < 200 && atomic_load(counter) < want; i++)
-                usleep(10 * 1000);
+        probe_test_wait_count(counter, want);
         struct timeval tv = { .tv_usec = 20 * 1000 };
         event_base_loopexit(base, &tv);
         event_base_dispatch(base);
@@ -177,16 +170,9 @@ static bool ok(ProbeResult r)
 
 int main(void)
 {
-        srv.listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        srv.sin = (struct sockaddr_in){ .sin_family = AF_INET,
-                                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        socklen_t len = sizeof(srv.sin);
-        if (bind(srv.listen_fd, (struct sockaddr *)&srv.sin, sizeof(srv.sin)) < 0 ||
-            listen(srv.listen_fd, 64) < 0 ||
-            getsockname(srv.listen_fd, (struct sockaddr *)&srv.sin, &len) < 0) {
-                perror("listen");
+        srv.listen_fd = probe_test_listen(&srv.sin);
+        if (srv.listen_fd < 0)
                 return 1;
-        }
         pthread_t server;
         pthread_create(&server, NULL, serve, NULL);
         struct event_base *base = event_base_new();

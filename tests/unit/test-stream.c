@@ -66,12 +66,45 @@ static void test_read_reset(struct event_base *base)
         stream_done(&s);
 }
 
+/* An owner's own buffers: stream_write() sends what the socket takes at once and keeps only
+ * the rest, stream_read_into() reads what has come without the read event. */
+static void test_own_buffers(struct event_base *base)
+{
+        int sv[2];
+        CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+        Stream s;
+        CHECK(stream_init(&s, base, sv[0], &handler, NULL) == 0);
+
+        CHECK(stream_write(&s, "hello", 5) == 0);
+        CHECK(stream_pending_out(&s) == 0 && !s.writing && s.bytes_written == 5);
+        char buf[64];
+        CHECK(read(sv[1], buf, sizeof(buf)) == 5 && memcmp(buf, "hello", 5) == 0);
+
+        /* More than the socket takes: the rest waits in s->out for the write event. */
+        static char big[1 << 20];
+        CHECK(stream_write(&s, big, sizeof(big)) == 0);
+        CHECK(stream_pending_out(&s) > 0 && stream_pending_out(&s) < sizeof(big));
+        CHECK(s.writing);
+        CHECK(s.bytes_written + stream_pending_out(&s) == 5 + sizeof(big));
+
+        CHECK(stream_read_into(&s, buf, sizeof(buf)) == -EAGAIN);
+        CHECK(write(sv[1], "abc", 3) == 3);
+        CHECK(stream_read_into(&s, buf, sizeof(buf)) == 3 && memcmp(buf, "abc", 3) == 0);
+        CHECK(evbuffer_get_length(s.in) == 0 && s.bytes_read == 3);
+        CHECK(shutdown(sv[1], SHUT_WR) == 0);
+        CHECK(stream_read_into(&s, buf, sizeof(buf)) == 0);
+        CHECK(s.eof);
+        stream_done(&s);
+        close(sv[1]);
+}
+
 int main(void)
 {
         struct event_base *base = event_base_new();
         CHECK(base);
         test_read_results(base);
         test_read_reset(base);
+        test_own_buffers(base);
         event_base_free(base);
         TEST_MAIN_END();
 }

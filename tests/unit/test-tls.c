@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "net/stream.h"
+#include "tap-gnutls.h"
 #include "tls/tls-server.h"
 #include "tls/tls-stream.h"
 #include "tls/tls.h"
@@ -28,16 +29,6 @@ static unsigned failures;
                 if (!(cond)) {                                                                     \
                         fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
                         failures++;                                                                \
-                }                                                                                  \
-        } while (0)
-
-#define GNUTLS_OK(expr)                                                                            \
-        do {                                                                                       \
-                int _r = (expr);                                                                   \
-                if (_r < 0) {                                                                      \
-                        fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #expr,              \
-                                gnutls_strerror(_r));                                              \
-                        abort();                                                                   \
                 }                                                                                  \
         } while (0)
 
