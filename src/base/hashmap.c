@@ -115,7 +115,9 @@ static int grow(Hashmap *m)
         return 0;
 }
 
-int hashmap_put(Hashmap *m, const char *key, size_t key_len, void *value)
+/* Adds or replaces; with `only_new` an entry there already is left as it is (-EEXIST). */
+static int put(Hashmap *m, const char *key, size_t key_len, void *value, bool only_new,
+               void **ret_existing)
 {
         uint64_t hash = hash_bytes(key, key_len);
 
@@ -128,6 +130,11 @@ int hashmap_put(Hashmap *m, const char *key, size_t key_len, void *value)
 
         Entry *e = find_slot(m, key, key_len, hash, true);
         if (e->key && e->key != TOMBSTONE) {
+                if (only_new) {
+                        if (ret_existing)
+                                *ret_existing = e->value;
+                        return -EEXIST;
+                }
                 e->value = value;
                 return 0;
         }
@@ -144,6 +151,17 @@ int hashmap_put(Hashmap *m, const char *key, size_t key_len, void *value)
         *e = (Entry){ .key = copy, .key_len = key_len, .hash = hash, .value = value };
         m->size++;
         return 0;
+}
+
+int hashmap_put(Hashmap *m, const char *key, size_t key_len, void *value)
+{
+        return put(m, key, key_len, value, false, NULL);
+}
+
+int hashmap_put_new(Hashmap *m, const char *key, size_t key_len, void *value,
+                    void **ret_existing)
+{
+        return put(m, key, key_len, value, true, ret_existing);
 }
 
 uint64_t hashmap_hash(const char *key, size_t key_len)

@@ -17,6 +17,10 @@ Hashmap *hashmap_free(Hashmap *m);
 
 /* Adds or replaces. Returns 0 or -ENOMEM. */
 int hashmap_put(Hashmap *m, const char *key, size_t key_len, void *value);
+/* Adds unless the key is there: then -EEXIST, and *ret_existing (when given) its value; one
+ * hash and one probe, where a get then a put take two. Returns 0, -EEXIST or -ENOMEM. */
+int hashmap_put_new(Hashmap *m, const char *key, size_t key_len, void *value,
+                    void **ret_existing);
 void *hashmap_get(const Hashmap *m, const char *key, size_t key_len);
 /* The hash every lookup starts with, for keys looked up often enough to hash once. */
 uint64_t hashmap_hash(const char *key, size_t key_len);

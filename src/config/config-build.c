@@ -397,23 +397,24 @@ static int check_names(ConfigContext *ctx, ConfigObjectKind kind, Hashmap **ret)
                         up ? ctx->config->upstreams[i]->name : ctx->config->routes[i]->name;
                 const ConfigMark *mark =
                         up ? &ctx->config->upstreams[i]->mark : &ctx->config->routes[i]->mark;
-                uintptr_t first;
+                void *existing = NULL;
                 const ConfigMark *fm;
 
                 /* A name that did not load was reported already. */
                 if (!name)
                         continue;
-                first = (uintptr_t)hashmap_get(map, name, strlen(name));
-                if (first == 0) {
-                        if (hashmap_put(map, name, strlen(name), (void *)(uintptr_t)(i + 1)) < 0) {
-                                hashmap_free(map);
-                                return -ENOMEM;
-                        }
+                size_t len = strlen(name);
+                int r = hashmap_put_new(map, name, len, (void *)(uintptr_t)(i + 1), &existing);
+                if (r == 0)
                         continue;
+                if (r != -EEXIST) {
+                        hashmap_free(map);
+                        return r;
                 }
+                uintptr_t first = (uintptr_t)existing;
                 fm = up ? &ctx->config->upstreams[first - 1]->mark
                         : &ctx->config->routes[first - 1]->mark;
-                config_escape(name, strlen(name), esc);
+                config_escape(name, len, esc);
                 if (fm->file)
                         object_error(ctx, -EEXIST, kind, i, mark, "name",
                                      "duplicate %s name '%s' (first defined at %s:%u:%u)",

@@ -31,6 +31,15 @@ static void test_hashmap(void)
         /* A prefix of a key is another key. */
         CHECK(hashmap_get(m, "k1", 1) == NULL);
         CHECK(hashmap_size(m) == 500);
+        /* Put unless there: the value there is kept and said. */
+        void *existing = NULL;
+        CHECK(hashmap_put_new(m, "k1", 2, &values[0], &existing) == -EEXIST);
+        CHECK(existing == &values[1] && hashmap_get(m, "k1", 2) == &values[1]);
+        CHECK(hashmap_put_new(m, "k0", 2, &values[0], &existing) == 0); /* removed before */
+        CHECK(hashmap_get(m, "k0", 2) == &values[0] && hashmap_size(m) == 501);
+        CHECK(hashmap_put_new(m, "new", 3, &values[2], NULL) == 0);
+        CHECK(hashmap_put_new(m, "new", 3, &values[3], NULL) == -EEXIST);
+        CHECK(hashmap_get(m, "new", 3) == &values[2]);
         hashmap_free(m);
 }
 
