@@ -213,14 +213,14 @@ int state_file_save(StateFile *s, const Config *c)
               "# Written by lbproxy; Reload() makes the configuration files current again.\n",
               f);
         r = config_dump_settings(c, f);
-        void *const *none = NULL;
+        /* With no last write its lists of texts are empty, and its objects never looked at. */
         if (r >= 0)
                 r = write_objects(f, &s->upstreams,
-                                  s->last ? (void *const *)s->last->upstreams : none,
+                                  s->last ? (void *const *)s->last->upstreams : NULL,
                                   CONFIG_OBJECT_UPSTREAM, "upstreams",
                                   (void *const *)c->upstreams, c->n_upstreams, &upstreams);
         if (r >= 0)
-                r = write_objects(f, &s->routes, s->last ? (void *const *)s->last->routes : none,
+                r = write_objects(f, &s->routes, s->last ? (void *const *)s->last->routes : NULL,
                                   CONFIG_OBJECT_ROUTE, "routes", (void *const *)c->routes,
                                   c->n_routes, &routes);
         if (r >= 0 && (fflush(f) != 0 || fsync(fileno(f)) < 0))
