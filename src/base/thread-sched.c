@@ -35,8 +35,11 @@ static int current_nice(int *ret)
         return 0;
 }
 
-/* The process's nice value at start (a unit's Nice=), read by the first caller: the main
- * thread, before any thread changed its own. */
+/* The process's nice value at start (a unit's Nice=), read by the first caller of
+ * thread_lower_priority() from its own: that caller still runs at it, since only callers change
+ * a nice value and every thread starts at its creator's (the state writer and a prober made at
+ * start, or the control thread, each before any of them lowered its own; a prober made later
+ * finds it read already). */
 static int base_nice(void)
 {
         static atomic_int base = INT_MIN;
