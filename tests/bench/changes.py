@@ -26,9 +26,10 @@ What it measures:
    requests one after another over one keep-alive connection to a route of u1, which no change
    touches: its latency before the changes and during them; the longest delay is the worst
    latency during them less the median before;
-   With --perf-sched (perf installed), perf sched on every CPU over 1.5 s of the baseline and
-   over the changes: the worker's waits for its CPU once woken, and who held it
-   (sched_waits.py). The client and nginx ask for the workers' short scheduler slice, so that
+   With --perf-sched (perf installed), perf on every CPU over 1.5 s of the baseline and over
+   the changes: the worker's waits for its CPU (woken or preempted), who held it, and the spans
+   in which the VM did not run a CPU (sched_waits.py); for the slowest requests, what of them was
+   such a stall and who held the worker's CPU in them. The client and nginx ask for the workers' short scheduler slice, so that
    the D-Bus caller sharing their CPU does not show as lbproxy's delay (--no-instrument-slice:
    they do not).
 4. after the changes, three requests to a route of each upstream but u0: the connections nginx
@@ -39,8 +40,10 @@ What it measures:
 """
 
 import argparse
+import collections
 import ctypes
 import glob
+import json
 import http.client
 import multiprocessing
 import os
@@ -245,7 +248,7 @@ def main():
                 print("note: the kernel refused nginx a short slice")
         print(f"lbproxy {a.lbproxy}; {a.routes} routes, {a.upstreams} https upstreams of 2 "
               f"nodes; workers: {a.workers}"
-              f"{' (the control loop serves requests too)' if a.workers == 1 else ''}; "
+              f"{' (on a thread of its own, as every worker)' if a.workers == 1 else ''}; "
               f"state in {state}")
 
         # 1. start-up
@@ -291,7 +294,10 @@ def main():
         if sched:
             time.sleep(0.5)
             rec = sched_waits.start(f"{d}/sched-before.data")
+            time.sleep(0.3)  # perf's start-up
+            t_rec = time.monotonic()
             time.sleep(1.5)
+            t_rec_end = time.monotonic()
             sched_waits.stop(rec)
             rec = sched_waits.start(f"{d}/sched-during.data")
             time.sleep(0.3)  # perf's start-up
@@ -312,7 +318,8 @@ def main():
         client.join(30)
 
         before = [s for t, s in samples if t + s < t_changes]
-        during = [s for t, s in samples if t + s >= t_changes and t <= t_end]
+        during_at = [(t, s) for t, s in samples if t + s >= t_changes and t <= t_end]
+        during = [s for _, s in during_at]
         print(f"\nstart-up to READY=1, {a.routes} routes, {a.upstreams} upstreams: {ms(t_start)}")
         print(f"start-up to READY=1, {a.routes} routes, {a.startup_upstreams} upstreams: "
               f"median {ms(statistics.median(big))} (min {ms(min(big))}, max {ms(max(big))}, "
@@ -333,12 +340,39 @@ def main():
 
         if sched:
             ours = sched_waits.threads(proxy.pid)
-            print("\nthe workers' waits for their CPU once woken (perf sched; 1.5 s before the "
-                  "changes, then during them):")
+            print("\nthe worker's waits for its CPU (perf; 1.5 s before the changes, then during "
+                  "them):")
+            seen = {}
             for name in ("before", "during"):
-                ws = sched_waits.waits(f"{d}/sched-{name}.data", ours)
-                for line in sched_waits.report(name, ws):
+                seen[name] = sched_waits.analyse(f"{d}/sched-{name}.data", ours)
+                for line in sched_waits.report(name, *seen[name]):
                     print(line)
+            waits, stalls = seen["during"]
+            # who a request waits for: the client, nginx's worker, lbproxy's workers
+            nginx_pids = [int(k) for k in subprocess.run(
+                ["pgrep", "-s", str(nginx.pid)], capture_output=True, text=True).stdout.split()]
+            parties = {client.pid, *nginx_pids, *(t for t, n in ours.items()
+                                                  if n.startswith("lbproxy-w"))}
+            if a.keep:  # for a closer look at the slowest requests
+                with open(f"{d}/requests.json", "w") as f:
+                    json.dump({"client": client.pid, "nginx": nginx_pids,
+                               "lbproxy": ours, "during": during_at}, f)
+            print("  the slowest requests during the changes: latency; time some CPU was stalled "
+                  "in it; the worker's waits in it (who held its CPU, ms)")
+            for t, s in sorted(during_at, key=lambda x: -x[1])[:5]:
+                inside = [w for w in waits if w.end > t and w.start < t + s]
+                held = collections.Counter()
+                for w in inside:
+                    held.update(w.blame)
+                print(f"    {ms(s)}; stalled {ms(sched_waits.stalled_within(stalls, t, t + s, parties))}; "
+                      + (", ".join(f"{k} {v * 1000:.2f}" for k, v in held.most_common(3)) or "none"))
+            net = max(s - sched_waits.stalled_within(stalls, t, t + s, parties) for t, s in during_at)
+            _, stalls_before = seen["before"]
+            net_before = max((s - sched_waits.stalled_within(stalls_before, t, t + s, parties)
+                              for t, s in samples if t >= t_rec and t + s <= t_rec_end), default=0)
+            print(f"  longest request less the stalls within it: before {ms(net_before)} (1.5 s), "
+                  f"during {ms(net)}; the longest delay so counted (less the median before): "
+                  f"{ms(net - statistics.median(before))}      goal: <= 5 ms")
         elif a.perf_sched:
             print("\n--perf-sched: perf is not installed")
 

@@ -1,9 +1,17 @@
 # SPDX-License-Identifier: MIT
-"""How long lbproxy's workers waited for their CPU once woken, and who ran meanwhile: from
-`perf sched record -a` (sched_waking and sched_switch on every CPU). A request's latency mixes
-the client's, nginx's and the VM's pauses; this counts only the wake-up of the worker that
-serves it, and says whether lbproxy's own threads (the control loop, the state writer) held the
-CPU or something else did. Used by changes.py --perf-sched."""
+"""How long lbproxy's workers waited for their CPU, who ran meanwhile, and when the VM itself
+did not run a CPU: from `perf record -a` of sched_waking, sched_switch and a cpu-clock heartbeat
+on every CPU, with CLOCK_MONOTONIC times (so they line up with a client's time.monotonic()).
+
+A request's latency mixes the client's, nginx's and the VM's pauses; this counts only the waits
+of the worker that serves it, of two kinds: woken (from its wake-up to its switch-in) and
+preempted (switched out runnable, until it runs again). Each wait's time is laid to whoever had
+the CPU it waited for: lbproxy's own threads (the control loop, the state writer), another
+command, or `vCPU stalled` when the CPU logged nothing at all for longer than STALL while a task
+was on it or one woken waited for it (the heartbeat samples every PERIOD; in this guest a busy
+vCPU sometimes stops for milliseconds, and a halted idle one can be slow to come back when a
+task is woken to it). Used by
+changes.py --perf-sched."""
 
 import collections
 import os
@@ -12,7 +20,10 @@ import shutil
 import signal
 import subprocess
 
-EVENT = re.compile(r"\[(\d+)\]\s+([\d.]+):\s+sched:(\w+):\s+(.*)")
+EVENT = re.compile(r"\s*(.*?)\s+(\d+)\s+\[(\d+)\]\s+([\d.]+):\s+(?:[\w-]+:)?([\w/=-]+):\s*(.*)")
+PERIOD_NS = 250_000
+STALL = 0.001  # four heartbeats missed
+VM = "vCPU stalled"
 
 
 def available():
@@ -20,9 +31,11 @@ def available():
 
 
 def start(path):
-    """perf sched record on every CPU until stop()."""
-    return subprocess.Popen(["perf", "sched", "record", "-a", "-o", path], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    """perf record on every CPU until stop()."""
+    return subprocess.Popen(["perf", "record", "-a", "-k", "CLOCK_MONOTONIC", "-o", path,
+                             "-e", "sched:sched_waking", "-e", "sched:sched_switch",
+                             "-e", f"cpu-clock/period={PERIOD_NS}/"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def stop(p):
@@ -39,61 +52,117 @@ def threads(pid):
     return out
 
 
-def waits(path, ours):
-    """Wake-ups of the threads named lbproxy-w*: (list of (seconds waited, {who: seconds})),
-    where `who` is 'lbproxy:<thread>' for our threads, else the command that ran."""
+class Wait:
+    """A worker's wait for its CPU: kind ('woken' or 'preempted'), start and end (monotonic
+    seconds), and {who: seconds} of the time others had that CPU meanwhile."""
+
+    def __init__(self, kind, start, cpu):
+        self.kind, self.start, self.cpu, self.end = kind, start, cpu, None
+        self.blame = collections.Counter()
+
+    @property
+    def seconds(self):
+        return self.end - self.start
+
+    def ours(self):
+        return sum(v for k, v in self.blame.items() if k.startswith("lbproxy:"))
+
+
+def analyse(path, ours):
+    """(waits, stalls): the workers' Waits, and the (cpu, start, end, tids) spans in which a CPU
+    that had work (tids: the task on it, and those woken or preempted waiting for it) logged
+    nothing for over STALL."""
     workers = {t for t, n in ours.items() if n.startswith("lbproxy-w")}
-    text = subprocess.run(["perf", "script", "-i", path, "-F", "cpu,time,event,trace"],
+    text = subprocess.run(["perf", "script", "-i", path, "-F", "comm,tid,cpu,time,event,trace"],
                           capture_output=True, text=True, check=True).stdout
-    pending = {}  # worker tid -> (time woken, cpu, {who: seconds})
-    running = {}  # cpu -> (who, since)
-    out = []
+    running = {}  # cpu -> (tid, who)
+    last = {}  # cpu -> time of its last event
+    on_cpu = {}  # worker tid -> cpu it runs on
+    pending = {}  # worker tid -> Wait
+    runnable = {}  # any tid woken or preempted and not yet run again -> the cpu it waits for
+    waits, stalls = [], []
     for line in text.splitlines():
         m = EVENT.match(line)
         if not m:
             continue
-        cpu, t, event, rest = int(m[1]), float(m[2]), m[3], m[4]
+        cpu, t, event, rest = int(m[3]), float(m[4]), m[5], m[6]
+        # the time since this CPU's last event was its running task's, or the VM's
+        if cpu in last:
+            since = last[cpu]
+            tid, who = running.get(cpu, (0, "swapper"))
+            waiting = [w for w in pending.values() if w.cpu == cpu]
+            if t - since > STALL:
+                held = {x for x, c in runnable.items() if c == cpu} | ({tid} - {0})
+                if held:
+                    stalls.append((cpu, since, t, held))
+                    who = VM
+            for w in waiting:
+                w.blame[who] += t - max(since, w.start)
+        last[cpu] = t
         if event == "sched_waking":
             tid = int(re.search(r" pid=(\d+)", rest)[1])
-            if tid in workers and tid not in pending:
-                target = int(re.search(r"target_cpu=(\d+)", rest)[1])
-                pending[tid] = (t, target, collections.Counter())
+            target = int(re.search(r"target_cpu=(\d+)", rest)[1])
+            runnable[tid] = target
+            if tid in workers and tid not in pending and tid not in on_cpu:
+                pending[tid] = Wait("woken", t, target)
         elif event == "sched_switch":
-            prev = re.search(r"prev_comm=(.*?) prev_pid=(\d+)", rest)
+            prev = re.search(r"prev_pid=(\d+) prev_prio=\d+ prev_state=(\S+)", rest)
             nxt = re.search(r"next_comm=(.*?) next_pid=(\d+)", rest)
             if not prev or not nxt:
                 continue
-            if cpu in running:
-                who, since = running[cpu]
-                for woken, target, blame in pending.values():
-                    if target == cpu and t > woken:
-                        blame[who] += t - max(since, woken)
-            tid = int(nxt[2])
-            running[cpu] = (f"lbproxy:{ours[tid]}" if tid in ours else nxt[1], t)
-            if tid in pending:
-                woken, _, blame = pending.pop(tid)
-                out.append((t - woken, blame))
-    return out
+            ptid, ntid = int(prev[1]), int(nxt[2])
+            runnable.pop(ntid, None)
+            if prev[2].startswith("R") and ptid != 0:
+                runnable[ptid] = cpu
+            if ptid in workers:
+                on_cpu.pop(ptid, None)
+                if prev[2].startswith("R"):
+                    pending[ptid] = Wait("preempted", t, cpu)
+            running[cpu] = (ntid, f"lbproxy:{ours[ntid]}" if ntid in ours else nxt[1])
+            if ntid in workers:
+                on_cpu[ntid] = cpu
+                w = pending.pop(ntid, None)
+                if w:
+                    w.end = t
+                    waits.append(w)
+    return waits, stalls
 
 
-def report(name, ws):
-    """Lines: how many wake-ups waited over 0.1/0.5/1 ms, the longest, and who held the CPU."""
-    if not ws:
-        return [f"  {name}: no wake-ups recorded"]
+def report(name, waits, stalls):
+    """Lines: how many waits went over 0.1/0.5/1 ms, the longest, who held the CPU, and the
+    VM's stalls."""
+    if not waits:
+        return [f"  {name}: no waits recorded"]
     total = collections.Counter()
-    for _, blame in ws:
-        total.update(blame)
-    longest = max(ws, key=lambda w: w[0])
-    over = [sum(1 for d, _ in ws if d > x) for x in (0.0001, 0.0005, 0.001)]
-    ours = sum(v for k, v in total.items() if k.startswith("lbproxy:"))
-    # the most lbproxy's own threads held one wake-up up: what a change did to a request
-    ours_max, ours_max_blame = max(
-        ((sum(v for k, v in b.items() if k.startswith("lbproxy:")), b) for _, b in ws),
-        key=lambda x: x[0])
+    for w in waits:
+        total.update(w.blame)
+    longest = max(waits, key=lambda w: w.seconds)
+    over = [sum(1 for w in waits if w.seconds > x) for x in (0.0001, 0.0005, 0.001)]
+    kinds = collections.Counter(w.kind for w in waits)
+    ours_sum = sum(v for k, v in total.items() if k.startswith("lbproxy:"))
+    worst_ours = max(waits, key=Wait.ours)
     held = ", ".join(f"{k} {v * 1000:.1f}" for k, v in total.most_common(4))
-    why = ", ".join(f"{k} {v * 1000:.2f}" for k, v in longest[1].most_common(2))
-    return [f"  {name}: {len(ws)} wake-ups, waited over 0.1 ms {over[0]}, over 0.5 ms {over[1]}, "
-            f"over 1 ms {over[2]}; longest {longest[0] * 1000:.3f} ms ({why})",
-            f"    the CPU meanwhile (ms in all): {held}; lbproxy's own threads {ours * 1000:.1f}, "
-            f"at most {ours_max * 1000:.3f} ms in one wait ("
-            + ", ".join(f"{k} {v * 1000:.2f}" for k, v in ours_max_blame.most_common(2)) + ")"]
+    why = ", ".join(f"{k} {v * 1000:.2f}" for k, v in longest.blame.most_common(2))
+    why_ours = ", ".join(f"{k} {v * 1000:.2f}" for k, v in worst_ours.blame.most_common(3))
+    long_stalls = sorted((e - s for _, s, e, _ in stalls), reverse=True)
+    return [f"  {name}: {kinds['woken']} wake-ups, {kinds['preempted']} preemptions; waited over "
+            f"0.1 ms {over[0]}, over 0.5 ms {over[1]}, over 1 ms {over[2]}; longest "
+            f"{longest.seconds * 1000:.3f} ms, {longest.kind} ({why})",
+            f"    the CPU meanwhile (ms in all): {held}; lbproxy's own threads {ours_sum * 1000:.1f}, "
+            f"at most {worst_ours.ours() * 1000:.3f} ms in one wait ({worst_ours.kind}: {why_ours})",
+            f"    vCPU stalls over {STALL * 1000:.0f} ms (a CPU with work logging nothing): "
+            f"{len(stalls)}, longest "
+            + (", ".join(f"{x * 1000:.2f}" for x in long_stalls[:4]) or "none") + " ms"]
+
+
+def stalled_within(stalls, start, end, tids):
+    """Seconds of [start, end] in which a CPU was stalled with one of `tids` on it or waiting
+    for it (the union of such spans)."""
+    spans = sorted((max(s, start), min(e, end)) for _, s, e, held in stalls
+                   if e > start and s < end and held & tids)
+    total, reach = 0.0, start
+    for s, e in spans:
+        if e > reach:
+            total += e - max(s, reach)
+            reach = e
+    return total
