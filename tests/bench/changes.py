@@ -326,7 +326,7 @@ def main():
               "3 runs)")
         print(f"\nSetNodeWeight, call to reply: {summary(weight)}      goal: median <= 10 ms")
         print(f"AddNode, call to reply:       {summary(add)}      goal: median <= 10 ms")
-        print(f"\nrequests to an unchanged upstream over one connection:")
+        print("\nrequests to an unchanged upstream over one connection:")
         print(f"  before the changes: {summary(before)}")
         print(f"  during {2 * a.changes} changes: {summary(during)}")
         delay = max(during) - statistics.median(before)
