@@ -41,7 +41,14 @@ servers `check inter 1s` (tcp: a connect; http and https: `option httpchk`, GET 
 HTTP/1.1) against the same nginx, the CPU of its process (all its threads, schedstat) over the
 same seconds; --perf and --count then look at its thread.
 
-Options: --veth, --runs N, --only tcp|http|https, --perf, --count, --callgrind, --haproxy.
+`--stalls` records instead, over the measured seconds, the scheduler's switches and a cpu-clock
+heartbeat on every CPU (sched_waits.py): the thread's time on a CPU from its switches, and how
+much of that was the VM's stalls, spans in which its CPU logged nothing, not even the heartbeat,
+for over 1 ms. This guest reports no steal time, so a stall while the thread is on its CPU is
+charged to the thread, in schedstat as in perf.
+
+Options: --veth, --runs N, --only tcp|http|https, --perf, --count, --callgrind, --haproxy,
+--stalls.
 Environment: NODES (1000; 100 with --callgrind), SECONDS_ (10), CALLGRIND_WARMUP (8), BENCH.
 """
 import argparse
@@ -55,6 +62,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sched_waits  # noqa: E402  the thread's time on a CPU, and the VM's stalls in it
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCH = os.environ.get("BENCH", os.path.join(ROOT, "build/tests/bench/bench-health-probes"))
@@ -315,6 +325,12 @@ def bench_run(d, kind, port, holder, bench_pin, args, status_addr):
         subprocess.run(["perf", "record", "-q", "-g", "-e", "cpu-clock", "-F", "4000", "-o",
                         data, "-p", str(proc.pid), "--", "sleep", str(SECONDS - 1)],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    elif args.stalls:
+        time.sleep(2)
+        data = os.path.join(d, "sched.data")
+        rec = sched_waits.start(data)
+        time.sleep(SECONDS - 1)
+        sched_waits.stop(rec)
     elif args.count:
         time.sleep(2)
         c0 = accepted(status_addr)[1]
@@ -333,7 +349,7 @@ def bench_run(d, kind, port, holder, bench_pin, args, status_addr):
     if proc.returncode != 0:
         raise RuntimeError(f"{bench} failed")
     res = json.loads(out)
-    if not (args.perf or args.count) and kind != "tcp":
+    if not (args.perf or args.count or args.stalls) and kind != "tcp":
         res["connections_measured"] = window_connections
     return res, data, counted, probes
 
@@ -416,6 +432,7 @@ def main():
     ap.add_argument("--count", action="store_true")
     ap.add_argument("--callgrind", action="store_true")
     ap.add_argument("--haproxy", action="store_true")
+    ap.add_argument("--stalls", action="store_true")
     args = ap.parse_args()
     status_addr = PEER if args.veth else "127.0.0.1"
     holder = veth_peer() if args.veth else None
@@ -464,7 +481,14 @@ def main():
                     # The status requests themselves: one each.
                     res["connections_per_second"] = round((a1 - a0 - 1) / wall, 1)
                     res["requests_per_second"] = round((r1 - r0 - 1) / wall, 1)
-                    if data:
+                    if data and args.stalls:
+                        tt = sched_waits.thread_time(data, comm)
+                        res["perf_on_cpu_percent"] = round(100 * tt["on_cpu"] / tt["window"], 3)
+                        res["perf_stalled_percent"] = round(100 * tt["stalled"] / tt["window"], 3)
+                        res["perf_less_stalls_percent"] = round(
+                            100 * (tt["on_cpu"] - tt["stalled"]) / tt["window"], 3)
+                        res["perf_stalls"] = tt["stalls"]
+                    elif data:
                         res["perf_percent_of_thread"] = perf_split(data, comm)
                     if counted:
                         res["per_probe"] = {k: round(v / probes, 2) for k, v in counted.items()

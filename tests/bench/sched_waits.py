@@ -166,3 +166,36 @@ def stalled_within(stalls, start, end, tids):
             total += e - max(s, reach)
             reach = e
     return total
+
+
+def thread_time(path, comm):
+    """The time threads named `comm` were on a CPU over a recording, and how much of it was the
+    VM's stalls (their CPU logging nothing, not even the heartbeat, for over STALL): {on_cpu,
+    stalled, stalls, window} (seconds; window from the first event to the last)."""
+    text = subprocess.run(["perf", "script", "-i", path, "-F", "cpu,time,event,trace"],
+                          capture_output=True, text=True, check=True).stdout
+    current = {}  # cpu -> whether a `comm` thread is on it
+    last = {}  # cpu -> time of its last event
+    on_cpu = stalled = 0.0
+    stalls = 0
+    first = end = None
+    for line in text.splitlines():
+        m = re.match(r"\s*\[(\d+)\]\s+([\d.]+):\s+(?:[\w-]+:)?([\w/=-]+):\s*(.*)", line)
+        if not m:
+            continue
+        cpu, t, event, rest = int(m[1]), float(m[2]), m[3], m[4]
+        first = t if first is None else first
+        end = t
+        if current.get(cpu) and cpu in last:
+            dt = t - last[cpu]
+            on_cpu += dt
+            if dt > STALL:
+                stalled += dt
+                stalls += 1
+        last[cpu] = t
+        if event == "sched_switch":
+            nxt = re.search(r"next_comm=(.*?) next_pid=", rest)
+            if nxt:
+                current[cpu] = nxt[1] == comm
+    return {"on_cpu": on_cpu, "stalled": stalled, "stalls": stalls,
+            "window": (end - first) if first is not None else 0.0}
