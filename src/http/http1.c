@@ -531,7 +531,7 @@ static int parse_target(HttpHead *h, HttpSlice *ret_authority, const char **ret_
         return 0;
 }
 
-/* "HTTP/1.0" or "HTTP/1.1" exactly; another well-formed "HTTP/d.d" is -ENOTSUP. */
+/* "HTTP/1.0" or "HTTP/1.1" exactly; another well-formed "HTTP/d.d" is -EPROTONOSUPPORT. */
 static int parse_version(const char *p, size_t n, HttpHead *h, const char **ret_reason)
 {
         if (n == 8 && memcmp(p, "HTTP/1.", 7) == 0 && (p[7] == '0' || p[7] == '1')) {
@@ -540,7 +540,7 @@ static int parse_version(const char *p, size_t n, HttpHead *h, const char **ret_
         }
         if (n == 8 && memcmp(p, "HTTP/", 5) == 0 && IS_DIGIT(p[5]) && p[6] == '.' &&
             IS_DIGIT(p[7]))
-                return fail(ret_reason, -ENOTSUP, "unsupported HTTP version");
+                return fail(ret_reason, -EPROTONOSUPPORT, "unsupported HTTP version");
         return fail(ret_reason, -EBADMSG, "invalid HTTP version");
 }
 
@@ -562,7 +562,7 @@ static int parse_request_line(const char *p, const char *eol, HttpHead *h, HttpS
         if (p == s)
                 return bad_char(p, "invalid request-target", ret_reason);
         if (p == eol)
-                return fail(ret_reason, -ENOTSUP, "HTTP/0.9 request");
+                return fail(ret_reason, -EPROTONOSUPPORT, "HTTP/0.9 request");
         if (*p != ' ')
                 return bad_char(p, "invalid request-target", ret_reason);
         h->target = (HttpSlice){ s, (size_t)(p - s) };
@@ -876,6 +876,10 @@ static ssize_t parse_head(bool request, const char *buf, size_t len, size_t max_
                         return r;
         }
         if (!end) {
+                /* A request line that alone fills the limit is a URI too long (414, as nginx
+                 * answers), not a header section too large. */
+                if (len >= max_bytes && request && !first_eol)
+                        return fail(ret_reason, -ENAMETOOLONG, "request line too long");
                 if (len >= max_bytes)
                         return fail(ret_reason, -EMSGSIZE, "header section too large");
                 return fail(ret_reason, -EAGAIN, NULL);

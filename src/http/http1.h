@@ -78,8 +78,10 @@ typedef struct HttpHead {
  *   -EAGAIN      incomplete: more bytes needed (and len < max_bytes)
  *   -EMSGSIZE    head larger than max_bytes, or more than max_headers lines (431)
  *   -EBADMSG     malformed or ambiguous (400)
- *   -ENOTSUP     valid HTTP but not a version or coding we handle: HTTP/2 preface, HTTP/1.x
- *                with x > 1, HTTP/0.9, a Transfer-Encoding other than chunked (501/505)
+ *   -ENAMETOOLONG requests only: the request line alone is max_bytes or longer (414)
+ *   -EPROTONOSUPPORT a version we do not speak: HTTP/2 preface, HTTP/1.x with x > 1, HTTP/0.9
+ *                (505)
+ *   -ENOTSUP     a Transfer-Encoding other than chunked (501)
  * On every error *ret_reason (when not NULL) is set to a short static English reason, for the
  * 400 body and the log; on success and -EAGAIN to NULL. *ret is only meaningful on success.
  * A request without Host in HTTP/1.1 is -EBADMSG. A request body is never HTTP_BODY_CLOSE.

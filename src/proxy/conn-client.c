@@ -254,6 +254,16 @@ static bool serve_next(ClientConn *c)
                 refuse(c, 501, reason ? reason : "not implemented");
                 return false;
         }
+        if (r == -EPROTONOSUPPORT) {
+                /* HTTP/2's preface, HTTP/1.2, HTTP/0.9: the version, not the request, is what
+                 * is refused (RFC 9110 15.6.6). */
+                refuse(c, 505, reason ? reason : "unsupported HTTP version");
+                return false;
+        }
+        if (r == -ENAMETOOLONG) {
+                refuse(c, 414, reason ? reason : "request line too long");
+                return false;
+        }
         if (r == -EMSGSIZE) {
                 /* limits.max_header_bytes or limits.max_headers: RFC 6585's answer, as Envoy
                  * gives it (nginx and HAProxy say 400). */

@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: MIT
+"""lbproxy as an HTTP/1.1 intermediary (RFC 9110, RFC 9112), beside what nginx, HAProxy and
+APISIX users expect: the answers to requests it cannot take (414, 505), the fields it sets for
+the upstream, its own pages' Date, and a cut response that must not look whole."""
+
+import socket
+import threading
+
+import pytest
+
+from lbtest import route_cfg, upstream_cfg
+from test_errors import assert_short_text
+
+
+class ScriptedUpstream:
+    """Answers each request head with `answer` (bytes), then closes: for responses the test
+    upstream will not send (no Date, a chunked body cut short). Bounded: one thread per
+    connection, 10 s socket timeouts."""
+
+    def __init__(self, host="127.0.0.3"):
+        self.sock = socket.socket()
+        self.sock.bind((host, 0))
+        self.sock.listen(16)
+        self.host, self.port = self.sock.getsockname()
+        self.answer = b""
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(c,), daemon=True).start()
+
+    def _one(self, c):
+        with c:
+            c.settimeout(10)
+            buf = b""
+            try:
+                while b"\r\n\r\n" not in buf:
+                    d = c.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                c.sendall(self.answer)
+            except OSError:
+                pass
+
+    def stop(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def one(upstream, lbproxy):
+    u = upstream("u", "127.0.0.2")
+    lb = lbproxy({"upstreams": [upstream_cfg("up", [u])],
+                  "routes": [route_cfg("all", ["/*"], ["up"])],
+                  "limits": {"max_header_bytes": 4096}})
+    return u, lb
+
+
+# -- requests lbproxy does not take --------------------------------------------------------
+def test_request_line_over_the_limit_gets_414(one):
+    """A request line that alone fills limits.max_header_bytes: 414 URI Too Long (as nginx),
+    closed, nothing forwarded; a long header still gets 431."""
+    u, lb = one
+    with lb.client() as c:
+        c.send(b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 414, r
+        assert_short_text(r)
+        assert c.is_closed()
+    with lb.client() as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"b" * 5000 + b"\r\n\r\n")
+        assert c.read_response().status == 431
+    assert lb.request("GET", "/barrier").status == 200
+    assert u.paths() == ["/barrier"]
+
+
+@pytest.mark.parametrize("raw", [b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+                                 b"GET / HTTP/1.2\r\nHost: a\r\n\r\n",
+                                 b"GET / HTTP/3.0\r\nHost: a\r\n\r\n",
+                                 b"GET /\r\n"],
+                         ids=["h2-preface", "http-1.2", "http-3.0", "http-0.9"])
+def test_unsupported_version_gets_505(one, raw):
+    """RFC 9110 15.6.6: a version lbproxy does not speak is refused as such, not as 501."""
+    u, lb = one
+    with lb.client() as c:
+        c.send(raw)
+        r = c.read_response()
+        assert r.status == 505, r
+        assert_short_text(r)
+        assert c.is_closed()
+    assert u.heads == []
