@@ -100,7 +100,7 @@ static _always_inline_ void write_request_head(Writer *w, RequestRewrite *rw)
 
         for (size_t i = 0; i < h->n_headers; i++) {
                 uint8_t f = h->header_flags[i];
-                if (f & (HTTP_HEADER_HOP | HTTP_HEADER_HOST | HTTP_HEADER_FORWARDED_PROTO))
+                if (f & (HTTP_HEADER_HOP | HTTP_HEADER_HOST | HTTP_HEADER_PROXY_SET))
                         continue;
                 if ((ssize_t)i == rw->last_xff || (ssize_t)i == rw->last_via)
                         continue;
@@ -114,9 +114,20 @@ static _always_inline_ void write_request_head(Writer *w, RequestRewrite *rw)
         }
         put(w, ctx->client_ip, ctx->client_ip_len);
         if (ctx->https)
-                PUT_LITERAL(w, "\r\nX-Forwarded-Proto: https\r\nVia: ");
+                PUT_LITERAL(w, "\r\nX-Forwarded-Proto: https\r\n");
         else
-                PUT_LITERAL(w, "\r\nX-Forwarded-Proto: http\r\nVia: ");
+                PUT_LITERAL(w, "\r\nX-Forwarded-Proto: http\r\n");
+        /* APISIX's defaults, which the applications behind it read: the Host the client asked
+         * for (whatever pass_host sends upstream), and the address it came from. A client's own
+         * values were dropped above, so neither can be forged from outside. */
+        if (h->host.p) {
+                PUT_LITERAL(w, "X-Forwarded-Host: ");
+                put_slice(w, h->host);
+                PUT_LITERAL(w, "\r\n");
+        }
+        PUT_LITERAL(w, "X-Real-IP: ");
+        put(w, ctx->client_ip, ctx->client_ip_len);
+        PUT_LITERAL(w, "\r\nVia: ");
         if (rw->last_via >= 0) {
                 put_slice(w, h->headers[rw->last_via].value);
                 PUT_LITERAL(w, ", ");

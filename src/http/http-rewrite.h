@@ -2,7 +2,7 @@
 #pragma once
 
 /* Writes the heads a proxy sends on: the request head for the upstream (Host by pass_host,
- * hop-by-hop fields gone, X-Forwarded-For/-Proto and Via added) and the response head for the
+ * hop-by-hop fields gone, X-Forwarded-For/-Proto/-Host, X-Real-IP and Via added) and the response head for the
  * client (hop-by-hop fields gone, its own Connection). Pure functions over parsed heads. */
 
 #include <event2/buffer.h>

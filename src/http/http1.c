@@ -261,7 +261,7 @@ typedef enum HeaderKind {
         HK_UPGRADE,
         HK_EXPECT,
         HK_FORWARDED_FOR,
-        HK_FORWARDED_PROTO,
+        HK_PROXY_SET, /* X-Forwarded-Proto, X-Forwarded-Host, X-Real-IP */
         HK_VIA,
 } HeaderKind;
 
@@ -282,6 +282,8 @@ static HeaderKind header_kind(const char *p, size_t n)
                 if (TOKEN_EQ(p, n, "upgrade"))
                         return HK_UPGRADE;
                 return TOKEN_EQ(p, n, "trailer") ? HK_HOP : HK_OTHER;
+        case 9:
+                return TOKEN_EQ(p, n, "x-real-ip") ? HK_PROXY_SET : HK_OTHER;
         case 10:
                 if (TOKEN_EQ(p, n, "connection"))
                         return HK_CONNECTION;
@@ -291,11 +293,13 @@ static HeaderKind header_kind(const char *p, size_t n)
         case 15:
                 return TOKEN_EQ(p, n, "x-forwarded-for") ? HK_FORWARDED_FOR : HK_OTHER;
         case 16:
-                return TOKEN_EQ(p, n, "proxy-connection") ? HK_HOP : HK_OTHER;
+                if (TOKEN_EQ(p, n, "proxy-connection"))
+                        return HK_HOP;
+                return TOKEN_EQ(p, n, "x-forwarded-host") ? HK_PROXY_SET : HK_OTHER;
         case 17:
                 if (TOKEN_EQ(p, n, "transfer-encoding"))
                         return HK_TRANSFER_ENCODING;
-                return TOKEN_EQ(p, n, "x-forwarded-proto") ? HK_FORWARDED_PROTO : HK_OTHER;
+                return TOKEN_EQ(p, n, "x-forwarded-proto") ? HK_PROXY_SET : HK_OTHER;
         default:
                 return HK_OTHER;
         }
@@ -660,8 +664,8 @@ static int scan_header(HttpHead *h, size_t i, HeadScan *s, const char **ret_reas
         case HK_FORWARDED_FOR:
                 *flags = HTTP_HEADER_FORWARDED_FOR;
                 return 0;
-        case HK_FORWARDED_PROTO:
-                *flags = HTTP_HEADER_FORWARDED_PROTO;
+        case HK_PROXY_SET:
+                *flags = HTTP_HEADER_PROXY_SET;
                 return 0;
         case HK_VIA:
                 *flags = HTTP_HEADER_VIA;

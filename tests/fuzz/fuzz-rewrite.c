@@ -16,10 +16,10 @@
 #include "fuzz.h"
 #include "http/http-rewrite.h"
 
-/* What the proxy adds: a request may gain Host, X-Forwarded-For, X-Forwarded-Proto, Via,
+/* What the proxy adds: a request may gain Host, X-Forwarded-For/-Proto/-Host, X-Real-IP, Via,
  * Transfer-Encoding, Connection and Upgrade; a response Transfer-Encoding and Connection. Heads
  * are read with that much room below the parser's limit, so the result can be parsed again. */
-#define REQUEST_ADDS 7
+#define REQUEST_ADDS 9
 #define RESPONSE_ADDS 2
 
 #define CLIENT_IP "203.0.113.9"
@@ -132,11 +132,14 @@ static void check_request_rewrite(const HttpHead *in, HttpHostFrom mode, bool ht
 
         ssize_t xff = last_with(in, HTTP_HEADER_FORWARDED_FOR);
         ssize_t via = last_with(in, HTTP_HEADER_VIA);
-        expect_kept(in, &o, &k, HTTP_HEADER_HOP | HTTP_HEADER_HOST | HTTP_HEADER_FORWARDED_PROTO,
+        expect_kept(in, &o, &k, HTTP_HEADER_HOP | HTTP_HEADER_HOST | HTTP_HEADER_PROXY_SET,
                     xff, via);
         static char buf[65536 + 64];
         expect_header(&o, &k, "X-Forwarded-For", joined(in, xff, lit(CLIENT_IP), buf, sizeof(buf)));
         expect_header(&o, &k, "X-Forwarded-Proto", lit(https ? "https" : "http"));
+        if (in->host.p)
+                expect_header(&o, &k, "X-Forwarded-Host", in->host);
+        expect_header(&o, &k, "X-Real-IP", lit(CLIENT_IP));
         expect_header(&o, &k, "Via", joined(in, via, lit("1.1 lbproxy"), buf, sizeof(buf)));
         if (in->body == HTTP_BODY_CHUNKED)
                 expect_header(&o, &k, "Transfer-Encoding", lit("chunked"));

@@ -275,12 +275,15 @@ static void test_valid_requests(HttpHead *h)
         CHECK(REQ_OK("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.2.3.4\r\n"
                      "x-forwarded-proto: https\r\nVia: 1.1 p\r\nTE: trailers\r\nTrailer: X\r\n"
                      "Keep-Alive: 5\r\nProxy-Connection: x\r\nUpgrade: ws\r\n"
-                     "Connection: foo, Bar\r\nfoo: 1\r\nbar: 2\r\nbaz: 3\r\n\r\n",
+                     "Connection: foo, Bar\r\nfoo: 1\r\nbar: 2\r\nbaz: 3\r\n"
+                     "X-Real-IP: 6.6.6.6\r\nx-forwarded-host: evil\r\n\r\n",
                      h) > 0);
-        CHECK(h->n_headers == 13);
+        CHECK(h->n_headers == 15);
+        CHECK(h->header_flags[13] == HTTP_HEADER_PROXY_SET);
+        CHECK(h->header_flags[14] == HTTP_HEADER_PROXY_SET);
         CHECK(h->header_flags[0] == HTTP_HEADER_HOST);
         CHECK(h->header_flags[1] == HTTP_HEADER_FORWARDED_FOR);
-        CHECK(h->header_flags[2] == HTTP_HEADER_FORWARDED_PROTO);
+        CHECK(h->header_flags[2] == HTTP_HEADER_PROXY_SET);
         CHECK(h->header_flags[3] == HTTP_HEADER_VIA);
         for (size_t i = 4; i <= 11; i++)
                 CHECK(h->header_flags[i] == HTTP_HEADER_HOP);
