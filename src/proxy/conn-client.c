@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include "base/log.h"
+#include "http/http-date.h"
 #include "http/http-status.h"
 #include "lb/model.h"
 #include "net/listener.h"
@@ -128,15 +129,23 @@ static void close_after_flush(ClientConn *c)
 
 void client_conn_respond(ClientConn *c, unsigned status, const char *text, bool close)
 {
+        /* Date: lbproxy is the origin of this answer, and an origin with a clock sends one
+         * (RFC 9110 6.6.1). An HTTP/1.0 client that stays is told so, or it would take the
+         * answer for its connection's last. */
         evbuffer_add_printf(c->stream.out,
                             "HTTP/1.1 %u %s\r\n"
+                            "Date: %s\r\n"
                             "Content-Type: text/plain; charset=utf-8\r\n"
                             "Content-Length: %zu\r\n"
                             "%s"
                             "\r\n"
                             "lbproxy: %s\n",
-                            status, http_status_reason(status), strlen(text) + 10,
-                            close ? "Connection: close\r\n" : "", text);
+                            status, http_status_reason(status), http_date_now(),
+                            strlen(text) + 10,
+                            close ? "Connection: close\r\n"
+                            : c->http10 ? "Connection: keep-alive\r\n"
+                                        : "",
+                            text);
 }
 
 void client_conn_exchange_done(ClientConn *c, bool keep_alive)
@@ -277,6 +286,7 @@ static bool serve_next(ClientConn *c)
 
         set_timer(c, 0);
         c->state = CLIENT_BUSY;
+        c->http10 = h.version_minor == 0;
         (void)exchange_start(c, &h); /* runs, or ended: the caller looks */
         return true;
 }

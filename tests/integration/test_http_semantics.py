@@ -3,8 +3,10 @@
 APISIX users expect: the answers to requests it cannot take (414, 505), the fields it sets for
 the upstream, its own pages' Date, and a cut response that must not look whole."""
 
+import email.utils
 import socket
 import threading
+import time
 
 import pytest
 
@@ -112,3 +114,50 @@ def test_real_ip_and_forwarded_host_set_as_apisix_does(one):
     assert first.header("x-forwarded-for") == ["192.0.2.1, 127.0.0.9"]
     assert second.header("x-real-ip") == ["127.0.0.9"]
     assert second.header("x-forwarded-host") == ["a.example"]
+
+
+# -- lbproxy's own answers -----------------------------------------------------------------
+def assert_date_now(r):
+    """One Date field, an IMF-fixdate (RFC 9110 5.6.7) within a few seconds of now."""
+    (date,) = r.header("date")
+    assert date.endswith(" GMT") and len(date) == 29, date
+    when = email.utils.parsedate_to_datetime(date).timestamp()
+    assert abs(when - time.time()) < 5, date
+
+
+def test_status_pages_carry_date(upstream, lbproxy):
+    """RFC 9110 6.6.1: lbproxy is the origin of its status pages, and an origin with a clock
+    sends Date; the body stays one text/plain line."""
+    u = upstream("u", "127.0.0.2")
+    lb = lbproxy({"upstreams": [upstream_cfg("up", [u])],
+                  "routes": [route_cfg("api", ["/api/*"], ["up"])]})
+    r = lb.request("GET", "/nothing")
+    assert r.status == 404, r
+    assert_date_now(r)
+    assert_short_text(r)
+    with lb.client() as c:
+        c.send(b"GET / HTTP/1.1\r\n\r\n")  # no Host: 400
+        r = c.read_response()
+        assert r.status == 400, r
+        assert_date_now(r)
+
+
+def test_status_page_to_http10_keep_alive_client_says_keep_alive(upstream, lbproxy):
+    """An HTTP/1.0 client that asked to keep its connection is told it is kept (else it
+    takes the close for granted), and its next request is served on it."""
+    u = upstream("u", "127.0.0.2")
+    lb = lbproxy({"upstreams": [upstream_cfg("up", [u])],
+                  "routes": [route_cfg("api", ["/api/*"], ["up"])]})
+    with lb.client() as c:
+        c.send(b"GET /nothing HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 404, r
+        assert r.header("connection") == ["keep-alive"], r
+        c.send(b"GET /api/x HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200 and r.header("connection") == ["keep-alive"], r
+    with lb.client() as c:
+        c.send(b"GET /nothing HTTP/1.0\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 404 and r.header("connection") == ["close"], r
+        assert c.is_closed()
