@@ -93,6 +93,15 @@ void client_conn_abort(ClientConn *c)
         client_conn_free(c);
 }
 
+void client_conn_abort_reset(ClientConn *c)
+{
+        /* SO_LINGER 0: close() sends a RST, and drops what the socket still holds of the
+         * response; the client reads an error, not an end. */
+        struct linger l = { .l_onoff = 1, .l_linger = 0 };
+        (void)setsockopt(c->stream.fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+        client_conn_free(c);
+}
+
 /* The last response is out: shut the write side and drop what the client still sends. A client
  * that said its request was the last sends nothing more (RFC 9112 9.6): it is closed at once,
  * as nginx does, without the shutdown, the wait and the read of its end. */

@@ -61,6 +61,10 @@ void client_conn_respond(ClientConn *c, unsigned status, const char *text, bool 
 /* Closes at once (an abort: any response in progress is cut). */
 void client_conn_abort(ClientConn *c);
 
+/* The same, with a reset rather than a FIN: for a response delimited by the close, whose cut
+ * end a FIN would make look whole. */
+void client_conn_abort_reset(ClientConn *c);
+
 /* Arms or disarms the client timer while an exchange waits on this client. */
 void client_conn_set_timer(ClientConn *c, uint64_t usec);
 

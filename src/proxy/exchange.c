@@ -139,12 +139,20 @@ void exchange_fail(Exchange *x, unsigned status, const char *error, const char *
 
         x->error = error;
         if (x->response_started || x->kind == EXCHANGE_STREAM) {
+                /* An answer that ends at the close (an HTTP/1.0 client's decoded chunked one,
+                 * one without a length) is cut with a reset: at a FIN, the client would take
+                 * what it has for all of it. */
+                bool reset = x->response_started &&
+                             (x->response.dechunk || x->response.type == HTTP_BODY_CLOSE);
                 if (!x->status)
                         x->status = status;
                 exchange_log(x);
                 c->exchange = NULL;
                 exchange_free(x);
-                client_conn_abort(c);
+                if (reset)
+                        client_conn_abort_reset(c);
+                else
+                        client_conn_abort(c);
                 return;
         }
         x->status = status;

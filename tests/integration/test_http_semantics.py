@@ -25,6 +25,8 @@ class ScriptedUpstream:
         self.sock.listen(16)
         self.host, self.port = self.sock.getsockname()
         self.answer = b""
+        self.hold = 0.0  # seconds to keep the connection open after the answer
+        self._stop = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -46,11 +48,40 @@ class ScriptedUpstream:
                         return
                     buf += d
                 c.sendall(self.answer)
+                self._stop.wait(self.hold)
             except OSError:
                 pass
 
     def stop(self):
+        self._stop.set()
         self.sock.close()
+
+
+@pytest.fixture
+def scripted(upstream, lbproxy):
+    """lbproxy with /raw/* going to a ScriptedUpstream (read timeout 1 s, no retries)."""
+    raw = ScriptedUpstream()
+    lb = lbproxy({"upstreams": [upstream_cfg("raw", [(raw.host, raw.port)], retries=0,
+                                             timeout={"connect": "5s", "send": "5s",
+                                                      "read": "1s"})],
+                  "routes": [route_cfg("raw", ["/raw/*"], ["raw"])]})
+    yield raw, lb
+    raw.stop()
+
+
+def read_until_end(sock, timeout=10.0):
+    """What the server sent, and how it ended: "eof", "reset" (bounded by timeout)."""
+    sock.settimeout(timeout)
+    data = b""
+    for _ in range(10000):
+        try:
+            d = sock.recv(65536)
+        except ConnectionResetError:
+            return data, "reset"
+        if not d:
+            return data, "eof"
+        data += d
+    raise AssertionError("no end")
 
 
 @pytest.fixture
@@ -161,3 +192,54 @@ def test_status_page_to_http10_keep_alive_client_says_keep_alive(upstream, lbpro
         r = c.read_response()
         assert r.status == 404 and r.header("connection") == ["close"], r
         assert c.is_closed()
+
+
+# -- a response cut short ------------------------------------------------------------------
+CUT_CHUNKED = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"5\r\nhello\r\n")
+
+
+def test_cut_chunked_answer_to_http10_client_is_a_reset(scripted):
+    """An HTTP/1.0 client gets a chunked answer decoded, delimited by the close: when the
+    upstream stops mid-body, a FIN would make the cut body look whole, so it gets a reset."""
+    raw, lb = scripted
+    raw.answer = CUT_CHUNKED
+    with lb.client() as c:
+        c.send(b"GET /raw/a HTTP/1.0\r\n\r\n")
+        data, end = read_until_end(c.sock)
+    assert data.startswith(b"HTTP/1.0 200 OK\r\n"), data
+    assert end == "reset", data
+
+
+def test_cut_chunked_answer_to_http11_client_lacks_its_last_chunk(scripted):
+    """An HTTP/1.1 client sees the cut by the chunked coding itself: no last chunk."""
+    raw, lb = scripted
+    raw.answer = CUT_CHUNKED
+    with lb.client() as c:
+        c.send(b"GET /raw/a HTTP/1.1\r\nHost: a\r\n\r\n")
+        data, end = read_until_end(c.sock)
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n") and b"5\r\nhello\r\n" in data, data
+    assert not data.endswith(b"0\r\n\r\n"), data
+
+
+def test_close_delimited_answer_stalled_past_read_timeout_is_a_reset(scripted):
+    """An answer without a length ends at the close; one the upstream leaves unfinished past
+    its read timeout must not end with a FIN either."""
+    raw, lb = scripted
+    raw.answer = b"HTTP/1.1 200 OK\r\n\r\npart of it"
+    raw.hold = 5.0
+    with lb.client() as c:
+        c.send(b"GET /raw/a HTTP/1.1\r\nHost: a\r\n\r\n")
+        data, end = read_until_end(c.sock)
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n"), data
+    assert end == "reset", data
+
+
+def test_close_delimited_answer_ended_by_upstream_is_whole(scripted):
+    """The upstream's close is the end of such an answer: a FIN, the body whole."""
+    raw, lb = scripted
+    raw.answer = b"HTTP/1.1 200 OK\r\n\r\nall of it"
+    with lb.client() as c:
+        c.send(b"GET /raw/a HTTP/1.0\r\n\r\n")
+        data, end = read_until_end(c.sock)
+    assert data.endswith(b"\r\n\r\nall of it") and end == "eof", data
