@@ -293,6 +293,14 @@ static bool serve_next(ClientConn *c)
                 return false;
         }
 
+        /* A forward proxy's method: a reverse proxy has nothing to tunnel to (no route can
+         * match an authority), and what the client sends next is tunnel data, never a request.
+         * RFC 9110 9.1: a method the server does not implement is 501. */
+        if (h.method.len == 7 && memcmp(h.method.p, "CONNECT", 7) == 0) {
+                refuse(c, 501, "CONNECT is not supported (lbproxy is not a forward proxy)");
+                return false;
+        }
+
         set_timer(c, 0);
         c->state = CLIENT_BUSY;
         c->http10 = h.version_minor == 0;

@@ -128,6 +128,21 @@ def test_unsupported_version_gets_505(one, raw):
     assert u.heads == []
 
 
+def test_connect_gets_501_and_is_closed(one):
+    """CONNECT is a forward proxy's method: 501 (RFC 9110 9.1), closed, since what follows is
+    tunnel data; nothing forwarded, though a catch-all route exists."""
+    u, lb = one
+    with lb.client() as c:
+        c.send(b"CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n"
+               b"GET /tunnelled HTTP/1.1\r\nHost: a\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 501, r
+        assert_short_text(r)
+        assert "CONNECT" in r.body.decode()
+        assert c.is_closed()
+    assert lb.request("GET", "/barrier").status == 200
+    assert u.paths() == ["/barrier"]
+
 # -- fields lbproxy sets for the upstream --------------------------------------------------
 def test_real_ip_and_forwarded_host_set_as_apisix_does(one):
     """X-Real-IP is the client's address and X-Forwarded-Host the Host it asked for (APISIX's
