@@ -713,15 +713,12 @@ static int finish_request(HttpHead *h, const HeadScan *s, HttpSlice authority,
                 return fail(ret_reason, -EBADMSG, "missing Host");
         if (s->n_host == 1 && h->host.len > 0 && !valid_authority(h->host, false))
                 return fail(ret_reason, -EBADMSG, "invalid Host");
-        if (authority.p) {
-                /* RFC 9112 3.2.2 has the server use the target's authority and ignore Host. Were
-                 * they allowed to differ, the next hop, reading Host, could route elsewhere than
-                 * we did, so they must agree; HTTP/1.0 may leave Host out. */
-                if (s->n_host == 0)
-                        h->host = authority;
-                else if (!case_eq_both(h->host.p, h->host.len, authority.p, authority.len))
-                        return fail(ret_reason, -EBADMSG, "Host does not match request-target");
-        }
+        /* RFC 9112 3.2.2: the target's authority is the host, whatever Host says (HTTP/1.0
+         * may leave Host out). It is what the route is matched on and what the next hop gets
+         * as its Host (the client's Host field is flagged and not passed on), so the two
+         * cannot read the request differently. */
+        if (authority.p)
+                h->host = authority;
 
         if (s->has_transfer_encoding) {
                 if (!http11)

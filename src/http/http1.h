@@ -61,9 +61,9 @@ typedef struct HttpHead {
         uint8_t header_flags[HTTP_MAX_HEADERS]; /* HttpHeaderFlag per header */
         size_t n_headers;
 
-        HttpSlice host; /* the Host header's value; p == NULL when absent. An HTTP/1.0 request
-                           with an absolute-form or CONNECT target and no Host gets the target's
-                           authority here. When both exist they must be equal (else -EBADMSG). */
+        HttpSlice host; /* the Host header's value; p == NULL when absent. A request with an
+                           absolute-form or CONNECT target has the target's authority here,
+                           whatever its Host field says (RFC 9112 3.2.2). */
         HttpBody body;
         uint64_t content_length; /* with HTTP_BODY_LENGTH (never above INT64_MAX); else 0 */
         bool keep_alive;         /* per version and Connection: close / keep-alive */

@@ -143,6 +143,27 @@ def test_connect_gets_501_and_is_closed(one):
     assert lb.request("GET", "/barrier").status == 200
     assert u.paths() == ["/barrier"]
 
+def test_absolute_form_authority_is_the_host(upstream, lbproxy):
+    """RFC 9112 3.2.2: with an absolute-form target the host is the target's authority, not
+    the Host field: the route is matched on it, and the upstream gets it as Host (a proxy
+    "MUST generate a new Host field value based on the received request-target"), so the two
+    cannot read the request differently."""
+    a, b = upstream("a", "127.0.0.2"), upstream("b", "127.0.0.4")
+    lb = lbproxy({"upstreams": [upstream_cfg("up_a", [a]), upstream_cfg("up_b", [b])],
+                  "routes": [route_cfg("ra", ["/*"], ["up_a"], hosts=["a.example"]),
+                             route_cfg("rb", ["/*"], ["up_b"], hosts=["b.example"])]})
+    with lb.client() as c:
+        c.send(b"GET http://b.example/x?y=1 HTTP/1.1\r\nHost: a.example\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200, r
+        c.send(b"GET /z HTTP/1.1\r\nHost: a.example\r\n\r\n")
+        assert c.read_response().status == 200
+    assert a.paths() == ["/z"]
+    (rec,) = b.requests
+    assert rec.target == "/x?y=1"
+    assert rec.header("host") == ["b.example"], rec.headers
+    assert rec.header("x-forwarded-host") == ["b.example"]
+
 # -- fields lbproxy sets for the upstream --------------------------------------------------
 def test_real_ip_and_forwarded_host_set_as_apisix_does(one):
     """X-Real-IP is the client's address and X-Forwarded-Host the Host it asked for (APISIX's
