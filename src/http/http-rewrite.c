@@ -3,6 +3,7 @@
 #include <strings.h>
 
 #include "base/util.h"
+#include "http/http-date.h"
 #include "http/http-rewrite.h"
 
 #define VIA_TOKEN "1.1 lbproxy"
@@ -240,7 +241,7 @@ int http_rewrite_switching_head(const HttpHead *h, struct evbuffer *out)
 
 /* Inlined into each pass, so that the counting one is only additions. */
 static _always_inline_ void write_response_head(Writer *w, const HttpHead *h, bool close,
-                                                bool http10_client)
+                                                bool http10_client, const char *date)
 {
         /* "HTTP/1.x NNN ", by hand: snprintf cost more than the rest of this function. */
         unsigned status = h->status % 1000;
@@ -256,6 +257,12 @@ static _always_inline_ void write_response_head(Writer *w, const HttpHead *h, bo
                         continue;
                 put_header(w, h->headers[i].name, h->headers[i].value);
         }
+        /* RFC 9110 6.6.1: a final answer forwarded without a Date gets the time it came. */
+        if (!h->has_date && h->status >= 200) {
+                PUT_LITERAL(w, "Date: ");
+                put(w, date, HTTP_DATE_LEN);
+                PUT_LITERAL(w, "\r\n");
+        }
         if (h->body == HTTP_BODY_CHUNKED && !http10_client)
                 PUT_LITERAL(w, "Transfer-Encoding: chunked\r\n");
         if (close)
@@ -266,14 +273,15 @@ static _always_inline_ void write_response_head(Writer *w, const HttpHead *h, bo
 }
 
 int http_rewrite_response_head(const HttpHead *h, struct evbuffer *out, bool close,
-                               bool http10_client)
+                               bool http10_client, const char *date)
 {
         Writer count = {}, w;
         struct evbuffer_iovec v;
 
-        write_response_head(&count, h, close, http10_client);
+        assert(date && strlen(date) == HTTP_DATE_LEN);
+        write_response_head(&count, h, close, http10_client, date);
         if (reserve_head(out, count.len, &v, &w) < 0)
                 return -ENOMEM;
-        write_response_head(&w, h, close, http10_client);
+        write_response_head(&w, h, close, http10_client, date);
         return commit_head(out, &v, &w);
 }

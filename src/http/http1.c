@@ -263,6 +263,7 @@ typedef enum HeaderKind {
         HK_FORWARDED_FOR,
         HK_PROXY_SET, /* X-Forwarded-Proto, X-Forwarded-Host, X-Real-IP */
         HK_VIA,
+        HK_DATE,
 } HeaderKind;
 
 /* Most headers (Accept, Cookie, User-Agent) are none of these: the switch on the length rejects
@@ -275,7 +276,9 @@ static HeaderKind header_kind(const char *p, size_t n)
         case 3:
                 return TOKEN_EQ(p, n, "via") ? HK_VIA : HK_OTHER;
         case 4:
-                return TOKEN_EQ(p, n, "host") ? HK_HOST : HK_OTHER;
+                if (TOKEN_EQ(p, n, "host"))
+                        return HK_HOST;
+                return TOKEN_EQ(p, n, "date") ? HK_DATE : HK_OTHER;
         case 6:
                 return TOKEN_EQ(p, n, "expect") ? HK_EXPECT : HK_OTHER;
         case 7:
@@ -670,6 +673,9 @@ static int scan_header(HttpHead *h, size_t i, HeadScan *s, const char **ret_reas
         case HK_VIA:
                 *flags = HTTP_HEADER_VIA;
                 return 0;
+        case HK_DATE:
+                h->has_date = true;
+                return 0;
         }
         return 0;
 }
@@ -796,7 +802,7 @@ static void head_reset(HttpHead *h)
         h->n_headers = 0;
         h->body = HTTP_BODY_NONE;
         h->content_length = 0;
-        h->keep_alive = h->expect_continue = h->upgrade = false;
+        h->keep_alive = h->expect_continue = h->upgrade = h->has_date = false;
         h->head_len = 0;
 }
 

@@ -69,6 +69,7 @@ typedef struct HttpHead {
         bool keep_alive;         /* per version and Connection: close / keep-alive */
         bool expect_continue;    /* Expect: 100-continue */
         bool upgrade;            /* Connection: upgrade with an Upgrade header */
+        bool has_date;           /* a Date field */
         size_t head_len;         /* bytes of the head, through the empty line, including the
                                     empty lines skipped before a request line */
 } HttpHead;

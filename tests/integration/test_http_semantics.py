@@ -209,6 +209,24 @@ def test_status_pages_carry_date(upstream, lbproxy):
         assert_date_now(r)
 
 
+def test_forwarded_response_without_date_gets_one(scripted):
+    """RFC 9110 6.6.1: a response forwarded without Date gets the time it came; the upstream's
+    own Date is passed on as it is, once."""
+    raw, lb = scripted
+    raw.answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+    with lb.client() as c:
+        c.send(b"GET /raw/a HTTP/1.1\r\nHost: a\r\n\r\n")
+        r = c.read_response()
+    assert r.status == 200 and r.body == b"ok", r
+    assert_date_now(r)
+    old = "Sun, 06 Nov 1994 08:49:37 GMT"
+    raw.answer = (b"HTTP/1.1 200 OK\r\nDate: " + old.encode()
+                  + b"\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+    with lb.client() as c:
+        c.send(b"GET /raw/a HTTP/1.1\r\nHost: a\r\n\r\n")
+        r = c.read_response()
+    assert r.header("date") == [old], r
+
 def test_status_page_to_http10_keep_alive_client_says_keep_alive(upstream, lbproxy):
     """An HTTP/1.0 client that asked to keep its connection is told it is kept (else it
     takes the close for granted), and its next request is served on it."""
