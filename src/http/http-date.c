@@ -1,48 +1,10 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <time.h>
 
+#include <event2/util.h>
+
 #include "http/http-date.h"
-
-/* By hand, not strftime(): %a and %b follow the locale, and HTTP's names are English. */
-static void format_date(char *out, time_t t)
-{
-        static const char days[7][4] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-        static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-        struct tm tm;
-
-        gmtime_r(&t, &tm);
-        unsigned year = (unsigned)tm.tm_year + 1900;
-        char *p = out;
-        for (int i = 0; i < 3; i++)
-                *p++ = days[tm.tm_wday][i];
-        *p++ = ',';
-        *p++ = ' ';
-        *p++ = (char)('0' + tm.tm_mday / 10);
-        *p++ = (char)('0' + tm.tm_mday % 10);
-        *p++ = ' ';
-        for (int i = 0; i < 3; i++)
-                *p++ = months[tm.tm_mon][i];
-        *p++ = ' ';
-        *p++ = (char)('0' + year / 1000 % 10);
-        *p++ = (char)('0' + year / 100 % 10);
-        *p++ = (char)('0' + year / 10 % 10);
-        *p++ = (char)('0' + year % 10);
-        *p++ = ' ';
-        *p++ = (char)('0' + tm.tm_hour / 10);
-        *p++ = (char)('0' + tm.tm_hour % 10);
-        *p++ = ':';
-        *p++ = (char)('0' + tm.tm_min / 10);
-        *p++ = (char)('0' + tm.tm_min % 10);
-        *p++ = ':';
-        *p++ = (char)('0' + tm.tm_sec / 10);
-        *p++ = (char)('0' + tm.tm_sec % 10);
-        *p++ = ' ';
-        *p++ = 'G';
-        *p++ = 'M';
-        *p++ = 'T';
-        *p = '\0';
-}
 
 const char *http_date_now(void)
 {
@@ -52,7 +14,12 @@ const char *http_date_now(void)
         time_t now = time(NULL);
 
         if (now != formatted) {
-                format_date(date, now);
+                struct tm tm;
+                /* libevent's IMF-fixdate: English names whatever the locale (strftime's %a
+                 * and %b follow it). */
+                int n = evutil_date_rfc1123(date, sizeof(date), gmtime_r(&now, &tm));
+                assert(n == HTTP_DATE_LEN);
+                (void)n;
                 formatted = now;
         }
         return date;
