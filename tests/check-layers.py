@@ -39,6 +39,7 @@ ALL = list(ALLOWED) + [TOP]
 LIBRARIES = [
     # (header or header prefix, what it is, layers)
     ("event2/buffer.h", "libevent's buffers", [l for l in ALL if l != "config"]),
+    ("event2/util.h", "libevent's utilities", [l for l in ALL if l != "config"]),  # http: its date
     ("event2/", "libevent", [l for l in ALL if l not in ("http", "config")]),
     ("gnutls/", "GnuTLS", ["tls"]),
     ("ares.h", "c-ares", ["net"]),

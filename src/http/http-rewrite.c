@@ -3,6 +3,7 @@
 #include <strings.h>
 
 #include "base/util.h"
+#include "http/http-date.h"
 #include "http/http-rewrite.h"
 
 #define VIA_TOKEN "1.1 lbproxy"
@@ -100,7 +101,7 @@ static _always_inline_ void write_request_head(Writer *w, RequestRewrite *rw)
 
         for (size_t i = 0; i < h->n_headers; i++) {
                 uint8_t f = h->header_flags[i];
-                if (f & (HTTP_HEADER_HOP | HTTP_HEADER_HOST | HTTP_HEADER_FORWARDED_PROTO))
+                if (f & (HTTP_HEADER_HOP | HTTP_HEADER_HOST | HTTP_HEADER_PROXY_SET))
                         continue;
                 if ((ssize_t)i == rw->last_xff || (ssize_t)i == rw->last_via)
                         continue;
@@ -114,9 +115,20 @@ static _always_inline_ void write_request_head(Writer *w, RequestRewrite *rw)
         }
         put(w, ctx->client_ip, ctx->client_ip_len);
         if (ctx->https)
-                PUT_LITERAL(w, "\r\nX-Forwarded-Proto: https\r\nVia: ");
+                PUT_LITERAL(w, "\r\nX-Forwarded-Proto: https\r\n");
         else
-                PUT_LITERAL(w, "\r\nX-Forwarded-Proto: http\r\nVia: ");
+                PUT_LITERAL(w, "\r\nX-Forwarded-Proto: http\r\n");
+        /* APISIX's defaults, which the applications behind it read: the Host the client asked
+         * for (whatever pass_host sends upstream), and the address it came from. A client's own
+         * values were dropped above, so neither can be forged from outside. */
+        if (h->host.p) {
+                PUT_LITERAL(w, "X-Forwarded-Host: ");
+                put_slice(w, h->host);
+                PUT_LITERAL(w, "\r\n");
+        }
+        PUT_LITERAL(w, "X-Real-IP: ");
+        put(w, ctx->client_ip, ctx->client_ip_len);
+        PUT_LITERAL(w, "\r\nVia: ");
         if (rw->last_via >= 0) {
                 put_slice(w, h->headers[rw->last_via].value);
                 PUT_LITERAL(w, ", ");
@@ -229,7 +241,7 @@ int http_rewrite_switching_head(const HttpHead *h, struct evbuffer *out)
 
 /* Inlined into each pass, so that the counting one is only additions. */
 static _always_inline_ void write_response_head(Writer *w, const HttpHead *h, bool close,
-                                                bool http10_client)
+                                                bool http10_client, const char *date)
 {
         /* "HTTP/1.x NNN ", by hand: snprintf cost more than the rest of this function. */
         unsigned status = h->status % 1000;
@@ -245,6 +257,12 @@ static _always_inline_ void write_response_head(Writer *w, const HttpHead *h, bo
                         continue;
                 put_header(w, h->headers[i].name, h->headers[i].value);
         }
+        /* RFC 9110 6.6.1: a final answer forwarded without a Date gets the time it came. */
+        if (!h->has_date && h->status >= 200) {
+                PUT_LITERAL(w, "Date: ");
+                put(w, date, HTTP_DATE_LEN);
+                PUT_LITERAL(w, "\r\n");
+        }
         if (h->body == HTTP_BODY_CHUNKED && !http10_client)
                 PUT_LITERAL(w, "Transfer-Encoding: chunked\r\n");
         if (close)
@@ -255,14 +273,15 @@ static _always_inline_ void write_response_head(Writer *w, const HttpHead *h, bo
 }
 
 int http_rewrite_response_head(const HttpHead *h, struct evbuffer *out, bool close,
-                               bool http10_client)
+                               bool http10_client, const char *date)
 {
         Writer count = {}, w;
         struct evbuffer_iovec v;
 
-        write_response_head(&count, h, close, http10_client);
+        assert(date && strlen(date) == HTTP_DATE_LEN);
+        write_response_head(&count, h, close, http10_client, date);
         if (reserve_head(out, count.len, &v, &w) < 0)
                 return -ENOMEM;
-        write_response_head(&w, h, close, http10_client);
+        write_response_head(&w, h, close, http10_client, date);
         return commit_head(out, &v, &w);
 }

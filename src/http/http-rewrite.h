@@ -2,7 +2,7 @@
 #pragma once
 
 /* Writes the heads a proxy sends on: the request head for the upstream (Host by pass_host,
- * hop-by-hop fields gone, X-Forwarded-For/-Proto and Via added) and the response head for the
+ * hop-by-hop fields gone, X-Forwarded-For/-Proto/-Host, X-Real-IP and Via added) and the response head for the
  * client (hop-by-hop fields gone, its own Connection). Pure functions over parsed heads. */
 
 #include <event2/buffer.h>
@@ -44,6 +44,7 @@ int http_rewrite_copy_line(const HttpHead *h, char **ret, size_t *ret_len);
 int http_rewrite_switching_head(const HttpHead *h, struct evbuffer *out);
 
 /* Appends the response head for the client to `out`. `close` adds Connection: close; an HTTP/1.0
- * client that stays gets Connection: keep-alive. 0, or -ENOMEM with nothing appended. */
+ * client that stays gets Connection: keep-alive; a final response without Date gets `date`
+ * (HTTP_DATE_LEN characters: http_date_now()). 0, or -ENOMEM with nothing appended. */
 int http_rewrite_response_head(const HttpHead *h, struct evbuffer *out, bool close,
-                               bool http10_client);
+                               bool http10_client, const char *date);

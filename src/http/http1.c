@@ -261,8 +261,9 @@ typedef enum HeaderKind {
         HK_UPGRADE,
         HK_EXPECT,
         HK_FORWARDED_FOR,
-        HK_FORWARDED_PROTO,
+        HK_PROXY_SET, /* X-Forwarded-Proto, X-Forwarded-Host, X-Real-IP */
         HK_VIA,
+        HK_DATE,
 } HeaderKind;
 
 /* Most headers (Accept, Cookie, User-Agent) are none of these: the switch on the length rejects
@@ -275,13 +276,17 @@ static HeaderKind header_kind(const char *p, size_t n)
         case 3:
                 return TOKEN_EQ(p, n, "via") ? HK_VIA : HK_OTHER;
         case 4:
-                return TOKEN_EQ(p, n, "host") ? HK_HOST : HK_OTHER;
+                if (TOKEN_EQ(p, n, "host"))
+                        return HK_HOST;
+                return TOKEN_EQ(p, n, "date") ? HK_DATE : HK_OTHER;
         case 6:
                 return TOKEN_EQ(p, n, "expect") ? HK_EXPECT : HK_OTHER;
         case 7:
                 if (TOKEN_EQ(p, n, "upgrade"))
                         return HK_UPGRADE;
                 return TOKEN_EQ(p, n, "trailer") ? HK_HOP : HK_OTHER;
+        case 9:
+                return TOKEN_EQ(p, n, "x-real-ip") ? HK_PROXY_SET : HK_OTHER;
         case 10:
                 if (TOKEN_EQ(p, n, "connection"))
                         return HK_CONNECTION;
@@ -291,11 +296,13 @@ static HeaderKind header_kind(const char *p, size_t n)
         case 15:
                 return TOKEN_EQ(p, n, "x-forwarded-for") ? HK_FORWARDED_FOR : HK_OTHER;
         case 16:
-                return TOKEN_EQ(p, n, "proxy-connection") ? HK_HOP : HK_OTHER;
+                if (TOKEN_EQ(p, n, "proxy-connection"))
+                        return HK_HOP;
+                return TOKEN_EQ(p, n, "x-forwarded-host") ? HK_PROXY_SET : HK_OTHER;
         case 17:
                 if (TOKEN_EQ(p, n, "transfer-encoding"))
                         return HK_TRANSFER_ENCODING;
-                return TOKEN_EQ(p, n, "x-forwarded-proto") ? HK_FORWARDED_PROTO : HK_OTHER;
+                return TOKEN_EQ(p, n, "x-forwarded-proto") ? HK_PROXY_SET : HK_OTHER;
         default:
                 return HK_OTHER;
         }
@@ -531,7 +538,7 @@ static int parse_target(HttpHead *h, HttpSlice *ret_authority, const char **ret_
         return 0;
 }
 
-/* "HTTP/1.0" or "HTTP/1.1" exactly; another well-formed "HTTP/d.d" is -ENOTSUP. */
+/* "HTTP/1.0" or "HTTP/1.1" exactly; another well-formed "HTTP/d.d" is -EPROTONOSUPPORT. */
 static int parse_version(const char *p, size_t n, HttpHead *h, const char **ret_reason)
 {
         if (n == 8 && memcmp(p, "HTTP/1.", 7) == 0 && (p[7] == '0' || p[7] == '1')) {
@@ -540,7 +547,7 @@ static int parse_version(const char *p, size_t n, HttpHead *h, const char **ret_
         }
         if (n == 8 && memcmp(p, "HTTP/", 5) == 0 && IS_DIGIT(p[5]) && p[6] == '.' &&
             IS_DIGIT(p[7]))
-                return fail(ret_reason, -ENOTSUP, "unsupported HTTP version");
+                return fail(ret_reason, -EPROTONOSUPPORT, "unsupported HTTP version");
         return fail(ret_reason, -EBADMSG, "invalid HTTP version");
 }
 
@@ -562,7 +569,7 @@ static int parse_request_line(const char *p, const char *eol, HttpHead *h, HttpS
         if (p == s)
                 return bad_char(p, "invalid request-target", ret_reason);
         if (p == eol)
-                return fail(ret_reason, -ENOTSUP, "HTTP/0.9 request");
+                return fail(ret_reason, -EPROTONOSUPPORT, "HTTP/0.9 request");
         if (*p != ' ')
                 return bad_char(p, "invalid request-target", ret_reason);
         h->target = (HttpSlice){ s, (size_t)(p - s) };
@@ -660,11 +667,14 @@ static int scan_header(HttpHead *h, size_t i, HeadScan *s, const char **ret_reas
         case HK_FORWARDED_FOR:
                 *flags = HTTP_HEADER_FORWARDED_FOR;
                 return 0;
-        case HK_FORWARDED_PROTO:
-                *flags = HTTP_HEADER_FORWARDED_PROTO;
+        case HK_PROXY_SET:
+                *flags = HTTP_HEADER_PROXY_SET;
                 return 0;
         case HK_VIA:
                 *flags = HTTP_HEADER_VIA;
+                return 0;
+        case HK_DATE:
+                h->has_date = true;
                 return 0;
         }
         return 0;
@@ -709,15 +719,12 @@ static int finish_request(HttpHead *h, const HeadScan *s, HttpSlice authority,
                 return fail(ret_reason, -EBADMSG, "missing Host");
         if (s->n_host == 1 && h->host.len > 0 && !valid_authority(h->host, false))
                 return fail(ret_reason, -EBADMSG, "invalid Host");
-        if (authority.p) {
-                /* RFC 9112 3.2.2 has the server use the target's authority and ignore Host. Were
-                 * they allowed to differ, the next hop, reading Host, could route elsewhere than
-                 * we did, so they must agree; HTTP/1.0 may leave Host out. */
-                if (s->n_host == 0)
-                        h->host = authority;
-                else if (!case_eq_both(h->host.p, h->host.len, authority.p, authority.len))
-                        return fail(ret_reason, -EBADMSG, "Host does not match request-target");
-        }
+        /* RFC 9112 3.2.2: the target's authority is the host, whatever Host says (HTTP/1.0
+         * may leave Host out). It is what the route is matched on and what the next hop gets
+         * as its Host (the client's Host field is flagged and not passed on), so the two
+         * cannot read the request differently. */
+        if (authority.p)
+                h->host = authority;
 
         if (s->has_transfer_encoding) {
                 if (!http11)
@@ -795,7 +802,7 @@ static void head_reset(HttpHead *h)
         h->n_headers = 0;
         h->body = HTTP_BODY_NONE;
         h->content_length = 0;
-        h->keep_alive = h->expect_continue = h->upgrade = false;
+        h->keep_alive = h->expect_continue = h->upgrade = h->has_date = false;
         h->head_len = 0;
 }
 
@@ -876,6 +883,10 @@ static ssize_t parse_head(bool request, const char *buf, size_t len, size_t max_
                         return r;
         }
         if (!end) {
+                /* A request line that alone fills the limit is a URI too long (414, as nginx
+                 * answers), not a header section too large. */
+                if (len >= max_bytes && request && !first_eol)
+                        return fail(ret_reason, -ENAMETOOLONG, "request line too long");
                 if (len >= max_bytes)
                         return fail(ret_reason, -EMSGSIZE, "header section too large");
                 return fail(ret_reason, -EAGAIN, NULL);

@@ -37,7 +37,8 @@ typedef enum HttpHeaderFlag {
         HTTP_HEADER_HOST = 1u << 1,
         HTTP_HEADER_CONTENT_LENGTH = 1u << 2,
         HTTP_HEADER_FORWARDED_FOR = 1u << 3, /* X-Forwarded-For */
-        HTTP_HEADER_FORWARDED_PROTO = 1u << 4, /* X-Forwarded-Proto */
+        HTTP_HEADER_PROXY_SET = 1u << 4, /* X-Forwarded-Proto, X-Forwarded-Host, X-Real-IP: the
+                                            proxy writes its own, the client's are dropped */
         HTTP_HEADER_VIA = 1u << 5,
 } HttpHeaderFlag;
 
@@ -60,14 +61,15 @@ typedef struct HttpHead {
         uint8_t header_flags[HTTP_MAX_HEADERS]; /* HttpHeaderFlag per header */
         size_t n_headers;
 
-        HttpSlice host; /* the Host header's value; p == NULL when absent. An HTTP/1.0 request
-                           with an absolute-form or CONNECT target and no Host gets the target's
-                           authority here. When both exist they must be equal (else -EBADMSG). */
+        HttpSlice host; /* the Host header's value; p == NULL when absent. A request with an
+                           absolute-form or CONNECT target has the target's authority here,
+                           whatever its Host field says (RFC 9112 3.2.2). */
         HttpBody body;
         uint64_t content_length; /* with HTTP_BODY_LENGTH (never above INT64_MAX); else 0 */
         bool keep_alive;         /* per version and Connection: close / keep-alive */
         bool expect_continue;    /* Expect: 100-continue */
         bool upgrade;            /* Connection: upgrade with an Upgrade header */
+        bool has_date;           /* a Date field */
         size_t head_len;         /* bytes of the head, through the empty line, including the
                                     empty lines skipped before a request line */
 } HttpHead;
@@ -78,8 +80,10 @@ typedef struct HttpHead {
  *   -EAGAIN      incomplete: more bytes needed (and len < max_bytes)
  *   -EMSGSIZE    head larger than max_bytes, or more than max_headers lines (431)
  *   -EBADMSG     malformed or ambiguous (400)
- *   -ENOTSUP     valid HTTP but not a version or coding we handle: HTTP/2 preface, HTTP/1.x
- *                with x > 1, HTTP/0.9, a Transfer-Encoding other than chunked (501/505)
+ *   -ENAMETOOLONG requests only: the request line alone is max_bytes or longer (414)
+ *   -EPROTONOSUPPORT a version we do not speak: HTTP/2 preface, HTTP/1.x with x > 1, HTTP/0.9
+ *                (505)
+ *   -ENOTSUP     a Transfer-Encoding other than chunked (501)
  * On every error *ret_reason (when not NULL) is set to a short static English reason, for the
  * 400 body and the log; on success and -EAGAIN to NULL. *ret is only meaningful on success.
  * A request without Host in HTTP/1.1 is -EBADMSG. A request body is never HTTP_BODY_CLOSE.

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include "base/log.h"
+#include "http/http-date.h"
 #include "http/http-status.h"
 #include "lb/model.h"
 #include "net/listener.h"
@@ -92,6 +93,15 @@ void client_conn_abort(ClientConn *c)
         client_conn_free(c);
 }
 
+void client_conn_abort_reset(ClientConn *c)
+{
+        /* SO_LINGER 0: close() sends a RST, and drops what the socket still holds of the
+         * response; the client reads an error, not an end. */
+        struct linger l = { .l_onoff = 1, .l_linger = 0 };
+        (void)setsockopt(c->stream.fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+        client_conn_free(c);
+}
+
 /* The last response is out: shut the write side and drop what the client still sends. A client
  * that said its request was the last sends nothing more (RFC 9112 9.6): it is closed at once,
  * as nginx does, without the shutdown, the wait and the read of its end. */
@@ -128,15 +138,23 @@ static void close_after_flush(ClientConn *c)
 
 void client_conn_respond(ClientConn *c, unsigned status, const char *text, bool close)
 {
+        /* Date: lbproxy is the origin of this answer, and an origin with a clock sends one
+         * (RFC 9110 6.6.1). An HTTP/1.0 client that stays is told so, or it would take the
+         * answer for its connection's last. */
         evbuffer_add_printf(c->stream.out,
                             "HTTP/1.1 %u %s\r\n"
+                            "Date: %s\r\n"
                             "Content-Type: text/plain; charset=utf-8\r\n"
                             "Content-Length: %zu\r\n"
                             "%s"
                             "\r\n"
                             "lbproxy: %s\n",
-                            status, http_status_reason(status), strlen(text) + 10,
-                            close ? "Connection: close\r\n" : "", text);
+                            status, http_status_reason(status), http_date_now(),
+                            strlen(text) + 10,
+                            close ? "Connection: close\r\n"
+                            : c->http10 ? "Connection: keep-alive\r\n"
+                                        : "",
+                            text);
 }
 
 void client_conn_exchange_done(ClientConn *c, bool keep_alive)
@@ -254,6 +272,16 @@ static bool serve_next(ClientConn *c)
                 refuse(c, 501, reason ? reason : "not implemented");
                 return false;
         }
+        if (r == -EPROTONOSUPPORT) {
+                /* HTTP/2's preface, HTTP/1.2, HTTP/0.9: the version, not the request, is what
+                 * is refused (RFC 9110 15.6.6). */
+                refuse(c, 505, reason ? reason : "unsupported HTTP version");
+                return false;
+        }
+        if (r == -ENAMETOOLONG) {
+                refuse(c, 414, reason ? reason : "request line too long");
+                return false;
+        }
         if (r == -EMSGSIZE) {
                 /* limits.max_header_bytes or limits.max_headers: RFC 6585's answer, as Envoy
                  * gives it (nginx and HAProxy say 400). */
@@ -265,8 +293,17 @@ static bool serve_next(ClientConn *c)
                 return false;
         }
 
+        /* A forward proxy's method: a reverse proxy has nothing to tunnel to (no route can
+         * match an authority), and what the client sends next is tunnel data, never a request.
+         * RFC 9110 9.1: a method the server does not implement is 501. */
+        if (h.method.len == 7 && memcmp(h.method.p, "CONNECT", 7) == 0) {
+                refuse(c, 501, "CONNECT is not supported (lbproxy is not a forward proxy)");
+                return false;
+        }
+
         set_timer(c, 0);
         c->state = CLIENT_BUSY;
+        c->http10 = h.version_minor == 0;
         (void)exchange_start(c, &h); /* runs, or ended: the caller looks */
         return true;
 }

@@ -40,6 +40,7 @@ struct ClientConn {
         bool tls_counted;          /* its handshake is in the metrics */
         bool said_last;            /* the client sent all of a request it said was its last
                                     * (Connection: close, or HTTP/1.0 without keep-alive) */
+        bool http10;               /* its current request is HTTP/1.0 */
         unsigned requests;
         char peer[SOCKADDR_STR_MAX]; /* "ip:port" */
         uint8_t peer_ip_len;         /* the ip part of `peer`, brackets excluded */
@@ -59,6 +60,10 @@ void client_conn_respond(ClientConn *c, unsigned status, const char *text, bool 
 
 /* Closes at once (an abort: any response in progress is cut). */
 void client_conn_abort(ClientConn *c);
+
+/* The same, with a reset rather than a FIN: for a response delimited by the close, whose cut
+ * end a FIN would make look whole. */
+void client_conn_abort_reset(ClientConn *c);
 
 /* Arms or disarms the client timer while an exchange waits on this client. */
 void client_conn_set_timer(ClientConn *c, uint64_t usec);

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 
 #include "base/log.h"
+#include "http/http-date.h"
 #include "http/http-rewrite.h"
 #include "lb/router.h"
 #include "net/listener.h"
@@ -139,12 +140,20 @@ void exchange_fail(Exchange *x, unsigned status, const char *error, const char *
 
         x->error = error;
         if (x->response_started || x->kind == EXCHANGE_STREAM) {
+                /* An answer that ends at the close (an HTTP/1.0 client's decoded chunked one,
+                 * one without a length) is cut with a reset: at a FIN, the client would take
+                 * what it has for all of it. */
+                bool reset = x->response_started &&
+                             (x->response.dechunk || x->response.type == HTTP_BODY_CLOSE);
                 if (!x->status)
                         x->status = status;
                 exchange_log(x);
                 c->exchange = NULL;
                 exchange_free(x);
-                client_conn_abort(c);
+                if (reset)
+                        client_conn_abort_reset(c);
+                else
+                        client_conn_abort(c);
                 return;
         }
         x->status = status;
@@ -359,7 +368,8 @@ static int read_response_head(Exchange *x)
                         /* Interim responses go through as they are (100 Continue). */
                         /* The head points into us->in: write it out before draining. */
                         if (!x->client_http10 &&
-                            http_rewrite_response_head(&h, c->stream.out, false, false) < 0) {
+                            http_rewrite_response_head(&h, c->stream.out, false, false,
+                                                       http_date_now()) < 0) {
                                 exchange_fail(x, 500, "out of memory", "out of memory");
                                 return -1;
                         }
@@ -382,7 +392,7 @@ static int read_response_head(Exchange *x)
                                     h.body == HTTP_BODY_CLOSE || dechunk || c->worker->stopping;
                 size_t before = evbuffer_get_length(c->stream.out);
                 if (http_rewrite_response_head(&h, c->stream.out, client_close,
-                                               x->client_http10) < 0) {
+                                               x->client_http10, http_date_now()) < 0) {
                         exchange_fail(x, 500, "out of memory", "out of memory");
                         return -1;
                 }

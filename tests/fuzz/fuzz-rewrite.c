@@ -16,11 +16,13 @@
 #include "fuzz.h"
 #include "http/http-rewrite.h"
 
-/* What the proxy adds: a request may gain Host, X-Forwarded-For, X-Forwarded-Proto, Via,
- * Transfer-Encoding, Connection and Upgrade; a response Transfer-Encoding and Connection. Heads
- * are read with that much room below the parser's limit, so the result can be parsed again. */
-#define REQUEST_ADDS 7
-#define RESPONSE_ADDS 2
+/* What the proxy adds: a request may gain Host, X-Forwarded-For/-Proto/-Host, X-Real-IP, Via,
+ * Transfer-Encoding, Connection and Upgrade; a response Date, Transfer-Encoding and Connection.
+ * Heads are read with that much room below the parser's limit, so the result can be parsed
+ * again. */
+#define REQUEST_ADDS 9
+#define RESPONSE_ADDS 3
+#define DATE "Sun, 06 Nov 1994 08:49:37 GMT"
 
 #define CLIENT_IP "203.0.113.9"
 #define NODE_HOST "node.example:8080"
@@ -132,11 +134,14 @@ static void check_request_rewrite(const HttpHead *in, HttpHostFrom mode, bool ht
 
         ssize_t xff = last_with(in, HTTP_HEADER_FORWARDED_FOR);
         ssize_t via = last_with(in, HTTP_HEADER_VIA);
-        expect_kept(in, &o, &k, HTTP_HEADER_HOP | HTTP_HEADER_HOST | HTTP_HEADER_FORWARDED_PROTO,
+        expect_kept(in, &o, &k, HTTP_HEADER_HOP | HTTP_HEADER_HOST | HTTP_HEADER_PROXY_SET,
                     xff, via);
         static char buf[65536 + 64];
         expect_header(&o, &k, "X-Forwarded-For", joined(in, xff, lit(CLIENT_IP), buf, sizeof(buf)));
         expect_header(&o, &k, "X-Forwarded-Proto", lit(https ? "https" : "http"));
+        if (in->host.p)
+                expect_header(&o, &k, "X-Forwarded-Host", in->host);
+        expect_header(&o, &k, "X-Real-IP", lit(CLIENT_IP));
         expect_header(&o, &k, "Via", joined(in, via, lit("1.1 lbproxy"), buf, sizeof(buf)));
         if (in->body == HTTP_BODY_CHUNKED)
                 expect_header(&o, &k, "Transfer-Encoding", lit("chunked"));
@@ -201,12 +206,12 @@ static void check_response_rewrite(const HttpHead *in, HttpSlice method, bool cl
         /* Its length first, then the head again into a buffer with a little less room than
          * that (`tight` bytes less), or exactly enough. */
         struct evbuffer *probe = evbuffer_new();
-        CHECK(probe && http_rewrite_response_head(in, probe, close, http10_client) == 0);
+        CHECK(probe && http_rewrite_response_head(in, probe, close, http10_client, DATE) == 0);
         size_t want = evbuffer_get_length(probe);
         evbuffer_free(probe);
         size_t before;
         struct evbuffer *out = buffer_with_room(want > tight ? want - tight : 0, &before);
-        CHECK(http_rewrite_response_head(in, out, close, http10_client) == 0);
+        CHECK(http_rewrite_response_head(in, out, close, http10_client, DATE) == 0);
         size_t len;
         char *p = written(out, before, &len);
         evbuffer_free(out);
@@ -219,6 +224,8 @@ static void check_response_rewrite(const HttpHead *in, HttpSlice method, bool cl
         CHECK(o.version_minor == (http10_client ? 0 : 1));
         size_t k = 0;
         expect_kept(in, &o, &k, HTTP_HEADER_HOP, -1, -1);
+        if (!in->has_date && in->status >= 200)
+                expect_header(&o, &k, "Date", lit(DATE));
         /* An HTTP/1.0 client gets a chunked body decoded, delimited by the close. */
         bool dechunk = http10_client && in->body == HTTP_BODY_CHUNKED;
         if (in->body == HTTP_BODY_CHUNKED && !dechunk)

@@ -36,10 +36,12 @@ static void add(Text *t, const char *fmt, ...)
         free(s);
 }
 
-#define N_PLAIN (HTTP_MAX_HEADERS - 4)
+#define N_PLAIN (HTTP_MAX_HEADERS - 6)
+#define DATE "Sun, 06 Nov 1994 08:49:37 GMT"
+#define OTHER_DATE "Mon, 07 Nov 1994 08:49:37 GMT"
 
-/* 128 request headers: Host, the three the proxy appends to (so the result has 128 too), and
- * Content-Length among the others. */
+/* 126 request headers: Host, the three the proxy appends to or replaces, and Content-Length
+ * among the others; with X-Forwarded-Host and X-Real-IP the result has 128. */
 static void test_request_at_the_limit(void)
 {
         Text in = {}, want = {};
@@ -58,12 +60,13 @@ static void test_request_at_the_limit(void)
         }
         add(&in, "\r\nBODY");
         add(&want, "X-Forwarded-For: 10.0.0.1, 192.0.2.7\r\nX-Forwarded-Proto: http\r\n"
+                   "X-Forwarded-Host: example.test\r\nX-Real-IP: 192.0.2.7\r\n"
                    "Via: 1.0 edge, 1.1 lbproxy\r\n\r\n");
 
         HttpHead h;
         ssize_t r = http1_parse_request(in.p, in.len, HTTP_MAX_HEADERS, 65536, &h, NULL);
         CHECK(r == (ssize_t)in.len - 4);
-        CHECK(h.n_headers == HTTP_MAX_HEADERS);
+        CHECK(h.n_headers == HTTP_MAX_HEADERS - 2);
 
         RequestContext ctx = { .client_ip = "192.0.2.7", .client_ip_len = 9,
                                .host_from = HTTP_HOST_CLIENT };
@@ -129,6 +132,11 @@ static void test_response_at_the_limit(bool chunked, bool close, bool http10_cli
         else
                 add(&in, "Connection:keep-alive\r\n");
         for (unsigned i = chunked ? 2 : 1; i < HTTP_MAX_HEADERS; i++) {
+                if (i == 9) {
+                        add(&in, "Date:" DATE "\r\n");
+                        add(&want, "Date: " DATE "\r\n");
+                        continue;
+                }
                 if (i == 7 && !chunked) {
                         add(&in, "Content-Length:4\r\n");
                         add(&want, "Content-Length: 4\r\n");
@@ -155,7 +163,8 @@ static void test_response_at_the_limit(bool chunked, bool close, bool http10_cli
         for (size_t room = want.len > 200 ? want.len - 200 : 0; room <= want.len + 8; room++) {
                 struct evbuffer *out = buffer_with_room(room);
                 size_t before = evbuffer_get_length(out);
-                CHECK(http_rewrite_response_head(&h, out, close, http10_client) == 0);
+                CHECK(http_rewrite_response_head(&h, out, close, http10_client, OTHER_DATE) ==
+                      0);
                 size_t out_len = evbuffer_get_length(out) - before;
                 const char *p = (const char *)evbuffer_pullup(out, -1) + before;
                 if (out_len != want.len || memcmp(p, want.p, want.len) != 0) {
@@ -179,8 +188,37 @@ static void test_response_at_the_limit(bool chunked, bool close, bool http10_cli
         free(want.p);
 }
 
+/* A final response without Date gets the one given, after the upstream's fields; an interim
+ * one does not, nor one with its own. */
+static void test_response_date(void)
+{
+        static const struct {
+                const char *in, *want;
+        } cases[] = {
+                { "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                  "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nDate: " OTHER_DATE "\r\n\r\n" },
+                { "HTTP/1.1 204 No\r\ndate: " DATE "\r\n\r\n",
+                  "HTTP/1.1 204 No\r\ndate: " DATE "\r\n\r\n" },
+                { "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n",
+                  "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                HttpHead h;
+                CHECK(http1_parse_response(cases[i].in, strlen(cases[i].in), 100, 65536,
+                                           (HttpSlice){ "GET", 3 }, &h, NULL) > 0);
+                struct evbuffer *out = evbuffer_new();
+                CHECK(http_rewrite_response_head(&h, out, false, false, OTHER_DATE) == 0);
+                size_t n = evbuffer_get_length(out);
+                const char *p = (const char *)evbuffer_pullup(out, -1);
+                CHECK(n == strlen(cases[i].want) && memcmp(p, cases[i].want, n) == 0);
+                evbuffer_free(out);
+        }
+}
+
 int main(void)
 {
+        test_response_date();
         test_request_at_the_limit();
         for (unsigned i = 0; i < 8; i++)
                 test_response_at_the_limit(i & 1, i & 2, i & 4);
