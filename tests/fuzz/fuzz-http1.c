@@ -39,7 +39,8 @@ static void check_head(bool request, const char *buf, size_t len, size_t max_hea
         ssize_t r = parse(request, buf, len, max_headers, max_bytes, method, &h, &reason);
 
         if (r < 0) {
-                CHECK(r == -EAGAIN || r == -EBADMSG || r == -ENOTSUP || r == -EMSGSIZE);
+                CHECK(r == -EAGAIN || r == -EBADMSG || r == -ENOTSUP || r == -EMSGSIZE ||
+                      r == -EPROTONOSUPPORT || (request && r == -ENAMETOOLONG));
                 if (r == -EAGAIN) {
                         CHECK(reason == NULL);
                         CHECK(len < max_bytes);
