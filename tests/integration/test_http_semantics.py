@@ -4,7 +4,6 @@ APISIX users expect: the answers to requests it cannot take (414, 505), the fiel
 the upstream, its own pages' Date, and a cut response that must not look whole."""
 
 import email.utils
-import socket
 import threading
 import time
 
@@ -12,32 +11,21 @@ import pytest
 
 from lbtest import route_cfg, upstream_cfg
 from test_errors import assert_short_text
+from upstream import ThreadedServer
 
 
-class ScriptedUpstream:
+class ScriptedUpstream(ThreadedServer):
     """Answers each request head with `answer` (bytes), then closes: for responses the test
     upstream will not send (no Date, a chunked body cut short). Bounded: one thread per
     connection, 10 s socket timeouts."""
 
     def __init__(self, host="127.0.0.3"):
-        self.sock = socket.socket()
-        self.sock.bind((host, 0))
-        self.sock.listen(16)
-        self.host, self.port = self.sock.getsockname()
         self.answer = b""
         self.hold = 0.0  # seconds to keep the connection open after the answer
         self._stop = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(host)
 
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._one, args=(c,), daemon=True).start()
-
-    def _one(self, c):
+    def _serve(self, c):
         with c:
             c.settimeout(10)
             buf = b""
@@ -54,7 +42,7 @@ class ScriptedUpstream:
 
     def stop(self):
         self._stop.set()
-        self.sock.close()
+        super().stop()
 
 
 @pytest.fixture

@@ -17,33 +17,17 @@ import pytest
 import tls_helpers
 from lbtest import free_port, read_to_eof, route_cfg, upstream_cfg
 from tls_helpers import TlsUpstreamServer, make_pki
+from upstream import ThreadedServer
 
 
 # -- upstreams --------------------------------------------------------------------------------
-class EchoServer:
+class EchoServer(ThreadedServer):
     """Echoes bytes; when the client half-closes, sends a last line with the byte count it got
     and its own name, then closes. Counts connections."""
 
     def __init__(self, name, host):
         self.name = name
-        self.host = host
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
-        self.port = self.sock.getsockname()[1]
-        self.sock.listen(64)
-        self.connections = 0
-        self.stopping = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while not self.stopping:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+        super().__init__(host, backlog=64)
 
     def _serve(self, c):
         total = 0
@@ -61,32 +45,15 @@ class EchoServer:
         finally:
             c.close()
 
-    def stop(self):
-        self.stopping = True
-        self.sock.close()
 
-
-class WebSocketEcho:
+class WebSocketEcho(ThreadedServer):
     """A minimal RFC 6455 server: answers the handshake, then echoes text frames back."""
 
     GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
     def __init__(self, host):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
-        self.host, self.port = host, self.sock.getsockname()[1]
-        self.sock.listen(16)
         self.heads = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+        super().__init__(host)
 
     def _serve(self, c):
         c.settimeout(30)
@@ -116,9 +83,6 @@ class WebSocketEcho:
             pass
         finally:
             c.close()
-
-    def stop(self):
-        self.sock.close()
 
 
 def frame(op, payload, mask=True):

@@ -115,6 +115,36 @@ class Record(dict):
         return [v for k, v in self["headers"] if k.lower() == name]
 
 
+class ThreadedServer:
+    """A listening socket on `host`, any port, that serves each connection on a thread of its
+    own with `_serve(conn)`, until stop(). A subclass sets its own attributes before calling
+    this __init__ (the accept thread starts in it). For the few connections a test makes."""
+
+    def __init__(self, host, backlog=16):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.host, self.port = host, self.sock.getsockname()[1]
+        self.sock.listen(backlog)
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:  # closed by stop()
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        raise NotImplementedError
+
+    def stop(self):
+        self.sock.close()
+
+
 class UpstreamServer:
     def __init__(self, name, host="127.0.0.2", port=0):
         self.name = name
