@@ -126,6 +126,11 @@ static _always_inline_ void write_request_head(Writer *w, RequestRewrite *rw)
                 put_slice(w, h->host);
                 PUT_LITERAL(w, "\r\n");
         }
+        if (ctx->server_port && ctx->server_port[0]) {
+                PUT_LITERAL(w, "X-Forwarded-Port: ");
+                put(w, ctx->server_port, strlen(ctx->server_port));
+                PUT_LITERAL(w, "\r\n");
+        }
         PUT_LITERAL(w, "X-Real-IP: ");
         put(w, ctx->client_ip, ctx->client_ip_len);
         PUT_LITERAL(w, "\r\nVia: ");

@@ -2,7 +2,7 @@
 #pragma once
 
 /* Writes the heads a proxy sends on: the request head for the upstream (Host by pass_host,
- * hop-by-hop fields gone, X-Forwarded-For/-Proto/-Host, X-Real-IP and Via added) and the response head for the
+ * hop-by-hop fields gone, X-Forwarded-For/-Proto/-Host/-Port, X-Real-IP and Via added) and the response head for the
  * client (hop-by-hop fields gone, its own Connection). Pure functions over parsed heads. */
 
 #include <event2/buffer.h>
@@ -21,6 +21,8 @@ typedef struct RequestContext {
         const char *client_ip; /* not NUL-terminated */
         size_t client_ip_len;
         bool https; /* the client reached us over TLS */
+        const char *server_port; /* the port it reached (X-Forwarded-Port), NUL-terminated; "" or
+                                    NULL: none sent */
         HttpSlice upgrade; /* an Upgrade to pass on (WebSocket), or p == NULL */
         HttpHostFrom host_from;
         const char *host; /* with HTTP_HOST_GIVEN */

@@ -261,7 +261,7 @@ typedef enum HeaderKind {
         HK_UPGRADE,
         HK_EXPECT,
         HK_FORWARDED_FOR,
-        HK_PROXY_SET, /* X-Forwarded-Proto, X-Forwarded-Host, X-Real-IP */
+        HK_PROXY_SET, /* X-Forwarded-Proto, -Host, -Port, X-Real-IP */
         HK_VIA,
         HK_DATE,
 } HeaderKind;
@@ -298,7 +298,9 @@ static HeaderKind header_kind(const char *p, size_t n)
         case 16:
                 if (TOKEN_EQ(p, n, "proxy-connection"))
                         return HK_HOP;
-                return TOKEN_EQ(p, n, "x-forwarded-host") ? HK_PROXY_SET : HK_OTHER;
+                if (TOKEN_EQ(p, n, "x-forwarded-host") || TOKEN_EQ(p, n, "x-forwarded-port"))
+                        return HK_PROXY_SET;
+                return HK_OTHER;
         case 17:
                 if (TOKEN_EQ(p, n, "transfer-encoding"))
                         return HK_TRANSFER_ENCODING;

@@ -37,7 +37,7 @@ typedef enum HttpHeaderFlag {
         HTTP_HEADER_HOST = 1u << 1,
         HTTP_HEADER_CONTENT_LENGTH = 1u << 2,
         HTTP_HEADER_FORWARDED_FOR = 1u << 3, /* X-Forwarded-For */
-        HTTP_HEADER_PROXY_SET = 1u << 4, /* X-Forwarded-Proto, X-Forwarded-Host, X-Real-IP: the
+        HTTP_HEADER_PROXY_SET = 1u << 4, /* X-Forwarded-Proto, -Host, -Port, X-Real-IP: the
                                             proxy writes its own, the client's are dropped */
         HTTP_HEADER_VIA = 1u << 5,
 } HttpHeaderFlag;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <assert.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -104,6 +105,26 @@ size_t listeners_count_fds(const Listener *l, size_t n)
         return fds;
 }
 
+/* The port a socket is bound to, in decimal, once per listener (every socket of one is bound
+ * alike): what requests say as X-Forwarded-Port. "" for a socket that is not inet. */
+static void local_port(int fd, char out[static 6])
+{
+        struct sockaddr_storage sa;
+        socklen_t len = sizeof(sa);
+        unsigned port = 0;
+
+        out[0] = '\0';
+        if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
+                return;
+        if (sa.ss_family == AF_INET)
+                port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
+        else if (sa.ss_family == AF_INET6)
+                port = ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
+        else
+                return;
+        snprintf(out, 6, "%u", port);
+}
+
 /* Adds a Listener for `spec` with the sockets `fds` (n of them), which it owns from here on,
  * even on failure. */
 static int listener_add(Listener **l, size_t *n, const ListenerSpec *spec, const int *fds,
@@ -133,6 +154,7 @@ static int listener_add(Listener **l, size_t *n, const ListenerSpec *spec, const
         nl[(*n)++] = (Listener){ .name = name, .fds = copy, .n_fds = n_fds,
                                  .activated = activated, .protocol = spec->protocol,
                                  .nodelay = nodelay };
+        local_port(fds[0], nl[*n - 1].port);
         return 0;
 }
 

@@ -31,6 +31,7 @@ typedef struct Listener {
         bool activated; /* came from systemd: never closed or re-bound by us on reload */
         bool nodelay;   /* TCP_NODELAY set here: accepted sockets inherit it (Linux) */
         int protocol;   /* its spec's */
+        char port[6];   /* the local port in decimal (X-Forwarded-Port); "" when not inet */
 } Listener;
 
 /* Opens the sockets for every spec: activated fds (from sd_listen_fds_with_names) are matched by

@@ -549,6 +549,7 @@ int exchange_start(ClientConn *c, const HttpHead *h)
                         .client_ip = c->peer + c->peer_ip_offset,
                         .client_ip_len = c->peer_ip_len,
                         .https = c->https,
+                        .server_port = c->listener->port,
                         .host_from = host_from(x->upstream->config->pass_host),
                         .host = x->upstream->config->upstream_host,
                 };

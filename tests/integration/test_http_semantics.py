@@ -154,12 +154,12 @@ def test_absolute_form_authority_is_the_host(upstream, lbproxy):
 
 # -- fields lbproxy sets for the upstream --------------------------------------------------
 def test_real_ip_and_forwarded_host_set_as_apisix_does(one):
-    """X-Real-IP is the client's address and X-Forwarded-Host the Host it asked for (APISIX's
-    defaults); a client's own values are replaced, never passed on, so they cannot be forged;
-    X-Forwarded-For is appended to."""
+    """X-Real-IP is the client's address, X-Forwarded-Host the Host it asked for and
+    X-Forwarded-Port the port it reached (APISIX's defaults); a client's own values are
+    replaced, never passed on, so they cannot be forged; X-Forwarded-For is appended to."""
     u, lb = one
     hs = [("X-Real-IP", "6.6.6.6"), ("X-Forwarded-Host", "evil.example"),
-          ("X-Forwarded-For", "192.0.2.1")]
+          ("X-Forwarded-Port", "1"), ("X-Forwarded-For", "192.0.2.1")]
     assert lb.request("GET", "/h", host_header="shop.example:8080", headers=hs,
                       source="127.0.0.9").status == 200
     assert lb.request("GET", "/h2", host_header="a.example", source="127.0.0.9").status == 200
@@ -167,7 +167,9 @@ def test_real_ip_and_forwarded_host_set_as_apisix_does(one):
     assert first.header("x-real-ip") == ["127.0.0.9"], first.headers
     assert first.header("x-forwarded-host") == ["shop.example:8080"], first.headers
     assert first.header("x-forwarded-for") == ["192.0.2.1, 127.0.0.9"]
+    assert first.header("x-forwarded-port") == [str(lb.port)], first.headers
     assert second.header("x-real-ip") == ["127.0.0.9"]
+    assert second.header("x-forwarded-port") == [str(lb.port)]
     assert second.header("x-forwarded-host") == ["a.example"]
 
 
