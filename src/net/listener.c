@@ -111,18 +111,12 @@ static void local_port(int fd, char out[static 6])
 {
         struct sockaddr_storage sa;
         socklen_t len = sizeof(sa);
-        unsigned port = 0;
 
         out[0] = '\0';
-        if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
+        if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0 ||
+            (sa.ss_family != AF_INET && sa.ss_family != AF_INET6))
                 return;
-        if (sa.ss_family == AF_INET)
-                port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
-        else if (sa.ss_family == AF_INET6)
-                port = ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
-        else
-                return;
-        snprintf(out, 6, "%u", port);
+        snprintf(out, 6, "%u", (unsigned)address_port((struct sockaddr *)&sa));
 }
 
 /* Adds a Listener for `spec` with the sockets `fds` (n of them), which it owns from here on,
