@@ -40,7 +40,7 @@ struct ClientConn {
         bool tls_counted;          /* its handshake is in the metrics */
         bool said_last;            /* the client sent all of a request it said was its last
                                     * (Connection: close, or HTTP/1.0 without keep-alive) */
-        bool http10;               /* its current request is HTTP/1.0 */
+        bool http10;               /* its current request is HTTP/1.0 (its exchange reads it) */
         unsigned requests;
         char peer[SOCKADDR_STR_MAX]; /* "ip:port" */
         uint8_t peer_ip_len;         /* the ip part of `peer`, brackets excluded */

@@ -52,7 +52,6 @@ struct Exchange {
         size_t path_len;
         bool idempotent;
         bool client_keep_alive;
-        bool client_http10;
 
         HttpBodyState request;
         bool request_sent; /* head written upstream */

@@ -367,14 +367,14 @@ static int read_response_head(Exchange *x)
                 if (h.status >= 100 && h.status < 200) {
                         /* Interim responses go through as they are (100 Continue). */
                         /* The head points into us->in: write it out before draining. */
-                        if (!x->client_http10 &&
+                        if (!c->http10 &&
                             http_rewrite_response_head(&h, c->stream.out, false, false,
                                                        http_date_now()) < 0) {
                                 exchange_fail(x, 500, "out of memory", "out of memory");
                                 return -1;
                         }
                         evbuffer_drain(us->in, (size_t)r);
-                        if (!x->client_http10) {
+                        if (!c->http10) {
                                 /* The client may be waiting for it before it sends the body. */
                                 if (stream_flush(&c->stream) < 0) {
                                         exchange_abort(x, "client write failed");
@@ -387,12 +387,12 @@ static int read_response_head(Exchange *x)
 
                 /* An HTTP/1.0 client cannot read chunked coding (an upstream may send it all
                  * the same): it gets the payload, delimited by the close. */
-                bool dechunk = x->client_http10 && h.body == HTTP_BODY_CHUNKED;
+                bool dechunk = c->http10 && h.body == HTTP_BODY_CHUNKED;
                 bool client_close = !x->client_keep_alive || !x->request.done ||
                                     h.body == HTTP_BODY_CLOSE || dechunk || c->worker->stopping;
                 size_t before = evbuffer_get_length(c->stream.out);
                 if (http_rewrite_response_head(&h, c->stream.out, client_close,
-                                               x->client_http10, http_date_now()) < 0) {
+                                               c->http10, http_date_now()) < 0) {
                         exchange_fail(x, 500, "out of memory", "out of memory");
                         return -1;
                 }
@@ -482,7 +482,6 @@ static int exchange_new(ClientConn *c, const HttpHead *h, Exchange **ret)
         x->worker = c->worker;
         x->start_usec = now_usec(CLOCK_MONOTONIC);
         x->client_keep_alive = h->keep_alive;
-        x->client_http10 = h->version_minor == 0;
         x->idempotent = http_method_is_idempotent(h->method);
         x->tried = &x->tried_inline;
         http_body_init(&x->request, h->body, h->content_length);
