@@ -10,7 +10,7 @@ import time
 import pytest
 
 from lbtest import route_cfg, upstream_cfg
-from test_errors import assert_short_text
+from test_errors import assert_refused, assert_short_text
 from upstream import ThreadedServer
 
 
@@ -86,12 +86,7 @@ def test_request_line_over_the_limit_gets_414(one):
     """A request line that alone fills limits.max_header_bytes: 414 URI Too Long (as nginx),
     closed, nothing forwarded; a long header still gets 431."""
     u, lb = one
-    with lb.client() as c:
-        c.send(b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: a\r\n\r\n")
-        r = c.read_response()
-        assert r.status == 414, r
-        assert_short_text(r)
-        assert c.is_closed()
+    assert_refused(lb, b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414)
     with lb.client() as c:
         c.send(b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"b" * 5000 + b"\r\n\r\n")
         assert c.read_response().status == 431
@@ -107,12 +102,7 @@ def test_request_line_over_the_limit_gets_414(one):
 def test_unsupported_version_gets_505(one, raw):
     """RFC 9110 15.6.6: a version lbproxy does not speak is refused as such, not as 501."""
     u, lb = one
-    with lb.client() as c:
-        c.send(raw)
-        r = c.read_response()
-        assert r.status == 505, r
-        assert_short_text(r)
-        assert c.is_closed()
+    assert_refused(lb, raw, 505)
     assert u.heads == []
 
 
@@ -120,14 +110,9 @@ def test_connect_gets_501_and_is_closed(one):
     """CONNECT is a forward proxy's method: 501 (RFC 9110 9.1), closed, since what follows is
     tunnel data; nothing forwarded, though a catch-all route exists."""
     u, lb = one
-    with lb.client() as c:
-        c.send(b"CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n"
-               b"GET /tunnelled HTTP/1.1\r\nHost: a\r\n\r\n")
-        r = c.read_response()
-        assert r.status == 501, r
-        assert_short_text(r)
-        assert "CONNECT" in r.body.decode()
-        assert c.is_closed()
+    r = assert_refused(lb, b"CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n"
+                           b"GET /tunnelled HTTP/1.1\r\nHost: a\r\n\r\n", 501)
+    assert "CONNECT" in r.body.decode()
     assert lb.request("GET", "/barrier").status == 200
     assert u.paths() == ["/barrier"]
 
