@@ -52,6 +52,16 @@ def threads(pid):
     return out
 
 
+def events(path):
+    """The recording's events in order: (cpu, monotonic seconds, event name, its fields)."""
+    text = subprocess.run(["perf", "script", "-i", path, "-F", "comm,tid,cpu,time,event,trace"],
+                          capture_output=True, text=True, check=True).stdout
+    for line in text.splitlines():
+        m = EVENT.match(line)
+        if m:
+            yield int(m[3]), float(m[4]), m[5], m[6]
+
+
 class Wait:
     """A worker's wait for its CPU: kind ('woken' or 'preempted'), start and end (monotonic
     seconds), and {who: seconds} of the time others had that CPU meanwhile."""
@@ -73,19 +83,13 @@ def analyse(path, ours):
     that had work (tids: the task on it, and those woken or preempted waiting for it) logged
     nothing for over STALL."""
     workers = {t for t, n in ours.items() if n.startswith("lbproxy-w")}
-    text = subprocess.run(["perf", "script", "-i", path, "-F", "comm,tid,cpu,time,event,trace"],
-                          capture_output=True, text=True, check=True).stdout
     running = {}  # cpu -> (tid, who)
     last = {}  # cpu -> time of its last event
     on_cpu = {}  # worker tid -> cpu it runs on
     pending = {}  # worker tid -> Wait
     runnable = {}  # any tid woken or preempted and not yet run again -> the cpu it waits for
     waits, stalls = [], []
-    for line in text.splitlines():
-        m = EVENT.match(line)
-        if not m:
-            continue
-        cpu, t, event, rest = int(m[3]), float(m[4]), m[5], m[6]
+    for cpu, t, event, rest in events(path):
         # the time since this CPU's last event was its running task's, or the VM's
         if cpu in last:
             since = last[cpu]
@@ -172,18 +176,12 @@ def thread_time(path, comm):
     """The time threads named `comm` were on a CPU over a recording, and how much of it was the
     VM's stalls (their CPU logging nothing, not even the heartbeat, for over STALL): {on_cpu,
     stalled, stalls, window} (seconds; window from the first event to the last)."""
-    text = subprocess.run(["perf", "script", "-i", path, "-F", "cpu,time,event,trace"],
-                          capture_output=True, text=True, check=True).stdout
     current = {}  # cpu -> whether a `comm` thread is on it
     last = {}  # cpu -> time of its last event
     on_cpu = stalled = 0.0
     stalls = 0
     first = end = None
-    for line in text.splitlines():
-        m = re.match(r"\s*\[(\d+)\]\s+([\d.]+):\s+(?:[\w-]+:)?([\w/=-]+):\s*(.*)", line)
-        if not m:
-            continue
-        cpu, t, event, rest = int(m[1]), float(m[2]), m[3], m[4]
+    for cpu, t, event, rest in events(path):
         first = t if first is None else first
         end = t
         if current.get(cpu) and cpu in last:
