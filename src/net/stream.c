@@ -363,6 +363,12 @@ int stream_tcp_socket(int family)
         return fd;
 }
 
+void stream_tcp_reset_on_close(int fd)
+{
+        struct linger l = { .l_onoff = 1, .l_linger = 0 };
+        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+}
+
 int stream_connect(Stream *s, const struct sockaddr *sa, socklen_t sa_len)
 {
         if (connect(s->fd, sa, sa_len) < 0 && errno != EINPROGRESS)

@@ -107,6 +107,11 @@ void stream_start_handshake(Stream *s);
  * an ACK). The fd, or a negative errno. */
 int stream_tcp_socket(int family);
 
+/* Makes the next close() of TCP socket `fd` a reset (SO_LINGER 0): no closing handshake and no
+ * TIME_WAIT, and what the socket still holds to send is dropped, so the peer reads an error,
+ * not an end. */
+void stream_tcp_reset_on_close(int fd);
+
 /* Starts a non-blocking connect to `sa`: on_connect reports how it ended. */
 int stream_connect(Stream *s, const struct sockaddr *sa, socklen_t sa_len);
 

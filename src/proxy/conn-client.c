@@ -95,10 +95,7 @@ void client_conn_abort(ClientConn *c)
 
 void client_conn_abort_reset(ClientConn *c)
 {
-        /* SO_LINGER 0: close() sends a RST, and drops what the socket still holds of the
-         * response; the client reads an error, not an end. */
-        struct linger l = { .l_onoff = 1, .l_linger = 0 };
-        (void)setsockopt(c->stream.fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+        stream_tcp_reset_on_close(c->stream.fd);
         client_conn_free(c);
 }
 

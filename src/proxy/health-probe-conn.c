@@ -9,26 +9,21 @@
 #include "base/util.h"
 #include "proxy/health-probe-conn-private.h"
 
-/* A reset rather than a FIN: no closing handshake and no TIME_WAIT left behind, a thousand a
- * second (HAProxy ends its checks so). Nothing is left unsaid: the check has its answer, or has
- * failed. When the server closed first, its FIN is answered by a plain close. */
-static void close_reset(int fd)
-{
-        struct linger l = { .l_onoff = 1, .l_linger = 0 };
-        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
-}
-
+/* A check's connection ends with a reset rather than a FIN (stream_tcp_reset_on_close): no
+ * closing handshake and no TIME_WAIT left behind, a thousand a second (HAProxy ends its checks
+ * so). Nothing is left unsaid: the check has its answer, or has failed. When the server closed
+ * first, its FIN is answered by a plain close. */
 void probe_close_conn(Probe *p)
 {
         probe_unwatch(p);
         probe_wheel_del(p->wheel, &p->step);
         if (p->tls && p->state != CONN_NONE) {
                 if (p->stream.fd >= 0 && !p->stream.eof)
-                        close_reset(p->stream.fd);
+                        stream_tcp_reset_on_close(p->stream.fd);
                 stream_done(&p->stream);
         }
         if (p->fd >= 0)
-                close_reset(p->fd);
+                stream_tcp_reset_on_close(p->fd);
         p->fd = safe_close(p->fd);
         p->partial = mfree(p->partial);
         p->partial_len = 0;
