@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 """What active health checks cost: 1,000 nodes probed every second (tcp, http, https) against a
 local nginx, the prober thread's CPU as a share of one core (bench-health-probes reads it from
-/proc/self/task/<tid>/stat), and nginx's count of what arrived (stub_status), so that the rate
-is seen to be one probe per node per second.
+/proc/self/task/<tid>/stat), and nginx's count of what arrived (stub_status) or, for tcp checks,
+which nginx never accepts (they are half open), the namespace's count of connections opened, so
+that the rate is seen to be one probe per node per second.
 
 Run inside a network namespace of its own (nginx binds 0.0.0.0:18081 and the nodes are
 127.0.x.y):
@@ -302,6 +303,15 @@ def accepted(addr):
     return accepts, requests
 
 
+def tcp_counts():
+    """The prober's network namespace's TCP counters: connections opened (a tcp check is one,
+    which nginx never accepts: it is half open) and segments sent (on loopback, both ends')."""
+    with open("/proc/self/net/snmp") as f:
+        rows = [line.split() for line in f if line.startswith("Tcp:")]
+    tcp = dict(zip(rows[0][1:], map(int, rows[1][1:])))
+    return tcp["ActiveOpens"], tcp["OutSegs"]
+
+
 def bench_run(d, kind, port, holder, bench_pin, args, status_addr):
     """One run of bench-health-probes: its result, perf's data, the counts and the probes they
     are divided by."""
@@ -393,9 +403,11 @@ def callgrind_run(d, proc, kind, status_addr):
     time.sleep(CALLGRIND_WARMUP)
     control("-z")
     a0, r0 = accepted(status_addr)
+    o0 = tcp_counts()[0]
     time.sleep(SECONDS)
     control("-d")
     a1, r1 = accepted(status_addr)
+    o1 = tcp_counts()[0]
     proc.communicate()
     # The dump's file of each thread (callgrind.out.1-TT); the prober's is the busiest.
     best, best_file = -1, None
@@ -409,8 +421,8 @@ def callgrind_run(d, proc, kind, status_addr):
                             best, best_file = ir, os.path.join(d, name)
                         break
     # The first status request is counted in r1 (and its connection in a1); a tcp check is a
-    # connection nginx accepts.
-    probes = (r1 - r0 - 1) if kind != "tcp" else (a1 - a0 - 1)
+    # connection opened, which nginx never accepts.
+    probes = (r1 - r0 - 1) if kind != "tcp" else (o1 - o0)
     if os.environ.get("CALLGRIND_KEEP"):
         shutil.copy(best_file, os.environ["CALLGRIND_KEEP"])
     own, incl = callgrind_costs(best_file)
@@ -462,6 +474,7 @@ def main():
             for _ in range(args.runs):
                 for kind in kinds:
                     a0, r0 = accepted(status_addr)
+                    o0, s0 = tcp_counts()
                     t0 = time.monotonic()
                     port = TLS_PORT if kind == "https" else PORT
                     if args.haproxy:
@@ -477,10 +490,13 @@ def main():
                         comm = "lbproxy-probe"
                     wall = time.monotonic() - t0
                     a1, r1 = accepted(status_addr)
+                    o1, s1 = tcp_counts()
                     res["network"] = "veth" if holder else "loopback"
                     # The status requests themselves: one each.
                     res["connections_per_second"] = round((a1 - a0 - 1) / wall, 1)
                     res["requests_per_second"] = round((r1 - r0 - 1) / wall, 1)
+                    res["tcp_opens_per_second"] = round((o1 - o0 - 1) / wall, 1)
+                    res["tcp_segments_out_per_open"] = round((s1 - s0) / max(o1 - o0, 1), 2)
                     if data and args.stalls:
                         tt = sched_waits.thread_time(data, comm)
                         res["perf_on_cpu_percent"] = round(100 * tt["on_cpu"] / tt["window"], 3)

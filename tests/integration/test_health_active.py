@@ -8,14 +8,16 @@ one dead address, the seed with a dead stand-in, and an APISIX manifest with a h
 
 Probes are told from client requests by their path (PROBE_PATH); client requests use others."""
 
+import contextlib
 import os
 import re
+import socket
 import time
 
 import pytest
 
 from dns_helpers import dnsmasq  # noqa: F401 (fixture)
-from lbtest import route_cfg, to_yaml, upstream_cfg
+from lbtest import free_port, route_cfg, to_yaml, upstream_cfg
 from test_dns import pair  # noqa: F401 (fixture)
 from test_health import health_entries, journal, until  # noqa: F401 (fixture)
 from test_seed_https import (HTTPBIN, MOCK, certs, expected_host, globals_yaml,  # noqa: F401
@@ -262,6 +264,40 @@ def test_probes_once_per_address_not_per_worker(upstream, lbproxy, journal):
             # Kept alive between probes (interval <= 4 s): no Connection: close.
             assert r.header("connection") == [], r.headers
     assert client_requests(a) == [] and client_requests(b) == []
+
+
+# -- 4b. tcp checks are half open -------------------------------------------------------------
+def listening(host, port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, port))
+    s.listen(64)
+    s.setblocking(False)
+    return s
+
+
+def test_tcp_checks_are_half_open(upstream, lbproxy, journal):
+    """A tcp check is a SYN, the node's SYN-ACK and a reset: the node's kernel answers for its
+    listener, which gets no connection to accept, and wakes no application. A port closed is
+    still found, and its reopening too."""
+    a = upstream("a", "127.0.0.2")
+    port = free_port("127.0.0.3")
+    check = {"active": {"type": "tcp", "timeout": "500ms",
+                        "healthy": {"interval": "100ms", "successes": 3},
+                        "unhealthy": {"interval": "100ms", "tcp_failures": 1}}}
+    lbproxy({"workers": 2,
+             "upstreams": [upstream_cfg("up", [a, ("127.0.0.3", port)], health_check=check)],
+             "routes": [route_cfg("r", ["/*"], ["up"])]},
+            wrapper=journal.wrapper(), journal_stream=True)
+    node = f"127.0.0.3:{port}"
+    wait_health(journal, node, "down", 10)  # nothing listened at the start
+    with contextlib.closing(listening("127.0.0.3", port)) as s:
+        # Up again after 3 checks in a row that reached this listener, none of them accepted:
+        # a full connect would have left 3 connections in its queue, reset or not.
+        wait_health(journal, node, "healthy", 10)
+        with pytest.raises(BlockingIOError):
+            s.accept()
+    until(lambda: len(health_entries(journal, node, "down")) >= 2, 10, what=f"{node} down again")
 
 
 # -- 5. https probes --------------------------------------------------------------------------
