@@ -71,7 +71,7 @@ void probe_wait(Probe *p, short what)
 void probe_next_step(Probe *p)
 {
         probe_unwatch(p);
-        probe_wheel_add(p->wheel, &p->step, PROBE_TICK_USEC / 2);
+        probe_wheel_add_next_step(p->wheel, &p->step);
 }
 
 void probe_sent(Probe *p)

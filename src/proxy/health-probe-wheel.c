@@ -78,9 +78,34 @@ void probe_wheel_del(ProbeWheel *w, ProbeWheelEntry *e)
 
 void probe_wheel_add(ProbeWheel *w, ProbeWheelEntry *e, uint64_t usec)
 {
+        probe_wheel_add_at(w, e, now_usec(CLOCK_MONOTONIC) + usec);
+}
+
+static void add_tick(ProbeWheel *w, ProbeWheelEntry *e, uint64_t due);
+
+void probe_wheel_add_at(ProbeWheel *w, ProbeWheelEntry *e, uint64_t at)
+{
+        add_tick(w, e, (at + PROBE_TICK_USEC - 1) / PROBE_TICK_USEC);
+}
+
+/* In a step, the step after it, by its number: the look a step later at what the probes started
+ * in this one did (health-probe-step.c) is one step for all of them, whether the step ran at the
+ * start of its 10 ms or, woken late (the coarse clock: up to 4 ms), past the middle, where
+ * "half a step from now" would have been the step after next for some. Outside a step (a TLS
+ * handshake's end), at least half a step from now, as probe_wheel_add(). */
+void probe_wheel_add_next_step(ProbeWheel *w, ProbeWheelEntry *e)
+{
+        if (!w->running) {
+                probe_wheel_add(w, e, PROBE_TICK_USEC / 2);
+                return;
+        }
+        uint64_t now = now_tick();
+        add_tick(w, e, (w->done_tick > now ? w->done_tick : now) + 1);
+}
+
+static void add_tick(ProbeWheel *w, ProbeWheelEntry *e, uint64_t due)
+{
         probe_wheel_del(w, e);
-        uint64_t now = now_usec(CLOCK_MONOTONIC);
-        uint64_t due = (now + usec + PROBE_TICK_USEC - 1) / PROBE_TICK_USEC;
         if (due <= w->done_tick)
                 due = w->done_tick + 1; /* that step ran already: the next */
         e->due_tick = due;

@@ -38,6 +38,11 @@ typedef struct ProbeWheel {
 void probe_wheel_init(ProbeWheel *w, struct event_base *base);
 /* `e` due `usec` from now, rounded up to the grid; moved when it was in already. */
 void probe_wheel_add(ProbeWheel *w, ProbeWheelEntry *e, uint64_t usec);
+/* The same, due at `at` (CLOCK_MONOTONIC, µs). */
+void probe_wheel_add_at(ProbeWheel *w, ProbeWheelEntry *e, uint64_t at);
+/* `e` due at the next step: the one after the step being run, or half a step from now at least
+ * outside one. */
+void probe_wheel_add_next_step(ProbeWheel *w, ProbeWheelEntry *e);
 void probe_wheel_del(ProbeWheel *w, ProbeWheelEntry *e);
 /* Stops its timer; the entries are the caller's. */
 void probe_wheel_done(ProbeWheel *w);

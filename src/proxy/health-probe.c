@@ -69,7 +69,7 @@ struct ProbeTarget {
         ProbeWheelEntry due; /* when it is probed next */
         Probe *probe;   /* its connection; made at the first probe */
         bool probing;   /* a probe runs */
-        uint64_t started_usec;
+        uint64_t due_usec; /* when its probe is due: the wheel has it on its start grid */
         bool waiting;
         ProbeTarget *wait_next;
         unsigned seen;
@@ -128,9 +128,38 @@ static uint64_t target_interval(const ProbeTarget *t)
                           PROBER_DEFAULT_INTERVAL_USEC);
 }
 
-static void arm(ProbeTarget *t, uint64_t usec)
+/* Probes start on a grid of a twentieth of their interval, in whole steps of the wheel, 10 to
+ * 50 ms (1 s: 50 ms): the probes of a stretch of the grid start in one wake-up of the prober's
+ * thread, and their results are looked at in the next (health-probe-step.c), where a grid of
+ * one step took a wake-up for every step. A wake-up is dear (in this project's VM 30 µs of the
+ * thread's CPU for an epoll_wait that slept 10 ms; 1,000 probes a second on a 10 ms grid are
+ * a hundred of them a second), and a start up to 5% of its interval late is not. */
+#define PROBE_START_GRID_MAX_USEC (5 * PROBE_TICK_USEC)
+
+static uint64_t start_grid(uint64_t interval_usec)
 {
-        probe_wheel_add(&t->prober->wheel, &t->due, usec);
+        uint64_t g = interval_usec / 20 / PROBE_TICK_USEC * PROBE_TICK_USEC;
+        return g < PROBE_TICK_USEC ? PROBE_TICK_USEC
+               : g > PROBE_START_GRID_MAX_USEC ? PROBE_START_GRID_MAX_USEC
+                                                : g;
+}
+
+/* Due at `at` (CLOCK_MONOTONIC), started at the first point of its grid from then. The next
+ * probe is due an interval after this `at`, not after the grid's point or the actual start: no
+ * drift, one probe per interval on average. */
+static void arm_at(ProbeTarget *t, uint64_t at, uint64_t interval_usec)
+{
+        uint64_t g = start_grid(interval_usec);
+        t->due_usec = at;
+        probe_wheel_add_at(&t->prober->wheel, &t->due, (at + g - 1) / g * g);
+}
+
+/* The next probe: an interval after the last was due, whatever it took; now if that is past. */
+static void arm_next(ProbeTarget *t)
+{
+        uint64_t interval = target_interval(t);
+        uint64_t now = now_usec(CLOCK_MONOTONIC), at = t->due_usec + interval;
+        arm_at(t, at > now ? at : now, interval);
 }
 
 static void unqueue(ProbeTarget *t)
@@ -276,9 +305,7 @@ static void on_probe_done(Probe *probe, const ProbeResult *r, void *userdata)
         }
         report(t, r);
 
-        /* One probe per interval from the start of the last, whatever it took. */
-        uint64_t now = now_usec(CLOCK_MONOTONIC), due = t->started_usec + target_interval(t);
-        arm(t, due > now ? due - now : 0);
+        arm_next(t);
         start_waiting(p, t->pu);
 }
 
@@ -299,7 +326,6 @@ static void target_start(ProbeTarget *t)
                 .keep_alive = keep,
                 .timeout_usec = or_default(a->timeout_usec, PROBER_DEFAULT_TIMEOUT_USEC),
         };
-        t->started_usec = now_usec(CLOCK_MONOTONIC);
         int r = t->probe ? 0 : probe_new(p->base, &p->wheel, on_probe_done, t, &t->probe);
         if (r >= 0)
                 r = probe_start(t->probe, &spec);
@@ -307,7 +333,7 @@ static void target_start(ProbeTarget *t)
                 /* Out of descriptors or memory: lbproxy's trouble, not the node's. */
                 log_warning_errno(r, "Upstream '%s': cannot probe %s: %m", t->pu->name,
                                   t->text);
-                arm(t, target_interval(t));
+                arm_next(t);
                 return;
         }
         t->probing = true;
@@ -352,7 +378,7 @@ static void on_target_due(ProbeWheelEntry *e)
         HealthProber *p = t->prober;
         assert(!t->probing);
         if (node_admin_state(t->node) == NODE_ADMIN_MAINT) {
-                arm(t, target_interval(t));
+                arm_next(t);
                 return;
         }
         if (has_room(p, t->pu)) {
@@ -536,8 +562,9 @@ static int target_sync(HealthProber *p, ProbeUpstream *pu, Node *n,
                         return -ENOMEM;
                 }
                 /* Somewhere in its first interval: a thousand new nodes do not go at once. */
-                arm(t, next_random(p) % or_default(a->healthy.interval_usec,
-                                                   PROBER_DEFAULT_INTERVAL_USEC));
+                uint64_t interval = or_default(a->healthy.interval_usec,
+                                               PROBER_DEFAULT_INTERVAL_USEC);
+                arm_at(t, now_usec(CLOCK_MONOTONIC) + next_random(p) % interval, interval);
         }
         assert(t->pu == pu);
         t->seen = p->sync;

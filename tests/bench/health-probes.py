@@ -445,6 +445,7 @@ def main():
     ap.add_argument("--callgrind", action="store_true")
     ap.add_argument("--haproxy", action="store_true")
     ap.add_argument("--stalls", action="store_true")
+    ap.add_argument("--peer-nice", type=int, default=0)
     args = ap.parse_args()
     status_addr = PEER if args.veth else "127.0.0.1"
     holder = veth_peer() if args.veth else None
@@ -457,7 +458,7 @@ def main():
                         "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
                         "/CN=bench", "-keyout", os.path.join(d, "key.pem"), "-out",
                         os.path.join(d, "cert.pem")], check=True, capture_output=True)
-        cmd = ["nginx", "-c", conf, "-g", "daemon off;"]
+        cmd = ["nice", "-n", str(args.peer_nice), "nginx", "-c", conf, "-g", "daemon off;"]
         bench_pin = []
         if holder:
             cmd = ["nsenter", "-t", str(holder.pid), "-n", "taskset", "-c", "1"] + cmd
