@@ -11,9 +11,9 @@
 
 /* A tcp check that connected: connect(AF_UNSPEC) resets the connection (RST, as
  * stream_tcp_reset_on_close) and leaves the socket to connect again, from a new ephemeral port,
- * without the socket(), setsockopt() and close() of a new one. Only after a success: a socket whose connect failed
- * refuses the next (ECONNABORTED), and one disconnected while connecting keeps an error for
- * the next check to read as its own. */
+ * without the socket(), setsockopt() and close() of a new one. Only after a success: a socket
+ * whose connect failed refuses the next (ECONNABORTED), and one disconnected while connecting
+ * keeps an error for the next check to read as its own. */
 static void disconnect_for_reuse(Probe *p)
 {
         struct sockaddr unspec = { .sa_family = AF_UNSPEC };
