@@ -56,6 +56,8 @@ struct Probe {
         int fd_family;
         int spare_fd;       /* a tcp check's socket, disconnected, for the next connect */
         int spare_family;
+        bool in_connects;   /* fd (spare_fd) is in the wheel's set of connects */
+        uint32_t connect_events; /* what that set said of it in this check, or 0 */
         size_t sent;        /* of the request, in CONN_SEND */
         /* Either, on the steps */
         ProbeWheelEntry step; /* the next step's look */

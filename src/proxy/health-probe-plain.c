@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include "base/util.h"
@@ -44,21 +45,61 @@ void probe_plain_send(Probe *p)
         probe_sent(p);
 }
 
-/* The connect's outcome, from the socket's state (the first byte of TCP_INFO): one
- * getsockopt, where epoll would take two epoll_ctl and a wake-up. */
-void probe_plain_connected(Probe *p)
+/* The wheel's set of connects, once a step: what each tcp check's socket did since the last
+ * step took them, marked on its Probe while it connects. The set is edge-triggered and nothing
+ * sleeps on it, so a socket's change wakes nobody, and each comes once, with the socket's
+ * state as it is now (epoll asks the socket again as it reports it): a connect made, or failed,
+ * or nothing yet. One epoll_wait for a step's checks, where each took a getsockopt. */
+static void take_connects(ProbeWheel *w)
 {
+        if (w->connects_tick == w->done_tick)
+                return;
+        w->connects_tick = w->done_tick;
+        struct epoll_event ev[64];
+        int n;
+        do {
+                n = epoll_wait(w->connects_fd, ev, ELEMENTSOF(ev), 0);
+                for (int i = 0; i < n; i++) {
+                        Probe *q = ev[i].data.ptr;
+                        if (q->state == CONN_CONNECT)
+                                q->connect_events = ev[i].events;
+                }
+        } while (n == (int)ELEMENTSOF(ev));
+}
+
+/* The connect's state, from the set of connects at a step: 0 when it is not done, 1 when it
+ * is, -1 when it failed; or, without the set or out of a step (epoll said the socket is
+ * writable, after a look found it connecting), from the socket's state (the first byte of
+ * TCP_INFO). */
+static int connect_state(Probe *p)
+{
+        if (p->in_connects && p->wheel->running) {
+                take_connects(p->wheel);
+                uint32_t e = p->connect_events;
+                return e & (EPOLLERR | EPOLLHUP) ? -1 : e & EPOLLOUT ? 1 : 0;
+        }
         uint8_t state = 0;
         socklen_t len = sizeof(state);
-        int error = 0;
         if (getsockopt(p->fd, IPPROTO_TCP, TCP_INFO, &state, &len) < 0)
-                error = errno;
-        else if (state == TCP_SYN_SENT) {
+                return -1;
+        return state == TCP_SYN_SENT                                ? 0
+               : state == TCP_ESTABLISHED || state == TCP_CLOSE_WAIT ? 1
+                                                                     : -1;
+}
+
+/* The connect's outcome, from the set of connects or the socket's state: no syscall of its own
+ * or one, where epoll would take two epoll_ctl and a wake-up. */
+void probe_plain_connected(Probe *p)
+{
+        int error = 0;
+        int state = connect_state(p);
+        if (state == 0) {
                 probe_wait(p, EV_WRITE);
                 return;
-        } else if (state != TCP_ESTABLISHED && state != TCP_CLOSE_WAIT) {
+        }
+        if (state < 0) {
                 /* Closed: refused, unreachable, or reset after its SYN-ACK. */
-                len = sizeof(error);
+                socklen_t len = sizeof(error);
                 if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0)
                         error = errno;
                 if (error == 0)
@@ -96,6 +137,15 @@ static void half_open(int fd)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof(one));
 }
 
+/* A tcp check's socket joins the wheel's set of connects for its life (its reuses too); closed,
+ * it leaves it. Without it, each look at its connect is a getsockopt. */
+static void join_connects(Probe *p, int fd)
+{
+        struct epoll_event ev = { .events = EPOLLOUT | EPOLLET, .data.ptr = p };
+        p->in_connects = p->wheel->connects_fd >= 0 &&
+                         epoll_ctl(p->wheel->connects_fd, EPOLL_CTL_ADD, fd, &ev) == 0;
+}
+
 /* An immediate failure is said at the next step. */
 int probe_plain_open(Probe *p, const ProbeSpec *spec)
 {
@@ -108,13 +158,17 @@ int probe_plain_open(Probe *p, const ProbeSpec *spec)
                 fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
                 if (fd < 0)
                         return -errno;
+                p->in_connects = false;
                 if (p->http) {
                         /* The request in one send most often, but one in parts must not wait. */
                         int one = 1;
                         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-                } else
+                } else {
                         half_open(fd);
+                        join_connects(p, fd);
+                }
         }
+        p->connect_events = 0;
         if (connect(fd, spec->sa, spec->sa_len) < 0 && errno != EINPROGRESS)
                 p->pending_error = -errno;
         p->fd = TAKE_FD(fd);

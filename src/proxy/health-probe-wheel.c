@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <assert.h>
+#include <sys/epoll.h>
 
 #include "base/util.h"
 #include "proxy/health-probe-conn.h"
@@ -163,7 +164,8 @@ static void on_timer(evutil_socket_t fd, short what, void *userdata)
 
 void probe_wheel_init(ProbeWheel *w, struct event_base *base)
 {
-        *w = (ProbeWheel){ .done_tick = now_tick(), .coarse_usec = coarse_tick_usec() };
+        *w = (ProbeWheel){ .done_tick = now_tick(), .coarse_usec = coarse_tick_usec(),
+                           .connects_fd = epoll_create1(EPOLL_CLOEXEC) };
         for (size_t i = 0; i < PROBE_WHEEL_SLOTS; i++)
                 w->heads[i].next = w->heads[i].prev = &w->heads[i];
         evtimer_assign(&w->timer, base, on_timer, w);
@@ -173,4 +175,5 @@ void probe_wheel_done(ProbeWheel *w)
 {
         event_del(&w->timer);
         w->armed = false;
+        w->connects_fd = safe_close(w->connects_fd);
 }

@@ -30,6 +30,11 @@ typedef struct ProbeWheel {
         uint64_t armed_tick; /* the step the timer is set for */
         uint64_t done_tick;  /* every step up to this one has run */
         uint64_t coarse_usec; /* libevent's clock's tick (see arm()), or 0 */
+        /* tcp checks' sockets, in an epoll set that nothing sleeps on: one epoll_wait at a step
+         * says which of them connected or failed (health-probe-plain.c). < 0: none, each
+         * looked at with a getsockopt. */
+        int connects_fd;
+        uint64_t connects_tick; /* the step that took its events last */
         size_t n;
         ProbeWheelEntry heads[PROBE_WHEEL_SLOTS]; /* each slot's list, circular */
         uint64_t used[PROBE_WHEEL_SLOTS / 64];    /* the slots that hold entries */

@@ -161,6 +161,14 @@ static void settle(struct event_base *base, atomic_uint *counter, unsigned want)
         event_base_dispatch(base);
 }
 
+/* Takes the one connection a full queue held (event_base_once callback). */
+static void empty_queue(evutil_socket_t fd, short what, void *userdata)
+{
+        int c = accept(*(int *)userdata, NULL, NULL);
+        if (c >= 0)
+                close(c);
+}
+
 static bool ok(ProbeResult r)
 {
         return r.error == 0 && r.status == 200 && !r.stale;
@@ -290,6 +298,30 @@ int main(void)
         CHECK(r.error == -ECONNREFUSED);
         r = check(base, p, true, true);
         CHECK(r.error == -ECONNREFUSED);
+
+        /* A listener whose queue is full drops the SYN: the look at the next step finds the
+         * check connecting, and epoll watches it, to its timeout. Once the queue has room, the
+         * SYN sent again (after 1 s) is answered, and the check is done when epoll says so. */
+        int full = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int one = 1;
+        (void)setsockopt(full, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        CHECK(bind(full, (struct sockaddr *)&srv.sin, sizeof(srv.sin)) == 0);
+        CHECK(listen(full, 0) == 0);
+        int filler = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        CHECK(connect(filler, (struct sockaddr *)&srv.sin, sizeof(srv.sin)) == 0);
+        timeout_usec = 300 * USEC_PER_MSEC;
+        r = check(base, p, false, false);
+        CHECK(r.error == -ETIMEDOUT);
+        timeout_usec = 3 * USEC_PER_SEC;
+        struct timeval soon = { .tv_usec = 100 * 1000 };
+        CHECK(event_base_once(base, -1, EV_TIMEOUT, empty_queue, &full, &soon) == 0);
+        t0 = now_usec(CLOCK_MONOTONIC);
+        r = check(base, p, false, false);
+        took = now_usec(CLOCK_MONOTONIC) - t0;
+        CHECK(r.error == 0);
+        CHECK(took >= 500 * USEC_PER_MSEC); /* the SYN's second sending */
+        close(filler);
+        close(full);
 
         probe_free(p);
         probe_wheel_done(&wheel);
