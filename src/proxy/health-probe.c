@@ -128,30 +128,34 @@ static uint64_t target_interval(const ProbeTarget *t)
                           PROBER_DEFAULT_INTERVAL_USEC);
 }
 
-/* Probes start on a grid of a twentieth of their interval, in whole steps of the wheel, 10 to
- * 50 ms (1 s: 50 ms): the probes of a stretch of the grid start in one wake-up of the prober's
+/* Probes start on a grid of a tenth of their interval, in whole steps of the wheel, 10 to
+ * 100 ms (1 s: 100 ms): the probes of a stretch of the grid start in one wake-up of the prober's
  * thread, and their results are looked at in the next (health-probe-step.c), where a grid of
- * one step took a wake-up for every step. A wake-up is dear (in this project's VM 30 µs of the
- * thread's CPU for an epoll_wait that slept 10 ms; 1,000 probes a second on a 10 ms grid are
- * a hundred of them a second), and a start up to 5% of its interval late is not. */
-#define PROBE_START_GRID_MAX_USEC (5 * PROBE_TICK_USEC)
+ * one step took a wake-up for every step. A wake-up is dear, the more so for what it finds
+ * cold (in this project's VM 30 µs of the thread's CPU for an epoll_wait that slept 10 ms, and
+ * a step of tcp checks about 100 µs more than its checks; 1,000 probes a second on a 10 ms
+ * grid made 110 steps a second, on a 50 ms grid 45, on this one 23: tests/bench/RESULTS.md),
+ * and a start up to a tenth of its interval early is not (HAProxy's spread-checks moves its
+ * checks by up to half). */
+#define PROBE_START_GRID_MAX_USEC (10 * PROBE_TICK_USEC)
 
 static uint64_t start_grid(uint64_t interval_usec)
 {
-        uint64_t g = interval_usec / 20 / PROBE_TICK_USEC * PROBE_TICK_USEC;
+        uint64_t g = interval_usec / 10 / PROBE_TICK_USEC * PROBE_TICK_USEC;
         return g < PROBE_TICK_USEC ? PROBE_TICK_USEC
                : g > PROBE_START_GRID_MAX_USEC ? PROBE_START_GRID_MAX_USEC
                                                 : g;
 }
 
-/* Due at `at` (CLOCK_MONOTONIC), started at the first point of its grid from then. The next
- * probe is due an interval after this `at`, not after the grid's point or the actual start: no
- * drift, one probe per interval on average. */
+/* Due at `at` (CLOCK_MONOTONIC), started at the last point of its grid before then (early, not
+ * late: a node's failure is found as soon as with probes at exact times, within interval ×
+ * threshold + timeout). The next probe is due an interval after this `at`, not after the grid's
+ * point or the actual start: no drift, one probe per interval on average. */
 static void arm_at(ProbeTarget *t, uint64_t at, uint64_t interval_usec)
 {
         uint64_t g = start_grid(interval_usec);
         t->due_usec = at;
-        probe_wheel_add_at(&t->prober->wheel, &t->due, (at + g - 1) / g * g);
+        probe_wheel_add_at(&t->prober->wheel, &t->due, at / g * g);
 }
 
 /* The next probe: an interval after the last was due, whatever it took; now if that is past. */

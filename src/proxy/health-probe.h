@@ -11,7 +11,7 @@
  * for a node with several addresses, the address) is up, unhealthy.interval while down; the
  * first probe of a target comes at a random point of its first interval, so that a thousand
  * nodes do not go at once. A probe is due an interval after the last was due, and starts on a
- * grid of a twentieth of its interval (10 to 50 ms), which the probes due in a stretch of it
+ * grid of a tenth of its interval (10 to 100 ms), which the probes due in a stretch of it
  * share, with one wake-up of the thread (health-probe-wheel.h). An http/https target keeps its
  * connection between probes (health-probe-conn.h). At most `concurrency` probes of an
  * upstream, and PROBER_MAX_IN_FLIGHT in all, run at once; the others wait their turn, in

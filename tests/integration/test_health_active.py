@@ -279,10 +279,10 @@ def voluntary_switches(pid, tid):
 
 
 def test_probes_of_many_nodes_share_wake_ups(upstream, lbproxy, journal):
-    """200 nodes probed every second start on a 50 ms grid (a twentieth of the interval), and
-    their results are looked at one 10 ms step later: 40 wake-ups of the prober a second,
+    """200 nodes probed every second start on a 100 ms grid (a tenth of the interval), and
+    their results are looked at one 10 ms step later: 20 wake-ups of the prober a second,
     whatever the number of nodes, and a few more when libevent's coarse clock wakes it before a
-    step (47 here). A start anywhere on the 10 ms grid made one for nearly every step: 113."""
+    step. A start anywhere on the 10 ms grid made one for nearly every step: 113."""
     listener = listening("0.0.0.0", free_port("0.0.0.0"))
     port = listener.getsockname()[1]
     nodes = [(f"127.0.{2 + i // 200}.{1 + i % 200}", port) for i in range(200)]
@@ -301,7 +301,7 @@ def test_probes_of_many_nodes_share_wake_ups(upstream, lbproxy, journal):
         n1, t1 = voluntary_switches(lb.pid, tid), time.monotonic()
         rate = (n1 - n0) / (t1 - t0)
         print(f"\nprober: {rate:.1f} wake-ups a second for 200 probes a second")
-        assert rate <= 60, rate
+        assert rate <= 35, rate
         assert not health_entries(journal), "every node is up"
 
 
