@@ -48,8 +48,12 @@ much of that was the VM's stalls, spans in which its CPU logged nothing, not eve
 for over 1 ms. This guest reports no steal time, so a stall while the thread is on its CPU is
 charged to the thread, in schedstat as in perf.
 
+`--peer-nice N` runs nginx at that nice value (default 0). On loopback a probe's send wakes
+nginx on the prober's CPU, and nginx, at a higher priority than the prober (nice 5), preempts
+it; at 19 it waits for the prober to sleep, as a node on another host never preempts it.
+
 Options: --veth, --runs N, --only tcp|http|https, --perf, --count, --callgrind, --haproxy,
---stalls.
+--stalls, --peer-nice N.
 Environment: NODES (1000; 100 with --callgrind), SECONDS_ (10), CALLGRIND_WARMUP (8), BENCH.
 """
 import argparse
