@@ -5,7 +5,9 @@
  * wheel behind one libevent timer. A thousand targets in libevent's heap cost each re-arm a walk
  * through a dozen other targets' events (a cache miss each) and each its own wake-up; here an
  * add or a removal is a list operation, and everything due in one step runs in one wake-up.
- * Between health-probe.c and nothing else. */
+ * The prober's: its targets' starts (health-probe.c) and their checks' looks at the next step
+ * (health-probe-step.c), which also share the step's one look at the tcp checks' connects
+ * (health-probe-plain.c). */
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
